@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef VIGIL_CONSOLE_APICLIENT_H
+#define VIGIL_CONSOLE_APICLIENT_H
+
+/*
+ * A small HTTPS client for the console's API, used by vigilctl and the tests.
+ * The console's certificate is verified against ca_file and the URL's host.
+ */
+
+#include "error.h"
+
+/* Responses larger than this are refused. */
+#define APICLIENT_BODY_MAX (64 * 1024 * 1024)
+
+/*
+ * GET base_url + path with "Authorization: Bearer token" (token may be NULL:
+ * no header).  On success *ret_status is the HTTP status and *ret_body a new
+ * NUL-terminated copy of the body (caller frees).  Transport and TLS failures
+ * return a negative errno with err naming the URL.
+ */
+int apiclient_get(const char *base_url, const char *path, const char *token, const char *ca_file,
+		  int *ret_status, char **ret_body, vigil_err *err);
+
+#endif

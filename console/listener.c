@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "listener.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "log.h"
+#include "tls.h"
+#include "vigil.pb-c.h"
+
+#define LABELS_MAX 32
+
+struct listener {
+	nng_socket sock;
+	nng_listener nl;
+	struct store *st;
+	int heartbeat_interval_ms;
+	pthread_t workers[LISTENER_WORKERS];
+	int nworkers;
+};
+
+struct listener *listener_bind(const char *url, nng_tls_config *tls, vigil_err *err)
+{
+	struct listener *l = calloc(1, sizeof(*l));
+	int rv;
+
+	if (l == NULL) {
+		verr_set(err, -ENOMEM, "out of memory");
+		errno = ENOMEM;
+		return NULL;
+	}
+	if ((rv = nng_rep0_open(&l->sock)) != 0) {
+		verr_set(err, -ENOMEM, "cannot open rep socket: %s", nng_strerror(rv));
+		free(l);
+		errno = ENOMEM;
+		return NULL;
+	}
+	nng_socket_set_size(l->sock, NNG_OPT_RECVMAXSZ, LISTENER_MSG_MAX);
+	if ((rv = nng_listener_create(&l->nl, l->sock, url)) != 0 ||
+	    (rv = nng_listener_set_ptr(l->nl, NNG_OPT_TLS_CONFIG, tls)) != 0 ||
+	    (rv = nng_listener_start(l->nl, 0)) != 0) {
+		verr_set(err, rv == NNG_EADDRINUSE ? -EADDRINUSE : -EINVAL,
+			 "cannot listen on %s: %s%s", url, nng_strerror(rv),
+			 rv == NNG_EADDRINUSE ? " (another process has the port)" : "");
+		nng_close(l->sock);
+		free(l);
+		errno = rv == NNG_EADDRINUSE ? EADDRINUSE : EINVAL;
+		return NULL;
+	}
+	return l;
+}
+
+static nng_msg *reply_msg(uint64_t seq, Vigil__Reply__Status status, const char *error,
+			  int heartbeat_interval_ms)
+{
+	Vigil__Reply r = VIGIL__REPLY__INIT;
+	nng_msg *m;
+
+	r.seq = seq;
+	r.status = status;
+	r.error = (char *)(error != NULL ? error : "");
+	r.heartbeat_interval_ms = (uint32_t)heartbeat_interval_ms;
+	if (nng_msg_alloc(&m, vigil__reply__get_packed_size(&r)) != 0)
+		return NULL;
+	vigil__reply__pack(&r, nng_msg_body(m));
+	return m;
+}
+
+static Vigil__Reply__Status status_for(int rc)
+{
+	return rc == -EINVAL ? VIGIL__REPLY__STATUS__REFUSED : VIGIL__REPLY__STATUS__RETRY;
+}
+
+static nng_msg *handle_hello(struct listener *l, const char *host_id, const Vigil__Envelope *env)
+{
+	const Vigil__Hello *h = env->hello;
+	struct store_label labels[LABELS_MAX];
+	struct store_hello sh = {0};
+	vigil_err err = {0};
+	int rc;
+
+	if (h->n_labels > LABELS_MAX)
+		return reply_msg(env->seq, VIGIL__REPLY__STATUS__REFUSED, "too many labels",
+				 l->heartbeat_interval_ms);
+	for (size_t i = 0; i < h->n_labels; i++) {
+		labels[i].key = h->labels[i]->key;
+		labels[i].value = h->labels[i]->value;
+	}
+	sh.host_id = host_id;
+	sh.hostname = h->hostname;
+	sh.kernel = h->kernel;
+	sh.os = h->os;
+	sh.defender_version = h->defender_version;
+	sh.bpf_status = h->bpf_status;
+	sh.labels = labels;
+	sh.nlabels = h->n_labels;
+	rc = store_host_hello(l->st, &sh, &err);
+	if (rc < 0) {
+		log_warn("hello from host %s not stored: %s", host_id, err.msg);
+		return reply_msg(env->seq, status_for(rc), err.msg, l->heartbeat_interval_ms);
+	}
+	log_info("host %s (hostname %s, defender %s) registered", host_id, h->hostname,
+		 h->defender_version);
+	return reply_msg(env->seq, VIGIL__REPLY__STATUS__OK, NULL, l->heartbeat_interval_ms);
+}
+
+static nng_msg *handle_heartbeat(struct listener *l, const char *host_id,
+				 const Vigil__Envelope *env)
+{
+	struct store_heartbeat hb = {.exec_count = env->heartbeat->exec_count};
+	vigil_err err = {0};
+	int rc = store_host_heartbeat(l->st, host_id, &hb, &err);
+
+	if (rc == -ENOENT)
+		return reply_msg(env->seq, VIGIL__REPLY__STATUS__HELLO_REQUIRED, NULL,
+				 l->heartbeat_interval_ms);
+	if (rc < 0) {
+		log_warn("heartbeat from host %s not stored: %s", host_id, err.msg);
+		return reply_msg(env->seq, status_for(rc), err.msg, l->heartbeat_interval_ms);
+	}
+	return reply_msg(env->seq, VIGIL__REPLY__STATUS__OK, NULL, l->heartbeat_interval_ms);
+}
+
+/* Answer one request; returns the reply (NULL only when out of memory). */
+static nng_msg *handle(struct listener *l, nng_msg *req)
+{
+	char host_id[128];
+	Vigil__Envelope *env;
+	nng_msg *rep;
+	int rc;
+
+	rc = tls_pipe_peer_cn(nng_msg_get_pipe(req), host_id, sizeof(host_id));
+	if (rc < 0) {
+		/* Cannot happen with auth REQUIRED; refuse rather than guess an identity. */
+		log_warn("request from a peer without a verified certificate identity refused");
+		return reply_msg(0, VIGIL__REPLY__STATUS__REFUSED, "no verified identity",
+				 l->heartbeat_interval_ms);
+	}
+	env = vigil__envelope__unpack(NULL, nng_msg_len(req), nng_msg_body(req));
+	if (env == NULL) {
+		log_warn("malformed message from host %s refused", host_id);
+		return reply_msg(0, VIGIL__REPLY__STATUS__REFUSED, "malformed message",
+				 l->heartbeat_interval_ms);
+	}
+	switch (env->body_case) {
+	case VIGIL__ENVELOPE__BODY_HELLO:
+		rep = handle_hello(l, host_id, env);
+		break;
+	case VIGIL__ENVELOPE__BODY_HEARTBEAT:
+		rep = handle_heartbeat(l, host_id, env);
+		break;
+	default:
+		rep = reply_msg(env->seq, VIGIL__REPLY__STATUS__REFUSED, "unknown message kind",
+				l->heartbeat_interval_ms);
+	}
+	vigil__envelope__free_unpacked(env, NULL);
+	return rep;
+}
+
+static void *worker_main(void *arg)
+{
+	struct listener *l = arg;
+	nng_ctx ctx;
+	nng_aio *aio;
+
+	if (nng_ctx_open(&ctx, l->sock) != 0 || nng_aio_alloc(&aio, NULL, NULL) != 0) {
+		log_error("listener worker cannot start: out of memory");
+		return NULL;
+	}
+	for (;;) {
+		nng_msg *req, *rep;
+		int rv;
+
+		nng_ctx_recv(ctx, aio);
+		nng_aio_wait(aio);
+		if ((rv = nng_aio_result(aio)) != 0) {
+			if (rv == NNG_ECLOSED)
+				break;
+			continue;
+		}
+		req = nng_aio_get_msg(aio);
+		rep = handle(l, req);
+		nng_msg_free(req);
+		if (rep == NULL)
+			continue;
+		nng_aio_set_msg(aio, rep);
+		nng_ctx_send(ctx, aio);
+		nng_aio_wait(aio);
+		if ((rv = nng_aio_result(aio)) != 0) {
+			nng_msg_free(rep);
+			if (rv == NNG_ECLOSED)
+				break;
+		}
+	}
+	nng_aio_free(aio);
+	nng_ctx_close(ctx);
+	return NULL;
+}
+
+int listener_serve(struct listener *l, struct store *st, int heartbeat_interval_ms,
+		   vigil_err *err)
+{
+	l->st = st;
+	l->heartbeat_interval_ms = heartbeat_interval_ms;
+	for (int i = 0; i < LISTENER_WORKERS; i++) {
+		int rc = pthread_create(&l->workers[i], NULL, worker_main, l);
+		if (rc != 0)
+			return verr_set(err, -rc, "cannot start listener thread: %s", strerror(rc));
+		l->nworkers++;
+	}
+	return 0;
+}
+
+void listener_stop(struct listener *l)
+{
+	if (l == NULL)
+		return;
+	nng_close(l->sock);
+	for (int i = 0; i < l->nworkers; i++)
+		pthread_join(l->workers[i], NULL);
+	free(l);
+}

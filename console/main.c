@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vigil-console: the server.  Binds the defenders' mutual-TLS endpoint and the
+ * HTTPS API first (so a port in use fails before anything else starts), then
+ * opens the database (its private PostgreSQL under --state-dir, or --db),
+ * applies migrations and serves.  A sweeper marks hosts whose heartbeats
+ * stopped as disconnected.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "fsutil.h"
+#include "listener.h"
+#include "log.h"
+#include "pgembed.h"
+#include "store.h"
+#include "tls.h"
+
+#define DEFAULT_STATE_DIR "/var/lib/vigil/console"
+#define DEFAULT_LISTEN "tls+tcp://0.0.0.0:7443"
+#define DEFAULT_API "https://127.0.0.1:8443"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+struct console_opts {
+	const char *state_dir;
+	const char *db;
+	const char *listen;
+	const char *api;
+	const char *ca, *cert, *key;
+	const char *token_file;
+	int heartbeat_interval_ms;
+	int host_timeout_ms;
+	int log_level;
+	char pki_ca[PATH_MAX], pki_cert[PATH_MAX], pki_key[PATH_MAX], token_path[PATH_MAX];
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: vigil-console [options]\n"
+		"  --state-dir DIR            state (private PostgreSQL, API token); default %s\n"
+		"  --db DSN                   use this PostgreSQL instead of a private one\n"
+		"  --listen URL               defenders' endpoint; default %s\n"
+		"  --api URL                  HTTPS API; default %s\n"
+		"  --ca FILE                  CA that defender certificates must chain to;\n"
+		"                             default STATE/pki/ca.crt\n"
+		"  --cert FILE --key FILE     the console's certificate; default STATE/pki/console.{crt,key}\n"
+		"  --api-token-file FILE      bearer token for the API (created if missing);\n"
+		"                             default STATE/api-token\n"
+		"  --heartbeat-interval-ms N  how often defenders report; default 1000\n"
+		"  --host-timeout-ms N        silence after which a host is disconnected; default 10000\n"
+		"  --log-level LEVEL          debug, info, warn or error\n",
+		DEFAULT_STATE_DIR, DEFAULT_LISTEN, DEFAULT_API);
+}
+
+static int parse_int(const char *opt, const char *s, int min, int max, int *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
+		fprintf(stderr, "vigil-console: %s must be an integer from %d to %d, not '%s'\n",
+			opt, min, max, s);
+		return -1;
+	}
+	*ret = (int)v;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct console_opts *o)
+{
+	static const struct option opts[] = {
+		{"state-dir", required_argument, NULL, 's'},
+		{"db", required_argument, NULL, 'd'},
+		{"listen", required_argument, NULL, 'L'},
+		{"api", required_argument, NULL, 'A'},
+		{"ca", required_argument, NULL, 'C'},
+		{"cert", required_argument, NULL, 'c'},
+		{"key", required_argument, NULL, 'k'},
+		{"api-token-file", required_argument, NULL, 't'},
+		{"heartbeat-interval-ms", required_argument, NULL, 'H'},
+		{"host-timeout-ms", required_argument, NULL, 'T'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	int opt;
+
+	o->state_dir = DEFAULT_STATE_DIR;
+	o->listen = DEFAULT_LISTEN;
+	o->api = DEFAULT_API;
+	o->heartbeat_interval_ms = 1000;
+	o->host_timeout_ms = 10000;
+	o->log_level = LOG_LVL_INFO;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 's': o->state_dir = optarg; break;
+		case 'd': o->db = optarg; break;
+		case 'L': o->listen = optarg; break;
+		case 'A': o->api = optarg; break;
+		case 'C': o->ca = optarg; break;
+		case 'c': o->cert = optarg; break;
+		case 'k': o->key = optarg; break;
+		case 't': o->token_file = optarg; break;
+		case 'H':
+			if (parse_int("--heartbeat-interval-ms", optarg, 100, 600000,
+				      &o->heartbeat_interval_ms) < 0)
+				return 2;
+			break;
+		case 'T':
+			if (parse_int("--host-timeout-ms", optarg, 200, 86400000,
+				      &o->host_timeout_ms) < 0)
+				return 2;
+			break;
+		case 'l':
+			if ((o->log_level = log_level_parse(optarg)) < 0) {
+				fprintf(stderr, "vigil-console: --log-level must be debug, info, "
+						"warn or error, not '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'V':
+			printf("vigil-console %s\n", VIGIL_VERSION);
+			exit(0);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "vigil-console: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (o->host_timeout_ms <= o->heartbeat_interval_ms) {
+		fprintf(stderr, "vigil-console: --host-timeout-ms (%d) must be longer than "
+				"--heartbeat-interval-ms (%d)\n",
+			o->host_timeout_ms, o->heartbeat_interval_ms);
+		return 2;
+	}
+	snprintf(o->pki_ca, sizeof(o->pki_ca), "%s/pki/ca.crt", o->state_dir);
+	snprintf(o->pki_cert, sizeof(o->pki_cert), "%s/pki/console.crt", o->state_dir);
+	snprintf(o->pki_key, sizeof(o->pki_key), "%s/pki/console.key", o->state_dir);
+	snprintf(o->token_path, sizeof(o->token_path), "%s/api-token", o->state_dir);
+	if (o->ca == NULL)
+		o->ca = o->pki_ca;
+	if (o->cert == NULL)
+		o->cert = o->pki_cert;
+	if (o->key == NULL)
+		o->key = o->pki_key;
+	if (o->token_file == NULL)
+		o->token_file = o->token_path;
+	return 0;
+}
+
+static void nap_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* Mark silent hosts disconnected until asked to stop; database errors are retried. */
+static void sweep_until_stopped(struct store *st, int host_timeout_ms)
+{
+	int period = host_timeout_ms / 4 < 1000 ? host_timeout_ms / 4 : 1000;
+	bool db_down = false;
+
+	while (!stop_requested) {
+		vigil_err err = {0};
+		int n = 0;
+
+		if (store_hosts_mark_stale(st, host_timeout_ms, &n, &err) < 0) {
+			if (!db_down)
+				log_warn("database unavailable, retrying: %s", err.msg);
+			db_down = true;
+		} else {
+			if (db_down)
+				log_info("database reachable again");
+			db_down = false;
+			if (n > 0)
+				log_info("%d host(s) silent for %d ms marked disconnected", n,
+					 host_timeout_ms);
+		}
+		nap_ms(period);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct console_opts o = {0};
+	nng_tls_config *link_tls = NULL, *api_tls = NULL;
+	struct listener *lis = NULL;
+	struct api *api = NULL;
+	struct pgembed *pg = NULL;
+	struct store *st_ingest = NULL, *st_api = NULL;
+	char token[API_TOKEN_LEN + 1];
+	const char *dsn;
+	struct sigaction sa = {0};
+	vigil_err err = {0};
+	int rc, applied = 0;
+
+	if ((rc = parse_args(argc, argv, &o)) != 0)
+		return rc;
+	log_init("vigil-console", o.log_level);
+	signal(SIGPIPE, SIG_IGN);
+	sa.sa_handler = on_stop_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	rc = 1;
+
+	if (tls_engine_install(&err) < 0 || fs_mkdir_p(o.state_dir, 0700, &err) < 0 ||
+	    api_token_load_or_create(o.token_file, token, &err) < 0) {
+		log_error("%s", err.msg);
+		goto out;
+	}
+	const struct tls_files link_files = {.ca = o.ca, .cert = o.cert, .key = o.key};
+	const struct tls_files api_files = {.cert = o.cert, .key = o.key};
+	if (tls_config_new(NNG_TLS_MODE_SERVER, NNG_TLS_AUTH_MODE_REQUIRED, &link_files, NULL,
+			   &link_tls, &err) < 0 ||
+	    tls_config_new(NNG_TLS_MODE_SERVER, NNG_TLS_AUTH_MODE_NONE, &api_files, NULL, &api_tls,
+			   &err) < 0) {
+		log_error("TLS: %s", err.msg);
+		goto out;
+	}
+	if ((lis = listener_bind(o.listen, link_tls, &err)) == NULL) {
+		log_error("%s", err.msg);
+		goto out;
+	}
+	if (o.db != NULL) {
+		dsn = o.db;
+	} else {
+		log_info("starting the private PostgreSQL under %s/postgres", o.state_dir);
+		if ((pg = pgembed_start(o.state_dir, 60000, &err)) == NULL) {
+			log_error("private PostgreSQL: %s", err.msg);
+			goto out;
+		}
+		dsn = pgembed_dsn(pg);
+	}
+	if ((st_ingest = store_open(dsn, &err)) == NULL || (st_api = store_open(dsn, &err)) == NULL) {
+		log_error("database: %s", err.msg);
+		goto out;
+	}
+	if (store_migrate(st_ingest, &applied, &err) < 0) {
+		log_error("database migration: %s", err.msg);
+		goto out;
+	}
+	log_info("database schema at version %d (%d migration(s) applied now)",
+		 store_schema_version_latest(), applied);
+	if ((api = api_start(o.api, api_tls, st_api, token, &err)) == NULL) {
+		log_error("%s", err.msg);
+		goto out;
+	}
+	if (listener_serve(lis, st_ingest, o.heartbeat_interval_ms, &err) < 0) {
+		log_error("%s", err.msg);
+		goto out;
+	}
+	log_info("vigil-console %s ready: defenders on %s, API on %s (token in %s), TLS engine %s",
+		 VIGIL_VERSION, o.listen, o.api, o.token_file, tls_engine_name());
+	sweep_until_stopped(st_api, o.host_timeout_ms);
+	log_info("stopping");
+	rc = 0;
+out:
+	api_stop(api);
+	listener_stop(lis);
+	store_close(st_ingest);
+	store_close(st_api);
+	pgembed_stop(pg);
+	if (link_tls != NULL)
+		nng_tls_config_free(link_tls);
+	if (api_tls != NULL)
+		nng_tls_config_free(api_tls);
+	return rc;
+}

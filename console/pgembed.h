@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef VIGIL_CONSOLE_PGEMBED_H
+#define VIGIL_CONSOLE_PGEMBED_H
+
+/*
+ * The console's private PostgreSQL cluster, used when no DSN is given.
+ *
+ * Layout under state_dir: postgres/data (the cluster, created by initdb on
+ * first start) and postgres/run (the Unix socket; no TCP listener at all).
+ * When the caller is root, initdb and postgres run as the unprivileged
+ * "postgres" user (initdb refuses root); the directories are owned by it.
+ * The server is a child of the console: it is stopped by pgembed_stop and,
+ * should the console die without stopping it, it gets SIGINT (fast shutdown)
+ * through PR_SET_PDEATHSIG, so a restarted console finds its data free.
+ *
+ * Not thread-safe; one owner (the console's main thread).
+ */
+
+#include "error.h"
+
+struct pgembed;
+
+/*
+ * Create (initdb, if missing) and start the cluster under state_dir, wait until
+ * it accepts connections (at most timeout_ms), and make sure database "vigil"
+ * exists.  Returns the running cluster, or NULL with errno set and err filled
+ * (which binary or directory failed and why; the server log path on failure).
+ */
+struct pgembed *pgembed_start(const char *state_dir, int timeout_ms, vigil_err *err);
+
+/* libpq connection string for database "vigil"; owned by pg, valid until pgembed_stop. */
+const char *pgembed_dsn(const struct pgembed *pg);
+
+/* Stop the server (fast shutdown), wait for it, free pg.  Accepts NULL. */
+void pgembed_stop(struct pgembed *pg);
+
+#endif

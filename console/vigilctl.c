@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vigilctl: the operator's command line.
+ *
+ *   vigilctl [API options] hosts [--json]
+ *   vigilctl pki init|issue|show ...
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "apiclient.h"
+#include "fsutil.h"
+#include "vigilctl_pki.h"
+
+#define DEFAULT_STATE_DIR "/var/lib/vigil/console"
+#define DEFAULT_API "https://127.0.0.1:8443"
+
+struct ctl {
+	const char *api;
+	const char *ca;
+	const char *token_file;
+	char token[256];
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: vigilctl [--api URL] [--ca FILE] [--token-file FILE] COMMAND ...\n"
+		"  hosts [--json]       the fleet: every host, connected or not\n"
+		"  pki init|issue|show  certificate authority and host certificates\n"
+		"API options (defaults read the local console's state in %s):\n"
+		"  --api URL            console API; default %s (or $VIGIL_API)\n"
+		"  --ca FILE            CA that signed the console's certificate\n"
+		"  --token-file FILE    API bearer token (or $VIGIL_API_TOKEN)\n",
+		DEFAULT_STATE_DIR, DEFAULT_API);
+}
+
+static int load_token(struct ctl *c)
+{
+	const char *env = getenv("VIGIL_API_TOKEN");
+	char *text;
+	size_t len;
+	vigil_err err = {0};
+
+	if (env != NULL && c->token_file == NULL) {
+		snprintf(c->token, sizeof(c->token), "%s", env);
+		return 0;
+	}
+	if (c->token_file == NULL)
+		c->token_file = DEFAULT_STATE_DIR "/api-token";
+	if (fs_read_file(c->token_file, 4096, &text, &len, &err) < 0) {
+		fprintf(stderr, "vigilctl: API token: %s (use --token-file or $VIGIL_API_TOKEN)\n",
+			err.msg);
+		return -1;
+	}
+	len = strcspn(text, "\r\n");
+	if (len == 0 || len >= sizeof(c->token)) {
+		fprintf(stderr, "vigilctl: API token file %s is empty or too long\n", c->token_file);
+		free(text);
+		return -1;
+	}
+	memcpy(c->token, text, len);
+	c->token[len] = '\0';
+	free(text);
+	return 0;
+}
+
+/* GET path; prints the error and returns NULL unless the API answered 200 with JSON. */
+static json_t *api_get_json(struct ctl *c, const char *path)
+{
+	vigil_err err = {0};
+	json_error_t jerr;
+	char *body = NULL;
+	json_t *doc;
+	int status;
+
+	if (load_token(c) < 0)
+		return NULL;
+	if (apiclient_get(c->api, path, c->token, c->ca, &status, &body, &err) < 0) {
+		fprintf(stderr, "vigilctl: %s\n", err.msg);
+		return NULL;
+	}
+	doc = json_loads(body, 0, &jerr);
+	if (status != 200) {
+		json_t *e = doc != NULL ? json_object_get(doc, "error") : NULL;
+		fprintf(stderr, "vigilctl: %s%s answered %d: %s\n", c->api, path, status,
+			json_is_string(e) ? json_string_value(e) : "(no detail)");
+		json_decref(doc);
+		free(body);
+		return NULL;
+	}
+	if (doc == NULL)
+		fprintf(stderr, "vigilctl: %s%s sent invalid JSON: %s\n", c->api, path, jerr.text);
+	free(body);
+	return doc;
+}
+
+static const char *str_field(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_string(v) ? json_string_value(v) : "-";
+}
+
+/* Labels as "k=v,k=v" into buf. */
+static void labels_text(json_t *labels, char *buf, size_t len)
+{
+	const char *k;
+	json_t *v;
+	size_t off = 0;
+
+	buf[0] = '\0';
+	json_object_foreach(labels, k, v)
+	{
+		if (off >= len)
+			break;
+		off += (size_t)snprintf(buf + off, len - off, "%s%s=%s", off ? "," : "", k,
+					json_is_string(v) ? json_string_value(v) : "?");
+	}
+	if (buf[0] == '\0')
+		snprintf(buf, len, "-");
+}
+
+static int cmd_hosts(struct ctl *c, int argc, char **argv)
+{
+	int json_out = 0;
+	json_t *doc, *hosts, *h;
+	size_t i;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0) {
+			json_out = 1;
+		} else {
+			fprintf(stderr, "vigilctl hosts: unknown option '%s'\n", argv[k]);
+			return 2;
+		}
+	}
+	if ((doc = api_get_json(c, "/api/v1/hosts")) == NULL)
+		return 1;
+	hosts = json_object_get(doc, "hosts");
+	if (!json_is_array(hosts)) {
+		fprintf(stderr, "vigilctl: the API's answer has no 'hosts' list\n");
+		json_decref(doc);
+		return 1;
+	}
+	if (json_out) {
+		json_dumpf(hosts, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(doc);
+		return 0;
+	}
+	printf("%-24s %-20s %-9s %-24s %-10s %-8s %s\n", "HOST", "HOSTNAME", "STATE", "LAST SEEN",
+	       "VERSION", "EXECS", "LABELS");
+	json_array_foreach(hosts, i, h)
+	{
+		char labels[256];
+		json_t *conn = json_object_get(h, "connected");
+
+		labels_text(json_object_get(h, "labels"), labels, sizeof(labels));
+		printf("%-24s %-20s %-9s %-24.24s %-10s %-8lld %s\n", str_field(h, "host_id"),
+		       str_field(h, "hostname"), json_is_true(conn) ? "connected" : "gone",
+		       str_field(h, "last_seen"), str_field(h, "defender_version"),
+		       (long long)json_integer_value(json_object_get(h, "exec_count")), labels);
+	}
+	printf("%zu host(s)\n", json_array_size(hosts));
+	json_decref(doc);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"api", required_argument, NULL, 'a'},
+		{"ca", required_argument, NULL, 'c'},
+		{"token-file", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{0},
+	};
+	struct ctl c = {0};
+	int opt;
+
+	c.api = getenv("VIGIL_API") != NULL ? getenv("VIGIL_API") : DEFAULT_API;
+	c.ca = DEFAULT_STATE_DIR "/pki/ca.crt";
+	/* '+': stop at the command; its options are its own. */
+	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'a': c.api = optarg; break;
+		case 'c': c.ca = optarg; break;
+		case 't': c.token_file = optarg; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("vigilctl %s\n", VIGIL_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	argc -= optind;
+	argv += optind;
+	if (strcmp(argv[0], "hosts") == 0)
+		return cmd_hosts(&c, argc, argv);
+	if (strcmp(argv[0], "pki") == 0) {
+		optind = 1; /* the subcommand parses its own options */
+		return vigilctl_pki_main(argc, argv);
+	}
+	fprintf(stderr, "vigilctl: unknown command '%s'\n", argv[0]);
+	usage(stderr);
+	return 2;
+}

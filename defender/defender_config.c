@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "defender_config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsutil.h"
+#include "kvconf.h"
+#include "log.h"
+
+#define DEFAULT_STATE_DIR "/var/lib/vigil/defender"
+#define DEFAULT_HEARTBEAT_MS 1000
+
+void defender_config_fini(struct defender_config *cfg)
+{
+	for (size_t i = 0; i < cfg->nconsoles; i++)
+		free(cfg->consoles[i]);
+	for (size_t i = 0; i < cfg->nlabels; i++) {
+		free(cfg->labels[i].key);
+		free(cfg->labels[i].value);
+	}
+	free(cfg->ca);
+	free(cfg->cert);
+	free(cfg->key);
+	free(cfg->server_name);
+	free(cfg->state_dir);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+static int set_once(char **slot, const struct kvconf *kv, const struct kvconf_entry *e,
+		    vigil_err *err)
+{
+	if (*slot != NULL)
+		return verr_set(err, -EINVAL, "%s:%d: '%s' given twice", kv->source, e->line,
+				e->key);
+	if (e->value[0] == '\0')
+		return verr_set(err, -EINVAL, "%s:%d: '%s' is empty", kv->source, e->line,
+				e->key);
+	*slot = strdup(e->value);
+	return *slot != NULL ? 0 : verr_set(err, -ENOMEM, "out of memory");
+}
+
+static int add_console(struct defender_config *cfg, const struct kvconf *kv,
+		       const struct kvconf_entry *e, vigil_err *err)
+{
+	if (strncmp(e->value, "tls+tcp://", 10) != 0 && strncmp(e->value, "tls+tcp4://", 11) != 0 &&
+	    strncmp(e->value, "tls+tcp6://", 11) != 0)
+		return verr_set(err, -EINVAL,
+				"%s:%d: console '%s' must be a tls+tcp:// URL (host:port)",
+				kv->source, e->line, e->value);
+	if (cfg->nconsoles >= DEFENDER_MAX_CONSOLES)
+		return verr_set(err, -EINVAL, "%s:%d: more than %d consoles", kv->source, e->line,
+				DEFENDER_MAX_CONSOLES);
+	cfg->consoles[cfg->nconsoles] = strdup(e->value);
+	if (cfg->consoles[cfg->nconsoles] == NULL)
+		return verr_set(err, -ENOMEM, "out of memory");
+	cfg->nconsoles++;
+	return 0;
+}
+
+static int add_label(struct defender_config *cfg, const struct kvconf *kv,
+		     const struct kvconf_entry *e, vigil_err *err)
+{
+	const char *eq = strchr(e->value, '=');
+	struct defender_label *l;
+
+	if (eq == NULL || eq == e->value)
+		return verr_set(err, -EINVAL, "%s:%d: label '%s' must be key=value", kv->source,
+				e->line, e->value);
+	if (eq - e->value > 63 || strlen(eq + 1) > 255)
+		return verr_set(err, -EINVAL, "%s:%d: label key over 63 or value over 255 bytes",
+				kv->source, e->line);
+	for (size_t i = 0; i < cfg->nlabels; i++)
+		if (strncmp(cfg->labels[i].key, e->value, (size_t)(eq - e->value)) == 0 &&
+		    cfg->labels[i].key[eq - e->value] == '\0')
+			return verr_set(err, -EINVAL, "%s:%d: label '%.*s' given twice", kv->source,
+					e->line, (int)(eq - e->value), e->value);
+	if (cfg->nlabels >= DEFENDER_MAX_LABELS)
+		return verr_set(err, -EINVAL, "%s:%d: more than %d labels", kv->source, e->line,
+				DEFENDER_MAX_LABELS);
+	l = &cfg->labels[cfg->nlabels];
+	l->key = strndup(e->value, (size_t)(eq - e->value));
+	l->value = strdup(eq + 1);
+	if (l->key == NULL || l->value == NULL) {
+		free(l->key);
+		free(l->value);
+		return verr_set(err, -ENOMEM, "out of memory");
+	}
+	cfg->nlabels++;
+	return 0;
+}
+
+static int parse_ms(int *slot, const struct kvconf *kv, const struct kvconf_entry *e, int min,
+		    int max, vigil_err *err)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(e->value, &end, 10);
+	if (errno != 0 || end == e->value || *end != '\0' || v < min || v > max)
+		return verr_set(err, -EINVAL, "%s:%d: '%s' must be an integer from %d to %d",
+				kv->source, e->line, e->key, min, max);
+	*slot = (int)v;
+	return 0;
+}
+
+static int apply(struct defender_config *cfg, const struct kvconf *kv, vigil_err *err)
+{
+	for (size_t i = 0; i < kv->n; i++) {
+		const struct kvconf_entry *e = &kv->entries[i];
+		int rc;
+
+		if (strcmp(e->key, "console") == 0)
+			rc = add_console(cfg, kv, e, err);
+		else if (strcmp(e->key, "ca") == 0)
+			rc = set_once(&cfg->ca, kv, e, err);
+		else if (strcmp(e->key, "cert") == 0)
+			rc = set_once(&cfg->cert, kv, e, err);
+		else if (strcmp(e->key, "key") == 0)
+			rc = set_once(&cfg->key, kv, e, err);
+		else if (strcmp(e->key, "server_name") == 0)
+			rc = set_once(&cfg->server_name, kv, e, err);
+		else if (strcmp(e->key, "state_dir") == 0)
+			rc = set_once(&cfg->state_dir, kv, e, err);
+		else if (strcmp(e->key, "label") == 0)
+			rc = add_label(cfg, kv, e, err);
+		else if (strcmp(e->key, "heartbeat_interval_ms") == 0)
+			rc = parse_ms(&cfg->heartbeat_interval_ms, kv, e, 100, 600000, err);
+		else if (strcmp(e->key, "log_level") == 0) {
+			cfg->log_level = log_level_parse(e->value);
+			rc = cfg->log_level >= 0
+				     ? 0
+				     : verr_set(err, -EINVAL,
+						"%s:%d: log_level must be debug, info, warn or error",
+						kv->source, e->line);
+		} else
+			rc = verr_set(err, -EINVAL, "%s:%d: unknown key '%s'", kv->source, e->line,
+				      e->key);
+		if (rc < 0)
+			return rc;
+	}
+	if (cfg->nconsoles == 0)
+		return verr_set(err, -EINVAL, "%s: no 'console' given", kv->source);
+	if (cfg->ca == NULL || cfg->cert == NULL || cfg->key == NULL)
+		return verr_set(err, -EINVAL, "%s: 'ca', 'cert' and 'key' are all required",
+				kv->source);
+	if (cfg->state_dir == NULL && (cfg->state_dir = strdup(DEFAULT_STATE_DIR)) == NULL)
+		return verr_set(err, -ENOMEM, "out of memory");
+	return 0;
+}
+
+int defender_config_parse(const char *text, size_t len, const char *source,
+			  struct defender_config *cfg, vigil_err *err)
+{
+	struct kvconf *kv;
+	int rc;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->heartbeat_interval_ms = DEFAULT_HEARTBEAT_MS;
+	cfg->log_level = LOG_LVL_INFO;
+	if ((rc = kvconf_parse(text, len, source, &kv, err)) < 0)
+		return rc;
+	rc = apply(cfg, kv, err);
+	kvconf_free(kv);
+	if (rc < 0)
+		defender_config_fini(cfg);
+	return rc;
+}
+
+int defender_config_load(const char *path, struct defender_config *cfg, vigil_err *err)
+{
+	char *text;
+	size_t len;
+	int rc;
+
+	memset(cfg, 0, sizeof(*cfg));
+	if ((rc = fs_read_file(path, KVCONF_MAX_BYTES, &text, &len, err)) < 0)
+		return rc;
+	rc = defender_config_parse(text, len, path, cfg, err);
+	free(text);
+	return rc;
+}

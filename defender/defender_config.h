@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef VIGIL_DEFENDER_CONFIG_H
+#define VIGIL_DEFENDER_CONFIG_H
+
+/*
+ * The defender's configuration file (common/kvconf.h format):
+ *
+ *   console = tls+tcp://console.example:7443   # repeat for fail-over, up to 8
+ *   ca      = /etc/vigil/ca.crt
+ *   cert    = /etc/vigil/host.crt               # its CN is this host's identity
+ *   key     = /etc/vigil/host.key
+ *   server_name = console.example               # optional: name the console cert must carry
+ *   label   = env=prod                          # repeat; key=value
+ *   state_dir = /var/lib/vigil/defender
+ *   heartbeat_interval_ms = 1000
+ *   log_level = info
+ *
+ * Unknown keys are errors (a typo must not silently drop a setting).
+ */
+
+#include <stddef.h>
+
+#include "error.h"
+
+#define DEFENDER_MAX_CONSOLES 8
+#define DEFENDER_MAX_LABELS 32
+
+struct defender_label {
+	char *key;
+	char *value;
+};
+
+struct defender_config {
+	char *consoles[DEFENDER_MAX_CONSOLES];
+	size_t nconsoles;
+	char *ca;
+	char *cert;
+	char *key;
+	char *server_name; /* NULL: each console URL's host */
+	struct defender_label labels[DEFENDER_MAX_LABELS];
+	size_t nlabels;
+	char *state_dir;
+	int heartbeat_interval_ms;
+	int log_level; /* enum log_level */
+};
+
+/* Load and validate path into cfg (zeroed first).  Free with defender_config_fini. */
+int defender_config_load(const char *path, struct defender_config *cfg, vigil_err *err);
+
+/* Parse from memory; source names it in messages. */
+int defender_config_parse(const char *text, size_t len, const char *source,
+			  struct defender_config *cfg, vigil_err *err);
+
+void defender_config_fini(struct defender_config *cfg);
+
+#endif

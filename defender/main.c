@@ -1,0 +1,273 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vigil-defender: the host daemon.  Loads the BPF programs, dials the
+ * consoles over mutual TLS, says hello and sends heartbeats; when the console
+ * goes away it keeps redialing with backoff and says hello again on return.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "capture.h"
+#include "defender_config.h"
+#include "fsutil.h"
+#include "hostinfo.h"
+#include "log.h"
+#include "tls.h"
+#include "uplink.h"
+#include "vigil.pb-c.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Sleep ms, waking early when a stop is requested. */
+static void nap(int ms)
+{
+	uint64_t until = now_ms() + (uint64_t)ms;
+
+	while (!stop_requested && now_ms() < until) {
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: vigil-defender --config FILE [--log-level debug|info|warn|error]\n"
+		   "                      [--check] [--version]\n"
+		   "  --config FILE  the defender's configuration (console URLs, certificates)\n"
+		   "  --check        validate the configuration and certificates, then exit\n");
+}
+
+struct defender {
+	struct defender_config cfg;
+	struct hostinfo host;
+	struct capture *cap;
+	char bpf_status[600];
+	struct uplink *up;
+	uint64_t started_ms;
+	uint64_t seq;
+};
+
+static int send_hello(struct defender *d, vigil_err *err)
+{
+	Vigil__Envelope env = VIGIL__ENVELOPE__INIT;
+	Vigil__Hello hello = VIGIL__HELLO__INIT;
+	Vigil__Label labels[DEFENDER_MAX_LABELS];
+	Vigil__Label *label_ptrs[DEFENDER_MAX_LABELS];
+	Vigil__Reply *reply;
+	int rc;
+
+	hello.hostname = d->host.hostname;
+	hello.kernel = d->host.kernel;
+	hello.os = d->host.os;
+	hello.defender_version = VIGIL_VERSION;
+	hello.bpf_status = d->bpf_status;
+	for (size_t i = 0; i < d->cfg.nlabels; i++) {
+		vigil__label__init(&labels[i]);
+		labels[i].key = d->cfg.labels[i].key;
+		labels[i].value = d->cfg.labels[i].value;
+		label_ptrs[i] = &labels[i];
+	}
+	hello.n_labels = d->cfg.nlabels;
+	hello.labels = label_ptrs;
+	env.seq = ++d->seq;
+	env.body_case = VIGIL__ENVELOPE__BODY_HELLO;
+	env.hello = &hello;
+	if ((rc = uplink_request(d->up, &env, 5000, &reply, err)) < 0)
+		return rc;
+	if (reply->status != VIGIL__REPLY__STATUS__OK)
+		rc = verr_set(err, reply->status == VIGIL__REPLY__STATUS__RETRY ? -EAGAIN : -EPERM,
+			      "console did not accept the hello: %s",
+			      reply->error[0] ? reply->error : "no reason given");
+	vigil__reply__free_unpacked(reply, NULL);
+	return rc;
+}
+
+/* Returns 0, -ENOENT when the console wants a hello first, or another error. */
+static int send_heartbeat(struct defender *d, vigil_err *err)
+{
+	Vigil__Envelope env = VIGIL__ENVELOPE__INIT;
+	Vigil__Heartbeat hb = VIGIL__HEARTBEAT__INIT;
+	Vigil__Reply *reply;
+	int rc;
+
+	hb.exec_count = d->cap != NULL ? capture_exec_count(d->cap) : 0;
+	hb.uptime_ms = now_ms() - d->started_ms;
+	env.seq = ++d->seq;
+	env.body_case = VIGIL__ENVELOPE__BODY_HEARTBEAT;
+	env.heartbeat = &hb;
+	if ((rc = uplink_request(d->up, &env, 5000, &reply, err)) < 0)
+		return rc;
+	switch (reply->status) {
+	case VIGIL__REPLY__STATUS__OK:
+		rc = 0;
+		break;
+	case VIGIL__REPLY__STATUS__HELLO_REQUIRED:
+		rc = -ENOENT;
+		break;
+	default:
+		rc = verr_set(err, -EAGAIN, "console did not take the heartbeat: %s",
+			      reply->error[0] ? reply->error : "no reason given");
+	}
+	vigil__reply__free_unpacked(reply, NULL);
+	return rc;
+}
+
+static void run(struct defender *d)
+{
+	bool registered = false, reported_down = false;
+	uint64_t last_diag = 0;
+	vigil_err err;
+
+	while (!stop_requested) {
+		int rc;
+
+		verr_clear(&err);
+		if (!registered) {
+			rc = send_hello(d, &err);
+			if (rc == 0) {
+				registered = true;
+				reported_down = false;
+				log_info("registered with the console (bpf: %s)", d->bpf_status);
+			}
+		} else {
+			rc = send_heartbeat(d, &err);
+			if (rc == -ENOENT) {
+				registered = false;
+				continue; /* say hello at once */
+			}
+		}
+		if (rc == -ETIMEDOUT || rc == -EIO) {
+			/* Say hello again when a console answers: it may be a new one. */
+			registered = false;
+			if (!reported_down || now_ms() - last_diag > 60000) {
+				char why[1024];
+
+				uplink_diagnose(d->up, why, sizeof(why));
+				log_warn("no console answers (%s); retrying with backoff", why);
+				reported_down = true;
+				last_diag = now_ms();
+			}
+		} else if (rc < 0) {
+			log_warn("%s", err.msg);
+		}
+		nap(d->cfg.heartbeat_interval_ms);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"check", no_argument, NULL, 'k'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	struct defender d = {0};
+	const char *config_path = NULL;
+	int log_level = -1, check = 0, opt, rc;
+	struct sigaction sa = {0};
+	vigil_err err = {0};
+
+	while ((opt = getopt_long(argc, argv, "c:l:kVh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'l':
+			if ((log_level = log_level_parse(optarg)) < 0) {
+				fprintf(stderr, "vigil-defender: --log-level must be debug, info, "
+						"warn or error, not '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'k':
+			check = 1;
+			break;
+		case 'V':
+			printf("vigil-defender %s\n", VIGIL_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (config_path == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (defender_config_load(config_path, &d.cfg, &err) < 0) {
+		fprintf(stderr, "vigil-defender: %s\n", err.msg);
+		return 2;
+	}
+	log_init("vigil-defender", log_level >= 0 ? log_level : d.cfg.log_level);
+	rc = 1;
+	if (tls_engine_install(&err) < 0) {
+		log_error("%s", err.msg);
+		goto out;
+	}
+	if (fs_mkdir_p(d.cfg.state_dir, 0700, &err) < 0) {
+		log_error("state_dir: %s", err.msg);
+		goto out;
+	}
+	d.up = uplink_open(&d.cfg, &err);
+	if (d.up == NULL) {
+		log_error("%s", err.msg);
+		goto out;
+	}
+	if (check) {
+		printf("vigil-defender: %s is valid; certificates load\n", config_path);
+		rc = 0;
+		goto out;
+	}
+	hostinfo_read(&d.host);
+	d.started_ms = now_ms();
+	d.cap = capture_start(&err);
+	if (d.cap != NULL) {
+		snprintf(d.bpf_status, sizeof(d.bpf_status), "loaded: %s", capture_describe(d.cap));
+		log_info("BPF %s", d.bpf_status);
+	} else {
+		snprintf(d.bpf_status, sizeof(d.bpf_status), "not loaded: %s", err.msg);
+		log_warn("BPF %s; running without kernel capture", d.bpf_status);
+	}
+
+	sa.sa_handler = on_stop_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	log_info("vigil-defender %s starting: host %s, %zu console(s), first %s", VIGIL_VERSION,
+		 d.host.hostname, d.cfg.nconsoles, d.cfg.consoles[0]);
+	run(&d);
+	log_info("stopping");
+	rc = 0;
+out:
+	uplink_close(d.up);
+	capture_stop(d.cap);
+	defender_config_fini(&d.cfg);
+	return rc;
+}

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef VIGIL_DEFENDER_UPLINK_H
+#define VIGIL_DEFENDER_UPLINK_H
+
+/*
+ * The defender's link to its consoles: one nng req socket with a dialer per
+ * configured console URL, each over mutual TLS with the host's certificate.
+ * nng redials on its own with exponential backoff (100 ms .. 5 s); a request
+ * goes to whichever console is connected, so a second console is a fail-over.
+ *
+ * Used by one thread (the defender's main loop).
+ */
+
+#include <stddef.h>
+
+#include "defender_config.h"
+#include "error.h"
+#include "vigil.pb-c.h"
+
+/* Replies are small; anything larger is refused by nng before we parse it. */
+#define UPLINK_REPLY_MAX (64 * 1024)
+
+struct uplink;
+
+/* Build TLS configurations from cfg's files and start dialing.  err names the file or URL. */
+struct uplink *uplink_open(const struct defender_config *cfg, vigil_err *err);
+
+/*
+ * Send env and wait up to timeout_ms for the reply.  On success *ret_reply is
+ * a new message (free with vigil__reply__free_unpacked(r, NULL)).
+ * Returns -ETIMEDOUT when no console answered, -EBADMSG for a malformed reply.
+ */
+int uplink_request(struct uplink *up, const Vigil__Envelope *env, int timeout_ms,
+		   Vigil__Reply **ret_reply, vigil_err *err);
+
+/* How many console connections are up right now. */
+int uplink_connections(const struct uplink *up);
+
+/*
+ * Why the consoles are unreachable: dials each URL once with the same TLS
+ * settings and describes what happened (refused, certificate rejected, ...).
+ * Writes into buf; for the log when requests keep timing out.
+ */
+void uplink_diagnose(struct uplink *up, char *buf, size_t len);
+
+void uplink_close(struct uplink *up);
+
+#endif

@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The walking skeleton end to end: real vigil-console with its private
+ * PostgreSQL, real vigil-defender, real mutual TLS with certificates from the
+ * pki module, on loopback.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "harness.h"
+#include "tls.h"
+#include "vigil.pb-c.h"
+
+static char dir[H_PATH];
+static struct h_pki pki;
+static struct h_console con;
+static pid_t defender_pid;
+
+static void setup(void)
+{
+	h_tmpdir(dir);
+	h_pki_make(dir, &pki);
+}
+
+static void teardown(void)
+{
+	if (defender_pid > 0)
+		h_stop(defender_pid, SIGTERM, 5000);
+	if (con.pid > 0)
+		h_console_kill(&con, SIGTERM);
+	/* Keep the logs of a failed run for whoever reads the report. */
+	if (!getenv("VIGIL_KEEP_TEST_DIRS"))
+		h_rmrf(dir);
+}
+
+TestSuite(link, .init = setup, .fini = teardown, .timeout = 240);
+
+static pid_t start_defender(const char *conf)
+{
+	char log[H_PATH];
+	char *argv[] = {(char *)h_bin("vigil-defender"), "--config", (char *)conf, NULL};
+
+	snprintf(log, sizeof(log), "%s/defender.log", dir);
+	return h_spawn(log, argv);
+}
+
+/* Wait until the host's "connected" equals want; returns the host object or NULL. */
+static json_t *wait_connected(const char *host_id, bool want, int timeout_ms)
+{
+	long long until = h_now_ms() + timeout_ms;
+
+	do {
+		json_t *h = h_api_host(&con, &pki, host_id);
+		if (h != NULL && json_is_true(json_object_get(h, "connected")) == want)
+			return h;
+		json_decref(h);
+		h_sleep_ms(50);
+	} while (h_now_ms() < until);
+	return NULL;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_string(v) ? json_string_value(v) : "";
+}
+
+Test(link, defender_with_valid_certificate_appears_connected_within_2s)
+{
+	char conf[H_PATH];
+	long long t0;
+	json_t *h;
+
+	h_console_start(&con, dir, &pki, NULL);
+	h_defender_conf(dir, &con, pki.ca, pki.host_cert, pki.host_key, NULL, conf);
+	t0 = h_now_ms();
+	defender_pid = start_defender(conf);
+	h = wait_connected("host-a", true, 2000);
+	cr_assert_not_null(h, "host-a not connected within 2 s (%lld ms); defender log:\n%s",
+			   h_now_ms() - t0, h_slurp(strcat(strcpy(conf, dir), "/defender.log")));
+	cr_log_info("host-a connected %lld ms after the defender started", h_now_ms() - t0);
+
+	char hostname[256];
+	gethostname(hostname, sizeof(hostname));
+	cr_expect_str_eq(jstr(h, "hostname"), hostname);
+	cr_expect_str_eq(jstr(h, "defender_version"), VIGIL_VERSION);
+	cr_expect_neq(strlen(jstr(h, "kernel")), 0);
+	cr_expect_str_eq(jstr(json_object_get(h, "labels"), "env"), "test");
+	cr_expect_str_eq(jstr(json_object_get(h, "labels"), "role"), "e2e");
+	if (geteuid() == 0)
+		cr_expect(strncmp(jstr(h, "bpf_status"), "loaded: exec_count", 18) == 0,
+			  "bpf_status '%s'", jstr(h, "bpf_status"));
+	json_decref(h);
+}
+
+/*
+ * A raw req client with the given TLS files sends a hello; returns true when
+ * the console answered within timeout_ms.
+ */
+static bool raw_hello_answered(const char *cert, const char *key, int timeout_ms)
+{
+	const struct tls_files files = {.ca = pki.ca, .cert = cert, .key = key};
+	Vigil__Envelope env = VIGIL__ENVELOPE__INIT;
+	Vigil__Hello hello = VIGIL__HELLO__INIT;
+	nng_tls_config *tls;
+	nng_socket s;
+	nng_dialer d;
+	nng_msg *m;
+	vigil_err err = {0};
+	bool answered;
+
+	cr_assert_eq(tls_engine_install(&err), 0, "%s", err.msg);
+	cr_assert_eq(tls_config_new(NNG_TLS_MODE_CLIENT, NNG_TLS_AUTH_MODE_REQUIRED, &files,
+				    "127.0.0.1", &tls, &err),
+		     0, "%s", err.msg);
+	cr_assert_eq(nng_req0_open(&s), 0);
+	cr_assert_eq(nng_dialer_create(&d, s, con.listen), 0);
+	cr_assert_eq(nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls), 0);
+	cr_assert_eq(nng_dialer_start(d, NNG_FLAG_NONBLOCK), 0);
+	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, timeout_ms);
+	hello.hostname = "impostor";
+	env.body_case = VIGIL__ENVELOPE__BODY_HELLO;
+	env.hello = &hello;
+	cr_assert_eq(nng_msg_alloc(&m, vigil__envelope__get_packed_size(&env)), 0);
+	vigil__envelope__pack(&env, nng_msg_body(m));
+	cr_assert_eq(nng_sendmsg(s, m, 0), 0);
+	answered = nng_recvmsg(s, &m, 0) == 0;
+	if (answered)
+		nng_msg_free(m);
+	nng_close(s);
+	nng_tls_config_free(tls);
+	return answered;
+}
+
+Test(link, refuses_missing_foreign_and_expired_client_certificates)
+{
+	char other_dir[H_PATH], foreign_cert[H_PATH] = "", foreign_key[H_PATH] = "";
+	char expired_cert[H_PATH] = "", expired_key[H_PATH] = "";
+	char good_cert[H_PATH] = "", good_key[H_PATH] = "";
+	struct h_pki other;
+	time_t now = time(NULL);
+
+	h_console_start(&con, dir, &pki, NULL);
+
+	/* A certificate from another CA, with a name the fleet knows. */
+	snprintf(other_dir, sizeof(other_dir), "%s/other", dir);
+	h_pki_make(other_dir, &other);
+	h_pki_issue_client(&other, "host-b", 0, 0, foreign_cert, foreign_key);
+	/* Signed by the right CA, expired yesterday. */
+	h_pki_issue_client(&pki, "host-c", now - 10 * 86400, now - 86400, expired_cert,
+			   expired_key);
+
+	cr_expect_not(raw_hello_answered(NULL, NULL, 2000), "no client certificate was accepted");
+	cr_expect_not(raw_hello_answered(foreign_cert, foreign_key, 2000),
+		      "a certificate from another CA was accepted");
+	cr_expect_not(raw_hello_answered(expired_cert, expired_key, 2000),
+		      "an expired certificate was accepted");
+	cr_expect_eq(h_db_count(&con, "SELECT count(*) FROM hosts"), 0,
+		     "a refused client left a row in hosts");
+
+	/* The same client with a good certificate is answered: the refusals above were real. */
+	h_pki_issue_client(&pki, "host-d", 0, 0, good_cert, good_key);
+	cr_expect(raw_hello_answered(good_cert, good_key, 5000), "a valid certificate was refused");
+	cr_expect_eq(h_db_count(&con, "SELECT count(*) FROM hosts WHERE host_id = 'host-d'"), 1);
+	/* Identity is the certificate's CN, not the hostname the client claimed. */
+	cr_expect_eq(h_db_count(&con, "SELECT count(*) FROM hosts WHERE host_id = 'impostor'"), 0);
+}
+
+Test(link, defender_reconnects_after_console_is_killed_and_restarted)
+{
+	char conf[H_PATH];
+	json_t *h;
+
+	h_console_start(&con, dir, &pki, NULL);
+	h_defender_conf(dir, &con, pki.ca, pki.host_cert, pki.host_key, NULL, conf);
+	defender_pid = start_defender(conf);
+	h = wait_connected("host-a", true, 5000);
+	cr_assert_not_null(h);
+	json_decref(h);
+
+	h_console_kill(&con, SIGKILL);
+	h_sleep_ms(1500);
+	h_console_restart(&con, &pki, NULL);
+	/* The host must heartbeat again: last_seen after the restart, connected. */
+	long long t_restart = h_now_ms();
+	h = wait_connected("host-a", true, 15000);
+	cr_assert_not_null(h, "defender did not come back; console log:\n%s", h_slurp(con.log));
+	json_decref(h);
+	long long before = h_db_count(&con, "SELECT (extract(epoch from last_seen) * 1000)::bigint "
+					    "FROM hosts WHERE host_id = 'host-a'");
+	h_sleep_ms(2500);
+	long long after = h_db_count(&con, "SELECT (extract(epoch from last_seen) * 1000)::bigint "
+					   "FROM hosts WHERE host_id = 'host-a'");
+	cr_expect_gt(after, before, "heartbeats did not resume after the restart");
+	cr_log_info("defender back %lld ms after the console restarted", h_now_ms() - t_restart);
+	cr_expect(strstr(h_slurp(con.log), "(0 migration(s) applied now)") != NULL,
+		  "the restarted console re-applied migrations");
+}
+
+Test(link, killed_defender_is_marked_disconnected_within_the_timeout)
+{
+	const char *extra[] = {"--host-timeout-ms", "2000", "--heartbeat-interval-ms", "500", NULL};
+	char conf[H_PATH];
+	json_t *h;
+
+	h_console_start(&con, dir, &pki, extra);
+	h_defender_conf(dir, &con, pki.ca, pki.host_cert, pki.host_key,
+			"heartbeat_interval_ms = 500", conf);
+	defender_pid = start_defender(conf);
+	h = wait_connected("host-a", true, 5000);
+	cr_assert_not_null(h);
+	json_decref(h);
+
+	long long t_kill = h_now_ms();
+	h_stop(defender_pid, SIGKILL, 5000);
+	defender_pid = 0;
+	/* Timeout 2 s plus the sweeper's period (timeout/4) and one request. */
+	h = wait_connected("host-a", false, 2000 + 500 + 1000);
+	cr_assert_not_null(h, "host-a still connected %lld ms after its defender died",
+			   h_now_ms() - t_kill);
+	cr_expect_neq(strlen(jstr(h, "disconnected_at")), 0);
+	cr_log_info("host-a disconnected %lld ms after kill (timeout 2000)", h_now_ms() - t_kill);
+	json_decref(h);
+}
+
+Test(link, api_refuses_missing_and_wrong_tokens)
+{
+	json_t *doc = NULL;
+
+	h_console_start(&con, dir, &pki, NULL);
+	cr_expect_eq(h_api_get(&con, &pki, "/api/v1/hosts", NULL, &doc), 401);
+	cr_expect_null(json_object_get(doc, "hosts"), "hosts leaked without a token");
+	json_decref(doc);
+	doc = NULL;
+	cr_expect_eq(h_api_get(&con, &pki, "/api/v1/hosts",
+			       "0000000000000000000000000000000000000000000000000000000000000000",
+			       &doc),
+		     401);
+	cr_expect_null(json_object_get(doc, "hosts"));
+	json_decref(doc);
+	cr_expect_eq(h_api_get(&con, &pki, "/api/v1/nothing-here", NULL, NULL), 401);
+	cr_expect_eq(h_api_get(&con, &pki, "/api/v1/nothing-here", con.token, NULL), 404);
+	cr_expect_eq(h_api_get(&con, &pki, "/api/v1/hosts", con.token, NULL), 200);
+}
+
+Test(link, vigilctl_hosts_prints_table_and_json)
+{
+	char conf[H_PATH], out[H_PATH], tokfile[H_PATH];
+	json_t *h;
+
+	h_console_start(&con, dir, &pki, NULL);
+	h_defender_conf(dir, &con, pki.ca, pki.host_cert, pki.host_key, NULL, conf);
+	defender_pid = start_defender(conf);
+	h = wait_connected("host-a", true, 5000);
+	cr_assert_not_null(h);
+	json_decref(h);
+
+	snprintf(out, sizeof(out), "%s/vigilctl.out", dir);
+	snprintf(tokfile, sizeof(tokfile), "%s/api-token", con.state);
+	char *table[] = {(char *)h_bin("vigilctl"), "--api", con.api, "--ca", pki.ca,
+			 "--token-file", tokfile, "hosts", NULL};
+	cr_assert_eq(h_run(out, 10000, table), 0, "%s", h_slurp(out));
+	char *text = h_slurp(out);
+	cr_expect(strstr(text, "HOST") != NULL && strstr(text, "host-a") != NULL &&
+		  strstr(text, "connected") != NULL && strstr(text, "env=test") != NULL,
+		  "table:\n%s", text);
+	free(text);
+
+	unlink(out);
+	char *json_argv[] = {(char *)h_bin("vigilctl"), "--api", con.api, "--ca", pki.ca,
+			     "--token-file", tokfile, "hosts", "--json", NULL};
+	cr_assert_eq(h_run(out, 10000, json_argv), 0);
+	text = h_slurp(out);
+	json_t *doc = json_loads(text, 0, NULL);
+	cr_assert(json_is_array(doc), "not a JSON array:\n%s", text);
+	cr_expect_str_eq(jstr(json_array_get(doc, 0), "host_id"), "host-a");
+	json_decref(doc);
+	free(text);
+
+	/* A wrong token is an error naming the status, with a non-zero exit. */
+	unlink(out);
+	char *bad_argv[] = {(char *)h_bin("vigilctl"), "--api", con.api, "--ca", pki.ca,
+			    "--token-file", conf /* not a token */, "hosts", NULL};
+	cr_expect_neq(h_run(out, 10000, bad_argv), 0);
+	text = h_slurp(out);
+	cr_expect(strstr(text, "401") != NULL, "vigilctl said:\n%s", text);
+	free(text);
+}

@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "apiclient.h"
+#include "fsutil.h"
+#include "pki.h"
+
+long long h_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void h_sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+void h_tmpdir(char out[H_PATH])
+{
+	snprintf(out, H_PATH, "/tmp/vigil-t-XXXXXX");
+	cr_assert_not_null(mkdtemp(out), "mkdtemp: %s", strerror(errno));
+	chmod(out, 0755);
+}
+
+void h_rmrf(const char *dir)
+{
+	char *argv[] = {"rm", "-rf", "--one-file-system", (char *)dir, NULL};
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		execvp("rm", argv);
+		_exit(127);
+	}
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+}
+
+const char *h_bin(const char *name)
+{
+	static char path[4][H_PATH];
+	static int next;
+	const char *build = getenv("VIGIL_BUILD_DIR");
+	const char *sub = strcmp(name, "vigil-defender") == 0 ? "defender" : "console";
+	char *out = path[next++ % 4];
+
+	cr_assert_not_null(build, "VIGIL_BUILD_DIR is not set (run the tests with meson test)");
+	snprintf(out, H_PATH, "%s/%s/%s", build, sub, name);
+	return out;
+}
+
+int h_free_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	cr_assert(fd >= 0);
+	cr_assert(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	cr_assert(getsockname(fd, (struct sockaddr *)&sa, &len) == 0);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+pid_t h_spawn(const char *log_path, char *const argv[])
+{
+	pid_t pid = fork();
+
+	cr_assert(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		/* Our own process group, so nothing we start outlives a crashed test by accident. */
+		setpgid(0, 0);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+bool h_exited(pid_t pid, int *ret_status)
+{
+	int st = 0;
+	pid_t r = waitpid(pid, &st, WNOHANG);
+
+	if (r == pid && ret_status != NULL)
+		*ret_status = st;
+	return r == pid;
+}
+
+int h_stop(pid_t pid, int sig, int timeout_ms)
+{
+	long long until = h_now_ms() + timeout_ms;
+	int st = 0;
+
+	if (pid <= 0)
+		return -1;
+	kill(pid, sig);
+	while (h_now_ms() < until) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return st;
+		h_sleep_ms(20);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return st;
+}
+
+int h_run(const char *log_path, int timeout_ms, char *const argv[])
+{
+	pid_t pid = h_spawn(log_path, argv);
+	long long until = h_now_ms() + timeout_ms;
+	int st;
+
+	while (h_now_ms() < until) {
+		if (h_exited(pid, &st))
+			return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+		h_sleep_ms(20);
+	}
+	h_stop(pid, SIGKILL, 1000);
+	return -1;
+}
+
+char *h_slurp(const char *path)
+{
+	char *text = NULL;
+
+	if (fs_read_file(path, 16 * 1024 * 1024, &text, NULL, NULL) < 0)
+		return strdup("");
+	return text;
+}
+
+void h_pki_make(const char *dir, struct h_pki *pki)
+{
+	static const char *const dns[] = {"localhost"};
+	static const char *const ips[] = {"127.0.0.1", "::1"};
+	struct pki_issue_opts o = {.cn = "console", .kind = PKI_SERVER, .dns = dns, .ndns = 1,
+				   .ips = ips, .nips = 2};
+	vigil_err err = {0};
+
+	snprintf(pki->dir, H_PATH, "%s/pki", dir);
+	snprintf(pki->ca, H_PATH, "%s/ca.crt", pki->dir);
+	snprintf(pki->console_cert, H_PATH, "%s/console.crt", pki->dir);
+	snprintf(pki->console_key, H_PATH, "%s/console.key", pki->dir);
+	snprintf(pki->host_cert, H_PATH, "%s/host-a.crt", pki->dir);
+	snprintf(pki->host_key, H_PATH, "%s/host-a.key", pki->dir);
+	cr_assert_eq(pki_ca_create(pki->dir, "Test CA", 30, &err), 0, "%s", err.msg);
+	cr_assert_eq(pki_issue(pki->dir, &o, pki->console_cert, pki->console_key, &err), 0, "%s",
+		     err.msg);
+	h_pki_issue_client(pki, "host-a", 0, 0, pki->host_cert, pki->host_key);
+}
+
+void h_pki_issue_client(const struct h_pki *pki, const char *cn, time_t not_before,
+			time_t not_after, char cert[H_PATH], char key[H_PATH])
+{
+	struct pki_issue_opts o = {.cn = cn, .kind = PKI_CLIENT, .not_before = not_before,
+				   .not_after = not_after, .days = 30};
+	vigil_err err = {0};
+
+	if (cert[0] == '\0')
+		snprintf(cert, H_PATH, "%s/%s.crt", pki->dir, cn);
+	if (key[0] == '\0')
+		snprintf(key, H_PATH, "%s/%s.key", pki->dir, cn);
+	cr_assert_eq(pki_issue(pki->dir, &o, cert, key, &err), 0, "%s", err.msg);
+}
+
+static void console_spawn(struct h_console *c, const struct h_pki *pki, const char *const *extra)
+{
+	char *argv[40];
+	int n = 0;
+
+	argv[n++] = (char *)h_bin("vigil-console");
+	argv[n++] = "--state-dir";
+	argv[n++] = c->state;
+	argv[n++] = "--listen";
+	argv[n++] = c->listen;
+	argv[n++] = "--api";
+	argv[n++] = c->api;
+	argv[n++] = "--ca";
+	argv[n++] = (char *)pki->ca;
+	argv[n++] = "--cert";
+	argv[n++] = (char *)pki->console_cert;
+	argv[n++] = "--key";
+	argv[n++] = (char *)pki->console_key;
+	for (int i = 0; extra != NULL && extra[i] != NULL && n < 38; i++)
+		argv[n++] = (char *)extra[i];
+	argv[n] = NULL;
+	c->pid = h_spawn(c->log, argv);
+}
+
+static void console_wait_ready(struct h_console *c, const struct h_pki *pki)
+{
+	long long until = h_now_ms() + 60000;
+	char path[H_PATH];
+	char *tok;
+	int st;
+
+	snprintf(path, sizeof(path), "%s/api-token", c->state);
+	while (h_now_ms() < until) {
+		if (h_exited(c->pid, &st)) {
+			char *log = h_slurp(c->log);
+			cr_assert_fail("vigil-console exited (status %d) while starting:\n%s", st, log);
+		}
+		tok = h_slurp(path);
+		snprintf(c->token, sizeof(c->token), "%.*s", (int)strcspn(tok, "\n"), tok);
+		free(tok);
+		if (c->token[0] != '\0' && h_api_get(c, pki, "/api/v1/hosts", c->token, NULL) == 200)
+			return;
+		h_sleep_ms(100);
+	}
+	char *log = h_slurp(c->log);
+	cr_assert_fail("vigil-console not ready after 60 s:\n%s", log);
+}
+
+void h_console_start(struct h_console *c, const char *dir, const struct h_pki *pki,
+		     const char *const *extra)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->state, H_PATH, "%s/console", dir);
+	snprintf(c->log, H_PATH, "%s/console.log", dir);
+	c->link_port = h_free_port();
+	c->api_port = h_free_port();
+	snprintf(c->listen, sizeof(c->listen), "tls+tcp://127.0.0.1:%d", c->link_port);
+	snprintf(c->api, sizeof(c->api), "https://127.0.0.1:%d", c->api_port);
+	console_spawn(c, pki, extra);
+	console_wait_ready(c, pki);
+}
+
+void h_console_restart(struct h_console *c, const struct h_pki *pki, const char *const *extra)
+{
+	console_spawn(c, pki, extra);
+	console_wait_ready(c, pki);
+}
+
+void h_console_kill(struct h_console *c, int sig)
+{
+	h_stop(c->pid, sig, 15000);
+	c->pid = 0;
+}
+
+int h_api_get(const struct h_console *c, const struct h_pki *pki, const char *path,
+	      const char *token, json_t **ret_json)
+{
+	vigil_err err = {0};
+	char *body = NULL;
+	int status = 0;
+
+	if (apiclient_get(c->api, path, token, pki->ca, &status, &body, &err) < 0)
+		return -1;
+	if (ret_json != NULL)
+		*ret_json = json_loads(body, 0, NULL);
+	free(body);
+	return status;
+}
+
+json_t *h_api_host(const struct h_console *c, const struct h_pki *pki, const char *host_id)
+{
+	json_t *doc = NULL, *hosts, *h, *found = NULL;
+	size_t i;
+
+	if (h_api_get(c, pki, "/api/v1/hosts", c->token, &doc) != 200 || doc == NULL) {
+		json_decref(doc);
+		return NULL;
+	}
+	hosts = json_object_get(doc, "hosts");
+	json_array_foreach(hosts, i, h)
+	{
+		json_t *id = json_object_get(h, "host_id");
+		if (json_is_string(id) && strcmp(json_string_value(id), host_id) == 0) {
+			found = json_incref(h);
+			break;
+		}
+	}
+	json_decref(doc);
+	return found;
+}
+
+PGconn *h_db(const struct h_console *c)
+{
+	char sock[H_PATH];
+	const char *keys[] = {"host", "port", "dbname", "user", NULL};
+	const char *vals[] = {sock, "5432", "vigil", "vigil", NULL};
+	PGconn *conn;
+
+	snprintf(sock, sizeof(sock), "%s/postgres/run", c->state);
+	conn = PQconnectdbParams(keys, vals, 0);
+	cr_assert_eq(PQstatus(conn), CONNECTION_OK, "database: %s", PQerrorMessage(conn));
+	return conn;
+}
+
+long long h_db_count(const struct h_console *c, const char *sql)
+{
+	PGconn *conn = h_db(c);
+	PGresult *r = PQexec(conn, sql);
+	long long v;
+
+	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(conn));
+	v = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(conn);
+	return v;
+}
+
+void h_defender_conf(const char *dir, const struct h_console *c, const char *ca,
+		     const char *cert, const char *key, const char *extra, char out[H_PATH])
+{
+	char text[4096];
+	vigil_err err = {0};
+	static int seq;
+
+	snprintf(out, H_PATH, "%s/defender-%d.conf", dir, ++seq);
+	snprintf(text, sizeof(text),
+		 "console = %s\nca = %s\ncert = %s\nkey = %s\nstate_dir = %s/defender-state\n"
+		 "label = env=test\nlabel = role=e2e\n%s\n",
+		 c->listen, ca, cert, key, dir, extra != NULL ? extra : "");
+	cr_assert_eq(fs_write_file(out, text, strlen(text), 0644, 0, &err), 0, "%s", err.msg);
+}

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef VIGIL_TESTS_HARNESS_H
+#define VIGIL_TESTS_HARNESS_H
+
+/*
+ * What the integration suites share: temporary directories, a PKI made with
+ * the real pki module, and the real daemons started as child processes with
+ * their logs kept for the failure message.  Everything a test starts is
+ * stopped by the test (by PID) and its directory removed.
+ */
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#define H_PATH 512
+
+/* New empty directory under /tmp (short, so Unix socket paths fit). */
+void h_tmpdir(char out[H_PATH]);
+void h_rmrf(const char *dir);
+
+/* Path of a built program: "vigil-console", "vigil-defender", "vigilctl". */
+const char *h_bin(const char *name);
+
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int h_free_port(void);
+
+/* Start argv (argv[0] a path) with stdout+stderr appended to log_path. */
+pid_t h_spawn(const char *log_path, char *const argv[]);
+
+/* Send sig to pid and reap it (SIGKILL after timeout_ms); returns the wait status. */
+int h_stop(pid_t pid, int sig, int timeout_ms);
+
+/* Whether pid has exited (reaping it); *ret_status gets its wait status. */
+bool h_exited(pid_t pid, int *ret_status);
+
+/* Run argv to completion (at most timeout_ms); output into log_path.  Returns exit code, -1 on signal/timeout. */
+int h_run(const char *log_path, int timeout_ms, char *const argv[]);
+
+/* Whole file as a new string ("" if unreadable); caller frees. */
+char *h_slurp(const char *path);
+
+long long h_now_ms(void);
+void h_sleep_ms(int ms);
+
+/* PKI fixture: a CA, the console's certificate, and one for host "host-a". */
+struct h_pki {
+	char dir[H_PATH];
+	char ca[H_PATH];
+	char console_cert[H_PATH], console_key[H_PATH];
+	char host_cert[H_PATH], host_key[H_PATH];
+};
+void h_pki_make(const char *dir, struct h_pki *pki);
+
+/* Issue a client certificate for cn into pki->dir (valid, or with explicit validity). */
+void h_pki_issue_client(const struct h_pki *pki, const char *cn, time_t not_before,
+			time_t not_after, char cert[H_PATH], char key[H_PATH]);
+
+/* A console running with its private PostgreSQL under dir/console. */
+struct h_console {
+	char state[H_PATH];
+	char log[H_PATH];
+	char listen[128];
+	char api[128];
+	char token[128];
+	pid_t pid;
+	int link_port, api_port;
+};
+
+/*
+ * Start vigil-console with pki, extra arguments (NULL-terminated, may be
+ * NULL), and wait until its API answers (fails the test after 60 s).
+ */
+void h_console_start(struct h_console *c, const char *dir, const struct h_pki *pki,
+		     const char *const *extra);
+/* Restart on the same state and ports. */
+void h_console_restart(struct h_console *c, const struct h_pki *pki, const char *const *extra);
+void h_console_kill(struct h_console *c, int sig);
+
+/* GET path on the console API; returns the HTTP status, *ret_json the parsed body (may be NULL). */
+int h_api_get(const struct h_console *c, const struct h_pki *pki, const char *path,
+	      const char *token, json_t **ret_json);
+
+/* The host object for host_id from GET /api/v1/hosts, or NULL (caller decrefs). */
+json_t *h_api_host(const struct h_console *c, const struct h_pki *pki, const char *host_id);
+
+/* libpq connection to the console's private database. */
+PGconn *h_db(const struct h_console *c);
+/* SELECT that returns one integer. */
+long long h_db_count(const struct h_console *c, const char *sql);
+
+/* A defender configuration file; returns its path in out. */
+void h_defender_conf(const char *dir, const struct h_console *c, const char *ca,
+		     const char *cert, const char *key, const char *extra, char out[H_PATH]);
+
+#endif
