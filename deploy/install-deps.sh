@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages Vigil builds, runs and tests with, when missing.
+# Idempotent and quiet when everything is present.  Needs root to install.
+set -euo pipefail
+
+packages=(
+	meson ninja-build pkg-config gcc clang llvm
+	libbpf-dev bpftool libelf-dev zlib1g-dev
+	libnng-dev libmbedtls-dev
+	protobuf-c-compiler libprotobuf-c-dev
+	libpq-dev libjansson-dev libcriterion-dev
+	postgresql-15 postgresql-client-15
+	iproute2 procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: missing packages: ${missing[*]}; run as root to install them" >&2
+	exit 1
+fi
+
+# Vigil runs its own private PostgreSQL clusters; don't let the package create
+# and start a system-wide one on port 5432.
+if [[ " ${missing[*]} " == *" postgresql-15 "* ]] && [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+	mkdir -p /etc/postgresql-common
+	echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

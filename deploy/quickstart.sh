@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Bring Vigil up on this host: a console with its private PostgreSQL and a
+# defender connected to it over mutual TLS.  Run as root on Debian 12.
+#
+#   deploy/quickstart.sh          install what is missing, build, start (reuses what exists)
+#   deploy/quickstart.sh stop     stop the console and defender it started
+#
+# State lives in $VIGIL_HOME (default /var/lib/vigil): console/ (database, API
+# token, PKI), defender/ and the daemons' logs and pid files.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+src=$(pwd)
+
+home=${VIGIL_HOME:-/var/lib/vigil}
+console_state=$home/console
+pki=$console_state/pki
+link_port=${VIGIL_LINK_PORT:-7443}
+api_port=${VIGIL_API_PORT:-8443}
+build=$src/build
+vigilctl=$build/console/vigilctl
+
+die() { echo "quickstart: $*" >&2; exit 1; }
+
+running() { # pidfile
+	[ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+}
+
+stop_one() { # name pidfile
+	if running "$2"; then
+		local pid; pid=$(cat "$2")
+		kill -TERM "$pid"
+		for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		echo "quickstart: stopped $1 (pid $pid)"
+	fi
+	rm -f "$2"
+}
+
+if [ "${1:-}" = "stop" ]; then
+	stop_one vigil-defender "$home/defender.pid"
+	stop_one vigil-console "$home/console.pid"
+	exit 0
+fi
+[ $# -eq 0 ] || die "usage: deploy/quickstart.sh [stop]"
+[ "$(id -u)" -eq 0 ] || die "run as root: the defender loads BPF programs and the console runs PostgreSQL as the postgres user"
+
+deploy/install-deps.sh
+if [ ! -f "$build/build.ninja" ]; then
+	meson setup "$build" --buildtype=release -Dtests=disabled >/dev/null
+fi
+ninja -C "$build" >/dev/null
+
+mkdir -p "$home" && chmod 0755 "$home"
+mkdir -p "$console_state" && chmod 0700 "$console_state"
+
+# Host identity is the certificate's CN: this host's name, made safe for a CN.
+host_id=$(hostname | tr -c 'A-Za-z0-9._-\n' '-' | cut -c1-64)
+
+# Development PKI: a CA, the console's certificate, this host's certificate.
+[ -f "$pki/ca.crt" ] || "$vigilctl" pki init --dir "$pki" --cn "Vigil dev CA ($(hostname))"
+[ -f "$pki/console.crt" ] || "$vigilctl" pki issue --dir "$pki" --server --cn console \
+	--dns localhost --dns "$(hostname)" --ip 127.0.0.1 --ip ::1
+[ -f "$pki/$host_id.crt" ] || "$vigilctl" pki issue --dir "$pki" --client --cn "$host_id"
+
+conf=$home/defender.conf
+if [ ! -f "$conf" ]; then
+	cat >"$conf" <<CONF
+# vigil-defender configuration written by deploy/quickstart.sh
+console = tls+tcp://127.0.0.1:$link_port
+ca = $pki/ca.crt
+cert = $pki/$host_id.crt
+key = $pki/$host_id.key
+state_dir = $home/defender
+label = env=dev
+label = via=quickstart
+CONF
+fi
+
+if running "$home/console.pid"; then
+	echo "quickstart: vigil-console already running (pid $(cat "$home/console.pid"))"
+else
+	setsid "$build/console/vigil-console" --state-dir "$console_state" \
+		--listen "tls+tcp://0.0.0.0:$link_port" --api "https://127.0.0.1:$api_port" \
+		</dev/null >>"$home/console.log" 2>&1 &
+	echo $! >"$home/console.pid"
+	echo "quickstart: started vigil-console (pid $!), log $home/console.log"
+fi
+
+# Wait for the API: the first start runs initdb, which takes a few seconds.
+for _ in $(seq 600); do
+	if "$vigilctl" hosts >/dev/null 2>&1; then break; fi
+	running "$home/console.pid" || { tail -n 20 "$home/console.log" >&2; die "vigil-console exited; see $home/console.log"; }
+	sleep 0.1
+done
+"$vigilctl" hosts >/dev/null || die "the console API does not answer; see $home/console.log"
+
+if running "$home/defender.pid"; then
+	echo "quickstart: vigil-defender already running (pid $(cat "$home/defender.pid"))"
+else
+	setsid "$build/defender/vigil-defender" --config "$conf" \
+		</dev/null >>"$home/defender.log" 2>&1 &
+	echo $! >"$home/defender.pid"
+	echo "quickstart: started vigil-defender (pid $!), log $home/defender.log"
+fi
+
+for _ in $(seq 50); do
+	"$vigilctl" hosts --json 2>/dev/null | grep -q "\"host_id\": \"$host_id\"" && break
+	sleep 0.1
+done
+
+cat <<MSG
+
+Vigil is up on this host.
+  API:        https://127.0.0.1:$api_port/api/v1/hosts  (CA $pki/ca.crt)
+  API token:  $console_state/api-token  (send as "Authorization: Bearer <token>")
+  Defenders:  tls+tcp://<this host>:$link_port, certificates from: $vigilctl pki issue --dir $pki --client --cn <host>
+  Logs:       $home/console.log, $home/defender.log
+
+Try:
+  $vigilctl hosts
+
+MSG
+"$vigilctl" hosts || true

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The test command: install what is missing, build with ASan+UBSan, run every
+# test (unit, integration against the real kernel, real TLS and real
+# PostgreSQL clusters the tests start themselves), and print a summary.
+# Run as root on Debian 12: the BPF and private-PostgreSQL tests need it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+deploy/install-deps.sh
+
+builddir=build-asan
+if [ ! -f "$builddir/build.ninja" ]; then
+	meson setup "$builddir" --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false \
+		-Dbpf=enabled -Dtests=enabled
+fi
+ninja -C "$builddir"
+
+status=0
+meson test -C "$builddir" --print-errorlogs --num-processes 2 "$@" || status=$?
+
+# One line a person (and CI) can read: the criterion tests across all suites.
+log="$builddir/meson-logs/testlog.txt"
+if [ -f "$log" ]; then
+	awk '
+		/Synthesis: Tested:/ {
+			for (i = 1; i <= NF; i++) {
+				if ($i == "Tested:") tested += $(i + 1)
+				if ($i == "Passing:") passed += $(i + 1)
+				if ($i == "Failing:") failed += $(i + 1)
+				if ($i == "Crashing:") failed += $(i + 1)
+			}
+		}
+		END {
+			skipped = tested - passed - failed
+			if (skipped < 0) skipped = 0
+			printf "vigil: %d passed, %d failed, %d skipped\n", passed, failed, skipped
+		}' "$log"
+fi
+exit $status
