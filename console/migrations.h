@@ -29,7 +29,7 @@ extern const char migrations_bootstrap_sql[];
 /* All migrations in version order; *ret_count gets how many. Static storage. */
 const struct migration *migrations_get(size_t *ret_count);
 
-/* The newest version compiled in (0 if there were none). */
+/* The newest version compiled in. */
 int migrations_latest(void);
 
 #endif

@@ -93,10 +93,14 @@ struct pg_child_fail {
 };
 
 static const char *const pg_step_names[] = {
-	[PG_STEP_FD] = "setting up stdio",  [PG_STEP_SETGROUPS] = "setgroups",
-	[PG_STEP_SETGID] = "setgid",	    [PG_STEP_SETUID] = "setuid",
-	[PG_STEP_PDEATHSIG] = "prctl(PR_SET_PDEATHSIG)", [PG_STEP_SETSID] = "setsid",
-	[PG_STEP_CHDIR] = "chdir",	    [PG_STEP_EXEC] = "exec",
+    [PG_STEP_FD] = "setting up stdio",
+    [PG_STEP_SETGROUPS] = "setgroups",
+    [PG_STEP_SETGID] = "setgid",
+    [PG_STEP_SETUID] = "setuid",
+    [PG_STEP_PDEATHSIG] = "prctl(PR_SET_PDEATHSIG)",
+    [PG_STEP_SETSID] = "setsid",
+    [PG_STEP_CHDIR] = "chdir",
+    [PG_STEP_EXEC] = "exec",
 };
 
 static int64_t pg_now_ms(void)
@@ -116,7 +120,7 @@ static void pg_sleep_ms(int ms)
 }
 
 static int pg_path(char *buf, size_t size, vigil_err *err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static int pg_path(char *buf, size_t size, vigil_err *err, const char *fmt, ...)
 {
@@ -135,7 +139,8 @@ static int pg_path(char *buf, size_t size, vigil_err *err, const char *fmt, ...)
  * A libpq conninfo value in single quotes: backslash and quote escaped, so a
  * state directory with spaces or quotes in its name still works.
  */
-static int pg_dsn_build(char *buf, size_t size, const char *host, const char *db, vigil_err *err)
+static int pg_dsn_build(char *buf, size_t size, const char *host, const char *db,
+			const char *extra, vigil_err *err)
 {
 	size_t o = 0;
 	int n;
@@ -151,7 +156,7 @@ static int pg_dsn_build(char *buf, size_t size, const char *host, const char *db
 			buf[o++] = '\\';
 		buf[o++] = *p;
 	}
-	n = snprintf(buf + o, size - o, "' port=" PG_PORT " dbname=%s user=vigil", db);
+	n = snprintf(buf + o, size - o, "' port=" PG_PORT " dbname=%s user=vigil%s", db, extra);
 	if (n < 0 || (size_t)n >= size - o)
 		goto toolong;
 	return 0;
@@ -247,16 +252,30 @@ static int pg_paths_init(struct pg_paths *p, const char *state_dir, vigil_err *e
 	if (len == 1)
 		len = 0; /* state_dir "/" */
 
-	if ((rc = pg_path(p->base, sizeof(p->base), err, "%.*s/postgres", (int)len, abs)) < 0 ||
-	    (rc = pg_path(p->data, sizeof(p->data), err, "%s/data", p->base)) < 0 ||
-	    (rc = pg_path(p->run, sizeof(p->run), err, "%s/run", p->base)) < 0 ||
-	    (rc = pg_path(p->version, sizeof(p->version), err, "%s/PG_VERSION", p->data)) < 0 ||
-	    (rc = pg_path(p->pidfile, sizeof(p->pidfile), err, "%s/postmaster.pid", p->data)) < 0 ||
-	    (rc = pg_path(p->initdb_log, sizeof(p->initdb_log), err, "%s/initdb.log", p->base)) <
-		    0 ||
-	    (rc = pg_path(p->server_log, sizeof(p->server_log), err, "%s/server.log", p->base)) <
-		    0)
+	rc = pg_path(p->base, sizeof(p->base), err, "%.*s/postgres", (int)len, abs);
+	if (rc < 0)
 		return rc;
+	{
+		/* In order: a later entry may build on an earlier one. */
+		const struct {
+			char *out;
+			const char *dir;
+			const char *leaf;
+		} sub[] = {
+		    {p->data, p->base, "data"},
+		    {p->run, p->base, "run"},
+		    {p->version, p->data, "PG_VERSION"},
+		    {p->pidfile, p->data, "postmaster.pid"},
+		    {p->initdb_log, p->base, "initdb.log"},
+		    {p->server_log, p->base, "server.log"},
+		};
+
+		for (size_t i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
+			rc = pg_path(sub[i].out, PATH_MAX, err, "%s/%s", sub[i].dir, sub[i].leaf);
+			if (rc < 0)
+				return rc;
+		}
+	}
 
 	/* The server would only say so in its log; say it before creating anything. */
 	sock_len = strlen(p->run) + strlen(PG_SOCKET_NAME);
@@ -266,8 +285,9 @@ static int pg_paths_init(struct pg_paths *p, const char *state_dir, vigil_err *e
 				"%zu a Unix socket allows; use a shorter state directory",
 				p->run, PG_SOCKET_NAME, sock_len, PG_SOCKET_PATH_MAX);
 
-	if ((rc = pg_dsn_build(p->dsn, sizeof(p->dsn), p->run, PG_DB, err)) < 0 ||
-	    (rc = pg_dsn_build(p->dsn_admin, sizeof(p->dsn_admin), p->run, "postgres", err)) < 0)
+	if ((rc = pg_dsn_build(p->dsn, sizeof(p->dsn), p->run, PG_DB, "", err)) < 0 ||
+	    (rc = pg_dsn_build(p->dsn_admin, sizeof(p->dsn_admin), p->run, "postgres",
+					 " connect_timeout=5", err)) < 0)
 		return rc;
 	return 0;
 }
@@ -289,8 +309,9 @@ static int pg_user_init(struct pg_user *u, vigil_err *err)
 				"\" user to run PostgreSQL as (initdb refuses root); create "
 				"that user or run the console unprivileged");
 	if (pw->pw_uid == 0)
-		return verr_set(err, -EPERM, "user \"" PG_RUN_AS "\" is root; refusing to run "
-					     "PostgreSQL as root");
+		return verr_set(err, -EPERM,
+				"user \"" PG_RUN_AS "\" is root; refusing to run "
+				"PostgreSQL as root");
 	u->uid = pw->pw_uid;
 	u->gid = pw->pw_gid;
 	return 0;
@@ -662,11 +683,19 @@ static int pg_wait_previous(const struct pg_paths *p, int64_t deadline, vigil_er
 static int pg_initdb(const struct pg_paths *p, const struct pg_user *u, vigil_err *err)
 {
 	char *const argv[] = {
-		(char *)p->bin_initdb, "-D", (char *)p->data, "-U", "vigil", "--auth=trust", "-E",
-		"UTF8", "--locale=C.UTF-8", "--no-instructions", NULL,
+	    (char *)p->bin_initdb,
+	    "-D",
+	    (char *)p->data,
+	    "-U",
+	    "vigil",
+	    "--auth=trust",
+	    "-E",
+	    "UTF8",
+	    "--locale=C.UTF-8",
+	    "--no-instructions",
+	    NULL,
 	};
-	struct pg_spawn sp = {
-		.path = p->bin_initdb, .argv = argv, .cwd = p->base, .user = u};
+	struct pg_spawn sp = {.path = p->bin_initdb, .argv = argv, .cwd = p->base, .user = u};
 	char tail[300], how[64];
 	pid_t pid;
 	int fd, rc, status;
@@ -739,8 +768,8 @@ static int pg_ensure_db(const struct pg_paths *p, vigil_err *err)
 		goto out;
 	}
 	PQsetNoticeProcessor(c, pg_notice_ignore, NULL);
-	res = PQexecParams(c, "SELECT 1 FROM pg_database WHERE datname = $1", 1, NULL, params,
-			   NULL, NULL, 0);
+	res = PQexecParams(c, "SELECT 1 FROM pg_database WHERE datname = $1", 1, NULL, params, NULL,
+			   NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		rc = verr_set(err, -EIO, "cannot list databases at %s: %s", p->run,
 			      pg_flat(PQresultErrorMessage(res), msg, sizeof(msg)));
@@ -769,19 +798,10 @@ static int pg_server_start(const struct pg_paths *p, const struct pg_user *u, in
 			   int timeout_ms, pid_t *ret_pid, vigil_err *err)
 {
 	char *const argv[] = {
-		(char *)p->bin_postgres,
-		"-D",
-		(char *)p->data,
-		"-k",
-		(char *)p->run,
-		"-c",
-		"listen_addresses=",
-		"-p",
-		PG_PORT,
-		NULL,
+	    (char *)p->bin_postgres, "-D", (char *)p->data, "-k", (char *)p->run, "-c",
+	    "listen_addresses=",     "-p", PG_PORT,	    NULL,
 	};
-	struct pg_spawn sp = {
-		.path = p->bin_postgres, .argv = argv, .cwd = p->base, .user = u};
+	struct pg_spawn sp = {.path = p->bin_postgres, .argv = argv, .cwd = p->base, .user = u};
 	char tail[300], how[64];
 	pid_t pid;
 	int fd, rc, status;
@@ -802,8 +822,9 @@ static int pg_server_start(const struct pg_paths *p, const struct pg_user *u, in
 		if (rc == 0) {
 			pg_status_text(status, how, sizeof(how));
 			pg_log_tail(p->server_log, tail, sizeof(tail));
-			return verr_set(err, -EIO, "PostgreSQL exited during startup (%s); see %s: %s",
-					how, p->server_log, tail);
+			return verr_set(err, -EIO,
+					"PostgreSQL exited during startup (%s); see %s: %s", how,
+					p->server_log, tail);
 		}
 		if (rc != -ETIMEDOUT) {
 			pg_kill_wait(pid, SIGKILL, PG_STOP_WAIT_MS);

@@ -97,10 +97,10 @@ static int store_err_sql(PGconn *conn, const PGresult *res, const char *what, vi
 			code = -ENOSPC;
 	}
 	store_where(conn, where, sizeof(where));
-	return verr_set(err, code, "%s failed on %s: %s (SQLSTATE %s)", what, where,
-			store_flat(primary != NULL ? primary : PQresultErrorMessage(res), msg,
-				   sizeof(msg)),
-			state != NULL ? state : "none");
+	return verr_set(
+	    err, code, "%s failed on %s: %s (SQLSTATE %s)", what, where,
+	    store_flat(primary != NULL ? primary : PQresultErrorMessage(res), msg, sizeof(msg)),
+	    state != NULL ? state : "none");
 }
 
 /* Reconnect once when the connection is known to be down. */
@@ -252,8 +252,7 @@ int store_schema_version_latest(void)
 /* Roll back whatever transaction a failed migration step left open. */
 static void store_rollback(struct store *st)
 {
-	if (PQstatus(st->conn) == CONNECTION_OK &&
-	    PQtransactionStatus(st->conn) != PQTRANS_IDLE)
+	if (PQstatus(st->conn) == CONNECTION_OK && PQtransactionStatus(st->conn) != PQTRANS_IDLE)
 		PQclear(PQexec(st->conn, "ROLLBACK"));
 }
 
@@ -296,8 +295,8 @@ static int store_migrate_one(struct store *st, const struct migration *m, int *r
 		goto fail;
 	}
 	PQclear(res);
-	rc = store_cmd(st, what, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-		       2, params, false, err);
+	rc = store_cmd(st, what, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
+		       params, false, err);
 	if (rc < 0)
 		goto fail;
 	rc = store_cmd(st, what, "COMMIT", 0, NULL, false, err);
@@ -409,8 +408,9 @@ static int store_check_field(const char *name, const char *value, bool required,
 	if (required && len == 0)
 		return verr_set(err, -EINVAL, "hello field %s is empty", name);
 	if (len > STORE_FIELD_MAX)
-		return verr_set(err, -EINVAL, "hello field %s is %zu bytes, more than the %d allowed",
-				name, len, STORE_FIELD_MAX);
+		return verr_set(err, -EINVAL,
+				"hello field %s is %zu bytes, more than the %d allowed", name, len,
+				STORE_FIELD_MAX);
 	if (!store_utf8_valid(value))
 		return verr_set(err, -EINVAL, "hello field %s is not valid UTF-8", name);
 	return 0;
@@ -468,14 +468,14 @@ static int store_labels_json(const struct store_hello *hello, char **ret_json, v
 int store_host_hello(struct store *st, const struct store_hello *hello, vigil_err *err)
 {
 	static const char sql[] =
-		"INSERT INTO hosts (host_id, hostname, kernel, os, defender_version, bpf_status,"
-		" labels, connected, first_seen, last_seen, disconnected_at)"
-		" VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, true, now(), now(), NULL)"
-		" ON CONFLICT (host_id) DO UPDATE SET"
-		" hostname = EXCLUDED.hostname, kernel = EXCLUDED.kernel, os = EXCLUDED.os,"
-		" defender_version = EXCLUDED.defender_version, bpf_status = EXCLUDED.bpf_status,"
-		" labels = EXCLUDED.labels, connected = true, last_seen = now(),"
-		" disconnected_at = NULL";
+	    "INSERT INTO hosts (host_id, hostname, kernel, os, defender_version, bpf_status,"
+	    " labels, connected, first_seen, last_seen, disconnected_at)"
+	    " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, true, now(), now(), NULL)"
+	    " ON CONFLICT (host_id) DO UPDATE SET"
+	    " hostname = EXCLUDED.hostname, kernel = EXCLUDED.kernel, os = EXCLUDED.os,"
+	    " defender_version = EXCLUDED.defender_version, bpf_status = EXCLUDED.bpf_status,"
+	    " labels = EXCLUDED.labels, connected = true, last_seen = now(),"
+	    " disconnected_at = NULL";
 	const char *params[7];
 	char *labels = NULL;
 	int rc;
@@ -486,8 +486,7 @@ int store_host_hello(struct store *st, const struct store_hello *hello, vigil_er
 	    (rc = store_check_field("hostname", hello->hostname, true, err)) < 0 ||
 	    (rc = store_check_field("kernel", hello->kernel, false, err)) < 0 ||
 	    (rc = store_check_field("os", hello->os, false, err)) < 0 ||
-	    (rc = store_check_field("defender_version", hello->defender_version, false, err)) <
-		    0 ||
+	    (rc = store_check_field("defender_version", hello->defender_version, false, err)) < 0 ||
 	    (rc = store_check_field("bpf_status", hello->bpf_status, false, err)) < 0)
 		return rc;
 	rc = store_labels_json(hello, &labels, err);
@@ -578,8 +577,8 @@ static json_t *store_host_json(const PGresult *res, int row)
 	if (obj == NULL)
 		return NULL;
 	for (; c < 6; c++) {
-		if (json_object_set_new(obj, text_cols[c],
-					json_string(PQgetvalue(res, row, c))) < 0)
+		if (json_object_set_new(obj, text_cols[c], json_string(PQgetvalue(res, row, c))) <
+		    0)
 			goto fail;
 	}
 	labels = json_loads(PQgetvalue(res, row, 6), 0, &jerr);
@@ -592,8 +591,9 @@ static json_t *store_host_json(const PGresult *res, int row)
 	    json_object_set_new(obj, "connected",
 				json_boolean(strcmp(PQgetvalue(res, row, 10), "t") == 0)) < 0 ||
 	    json_object_set_new(obj, "disconnected_at",
-				PQgetisnull(res, row, 11) ? json_null()
-							  : json_string(PQgetvalue(res, row, 11))) < 0)
+				PQgetisnull(res, row, 11)
+				    ? json_null()
+				    : json_string(PQgetvalue(res, row, 11))) < 0)
 		goto fail;
 	return obj;
 fail:
@@ -605,9 +605,11 @@ int store_hosts_list(struct store *st, json_t **ret_hosts, vigil_err *err)
 {
 	/* COLLATE "C": byte order, the same on every database whatever its locale. */
 	static const char sql[] =
-		"SELECT host_id, hostname, kernel, os, defender_version, bpf_status,"
-		" labels::text, exec_count, " TS_UTC("first_seen") ", " TS_UTC("last_seen") ","
-		" connected, " TS_UTC("disconnected_at") " FROM hosts ORDER BY host_id COLLATE \"C\"";
+	    "SELECT host_id, hostname, kernel, os, defender_version, bpf_status,"
+	    " labels::text, exec_count, " TS_UTC("first_seen") ", " TS_UTC(
+		"last_seen") ","
+			     " connected, " TS_UTC(
+				 "disconnected_at") " FROM hosts ORDER BY host_id COLLATE \"C\"";
 	PGresult *res = NULL;
 	json_t *hosts;
 	int rc, n;
@@ -627,9 +629,10 @@ int store_hosts_list(struct store *st, json_t **ret_hosts, vigil_err *err)
 		json_t *h = store_host_json(res, i);
 
 		if (h == NULL || json_array_append_new(hosts, h) < 0) {
-			rc = verr_set(err, -EIO,
-				      "cannot build the JSON of host %s (out of memory or bad text)",
-				      PQgetvalue(res, i, 0));
+			rc =
+			    verr_set(err, -EIO,
+				     "cannot build the JSON of host %s (out of memory or bad text)",
+				     PQgetvalue(res, i, 0));
 			PQclear(res);
 			json_decref(hosts);
 			return rc;

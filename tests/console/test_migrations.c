@@ -196,11 +196,11 @@ static PGresult *sql_exec(const char *sql, int n, const char *const *params)
 static char *schema_dump(void)
 {
 	static const char *const queries[] = {
-		"SELECT table_name, column_name, ordinal_position::text, data_type, is_nullable,"
-		" coalesce(column_default, '<none>') FROM information_schema.columns"
-		" WHERE table_schema = 'public' ORDER BY table_name, ordinal_position",
-		"SELECT tablename, indexname, indexdef FROM pg_indexes"
-		" WHERE schemaname = 'public' ORDER BY tablename, indexname",
+	    "SELECT table_name, column_name, ordinal_position::text, data_type, is_nullable,"
+	    " coalesce(column_default, '<none>') FROM information_schema.columns"
+	    " WHERE table_schema = 'public' ORDER BY table_name, ordinal_position",
+	    "SELECT tablename, indexname, indexdef FROM pg_indexes"
+	    " WHERE schemaname = 'public' ORDER BY tablename, indexname",
 	};
 	char *buf = NULL;
 	size_t len = 0;
@@ -237,7 +237,8 @@ Test(migrations, compiled_in_versions_are_contiguous)
 		cr_expect(ms[i].name != NULL && ms[i].name[0] != '\0');
 		cr_expect(ms[i].sql != NULL && ms[i].sql[0] != '\0');
 		/* store_migrate owns the transaction. */
-		cr_expect_null(strcasestr(ms[i].sql, "COMMIT"), "migration %d commits", ms[i].version);
+		cr_expect_null(strcasestr(ms[i].sql, "COMMIT"), "migration %d commits",
+			       ms[i].version);
 	}
 	cr_expect_eq(store_schema_version_latest(), ms[n - 1].version);
 	cr_expect_eq(migrations_latest(), ms[n - 1].version);
@@ -291,18 +292,18 @@ Test(migrations, applied_once_then_nothing_changes)
 Test(migrations, hosts_table_has_the_documented_shape)
 {
 	static const char *const want[] = {
-		"host_id|text|NO|<none>",
-		"hostname|text|NO|<none>",
-		"kernel|text|NO|''::text",
-		"os|text|NO|''::text",
-		"defender_version|text|NO|''::text",
-		"bpf_status|text|NO|''::text",
-		"labels|jsonb|NO|'{}'::jsonb",
-		"exec_count|bigint|NO|0",
-		"first_seen|timestamp with time zone|NO|now()",
-		"last_seen|timestamp with time zone|NO|now()",
-		"connected|boolean|NO|false",
-		"disconnected_at|timestamp with time zone|YES|<none>",
+	    "host_id|text|NO|<none>",
+	    "hostname|text|NO|<none>",
+	    "kernel|text|NO|''::text",
+	    "os|text|NO|''::text",
+	    "defender_version|text|NO|''::text",
+	    "bpf_status|text|NO|''::text",
+	    "labels|jsonb|NO|'{}'::jsonb",
+	    "exec_count|bigint|NO|0",
+	    "first_seen|timestamp with time zone|NO|now()",
+	    "last_seen|timestamp with time zone|NO|now()",
+	    "connected|boolean|NO|false",
+	    "disconnected_at|timestamp with time zone|YES|<none>",
 	};
 	vigil_err err = {0};
 	PGresult *res;

@@ -230,14 +230,14 @@ static struct store_hello hello_for(const char *host_id)
 	static const struct store_label labels[] = {{"env", "prod"}, {"team", "blue"}};
 
 	return (struct store_hello){
-		.host_id = host_id,
-		.hostname = "web-1.example.com",
-		.kernel = "6.18.0-vigil",
-		.os = "Debian GNU/Linux 12 (bookworm)",
-		.defender_version = "0.1.0",
-		.bpf_status = "exec_count loaded",
-		.labels = labels,
-		.nlabels = 2,
+	    .host_id = host_id,
+	    .hostname = "web-1.example.com",
+	    .kernel = "6.18.0-vigil",
+	    .os = "Debian GNU/Linux 12 (bookworm)",
+	    .defender_version = "0.1.0",
+	    .bpf_status = "exec_count loaded",
+	    .labels = labels,
+	    .nlabels = 2,
 	};
 }
 
@@ -284,7 +284,8 @@ static bool is_rfc3339_utc(const char *s)
 	regex_t re;
 	bool ok;
 
-	cr_assert_eq(regcomp(&re, "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{6}Z$",
+	cr_assert_eq(regcomp(&re,
+			     "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{6}Z$",
 			     REG_EXTENDED | REG_NOSUB),
 		     0);
 	ok = regexec(&re, s, 0, NULL, 0) == 0;
@@ -452,9 +453,9 @@ Test(store, mark_stale_timeout_is_in_milliseconds)
 Test(store, hosts_list_has_every_field_with_the_right_value)
 {
 	static const char *const keys[] = {
-		"host_id",	"hostname",   "kernel",	  "os",	       "defender_version",
-		"bpf_status",	"labels",     "exec_count", "first_seen", "last_seen",
-		"connected",	"disconnected_at",
+	    "host_id",		"hostname",   "kernel",	   "os",
+	    "defender_version", "bpf_status", "labels",	   "exec_count",
+	    "first_seen",	"last_seen",  "connected", "disconnected_at",
 	};
 	struct store_hello h = hello_for("host-b");
 	struct store_heartbeat hb = {.exec_count = 42};
@@ -627,8 +628,8 @@ Test(store, restart_between_calls_costs_no_failure)
 	cr_expect_eq(host_count(), 1);
 }
 
-#define THREADS		4
-#define OPS_PER_THREAD	50
+#define THREADS	       4
+#define OPS_PER_THREAD 50
 
 static void *hammer(void *arg)
 {
