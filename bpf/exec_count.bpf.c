@@ -28,7 +28,11 @@ static __always_inline void count(__u32 which)
 		*v += 1;
 }
 
-SEC("tracepoint/sched/sched_process_exec")
+/*
+ * A raw tracepoint: attached by name through the bpf() syscall, so it works
+ * without tracefs mounted (it isn't on every host), and costs less per event.
+ */
+SEC("raw_tracepoint/sched_process_exec")
 int handle_exec(void *ctx)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;

@@ -148,7 +148,7 @@ struct api *api_start(const char *url, nng_tls_config *tls, struct store *st, co
 	}
 	if ((rv = nng_http_server_set_tls(api->srv, tls)) != 0 ||
 	    (rv = add_handler(api, "/api/v1/hosts", handle_hosts, false, "GET")) != 0 ||
-	    (rv = add_handler(api, "/api/", handle_api_fallback, true, NULL)) != 0) {
+	    (rv = add_handler(api, "/api", handle_api_fallback, true, NULL)) != 0) {
 		verr_set(err, -ENOMEM, "cannot set up the API on %s: %s", url, nng_strerror(rv));
 		goto fail;
 	}

@@ -228,7 +228,7 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	rc = 1;
 
-	if (tls_engine_install(&err) < 0 || fs_mkdir_p(o.state_dir, 0700, &err) < 0 ||
+	if (tls_engine_install(&err) < 0 || fs_mkdir_p(o.state_dir, 0711, &err) < 0 ||
 	    api_token_load_or_create(o.token_file, token, &err) < 0) {
 		log_error("%s", err.msg);
 		goto out;

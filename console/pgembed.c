@@ -139,8 +139,8 @@ static int pg_path(char *buf, size_t size, vigil_err *err, const char *fmt, ...)
  * A libpq conninfo value in single quotes: backslash and quote escaped, so a
  * state directory with spaces or quotes in its name still works.
  */
-static int pg_dsn_build(char *buf, size_t size, const char *host, const char *db,
-			const char *extra, vigil_err *err)
+static int pg_dsn_build(char *buf, size_t size, const char *host, const char *db, const char *extra,
+			vigil_err *err)
 {
 	size_t o = 0;
 	int n;
@@ -287,7 +287,7 @@ static int pg_paths_init(struct pg_paths *p, const char *state_dir, vigil_err *e
 
 	if ((rc = pg_dsn_build(p->dsn, sizeof(p->dsn), p->run, PG_DB, "", err)) < 0 ||
 	    (rc = pg_dsn_build(p->dsn_admin, sizeof(p->dsn_admin), p->run, "postgres",
-					 " connect_timeout=5", err)) < 0)
+			       " connect_timeout=5", err)) < 0)
 		return rc;
 	return 0;
 }
@@ -407,6 +407,7 @@ static void pg_log_tail(const char *path, char *out, size_t size)
 	off_t end;
 	int fd, lines = 0;
 	char *start;
+	size_t len;
 
 	out[0] = '\0';
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -436,7 +437,15 @@ static void pg_log_tail(const char *path, char *out, size_t size)
 		else if (!isprint((unsigned char)*c) && !((unsigned char)*c & 0x80))
 			*c = ' ';
 	}
-	snprintf(out, size, "%s", start);
+	/* Keep the end, where the reason is; do not start inside a UTF-8 sequence. */
+	len = strlen(start);
+	if (len >= size) {
+		start += len - (size - 1);
+		while ((*start & 0xc0) == 0x80)
+			start++;
+		len = strlen(start);
+	}
+	memcpy(out, start, len + 1);
 }
 
 static void pg_status_text(int status, char *out, size_t size)

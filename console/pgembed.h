@@ -14,6 +14,16 @@
  * through PR_SET_PDEATHSIG, so a restarted console finds its data free.
  *
  * Not thread-safe; one owner (the console's main thread).
+ *
+ * Process rules for the caller: initdb and the server are children reaped
+ * with waitpid(<their pid>), so the process must not set SIGCHLD to SIG_IGN
+ * nor reap every child (waitpid(-1, ...)) while a cluster runs.  The death
+ * signal fires when the *thread* that called pgembed_start exits, so call it
+ * from a thread that lives as long as the server (the main thread).  The
+ * server runs in its own session (a terminal's Ctrl-C does not reach it) with
+ * default signal handlers, an empty signal mask and no inherited descriptors.
+ * As root, the state directory and every directory above it must be
+ * searchable by user postgres.
  */
 
 #include "error.h"
@@ -22,7 +32,9 @@ struct pgembed;
 
 /*
  * Create (initdb, if missing) and start the cluster under state_dir, wait until
- * it accepts connections (at most timeout_ms), and make sure database "vigil"
+ * it accepts connections (at most timeout_ms, which also bounds waiting for the
+ * server of a previous console to let go of the data directory; initdb, on
+ * first start only, has its own 120 s bound), and make sure database "vigil"
  * exists.  Returns the running cluster, or NULL with errno set and err filled
  * (which binary or directory failed and why; the server log path on failure).
  */

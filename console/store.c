@@ -268,7 +268,8 @@ static int store_migrate_one(struct store *st, const struct migration *m, int *r
 	snprintf(version, sizeof(version), "%d", m->version);
 	snprintf(what, sizeof(what), "migration %d (%s)", m->version, m->name);
 	*ret_done = 0;
-	rc = store_cmd(st, what, "BEGIN", 0, NULL, false, err);
+	/* A fresh connection holds no transaction: BEGIN alone may be retried. */
+	rc = store_cmd(st, what, "BEGIN", 0, NULL, true, err);
 	if (rc < 0)
 		return rc;
 	rc = store_exec(st, what, "SELECT pg_advisory_xact_lock(" STORE_MIGRATE_LOCK ")", 0, NULL,
@@ -317,11 +318,8 @@ int store_migrate(struct store *st, int *ret_applied, vigil_err *err)
 
 	ms = migrations_get(&n);
 	pthread_mutex_lock(&st->lock);
-	rc = store_ensure(st, "migrating the schema", err);
-	if (rc < 0)
-		goto out;
 	/* Under the same lock, so two consoles cannot race on CREATE TABLE. */
-	rc = store_cmd(st, "migrating the schema", "BEGIN", 0, NULL, false, err);
+	rc = store_cmd(st, "migrating the schema", "BEGIN", 0, NULL, true, err);
 	if (rc < 0)
 		goto out;
 	{

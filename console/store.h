@@ -8,6 +8,13 @@
  * mutex, so any thread may call it.  When the server goes away the next call
  * tries to reconnect once; failures return -ECONNRESET/-EIO with err filled,
  * and the caller retries later (a database that goes away is not fatal).
+ * A statement that failed because the connection dropped is retried once on
+ * the new connection, so every statement here is idempotent.  While the
+ * database is unreachable a call may block for the connect timeout (5 s unless
+ * the DSN sets connect_timeout) with the mutex held.
+ *
+ * Errors: -EINVAL for refused input (err names the field), -ENOENT, -ECONNRESET
+ * (database unreachable), -EIO for other SQL failures (err has the SQLSTATE).
  */
 
 #include <stdbool.h>
@@ -60,11 +67,18 @@ int store_migrate(struct store *st, int *ret_applied, vigil_err *err);
 /* The newest migration version compiled in. */
 int store_schema_version_latest(void);
 
-/* Insert or update the host from its hello; sets connected, last_seen = now(). */
+/*
+ * Insert or update the host from its hello; sets connected, last_seen = now(),
+ * clears disconnected_at; first_seen and exec_count are kept on update.
+ * Every string must be valid UTF-8 of at most 256 bytes (host_id and hostname
+ * non-empty; NULL kernel/os/defender_version/bpf_status/label values mean "");
+ * at most 64 labels, a repeated key keeps its last value.  -EINVAL otherwise.
+ */
 int store_host_hello(struct store *st, const struct store_hello *hello, vigil_err *err);
 
 /*
- * Record a heartbeat: last_seen = now(), connected = true.  Returns -ENOENT
+ * Record a heartbeat: last_seen = now(), connected = true, disconnected_at
+ * cleared, exec_count stored (above INT64_MAX is -EINVAL).  Returns -ENOENT
  * when the host has never said hello (the defender must send one).
  */
 int store_host_heartbeat(struct store *st, const char *host_id, const struct store_heartbeat *hb,
@@ -72,14 +86,16 @@ int store_host_heartbeat(struct store *st, const char *host_id, const struct sto
 
 /*
  * Mark connected hosts whose last_seen is older than timeout_ms as
- * disconnected.  ret_count (may be NULL) gets how many changed.
+ * disconnected (disconnected_at = now()).  ret_count (may be NULL) gets how
+ * many changed.
  */
 int store_hosts_mark_stale(struct store *st, int timeout_ms, int *ret_count, vigil_err *err);
 
 /*
  * The fleet as a new JSON array (caller json_decref's it), ordered by host_id;
  * each object: host_id, hostname, kernel, os, defender_version, bpf_status,
- * labels (object), exec_count, first_seen, last_seen (RFC 3339 UTC), connected.
+ * labels (object), exec_count, first_seen, last_seen (RFC 3339 UTC), connected,
+ * disconnected_at (RFC 3339 UTC, or null while connected).
  */
 int store_hosts_list(struct store *st, json_t **ret_hosts, vigil_err *err);
 

@@ -65,7 +65,7 @@ struct capture *capture_start(vigil_err *err)
 	}
 	if ((rc = exec_count__attach(cap->exec_skel)) < 0) {
 		rc = verr_set(err, rc,
-			      "cannot attach exec_count to tracepoint sched/sched_process_exec: %s",
+			      "cannot attach exec_count to raw tracepoint sched_process_exec: %s",
 			      strerror(-rc));
 		goto fail;
 	}
@@ -92,7 +92,7 @@ uint64_t capture_exec_count(const struct capture *cap)
 const char *capture_describe(const struct capture *cap)
 {
 	(void)cap;
-	return "exec_count (tracepoint sched/sched_process_exec)";
+	return "exec_count (raw tracepoint sched_process_exec)";
 }
 
 void capture_stop(struct capture *cap)

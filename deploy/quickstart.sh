@@ -50,7 +50,8 @@ fi
 ninja -C "$build" >/dev/null
 
 mkdir -p "$home" && chmod 0755 "$home"
-mkdir -p "$console_state" && chmod 0700 "$console_state"
+# 0711: the private PostgreSQL runs as the postgres user and must reach its directory.
+mkdir -p "$console_state" && chmod 0711 "$console_state"
 
 # Host identity is the certificate's CN: this host's name, made safe for a CN.
 host_id=$(hostname | tr -c 'A-Za-z0-9._-\n' '-' | cut -c1-64)

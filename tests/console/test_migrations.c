@@ -424,7 +424,7 @@ Test(migrations, failed_migration_rolls_back)
 Test(migrations, unreachable_database_is_reported)
 {
 	vigil_err err = {0};
-	int rc;
+	int rc, applied = -1;
 
 	fx.st = store_open(pgembed_dsn(fx.pg), &err);
 	cr_assert_not_null(fx.st, "%s", err.msg);
@@ -435,4 +435,27 @@ Test(migrations, unreachable_database_is_reported)
 	rc = store_migrate(fx.st, NULL, &err);
 	cr_expect_eq(rc, -ECONNRESET, "%d: %s", rc, err.msg);
 	cr_expect_not_null(strstr(err.msg, "database vigil"), "%s", err.msg);
+
+	/* Back up: the same store reconnects and migrates. */
+	fx.pg = pgembed_start(shared_state(), START_MS, &err);
+	cr_assert_not_null(fx.pg, "%s", err.msg);
+	cr_assert_eq(store_migrate(fx.st, &applied, &err), 0, "%s", err.msg);
+	cr_expect_eq(applied, store_schema_version_latest());
+}
+
+/* A server restarted between two calls costs the migration nothing. */
+Test(migrations, restart_between_calls_is_transparent)
+{
+	vigil_err err = {0};
+	int applied = -1;
+
+	fx.st = store_open(pgembed_dsn(fx.pg), &err);
+	cr_assert_not_null(fx.st, "%s", err.msg);
+	PQfinish(fx.sql);
+	fx.sql = NULL;
+	pgembed_stop(fx.pg);
+	fx.pg = pgembed_start(shared_state(), START_MS, &err);
+	cr_assert_not_null(fx.pg, "%s", err.msg);
+	cr_assert_eq(store_migrate(fx.st, &applied, &err), 0, "%s", err.msg);
+	cr_expect_eq(applied, store_schema_version_latest());
 }

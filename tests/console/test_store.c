@@ -802,6 +802,40 @@ Test(pgembed, dsn_quotes_the_state_directory, .init = cluster_setup)
 	store_close(st);
 }
 
+/* A server that exits during startup is reported with the end of its log. */
+Test(pgembed, early_exit_is_reported_with_the_log)
+{
+	char conf[PATH_MAX], *saved = NULL;
+	size_t saved_len = 0;
+	vigil_err err = {0};
+	struct pgembed *pg;
+	int saved_errno;
+	FILE *f;
+
+	snprintf(conf, sizeof(conf), "%s/postgres/data/postgresql.auto.conf", shared_state());
+	cr_assert_eq(fs_read_file(conf, 1 << 20, &saved, &saved_len, &err), 0, "%s", err.msg);
+	f = fopen(conf, "a");
+	cr_assert_not_null(f);
+	fputs("shared_buffers = 'plenty'\n", f);
+	fclose(f);
+	errno = 0;
+	pg = pgembed_start(shared_state(), START_MS, &err);
+	saved_errno = errno;
+	/* Put the shared cluster back before judging. */
+	f = fopen(conf, "w");
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(saved, 1, saved_len, f), saved_len);
+	fclose(f);
+	free(saved);
+	pgembed_stop(pg);
+
+	cr_expect_null(pg);
+	cr_expect_eq(saved_errno, EIO);
+	cr_expect_not_null(strstr(err.msg, "exited during startup"), "%s", err.msg);
+	cr_expect_not_null(strstr(err.msg, "server.log"), "%s", err.msg);
+	cr_expect_not_null(strstr(err.msg, "shared_buffers"), "%s", err.msg);
+}
+
 /*
  * A console SIGKILLed with its server running: the server gets SIGINT from
  * its death signal and shuts down while the next console is already starting.
