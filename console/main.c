@@ -179,16 +179,26 @@ static void nap_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Mark silent hosts disconnected until asked to stop; database errors are retried. */
-static void sweep_until_stopped(struct store *st, int host_timeout_ms)
+/*
+ * Until asked to stop: keep the private PostgreSQL (if any) running and mark
+ * silent hosts disconnected.  Database errors are retried, never fatal.
+ */
+static void sweep_until_stopped(struct store *st, struct pgembed *pg, int host_timeout_ms)
 {
 	int period = host_timeout_ms / 4 < 1000 ? host_timeout_ms / 4 : 1000;
 	bool db_down = false;
 
 	while (!stop_requested) {
 		vigil_err err = {0};
-		int n = 0;
+		int n = 0, rc;
 
+		if (pg != NULL && (rc = pgembed_watch(pg, 60000, &err)) != 0) {
+			if (rc > 0)
+				log_warn("%s", err.msg);
+			else
+				log_error("%s", err.msg);
+			verr_clear(&err);
+		}
 		if (store_hosts_mark_stale(st, host_timeout_ms, &n, &err) < 0) {
 			if (!db_down)
 				log_warn("database unavailable, retrying: %s", err.msg);
@@ -276,7 +286,7 @@ int main(int argc, char **argv)
 	}
 	log_info("vigil-console %s ready: defenders on %s, API on %s (token in %s), TLS engine %s",
 		 VIGIL_VERSION, o.listen, o.api, o.token_file, tls_engine_name());
-	sweep_until_stopped(st_api, o.host_timeout_ms);
+	sweep_until_stopped(st_api, pg, o.host_timeout_ms);
 	log_info("stopping");
 	rc = 0;
 out:

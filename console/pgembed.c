@@ -43,6 +43,7 @@
 struct pgembed {
 	pid_t pid;
 	char *dsn;
+	char *state_dir; /* to start the server again when it dies */
 };
 
 /* Every path pgembed uses, absolute, computed once up front. */
@@ -894,6 +895,12 @@ struct pgembed *pgembed_start(const char *state_dir, int timeout_ms, vigil_err *
 		rc = verr_set(err, -ENOMEM, "out of memory starting PostgreSQL");
 		goto fail;
 	}
+	pg->state_dir = strdup(state_dir);
+	if (pg->state_dir == NULL) {
+		free(pg->dsn);
+		rc = verr_set(err, -ENOMEM, "out of memory starting PostgreSQL");
+		goto fail;
+	}
 	pg->pid = pid;
 	free(p);
 	return pg;
@@ -919,5 +926,33 @@ void pgembed_stop(struct pgembed *pg)
 	if (pg->pid > 0)
 		pg_kill_wait(pg->pid, SIGINT, PG_STOP_WAIT_MS);
 	free(pg->dsn);
+	free(pg->state_dir);
 	free(pg);
+}
+
+int pgembed_watch(struct pgembed *pg, int timeout_ms, vigil_err *err)
+{
+	struct pgembed *fresh;
+	vigil_err why = {0};
+	char how[64];
+	int status;
+
+	if (pg->pid > 0 && pg_wait_child(pg->pid, 0, &status) == -ETIMEDOUT)
+		return 0; /* still running */
+	if (pg->pid > 0)
+		pg_status_text(status, how, sizeof(how));
+	else
+		snprintf(how, sizeof(how), "not running");
+	pg->pid = 0;
+	fresh = pgembed_start(pg->state_dir, timeout_ms, &why);
+	if (fresh == NULL)
+		return verr_set(err, why.code < 0 ? why.code : -EIO,
+				"PostgreSQL stopped (%s); starting it again failed: %s", how, why.msg);
+	/* Same state directory, so the same DSN: the store reconnects to it. */
+	pg->pid = fresh->pid;
+	fresh->pid = 0;
+	pgembed_stop(fresh);
+	if (err != NULL)
+		snprintf(err->msg, sizeof(err->msg), "PostgreSQL stopped (%s); started it again", how);
+	return 1;
 }

@@ -43,6 +43,14 @@ struct pgembed *pgembed_start(const char *state_dir, int timeout_ms, vigil_err *
 /* libpq connection string for database "vigil"; owned by pg, valid until pgembed_stop. */
 const char *pgembed_dsn(const struct pgembed *pg);
 
+/*
+ * Supervise: when the server has exited (crash, OOM kill, an operator's
+ * kill), start it again on the same data.  Returns 0 when it was running, 1
+ * when it was restarted (err says why it had stopped), or a negative errno
+ * when the restart failed (err explains; call again later).  Main thread only.
+ */
+int pgembed_watch(struct pgembed *pg, int timeout_ms, vigil_err *err);
+
 /* Stop the server (fast shutdown), wait for it, free pg.  Accepts NULL. */
 void pgembed_stop(struct pgembed *pg);
 

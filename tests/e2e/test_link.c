@@ -5,6 +5,7 @@
  * pki module, on loopback.
  */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -306,4 +307,52 @@ Test(link, vigilctl_hosts_prints_table_and_json)
 	text = h_slurp(out);
 	cr_expect(strstr(text, "401") != NULL, "vigilctl said:\n%s", text);
 	free(text);
+}
+
+Test(link, console_survives_its_database_going_away)
+{
+	char conf[H_PATH], pidfile[H_PATH];
+	json_t *h;
+	int st;
+
+	h_console_start(&con, dir, &pki, NULL);
+	h_defender_conf(dir, &con, pki.ca, pki.host_cert, pki.host_key, NULL, conf);
+	defender_pid = start_defender(conf);
+	h = wait_connected("host-a", true, 5000);
+	cr_assert_not_null(h);
+	json_decref(h);
+
+	/* PostgreSQL crashes: immediate shutdown of the server our console started. */
+	snprintf(pidfile, sizeof(pidfile), "%s/postgres/data/postmaster.pid", con.state);
+	char *text = h_slurp(pidfile);
+	pid_t pg_pid = (pid_t)atoi(text);
+	free(text);
+	cr_assert_gt(pg_pid, 1);
+	cr_assert_eq(kill(pg_pid, SIGQUIT), 0);
+	long long t_crash = h_now_ms();
+
+	const char *fresh = "SELECT count(*) FROM hosts WHERE host_id = 'host-a' AND connected "
+			    "AND last_seen > now() - interval '500 milliseconds'";
+	bool back = false;
+	while (!back && h_now_ms() - t_crash < 30000) {
+		h_sleep_ms(500);
+		/* The database may be down right now: count only a successful query. */
+		char sock[H_PATH];
+		snprintf(sock, sizeof(sock), "host=%s/postgres/run port=5432 dbname=vigil user=vigil",
+			 con.state);
+		PGconn *c = PQconnectdb(sock);
+		if (PQstatus(c) == CONNECTION_OK) {
+			PGresult *r = PQexec(c, fresh);
+			back = PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) == 1;
+			PQclear(r);
+		}
+		PQfinish(c);
+	}
+	cr_assert(back, "heartbeats not stored 30 s after the database crashed; console log:\n%s",
+		  h_slurp(con.log));
+	cr_expect_not(h_exited(con.pid, &st), "the console exited when its database went away");
+	cr_expect(strstr(h_slurp(con.log), "started it again") != NULL);
+	cr_expect_eq(h_api_get(&con, &pki, "/api/v1/hosts", con.token, NULL), 200);
+	cr_log_info("heartbeats stored again %lld ms after the database crashed",
+		    h_now_ms() - t_crash);
 }
