@@ -154,7 +154,7 @@ static int cmd_hosts(struct ctl *c, int argc, char **argv)
 		json_decref(doc);
 		return 0;
 	}
-	printf("%-24s %-20s %-9s %-24s %-10s %-8s %s\n", "HOST", "HOSTNAME", "STATE", "LAST SEEN",
+	printf("%-24s %-20s %-9s %-20s %-10s %-8s %s\n", "HOST", "HOSTNAME", "STATE", "LAST SEEN",
 	       "VERSION", "EXECS", "LABELS");
 	json_array_foreach(hosts, i, h)
 	{
@@ -162,7 +162,8 @@ static int cmd_hosts(struct ctl *c, int argc, char **argv)
 		json_t *conn = json_object_get(h, "connected");
 
 		labels_text(json_object_get(h, "labels"), labels, sizeof(labels));
-		printf("%-24s %-20s %-9s %-24.24s %-10s %-8lld %s\n", str_field(h, "host_id"),
+		/* Seconds are precise enough for a table; --json has the microseconds. */
+		printf("%-24s %-20s %-9s %-.19sZ %-10s %-8lld %s\n", str_field(h, "host_id"),
 		       str_field(h, "hostname"), json_is_true(conn) ? "connected" : "gone",
 		       str_field(h, "last_seen"), str_field(h, "defender_version"),
 		       (long long)json_integer_value(json_object_get(h, "exec_count")), labels);

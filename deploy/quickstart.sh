@@ -54,10 +54,10 @@ mkdir -p "$home" && chmod 0755 "$home"
 mkdir -p "$console_state" && chmod 0711 "$console_state"
 
 # Host identity is the certificate's CN: this host's name, made safe for a CN.
-host_id=$(hostname | tr -c 'A-Za-z0-9._-\n' '-' | cut -c1-64)
+host_id=$(hostname | tr -c 'A-Za-z0-9._\n-' '-' | cut -c1-64)
 
 # Development PKI: a CA, the console's certificate, this host's certificate.
-[ -f "$pki/ca.crt" ] || "$vigilctl" pki init --dir "$pki" --cn "Vigil dev CA ($(hostname))"
+[ -f "$pki/ca.crt" ] || "$vigilctl" pki init --dir "$pki" --cn "Vigil dev CA $host_id"
 [ -f "$pki/console.crt" ] || "$vigilctl" pki issue --dir "$pki" --server --cn console \
 	--dns localhost --dns "$(hostname)" --ip 127.0.0.1 --ip ::1
 [ -f "$pki/$host_id.crt" ] || "$vigilctl" pki issue --dir "$pki" --client --cn "$host_id"
