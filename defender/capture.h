@@ -3,27 +3,66 @@
 #define VIGIL_DEFENDER_CAPTURE_H
 
 /*
- * Kernel capture.  For now: the exec counter (bpf/exec_count.bpf.c), which
- * proves that the defender can load and attach BPF on this host.
+ * Kernel capture: loads bpf/capture.bpf.c (process life, file and network
+ * syscalls into one ring buffer) and bpf/exec_count.bpf.c, and hands each
+ * record to a callback.  One thread polls; counters may be read from any
+ * thread.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
+#include "events.h"
 
 struct capture;
 
+struct capture_opts {
+	size_t ringbuf_bytes;	  /* power of two, >= 64 KiB; 0: 8 MiB */
+	bool filter_read_repeat;  /* report a read-only open once per (process, inode) */
+	bool filter_failed_reads; /* don't report read-only opens that failed */
+};
+
+#define CAPTURE_OPTS_DEFAULT {.ringbuf_bytes = 0, .filter_read_repeat = true, .filter_failed_reads = true}
+
+/* What the kernel side counted since load, summed over CPUs. */
+struct capture_counters {
+	uint64_t delivered[EV_TYPE_MAX]; /* by enum ev_type */
+	uint64_t drops[DROP_REASON_MAX];
+	uint64_t filtered[FILTER_REASON_MAX];
+	uint64_t user_malformed; /* records user space refused as malformed */
+};
+
+/* Names for the counters, for JSON and the console: "ringbuf_full", "read_repeat", "exec"... */
+const char *capture_drop_name(int reason);
+const char *capture_filter_name(int reason);
+const char *capture_type_name(int type);
+
 /*
- * Open, load and attach the BPF programs.  Returns NULL with errno set and
- * err explaining (no BPF in this build, not root, verifier refusal, ...).
+ * Open, load and attach.  Returns NULL with errno set and err explaining (no
+ * BPF in this build, not root, verifier refusal, ...).
  */
-struct capture *capture_start(vigil_err *err);
+struct capture *capture_start(const struct capture_opts *opts, vigil_err *err);
+
+/*
+ * Called for each record, already checked to hold at least a header whose
+ * size matches len.  Return 0 to go on, negative to stop the poll.
+ */
+typedef int (*capture_record_fn)(const struct ev_hdr *rec, size_t len, void *ctx);
+
+/* Wait up to timeout_ms for records and deliver all that are ready.  Returns records seen or -errno. */
+int capture_poll(struct capture *cap, int timeout_ms, capture_record_fn fn, void *ctx);
+
+void capture_read_counters(struct capture *cap, struct capture_counters *out);
 
 /* Sum of execs counted on all CPUs (the defender's own are not counted). */
 uint64_t capture_exec_count(const struct capture *cap);
 
-/* Human-readable list of what is loaded, e.g. "exec_count (tracepoint sched_process_exec)". */
+/* The ring buffer's size in bytes. */
+size_t capture_ringbuf_bytes(const struct capture *cap);
+
+/* Human-readable list of what is loaded. */
 const char *capture_describe(const struct capture *cap);
 
 /* Detach and free; accepts NULL. */

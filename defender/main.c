@@ -246,7 +246,8 @@ int main(int argc, char **argv)
 	}
 	hostinfo_read(&d.host);
 	d.started_ms = now_ms();
-	d.cap = capture_start(&err);
+	const struct capture_opts copts = CAPTURE_OPTS_DEFAULT;
+	d.cap = capture_start(&copts, &err);
 	if (d.cap != NULL) {
 		snprintf(d.bpf_status, sizeof(d.bpf_status), "loaded: %s", capture_describe(d.cap));
 		log_info("BPF %s", d.bpf_status);

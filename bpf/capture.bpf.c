@@ -1,0 +1,641 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Capture: what processes do, from the kernel.
+ *
+ * Process life: raw tracepoints sched_process_{exec,fork,exit}.
+ * File and network syscalls: raw tracepoints sys_enter (stash the arguments
+ * of the few syscalls we care about, keyed by thread) and sys_exit (decide,
+ * resolve paths, emit with the result).  Raw tracepoints need no tracefs and
+ * cost least per call; kprobes and fentry are not available on the project's
+ * kernels.  x86_64 syscall numbers.
+ *
+ * Decide early and cheaply: the defender's own activity is dropped at entry;
+ * read-only opens are the bulk of all file events, so a failed one is not
+ * reported and a successful one only the first time a process opens that
+ * inode (LRU); everything else is reported.  Every loss is counted by reason.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "events.h"
+#include "lib/maps.h"
+#include "lib/path.h"
+#include "lib/task.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Set by the defender before load. */
+const volatile __u32 self_tgid = 0;
+const volatile bool filter_read_repeat = true;
+const volatile bool filter_failed_reads = true;
+
+#define AT_FDCWD -100
+#define AT_REMOVEDIR 0x200
+#define O_ACCMODE 00000003
+#define O_RDONLY 00000000
+#define O_CREAT 00000100
+#define O_WRONLY 00000001
+#define O_TRUNC 00001000
+#define AF_UNIX 1
+#define AF_INET 2
+#define AF_INET6 10
+
+/* x86_64 syscall numbers of what we watch. */
+enum {
+	NR_open = 2, NR_connect = 42, NR_accept = 43, NR_bind = 49, NR_listen = 50,
+	NR_truncate = 76, NR_ftruncate = 77, NR_rename = 82, NR_mkdir = 83, NR_rmdir = 84,
+	NR_creat = 85, NR_link = 86, NR_unlink = 87, NR_symlink = 88, NR_chmod = 90,
+	NR_fchmod = 91, NR_chown = 92, NR_fchown = 93, NR_lchown = 94, NR_openat = 257,
+	NR_mkdirat = 258, NR_fchownat = 260, NR_unlinkat = 263, NR_renameat = 264,
+	NR_linkat = 265, NR_symlinkat = 266, NR_fchmodat = 268, NR_accept4 = 288,
+	NR_renameat2 = 316, NR_openat2 = 437, NR_fchmodat2 = 452,
+};
+
+struct stash {
+	__u64 args[6];
+	__u32 nr;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32); /* tid */
+	__type(value, struct stash);
+} stash SEC(".maps");
+
+struct read_key {
+	__u32 tgid;
+	__u32 dev;
+	__u64 ino;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct read_key);
+	__type(value, __u8);
+} read_seen SEC(".maps");
+
+static __always_inline bool watched(long nr)
+{
+	switch (nr) {
+	case NR_open: case NR_creat: case NR_openat: case NR_openat2:
+	case NR_unlink: case NR_unlinkat: case NR_rmdir:
+	case NR_rename: case NR_renameat: case NR_renameat2:
+	case NR_chmod: case NR_fchmod: case NR_fchmodat: case NR_fchmodat2:
+	case NR_chown: case NR_fchown: case NR_lchown: case NR_fchownat:
+	case NR_link: case NR_linkat: case NR_symlink: case NR_symlinkat:
+	case NR_mkdir: case NR_mkdirat: case NR_truncate: case NR_ftruncate:
+	case NR_connect: case NR_accept: case NR_accept4: case NR_bind: case NR_listen:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static __always_inline void *scratch_rec(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&rec_scratch, &zero);
+}
+
+static __always_inline struct path_buf *scratch_path(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&path_scratch, &zero);
+}
+
+/* The file behind fd in the current task, or NULL. */
+static __always_inline struct file *fd_file(struct task_struct *task, long fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	struct file *f = NULL;
+
+	if (fd < 0 || fd >= max)
+		return NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+/* Append the absolute path of p to rec at off; returns its length (0 and flag on failure). */
+static __always_inline __u32 put_path(char *rec, __u32 off, struct path_buf *pb,
+				      const struct path *p, __u32 *flags, __u32 trunc_flag)
+{
+	struct walked w = path_walk(pb, BPF_CORE_READ(p, mnt), BPF_CORE_READ(p, dentry));
+
+	if (w.truncated)
+		*flags |= trunc_flag;
+	return path_copy(rec, off, pb, w);
+}
+
+/* Append a user-space string; returns its length with NUL, 0 when unreadable. */
+static __always_inline __u32 put_user_str(char *rec, __u32 off, const char *uptr, __u32 *flags)
+{
+	long n = bpf_probe_read_user_str(&rec[off & REC_OFF_MASK], EV_PATH_MAX, uptr);
+
+	if (n <= 0) {
+		*flags |= EVF_READ_FAIL;
+		return 0;
+	}
+	return (__u32)n & (EV_PATH_MAX * 2 - 1);
+}
+
+/*
+ * For a relative name just written at rec[name_off]: append the absolute
+ * directory it is relative to (dirfd's path, or the cwd).  Returns its length.
+ */
+static __always_inline __u32 put_base(char *rec, __u32 off, __u32 name_off, __u32 name_len,
+				      long dirfd, struct task_struct *task, struct path_buf *pb,
+				      __u32 *flags)
+{
+	const struct path *p;
+	struct file *f;
+
+	if (name_len == 0 || rec[name_off & REC_OFF_MASK] == '/')
+		return 0;
+	if ((int)dirfd == AT_FDCWD) {
+		struct fs_struct *fs = BPF_CORE_READ(task, fs);
+		if (!fs) {
+			*flags |= EVF_NO_BASE;
+			return 0;
+		}
+		p = __builtin_preserve_access_index(&fs->pwd);
+	} else {
+		f = fd_file(task, (int)dirfd);
+		if (!f) {
+			*flags |= EVF_NO_BASE;
+			return 0;
+		}
+		p = __builtin_preserve_access_index(&f->f_path);
+	}
+	return put_path(rec, off, pb, p, flags, EVF_NO_BASE);
+}
+
+/* ---- process life ---- */
+
+SEC("raw_tracepoint/sched_process_exec")
+int handle_exec(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *task = (struct task_struct *)ctx->args[0];
+	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
+	struct path_buf *pb = scratch_path();
+	char *rec = scratch_rec();
+	struct ev_exec *e;
+	struct file *exe;
+	__u32 off, n;
+
+	if (!rec || !pb) {
+		count_drop(DROP_SCRATCH);
+		return 0;
+	}
+	if (self_tgid && (bpf_get_current_pid_tgid() >> 32) == self_tgid) {
+		count_filtered(FILTER_SELF);
+		return 0;
+	}
+	e = (struct ev_exec *)rec;
+	hdr_fill(&e->hdr, EV_EXEC, task);
+	e->sid = BPF_CORE_READ(task, signal, pids[PIDTYPE_SID], numbers[0].nr);
+	e->loginuid = BPF_CORE_READ(task, loginuid.val);
+	e->start_ns = BPF_CORE_READ(task, start_boottime);
+	e->argc = BPF_CORE_READ(bprm, argc);
+	e->exe_flags = 0;
+	e->pad = 0;
+	e->tty[0] = '\0';
+	struct tty_struct *tty = BPF_CORE_READ(task, signal, tty);
+	if (tty)
+		bpf_probe_read_kernel_str(e->tty, sizeof(e->tty), &tty->name);
+
+	off = sizeof(*e);
+	/* The executable, resolved: what actually runs, whatever name was used. */
+	exe = BPF_CORE_READ(bprm, file);
+	n = put_path(rec, off, pb, __builtin_preserve_access_index(&exe->f_path), &e->hdr.flags,
+		     EVF_TRUNC_PATH);
+	e->filename_len = n;
+	off += n;
+	if (BPF_CORE_READ(exe, f_inode, __i_nlink) == 0)
+		e->exe_flags |= EXE_DELETED;
+	char prefix[6];
+	const unsigned char *dname = BPF_CORE_READ(exe, f_path.dentry, d_name.name);
+	if (bpf_probe_read_kernel(prefix, sizeof(prefix), dname) == 0 && prefix[0] == 'm' &&
+	    prefix[1] == 'e' && prefix[2] == 'm' && prefix[3] == 'f' && prefix[4] == 'd' &&
+	    prefix[5] == ':')
+		e->exe_flags |= EXE_MEMFD;
+
+	/* argv as the new program sees it: NUL-separated in its memory. */
+	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	unsigned long a0 = BPF_CORE_READ(mm, arg_start), a1 = BPF_CORE_READ(mm, arg_end);
+	__u32 alen = a1 > a0 ? a1 - a0 : 0;
+	if (alen > EV_ARGS_MAX - 1) {
+		alen = EV_ARGS_MAX - 1;
+		e->hdr.flags |= EVF_TRUNC_ARGS;
+		count_drop(DROP_ARGS_TRUNCATED);
+	}
+	if (alen > 0 &&
+	    bpf_probe_read_user(&rec[off & REC_OFF_MASK], alen & STR_MASK, (void *)a0) == 0) {
+		rec[(off + alen) & REC_OFF_MASK] = '\0';
+		e->args_len = alen + 1;
+	} else {
+		e->args_len = 0;
+		if (alen > 0)
+			e->hdr.flags |= EVF_READ_FAIL;
+	}
+	off += e->args_len;
+
+	struct fs_struct *fs = BPF_CORE_READ(task, fs);
+	if (fs) {
+		n = put_path(rec, off, pb, __builtin_preserve_access_index(&fs->pwd),
+			     &e->hdr.flags, EVF_NO_CWD);
+	} else {
+		n = 0;
+		e->hdr.flags |= EVF_NO_CWD;
+	}
+	e->cwd_len = n;
+	off += n;
+	if (e->hdr.flags & EVF_TRUNC_PATH)
+		count_drop(DROP_PATH_TRUNCATED);
+	e->hdr.size = off;
+	emit(rec, off, EV_EXEC);
+	return 0;
+}
+
+SEC("raw_tracepoint/sched_process_fork")
+int handle_fork(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *parent = (struct task_struct *)ctx->args[0];
+	struct task_struct *child = (struct task_struct *)ctx->args[1];
+	struct ev_fork e = {};
+
+	/* A new thread is not a new process. */
+	if (BPF_CORE_READ(child, tgid) == BPF_CORE_READ(parent, tgid))
+		return 0;
+	if (self_tgid && (bpf_get_current_pid_tgid() >> 32) == self_tgid) {
+		count_filtered(FILTER_SELF);
+		return 0;
+	}
+	hdr_fill(&e.hdr, EV_FORK, parent);
+	e.hdr.size = sizeof(e);
+	e.child_pid = BPF_CORE_READ(child, tgid);
+	e.child_start_ns = BPF_CORE_READ(child, start_boottime);
+	emit(&e, sizeof(e), EV_FORK);
+	return 0;
+}
+
+SEC("raw_tracepoint/sched_process_exit")
+int handle_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *task = (struct task_struct *)ctx->args[0];
+	bool group_dead = (bool)ctx->args[1];
+	struct ev_exit e = {};
+
+	/* Only the last thread's exit ends the process. */
+	if (!group_dead)
+		return 0;
+	if (self_tgid && BPF_CORE_READ(task, tgid) == self_tgid)
+		return 0;
+	hdr_fill(&e.hdr, EV_EXIT, task);
+	e.hdr.size = sizeof(e);
+	e.exit_code = BPF_CORE_READ(task, exit_code);
+	e.start_ns = BPF_CORE_READ(task, start_boottime);
+	emit(&e, sizeof(e), EV_EXIT);
+	return 0;
+}
+
+/* ---- syscalls ---- */
+
+SEC("raw_tracepoint/sys_enter")
+int sys_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+	long nr = ctx->args[1];
+	__u64 pid_tgid;
+	struct stash s;
+	__u32 tid;
+
+	if (!watched(nr))
+		return 0;
+	pid_tgid = bpf_get_current_pid_tgid();
+	if (self_tgid && (pid_tgid >> 32) == self_tgid) {
+		count_filtered(FILTER_SELF);
+		return 0;
+	}
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	s.nr = nr;
+	s.pad = 0;
+	s.args[0] = BPF_CORE_READ(regs, di);
+	s.args[1] = BPF_CORE_READ(regs, si);
+	s.args[2] = BPF_CORE_READ(regs, dx);
+	s.args[3] = BPF_CORE_READ(regs, r10);
+	s.args[4] = BPF_CORE_READ(regs, r8);
+	s.args[5] = BPF_CORE_READ(regs, r9);
+	tid = (__u32)pid_tgid;
+	if (bpf_map_update_elem(&stash, &tid, &s, BPF_ANY) != 0)
+		count_drop(DROP_STASH_FULL);
+	return 0;
+}
+
+/* Whether a read-only open of fd should be reported: the first one per (process, inode). */
+static __always_inline bool read_is_new(struct task_struct *task, long fd)
+{
+	struct file *f = fd_file(task, fd);
+	struct read_key k = {};
+	__u8 one = 1;
+
+	if (!f)
+		return true;
+	k.tgid = bpf_get_current_pid_tgid() >> 32;
+	k.dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
+	k.ino = BPF_CORE_READ(f, f_inode, i_ino);
+	if (bpf_map_lookup_elem(&read_seen, &k)) {
+		count_filtered(FILTER_READ_REPEAT);
+		return false;
+	}
+	bpf_map_update_elem(&read_seen, &k, &one, BPF_ANY);
+	return true;
+}
+
+static __always_inline int file_event(struct stash *a, long ret)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	const char *name = NULL, *name2 = NULL;
+	long dirfd = AT_FDCWD, dirfd2 = AT_FDCWD, fd = -1;
+	__u32 flags = 0, mode = 0, op;
+	struct path_buf *pb;
+	struct ev_file *e;
+	char *rec;
+
+	switch (a->nr) {
+	case NR_open: op = FOP_OPEN; name = (void *)a->args[0]; flags = a->args[1]; mode = a->args[2]; break;
+	case NR_creat: op = FOP_OPEN; name = (void *)a->args[0]; flags = O_CREAT | O_WRONLY | O_TRUNC; mode = a->args[1]; break;
+	case NR_openat: op = FOP_OPEN; dirfd = a->args[0]; name = (void *)a->args[1]; flags = a->args[2]; mode = a->args[3]; break;
+	case NR_openat2: {
+		struct open_how how = {};
+		op = FOP_OPEN; dirfd = a->args[0]; name = (void *)a->args[1];
+		bpf_probe_read_user(&how, sizeof(how), (void *)a->args[2]);
+		flags = how.flags; mode = how.mode;
+		break;
+	}
+	case NR_unlink: op = FOP_UNLINK; name = (void *)a->args[0]; break;
+	case NR_rmdir: op = FOP_RMDIR; name = (void *)a->args[0]; break;
+	case NR_unlinkat: op = (a->args[2] & AT_REMOVEDIR) ? FOP_RMDIR : FOP_UNLINK; dirfd = a->args[0]; name = (void *)a->args[1]; break;
+	case NR_rename: op = FOP_RENAME; name = (void *)a->args[0]; name2 = (void *)a->args[1]; break;
+	case NR_renameat: case NR_renameat2: op = FOP_RENAME; dirfd = a->args[0]; name = (void *)a->args[1]; dirfd2 = a->args[2]; name2 = (void *)a->args[3]; break;
+	case NR_link: op = FOP_LINK; name = (void *)a->args[0]; name2 = (void *)a->args[1]; break;
+	case NR_linkat: op = FOP_LINK; dirfd = a->args[0]; name = (void *)a->args[1]; dirfd2 = a->args[2]; name2 = (void *)a->args[3]; break;
+	/* symlink: path is the link created, path2 its target text (not resolved). */
+	case NR_symlink: op = FOP_SYMLINK; name2 = (void *)a->args[0]; name = (void *)a->args[1]; dirfd2 = -1; break;
+	case NR_symlinkat: op = FOP_SYMLINK; name2 = (void *)a->args[0]; dirfd = a->args[1]; name = (void *)a->args[2]; dirfd2 = -1; break;
+	case NR_chmod: op = FOP_CHMOD; name = (void *)a->args[0]; mode = a->args[1]; break;
+	case NR_fchmod: op = FOP_CHMOD; fd = a->args[0]; mode = a->args[1]; break;
+	case NR_fchmodat: case NR_fchmodat2: op = FOP_CHMOD; dirfd = a->args[0]; name = (void *)a->args[1]; mode = a->args[2]; break;
+	case NR_chown: case NR_lchown: op = FOP_CHOWN; name = (void *)a->args[0]; break;
+	case NR_fchown: op = FOP_CHOWN; fd = a->args[0]; break;
+	case NR_fchownat: op = FOP_CHOWN; dirfd = a->args[0]; name = (void *)a->args[1]; break;
+	case NR_mkdir: op = FOP_MKDIR; name = (void *)a->args[0]; mode = a->args[1]; break;
+	case NR_mkdirat: op = FOP_MKDIR; dirfd = a->args[0]; name = (void *)a->args[1]; mode = a->args[2]; break;
+	case NR_truncate: op = FOP_TRUNCATE; name = (void *)a->args[0]; break;
+	case NR_ftruncate: op = FOP_TRUNCATE; fd = a->args[0]; break;
+	default:
+		return 0;
+	}
+
+	if (op == FOP_OPEN && (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_TRUNC))) {
+		if (ret < 0 && filter_failed_reads) {
+			count_filtered(FILTER_READ_FAILED);
+			return 0;
+		}
+		if (ret >= 0 && filter_read_repeat && !read_is_new(task, ret))
+			return 0;
+	}
+
+	rec = scratch_rec();
+	pb = scratch_path();
+	if (!rec || !pb) {
+		count_drop(DROP_SCRATCH);
+		return 0;
+	}
+	e = (struct ev_file *)rec;
+	hdr_fill(&e->hdr, EV_FILE, task);
+	e->op = op;
+	e->syscall_nr_lo = a->nr;
+	e->open_flags = op == FOP_OPEN ? flags : 0;
+	e->mode = mode;
+	e->owner_uid = (__u32)-1;
+	e->owner_gid = (__u32)-1;
+	if (op == FOP_CHOWN) {
+		int i = a->nr == NR_fchownat ? 2 : 1;
+		e->owner_uid = i == 2 ? a->args[2] : a->args[1];
+		e->owner_gid = i == 2 ? a->args[3] : a->args[2];
+	}
+	e->result = ret;
+	e->length = op == FOP_TRUNCATE ? (__s64)a->args[1] : 0;
+	e->path_len = e->path2_len = e->base_len = e->base2_len = 0;
+
+	__u32 off = sizeof(*e), n;
+	/* A successful open or an fd-based call: the kernel's own absolute path for the file. */
+	struct file *f = NULL;
+	if (op == FOP_OPEN && ret >= 0)
+		f = fd_file(task, ret);
+	else if (fd >= 0)
+		f = fd_file(task, fd);
+	__u32 name_off = off;
+	if (f) {
+		n = put_path(rec, off, pb, __builtin_preserve_access_index(&f->f_path),
+			     &e->hdr.flags, EVF_TRUNC_PATH);
+		name = NULL;
+	} else if (name) {
+		n = put_user_str(rec, off, name, &e->hdr.flags);
+	} else {
+		n = 0;
+	}
+	e->path_len = n;
+	off += n;
+
+	__u32 name2_off = off;
+	if (name2) {
+		n = put_user_str(rec, off, name2, &e->hdr.flags);
+		e->path2_len = n;
+		off += n;
+	}
+	if (name) {
+		n = put_base(rec, off, name_off, e->path_len, dirfd, task, pb, &e->hdr.flags);
+		e->base_len = n;
+		off += n;
+	}
+	if (name2 && dirfd2 != -1) {
+		n = put_base(rec, off, name2_off, e->path2_len, dirfd2, task, pb, &e->hdr.flags);
+		e->base2_len = n;
+		off += n;
+	}
+	if (e->hdr.flags & EVF_TRUNC_PATH)
+		count_drop(DROP_PATH_TRUNCATED);
+	e->hdr.size = off;
+	emit(rec, off, EV_FILE);
+	return 0;
+}
+
+/* The sock behind a socket fd, or NULL. */
+static __always_inline struct sock *fd_sock(struct task_struct *task, long fd)
+{
+	struct file *f = fd_file(task, fd);
+	struct socket *sock;
+
+	if (!f)
+		return NULL;
+	sock = BPF_CORE_READ(f, private_data);
+	return sock ? BPF_CORE_READ(sock, sk) : NULL;
+}
+
+/* Fill local (and, when connected, remote) address and port from the kernel socket. */
+static __always_inline void sock_addrs(struct ev_net *e, struct sock *sk, bool remote)
+{
+	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	e->type = BPF_CORE_READ(sk, sk_type);
+	e->protocol = BPF_CORE_READ(sk, sk_protocol);
+	e->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (e->family == AF_INET) {
+		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__builtin_memcpy(e->local_addr, &a, 4);
+	} else if (e->family == AF_INET6) {
+		BPF_CORE_READ_INTO(&e->local_addr, sk, __sk_common.skc_v6_rcv_saddr);
+	}
+	if (!remote)
+		return;
+	e->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (e->family == AF_INET) {
+		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(e->remote_addr, &a, 4);
+	} else if (e->family == AF_INET6) {
+		BPF_CORE_READ_INTO(&e->remote_addr, sk, __sk_common.skc_v6_daddr);
+	}
+}
+
+/* A sockaddr from user space into the remote (connect) or local (bind) slot. */
+static __always_inline __u32 user_sockaddr(struct ev_net *e, char *rec, __u32 off, const void *uaddr,
+					   bool as_remote)
+{
+	__u16 family = 0;
+
+	if (bpf_probe_read_user(&family, sizeof(family), uaddr) != 0) {
+		e->hdr.flags |= EVF_READ_FAIL;
+		return 0;
+	}
+	e->family = family;
+	if (family == AF_INET) {
+		struct sockaddr_in sin = {};
+		bpf_probe_read_user(&sin, sizeof(sin), uaddr);
+		if (as_remote) {
+			e->remote_port = bpf_ntohs(sin.sin_port);
+			__builtin_memcpy(e->remote_addr, &sin.sin_addr, 4);
+		} else {
+			e->local_port = bpf_ntohs(sin.sin_port);
+			__builtin_memcpy(e->local_addr, &sin.sin_addr, 4);
+		}
+	} else if (family == AF_INET6) {
+		struct sockaddr_in6 sin6 = {};
+		bpf_probe_read_user(&sin6, sizeof(sin6), uaddr);
+		if (as_remote) {
+			e->remote_port = bpf_ntohs(sin6.sin6_port);
+			__builtin_memcpy(e->remote_addr, &sin6.sin6_addr, 16);
+		} else {
+			e->local_port = bpf_ntohs(sin6.sin6_port);
+			__builtin_memcpy(e->local_addr, &sin6.sin6_addr, 16);
+		}
+	} else if (family == AF_UNIX) {
+		/*
+		 * sun_path: a path, or (first byte NUL) an abstract name: stored as
+		 * '@' + name, the convention of ss(8) and /proc/net/unix.
+		 */
+		const char *sp = (const char *)uaddr + 2;
+		char first = 0;
+		bpf_probe_read_user(&first, 1, sp);
+		if (first == '\0') {
+			rec[off & REC_OFF_MASK] = '@';
+			long n = bpf_probe_read_user_str(&rec[(off + 1) & REC_OFF_MASK], 108, sp + 1);
+			return n > 0 ? (__u32)(n + 1) & 255 : 0;
+		}
+		long n = bpf_probe_read_user_str(&rec[off & REC_OFF_MASK], 109, sp);
+		return n > 0 ? (__u32)n & 255 : 0;
+	}
+	return 0;
+}
+
+static __always_inline int net_event(struct stash *a, long ret)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct ev_net *e;
+	struct sock *sk;
+	char *rec = scratch_rec();
+	__u32 off, n = 0;
+
+	if (!rec) {
+		count_drop(DROP_SCRATCH);
+		return 0;
+	}
+	e = (struct ev_net *)rec;
+	__builtin_memset(e, 0, sizeof(*e));
+	hdr_fill(&e->hdr, EV_NET, task);
+	e->result = ret;
+	off = sizeof(*e);
+	switch (a->nr) {
+	case NR_connect:
+		e->op = NOP_CONNECT;
+		sk = fd_sock(task, a->args[0]);
+		if (sk)
+			sock_addrs(e, sk, false);
+		n = user_sockaddr(e, rec, off, (void *)a->args[1], true);
+		break;
+	case NR_bind:
+		e->op = NOP_BIND;
+		sk = fd_sock(task, a->args[0]);
+		if (sk)
+			sock_addrs(e, sk, false);
+		n = user_sockaddr(e, rec, off, (void *)a->args[1], false);
+		break;
+	case NR_listen:
+		e->op = NOP_LISTEN;
+		e->backlog = a->args[1];
+		sk = fd_sock(task, a->args[0]);
+		if (sk)
+			sock_addrs(e, sk, false);
+		break;
+	case NR_accept:
+	case NR_accept4:
+		e->op = NOP_ACCEPT;
+		/* The new connection's socket holds both ends. */
+		sk = ret >= 0 ? fd_sock(task, ret) : fd_sock(task, a->args[0]);
+		if (sk)
+			sock_addrs(e, sk, ret >= 0);
+		break;
+	default:
+		return 0;
+	}
+	e->unix_path_len = n;
+	off += n;
+	e->hdr.size = off;
+	emit(rec, off, EV_NET);
+	return 0;
+}
+
+SEC("raw_tracepoint/sys_exit")
+int sys_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct stash *sp = bpf_map_lookup_elem(&stash, &tid);
+	struct stash a;
+
+	if (!sp)
+		return 0;
+	a = *sp;
+	bpf_map_delete_elem(&stash, &tid);
+	switch (a.nr) {
+	case NR_connect: case NR_accept: case NR_accept4: case NR_bind: case NR_listen:
+		return net_event(&a, ctx->args[1]);
+	default:
+		return file_event(&a, ctx->args[1]);
+	}
+}

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef VIGIL_BPF_EVENTS_H
+#define VIGIL_BPF_EVENTS_H
+
+/*
+ * The capture ABI: records the kernel programs write into the ring buffer,
+ * shared by clang -target bpf and gcc.  Fixed-width fields only.  Every
+ * record starts with struct ev_hdr; variable-length strings follow the fixed
+ * part in the order the record's *_len fields list them, each NUL-terminated
+ * and counted in its length (a length of 0 means "absent").  hdr.size is the
+ * whole record.  User space checks every length against hdr.size before use:
+ * the kernel is trusted to be correct, not to be uncompromised.
+ */
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define EV_PATH_MAX 4096   /* one path string, with its NUL */
+#define EV_ARGS_MAX 4096   /* argv joined by NULs, with the last NUL */
+#define EV_RECORD_MAX 16384 /* largest record: hdr + fixed part + strings */
+#define EV_COMM_LEN 16
+#define EV_TTY_LEN 32
+
+enum ev_type {
+	EV_EXEC = 1,
+	EV_FORK = 2,
+	EV_EXIT = 3,
+	EV_FILE = 4,
+	EV_NET = 5,
+};
+
+/* hdr.flags: what was cut or could not be read.  Output marks them, never hides them. */
+enum ev_flag {
+	EVF_TRUNC_PATH = 1 << 0,  /* a path was longer than EV_PATH_MAX or deeper than the walk */
+	EVF_TRUNC_ARGS = 1 << 1,  /* argv longer than EV_ARGS_MAX */
+	EVF_TRUNC_PATH2 = 1 << 2, /* second path (rename/link target) cut */
+	EVF_NO_CWD = 1 << 3,	  /* cwd could not be read */
+	EVF_NO_BASE = 1 << 4,	  /* relative path whose directory could not be resolved */
+	EVF_READ_FAIL = 1 << 5,	  /* a user-memory string could not be read (bad pointer) */
+};
+
+struct ev_hdr {
+	__u16 type;
+	__u16 size;
+	__u32 flags;
+	__u64 ts_ns;	 /* CLOCK_BOOTTIME */
+	__u32 pid;	 /* thread group id */
+	__u32 tid;
+	__u32 ppid;	 /* real parent's thread group id */
+	__u32 uid;
+	__u32 euid;
+	__u32 gid;
+	__u64 cgroup_id; /* cgroup v2 id */
+	char comm[EV_COMM_LEN];
+};
+
+/* sched_process_exec.  Strings: filename (absolute path of the executable), args, cwd. */
+struct ev_exec {
+	struct ev_hdr hdr;
+	__u32 sid;	   /* session id (global pid namespace) */
+	__u32 loginuid;	   /* audit login uid, (u32)-1 when unset */
+	__u64 start_ns;	   /* task start, CLOCK_BOOTTIME: with pid, identifies a process */
+	__u32 argc;	   /* arguments the program got (args may hold fewer if cut) */
+	__u32 exe_flags;   /* EXE_* */
+	__u16 filename_len;
+	__u16 args_len;
+	__u16 cwd_len;
+	__u16 pad;
+	char tty[EV_TTY_LEN]; /* controlling terminal name ("pts3"), "" when none */
+	char data[];
+};
+
+enum ev_exe_flag {
+	EXE_DELETED = 1 << 0, /* the executable file has no links left */
+	EXE_MEMFD = 1 << 1,   /* the executable is a memfd */
+	EXE_EXECVEAT = 1 << 2 /* reserved: set when the syscall was execveat */
+};
+
+/* sched_process_fork of a new process (not a thread). */
+struct ev_fork {
+	struct ev_hdr hdr; /* hdr.pid is the parent */
+	__u32 child_pid;
+	__u32 pad;
+	__u64 child_start_ns;
+};
+
+/* A process (thread group) ended. */
+struct ev_exit {
+	struct ev_hdr hdr;
+	__u32 exit_code; /* as wait(2) reports it: (code << 8) | signal */
+	__u32 pad;
+	__u64 start_ns;
+};
+
+enum ev_file_op {
+	FOP_OPEN = 1,
+	FOP_UNLINK,
+	FOP_RENAME,
+	FOP_CHMOD,
+	FOP_CHOWN,
+	FOP_LINK,
+	FOP_SYMLINK,
+	FOP_MKDIR,
+	FOP_TRUNCATE,
+	FOP_RMDIR,
+};
+
+/*
+ * A file operation, reported when the syscall returns.  Strings, in order:
+ * path (absolute for a successful open or an fd-based call, else as the
+ * caller gave it), path2 (rename/link: the new name; symlink: the target as
+ * given), base and base2 (the absolute directory path/path2 are relative to,
+ * from the dirfd or the cwd; absent when that path is absolute).  User space
+ * joins base and path lexically.
+ */
+struct ev_file {
+	struct ev_hdr hdr;
+	__u16 op;	 /* enum ev_file_op */
+	__u16 syscall_nr_lo;
+	__u32 open_flags; /* O_* for opens */
+	__u32 mode;	 /* open/mkdir/chmod mode */
+	__u32 owner_uid; /* chown: new uid, (u32)-1 unchanged */
+	__u32 owner_gid;
+	__s32 result;	 /* syscall return: fd or 0, or -errno */
+	__s64 length;	 /* truncate length */
+	__u16 path_len;
+	__u16 path2_len;
+	__u16 base_len;
+	__u16 base2_len;
+	char data[];
+};
+
+enum ev_net_op {
+	NOP_CONNECT = 1,
+	NOP_ACCEPT,
+	NOP_BIND,
+	NOP_LISTEN,
+};
+
+/*
+ * A socket operation, reported when the syscall returns.  Addresses are in
+ * network byte order; IPv4 uses the first 4 bytes.  Strings: unix_path.
+ */
+struct ev_net {
+	struct ev_hdr hdr;
+	__u16 op;	/* enum ev_net_op */
+	__u16 family;	/* AF_INET, AF_INET6, AF_UNIX */
+	__u16 type;	/* SOCK_STREAM, SOCK_DGRAM, ... */
+	__u16 protocol;
+	__s32 result;	/* syscall return: fd or 0, or -errno */
+	__u16 local_port;  /* host byte order */
+	__u16 remote_port; /* host byte order */
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
+	__s32 backlog;	/* listen */
+	__u16 unix_path_len;
+	__u16 pad;
+	char data[];
+};
+
+/* Why an event was not delivered: one per-CPU counter each, exported by the defender. */
+enum ev_drop_reason {
+	DROP_RINGBUF_FULL = 0, /* bpf_ringbuf_output failed: user space too slow or ring too small */
+	DROP_SCRATCH,	       /* per-CPU scratch buffer unavailable */
+	DROP_STASH_FULL,       /* syscall-entry stash map full: exit could not be matched */
+	DROP_PATH_TRUNCATED,   /* delivered, but a path was cut (counted, not lost) */
+	DROP_ARGS_TRUNCATED,   /* delivered, but argv was cut (counted, not lost) */
+	DROP_REASON_MAX,
+};
+
+/* Events the kernel filtered on purpose (not losses): per-CPU counters. */
+enum ev_filter_reason {
+	FILTER_SELF = 0,	 /* the defender's own activity */
+	FILTER_READ_REPEAT,	 /* read-only open seen recently by the same process */
+	FILTER_READ_FAILED,	 /* read-only open that failed (library/config probing) */
+	FILTER_REASON_MAX,
+};
+
+/* Indices into the per-CPU "seen" counter: events successfully written, per type. */
+#define EV_TYPE_MAX 6
+
+#endif

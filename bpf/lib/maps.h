@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The capture object's maps and counters.  Every event that is not delivered
+ * is counted here by reason (enum ev_drop_reason); events filtered on purpose
+ * are counted separately (enum ev_filter_reason).  User space reads both.
+ */
+#ifndef VIGIL_BPF_LIB_MAPS_H
+#define VIGIL_BPF_LIB_MAPS_H
+
+#include "events.h"
+
+/* Sized by user space before load (bpf_map__set_max_entries). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 * 1024 * 1024);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DROP_REASON_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FILTER_REASON_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} filtered SEC(".maps");
+
+/* Records delivered, per enum ev_type. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, EV_TYPE_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} delivered SEC(".maps");
+
+/*
+ * Working memory for one record and one path walk.  A per-CPU value must stay
+ * under 32 KiB, so the two live in separate maps.  Offsets into them are
+ * masked to their halves so the verifier can prove every access in bounds.
+ */
+#define REC_BUF 32768
+#define REC_OFF_MASK (16384 - 1)
+#define STR_MASK (EV_PATH_MAX - 1)
+#define PATH_BUF (2 * EV_PATH_MAX)
+
+struct rec_buf {
+	char b[REC_BUF];
+};
+
+struct path_buf {
+	char b[PATH_BUF];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rec_buf);
+} rec_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct path_buf);
+} path_scratch SEC(".maps");
+
+static __always_inline void count_in(void *map, __u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(map, &idx);
+
+	/* An in-range per-CPU array lookup cannot fail; the check is for the verifier. */
+	if (v)
+		*v += 1;
+}
+
+#define count_drop(reason) count_in(&drops, (reason))
+#define count_filtered(reason) count_in(&filtered, (reason))
+
+/* Send size bytes of rec; counts the delivery or the loss. */
+static __always_inline void emit(void *rec, __u32 size, __u16 type)
+{
+	if (size == 0 || size > EV_RECORD_MAX)
+		return;
+	if (bpf_ringbuf_output(&events, rec, size & (REC_BUF / 2 - 1), 0) != 0) {
+		count_drop(DROP_RINGBUF_FULL);
+		return;
+	}
+	count_in(&delivered, type);
+}
+
+#endif
