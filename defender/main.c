@@ -15,6 +15,7 @@
 
 #include "capture.h"
 #include "defender_config.h"
+#include "eventstream.h"
 #include "fsutil.h"
 #include "hostinfo.h"
 #include "log.h"
@@ -50,10 +51,36 @@ static void nap(int ms)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: vigil-defender --config FILE [--log-level debug|info|warn|error]\n"
-		   "                      [--check] [--version]\n"
-		   "  --config FILE  the defender's configuration (console URLs, certificates)\n"
-		   "  --check        validate the configuration and certificates, then exit\n");
+	fprintf(f,
+		"usage: vigil-defender --config FILE [--log-level debug|info|warn|error] [--check]\n"
+		"       vigil-defender --events-json [--types exec,fork,exit,file,net] [--pid PID]\n"
+		"                      [--descendants] [--comm NAME] [--ringbuf-kb N] [--all-reads]\n"
+		"                      [--stats-interval-ms N]\n"
+		"  --config FILE        the defender's configuration (console URLs, certificates)\n"
+		"  --check              validate the configuration and certificates, then exit\n"
+		"  --events-json        no console: print captured events as JSON lines on stdout\n"
+		"  --types LIST         only these event types\n"
+		"  --pid PID            only this process (--descendants: and the processes it forks)\n"
+		"  --comm NAME          only processes with this command name\n"
+		"  --ringbuf-kb N       kernel ring buffer size, a power of two (default 8192)\n"
+		"  --all-reads          report every read-only open, not the first per process and file\n"
+		"  --stats-interval-ms N  print a stats line this often (default: only at the end)\n");
+}
+
+static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t max, uint32_t *ret)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
+		fprintf(stderr, "vigil-defender: %s must be an integer from %u to %u, not '%s'\n",
+			opt, min, max, s);
+		return -1;
+	}
+	*ret = (uint32_t)v;
+	return 0;
 }
 
 struct defender {
@@ -181,11 +208,21 @@ int main(int argc, char **argv)
 		{"check", no_argument, NULL, 'k'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
+		{"events-json", no_argument, NULL, 'E'},
+		{"types", required_argument, NULL, 'y'},
+		{"pid", required_argument, NULL, 'p'},
+		{"descendants", no_argument, NULL, 'D'},
+		{"comm", required_argument, NULL, 'm'},
+		{"ringbuf-kb", required_argument, NULL, 'r'},
+		{"all-reads", no_argument, NULL, 'a'},
+		{"stats-interval-ms", required_argument, NULL, 's'},
 		{0},
 	};
 	struct defender d = {0};
+	struct eventstream_opts es = {.capture = CAPTURE_OPTS_DEFAULT};
 	const char *config_path = NULL;
-	int log_level = -1, check = 0, opt, rc;
+	int log_level = -1, check = 0, events_json = 0, opt, rc;
+	uint32_t u;
 	struct sigaction sa = {0};
 	vigil_err err = {0};
 
@@ -208,6 +245,41 @@ int main(int argc, char **argv)
 		case 'V':
 			printf("vigil-defender %s\n", VIGIL_VERSION);
 			return 0;
+		case 'E':
+			events_json = 1;
+			break;
+		case 'y':
+			if (eventstream_parse_types(optarg, &es.type_mask) < 0) {
+				fprintf(stderr, "vigil-defender: --types takes a list of exec, fork, "
+						"exit, file, net; not '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'p':
+			if (parse_u32("--pid", optarg, 1, 1u << 22, &es.pid) < 0)
+				return 2;
+			break;
+		case 'D':
+			es.descendants = true;
+			break;
+		case 'm':
+			es.comm = optarg;
+			break;
+		case 'r':
+			if (parse_u32("--ringbuf-kb", optarg, 64, 1u << 20, &u) < 0)
+				return 2;
+			es.capture.ringbuf_bytes = (size_t)u * 1024;
+			break;
+		case 'a':
+			es.capture.filter_read_repeat = false;
+			es.capture.filter_failed_reads = false;
+			break;
+		case 's':
+			if (parse_u32("--stats-interval-ms", optarg, 0, 86400000, &u) < 0)
+				return 2;
+			es.stats_interval_ms = (int)u;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -216,7 +288,20 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (config_path == NULL || optind != argc) {
+	if (optind != argc) {
+		fprintf(stderr, "vigil-defender: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (events_json) {
+		struct sigaction esa = {.sa_handler = on_stop_signal};
+
+		log_init("vigil-defender", log_level >= 0 ? log_level : LOG_LVL_INFO);
+		sigaction(SIGTERM, &esa, NULL);
+		sigaction(SIGINT, &esa, NULL);
+		signal(SIGPIPE, SIG_IGN);
+		return eventstream_run(&es, &stop_requested);
+	}
+	if (config_path == NULL) {
 		usage(stderr);
 		return 2;
 	}

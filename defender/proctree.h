@@ -51,6 +51,7 @@
 #define PROCTREE_ARGS_DEFAULT	     256	   /* argv bytes kept per process */
 #define PROCTREE_ARGS_MAX	     4096	   /* largest args_max accepted */
 #define PROCTREE_COMM_LEN	     16		   /* as the kernel's TASK_COMM_LEN */
+#define PROCTREE_TTY_LEN	     32		   /* tty names, with their NUL (as EV_TTY_LEN) */
 #define PROCTREE_CONTAINER_ID_LEN    64
 #define PROCTREE_USER_CACHE	     256 /* user names kept; see proctree_user_name */
 
@@ -72,6 +73,7 @@ enum proc_flag {
 	PROC_F_EXE_DELETED = 1 << 5,  /* the executable had no links left at exec */
 	PROC_F_EXE_MEMFD = 1 << 6,    /* the executable was a memfd */
 	PROC_F_INCOMPLETE = 1 << 7,   /* fork of an unknown parent: only pid/ppid/start known */
+	PROC_F_PARENT_GONE = 1 << 8, /* ppid is in neither the tree nor /proc: ancestry ends here */
 };
 
 /* How an entry was first learned. */
@@ -92,14 +94,14 @@ enum proc_source {
 struct proc_entry {
 	uint32_t pid; /* thread group id */
 	uint32_t ppid;
-	uint64_t start_ns;  /* CLOCK_BOOTTIME; see "Identity" above */
-	uint64_t exit_ns;   /* event time of the exit; 0 while live */
-	uint64_t cgroup_id; /* cgroup v2 id from the last exec event; 0 when unknown */
-	uint32_t uid, euid, gid;
-	uint32_t sid;	   /* session id */
-	uint32_t loginuid; /* audit login uid; (uint32_t)-1 when unset */
-	int32_t exit_code; /* wait(2) status, when PROC_F_EXITED */
-	uint32_t flags;	   /* PROC_F_* */
+	uint64_t start_ns;	 /* CLOCK_BOOTTIME; see "Identity" above */
+	uint64_t exit_ns;	 /* event time of the exit; 0 while live */
+	uint64_t cgroup_id;	 /* cgroup v2 id from the last exec event; 0 when unknown */
+	uint32_t uid, euid, gid; /* (uint32_t)-1 when unknown */
+	uint32_t sid;		 /* session id */
+	uint32_t loginuid;	 /* audit login uid; (uint32_t)-1 when unset */
+	int32_t exit_code;	 /* wait(2) status, when PROC_F_EXITED */
+	uint32_t flags;		 /* PROC_F_* */
 	uint16_t args_len;
 	uint8_t source; /* enum proc_source */
 	uint8_t pad;
@@ -117,7 +119,8 @@ struct proc_entry {
  * pointers may be NULL (absent) and need not be NUL-terminated: *_len bytes
  * are read.  filename and cwd stop at their first NUL; args is argv joined by
  * NULs, one trailing NUL is dropped and the rest is cut to args_max.  comm is
- * read up to its first NUL or 15 bytes; tty is NUL-terminated ("" = none).
+ * read up to its first NUL or 15 bytes; tty up to its first NUL or 31 bytes
+ * ("" or NULL = none).
  */
 struct proctree_exec {
 	uint32_t pid, ppid;
@@ -125,7 +128,8 @@ struct proctree_exec {
 	uint32_t uid, euid, gid;
 	uint32_t sid, loginuid;
 	uint64_t cgroup_id;
-	uint32_t flags; /* PROC_F_ARGS_TRUNC, _PATH_TRUNC, _EXE_DELETED, _EXE_MEMFD; others ignored */
+	uint32_t
+	    flags; /* PROC_F_ARGS_TRUNC, _PATH_TRUNC, _EXE_DELETED, _EXE_MEMFD; others ignored */
 	const char *comm;
 	const char *filename;
 	size_t filename_len;
@@ -282,7 +286,7 @@ int proctree_parse_stat(const char *line, size_t len, struct proctree_stat *ret_
  * Pick the cgroup path from a /proc/<pid>/cgroup file of len bytes: the v2
  * ("0::") line's path unless it is the root "/" and a v1 line has a deeper
  * one (hybrid hosts keep the interesting path in v1), else the first v1
- * line with a path other than "/", else "/".  Sets *ret_off/*ret_len to the
+ * line with a path other than "/", else "/".  Sets ret_off and ret_len to the
  * path inside buf and returns 2 (from the v2 line), 1 (from a v1 line) or 0
  * (none found; ret_* untouched).
  */

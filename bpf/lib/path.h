@@ -39,7 +39,12 @@ static long walk_step(__u32 i, void *data)
 	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
 
 	(void)i;
-	if (dentry == c->mnt_root || dentry == parent) {
+	/*
+	 * A dentry that is its own parent without being the mount's root is a
+	 * pseudo file (memfd, pipe, anonymous inode): its name is all there is.
+	 */
+	bool pseudo = dentry == parent && dentry != c->mnt_root && c->w.len == 1;
+	if (!pseudo && (dentry == c->mnt_root || dentry == parent)) {
 		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
 
 		/* The root of a mount: continue from where it is mounted. */
@@ -69,6 +74,10 @@ static long walk_step(__u32 i, void *data)
 	c->buf->b[c->w.off & STR_MASK] = '/';
 	c->w.len += n + 1;
 	c->dentry = parent;
+	if (pseudo) {
+		c->w.truncated = false;
+		return 1;
+	}
 	return 0;
 }
 

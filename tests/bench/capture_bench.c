@@ -41,7 +41,7 @@
 #define MEM_READY_TIMEOUT_MS 30000 /* the defender may walk /proc for 10,000 processes first */
 #define STOP_TIMEOUT_MS	     10000
 #define RUN_TIMEOUT_MS	     120000
-#define LINE_MAX_BYTES	     65536 /* longer event lines are counted, their tail ignored */
+#define LINE_MAX_BYTES	     65536  /* longer event lines are counted, their tail ignored */
 #define RATE_TARGET	     100000 /* events/s the design promises to deliver without drops */
 #define RATE_OFFER	     110000 /* what the generator paces itself to: a margin over the target */
 #define RATE_WORKERS	     2
@@ -70,11 +70,11 @@ struct defender {
 	pthread_t reader;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	int ready, eof; /* under mu */
-	int stop;	/* atomic: ask the reader to quit */
-	char *stats;	/* under mu: the last stats line, malloc'd */
-	unsigned long long events;		 /* atomic: event lines (not ready/stats) */
-	pid_t gen[RATE_WORKERS];		 /* atomic: generator pids, 0 when none */
+	int ready, eof;				/* under mu */
+	int stop;				/* atomic: ask the reader to quit */
+	char *stats;				/* under mu: the last stats line, malloc'd */
+	unsigned long long events;		/* atomic: event lines (not ready/stats) */
+	pid_t gen[RATE_WORKERS];		/* atomic: generator pids, 0 when none */
 	unsigned long long gen_file, gen_other; /* atomic: their file / other event lines */
 	size_t len;
 	char line[LINE_MAX_BYTES + 1];
@@ -84,7 +84,7 @@ static pid_t g_parent;
 static char g_tmpdir[] = "/tmp/vigil-bench.XXXXXX";
 /* One directory per rate worker, on tmpfs when there is one: ext4 creates cost 3x here. */
 static char g_ratedir[RATE_WORKERS][64];
-static volatile double *g_shared;   /* MAP_SHARED slots: seconds each child's loop took */
+static volatile double *g_shared;  /* MAP_SHARED slots: seconds each child's loop took */
 static pid_t g_tracked[TRACK_MAX]; /* our unreaped children: the only pids we kill */
 static volatile int g_ntracked;
 static struct defender g_def;
@@ -157,19 +157,29 @@ static void reap_tracked(void)
 	}
 }
 
+/* Async-signal-safe (no opendir): empty a flat directory of ours and remove it. */
 static void rm_dir(const char *path)
 {
-	DIR *dir = opendir(path);
-	struct dirent *e;
+	char buf[4096];
+	long n;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-	while (dir && (e = readdir(dir)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			unlinkat(dirfd(dir), e->d_name, 0);
-	if (dir)
-		closedir(dir);
+	for (int pass = 0; fd >= 0 && pass < 100000; pass++) {
+		if ((n = (long)getdents64(fd, buf, sizeof(buf))) <= 0)
+			break;
+		for (long off = 0; off < n;) {
+			struct dirent64 *e = (struct dirent64 *)(buf + off);
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+				unlinkat(fd, e->d_name, 0);
+			off += e->d_reclen;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
 	rmdir(path);
 }
 
+/* Every exit path, signals included: kill and reap our children, remove our directories. */
 static void cleanup(void)
 {
 	if (getpid() != g_parent)
@@ -183,8 +193,7 @@ static void cleanup(void)
 
 static void on_signal(int sig)
 {
-	if (getpid() == g_parent)
-		kill_tracked();
+	cleanup();
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -313,7 +322,8 @@ static int wl_connect(long n)
 		int s = -1, c = socket(AF_INET, SOCK_STREAM, 0);
 
 		if (c >= 0 && connect(c, (struct sockaddr *)&a, sizeof(a)) == 0) {
-			/* A loopback handshake completes inside connect(); wait only if it did not. */
+			/* A loopback handshake completes inside connect(); wait only if it did not.
+			 */
 			for (int tries = 0; tries < 3 && s < 0; tries++) {
 				struct pollfd p = {.fd = l, .events = POLLIN};
 				s = accept4(l, NULL, NULL, 0);
@@ -338,10 +348,10 @@ out:
 }
 
 static const struct workload workloads[] = {
-	{"exec", 2000, 1.05, wl_exec},
-	{"open", 500000, 1.15, wl_open},
-	{"open-write", 160000, 1.15, wl_open_write},
-	{"connect", 30000, 1.05, wl_connect},
+    {"exec", 2000, 1.05, wl_exec},
+    {"open", 500000, 1.15, wl_open},
+    {"open-write", 160000, 1.15, wl_open_write},
+    {"connect", 25000, 1.05, wl_connect},
 };
 
 /* One run of w in a fresh child; *ret_s is the loop's wall time as the child measured it. */
@@ -559,8 +569,10 @@ static int defender_start(struct defender *d, const char *path, int ready_ms)
 			status_str(st, buf, sizeof(buf)));
 	} else {
 		wait_child(pid, 0, &st);
-		fprintf(stderr, "capture_bench: %s printed no {\"type\":\"ready\"} line within %d s; killed\n",
-			path, ready_ms / 1000);
+		fprintf(
+		    stderr,
+		    "capture_bench: %s printed no {\"type\":\"ready\"} line within %d s; killed\n",
+		    path, ready_ms / 1000);
 	}
 	defender_join(d);
 	defender_tail();
@@ -577,14 +589,16 @@ static json_t *defender_stop(struct defender *d)
 
 	kill(d->pid, SIGTERM);
 	if (wait_child(d->pid, STOP_TIMEOUT_MS, &st) < 0)
-		fprintf(stderr, "capture_bench: the defender did not exit within %d s of SIGTERM; killed\n",
+		fprintf(stderr,
+			"capture_bench: the defender did not exit within %d s of SIGTERM; killed\n",
 			STOP_TIMEOUT_MS / 1000);
 	else if (!WIFEXITED(st) || WEXITSTATUS(st))
 		fprintf(stderr, "capture_bench: the defender %s on SIGTERM\n",
 			status_str(st, buf, sizeof(buf)));
 	defender_join(d);
 	if (!d->stats) {
-		fprintf(stderr, "capture_bench: the defender printed no {\"type\":\"stats\"} line\n");
+		fprintf(stderr,
+			"capture_bench: the defender printed no {\"type\":\"stats\"} line\n");
 		defender_tail();
 		return NULL;
 	}
@@ -603,9 +617,23 @@ static long long stat_get(json_t *stats, const char *group, const char *key)
 /* Events lost (not delivered), or -1 when the stats line lacks them. */
 static long long stats_lost(json_t *stats)
 {
-	long long a = stat_get(stats, "drops", "ringbuf_full"), b = stat_get(stats, "drops", "scratch"),
+	long long a = stat_get(stats, "drops", "ringbuf_full"),
+		  b = stat_get(stats, "drops", "scratch"),
 		  c = stat_get(stats, "drops", "stash_full");
 	return a < 0 || b < 0 || c < 0 ? -1 : a + b + c;
+}
+
+static const char *lost_str(long long lost, char buf[32])
+{
+	if (lost < 0)
+		return "?";
+	snprintf(buf, 32, "%lld", lost);
+	return buf;
+}
+
+static json_t *lost_json(long long lost)
+{
+	return lost < 0 ? json_null() : json_integer(lost);
 }
 
 static void print_stats(json_t *stats)
@@ -614,13 +642,14 @@ static void print_stats(json_t *stats)
 		fprintf(g_out, "            defender stats: none (no parsable stats line)\n");
 		return;
 	}
-	fprintf(g_out,
-		"            drops: ringbuf_full %lld, scratch %lld, stash_full %lld; cut: path %lld, "
-		"args %lld; filtered: self %lld, read_repeat %lld, read_only %lld\n",
-		stat_get(stats, "drops", "ringbuf_full"), stat_get(stats, "drops", "scratch"),
-		stat_get(stats, "drops", "stash_full"), stat_get(stats, "drops", "path_truncated"),
-		stat_get(stats, "drops", "args_truncated"), stat_get(stats, "filtered", "self"),
-		stat_get(stats, "filtered", "read_repeat"), stat_get(stats, "filtered", "read_only"));
+	fprintf(
+	    g_out,
+	    "            drops: ringbuf_full %lld, scratch %lld, stash_full %lld; cut: path %lld, "
+	    "args %lld; filtered: self %lld, read_repeat %lld, read_only %lld\n",
+	    stat_get(stats, "drops", "ringbuf_full"), stat_get(stats, "drops", "scratch"),
+	    stat_get(stats, "drops", "stash_full"), stat_get(stats, "drops", "path_truncated"),
+	    stat_get(stats, "drops", "args_truncated"), stat_get(stats, "filtered", "self"),
+	    stat_get(stats, "filtered", "read_repeat"), stat_get(stats, "filtered", "read_only"));
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -657,6 +686,7 @@ static int bench_workload(const struct workload *w, const struct opts *o, json_t
 	double *wo = calloc((size_t)r * 4, sizeof(double)), *wi = wo + r, *ratio = wi + r,
 	       *tmp = ratio + r, with_total = 0, t, m_wo, m_wi, m_ratio, evs;
 	json_t *stats = NULL;
+	char lost_s[32];
 
 	fprintf(stderr, "capture_bench: %s: %d+%d runs of %ld\n", w->name, r, r, n);
 	rc = run_workload(w, n / 10 + 1, &t); /* warm-up: page cache, dentries, TCP state */
@@ -685,22 +715,24 @@ static int bench_workload(const struct workload *w, const struct opts *o, json_t
 	m_ratio = median(ratio, r, tmp);
 	fprintf(g_out, "%-10s without %.2f s  with %.2f s  ratio %.3f (target <= %.2f)  %s\n",
 		w->name, m_wo, m_wi, m_ratio, w->target, m_ratio <= w->target ? "PASS" : "FAIL");
-	fprintf(g_out, "            delivered %llu events, %.0f ev/s during the with-runs, lost %lld\n",
-		g_def.events, evs, stats_lost(stats));
+	fprintf(g_out,
+		"            delivered %llu events, %.0f ev/s during the with-runs, lost %s\n",
+		g_def.events, evs, lost_str(stats_lost(stats), lost_s));
 	print_stats(stats);
 	json_array_append_new(
-		rows, json_pack("{s:s, s:I, s:o, s:o, s:f, s:f, s:f, s:f, s:b, s:I, s:f, s:I, s:o*}",
-				"name", w->name, "iterations", (json_int_t)n, "without_s",
-				json_doubles(wo, r), "with_s", json_doubles(wi, r), "without_median_s",
-				m_wo, "with_median_s", m_wi, "ratio", m_ratio, "target", w->target,
-				"pass", m_ratio <= w->target, "events", (json_int_t)g_def.events,
-				"events_per_s", evs, "lost", (json_int_t)stats_lost(stats), "stats",
-				stats));
+	    rows,
+	    json_pack("{s:s, s:I, s:o, s:o, s:f, s:f, s:f, s:f, s:b, s:I, s:f, s:o, s:o*}", "name",
+		      w->name, "iterations", (json_int_t)n, "without_s", json_doubles(wo, r),
+		      "with_s", json_doubles(wi, r), "without_median_s", m_wo, "with_median_s",
+		      m_wi, "ratio", m_ratio, "target", w->target, "pass", m_ratio <= w->target,
+		      "events", (json_int_t)g_def.events, "events_per_s", evs, "lost",
+		      lost_json(stats_lost(stats)), "stats", stats));
 	free(wo);
 	return 0;
 fail:
 	fprintf(g_out, "%-10s ERROR (a run failed, see stderr)\n", w->name);
-	json_array_append_new(rows, json_pack("{s:s, s:s}", "name", w->name, "error", "run failed"));
+	json_array_append_new(rows,
+			      json_pack("{s:s, s:s}", "name", w->name, "error", "run failed"));
 	json_decref(stats);
 	free(wo);
 	return -1;
@@ -803,20 +835,22 @@ static int bench_rate(const struct opts *o, json_t **ret)
 	double pct = 100.0 * (double)g_def.gen_file / (double)expected;
 	long long lost = stats_lost(stats);
 	const char *verdict = lost != 0 || g_def.gen_file != expected ? "FAIL"
-			      : offered < RATE_TARGET			 ? "LOW-RATE (offered below target)"
-									 : "PASS";
+			      : offered < RATE_TARGET ? "LOW-RATE (offered below target)"
+						      : "PASS";
 	char lost_s[32];
-	snprintf(lost_s, sizeof(lost_s), lost < 0 ? "?" : "%lld", lost);
-	fprintf(g_out, "rate: %.0f ev/s offered, delivered %.2f%%, drops %s (target 0 drops at >= %d ev/s)  %s\n",
-		offered, pct, lost_s, RATE_TARGET, verdict);
-	fprintf(g_out, "            %llu file events expected from %d generator pids, %llu delivered "
-		       "(+%llu other events from them), %llu events in all\n",
+	fprintf(g_out,
+		"rate: %.0f ev/s offered, delivered %.2f%%, drops %s (target 0 drops at >= %d "
+		"ev/s)  %s\n",
+		offered, pct, lost_str(lost, lost_s), RATE_TARGET, verdict);
+	fprintf(g_out,
+		"            %llu file events expected from %d generator pids, %llu delivered "
+		"(+%llu other events from them), %llu events in all\n",
 		expected, RATE_WORKERS, g_def.gen_file, g_def.gen_other, g_def.events);
 	print_stats(stats);
-	*ret = json_pack("{s:f, s:I, s:I, s:I, s:f, s:I, s:s, s:o*}", "offered_per_s", offered,
+	*ret = json_pack("{s:f, s:I, s:I, s:I, s:f, s:o, s:s, s:o*}", "offered_per_s", offered,
 			 "expected", (json_int_t)expected, "delivered", (json_int_t)g_def.gen_file,
 			 "other_from_generators", (json_int_t)g_def.gen_other, "delivered_pct", pct,
-			 "lost", (json_int_t)lost, "verdict", verdict, "stats", stats);
+			 "lost", lost_json(lost), "verdict", verdict, "stats", stats);
 	return 0;
 }
 
@@ -856,8 +890,9 @@ static int read_vm(pid_t pid, long *ret_hwm, long *ret_rss)
 
 static int bench_memory(const struct opts *o, json_t **ret)
 {
-	long pid_max = read_long("/proc/sys/kernel/pid_max"), thr_max = read_long("/proc/sys/kernel/threads-max"),
-	     tasks = -1, hwm = -1, rss = -1, need;
+	long pid_max = read_long("/proc/sys/kernel/pid_max"),
+	     thr_max = read_long("/proc/sys/kernel/threads-max"), tasks = -1, hwm = -1, rss = -1,
+	     need;
 	struct rlimit rl;
 	char why[160] = "";
 	int spawned = 0, rc;
@@ -871,14 +906,16 @@ static int bench_memory(const struct opts *o, json_t **ret)
 	}
 	need = MEM_PROCS + (tasks > 0 ? tasks : 0) + 100;
 	if (pid_max > 0 && pid_max < need)
-		fprintf(stderr, "capture_bench: memory: kernel.pid_max %ld < %ld needed\n", pid_max, need);
-	if (thr_max > 0 && thr_max < need)
-		fprintf(stderr, "capture_bench: memory: kernel.threads-max %ld < %ld needed\n", thr_max,
+		fprintf(stderr, "capture_bench: memory: kernel.pid_max %ld < %ld needed\n", pid_max,
 			need);
+	if (thr_max > 0 && thr_max < need)
+		fprintf(stderr, "capture_bench: memory: kernel.threads-max %ld < %ld needed\n",
+			thr_max, need);
 	if (getrlimit(RLIMIT_NPROC, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 	    rl.rlim_cur < (rlim_t)need) {
-		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= (rlim_t)need ? (rlim_t)need
-											   : rl.rlim_max;
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= (rlim_t)need
+				  ? (rlim_t)need
+				  : rl.rlim_max;
 		if (setrlimit(RLIMIT_NPROC, &rl) < 0 || rl.rlim_cur < (rlim_t)need)
 			fprintf(stderr, "capture_bench: memory: RLIMIT_NPROC stays %llu < %ld\n",
 				(unsigned long long)rl.rlim_cur, need);
@@ -893,8 +930,9 @@ static int bench_memory(const struct opts *o, json_t **ret)
 				pause();
 		}
 		if (pid < 0) {
-			snprintf(why, sizeof(why), "the host could not hold %d: fork failed after %d: %s",
-				 MEM_PROCS, spawned, strerror(errno));
+			snprintf(why, sizeof(why),
+				 "the host could not hold %d: fork failed after %d: %s", MEM_PROCS,
+				 spawned, strerror(errno));
 			fprintf(stderr, "capture_bench: memory: %s\n", why);
 			break;
 		}
@@ -915,37 +953,39 @@ static int bench_memory(const struct opts *o, json_t **ret)
 	if (rc < 0)
 		return -2;
 	double peak = hwm / 1024.0;
-	fprintf(g_out, "memory: peak %.1f MiB with %d live processes (target < %.0f MiB)  %s\n", peak,
-		spawned, MEM_TARGET_MIB,
-		hwm < 0 ? "ERROR" : spawned < MEM_PROCS ? "INCOMPLETE" : peak < MEM_TARGET_MIB ? "PASS" : "FAIL");
+	fprintf(g_out, "memory: peak %.1f MiB with %d live processes (target < %.0f MiB)  %s\n",
+		peak, spawned, MEM_TARGET_MIB,
+		hwm < 0			? "ERROR"
+		: spawned < MEM_PROCS	? "INCOMPLETE"
+		: peak < MEM_TARGET_MIB ? "PASS"
+					: "FAIL");
 	fprintf(g_out, "            rss %.1f MiB after a 2 s settle%s%s\n", rss / 1024.0,
 		why[0] ? "; " : "", why);
-	*ret = json_pack("{s:i, s:f, s:f, s:f, s:b, s:s, s:o*}", "processes", spawned, "peak_mib", peak,
-			 "rss_mib", rss / 1024.0, "target_mib", MEM_TARGET_MIB, "pass",
-			 hwm >= 0 && spawned == MEM_PROCS && peak < MEM_TARGET_MIB, "note", why, "stats",
-			 stats);
+	*ret = json_pack("{s:i, s:f, s:f, s:f, s:b, s:s, s:o*}", "processes", spawned, "peak_mib",
+			 peak, "rss_mib", rss / 1024.0, "target_mib", MEM_TARGET_MIB, "pass",
+			 hwm >= 0 && spawned == MEM_PROCS && peak < MEM_TARGET_MIB, "note", why,
+			 "stats", stats);
 	return hwm < 0 ? -1 : 0;
 }
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: capture_bench [--defender PATH] [--rounds N] [--quick] [--json]\n"
-		   "  --defender PATH  vigil-defender to measure (default $VIGIL_BUILD_DIR/defender/"
-		   "vigil-defender,\n"
-		   "                   else ./build/defender/vigil-defender)\n"
-		   "  --rounds N       paired rounds per workload, 1..99 (default 7)\n"
-		   "  --quick          loops a tenth as long, rate test 1 s: for development\n"
-		   "  --json           one JSON object on stdout; the table goes to stderr\n");
+	fprintf(f,
+		"usage: capture_bench [--defender PATH] [--rounds N] [--quick] [--json]\n"
+		"  --defender PATH  vigil-defender to measure (default $VIGIL_BUILD_DIR/defender/"
+		"vigil-defender,\n"
+		"                   else ./build/defender/vigil-defender)\n"
+		"  --rounds N       paired rounds per workload, 1..99 (default 7)\n"
+		"  --quick          loops a tenth as long, rate test 1 s: for development\n"
+		"  --json           one JSON object on stdout; the table goes to stderr\n");
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option lopts[] = {{"defender", required_argument, NULL, 'd'},
-					      {"rounds", required_argument, NULL, 'r'},
-					      {"quick", no_argument, NULL, 'q'},
-					      {"json", no_argument, NULL, 'j'},
-					      {"help", no_argument, NULL, 'h'},
-					      {0}};
+	static const struct option lopts[] = {
+	    {"defender", required_argument, NULL, 'd'}, {"rounds", required_argument, NULL, 'r'},
+	    {"quick", no_argument, NULL, 'q'},		{"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},		{0}};
 	struct opts o = {.rounds = 7};
 	static char defpath[4096];
 	pthread_condattr_t ca;
@@ -985,11 +1025,13 @@ int main(int argc, char **argv)
 	}
 	if (!o.defender) {
 		const char *bd = getenv("VIGIL_BUILD_DIR");
-		snprintf(defpath, sizeof(defpath), "%s/defender/vigil-defender", bd ? bd : "./build");
+		snprintf(defpath, sizeof(defpath), "%s/defender/vigil-defender",
+			 bd ? bd : "./build");
 		o.defender = defpath;
 	}
 	if (access(o.defender, X_OK) < 0) {
-		fprintf(stderr, "capture_bench: no defender at %s (%s); build it or pass --defender PATH\n",
+		fprintf(stderr,
+			"capture_bench: no defender at %s (%s); build it or pass --defender PATH\n",
 			o.defender, strerror(errno));
 		return 1;
 	}
@@ -1029,9 +1071,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "capture_bench: stopped: the defender could not be started\n");
 	if (o.json) {
 		char *s;
-		top = json_pack("{s:s, s:s, s:b, s:i, s:o, s:o*, s:o*, s:b}", "bench", "capture",
-				"defender", o.defender, "quick", o.quick, "rounds", o.rounds, "workloads",
-				rows, "rate", rate, "memory", mem, "complete", rc == 0);
+		top =
+		    json_pack("{s:s, s:s, s:b, s:i, s:o, s:o*, s:o*, s:b}", "bench", "capture",
+			      "defender", o.defender, "quick", o.quick, "rounds", o.rounds,
+			      "workloads", rows, "rate", rate, "memory", mem, "complete", rc == 0);
 		if (top && (s = json_dumps(top, JSON_COMPACT))) {
 			printf("%s\n", s);
 			free(s);

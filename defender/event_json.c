@@ -1,0 +1,394 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "event_json.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+
+int64_t event_json_clock_offset(void)
+{
+	struct timespec rt, bt;
+
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_BOOTTIME, &bt);
+	return ((int64_t)rt.tv_sec - bt.tv_sec) * 1000000000LL + (rt.tv_nsec - bt.tv_nsec);
+}
+
+static void put_time(struct jsonw *w, const char *key, uint64_t boot_ns, int64_t offset)
+{
+	int64_t ns = (int64_t)boot_ns + offset;
+	time_t sec = (time_t)(ns / 1000000000LL);
+	struct tm tm;
+	char buf[64];
+
+	gmtime_r(&sec, &tm);
+	snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		 (long)((ns % 1000000000LL) / 1000));
+	jw_key(w, key);
+	jw_cstr(w, buf);
+}
+
+static void put_str(struct jsonw *w, const char *key, const struct ev_str *s)
+{
+	jw_key(w, key);
+	if (s->p != NULL)
+		jw_str(w, s->p, s->len);
+	else
+		jw_null(w);
+}
+
+/* A fixed-size char array from the kernel: up to its first NUL. */
+static void put_chars(struct jsonw *w, const char *key, const char *a, size_t cap)
+{
+	jw_key(w, key);
+	jw_str(w, a, strnlen(a, cap));
+}
+
+static void put_flags_list(struct jsonw *w, const struct ev_hdr *h)
+{
+	static const struct {
+		uint32_t bit;
+		const char *name;
+		bool gap;
+	} names[] = {
+		{EVF_TRUNC_PATH, "path", false},   {EVF_TRUNC_ARGS, "args", false},
+		{EVF_TRUNC_PATH2, "path2", false}, {EVF_NO_CWD, "cwd_unreadable", true},
+		{EVF_NO_BASE, "directory_unresolved", true},
+		{EVF_READ_FAIL, "user_memory_unreadable", true},
+	};
+	for (int gap = 0; gap < 2; gap++) {
+		bool any = false;
+
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+			if (!(h->flags & names[i].bit) || names[i].gap != gap)
+				continue;
+			if (!any) {
+				jw_key(w, gap ? "gaps" : "truncated");
+				jw_arr_begin(w);
+				any = true;
+			}
+			jw_cstr(w, names[i].name);
+		}
+		if (any)
+			jw_arr_end(w);
+	}
+}
+
+static void put_exec(struct jsonw *w, const struct event *ev, int64_t off)
+{
+	const struct ev_exec *e = ev->exec;
+	const struct ev_str *args = &ev->s[1];
+
+	put_str(w, "filename", &ev->s[0]);
+	jw_key(w, "argv");
+	jw_arr_begin(w);
+	/* args->len excludes the record NUL; each argument ends with its own. */
+	for (size_t i = 0; args->p != NULL && i < args->len;) {
+		size_t n = strnlen(args->p + i, args->len - i);
+		jw_str(w, args->p + i, n);
+		i += n + 1;
+	}
+	jw_arr_end(w);
+	jw_key(w, "argc");
+	jw_u64(w, e->argc);
+	put_str(w, "cwd", &ev->s[2]);
+	put_chars(w, "tty", e->tty, sizeof(e->tty));
+	jw_key(w, "sid");
+	jw_u64(w, e->sid);
+	jw_key(w, "loginuid");
+	if (e->loginuid == UINT32_MAX)
+		jw_null(w);
+	else
+		jw_u64(w, e->loginuid);
+	put_time(w, "start", e->start_ns, off);
+	jw_key(w, "exe_deleted");
+	jw_bool(w, e->exe_flags & EXE_DELETED);
+	jw_key(w, "exe_memfd");
+	jw_bool(w, e->exe_flags & EXE_MEMFD);
+}
+
+static void put_exit(struct jsonw *w, const struct ev_exit *e)
+{
+	jw_key(w, "exit_status");
+	jw_u64(w, e->exit_code);
+	if ((e->exit_code & 0x7f) == 0) {
+		jw_key(w, "exit_code");
+		jw_u64(w, (e->exit_code >> 8) & 0xff);
+	} else {
+		jw_key(w, "signal");
+		jw_u64(w, e->exit_code & 0x7f);
+		jw_key(w, "core_dumped");
+		jw_bool(w, e->exit_code & 0x80);
+	}
+}
+
+static const char *file_op_name(unsigned op)
+{
+	static const char *const n[] = {"?",	 "open",     "unlink", "rename",   "chmod", "chown",
+					"link",	 "symlink",  "mkdir",  "truncate", "rmdir"};
+	return op < sizeof(n) / sizeof(n[0]) ? n[op] : "?";
+}
+
+static void put_open_flags(struct jsonw *w, uint32_t f)
+{
+	static const struct {
+		uint32_t bit;
+		const char *name;
+	} names[] = {
+		{O_CREAT, "O_CREAT"},	    {O_EXCL, "O_EXCL"},	      {O_TRUNC, "O_TRUNC"},
+		{O_APPEND, "O_APPEND"},	    {O_NONBLOCK, "O_NONBLOCK"}, {O_DIRECTORY, "O_DIRECTORY"},
+		{O_NOFOLLOW, "O_NOFOLLOW"}, {O_CLOEXEC, "O_CLOEXEC"},   {O_PATH, "O_PATH"},
+	};
+	jw_key(w, "flags");
+	jw_arr_begin(w);
+	switch (f & O_ACCMODE) {
+	case O_RDONLY: jw_cstr(w, "O_RDONLY"); break;
+	case O_WRONLY: jw_cstr(w, "O_WRONLY"); break;
+	default: jw_cstr(w, "O_RDWR"); break;
+	}
+	if ((f & O_TMPFILE) == O_TMPFILE)
+		jw_cstr(w, "O_TMPFILE");
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if ((f & names[i].bit) && !(names[i].bit == O_DIRECTORY && (f & O_TMPFILE) == O_TMPFILE))
+			jw_cstr(w, names[i].name);
+	jw_arr_end(w);
+	jw_key(w, "write");
+	jw_bool(w, (f & O_ACCMODE) != O_RDONLY || (f & (O_CREAT | O_TRUNC)));
+}
+
+/* A path made absolute from its base; "path_as_given" keeps the original when it differed. */
+static void put_joined(struct jsonw *w, const char *key, const struct ev_str *name,
+		       const struct ev_str *base)
+{
+	char abs[EV_PATH_MAX * 2];
+	char given_key[32];
+
+	jw_key(w, key);
+	if (name->p == NULL) {
+		jw_null(w);
+		return;
+	}
+	if (name->p[0] == '/' || base->p == NULL) {
+		jw_str(w, name->p, name->len);
+		if (name->p[0] != '/') {
+			snprintf(given_key, sizeof(given_key), "%s_relative", key);
+			jw_key(w, given_key);
+			jw_bool(w, true);
+		}
+		return;
+	}
+	long n = event_path_join(base->p, base->len, name->p, name->len, abs, sizeof(abs));
+	jw_str(w, abs, n >= 0 ? (size_t)n : strlen(abs));
+	snprintf(given_key, sizeof(given_key), "%s_as_given", key);
+	jw_key(w, given_key);
+	jw_str(w, name->p, name->len);
+}
+
+static void put_file(struct jsonw *w, const struct event *ev)
+{
+	const struct ev_file *e = ev->file;
+	char mode[16];
+
+	jw_key(w, "op");
+	jw_cstr(w, file_op_name(e->op));
+	put_joined(w, "path", &ev->s[0], &ev->s[2]);
+	if (e->op == FOP_SYMLINK) {
+		put_str(w, "target", &ev->s[1]);
+	} else if (ev->s[1].p != NULL) {
+		put_joined(w, "path2", &ev->s[1], &ev->s[3]);
+	}
+	if (e->op == FOP_OPEN)
+		put_open_flags(w, e->open_flags);
+	if (e->op == FOP_OPEN || e->op == FOP_CHMOD || e->op == FOP_MKDIR) {
+		snprintf(mode, sizeof(mode), "0%o", e->mode & 07777);
+		jw_key(w, "mode");
+		jw_cstr(w, mode);
+	}
+	if (e->op == FOP_CHMOD) {
+		jw_key(w, "setuid");
+		jw_bool(w, e->mode & S_ISUID);
+		jw_key(w, "setgid");
+		jw_bool(w, e->mode & S_ISGID);
+	}
+	if (e->op == FOP_CHOWN) {
+		jw_key(w, "owner_uid");
+		if (e->owner_uid == UINT32_MAX)
+			jw_null(w);
+		else
+			jw_u64(w, e->owner_uid);
+		jw_key(w, "owner_gid");
+		if (e->owner_gid == UINT32_MAX)
+			jw_null(w);
+		else
+			jw_u64(w, e->owner_gid);
+	}
+	if (e->op == FOP_TRUNCATE) {
+		jw_key(w, "length");
+		jw_i64(w, e->length);
+	}
+	jw_key(w, "result");
+	jw_i64(w, e->result);
+}
+
+static const char *family_name(unsigned f)
+{
+	return f == AF_INET ? "inet" : f == AF_INET6 ? "inet6" : f == AF_UNIX ? "unix" : "other";
+}
+
+static const char *proto_name(const struct ev_net *e)
+{
+	if (e->family == AF_UNIX)
+		return e->type == SOCK_DGRAM ? "dgram" : e->type == SOCK_SEQPACKET ? "seqpacket"
+										    : "stream";
+	switch (e->protocol) {
+	case 6: return "tcp";
+	case 17: return "udp";
+	case 136: return "udplite";
+	case 132: return "sctp";
+	case 0: return e->type == SOCK_DGRAM ? "udp" : e->type == SOCK_STREAM ? "tcp" : "other";
+	default: return "other";
+	}
+}
+
+static void put_endpoint(struct jsonw *w, const char *key, unsigned family, const uint8_t *addr,
+			 unsigned port)
+{
+	char text[INET6_ADDRSTRLEN];
+
+	jw_key(w, key);
+	jw_obj_begin(w);
+	jw_key(w, "addr");
+	if (inet_ntop(family == AF_INET6 ? AF_INET6 : AF_INET, addr, text, sizeof(text)) != NULL)
+		jw_cstr(w, text);
+	else
+		jw_null(w);
+	jw_key(w, "port");
+	jw_u64(w, port);
+	jw_obj_end(w);
+}
+
+static void put_net(struct jsonw *w, const struct event *ev)
+{
+	static const char *const ops[] = {"?", "connect", "accept", "bind", "listen"};
+	const struct ev_net *e = ev->net;
+
+	jw_key(w, "op");
+	jw_cstr(w, e->op < 5 ? ops[e->op] : "?");
+	jw_key(w, "family");
+	jw_cstr(w, family_name(e->family));
+	jw_key(w, "proto");
+	jw_cstr(w, proto_name(e));
+	if (e->family == AF_INET || e->family == AF_INET6) {
+		put_endpoint(w, "local", e->family, e->local_addr, e->local_port);
+		if (e->op == NOP_CONNECT || e->op == NOP_ACCEPT)
+			put_endpoint(w, "remote", e->family, e->remote_addr, e->remote_port);
+	} else if (e->family == AF_UNIX) {
+		put_str(w, "unix_path", &ev->s[0]);
+	}
+	if (e->op == NOP_LISTEN) {
+		jw_key(w, "backlog");
+		jw_i64(w, e->backlog);
+	}
+	jw_key(w, "result");
+	jw_i64(w, e->result);
+}
+
+static void put_enrich(struct jsonw *w, const struct event_enrich *en)
+{
+	if (en == NULL)
+		return;
+	if (en->user) {
+		jw_key(w, "user");
+		jw_cstr(w, en->user);
+	}
+	if (en->exe) {
+		jw_key(w, "exe");
+		jw_cstr(w, en->exe);
+	}
+	if (en->cgroup) {
+		jw_key(w, "cgroup");
+		jw_cstr(w, en->cgroup);
+	}
+	if (en->container_id && en->container_id[0]) {
+		jw_key(w, "container_id");
+		jw_cstr(w, en->container_id);
+	}
+	if (en->nancestry > 0) {
+		jw_key(w, "ancestry");
+		jw_arr_begin(w);
+		for (size_t i = 0; i < en->nancestry && i < EVENT_ANCESTRY_MAX; i++) {
+			jw_obj_begin(w);
+			jw_key(w, "pid");
+			jw_u64(w, en->ancestry[i].pid);
+			if (en->ancestry[i].comm) {
+				jw_key(w, "comm");
+				jw_cstr(w, en->ancestry[i].comm);
+			}
+			if (en->ancestry[i].exe) {
+				jw_key(w, "exe");
+				jw_cstr(w, en->ancestry[i].exe);
+			}
+			jw_obj_end(w);
+		}
+		jw_arr_end(w);
+	}
+}
+
+void event_json_write(struct jsonw *w, const struct event *ev, const struct event_enrich *en,
+		      int64_t clock_offset_ns)
+{
+	static const char *const types[] = {"?", "exec", "fork", "exit", "file", "net"};
+	const struct ev_hdr *h = ev->hdr;
+
+	jw_obj_begin(w);
+	jw_key(w, "type");
+	jw_cstr(w, h->type < 6 ? types[h->type] : "?");
+	put_time(w, "ts", h->ts_ns, clock_offset_ns);
+	jw_key(w, "pid");
+	jw_u64(w, h->pid);
+	jw_key(w, "tid");
+	jw_u64(w, h->tid);
+	jw_key(w, "ppid");
+	jw_u64(w, h->ppid);
+	jw_key(w, "uid");
+	jw_u64(w, h->uid);
+	jw_key(w, "euid");
+	jw_u64(w, h->euid);
+	jw_key(w, "gid");
+	jw_u64(w, h->gid);
+	put_chars(w, "comm", h->comm, sizeof(h->comm));
+	jw_key(w, "cgroup_id");
+	jw_u64(w, h->cgroup_id);
+	switch (h->type) {
+	case EV_EXEC:
+		put_exec(w, ev, clock_offset_ns);
+		break;
+	case EV_FORK:
+		jw_key(w, "child_pid");
+		jw_u64(w, ev->fork->child_pid);
+		put_time(w, "child_start", ev->fork->child_start_ns, clock_offset_ns);
+		break;
+	case EV_EXIT:
+		put_exit(w, ev->exit);
+		break;
+	case EV_FILE:
+		put_file(w, ev);
+		break;
+	case EV_NET:
+		put_net(w, ev);
+		break;
+	}
+	put_enrich(w, en);
+	put_flags_list(w, h);
+	if (w->lossy) {
+		/* Names above hold bytes that are not UTF-8, shown as \xNN. */
+		jw_key(w, "non_utf8");
+		jw_bool(w, true);
+	}
+	jw_obj_end(w);
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef VIGIL_DEFENDER_EVENT_JSON_H
+#define VIGIL_DEFENDER_EVENT_JSON_H
+
+/*
+ * One capture event as one JSON object (the --events-json output; the format
+ * is documented in docs/events.md).  Paths are made absolute; anything cut or
+ * unreadable is listed in "truncated" / "gaps", never silently dropped.
+ */
+
+#include <stdint.h>
+
+#include "event.h"
+#include "jsonw.h"
+
+#define EVENT_ANCESTRY_MAX 8
+
+/* What the process tree knows about the event's process (any field may be NULL/0). */
+struct event_enrich {
+	const char *user;
+	const char *exe;
+	const char *cgroup;
+	const char *container_id;
+	size_t nancestry;
+	struct {
+		uint32_t pid;
+		const char *comm;
+		const char *exe;
+	} ancestry[EVENT_ANCESTRY_MAX];
+};
+
+/* Offset to add to CLOCK_BOOTTIME nanoseconds for wall-clock time; compute once at start. */
+int64_t event_json_clock_offset(void);
+
+/* Write ev (and en, may be NULL) as one object into w. */
+void event_json_write(struct jsonw *w, const struct event *ev, const struct event_enrich *en,
+		      int64_t clock_offset_ns);
+
+#endif

@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "jsonw.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+void jw_init(struct jsonw *w, char *buf, size_t cap)
+{
+	w->buf = buf;
+	w->cap = cap;
+	w->len = 0;
+	w->overflow = false;
+	w->depth = 0;
+	w->after_key = false;
+	w->lossy = false;
+	w->first[0] = true;
+	if (cap > 0)
+		buf[0] = '\0';
+}
+
+static void put(struct jsonw *w, const char *s, size_t n)
+{
+	if (w->overflow || w->len + n + 1 > w->cap) {
+		w->overflow = true;
+		return;
+	}
+	memcpy(w->buf + w->len, s, n);
+	w->len += n;
+	w->buf[w->len] = '\0';
+}
+
+static void putc_(struct jsonw *w, char c)
+{
+	put(w, &c, 1);
+}
+
+/* Before any value: a comma unless it is the first in its container (keys place their own). */
+static void sep(struct jsonw *w)
+{
+	if (w->depth < JW_DEPTH && !w->first[w->depth])
+		putc_(w, ',');
+	if (w->depth < JW_DEPTH)
+		w->first[w->depth] = false;
+}
+
+/* Before a value: nothing after a key, else the separator. */
+static void value_prefix(struct jsonw *w)
+{
+	if (w->after_key)
+		w->after_key = false;
+	else
+		sep(w);
+}
+
+static void str_body(struct jsonw *w, const char *s, size_t len);
+
+void jw_obj_begin(struct jsonw *w)
+{
+	value_prefix(w);
+	putc_(w, '{');
+	if (++w->depth < JW_DEPTH)
+		w->first[w->depth] = true;
+}
+
+void jw_obj_end(struct jsonw *w)
+{
+	putc_(w, '}');
+	w->depth--;
+}
+
+void jw_arr_begin(struct jsonw *w)
+{
+	value_prefix(w);
+	putc_(w, '[');
+	if (++w->depth < JW_DEPTH)
+		w->first[w->depth] = true;
+}
+
+void jw_arr_end(struct jsonw *w)
+{
+	putc_(w, ']');
+	w->depth--;
+}
+
+void jw_key(struct jsonw *w, const char *key)
+{
+	sep(w);
+	putc_(w, '"');
+	str_body(w, key, strlen(key));
+	put(w, "\":", 2);
+	w->after_key = true;
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t avail)
+{
+	unsigned c = s[0];
+	size_t n;
+	unsigned cp;
+
+	if (c < 0x80)
+		return 1;
+	if ((c & 0xe0) == 0xc0) {
+		n = 2;
+		cp = c & 0x1f;
+	} else if ((c & 0xf0) == 0xe0) {
+		n = 3;
+		cp = c & 0x0f;
+	} else if ((c & 0xf8) == 0xf0) {
+		n = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (n > avail)
+		return 0;
+	for (size_t k = 1; k < n; k++) {
+		if ((s[k] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[k] & 0x3f);
+	}
+	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+static void str_body(struct jsonw *w, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0, run = 0;
+
+	while (i < len) {
+		unsigned char c = u[i];
+		char esc[8];
+		size_t n;
+
+		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+			run++;
+			i++;
+			continue;
+		}
+		put(w, s + i - run, run);
+		run = 0;
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			put(w, esc, 2);
+			i++;
+		} else if (c < 0x20 || c == 0x7f) {
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			put(w, esc, 6);
+			i++;
+		} else if ((n = utf8_seq(u + i, len - i)) > 0) {
+			put(w, s + i, n);
+			i += n;
+		} else {
+			/* Not UTF-8: the text \xNN, so the bytes stay visible and the line valid. */
+			char b[5] = {'\\', '\\', 'x', hex[c >> 4], hex[c & 15]};
+			put(w, b, 5);
+			w->lossy = true;
+			i++;
+		}
+	}
+	put(w, s + i - run, run);
+}
+
+void jw_str(struct jsonw *w, const char *s, size_t len)
+{
+	value_prefix(w);
+	putc_(w, '"');
+	str_body(w, s, len);
+	putc_(w, '"');
+}
+
+void jw_cstr(struct jsonw *w, const char *s)
+{
+	jw_str(w, s, strlen(s));
+}
+
+void jw_raw(struct jsonw *w, const char *s)
+{
+	value_prefix(w);
+	put(w, s, strlen(s));
+}
+
+void jw_u64(struct jsonw *w, uint64_t v)
+{
+	char b[24];
+	snprintf(b, sizeof(b), "%" PRIu64, v);
+	jw_raw(w, b);
+}
+
+void jw_i64(struct jsonw *w, int64_t v)
+{
+	char b[24];
+	snprintf(b, sizeof(b), "%" PRId64, v);
+	jw_raw(w, b);
+}
+
+void jw_bool(struct jsonw *w, bool v)
+{
+	jw_raw(w, v ? "true" : "false");
+}
+
+void jw_null(struct jsonw *w)
+{
+	jw_raw(w, "null");
+}

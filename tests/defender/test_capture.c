@@ -1,0 +1,682 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Capture against the real kernel: each event kind is produced by a real
+ * process this test forks, and found in the output of a real
+ * `vigil-defender --events-json` with the right pid, paths, flags,
+ * addresses and result.  Needs root (BPF); skips with the reason otherwise.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <pty.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static char dir[H_PATH], out_path[H_PATH];
+static pid_t defender;
+static json_t *events; /* every line the defender printed, after stop_defender() */
+
+static void setup(void)
+{
+	if (geteuid() != 0)
+		cr_skip_test("capture needs root to load BPF programs");
+	h_tmpdir(dir);
+	snprintf(out_path, sizeof(out_path), "%s/events.jsonl", dir);
+	events = json_array();
+}
+
+static void teardown(void)
+{
+	if (defender > 0)
+		h_stop(defender, SIGKILL, 2000);
+	json_decref(events);
+	if (dir[0] && !getenv("VIGIL_KEEP_TEST_DIRS"))
+		h_rmrf(dir);
+}
+
+TestSuite(capture, .init = setup, .fini = teardown, .timeout = 120);
+
+/* Start the defender with extra args and wait for its ready line. */
+static void start_defender(const char *const *extra)
+{
+	char *argv[16];
+	int n = 0;
+	long long until = h_now_ms() + 30000;
+
+	argv[n++] = (char *)h_bin("vigil-defender");
+	argv[n++] = "--events-json";
+	for (int i = 0; extra && extra[i] && n < 14; i++)
+		argv[n++] = (char *)extra[i];
+	argv[n] = NULL;
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(fd, 1);
+		close(fd);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	defender = pid;
+	while (h_now_ms() < until) {
+		char *text = h_slurp(out_path);
+		bool ready = strstr(text, "\"type\":\"ready\"") != NULL;
+		free(text);
+		if (ready)
+			return;
+		int st;
+		cr_assert_not(h_exited(defender, &st), "defender exited (%d) before ready", st);
+		h_sleep_ms(20);
+	}
+	cr_assert_fail("defender not ready in 30 s");
+}
+
+/* Stop the defender (it drains and prints stats) and load every line. */
+static void stop_defender(void)
+{
+	h_sleep_ms(300); /* let the last events cross the ring */
+	h_stop(defender, SIGTERM, 10000);
+	defender = 0;
+	FILE *f = fopen(out_path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	cr_assert_not_null(f);
+	while (getline(&line, &cap, f) > 0) {
+		json_error_t jerr;
+		json_t *ev = json_loads(line, 0, &jerr);
+		cr_assert_not_null(ev, "invalid JSON line (%s): %s", jerr.text, line);
+		json_array_append_new(events, ev);
+	}
+	free(line);
+	fclose(f);
+}
+
+static const char *s_(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_string(v) ? json_string_value(v) : "";
+}
+
+static long long i_(json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+/* First event of type (and op, when given) from pid; NULL when none. */
+static json_t *find(const char *type, const char *op, pid_t pid, const char *path)
+{
+	size_t i;
+	json_t *ev;
+
+	json_array_foreach(events, i, ev)
+	{
+		if (strcmp(s_(ev, "type"), type) != 0 || i_(ev, "pid") != pid)
+			continue;
+		if (op && strcmp(s_(ev, "op"), op) != 0)
+			continue;
+		if (path && strcmp(s_(ev, "path"), path) != 0)
+			continue;
+		return ev;
+	}
+	return NULL;
+}
+
+static json_t *stats(void)
+{
+	size_t i;
+	json_t *ev, *last = NULL;
+
+	json_array_foreach(events, i, ev) if (strcmp(s_(ev, "type"), "stats") == 0) last = ev;
+	cr_assert_not_null(last, "no stats line");
+	return last;
+}
+
+/* Run fn in a child process; returns its pid after it exited with 0. */
+static pid_t in_child(void (*fn)(void *), void *arg)
+{
+	int st;
+	pid_t pid = fork();
+
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		fn(arg);
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child failed: status %d", st);
+	return pid;
+}
+
+/* ---- processes ---- */
+
+static void do_exec_echo(void *arg)
+{
+	(void)arg;
+	if (chdir(dir) != 0)
+		_exit(3);
+	execl("/bin/echo", "echo", "hello", "two words", (char *)NULL);
+	_exit(4);
+}
+
+Test(capture, exec_has_path_argv_cwd_and_parent)
+{
+	start_defender(NULL);
+	pid_t child = in_child(do_exec_echo, NULL);
+	stop_defender();
+
+	json_t *ev = find("exec", NULL, child, NULL);
+	cr_assert_not_null(ev, "no exec event for pid %d", child);
+	cr_expect_str_eq(s_(ev, "filename"), "/usr/bin/echo");
+	cr_expect_eq(i_(ev, "ppid"), getpid());
+	cr_expect_eq(i_(ev, "uid"), 0);
+	cr_expect_str_eq(s_(ev, "cwd"), dir);
+	json_t *argv = json_object_get(ev, "argv");
+	cr_assert_eq(json_array_size(argv), 3);
+	cr_expect_str_eq(json_string_value(json_array_get(argv, 2)), "two words");
+	cr_expect_eq(i_(ev, "argc"), 3);
+	cr_expect(json_is_false(json_object_get(ev, "exe_deleted")));
+
+	json_t *fk = find("fork", NULL, getpid(), NULL);
+	bool found = false;
+	size_t i;
+	json_array_foreach(events, i, fk) if (strcmp(s_(fk, "type"), "fork") == 0 &&
+					       i_(fk, "child_pid") == child) found = true;
+	cr_expect(found, "no fork event with child_pid %d", child);
+
+	json_t *ex = find("exit", NULL, child, NULL);
+	cr_assert_not_null(ex, "no exit event");
+	cr_expect_eq(i_(ex, "exit_code"), 0);
+}
+
+static void do_exit_7(void *arg)
+{
+	(void)arg;
+	pid_t p = fork();
+	if (p == 0)
+		_exit(7);
+	int st;
+	waitpid(p, &st, 0);
+	pid_t k = fork();
+	if (k == 0) {
+		pause();
+		_exit(0);
+	}
+	kill(k, SIGKILL);
+	waitpid(k, &st, 0);
+	printf("%d %d\n", p, k);
+	fflush(stdout);
+}
+
+Test(capture, exit_reports_code_and_signal)
+{
+	int fds[2];
+	char buf[64] = {0};
+
+	start_defender(NULL);
+	cr_assert_eq(pipe(fds), 0);
+	pid_t child = fork();
+	if (child == 0) {
+		dup2(fds[1], 1);
+		do_exit_7(NULL);
+		_exit(0);
+	}
+	close(fds[1]);
+	cr_assert_gt(read(fds[0], buf, sizeof(buf) - 1), 0);
+	waitpid(child, NULL, 0);
+	stop_defender();
+	int p = 0, k = 0;
+	sscanf(buf, "%d %d", &p, &k);
+	json_t *e7 = find("exit", NULL, p, NULL);
+	cr_assert_not_null(e7);
+	cr_expect_eq(i_(e7, "exit_code"), 7);
+	json_t *e9 = find("exit", NULL, k, NULL);
+	cr_assert_not_null(e9);
+	cr_expect_eq(i_(e9, "signal"), 9);
+}
+
+static void do_exec_memfd_and_deleted(void *arg)
+{
+	(void)arg;
+	char path[H_PATH];
+	char buf[65536];
+	int src = open("/bin/true", O_RDONLY);
+	ssize_t n = read(src, buf, sizeof(buf));
+	close(src);
+	/* A deleted file: written, opened, unlinked, then executed through its fd. */
+	snprintf(path, sizeof(path), "%s/gone", dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+	if (write(fd, buf, (size_t)n) != n)
+		_exit(5);
+	close(fd);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	unlink(path);
+	pid_t p = fork();
+	if (p == 0) {
+		char *argv[] = {"gone", NULL}, *envp[] = {NULL};
+		syscall(322 /* execveat */, fd, "", argv, envp, 0x1000 /* AT_EMPTY_PATH */);
+		_exit(6);
+	}
+	int st;
+	waitpid(p, &st, 0);
+	/* A memfd: an executable that never touched a filesystem. */
+	int mfd = memfd_create("payload", MFD_CLOEXEC);
+	if (write(mfd, buf, (size_t)n) != n)
+		_exit(7);
+	p = fork();
+	if (p == 0) {
+		char *argv[] = {"payload", NULL}, *envp[] = {NULL};
+		fexecve(mfd, argv, envp);
+		_exit(8);
+	}
+	waitpid(p, &st, 0);
+}
+
+Test(capture, exec_of_deleted_file_and_memfd_is_recognisable)
+{
+	start_defender(NULL);
+	pid_t child = in_child(do_exec_memfd_and_deleted, NULL);
+	stop_defender();
+	json_t *ev;
+	size_t i;
+	bool deleted = false, memfd = false;
+	json_array_foreach(events, i, ev)
+	{
+		if (strcmp(s_(ev, "type"), "exec") != 0 || i_(ev, "ppid") != child)
+			continue;
+		if (json_is_true(json_object_get(ev, "exe_deleted")) &&
+		    strstr(s_(ev, "filename"), "/gone") != NULL)
+			deleted = true;
+		if (json_is_true(json_object_get(ev, "exe_memfd")) &&
+		    strstr(s_(ev, "filename"), "memfd:payload") != NULL)
+			memfd = true;
+	}
+	cr_expect(deleted, "no exec of a deleted file flagged");
+	cr_expect(memfd, "no memfd exec flagged");
+}
+
+static void do_exec_on_pty(void *arg)
+{
+	int master = -1, slave = -1;
+	char name[64];
+	(void)arg;
+	if (openpty(&master, &slave, name, NULL, NULL) != 0)
+		_exit(2);
+	pid_t p = fork();
+	if (p == 0) {
+		setsid();
+		ioctl(slave, TIOCSCTTY, 0);
+		dup2(slave, 0);
+		dup2(slave, 1);
+		dup2(slave, 2);
+		execl("/bin/true", "true", (char *)NULL);
+		_exit(3);
+	}
+	int st;
+	waitpid(p, &st, 0);
+	/* Tell the parent which pts it was. */
+	FILE *f = fopen(getenv("PTS_OUT"), "w");
+	fprintf(f, "%s %d\n", name, p);
+	fclose(f);
+}
+
+Test(capture, exec_under_a_terminal_has_its_tty_and_session)
+{
+	char info[H_PATH], name[64];
+	int p = 0;
+
+	snprintf(info, sizeof(info), "%s/pts", dir);
+	setenv("PTS_OUT", info, 1);
+	start_defender(NULL);
+	in_child(do_exec_on_pty, NULL);
+	stop_defender();
+	char *text = h_slurp(info);
+	cr_assert_eq(sscanf(text, "%63s %d", name, &p), 2);
+	free(text);
+	json_t *ev = find("exec", NULL, p, NULL);
+	cr_assert_not_null(ev);
+	/* /dev/pts/3 is the kernel's tty "pts3". */
+	char want[64];
+	snprintf(want, sizeof(want), "pts%s", name + strlen("/dev/pts/"));
+	cr_expect_str_eq(s_(ev, "tty"), want);
+	cr_expect_eq(i_(ev, "sid"), p, "a session leader's sid is its pid");
+}
+
+static void do_long_argv(void *arg)
+{
+	(void)arg;
+	static char big[8192];
+	memset(big, 'a', sizeof(big) - 1);
+	execl("/bin/true", "true", big, (char *)NULL);
+	_exit(2);
+}
+
+Test(capture, long_argv_is_marked_truncated)
+{
+	start_defender(NULL);
+	pid_t child = in_child(do_long_argv, NULL);
+	stop_defender();
+	json_t *ev = find("exec", NULL, child, NULL);
+	cr_assert_not_null(ev);
+	json_t *tr = json_object_get(ev, "truncated");
+	cr_assert(json_is_array(tr));
+	cr_expect_str_eq(json_string_value(json_array_get(tr, 0)), "args");
+	cr_expect_eq(i_(ev, "argc"), 2);
+}
+
+/* ---- files ---- */
+
+static void do_files(void *arg)
+{
+	(void)arg;
+	char p[H_PATH], q[H_PATH];
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+
+	/* Relative to a directory fd, from another cwd. */
+	if (chdir("/") != 0)
+		_exit(2);
+	int fd = openat(dfd, "rel.txt", O_WRONLY | O_CREAT | O_TRUNC, 0640);
+	if (fd < 0 || write(fd, "x", 1) != 1)
+		_exit(3);
+	close(fd);
+	snprintf(p, sizeof(p), "%s/rel.txt", dir);
+	snprintf(q, sizeof(q), "%s/renamed.txt", dir);
+	rename(p, q);
+	chmod(q, 04755);
+	if (chown(q, 1, 2) != 0)
+		_exit(4);
+	snprintf(p, sizeof(p), "%s/hard", dir);
+	link(q, p);
+	snprintf(p, sizeof(p), "%s/soft", dir);
+	if (symlink("renamed.txt", p) != 0)
+		_exit(5);
+	snprintf(p, sizeof(p), "%s/d", dir);
+	mkdir(p, 0700);
+	if (truncate(q, 100) != 0)
+		_exit(6);
+	/* Relative to the cwd. */
+	if (chdir(dir) != 0)
+		_exit(7);
+	unlink("hard");
+	/* A name that is not UTF-8. */
+	fd = open("\xff\xfe-bad", O_WRONLY | O_CREAT, 0600);
+	close(fd);
+	unlink("\xff\xfe-bad");
+}
+
+Test(capture, file_operations_have_absolute_paths_flags_and_results)
+{
+	char p[H_PATH], q[H_PATH];
+
+	start_defender(NULL);
+	pid_t c = in_child(do_files, NULL);
+	stop_defender();
+	snprintf(p, sizeof(p), "%s/rel.txt", dir);
+	snprintf(q, sizeof(q), "%s/renamed.txt", dir);
+
+	json_t *ev = find("file", "open", c, p);
+	cr_assert_not_null(ev, "relative openat through a dirfd not reported as %s", p);
+	cr_expect(json_is_true(json_object_get(ev, "write")));
+	cr_expect_str_eq(s_(ev, "mode"), "0640");
+	cr_expect_geq(i_(ev, "result"), 0);
+	json_t *fl = json_object_get(ev, "flags");
+	cr_expect_str_eq(json_string_value(json_array_get(fl, 0)), "O_WRONLY");
+
+	ev = find("file", "rename", c, p);
+	cr_assert_not_null(ev, "no rename");
+	cr_expect_str_eq(s_(ev, "path2"), q);
+	cr_expect_eq(i_(ev, "result"), 0);
+
+	ev = find("file", "chmod", c, q);
+	cr_assert_not_null(ev, "no chmod");
+	cr_expect(json_is_true(json_object_get(ev, "setuid")), "setuid chmod not visible");
+	cr_expect_str_eq(s_(ev, "mode"), "04755");
+
+	ev = find("file", "chown", c, q);
+	cr_assert_not_null(ev, "no chown");
+	cr_expect_eq(i_(ev, "owner_uid"), 1);
+	cr_expect_eq(i_(ev, "owner_gid"), 2);
+
+	snprintf(p, sizeof(p), "%s/hard", dir);
+	ev = find("file", "link", c, q);
+	cr_assert_not_null(ev, "no link");
+	cr_expect_str_eq(s_(ev, "path2"), p);
+
+	snprintf(p, sizeof(p), "%s/soft", dir);
+	ev = find("file", "symlink", c, p);
+	cr_assert_not_null(ev, "no symlink");
+	cr_expect_str_eq(s_(ev, "target"), "renamed.txt");
+
+	snprintf(p, sizeof(p), "%s/d", dir);
+	ev = find("file", "mkdir", c, p);
+	cr_assert_not_null(ev, "no mkdir");
+	cr_expect_str_eq(s_(ev, "mode"), "0700");
+
+	ev = find("file", "truncate", c, q);
+	cr_assert_not_null(ev, "no truncate");
+	cr_expect_eq(i_(ev, "length"), 100);
+
+	snprintf(p, sizeof(p), "%s/hard", dir);
+	ev = find("file", "unlink", c, p);
+	cr_assert_not_null(ev, "relative unlink not made absolute");
+	cr_expect_str_eq(s_(ev, "path_as_given"), "hard");
+
+	snprintf(p, sizeof(p), "%s/\\xff\\xfe-bad", dir);
+	ev = find("file", "open", c, p);
+	cr_assert_not_null(ev, "non-UTF-8 name not reported as %s", p);
+	cr_expect(json_is_true(json_object_get(ev, "non_utf8")));
+}
+
+static void do_reads(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 50; i++)
+		close(open("/etc/hostname", O_RDONLY));
+	close(open("/nonexistent/file", O_RDONLY));
+}
+
+Test(capture, repeated_reads_are_reported_once_and_counted)
+{
+	start_defender(NULL);
+	pid_t c = in_child(do_reads, NULL);
+	stop_defender();
+	size_t i, n = 0;
+	json_t *ev;
+	json_array_foreach(events, i, ev) if (strcmp(s_(ev, "type"), "file") == 0 &&
+					      i_(ev, "pid") == c &&
+					      strcmp(s_(ev, "path"), "/etc/hostname") == 0) n++;
+	cr_expect_eq(n, 1, "read-only open of one file reported %zu times", n);
+	json_t *f = json_object_get(stats(), "filtered");
+	cr_expect_geq(json_integer_value(json_object_get(f, "read_repeat")), 49);
+	cr_expect_geq(json_integer_value(json_object_get(f, "read_failed")), 1);
+}
+
+/* ---- network ---- */
+
+struct net_result {
+	int port4, port6, cport4, cport6;
+};
+
+static void do_net(void *arg)
+{
+	(void)arg;
+	struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	socklen_t l;
+	int s4 = socket(AF_INET, SOCK_STREAM, 0), s6 = socket(AF_INET6, SOCK_STREAM, 0);
+	if (bind(s4, (void *)&a4, sizeof(a4)) || listen(s4, 4) || bind(s6, (void *)&a6, sizeof(a6)) ||
+	    listen(s6, 4))
+		_exit(2);
+	l = sizeof(a4);
+	getsockname(s4, (void *)&a4, &l);
+	l = sizeof(a6);
+	getsockname(s6, (void *)&a6, &l);
+	int c4 = socket(AF_INET, SOCK_STREAM, 0), c6 = socket(AF_INET6, SOCK_STREAM, 0);
+	if (connect(c4, (void *)&a4, sizeof(a4)) || connect(c6, (void *)&a6, sizeof(a6)))
+		_exit(3);
+	int x4 = accept(s4, NULL, NULL), x6 = accept(s6, NULL, NULL);
+	if (x4 < 0 || x6 < 0)
+		_exit(4);
+	struct sockaddr_in cl4;
+	struct sockaddr_in6 cl6;
+	l = sizeof(cl4);
+	getsockname(c4, (void *)&cl4, &l);
+	l = sizeof(cl6);
+	getsockname(c6, (void *)&cl6, &l);
+	/* UDP connect, and a Unix socket by path. */
+	int u = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in ud = {.sin_family = AF_INET, .sin_port = htons(9),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	if (connect(u, (void *)&ud, sizeof(ud)))
+		_exit(5);
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	snprintf(un.sun_path, sizeof(un.sun_path), "%s/sock", dir);
+	int us = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (bind(us, (void *)&un, sizeof(un)) || listen(us, 1))
+		_exit(6);
+	int uc = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (connect(uc, (void *)&un, sizeof(un)))
+		_exit(7);
+	FILE *f = fopen(getenv("NET_OUT"), "w");
+	fprintf(f, "%d %d %d %d\n", ntohs(a4.sin_port), ntohs(a6.sin6_port), ntohs(cl4.sin_port),
+		ntohs(cl6.sin6_port));
+	fclose(f);
+}
+
+static json_t *ep(json_t *ev, const char *which)
+{
+	return json_object_get(ev, which);
+}
+
+Test(capture, ipv4_ipv6_udp_and_unix_socket_operations)
+{
+	char info[H_PATH], upath[H_PATH];
+	int p4, p6, c4, c6;
+
+	snprintf(info, sizeof(info), "%s/net", dir);
+	setenv("NET_OUT", info, 1);
+	start_defender(NULL);
+	pid_t c = in_child(do_net, NULL);
+	stop_defender();
+	char *text = h_slurp(info);
+	cr_assert_eq(sscanf(text, "%d %d %d %d", &p4, &p6, &c4, &c6), 4);
+	free(text);
+
+	size_t i;
+	json_t *ev, *conn4 = NULL, *conn6 = NULL, *acc4 = NULL, *acc6 = NULL, *lis4 = NULL,
+		    *udp = NULL, *ubind = NULL, *uconn = NULL;
+	json_array_foreach(events, i, ev)
+	{
+		if (strcmp(s_(ev, "type"), "net") != 0 || i_(ev, "pid") != c)
+			continue;
+		const char *op = s_(ev, "op"), *fam = s_(ev, "family"), *proto = s_(ev, "proto");
+		if (!strcmp(op, "connect") && !strcmp(fam, "inet") && !strcmp(proto, "tcp"))
+			conn4 = ev;
+		if (!strcmp(op, "connect") && !strcmp(fam, "inet6"))
+			conn6 = ev;
+		if (!strcmp(op, "accept") && !strcmp(fam, "inet"))
+			acc4 = ev;
+		if (!strcmp(op, "accept") && !strcmp(fam, "inet6"))
+			acc6 = ev;
+		if (!strcmp(op, "listen") && !strcmp(fam, "inet"))
+			lis4 = ev;
+		if (!strcmp(op, "connect") && !strcmp(proto, "udp"))
+			udp = ev;
+		if (!strcmp(op, "bind") && !strcmp(fam, "unix"))
+			ubind = ev;
+		if (!strcmp(op, "connect") && !strcmp(fam, "unix"))
+			uconn = ev;
+	}
+	cr_assert_not_null(conn4, "no IPv4 connect");
+	cr_expect_str_eq(s_(ep(conn4, "remote"), "addr"), "127.0.0.1");
+	cr_expect_eq(i_(ep(conn4, "remote"), "port"), p4);
+	cr_expect_eq(i_(conn4, "result"), 0);
+	cr_assert_not_null(conn6, "no IPv6 connect");
+	cr_expect_str_eq(s_(ep(conn6, "remote"), "addr"), "::1");
+	cr_expect_eq(i_(ep(conn6, "remote"), "port"), p6);
+	cr_assert_not_null(acc4, "no IPv4 accept");
+	cr_expect_eq(i_(ep(acc4, "local"), "port"), p4);
+	cr_expect_eq(i_(ep(acc4, "remote"), "port"), c4);
+	cr_expect_str_eq(s_(ep(acc4, "remote"), "addr"), "127.0.0.1");
+	cr_assert_not_null(acc6, "no IPv6 accept");
+	cr_expect_str_eq(s_(ep(acc6, "remote"), "addr"), "::1");
+	cr_expect_eq(i_(ep(acc6, "remote"), "port"), c6);
+	cr_expect_eq(i_(ep(acc6, "local"), "port"), p6);
+	cr_assert_not_null(lis4, "no listen");
+	cr_expect_eq(i_(ep(lis4, "local"), "port"), p4);
+	cr_expect_eq(i_(lis4, "backlog"), 4);
+	cr_assert_not_null(udp, "no UDP connect");
+	cr_expect_eq(i_(ep(udp, "remote"), "port"), 9);
+	snprintf(upath, sizeof(upath), "%s/sock", dir);
+	cr_assert_not_null(ubind, "no unix bind");
+	cr_expect_str_eq(s_(ubind, "unix_path"), upath);
+	cr_assert_not_null(uconn, "no unix connect");
+	cr_expect_str_eq(s_(uconn, "unix_path"), upath);
+}
+
+/* ---- loss ---- */
+
+static void do_burst(void *arg)
+{
+	(void)arg;
+	char p[H_PATH];
+	for (int i = 0; i < 20000; i++) {
+		snprintf(p, sizeof(p), "%s/burst-%d", dir, i % 64);
+		int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		close(fd);
+	}
+}
+
+Test(capture, a_ring_buffer_too_small_shows_drops_in_the_counters)
+{
+	/* 64 KiB of ring and a reader that is not reading: the ring must fill. */
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		close(fds[0]);
+		execl(h_bin("vigil-defender"), "vigil-defender", "--events-json", "--ringbuf-kb",
+		      "64", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	defender = pid;
+	char buf[65536];
+	ssize_t n = read(fds[0], buf, sizeof(buf)); /* the ready line */
+	cr_assert_gt(n, 0);
+	pid_t c = in_child(do_burst, NULL);
+	(void)c;
+	kill(defender, SIGTERM);
+	/* Now read everything; the last line is the stats. */
+	size_t total = 0;
+	char *all = malloc(64 << 20);
+	while ((n = read(fds[0], all + total, (64 << 20) - total - 1)) > 0)
+		total += (size_t)n;
+	all[total] = '\0';
+	waitpid(defender, NULL, 0);
+	defender = 0;
+	char *last = strstr(all, "{\"type\":\"stats\"");
+	cr_assert_not_null(last, "no stats line");
+	json_t *st = json_loads(last, JSON_DISABLE_EOF_CHECK, NULL);
+	cr_assert_not_null(st);
+	long long full = json_integer_value(json_object_get(json_object_get(st, "drops"), "ringbuf_full"));
+	long long file = json_integer_value(json_object_get(json_object_get(st, "events"), "file"));
+	cr_expect_gt(full, 0, "a full 64 KiB ring lost nothing? delivered %lld", file);
+	cr_log_info("small ring: %lld file events delivered, %lld counted as ringbuf_full", file, full);
+	json_decref(st);
+	free(all);
+	close(fds[0]);
+}

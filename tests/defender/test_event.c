@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Decoding hostile records, joining paths, and writing JSON that stays valid. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event.h"
+#include "event_json.h"
+#include "jsonw.h"
+
+/* A file record with the given strings (NULL: absent). */
+static size_t make_file(char *buf, size_t cap, const char *path, const char *path2,
+			const char *base)
+{
+	struct ev_file *e = (struct ev_file *)buf;
+	const char *strs[4] = {path, path2, base, NULL};
+	size_t off = sizeof(*e);
+
+	memset(buf, 0, cap);
+	e->hdr.type = EV_FILE;
+	e->op = FOP_OPEN;
+	e->open_flags = 0101; /* O_WRONLY|O_CREAT */
+	e->mode = 0644;
+	e->result = 3;
+	__u16 *lens[4] = {&e->path_len, &e->path2_len, &e->base_len, &e->base2_len};
+	for (int i = 0; i < 4; i++) {
+		if (strs[i] == NULL)
+			continue;
+		size_t n = strlen(strs[i]) + 1;
+		memcpy(buf + off, strs[i], n);
+		*lens[i] = (__u16)n;
+		off += n;
+	}
+	e->hdr.size = (__u16)off;
+	return off;
+}
+
+Test(event, decodes_a_file_record)
+{
+	char buf[1024];
+	size_t len = make_file(buf, sizeof(buf), "x.txt", NULL, "/home/u");
+	struct event ev;
+
+	cr_assert_eq(event_decode(buf, len, &ev), 0);
+	cr_expect_str_eq(ev.s[0].p, "x.txt");
+	cr_expect_eq(ev.s[0].len, 5);
+	cr_expect_null(ev.s[1].p);
+	cr_expect_str_eq(ev.s[2].p, "/home/u");
+}
+
+Test(event, refuses_records_that_lie_about_their_sizes)
+{
+	char buf[1024];
+	size_t len = make_file(buf, sizeof(buf), "x.txt", NULL, "/home/u");
+	struct ev_file *e = (struct ev_file *)buf;
+	struct event ev;
+
+	cr_expect_eq(event_decode(buf, len - 1, &ev), -EBADMSG, "size field != length");
+	e->hdr.size = 10;
+	cr_expect_eq(event_decode(buf, 10, &ev), -EBADMSG, "shorter than the fixed part");
+	len = make_file(buf, sizeof(buf), "x.txt", NULL, "/home/u");
+	e->base_len = 200;
+	cr_expect_eq(event_decode(buf, len, &ev), -EBADMSG, "string runs past the record");
+	len = make_file(buf, sizeof(buf), "x.txt", NULL, "/home/u");
+	buf[sizeof(*e) + 5] = 'X';
+	cr_expect_eq(event_decode(buf, len, &ev), -EBADMSG, "string not NUL-terminated");
+	len = make_file(buf, sizeof(buf), "x.txt", NULL, NULL);
+	e->hdr.type = 77;
+	cr_expect_eq(event_decode(buf, len, &ev), -EBADMSG, "unknown type");
+}
+
+Test(event, survives_random_records)
+{
+	char buf[EV_RECORD_MAX];
+	struct event ev;
+
+	srand(42);
+	for (int round = 0; round < 20000; round++) {
+		size_t len = (size_t)(rand() % 400);
+		for (size_t i = 0; i < len; i++)
+			buf[i] = (char)rand();
+		if (len >= sizeof(struct ev_hdr)) {
+			((struct ev_hdr *)buf)->size = (__u16)len;
+			((struct ev_hdr *)buf)->type = (__u16)(1 + rand() % 5);
+		}
+		if (event_decode(buf, len, &ev) == 0) {
+			for (int i = 0; i < EV_STR_MAX; i++)
+				if (ev.s[i].p != NULL)
+					cr_assert(ev.s[i].p >= buf &&
+						  ev.s[i].p + ev.s[i].len < buf + len &&
+						  ev.s[i].p[ev.s[i].len] == '\0');
+		}
+	}
+}
+
+static void join_is(const char *base, const char *name, const char *want)
+{
+	char out[256];
+	long n = event_path_join(base, base ? strlen(base) : 0, name, strlen(name), out, sizeof(out));
+
+	cr_expect_geq(n, 0);
+	cr_expect_str_eq(out, want, "join(%s, %s)", base ? base : "NULL", name);
+}
+
+Test(event, joins_paths_lexically)
+{
+	join_is("/home/u", "x.txt", "/home/u/x.txt");
+	join_is("/home/u", "./a//b/../c", "/home/u/a/c");
+	join_is("/home/u", "../../../../etc/passwd", "/etc/passwd");
+	join_is("/home/u", "/abs/../x", "/x");
+	join_is("/", "x", "/x");
+	join_is("/a/", ".", "/a");
+	join_is(NULL, "rel", "/rel");
+}
+
+Test(event, join_refuses_overflow_without_overrunning)
+{
+	char out[16];
+	long n = event_path_join("/aaaaaaaa", 9, "bbbbbbbbbbbb", 12, out, sizeof(out));
+
+	cr_expect_eq(n, -ENAMETOOLONG);
+	cr_expect_lt(strlen(out), sizeof(out));
+}
+
+Test(jsonw, escapes_control_quotes_and_non_utf8)
+{
+	char buf[256];
+	struct jsonw w;
+	json_error_t jerr;
+
+	jw_init(&w, buf, sizeof(buf));
+	jw_obj_begin(&w);
+	jw_key(&w, "a");
+	jw_str(&w, "q\"b\\s\n\x01 h\xc3\xa9 \xff\xfe", 14);
+	jw_key(&w, "n");
+	jw_u64(&w, 9007199254740993ull); /* past double precision: must stay exact */
+	jw_key(&w, "l");
+	jw_arr_begin(&w);
+	jw_cstr(&w, "x");
+	jw_i64(&w, -5);
+	jw_bool(&w, true);
+	jw_null(&w);
+	jw_arr_end(&w);
+	jw_obj_end(&w);
+	cr_assert_not(w.overflow);
+	cr_expect(w.lossy);
+	json_t *doc = json_loads(buf, 0, &jerr);
+	cr_assert_not_null(doc, "invalid JSON %s: %s", buf, jerr.text);
+	cr_expect_str_eq(json_string_value(json_object_get(doc, "a")),
+			 "q\"b\\s\n\x01 h\xc3\xa9 \\xff\\xfe");
+	cr_expect_eq(json_array_size(json_object_get(doc, "l")), 4);
+	json_decref(doc);
+}
+
+Test(jsonw, overflow_stops_cleanly)
+{
+	char buf[16];
+	struct jsonw w;
+
+	jw_init(&w, buf, sizeof(buf));
+	jw_obj_begin(&w);
+	jw_key(&w, "key");
+	jw_cstr(&w, "a value that is far too long");
+	cr_expect(w.overflow);
+	cr_expect_lt(strlen(buf), sizeof(buf));
+}
+
+Test(event_json, writes_a_relative_open_as_absolute)
+{
+	char rec[1024], line[8192];
+	size_t len = make_file(rec, sizeof(rec), "sub/../x.txt", NULL, "/home/u");
+	struct event ev;
+	struct jsonw w;
+
+	cr_assert_eq(event_decode(rec, len, &ev), 0);
+	jw_init(&w, line, sizeof(line));
+	event_json_write(&w, &ev, NULL, 0);
+	json_t *doc = json_loads(line, 0, NULL);
+	cr_assert_not_null(doc, "%s", line);
+	cr_expect_str_eq(json_string_value(json_object_get(doc, "path")), "/home/u/x.txt");
+	cr_expect_str_eq(json_string_value(json_object_get(doc, "path_as_given")), "sub/../x.txt");
+	cr_expect(json_is_true(json_object_get(doc, "write")));
+	cr_expect_str_eq(json_string_value(json_object_get(doc, "mode")), "0644");
+	json_decref(doc);
+}
