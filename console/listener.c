@@ -10,6 +10,8 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 
+#include <jansson.h>
+
 #include "log.h"
 #include "tls.h"
 #include "vigil.pb-c.h"
@@ -110,12 +112,79 @@ static nng_msg *handle_hello(struct listener *l, const char *host_id, const Vigi
 	return reply_msg(env->seq, VIGIL__REPLY__STATUS__OK, NULL, l->heartbeat_interval_ms);
 }
 
+#define COUNTERS_MAX 64
+
+/* A counter name from a defender: "<group>.<name>", lowercase, digits and '_'. */
+static bool counter_name_ok(const char *name, const char **ret_dot)
+{
+	static const char *const groups[] = {"delivered", "drops", "filtered", "user"};
+	const char *dot = strchr(name, '.');
+	size_t glen, n = strlen(name);
+
+	if (dot == NULL || n > 64)
+		return false;
+	glen = (size_t)(dot - name);
+	bool group_ok = false;
+	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+		if (strlen(groups[i]) == glen && strncmp(name, groups[i], glen) == 0)
+			group_ok = true;
+	if (!group_ok || dot[1] == '\0' || strspn(dot + 1, "abcdefghijklmnopqrstuvwxyz0123456789_") !=
+						    strlen(dot + 1))
+		return false;
+	*ret_dot = dot;
+	return true;
+}
+
+/*
+ * The heartbeat's counters as {"drops":{"ringbuf_full":0,...},...}; a new
+ * string (free it) or NULL when there are none.  -EINVAL for bad names.
+ */
+static int counters_json(const Vigil__Heartbeat *hb, char **ret)
+{
+	json_t *root;
+
+	*ret = NULL;
+	if (hb->n_counters == 0)
+		return 0;
+	if (hb->n_counters > COUNTERS_MAX)
+		return -EINVAL;
+	root = json_object();
+	for (size_t i = 0; i < hb->n_counters; i++) {
+		const char *name = hb->counters[i]->name, *dot;
+		char group[16];
+		json_t *g;
+
+		if (!counter_name_ok(name, &dot) || hb->counters[i]->value > (uint64_t)INT64_MAX) {
+			json_decref(root);
+			return -EINVAL;
+		}
+		snprintf(group, sizeof(group), "%.*s", (int)(dot - name), name);
+		g = json_object_get(root, group);
+		if (g == NULL) {
+			g = json_object();
+			json_object_set_new(root, group, g);
+		}
+		json_object_set_new(g, dot + 1, json_integer((json_int_t)hb->counters[i]->value));
+	}
+	*ret = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(root);
+	return *ret != NULL ? 0 : -ENOMEM;
+}
+
 static nng_msg *handle_heartbeat(struct listener *l, const char *host_id,
 				 const Vigil__Envelope *env)
 {
 	struct store_heartbeat hb = {.exec_count = env->heartbeat->exec_count};
 	vigil_err err = {0};
-	int rc = store_host_heartbeat(l->st, host_id, &hb, &err);
+	char *counters = NULL;
+	int rc;
+
+	if (counters_json(env->heartbeat, &counters) < 0)
+		return reply_msg(env->seq, VIGIL__REPLY__STATUS__REFUSED,
+				 "bad counters: at most 64, named group.name", l->heartbeat_interval_ms);
+	hb.capture_json = counters;
+	rc = store_host_heartbeat(l->st, host_id, &hb, &err);
+	free(counters);
 
 	if (rc == -ENOENT)
 		return reply_msg(env->seq, VIGIL__REPLY__STATUS__HELLO_REQUIRED, NULL,

@@ -29,6 +29,12 @@ static const struct migration migrations[] = {
 	       /* The fleet view and the stale sweep filter on these two. */
 	       "CREATE INDEX hosts_connected_last_seen_idx ON hosts (connected, last_seen);",
     },
+    {
+	.version = 2,
+	.name = "hosts_capture_counters",
+	/* The defender's capture counters from its last heartbeat: losses must be visible. */
+	.sql = "ALTER TABLE hosts ADD COLUMN capture jsonb NOT NULL DEFAULT '{}';",
+    },
 };
 
 const struct migration *migrations_get(size_t *ret_count)

@@ -508,10 +508,11 @@ int store_host_heartbeat(struct store *st, const char *host_id, const struct sto
 			 vigil_err *err)
 {
 	static const char sql[] = "UPDATE hosts SET last_seen = now(), connected = true,"
-				  " disconnected_at = NULL, exec_count = $2::bigint"
+				  " disconnected_at = NULL, exec_count = $2::bigint,"
+				  " capture = COALESCE($3::jsonb, capture)"
 				  " WHERE host_id = $1 RETURNING 1";
 	char count[24];
-	const char *params[2] = {host_id, count};
+	const char *params[3] = {host_id, count, hb != NULL ? hb->capture_json : NULL};
 	PGresult *res = NULL;
 	int rc;
 
@@ -525,7 +526,7 @@ int store_host_heartbeat(struct store *st, const char *host_id, const struct sto
 				hb->exec_count);
 	snprintf(count, sizeof(count), "%" PRIu64, hb->exec_count);
 	pthread_mutex_lock(&st->lock);
-	rc = store_exec(st, "recording a heartbeat", sql, 2, params, PGRES_TUPLES_OK, true, &res,
+	rc = store_exec(st, "recording a heartbeat", sql, 3, params, PGRES_TUPLES_OK, true, &res,
 			err);
 	pthread_mutex_unlock(&st->lock);
 	if (rc < 0)
@@ -593,6 +594,9 @@ static json_t *store_host_json(const PGresult *res, int row)
 				    ? json_null()
 				    : json_string(PQgetvalue(res, row, 11))) < 0)
 		goto fail;
+	json_t *capture = json_loads(PQgetvalue(res, row, 12), 0, &jerr);
+	if (capture == NULL || json_object_set_new(obj, "capture", capture) < 0)
+		goto fail;
 	return obj;
 fail:
 	json_decref(obj);
@@ -607,7 +611,8 @@ int store_hosts_list(struct store *st, json_t **ret_hosts, vigil_err *err)
 	    " labels::text, exec_count, " TS_UTC("first_seen") ", " TS_UTC(
 		"last_seen") ","
 			     " connected, " TS_UTC(
-				 "disconnected_at") " FROM hosts ORDER BY host_id COLLATE \"C\"";
+				 "disconnected_at") ", capture::text"
+						    " FROM hosts ORDER BY host_id COLLATE \"C\"";
 	PGresult *res = NULL;
 	json_t *hosts;
 	int rc, n;

@@ -46,6 +46,12 @@ struct store_hello {
 
 struct store_heartbeat {
 	uint64_t exec_count; /* process execs counted by the kernel since the defender started */
+	/*
+	 * Capture counters as a JSON object (text), e.g.
+	 * {"drops":{"ringbuf_full":0,...},"delivered":{...},"filtered":{...}};
+	 * NULL keeps what is stored.  Built by the caller from checked input.
+	 */
+	const char *capture_json;
 };
 
 /*

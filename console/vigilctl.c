@@ -126,6 +126,20 @@ static void labels_text(json_t *labels, char *buf, size_t len)
 		snprintf(buf, len, "-");
 }
 
+/* Events the host's kernel side could not deliver (truncations are not losses). */
+static long long lost_events(json_t *host)
+{
+	static const char *const lossy[] = {"ringbuf_full", "scratch", "stash_full"};
+	json_t *drops = json_object_get(json_object_get(host, "capture"), "drops");
+	long long sum = 0;
+
+	if (!json_is_object(drops))
+		return -1;
+	for (size_t i = 0; i < sizeof(lossy) / sizeof(lossy[0]); i++)
+		sum += json_integer_value(json_object_get(drops, lossy[i]));
+	return sum;
+}
+
 static int cmd_hosts(struct ctl *c, int argc, char **argv)
 {
 	int json_out = 0;
@@ -154,8 +168,8 @@ static int cmd_hosts(struct ctl *c, int argc, char **argv)
 		json_decref(doc);
 		return 0;
 	}
-	printf("%-24s %-20s %-9s %-20s %-10s %-8s %s\n", "HOST", "HOSTNAME", "STATE", "LAST SEEN",
-	       "VERSION", "EXECS", "LABELS");
+	printf("%-24s %-20s %-9s %-20s %-10s %-8s %-6s %s\n", "HOST", "HOSTNAME", "STATE",
+	       "LAST SEEN", "VERSION", "EXECS", "LOST", "LABELS");
 	json_array_foreach(hosts, i, h)
 	{
 		char labels[256];
@@ -163,10 +177,18 @@ static int cmd_hosts(struct ctl *c, int argc, char **argv)
 
 		labels_text(json_object_get(h, "labels"), labels, sizeof(labels));
 		/* Seconds are precise enough for a table; --json has the microseconds. */
-		printf("%-24s %-20s %-9s %-.19sZ %-10s %-8lld %s\n", str_field(h, "host_id"),
+		long long lost = lost_events(h);
+		char lost_text[24];
+
+		if (lost < 0)
+			snprintf(lost_text, sizeof(lost_text), "-");
+		else
+			snprintf(lost_text, sizeof(lost_text), "%lld", lost);
+		printf("%-24s %-20s %-9s %-.19sZ %-10s %-8lld %-6s %s\n", str_field(h, "host_id"),
 		       str_field(h, "hostname"), json_is_true(conn) ? "connected" : "gone",
 		       str_field(h, "last_seen"), str_field(h, "defender_version"),
-		       (long long)json_integer_value(json_object_get(h, "exec_count")), labels);
+		       (long long)json_integer_value(json_object_get(h, "exec_count")), lost_text,
+		       labels);
 	}
 	printf("%zu host(s)\n", json_array_size(hosts));
 	json_decref(doc);

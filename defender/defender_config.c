@@ -92,6 +92,7 @@ static int add_label(struct defender_config *cfg, const struct kvconf *kv,
 	return 0;
 }
 
+/* An integer setting in [min, max] (milliseconds, kilobytes). */
 static int parse_ms(int *slot, const struct kvconf *kv, const struct kvconf_entry *e, int min,
 		    int max, vigil_err *err)
 {
@@ -129,7 +130,20 @@ static int apply(struct defender_config *cfg, const struct kvconf *kv, vigil_err
 			rc = add_label(cfg, kv, e, err);
 		else if (strcmp(e->key, "heartbeat_interval_ms") == 0)
 			rc = parse_ms(&cfg->heartbeat_interval_ms, kv, e, 100, 600000, err);
-		else if (strcmp(e->key, "log_level") == 0) {
+		else if (strcmp(e->key, "ringbuf_kb") == 0) {
+			rc = parse_ms(&cfg->ringbuf_kb, kv, e, 64, 1 << 20, err);
+			if (rc == 0 && (cfg->ringbuf_kb & (cfg->ringbuf_kb - 1)) != 0)
+				rc = verr_set(err, -EINVAL, "%s:%d: ringbuf_kb must be a power of two",
+					      kv->source, e->line);
+		} else if (strcmp(e->key, "all_reads") == 0) {
+			if (strcmp(e->value, "true") == 0 || strcmp(e->value, "false") == 0) {
+				cfg->all_reads = strcmp(e->value, "true") == 0;
+				rc = 0;
+			} else {
+				rc = verr_set(err, -EINVAL, "%s:%d: all_reads must be true or false",
+					      kv->source, e->line);
+			}
+		} else if (strcmp(e->key, "log_level") == 0) {
 			cfg->log_level = log_level_parse(e->value);
 			rc = cfg->log_level >= 0
 				     ? 0

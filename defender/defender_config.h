@@ -14,10 +14,13 @@
  *   state_dir = /var/lib/vigil/defender
  *   heartbeat_interval_ms = 1000
  *   log_level = info
+ *   ringbuf_kb = 8192                           # kernel ring buffer, a power of two
+ *   all_reads = false                           # true: every read-only open, not the first per process and file
  *
  * Unknown keys are errors (a typo must not silently drop a setting).
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "error.h"
@@ -42,6 +45,8 @@ struct defender_config {
 	char *state_dir;
 	int heartbeat_interval_ms;
 	int log_level; /* enum log_level */
+	int ringbuf_kb;
+	bool all_reads;
 };
 
 /* Load and validate path into cfg (zeroed first).  Free with defender_config_fini. */

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 #include "capture.h"
 #include "defender_config.h"
+#include "event.h"
 #include "eventstream.h"
 #include "fsutil.h"
 #include "hostinfo.h"
@@ -84,6 +86,9 @@ static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t max,
 }
 
 struct defender {
+	pthread_t capture_thread;
+	bool capture_running;
+	uint64_t capture_malformed;
 	struct defender_config cfg;
 	struct hostinfo host;
 	struct capture *cap;
@@ -136,8 +141,37 @@ static int send_heartbeat(struct defender *d, vigil_err *err)
 	Vigil__Reply *reply;
 	int rc;
 
+	Vigil__Counter counters[EV_TYPE_MAX + DROP_REASON_MAX + FILTER_REASON_MAX + 1];
+	Vigil__Counter *counter_ptrs[sizeof(counters) / sizeof(counters[0])];
+	char names[sizeof(counters) / sizeof(counters[0])][48];
+	size_t n = 0;
+
 	hb.exec_count = d->cap != NULL ? capture_exec_count(d->cap) : 0;
 	hb.uptime_ms = now_ms() - d->started_ms;
+	if (d->cap != NULL) {
+		struct capture_counters c;
+
+		capture_read_counters(d->cap, &c);
+#define ADD_COUNTER(group, name_, val)                                                          \
+	do {                                                                                    \
+		vigil__counter__init(&counters[n]);                                             \
+		snprintf(names[n], sizeof(names[n]), "%s.%s", group, name_);                    \
+		counters[n].name = names[n];                                                    \
+		counters[n].value = (val);                                                      \
+		counter_ptrs[n] = &counters[n];                                                 \
+		n++;                                                                            \
+	} while (0)
+		for (int i = 1; i < EV_TYPE_MAX; i++)
+			ADD_COUNTER("delivered", capture_type_name(i), c.delivered[i]);
+		for (int i = 0; i < DROP_REASON_MAX; i++)
+			ADD_COUNTER("drops", capture_drop_name(i), c.drops[i]);
+		for (int i = 0; i < FILTER_REASON_MAX; i++)
+			ADD_COUNTER("filtered", capture_filter_name(i), c.filtered[i]);
+		ADD_COUNTER("user", "malformed", c.user_malformed);
+#undef ADD_COUNTER
+		hb.n_counters = n;
+		hb.counters = counter_ptrs;
+	}
 	env.seq = ++d->seq;
 	env.body_case = VIGIL__ENVELOPE__BODY_HEARTBEAT;
 	env.heartbeat = &hb;
@@ -156,6 +190,35 @@ static int send_heartbeat(struct defender *d, vigil_err *err)
 	}
 	vigil__reply__free_unpacked(reply, NULL);
 	return rc;
+}
+
+/* The capture thread's record handler: for now, keep the ring drained and check records. */
+static int on_capture_record(const struct ev_hdr *rec, size_t len, void *ctx)
+{
+	struct defender *d = ctx;
+	struct event ev;
+
+	if (event_decode(rec, len, &ev) < 0)
+		d->capture_malformed++;
+	return 0;
+}
+
+/*
+ * Capture must never wait on the network: it has its own thread, which only
+ * drains the ring buffer; the uplink runs on the main thread.
+ */
+static void *capture_main(void *arg)
+{
+	struct defender *d = arg;
+
+	while (!stop_requested) {
+		int n = capture_poll(d->cap, 200, on_capture_record, d);
+		if (n < 0) {
+			log_error("capture stopped: ring buffer poll failed: %s", strerror(-n));
+			break;
+		}
+	}
+	return NULL;
 }
 
 static void run(struct defender *d)
@@ -331,7 +394,9 @@ int main(int argc, char **argv)
 	}
 	hostinfo_read(&d.host);
 	d.started_ms = now_ms();
-	const struct capture_opts copts = CAPTURE_OPTS_DEFAULT;
+	struct capture_opts copts = CAPTURE_OPTS_DEFAULT;
+	copts.ringbuf_bytes = (size_t)d.cfg.ringbuf_kb * 1024;
+	copts.filter_read_repeat = copts.filter_failed_reads = !d.cfg.all_reads;
 	d.cap = capture_start(&copts, &err);
 	if (d.cap != NULL) {
 		snprintf(d.bpf_status, sizeof(d.bpf_status), "loaded: %s", capture_describe(d.cap));
@@ -348,7 +413,17 @@ int main(int argc, char **argv)
 
 	log_info("vigil-defender %s starting: host %s, %zu console(s), first %s", VIGIL_VERSION,
 		 d.host.hostname, d.cfg.nconsoles, d.cfg.consoles[0]);
+	if (d.cap != NULL) {
+		if ((rc = pthread_create(&d.capture_thread, NULL, capture_main, &d)) != 0) {
+			log_error("cannot start the capture thread: %s", strerror(rc));
+			rc = 1;
+			goto out;
+		}
+		d.capture_running = true;
+	}
 	run(&d);
+	if (d.capture_running)
+		pthread_join(d.capture_thread, NULL);
 	log_info("stopping");
 	rc = 0;
 out:

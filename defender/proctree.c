@@ -109,13 +109,15 @@ struct proctree {
 
 /* ---- memory accounting ------------------------------------------------- */
 
-/* What a malloc of n bytes costs glibc: header and 16-byte rounding; pages above the mmap
- * threshold. */
+/*
+ * What a malloc of n bytes costs with glibc: an 8-byte header and 16-byte
+ * rounding; whole pages above the mmap threshold.
+ */
 static uint64_t heap_cost(size_t n)
 {
 	size_t c;
 
-	if (n >= 128 * 1024)
+	if (n >= (size_t)128 * 1024)
 		return ((n + 16 + 4095) & ~(size_t)4095);
 	c = (n + 8 + 15) & ~(size_t)15;
 	return c < 32 ? 32 : c;
@@ -279,9 +281,10 @@ static void entry_ref_strings(struct proc_entry *e)
 
 /* ---- pid map ------------------------------------------------------------ */
 
+/* Fibonacci hashing: the product's high half mixes every bit of the pid. */
 static uint32_t pid_hash(uint32_t pid, uint32_t mask)
 {
-	return (pid * 0x9e3779b1u >> 7) & mask;
+	return (uint32_t)(((uint64_t)pid * 0x9e3779b97f4a7c15ull) >> 32) & mask;
 }
 
 static uint32_t ht_find(const struct proctree *pt, uint32_t pid)
@@ -1043,7 +1046,7 @@ static struct pt_node *commit_snapshot(struct proctree *pt, struct proc_entry *s
 	}
 	*e = *s;
 	if (zombie && !(e->flags & PROC_F_EXITED))
-		mark_exited(pt, ht_find(pt, e->pid), 0, boottime_ns());
+		mark_exited(pt, ht_find(pt, e->pid), -1, boottime_ns());
 	return n;
 }
 
@@ -1057,7 +1060,7 @@ struct proctree *proctree_new(const struct proctree_limits *lim)
 
 	if (lim == NULL)
 		lim = &d;
-	if (lim->args_max > PROCTREE_ARGS_MAX) {
+	if (lim->args_max > PROCTREE_ARGS_MAX || lim->max_entries > PROCTREE_MAX_ENTRIES_LIMIT) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -1159,20 +1162,13 @@ int proctree_seed(struct proctree *pt, vigil_err *err)
 
 /* ---- events ---------------------------------------------------------------- */
 
-static size_t bounded_strlen(const char *p, size_t len)
-{
-	const char *z = memchr(p, '\0', len);
-
-	return z != NULL ? (size_t)(z - p) : len;
-}
-
 /* Intern a NUL-free string of at most len bytes; absent (NULL, 0 or "") stays NULL. */
 static int intern_str(struct proctree *pt, const char *p, size_t len, const char **ret)
 {
 	*ret = NULL;
 	if (p == NULL || len == 0)
 		return 0;
-	len = bounded_strlen(p, len);
+	len = strnlen(p, len);
 	if (len == 0)
 		return 0;
 	*ret = str_get(pt, p, len);
@@ -1275,7 +1271,7 @@ int proctree_on_exec(struct proctree *pt, const struct proctree_exec *ev)
 	/* Build the new contents first: failing here leaves the tree untouched. */
 	s.flags = ev->flags & ev_flags;
 	if (ev->comm != NULL)
-		memcpy(s.comm, ev->comm, bounded_strlen(ev->comm, PROCTREE_COMM_LEN - 1));
+		memcpy(s.comm, ev->comm, strnlen(ev->comm, PROCTREE_COMM_LEN - 1));
 	if ((r = intern_str(pt, ev->filename, ev->filename_len, &s.exe)) != 0 ||
 	    (r = intern_str(pt, ev->cwd, ev->cwd_len, &s.cwd)) != 0 ||
 	    (r = intern_str(pt, ev->tty, ev->tty != NULL ? PROCTREE_TTY_LEN - 1 : 0, &s.tty)) != 0)
@@ -1351,7 +1347,7 @@ int proctree_on_fork(struct proctree *pt, uint32_t parent_pid, uint32_t child_pi
 	uint32_t idx;
 	bool fresh, zombie = false;
 
-	if (child_pid == 0)
+	if (child_pid == 0 || child_pid == parent_pid)
 		return -EINVAL;
 	idx = ht_find(pt, child_pid);
 	if (idx != NIL && entry_is(pt, &node_at(pt, idx)->e, child_start_ns, false)) {
@@ -1390,11 +1386,11 @@ int proctree_on_fork(struct proctree *pt, uint32_t parent_pid, uint32_t child_pi
 	s.source = PROC_SRC_FORK;
 
 	n = node_for(pt, child_pid, child_start_ns, false, &fresh);
-	if (n == NULL) {
+	if (n == NULL || !fresh) {
+		/* !fresh: the child appeared meanwhile (a lazy load); what is stored is newer. */
 		entry_put_strings(pt, &s);
-		return -ENOSPC;
+		return n == NULL ? -ENOSPC : 0;
 	}
-	entry_put_strings(pt, &n->e); /* a fresh node has none; kept for clarity */
 	n->e = s;
 	return 0;
 }
@@ -1439,30 +1435,23 @@ size_t proctree_sweep(struct proctree *pt, uint64_t now_ns, size_t max_checks)
 		struct proctree_stat st;
 		char path[PATH_BUF];
 		bool gone;
-		int dfd;
 		ssize_t n;
 
 		if (pt->sweep_cursor >= pt->nused)
 			pt->sweep_cursor = 0;
 		if (e->pid == 0 || (e->flags & PROC_F_EXITED))
 			continue;
-		if ((size_t)snprintf(path, sizeof(path), "%s/%u", pt->proc_root, e->pid) >=
+		if ((size_t)snprintf(path, sizeof(path), "%s/%u/stat", pt->proc_root, e->pid) >=
 		    sizeof(path))
 			continue;
-		dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd < 0) {
-			gone = errno == ENOENT || errno == ESRCH;
-		} else {
-			n = read_at(dfd, "stat", pt->scratch, STAT_READ_MAX);
-			close(dfd);
-			if (n == -ENOENT || n == -ESRCH)
-				gone = true;
-			else if (n < 0 || proctree_parse_stat(pt->scratch, (size_t)n, &st) != 0)
-				gone = false; /* cannot tell: keep it */
-			else
-				gone = st.state == 'Z' || st.state == 'X' ||
-				       !entry_is(pt, e, st.start_ticks * pt->tick_ns, true);
-		}
+		n = read_at(AT_FDCWD, path, pt->scratch, STAT_READ_MAX);
+		if (n == -ENOENT || n == -ESRCH)
+			gone = true;
+		else if (n < 0 || proctree_parse_stat(pt->scratch, (size_t)n, &st) != 0)
+			gone = false; /* cannot tell: keep it */
+		else
+			gone = st.state == 'Z' || st.state == 'X' ||
+			       !entry_is(pt, e, st.start_ticks * pt->tick_ns, true);
 		if (gone) {
 			mark_exited(pt, idx, -1, now_ns);
 			pt->st.stale_reaped++;

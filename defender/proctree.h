@@ -47,6 +47,7 @@
 #include "error.h"
 
 #define PROCTREE_MAX_ENTRIES_DEFAULT 65536
+#define PROCTREE_MAX_ENTRIES_LIMIT   4194304	   /* the kernel's PID_MAX_LIMIT */
 #define PROCTREE_GRACE_NS_DEFAULT    5000000000ull /* 5 s of event time */
 #define PROCTREE_ARGS_DEFAULT	     256	   /* argv bytes kept per process */
 #define PROCTREE_ARGS_MAX	     4096	   /* largest args_max accepted */
@@ -57,7 +58,7 @@
 
 /* Zero (or NULL) in any field means its default. */
 struct proctree_limits {
-	uint32_t max_entries;	/* default PROCTREE_MAX_ENTRIES_DEFAULT */
+	uint32_t max_entries;	/* default PROCTREE_MAX_ENTRIES_DEFAULT, at most _LIMIT */
 	uint64_t exit_grace_ns; /* how long an exited entry stays resolvable (default 5 s) */
 	uint32_t args_max;	/* argv bytes kept, up to PROCTREE_ARGS_MAX (default 256) */
 	const char *proc_root;	/* default "/proc"; copied.  Tests point it at a fake tree */
@@ -100,7 +101,7 @@ struct proc_entry {
 	uint32_t uid, euid, gid; /* (uint32_t)-1 when unknown */
 	uint32_t sid;		 /* session id */
 	uint32_t loginuid;	 /* audit login uid; (uint32_t)-1 when unset */
-	int32_t exit_code;	 /* wait(2) status, when PROC_F_EXITED */
+	int32_t exit_code;	 /* wait(2) status; -1 when inferred (zombie, sweep) */
 	uint32_t flags;		 /* PROC_F_* */
 	uint16_t args_len;
 	uint8_t source; /* enum proc_source */
@@ -162,7 +163,8 @@ struct proctree_stats {
 
 /*
  * Create an empty tree.  lim may be NULL (all defaults).  Returns NULL with
- * errno set (EINVAL for an args_max above PROCTREE_ARGS_MAX, ENOMEM).
+ * errno set (EINVAL for limits above PROCTREE_ARGS_MAX or
+ * PROCTREE_MAX_ENTRIES_LIMIT, ENOMEM).
  * Allocates a few hundred KiB up front; the rest grows with the entries.
  */
 struct proctree *proctree_new(const struct proctree_limits *lim);

@@ -304,6 +304,7 @@ Test(migrations, hosts_table_has_the_documented_shape)
 	    "last_seen|timestamp with time zone|NO|now()",
 	    "connected|boolean|NO|false",
 	    "disconnected_at|timestamp with time zone|YES|<none>",
+	    "capture|jsonb|NO|'{}'::jsonb",
 	};
 	vigil_err err = {0};
 	PGresult *res;

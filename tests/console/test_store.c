@@ -456,9 +456,11 @@ Test(store, hosts_list_has_every_field_with_the_right_value)
 	    "host_id",		"hostname",   "kernel",	   "os",
 	    "defender_version", "bpf_status", "labels",	   "exec_count",
 	    "first_seen",	"last_seen",  "connected", "disconnected_at",
+	    "capture",
 	};
 	struct store_hello h = hello_for("host-b");
-	struct store_heartbeat hb = {.exec_count = 42};
+	struct store_heartbeat hb = {.exec_count = 42,
+				     .capture_json = "{\"drops\":{\"ringbuf_full\":3}}"};
 	vigil_err err = {0};
 	json_t *hosts = NULL, *a, *b;
 
@@ -480,6 +482,10 @@ Test(store, hosts_list_has_every_field_with_the_right_value)
 		cr_expect_not_null(json_object_get(b, keys[i]), "missing %s", keys[i]);
 	cr_expect_eq(json_object_size(b), sizeof(keys) / sizeof(keys[0]));
 
+	cr_expect_eq(json_integer_value(json_object_get(
+			 json_object_get(json_object_get(b, "capture"), "drops"), "ringbuf_full")),
+		     3, "capture counters from the heartbeat not stored");
+	cr_expect_eq(json_object_size(json_object_get(a, "capture")), 0);
 	cr_expect_str_eq(jstr(a, "hostname"), "db-1");
 	cr_expect(json_is_object(json_object_get(a, "labels")));
 	cr_expect_eq(json_object_size(json_object_get(a, "labels")), 0);

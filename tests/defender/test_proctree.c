@@ -972,6 +972,46 @@ Test(proctree, hostile_fake_proc_tree)
 	free(root);
 }
 
+Test(proctree, sweep_marks_vanished_zombie_and_reused_pids)
+{
+	char *root = make_tmpdir();
+	struct proctree *pt = tree_at(root, 0);
+	struct proctree_stats st;
+	char path[512];
+
+	fake_proc(root, 1, 0, "init", 1, 0, "0::/\n");
+	for (unsigned pid = 100; pid < 104; pid++)
+		fake_proc(root, pid, 1, "w", 50, 0, "0::/\n");
+	cr_assert_eq(proctree_seed(pt, NULL), 0);
+	/* 100 vanishes, 101 is a zombie, 102 is another process now, 103 is fine. */
+	snprintf(path, sizeof(path), "%s/100", root);
+	rm_tree(path);
+	fake_str(root, 101, "stat", "101 (w) Z 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 50 0\n");
+	fake_proc(root, 102, 1, "w", 90, 0, "0::/\n");
+
+	{
+		size_t first = proctree_sweep(pt, 777, 2); /* bounded work per call */
+
+		cr_expect_leq(first, 2);
+		cr_expect_eq(first + proctree_sweep(pt, 777, 100), 3);
+	}
+	cr_expect_eq(proctree_sweep(pt, 777, 100), 0); /* nothing left to mark */
+	stats(pt, &st);
+	cr_expect_eq(st.stale_reaped, 3);
+	cr_expect_eq(st.live, 2);
+	cr_expect_eq(st.exited, 3);
+	cr_expect_eq(proctree_peek(pt, 100)->exit_code, -1);
+	cr_expect_eq(proctree_peek(pt, 100)->exit_ns, 777);
+	cr_expect_not(proctree_peek(pt, 103)->flags & PROC_F_EXITED);
+	cr_expect_eq(proctree_expire(pt, 777 + PROCTREE_GRACE_NS_DEFAULT), 3);
+	/* The new process behind 102 loads on demand. */
+	cr_expect_eq(proctree_get(pt, 102)->start_ns,
+		     90 * (1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK)));
+	proctree_free(pt);
+	rm_tree(root);
+	free(root);
+}
+
 Test(proctree, exec_cgroup_from_proc_then_cache)
 {
 	char *root = make_tmpdir();

@@ -105,6 +105,26 @@ Test(link, defender_with_valid_certificate_appears_connected_within_2s)
 		cr_expect(strncmp(jstr(h, "bpf_status"), "loaded: exec_count", 18) == 0,
 			  "bpf_status '%s'", jstr(h, "bpf_status"));
 	json_decref(h);
+
+	/* Heartbeats carry the capture counters, losses included, to the console. */
+	if (geteuid() == 0) {
+		long long until = h_now_ms() + 5000;
+		json_t *drops = NULL;
+		do {
+			h = h_api_host(&con, &pki, "host-a");
+			drops = json_object_get(json_object_get(h, "capture"), "drops");
+			if (json_is_object(drops) && json_object_get(drops, "ringbuf_full") != NULL)
+				break;
+			json_decref(h);
+			h = NULL;
+			h_sleep_ms(100);
+		} while (h_now_ms() < until);
+		cr_assert_not_null(h, "no capture counters reached the console");
+		cr_expect(json_is_integer(json_object_get(drops, "ringbuf_full")));
+		cr_expect(json_is_integer(json_object_get(
+			json_object_get(json_object_get(h, "capture"), "delivered"), "exec")));
+		json_decref(h);
+	}
 }
 
 /*
