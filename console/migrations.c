@@ -35,6 +35,44 @@ static const struct migration migrations[] = {
 	/* The defender's capture counters from its last heartbeat: losses must be visible. */
 	.sql = "ALTER TABLE hosts ADD COLUMN capture jsonb NOT NULL DEFAULT '{}';",
     },
+    {
+	.version = 3,
+	.name = "batches_events_audits",
+	/*
+	 * batches: one row per (host, seq) ever committed, the idempotency key
+	 * of delivery.  events: what defenders captured, keyed by their batch.
+	 * audits: what an operator must look at (gaps, silent defenders, ...).
+	 */
+	.sql = "CREATE TABLE batches ("
+	       " host_id text NOT NULL,"
+	       " seq bigint NOT NULL,"
+	       " n_events integer NOT NULL,"
+	       " received_at timestamptz NOT NULL DEFAULT now(),"
+	       " PRIMARY KEY (host_id, seq));"
+	       "CREATE TABLE events ("
+	       " host_id text NOT NULL,"
+	       " seq bigint NOT NULL,"
+	       " idx integer NOT NULL,"
+	       " type text NOT NULL,"
+	       " ts timestamptz NOT NULL,"
+	       " pid integer NOT NULL,"
+	       " ppid integer NOT NULL,"
+	       " uid bigint NOT NULL,"
+	       " comm text NOT NULL,"
+	       " body jsonb NOT NULL,"
+	       " PRIMARY KEY (host_id, seq, idx));"
+	       "CREATE INDEX events_ts_idx ON events (ts);"
+	       "CREATE TABLE audits ("
+	       " id bigserial PRIMARY KEY,"
+	       " host_id text NOT NULL,"
+	       " ts timestamptz NOT NULL DEFAULT now(),"
+	       " kind text NOT NULL,"
+	       " severity text NOT NULL,"
+	       " summary text NOT NULL,"
+	       " detail jsonb NOT NULL DEFAULT '{}');"
+	       "CREATE INDEX audits_host_ts_idx ON audits (host_id, ts);"
+	       "CREATE INDEX audits_ts_idx ON audits (ts);",
+    },
 };
 
 const struct migration *migrations_get(size_t *ret_count)

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "enrich.h"
 #include "event.h"
 #include "event_json.h"
 #include "jsonw.h"
@@ -15,6 +16,8 @@
 
 struct stream {
 	const struct eventstream_opts *opts;
+	struct proctree *pt;
+	uint64_t last_ts;
 	int64_t clock_offset;
 	uint64_t written;
 	uint64_t malformed;
@@ -53,7 +56,7 @@ static bool wanted(const struct stream *s, const struct ev_hdr *h)
 	if (o->type_mask && !(o->type_mask & (1u << h->type)))
 		return false;
 	if (o->pid && h->pid != o->pid &&
-	    !(o->descendants && h->type == EV_FORK && h->pid == o->pid))
+	    !(o->descendants && enrich_descends_from(s->pt, h->pid, o->pid)))
 		return false;
 	if (o->comm && strncmp(h->comm, o->comm, EV_COMM_LEN) != 0)
 		return false;
@@ -66,14 +69,24 @@ static int on_record(const struct ev_hdr *rec, size_t len, void *ctx)
 	struct event ev;
 	struct jsonw w;
 
+	struct event_enrich en;
 	if (event_decode(rec, len, &ev) < 0) {
 		s->malformed++;
 		return 0;
 	}
-	if (!wanted(s, rec))
+	s->last_ts = rec->ts_ns;
+	/* An exec describes the new program; an exit the process as it was. */
+	if (rec->type != EV_EXIT)
+		enrich_apply(s->pt, &ev);
+	bool want = wanted(s, rec);
+	if (want)
+		enrich_describe(s->pt, &ev, &en);
+	if (rec->type == EV_EXIT)
+		enrich_apply(s->pt, &ev);
+	if (!want)
 		return 0;
 	jw_init(&w, s->line, sizeof(s->line) - 1);
-	event_json_write(&w, &ev, NULL, s->clock_offset);
+	event_json_write(&w, &ev, &en, s->clock_offset);
 	if (w.overflow) {
 		/* Cannot happen with the record bounds; say so rather than print half a line. */
 		s->malformed++;
@@ -105,7 +118,16 @@ static void print_stats(struct capture *cap, struct stream *s)
 	for (int i = 0; i < FILTER_REASON_MAX; i++)
 		printf("%s\"%s\":%llu", i ? "," : "", capture_filter_name(i),
 		       (unsigned long long)c.filtered[i]);
-	printf("},\"malformed\":%llu,\"written\":%llu,\"ringbuf_bytes\":%zu}\n",
+	struct proctree_stats ps;
+	proctree_stats(s->pt, &ps);
+	printf("},\"proctree\":{\"entries\":%llu,\"live\":%llu,\"max\":%llu,\"seeded\":%llu,"
+	       "\"lazy_loads\":%llu,\"table_full_drops\":%llu,\"evicted_exited\":%llu,"
+	       "\"bytes\":%llu}",
+	       (unsigned long long)ps.entries, (unsigned long long)ps.live,
+	       (unsigned long long)ps.max, (unsigned long long)ps.seeded,
+	       (unsigned long long)ps.lazy_loads, (unsigned long long)ps.table_full_drops,
+	       (unsigned long long)ps.evicted_exited, (unsigned long long)ps.bytes);
+	printf(",\"malformed\":%llu,\"written\":%llu,\"ringbuf_bytes\":%zu}\n",
 	       (unsigned long long)(s->malformed + c.user_malformed),
 	       (unsigned long long)s->written, capture_ringbuf_bytes(cap));
 	fflush(stdout);
@@ -124,7 +146,7 @@ int eventstream_run(const struct eventstream_opts *opts, volatile sig_atomic_t *
 	struct stream *s = calloc(1, sizeof(*s));
 	struct capture *cap;
 	vigil_err err = {0};
-	uint64_t next_stats;
+	uint64_t next_stats, next_housekeeping = 0;
 	int rc = 0;
 
 	if (s == NULL) {
@@ -137,6 +159,15 @@ int eventstream_run(const struct eventstream_opts *opts, volatile sig_atomic_t *
 	cap = capture_start(&opts->capture, &err);
 	if (cap == NULL) {
 		log_error("capture: %s", err.msg);
+		free(s);
+		return 1;
+	}
+	/* Attach first, then seed: what starts meanwhile is in the ring, not lost. */
+	s->pt = proctree_new(NULL);
+	if (s->pt == NULL || proctree_seed(s->pt, &err) < 0) {
+		log_error("process tree: %s", s->pt ? err.msg : "out of memory");
+		proctree_free(s->pt);
+		capture_stop(cap);
 		free(s);
 		return 1;
 	}
@@ -161,6 +192,14 @@ int eventstream_run(const struct eventstream_opts *opts, volatile sig_atomic_t *
 			rc = 1;
 			break;
 		}
+		if (mono_ms() >= next_housekeeping) {
+			struct timespec bt;
+			clock_gettime(CLOCK_BOOTTIME, &bt);
+			proctree_expire(s->pt, s->last_ts);
+			proctree_sweep(s->pt, (uint64_t)bt.tv_sec * 1000000000ull + (uint64_t)bt.tv_nsec,
+				       200);
+			next_housekeeping = mono_ms() + 1000;
+		}
 		if (next_stats && mono_ms() >= next_stats) {
 			print_stats(cap, s);
 			next_stats = mono_ms() + (uint64_t)opts->stats_interval_ms;
@@ -171,6 +210,7 @@ int eventstream_run(const struct eventstream_opts *opts, volatile sig_atomic_t *
 		;
 	print_stats(cap, s);
 	capture_stop(cap);
+	proctree_free(s->pt);
 	free(s);
 	return rc;
 }

@@ -356,7 +356,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (events_json) {
-		struct sigaction esa = {.sa_handler = on_stop_signal};
+		/* SA_RESTART: a stop must not cut a line in half; the poll wakes every 100 ms. */
+		struct sigaction esa = {.sa_handler = on_stop_signal, .sa_flags = SA_RESTART};
 
 		log_init("vigil-defender", log_level >= 0 ? log_level : LOG_LVL_INFO);
 		sigaction(SIGTERM, &esa, NULL);

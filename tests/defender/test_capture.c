@@ -680,3 +680,81 @@ Test(capture, a_ring_buffer_too_small_shows_drops_in_the_counters)
 	free(all);
 	close(fds[0]);
 }
+
+/* ---- the process tree ---- */
+
+Test(capture, a_process_started_before_the_defender_has_its_ancestry)
+{
+	int go[2];
+	char path[H_PATH];
+
+	cr_assert_eq(pipe(go), 0);
+	snprintf(path, sizeof(path), "%s/from-old-process", dir);
+	/* Parent (this test) -> middle -> worker, all before the defender starts. */
+	pid_t middle = fork();
+	if (middle == 0) {
+		pid_t worker = fork();
+		if (worker == 0) {
+			char c;
+			if (read(go[0], &c, 1) != 1)
+				_exit(2);
+			close(open(path, O_WRONLY | O_CREAT, 0600));
+			_exit(0);
+		}
+		int st;
+		waitpid(worker, &st, 0);
+		_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 3);
+	}
+	close(go[0]);
+	start_defender(NULL);
+	cr_assert_eq(write(go[1], "g", 1), 1);
+	int st;
+	waitpid(middle, &st, 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	stop_defender();
+
+	size_t i;
+	json_t *ev, *found = NULL;
+	json_array_foreach(events, i, ev) if (strcmp(s_(ev, "type"), "file") == 0 &&
+					      strcmp(s_(ev, "path"), path) == 0) found = ev;
+	cr_assert_not_null(found, "no event for the old process's open");
+	cr_expect_eq(i_(found, "ppid"), middle);
+	cr_expect_str_eq(s_(found, "user"), "root");
+	char self_exe[H_PATH] = "";
+	ssize_t n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
+	cr_assert_gt(n, 0);
+	self_exe[n] = '\0';
+	cr_expect_str_eq(s_(found, "exe"), self_exe, "the seeded process's executable");
+	json_t *anc = json_object_get(found, "ancestry");
+	cr_assert(json_is_array(anc) && json_array_size(anc) >= 2, "no ancestry");
+	cr_expect_eq(i_(json_array_get(anc, 0), "pid"), middle);
+	cr_expect_eq(i_(json_array_get(anc, 1), "pid"), getpid());
+	/* And the stats line reports the tree, seeded from /proc. */
+	json_t *pt = json_object_get(stats(), "proctree");
+	cr_expect_gt(json_integer_value(json_object_get(pt, "seeded")), 10);
+}
+
+Test(capture, pid_filter_with_descendants_follows_the_tree)
+{
+	char pidarg[16];
+
+	snprintf(pidarg, sizeof(pidarg), "%d", getpid());
+	const char *extra[] = {"--pid", pidarg, "--descendants", NULL};
+	start_defender(extra);
+	pid_t child = in_child(do_exec_echo, NULL);
+	stop_defender();
+	cr_expect_not_null(find("exec", NULL, child, NULL), "descendant's exec missing");
+	size_t i;
+	json_t *ev;
+	json_array_foreach(events, i, ev)
+	{
+		const char *t = s_(ev, "type");
+		if (!strcmp(t, "ready") || !strcmp(t, "stats"))
+			continue;
+		json_t *anc = json_object_get(ev, "ancestry");
+		bool ours = i_(ev, "pid") == getpid();
+		for (size_t k = 0; !ours && k < json_array_size(anc); k++)
+			ours = i_(json_array_get(anc, k), "pid") == getpid();
+		cr_expect(ours, "event from pid %lld, not a descendant", i_(ev, "pid"));
+	}
+}

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef VIGIL_DEFENDER_ENRICH_H
+#define VIGIL_DEFENDER_ENRICH_H
+
+/*
+ * Between capture and the process tree: keep the tree current from process
+ * events, and describe an event's process (user, exe, cgroup, container,
+ * ancestry) for output.  Runs on the capture thread, which owns the tree.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "event.h"
+#include "event_json.h"
+#include "proctree.h"
+
+/*
+ * Update pt from ev (exec, fork, exit); other events change nothing.  Call
+ * after enrich_describe for exits (so the exiting process is still described
+ * as it was) and before it for execs (so the new program is).
+ */
+void enrich_apply(struct proctree *pt, const struct event *ev);
+
+/*
+ * Fill en for ev's process.  The strings point into pt and stay valid until
+ * the next call that changes pt; write the event out before that.
+ */
+void enrich_describe(struct proctree *pt, const struct event *ev, struct event_enrich *en);
+
+/* Whether pid is ancestor_pid or descends from it, per pt. */
+bool enrich_descends_from(struct proctree *pt, uint32_t pid, uint32_t ancestor_pid);
+
+#endif
