@@ -16,6 +16,7 @@
 
 #include "capture.h"
 #include "defender_config.h"
+#include "enrich.h"
 #include "event.h"
 #include "eventstream.h"
 #include "fsutil.h"
@@ -86,6 +87,7 @@ static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t max,
 }
 
 struct defender {
+	struct proctree *pt; /* owned by the capture thread once it runs */
 	pthread_t capture_thread;
 	bool capture_running;
 	uint64_t capture_malformed;
@@ -198,8 +200,11 @@ static int on_capture_record(const struct ev_hdr *rec, size_t len, void *ctx)
 	struct defender *d = ctx;
 	struct event ev;
 
-	if (event_decode(rec, len, &ev) < 0)
+	if (event_decode(rec, len, &ev) < 0) {
 		d->capture_malformed++;
+		return 0;
+	}
+	enrich_apply(d->pt, &ev);
 	return 0;
 }
 
@@ -213,6 +218,14 @@ static void *capture_main(void *arg)
 
 	while (!stop_requested) {
 		int n = capture_poll(d->cap, 200, on_capture_record, d);
+		struct timespec bt;
+
+		clock_gettime(CLOCK_BOOTTIME, &bt);
+		uint64_t now_ns = (uint64_t)bt.tv_sec * 1000000000ull + (uint64_t)bt.tv_nsec;
+
+		proctree_expire(d->pt, now_ns);
+		/* Exits lost to ring drops would leave dead entries filling the table. */
+		proctree_sweep(d->pt, now_ns, 200);
 		if (n < 0) {
 			log_error("capture stopped: ring buffer poll failed: %s", strerror(-n));
 			break;
@@ -415,6 +428,13 @@ int main(int argc, char **argv)
 	log_info("vigil-defender %s starting: host %s, %zu console(s), first %s", VIGIL_VERSION,
 		 d.host.hostname, d.cfg.nconsoles, d.cfg.consoles[0]);
 	if (d.cap != NULL) {
+		/* Attach first, then seed: what starts meanwhile waits in the ring. */
+		d.pt = proctree_new(NULL);
+		if (d.pt == NULL || proctree_seed(d.pt, &err) < 0) {
+			log_error("process tree: %s", d.pt ? err.msg : "out of memory");
+			rc = 1;
+			goto out;
+		}
 		if ((rc = pthread_create(&d.capture_thread, NULL, capture_main, &d)) != 0) {
 			log_error("cannot start the capture thread: %s", strerror(rc));
 			rc = 1;
@@ -430,6 +450,7 @@ int main(int argc, char **argv)
 out:
 	uplink_close(d.up);
 	capture_stop(d.cap);
+	proctree_free(d.pt);
 	defender_config_fini(&d.cfg);
 	return rc;
 }
