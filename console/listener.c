@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "ingest.h"
 #include "log.h"
 #include "tls.h"
 #include "vigil.pb-c.h"
@@ -21,11 +22,14 @@
 struct listener {
 	nng_socket sock;
 	nng_listener nl;
-	struct store *st;
+	struct store **stores; /* one per worker: batches commit in parallel */
 	int heartbeat_interval_ms;
 	pthread_t workers[LISTENER_WORKERS];
 	int nworkers;
 };
+
+/* Each worker thread's own database connection. */
+static __thread struct store *worker_store;
 
 struct listener *listener_bind(const char *url, nng_tls_config *tls, vigil_err *err)
 {
@@ -102,7 +106,7 @@ static nng_msg *handle_hello(struct listener *l, const char *host_id, const Vigi
 	sh.bpf_status = h->bpf_status;
 	sh.labels = labels;
 	sh.nlabels = h->n_labels;
-	rc = store_host_hello(l->st, &sh, &err);
+	rc = store_host_hello(worker_store, &sh, &err);
 	if (rc < 0) {
 		log_warn("hello from host %s not stored: %s", host_id, err.msg);
 		return reply_msg(env->seq, status_for(rc), err.msg, l->heartbeat_interval_ms);
@@ -183,7 +187,7 @@ static nng_msg *handle_heartbeat(struct listener *l, const char *host_id,
 		return reply_msg(env->seq, VIGIL__REPLY__STATUS__REFUSED,
 				 "bad counters: at most 64, named group.name", l->heartbeat_interval_ms);
 	hb.capture_json = counters;
-	rc = store_host_heartbeat(l->st, host_id, &hb, &err);
+	rc = store_host_heartbeat(worker_store, host_id, &hb, &err);
 	free(counters);
 
 	if (rc == -ENOENT)
@@ -194,6 +198,53 @@ static nng_msg *handle_heartbeat(struct listener *l, const char *host_id,
 		return reply_msg(env->seq, status_for(rc), err.msg, l->heartbeat_interval_ms);
 	}
 	return reply_msg(env->seq, VIGIL__REPLY__STATUS__OK, NULL, l->heartbeat_interval_ms);
+}
+
+static nng_msg *handle_batch(struct listener *l, const char *host_id, const Vigil__Envelope *env)
+{
+	const Vigil__Batch *b = env->batch;
+	struct store_event *events = NULL;
+	struct store_gap gaps[INGEST_GAPS_MAX];
+	struct ingest_result res;
+	vigil_err err = {0};
+	nng_msg *rep;
+	int rc;
+
+	if (b->n_events > INGEST_EVENTS_MAX || b->n_gaps > INGEST_GAPS_MAX)
+		return reply_msg(env->seq, VIGIL__REPLY__STATUS__REFUSED,
+				 "batch over the limits (10000 events, 64 gaps)",
+				 l->heartbeat_interval_ms);
+	if (b->n_events > 0 && (events = calloc(b->n_events, sizeof(*events))) == NULL)
+		return reply_msg(env->seq, VIGIL__REPLY__STATUS__RETRY, "console out of memory",
+				 l->heartbeat_interval_ms);
+	for (size_t i = 0; i < b->n_events; i++) {
+		const Vigil__Event *e = b->events[i];
+		events[i] = (struct store_event){.type = e->type, .ts_ns = e->ts_ns, .pid = e->pid,
+						 .ppid = e->ppid, .uid = e->uid, .comm = e->comm,
+						 .json = e->json};
+	}
+	for (size_t i = 0; i < b->n_gaps; i++)
+		gaps[i] = (struct store_gap){.first_seq = b->gaps[i]->first_seq,
+					     .last_seq = b->gaps[i]->last_seq,
+					     .count = b->gaps[i]->count,
+					     .reason = b->gaps[i]->reason};
+	rc = store_ingest_batch(worker_store, host_id, env->seq, events, b->n_events, gaps,
+				b->n_gaps, &res, &err);
+	free(events);
+	if (rc < 0) {
+		log_warn("batch %llu from host %s not stored: %s", (unsigned long long)env->seq,
+			 host_id, err.msg);
+		return reply_msg(env->seq, status_for(rc), err.msg, l->heartbeat_interval_ms);
+	}
+	if (res.refused > 0)
+		log_warn("batch %llu from host %s: %zu malformed event(s) left out (audited)",
+			 (unsigned long long)env->seq, host_id, res.refused);
+	for (size_t i = 0; i < b->n_gaps; i++)
+		log_warn("host %s reports %llu batch(es) lost (seq %llu..%llu, %s)", host_id,
+			 (unsigned long long)gaps[i].count, (unsigned long long)gaps[i].first_seq,
+			 (unsigned long long)gaps[i].last_seq, gaps[i].reason);
+	rep = reply_msg(env->seq, VIGIL__REPLY__STATUS__OK, NULL, l->heartbeat_interval_ms);
+	return rep;
 }
 
 /* Answer one request; returns the reply (NULL only when out of memory). */
@@ -224,6 +275,9 @@ static nng_msg *handle(struct listener *l, nng_msg *req)
 	case VIGIL__ENVELOPE__BODY_HEARTBEAT:
 		rep = handle_heartbeat(l, host_id, env);
 		break;
+	case VIGIL__ENVELOPE__BODY_BATCH:
+		rep = handle_batch(l, host_id, env);
+		break;
 	default:
 		rep = reply_msg(env->seq, VIGIL__REPLY__STATUS__REFUSED, "unknown message kind",
 				l->heartbeat_interval_ms);
@@ -232,11 +286,20 @@ static nng_msg *handle(struct listener *l, nng_msg *req)
 	return rep;
 }
 
+struct worker_arg {
+	struct listener *l;
+	struct store *st;
+};
+
 static void *worker_main(void *arg)
 {
-	struct listener *l = arg;
+	struct worker_arg wa = *(struct worker_arg *)arg;
+	struct listener *l = wa.l;
 	nng_ctx ctx;
 	nng_aio *aio;
+
+	free(arg);
+	worker_store = wa.st;
 
 	if (nng_ctx_open(&ctx, l->sock) != 0 || nng_aio_alloc(&aio, NULL, NULL) != 0) {
 		log_error("listener worker cannot start: out of memory");
@@ -272,15 +335,23 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-int listener_serve(struct listener *l, struct store *st, int heartbeat_interval_ms,
-		   vigil_err *err)
+int listener_serve(struct listener *l, struct store **stores, int nstores,
+		   int heartbeat_interval_ms, vigil_err *err)
 {
-	l->st = st;
+	l->stores = stores;
 	l->heartbeat_interval_ms = heartbeat_interval_ms;
 	for (int i = 0; i < LISTENER_WORKERS; i++) {
-		int rc = pthread_create(&l->workers[i], NULL, worker_main, l);
-		if (rc != 0)
+		struct worker_arg *wa = malloc(sizeof(*wa));
+		int rc;
+
+		if (wa == NULL)
+			return verr_set(err, -ENOMEM, "out of memory");
+		*wa = (struct worker_arg){.l = l, .st = stores[i % nstores]};
+		rc = pthread_create(&l->workers[i], NULL, worker_main, wa);
+		if (rc != 0) {
+			free(wa);
 			return verr_set(err, -rc, "cannot start listener thread: %s", strerror(rc));
+		}
 		l->nworkers++;
 	}
 	return 0;

@@ -20,7 +20,7 @@
 
 /* Largest request accepted; protobuf-c never sees more (upstream #796). */
 #define LISTENER_MSG_MAX (1024 * 1024)
-#define LISTENER_WORKERS 4
+#define LISTENER_WORKERS 8
 
 struct listener;
 
@@ -28,11 +28,13 @@ struct listener;
 struct listener *listener_bind(const char *url, nng_tls_config *tls, vigil_err *err);
 
 /*
- * Start answering requests; st (not owned) must outlive the listener.
+ * Start answering requests with LISTENER_WORKERS threads, worker i using
+ * stores[i % nstores] (not owned; they must outlive the listener), so
+ * batches from different defenders commit in parallel.
  * heartbeat_interval_ms is told to every defender.
  */
-int listener_serve(struct listener *l, struct store *st, int heartbeat_interval_ms,
-		   vigil_err *err);
+int listener_serve(struct listener *l, struct store **stores, int nstores,
+		   int heartbeat_interval_ms, vigil_err *err);
 
 /* Close the socket, join the workers, free l.  Accepts NULL. */
 void listener_stop(struct listener *l);

@@ -222,7 +222,8 @@ int main(int argc, char **argv)
 	struct listener *lis = NULL;
 	struct api *api = NULL;
 	struct pgembed *pg = NULL;
-	struct store *st_ingest = NULL, *st_api = NULL;
+	struct store *st_ingest[4] = {NULL}, *st_api = NULL;
+	const int ningest = 4;
 	char token[API_TOKEN_LEN + 1];
 	const char *dsn;
 	struct sigaction sa = {0};
@@ -266,11 +267,17 @@ int main(int argc, char **argv)
 		}
 		dsn = pgembed_dsn(pg);
 	}
-	if ((st_ingest = store_open(dsn, &err)) == NULL || (st_api = store_open(dsn, &err)) == NULL) {
+	for (int i = 0; i < ningest; i++) {
+		if ((st_ingest[i] = store_open(dsn, &err)) == NULL) {
+			log_error("database: %s", err.msg);
+			goto out;
+		}
+	}
+	if ((st_api = store_open(dsn, &err)) == NULL) {
 		log_error("database: %s", err.msg);
 		goto out;
 	}
-	if (store_migrate(st_ingest, &applied, &err) < 0) {
+	if (store_migrate(st_api, &applied, &err) < 0) {
 		log_error("database migration: %s", err.msg);
 		goto out;
 	}
@@ -280,7 +287,7 @@ int main(int argc, char **argv)
 		log_error("%s", err.msg);
 		goto out;
 	}
-	if (listener_serve(lis, st_ingest, o.heartbeat_interval_ms, &err) < 0) {
+	if (listener_serve(lis, st_ingest, ningest, o.heartbeat_interval_ms, &err) < 0) {
 		log_error("%s", err.msg);
 		goto out;
 	}
@@ -292,7 +299,8 @@ int main(int argc, char **argv)
 out:
 	api_stop(api);
 	listener_stop(lis);
-	store_close(st_ingest);
+	for (int i = 0; i < ningest; i++)
+		store_close(st_ingest[i]);
 	store_close(st_api);
 	pgembed_stop(pg);
 	if (link_tls != NULL)

@@ -22,12 +22,11 @@
  */
 #define STORE_MIGRATE_LOCK "1447642956"
 
+#ifndef TS_UTC
 #define TS_UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+#endif
 
-struct store {
-	pthread_mutex_t lock;
-	PGconn *conn;
-};
+#include "store_priv.h"
 
 static void store_notice_ignore(void *arg, const char *message)
 {
@@ -67,7 +66,7 @@ static void store_where(PGconn *conn, char *buf, size_t size)
 		 port != NULL && port[0] != '\0' ? port : "5432");
 }
 
-static int store_err_down(PGconn *conn, const char *what, vigil_err *err)
+int store_err_down(PGconn *conn, const char *what, vigil_err *err)
 {
 	char where[300], msg[300];
 
@@ -77,7 +76,7 @@ static int store_err_down(PGconn *conn, const char *what, vigil_err *err)
 }
 
 /* Translate a failed result into a negative errno and a sentence. */
-static int store_err_sql(PGconn *conn, const PGresult *res, const char *what, vigil_err *err)
+int store_err_sql(PGconn *conn, const PGresult *res, const char *what, vigil_err *err)
 {
 	const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	const char *primary = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -104,7 +103,7 @@ static int store_err_sql(PGconn *conn, const PGresult *res, const char *what, vi
 }
 
 /* Reconnect once when the connection is known to be down. */
-static int store_ensure(struct store *st, const char *what, vigil_err *err)
+int store_ensure(struct store *st, const char *what, vigil_err *err)
 {
 	if (PQstatus(st->conn) == CONNECTION_OK)
 		return 0;
@@ -120,7 +119,7 @@ static int store_ensure(struct store *st, const char *what, vigil_err *err)
  * the connection went bad is retried once on a fresh connection, so only
  * idempotent statements may pass retry (all of this module's autocommit ones are).
  */
-static int store_exec(struct store *st, const char *what, const char *sql, int nparams,
+int store_exec(struct store *st, const char *what, const char *sql, int nparams,
 		      const char *const *params, ExecStatusType expect, bool retry,
 		      PGresult **ret_res, vigil_err *err)
 {
@@ -158,7 +157,7 @@ static int store_exec(struct store *st, const char *what, const char *sql, int n
 }
 
 /* store_exec for statements whose result is only a status. */
-static int store_cmd(struct store *st, const char *what, const char *sql, int nparams,
+int store_cmd(struct store *st, const char *what, const char *sql, int nparams,
 		     const char *const *params, bool retry, vigil_err *err)
 {
 	PGresult *res = NULL;
@@ -541,9 +540,18 @@ int store_host_heartbeat(struct store *st, const char *host_id, const struct sto
 int store_hosts_mark_stale(struct store *st, int timeout_ms, int *ret_count, vigil_err *err)
 {
 	/* make_interval takes seconds; the parameter is timeout_ms / 1000. */
-	static const char sql[] = "UPDATE hosts SET connected = false, disconnected_at = now()"
-				  " WHERE connected AND last_seen < now() -"
-				  " make_interval(secs => $1::double precision)";
+	/*
+	 * A silent defender may have been killed by an attacker: each host marked
+	 * disconnected gets an audit in the same statement.
+	 */
+	static const char sql[] =
+	    "WITH stale AS (UPDATE hosts SET connected = false, disconnected_at = now()"
+	    " WHERE connected AND last_seen < now() - make_interval(secs => $1::double precision)"
+	    " RETURNING host_id, last_seen)"
+	    " INSERT INTO audits (host_id, kind, severity, summary, detail)"
+	    " SELECT host_id, 'defender_silent', 'high',"
+	    " 'defender stopped reporting: no heartbeat for ' || $1 || ' s',"
+	    " jsonb_build_object('last_seen', last_seen) FROM stale";
 	char secs[32];
 	const char *params[1] = {secs};
 	PGresult *res = NULL;

@@ -41,6 +41,7 @@
 #define MEM_READY_TIMEOUT_MS 30000 /* the defender may walk /proc for 10,000 processes first */
 #define STOP_TIMEOUT_MS	     10000
 #define RUN_TIMEOUT_MS	     120000
+#define MAX_ROUNDS	     99
 #define LINE_MAX_BYTES	     65536  /* longer lines are counted, their tail ignored */
 #define RATE_TARGET	     100000 /* events/s the design delivers without drops */
 #define RATE_OFFER	     110000 /* what the generator paces itself to: a margin over it */
@@ -351,14 +352,14 @@ static int run_workload(const struct workload *w, long n, double *ret_s)
 static void reader_line(struct defender *d, char *s, size_t n)
 {
 	size_t head = n < 64 ? n : 64;
+	int ready = memmem(s, head, "\"type\":\"ready\"", 14) != NULL;
 	const char *p;
 	long pid;
 
 	s[n] = '\0';
-	if (memmem(s, head, "\"type\":\"ready\"", 14) ||
-	    memmem(s, head, "\"type\":\"stats\"", 14)) {
+	if (ready || memmem(s, head, "\"type\":\"stats\"", 14)) {
 		pthread_mutex_lock(&d->mu);
-		if (s[9] == 'r') {
+		if (ready) {
 			d->ready = 1;
 			pthread_cond_broadcast(&d->cv);
 		} else {
@@ -440,6 +441,7 @@ static void defender_join(struct defender *d)
 	__atomic_store_n(&d->stop, 1, __ATOMIC_RELEASE);
 	pthread_join(d->reader, NULL);
 	close(d->fd);
+	d->pid = 0;
 }
 
 /* Start `path --events-json --stats-interval-ms 0`, wait for its ready line.  0 or -1. */
@@ -472,7 +474,8 @@ static int defender_start(struct defender *d, const char *path, int ready_ms)
 	d->pid = pid;
 	d->fd = p[0];
 	if (track(pid) < 0 || pthread_create(&d->reader, NULL, reader_main, d) != 0) {
-		wait_child(pid, 0, &st);
+		if (g_ntracked > 0 && g_tracked[g_ntracked - 1] == pid) /* else track() reaped it */
+			wait_child(pid, 0, &st);
 		close(p[0]);
 		fprintf(stderr, "capture_bench: cannot watch the defender\n");
 		return -1;
@@ -584,8 +587,8 @@ static int bench_workload(const struct workload *w, const struct opts *o, json_t
 {
 	long n = o->quick ? w->count / 10 : w->count;
 	int r = o->rounds, half = (r + 1) / 2, rc;
-	double *wo = calloc((size_t)r * 4, sizeof(double)), *wi = wo + r, *ratio = wi + r,
-	       *tmp = ratio + r, with_total = 0, t, m_wo, m_wi, m_ratio, evs;
+	double wo[MAX_ROUNDS], wi[MAX_ROUNDS], ratio[MAX_ROUNDS], tmp[MAX_ROUNDS],
+	    with_total = 0, t, m_wo, m_wi, m_ratio, evs;
 	long long lost;
 	json_t *stats = NULL;
 
@@ -593,18 +596,14 @@ static int bench_workload(const struct workload *w, const struct opts *o, json_t
 	rc = run_workload(w, n / 10 + 1, &t); /* warm-up: page cache, dentries, TCP state */
 	for (int i = 0; !rc && i < half; i++)
 		rc = run_workload(w, n, &wo[i]);
-	if (!rc && defender_start(&g_def, o->defender, READY_TIMEOUT_MS) < 0) {
-		free(wo);
+	if (!rc && defender_start(&g_def, o->defender, READY_TIMEOUT_MS) < 0)
 		return -2;
-	}
 	for (int i = 0; !rc && i < r; i++) {
 		rc = run_workload(w, n, &wi[i]);
 		with_total += wi[i];
 	}
-	if (!rc || g_def.pid) {
+	if (g_def.pid)
 		stats = defender_stop(&g_def);
-		g_def.pid = 0;
-	}
 	for (int i = half; !rc && i < r; i++)
 		rc = run_workload(w, n, &wo[i]);
 	if (rc) {
@@ -612,7 +611,6 @@ static int bench_workload(const struct workload *w, const struct opts *o, json_t
 		json_array_append_new(
 		    rows, json_pack("{s:s, s:s}", "name", w->name, "error", "run failed"));
 		json_decref(stats);
-		free(wo);
 		return -1;
 	}
 	for (int i = 0; i < r; i++)
@@ -634,7 +632,6 @@ static int bench_workload(const struct workload *w, const struct opts *o, json_t
 			    m_wo, "with_median_s", m_wi, "ratio", m_ratio, "target", w->target,
 			    "pass", m_ratio <= w->target, "events", (json_int_t)g_def.events,
 			    "events_per_s", evs, "lost", json_lost(lost), "stats", stats));
-	free(wo);
 	return 0;
 }
 
@@ -666,6 +663,7 @@ static int bench_rate(const struct opts *o, json_t **ret)
 	unsigned long long expected = 2ULL * (unsigned long long)n * RATE_WORKERS, got, last = 0;
 	int go[2] = {-1, -1}, st, failed = 0;
 	const char *verdict, *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+	char lost_s[24] = "?";
 	long long lost;
 	json_t *stats;
 
@@ -724,14 +722,15 @@ static int bench_rate(const struct opts *o, json_t **ret)
 	}
 	offered = (double)expected / longest;
 	pct = 100.0 * (double)g_def.gen_file / (double)expected;
-	lost = stats_lost(stats);
+	if ((lost = stats_lost(stats)) >= 0)
+		snprintf(lost_s, sizeof(lost_s), "%lld", lost);
 	verdict = lost != 0 || g_def.gen_file != expected ? "FAIL"
 		  : offered < RATE_TARGET		  ? "LOW-RATE (offered below the target)"
 							  : "PASS";
 	fprintf(g_out,
-		"rate: %.0f ev/s offered, delivered %.2f%%, drops %lld (target 0 drops at >= %d "
+		"rate: %.0f ev/s offered, delivered %.2f%%, drops %s (target 0 drops at >= %d "
 		"ev/s)  %s\n",
-		offered, pct, lost, RATE_TARGET, verdict);
+		offered, pct, lost_s, RATE_TARGET, verdict);
 	fprintf(g_out,
 		"            %llu file events expected from %d generator pids, %llu delivered "
 		"(+%llu other events of theirs), %llu events in all\n",
@@ -863,8 +862,8 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
 		if (c == 'd')
 			o.defender = optarg;
-		else if (c == 'r' &&
-			 ((o.rounds = (int)strtol(optarg, &end, 10)) < 1 || o.rounds > 99 || *end))
+		else if (c == 'r' && ((o.rounds = (int)strtol(optarg, &end, 10)) < 1 ||
+				      o.rounds > MAX_ROUNDS || *end))
 			return usage(stderr, 2);
 		else if (c == 'q' || c == 'j')
 			*(c == 'q' ? &o.quick : &o.json) = 1;
