@@ -624,10 +624,18 @@ static __always_inline int net_event(struct stash *a, long ret)
 SEC("raw_tracepoint/sys_exit")
 int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct stash *sp = bpf_map_lookup_elem(&stash, &tid);
-	struct stash a;
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	__u32 tid;
+	struct stash *sp, a;
 
+	/*
+	 * Every syscall on the host comes through here: rule out the unwatched
+	 * ones by number (one read) before paying for a hash lookup.
+	 */
+	if (!watched(BPF_CORE_READ(regs, orig_ax)))
+		return 0;
+	tid = (__u32)bpf_get_current_pid_tgid();
+	sp = bpf_map_lookup_elem(&stash, &tid);
 	if (!sp)
 		return 0;
 	a = *sp;

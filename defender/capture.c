@@ -180,8 +180,15 @@ int capture_poll(struct capture *cap, int timeout_ms, capture_record_fn fn, void
 	cap->fn_ctx = ctx;
 	n = ring_buffer__poll(cap->rb, timeout_ms);
 	if (n == -EINTR)
-		return 0;
-	return n;
+		n = 0;
+	if (n < 0)
+		return n;
+	/*
+	 * The kernel side wakes us only once plenty is waiting (see emit()); what
+	 * arrived without a wakeup is read here, after the poll's timeout.
+	 */
+	int m = ring_buffer__consume(cap->rb);
+	return m < 0 ? m : n + m;
 }
 
 static void sum_map(struct capture *cap, struct bpf_map *map, uint64_t *out, int n)

@@ -154,7 +154,9 @@ void spool_set_sync(struct spool *sp, unsigned every_n);
  * and give its seq in *ret_seq (may be NULL).  May delete the oldest segments
  * to make room (see "Size").  Returns 0, -EFBIG for a record that can never
  * fit, or the write/sync error, in which case nothing was appended and no seq
- * used.
+ * used; except when a failed fdatasync cannot even be undone (ftruncate fails
+ * too): then the record stays queued, *ret_seq is set and the sync error is
+ * returned: do not append it again.
  */
 int spool_append(struct spool *sp, const void *payload, size_t len, uint64_t *ret_seq,
 		 vigil_err *err);

@@ -81,12 +81,23 @@ static __always_inline void count_in(void *map, __u32 idx)
 #define count_drop(reason) count_in(&drops, (reason))
 #define count_filtered(reason) count_in(&filtered, (reason))
 
+/*
+ * Wake the reader only once this much is waiting: a wakeup per event costs
+ * the host more than the event itself.  The reader also polls on a short
+ * timeout, so a quiet host's events still arrive promptly.
+ */
+#define WAKEUP_BYTES (64 * 1024)
+
 /* Send size bytes of rec; counts the delivery or the loss. */
 static __always_inline void emit(void *rec, __u32 size, __u16 type)
 {
+	__u64 flags;
+
 	if (size == 0 || size > EV_RECORD_MAX)
 		return;
-	if (bpf_ringbuf_output(&events, rec, size & (REC_BUF / 2 - 1), 0) != 0) {
+	flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP
+									      : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&events, rec, size & (REC_BUF / 2 - 1), flags) != 0) {
 		count_drop(DROP_RINGBUF_FULL);
 		return;
 	}
