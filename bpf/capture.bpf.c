@@ -109,17 +109,22 @@ static __always_inline struct path_buf *scratch_path(void)
 	return bpf_map_lookup_elem(&path_scratch, &zero);
 }
 
-/* The file behind fd in the current task, or NULL. */
+/*
+ * The file behind fd in the current task, or NULL.  Through the BTF task
+ * pointer the loads are plain (fault-checked) memory loads, not helper
+ * calls: this runs for every watched syscall.
+ */
 static __always_inline struct file *fd_file(struct task_struct *task, long fd)
 {
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct fdtable *fdt;
 	struct file *f = NULL;
 
-	if (fd < 0 || fd >= max)
+	(void)task;
+	fdt = t->files->fdt;
+	if (fd < 0 || fd >= fdt->max_fds)
 		return NULL;
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]);
 	return f;
 }
 
@@ -324,14 +329,18 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	}
 	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	/* x86_64 pt_regs holds r10, r9, r8, ax, cx, dx, si, di in a row: one read. */
+	__u64 r[8];
+	if (bpf_probe_read_kernel(r, sizeof(r), __builtin_preserve_access_index(&regs->r10)) != 0)
+		return 0;
 	s.nr = nr;
 	s.pad = 0;
-	s.args[0] = BPF_CORE_READ(regs, di);
-	s.args[1] = BPF_CORE_READ(regs, si);
-	s.args[2] = BPF_CORE_READ(regs, dx);
-	s.args[3] = BPF_CORE_READ(regs, r10);
-	s.args[4] = BPF_CORE_READ(regs, r8);
-	s.args[5] = BPF_CORE_READ(regs, r9);
+	s.args[0] = r[7]; /* di */
+	s.args[1] = r[6]; /* si */
+	s.args[2] = r[5]; /* dx */
+	s.args[3] = r[0]; /* r10 */
+	s.args[4] = r[2]; /* r8 */
+	s.args[5] = r[1]; /* r9 */
 	tid = (__u32)pid_tgid;
 	if (bpf_map_update_elem(&stash, &tid, &s, BPF_ANY) != 0)
 		count_drop(DROP_STASH_FULL);
@@ -348,8 +357,9 @@ static __always_inline bool read_is_new(struct task_struct *task, long fd)
 	if (!f)
 		return true;
 	k.tgid = bpf_get_current_pid_tgid() >> 32;
-	k.dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
-	k.ino = BPF_CORE_READ(f, f_inode, i_ino);
+	struct inode *ino = BPF_CORE_READ(f, f_inode);
+	k.dev = BPF_CORE_READ(ino, i_sb, s_dev);
+	k.ino = BPF_CORE_READ(ino, i_ino);
 	if (bpf_map_lookup_elem(&read_seen, &k)) {
 		count_filtered(FILTER_READ_REPEAT);
 		return false;
