@@ -135,6 +135,12 @@ static int apply(struct defender_config *cfg, const struct kvconf *kv, vigil_err
 			if (rc == 0 && (cfg->ringbuf_kb & (cfg->ringbuf_kb - 1)) != 0)
 				rc = verr_set(err, -EINVAL, "%s:%d: ringbuf_kb must be a power of two",
 					      kv->source, e->line);
+		} else if (strcmp(e->key, "spool_max_mb") == 0) {
+			rc = parse_ms(&cfg->spool_max_kb, kv, e, 1, 1 << 20, err);
+			cfg->spool_max_kb *= 1024;
+		} else if (strcmp(e->key, "spool_max_kb") == 0) {
+			/* Small spools are for tests of what a full spool does. */
+			rc = parse_ms(&cfg->spool_max_kb, kv, e, 128, 1 << 30, err);
 		} else if (strcmp(e->key, "all_reads") == 0) {
 			if (strcmp(e->value, "true") == 0 || strcmp(e->value, "false") == 0) {
 				cfg->all_reads = strcmp(e->value, "true") == 0;
@@ -175,6 +181,7 @@ int defender_config_parse(const char *text, size_t len, const char *source,
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->heartbeat_interval_ms = DEFAULT_HEARTBEAT_MS;
 	cfg->log_level = LOG_LVL_INFO;
+	cfg->spool_max_kb = 256 * 1024;
 	if ((rc = kvconf_parse(text, len, source, &kv, err)) < 0)
 		return rc;
 	rc = apply(cfg, kv, err);

@@ -16,6 +16,7 @@
  *   log_level = info
  *   ringbuf_kb = 8192                           # kernel ring buffer, a power of two
  *   all_reads = false                           # true: every read-only open, not the first per process and file
+ *   spool_max_mb = 256                          # disk spool for batches not yet acknowledged
  *
  * Unknown keys are errors (a typo must not silently drop a setting).
  */
@@ -47,6 +48,7 @@ struct defender_config {
 	int log_level; /* enum log_level */
 	int ringbuf_kb;
 	bool all_reads;
+	int spool_max_kb; /* spool_max_mb, or spool_max_kb for tests */
 };
 
 /* Load and validate path into cfg (zeroed first).  Free with defender_config_fini. */

@@ -16,8 +16,10 @@
 
 #include "capture.h"
 #include "defender_config.h"
+#include "delivery.h"
 #include "enrich.h"
 #include "event.h"
+#include "event_json.h"
 #include "eventstream.h"
 #include "fsutil.h"
 #include "hostinfo.h"
@@ -88,6 +90,8 @@ static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t max,
 
 struct defender {
 	struct proctree *pt; /* owned by the capture thread once it runs */
+	struct delivery *dl;
+	int64_t clock_offset;
 	pthread_t capture_thread;
 	bool capture_running;
 	uint64_t capture_malformed;
@@ -96,6 +100,7 @@ struct defender {
 	struct capture *cap;
 	char bpf_status[600];
 	struct uplink *up;
+	struct uplink_chan *chan; /* the main thread's: hello and heartbeats */
 	uint64_t started_ms;
 	uint64_t seq;
 };
@@ -125,7 +130,7 @@ static int send_hello(struct defender *d, vigil_err *err)
 	env.seq = ++d->seq;
 	env.body_case = VIGIL__ENVELOPE__BODY_HELLO;
 	env.hello = &hello;
-	if ((rc = uplink_request(d->up, &env, 5000, &reply, err)) < 0)
+	if ((rc = uplink_request(d->chan, &env, NULL, 0, 5000, &reply, err)) < 0)
 		return rc;
 	if (reply->status != VIGIL__REPLY__STATUS__OK)
 		rc = verr_set(err, reply->status == VIGIL__REPLY__STATUS__RETRY ? -EAGAIN : -EPERM,
@@ -143,7 +148,7 @@ static int send_heartbeat(struct defender *d, vigil_err *err)
 	Vigil__Reply *reply;
 	int rc;
 
-	Vigil__Counter counters[EV_TYPE_MAX + DROP_REASON_MAX + FILTER_REASON_MAX + 1];
+	Vigil__Counter counters[EV_TYPE_MAX + DROP_REASON_MAX + FILTER_REASON_MAX + 1 + 8];
 	Vigil__Counter *counter_ptrs[sizeof(counters) / sizeof(counters[0])];
 	char names[sizeof(counters) / sizeof(counters[0])][48];
 	size_t n = 0;
@@ -170,6 +175,19 @@ static int send_heartbeat(struct defender *d, vigil_err *err)
 		for (int i = 0; i < FILTER_REASON_MAX; i++)
 			ADD_COUNTER("filtered", capture_filter_name(i), c.filtered[i]);
 		ADD_COUNTER("user", "malformed", c.user_malformed);
+		if (d->dl != NULL) {
+			struct delivery_stats ds;
+
+			delivery_stats(d->dl, &ds);
+			ADD_COUNTER("delivery", "batches_spooled", ds.batches_spooled);
+			ADD_COUNTER("delivery", "batches_acked", ds.batches_acked);
+			ADD_COUNTER("delivery", "batches_refused", ds.batches_refused);
+			ADD_COUNTER("delivery", "resends", ds.resends);
+			ADD_COUNTER("delivery", "spool_bytes", ds.spool_bytes);
+			ADD_COUNTER("delivery", "spool_pending", ds.spool_pending);
+			ADD_COUNTER("delivery", "spool_dropped", ds.spool_dropped);
+			ADD_COUNTER("delivery", "append_errors", ds.append_errors);
+		}
 #undef ADD_COUNTER
 		hb.n_counters = n;
 		hb.counters = counter_ptrs;
@@ -177,7 +195,7 @@ static int send_heartbeat(struct defender *d, vigil_err *err)
 	env.seq = ++d->seq;
 	env.body_case = VIGIL__ENVELOPE__BODY_HEARTBEAT;
 	env.heartbeat = &hb;
-	if ((rc = uplink_request(d->up, &env, 5000, &reply, err)) < 0)
+	if ((rc = uplink_request(d->chan, &env, NULL, 0, 5000, &reply, err)) < 0)
 		return rc;
 	switch (reply->status) {
 	case VIGIL__REPLY__STATUS__OK:
@@ -200,11 +218,19 @@ static int on_capture_record(const struct ev_hdr *rec, size_t len, void *ctx)
 	struct defender *d = ctx;
 	struct event ev;
 
+	struct event_enrich en;
+
 	if (event_decode(rec, len, &ev) < 0) {
 		d->capture_malformed++;
 		return 0;
 	}
-	enrich_apply(d->pt, &ev);
+	/* An exec describes the new program; an exit the process as it was. */
+	if (rec->type != EV_EXIT)
+		enrich_apply(d->pt, &ev);
+	enrich_describe(d->pt, &ev, &en);
+	delivery_add(d->dl, &ev, &en, d->clock_offset);
+	if (rec->type == EV_EXIT)
+		enrich_apply(d->pt, &ev);
 	return 0;
 }
 
@@ -223,6 +249,7 @@ static void *capture_main(void *arg)
 		clock_gettime(CLOCK_BOOTTIME, &bt);
 		uint64_t now_ns = (uint64_t)bt.tv_sec * 1000000000ull + (uint64_t)bt.tv_nsec;
 
+		delivery_tick(d->dl);
 		proctree_expire(d->pt, now_ns);
 		/* Exits lost to ring drops would leave dead entries filling the table. */
 		proctree_sweep(d->pt, now_ns, 200);
@@ -401,6 +428,10 @@ int main(int argc, char **argv)
 		log_error("%s", err.msg);
 		goto out;
 	}
+	if ((d.chan = uplink_chan_open(d.up, &err)) == NULL) {
+		log_error("%s", err.msg);
+		goto out;
+	}
 	if (check) {
 		printf("vigil-defender: %s is valid; certificates load\n", config_path);
 		rc = 0;
@@ -428,6 +459,17 @@ int main(int argc, char **argv)
 	log_info("vigil-defender %s starting: host %s, %zu console(s), first %s", VIGIL_VERSION,
 		 d.host.hostname, d.cfg.nconsoles, d.cfg.consoles[0]);
 	if (d.cap != NULL) {
+		char spool_dir[4096];
+		struct delivery_opts dopts = {.spool_dir = spool_dir,
+					      .spool_max_bytes = (uint64_t)d.cfg.spool_max_kb * 1024};
+
+		snprintf(spool_dir, sizeof(spool_dir), "%s/spool", d.cfg.state_dir);
+		d.clock_offset = event_json_clock_offset();
+		if ((d.dl = delivery_start(&dopts, d.up, &err)) == NULL) {
+			log_error("spool: %s", err.msg);
+			rc = 1;
+			goto out;
+		}
 		/* Attach first, then seed: what starts meanwhile waits in the ring. */
 		d.pt = proctree_new(NULL);
 		if (d.pt == NULL || proctree_seed(d.pt, &err) < 0) {
@@ -445,9 +487,14 @@ int main(int argc, char **argv)
 	run(&d);
 	if (d.capture_running)
 		pthread_join(d.capture_thread, NULL);
+	/* What was captured is flushed into the spool: the next start sends it. */
+	delivery_stop(d.dl);
+	d.dl = NULL;
 	log_info("stopping");
 	rc = 0;
 out:
+	delivery_stop(d.dl);
+	uplink_chan_close(d.chan);
 	uplink_close(d.up);
 	capture_stop(d.cap);
 	proctree_free(d.pt);

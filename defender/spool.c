@@ -18,18 +18,19 @@
 
 #include "fsutil.h"
 
-#define FRAME_MAGIC   0x31525356u /* "VSR1" */
-#define HDR	      24u
-#define SEG_MIN	      (64u * 1024)
-#define SEG_MAX	      (4u * 1024 * 1024)
-#define SEG_SCAN_MAX  ((uint64_t)SEG_MAX + HDR + SPOOL_RECORD_MAX) /* no segment of ours is larger */
+#define FRAME_MAGIC  0x31525356u /* "VSR1" */
+#define HDR	     24u
+#define SEG_MIN	     (64u * 1024)
+#define SEG_MAX	     (4u * 1024 * 1024)
+#define SEG_SCAN_MAX ((uint64_t)SEG_MAX + HDR + SPOOL_RECORD_MAX) /* no segment of ours is larger  \
+								   */
 #define SEQ_LIMIT     (UINT64_C(1) << 62)
 #define STATE_MAGIC   "VGSTATE1"
 #define STATE_HDR     48u
 #define STATE_GAP     32u
 #define STATE_MAX     (STATE_HDR + SPOOL_GAPS_MAX * STATE_GAP + 4u)
 #define STATE_RESERVE (2u * STATE_MAX) /* state + state.tmp during a rewrite */
-#define SEG_NAME_LEN  28u		/* "seg-" 20 digits ".log" */
+#define SEG_NAME_LEN  28u	       /* "seg-" 20 digits ".log" */
 
 struct seg {
 	uint64_t name; /* the seq it was created for */
@@ -168,7 +169,7 @@ static int buf_reserve(struct spool *sp, size_t len)
 	size_t cap = len < 65536 ? 65536 : len;
 	uint8_t *b;
 
-	if (len <= sp->buf_cap)
+	if (len <= sp->buf_cap && sp->buf != NULL)
 		return 0;
 	b = realloc(sp->buf, cap);
 	if (b == NULL)
@@ -226,8 +227,8 @@ static void gap_add(struct spool *sp, uint64_t first, uint64_t last, uint64_t co
 	struct spool_gap *g = sp->ngaps ? &sp->gaps[sp->ngaps - 1] : NULL;
 
 	sp->state_dirty = 1;
-	if (g != NULL && ((g->reason == why && g->last_seq + 1 == first) ||
-			  sp->ngaps == SPOOL_GAPS_MAX)) {
+	if (g != NULL &&
+	    ((g->reason == why && g->last_seq + 1 == first) || sp->ngaps == SPOOL_GAPS_MAX)) {
 		g->first_seq = first < g->first_seq ? first : g->first_seq;
 		g->last_seq = max64(g->last_seq, last);
 		g->count += count;
@@ -396,7 +397,7 @@ static int ent_push(struct spool *sp, uint64_t seq, uint32_t off, uint32_t len)
 		       sizeof(*sp->ents)) < 0)
 		return -ENOMEM;
 	sp->ents[sp->ent_head + sp->ent_n++] =
-		(struct ent){seq, sp->seg_base + (uint32_t)(sp->seg_n - 1), off, len};
+	    (struct ent){seq, sp->seg_base + (uint32_t)(sp->seg_n - 1), off, len};
 	return 0;
 }
 
@@ -480,8 +481,8 @@ struct scan {
 };
 
 /* Index the newest segment's valid frames; *ret_good is where the valid prefix ends. */
-static int seg_scan(struct spool *sp, int fd, uint64_t fsize, struct scan *sc,
-		    uint64_t *ret_good, enum stop *ret_stop)
+static int seg_scan(struct spool *sp, int fd, uint64_t fsize, struct scan *sc, uint64_t *ret_good,
+		    enum stop *ret_stop)
 {
 	struct seg *s = seg_last(sp);
 	uint64_t off = 0, seq;
@@ -695,8 +696,9 @@ struct spool *spool_open(const char *dir, uint64_t max_bytes, vigil_err *err)
 	}
 	sp->dfd = sp->afd = sp->rfd = -1;
 	sp->max_bytes = max_bytes;
-	sp->seg_max = max_bytes / 8 < SEG_MIN ? SEG_MIN : max_bytes / 8 > SEG_MAX ? SEG_MAX
-										 : max_bytes / 8;
+	sp->seg_max = max_bytes / 8 < SEG_MIN	? SEG_MIN
+		      : max_bytes / 8 > SEG_MAX ? SEG_MAX
+						: max_bytes / 8;
 	sp->sync_every = 1;
 	sp->next_seq = 1;
 	if ((rc = fs_mkdir_p(dir, 0700, err)) < 0)
@@ -814,8 +816,8 @@ int spool_append(struct spool *sp, const void *payload, size_t len, uint64_t *re
 	s = seg_last(sp);
 	if (s != NULL && s->size > 0 && s->size + frame > sp->seg_max) {
 		if (fdatasync(sp->afd) < 0)
-			return verr_set(err, -errno, "cannot sync spool segment in %s: %s",
-					sp->dir, strerror(errno));
+			return verr_set(err, -errno, "cannot sync spool segment in %s: %s", sp->dir,
+					strerror(errno));
 		sp->synced_seq = seq - 1;
 		sp->unsynced = 0;
 		close(sp->afd);
@@ -902,8 +904,8 @@ static int rec_read(struct spool *sp, const struct ent *e)
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
-	if ((size_t)n != HDR + e->len || !hdr_ok(h, &seq, &len) || seq != e->seq ||
-	    len != e->len || !payload_ok(h, sp->buf, len))
+	if ((size_t)n != HDR + e->len || !hdr_ok(h, &seq, &len) || seq != e->seq || len != e->len ||
+	    !payload_ok(h, sp->buf, len))
 		return -EBADMSG;
 	return 0;
 }
@@ -955,7 +957,8 @@ int spool_ack(struct spool *sp, uint64_t seq, vigil_err *err)
 
 	if (seq >= sp->next_seq)
 		return verr_set(err, -EINVAL,
-				"cannot acknowledge %" PRIu64 ": the last record appended is %" PRIu64,
+				"cannot acknowledge %" PRIu64
+				": the last record appended is %" PRIu64,
 				seq, sp->next_seq - 1);
 	if (seq <= sp->acked)
 		return 0;
@@ -1016,8 +1019,7 @@ void spool_close(struct spool *sp)
 		fdatasync(sp->afd);
 	s = seg_last(sp);
 	/* All acknowledged: leave only the state file behind (it holds next_seq). */
-	if (s != NULL && sp->seg_n == 1 && s->last <= spool_floor(sp) &&
-	    state_write(sp, NULL) == 0)
+	if (s != NULL && sp->seg_n == 1 && s->last <= spool_floor(sp) && state_write(sp, NULL) == 0)
 		seg_delete_front(sp);
 	if (sp->state_dirty)
 		state_write(sp, NULL);

@@ -118,7 +118,7 @@ struct spool_record {
 };
 
 struct spool_stats {
-	uint64_t bytes;		  /* on disk now: segments + state file */
+	uint64_t bytes; /* on disk now: segments + state file */
 	uint64_t max_bytes;
 	uint64_t segments;
 	uint64_t records_pending; /* appended, not acknowledged, not dropped */

@@ -125,27 +125,81 @@ fail:
 	return NULL;
 }
 
-int uplink_request(struct uplink *up, const Vigil__Envelope *env, int timeout_ms,
-		   Vigil__Reply **ret_reply, vigil_err *err)
+struct uplink_chan {
+	nng_ctx ctx;
+	nng_aio *aio;
+};
+
+struct uplink_chan *uplink_chan_open(struct uplink *up, vigil_err *err)
 {
-	size_t len = vigil__envelope__get_packed_size(env);
+	struct uplink_chan *ch = calloc(1, sizeof(*ch));
+	int rv;
+
+	if (ch == NULL) {
+		verr_set(err, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	if ((rv = nng_ctx_open(&ch->ctx, up->sock)) != 0) {
+		verr_set(err, -ENOMEM, "cannot open a request context: %s", nng_strerror(rv));
+		free(ch);
+		return NULL;
+	}
+	if ((rv = nng_aio_alloc(&ch->aio, NULL, NULL)) != 0) {
+		verr_set(err, -ENOMEM, "out of memory");
+		nng_ctx_close(ch->ctx);
+		free(ch);
+		return NULL;
+	}
+	/* A request caught by a connection drop is resent on the next connection. */
+	nng_ctx_set_ms(ch->ctx, NNG_OPT_REQ_RESENDTIME, 2000);
+	return ch;
+}
+
+void uplink_chan_set_resend(struct uplink_chan *ch, int ms)
+{
+	nng_ctx_set_ms(ch->ctx, NNG_OPT_REQ_RESENDTIME, ms);
+}
+
+void uplink_chan_close(struct uplink_chan *ch)
+{
+	if (ch == NULL)
+		return;
+	nng_aio_free(ch->aio);
+	nng_ctx_close(ch->ctx);
+	free(ch);
+}
+
+int uplink_request(struct uplink_chan *ch, const Vigil__Envelope *env, const void *data,
+		   size_t len, int timeout_ms, Vigil__Reply **ret_reply, vigil_err *err)
+{
 	Vigil__Reply *reply;
 	nng_msg *msg;
 	int rv;
 
+	if (env != NULL)
+		len = vigil__envelope__get_packed_size(env);
 	if ((rv = nng_msg_alloc(&msg, len)) != 0)
 		return verr_set(err, -ENOMEM, "out of memory");
-	vigil__envelope__pack(env, nng_msg_body(msg));
-	nng_socket_set_ms(up->sock, NNG_OPT_SENDTIMEO, timeout_ms);
-	nng_socket_set_ms(up->sock, NNG_OPT_RECVTIMEO, timeout_ms);
-	if ((rv = nng_sendmsg(up->sock, msg, 0)) != 0) {
-		nng_msg_free(msg);
+	if (env != NULL)
+		vigil__envelope__pack(env, nng_msg_body(msg));
+	else
+		memcpy(nng_msg_body(msg), data, len);
+	nng_aio_set_msg(ch->aio, msg);
+	nng_aio_set_timeout(ch->aio, timeout_ms);
+	nng_ctx_send(ch->ctx, ch->aio);
+	nng_aio_wait(ch->aio);
+	if ((rv = nng_aio_result(ch->aio)) != 0) {
+		nng_msg_free(nng_aio_get_msg(ch->aio));
 		return verr_set(err, rv == NNG_ETIMEDOUT ? -ETIMEDOUT : -EIO,
 				"cannot send to console: %s", nng_strerror(rv));
 	}
-	if ((rv = nng_recvmsg(up->sock, &msg, 0)) != 0)
+	nng_aio_set_timeout(ch->aio, timeout_ms);
+	nng_ctx_recv(ch->ctx, ch->aio);
+	nng_aio_wait(ch->aio);
+	if ((rv = nng_aio_result(ch->aio)) != 0)
 		return verr_set(err, rv == NNG_ETIMEDOUT ? -ETIMEDOUT : -EIO,
 				"no reply from any console: %s", nng_strerror(rv));
+	msg = nng_aio_get_msg(ch->aio);
 	reply = vigil__reply__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
 	nng_msg_free(msg);
 	if (reply == NULL)

@@ -26,12 +26,26 @@ struct uplink;
 struct uplink *uplink_open(const struct defender_config *cfg, vigil_err *err);
 
 /*
- * Send env and wait up to timeout_ms for the reply.  On success *ret_reply is
- * a new message (free with vigil__reply__free_unpacked(r, NULL)).
- * Returns -ETIMEDOUT when no console answered, -EBADMSG for a malformed reply.
+ * A request channel: its own nng context on the socket, so the heartbeat
+ * (main thread) and batch delivery (sender thread) never wait on each other.
+ * One thread per channel.
  */
-int uplink_request(struct uplink *up, const Vigil__Envelope *env, int timeout_ms,
-		   Vigil__Reply **ret_reply, vigil_err *err);
+struct uplink_chan;
+
+struct uplink_chan *uplink_chan_open(struct uplink *up, vigil_err *err);
+void uplink_chan_close(struct uplink_chan *ch);
+
+/* After how long an unanswered request is sent again (default 2000 ms). */
+void uplink_chan_set_resend(struct uplink_chan *ch, int ms);
+
+/*
+ * Send env (or, with env NULL, the already packed Envelope bytes data/len)
+ * and wait up to timeout_ms for the reply.  On success *ret_reply is a new
+ * message (free with vigil__reply__free_unpacked(r, NULL)).  Returns
+ * -ETIMEDOUT when no console answered, -EBADMSG for a malformed reply.
+ */
+int uplink_request(struct uplink_chan *ch, const Vigil__Envelope *env, const void *data,
+		   size_t len, int timeout_ms, Vigil__Reply **ret_reply, vigil_err *err);
 
 /* How many console connections are up right now. */
 int uplink_connections(const struct uplink *up);

@@ -1,0 +1,357 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "delivery.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jsonw.h"
+#include "log.h"
+#include "spool.h"
+#include "vigil.pb-c.h"
+
+#define LINE_MAX_BYTES (EV_RECORD_MAX * 3)
+
+struct pending_event {
+	Vigil__Event pb;
+	char comm[EV_COMM_LEN + 1];
+	char *json;
+};
+
+struct delivery {
+	struct delivery_opts opts;
+	struct uplink *up;
+	struct spool *sp;
+	pthread_mutex_t lock; /* spool, batch, stats */
+	pthread_cond_t spooled;
+	pthread_t sender;
+	bool sender_running;
+	atomic_bool stop;
+
+	struct pending_event *batch;
+	size_t nbatch;
+	uint64_t batch_started_ms;
+	char *line; /* JSON scratch, capture thread */
+
+	struct delivery_stats st;
+};
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Pack the current batch (with any gaps the spool owes) and append it.  Caller holds lock. */
+static void flush_locked(struct delivery *dl)
+{
+	Vigil__Batch b = VIGIL__BATCH__INIT;
+	Vigil__Event **evp = NULL;
+	struct spool_gap gaps[SPOOL_GAPS_MAX];
+	Vigil__Gap gpb[SPOOL_GAPS_MAX], *gpp[SPOOL_GAPS_MAX];
+	size_t ngaps, len;
+	uint8_t *buf = NULL;
+	vigil_err err = {0};
+	int rc;
+
+	ngaps = spool_take_gaps(dl->sp, gaps, SPOOL_GAPS_MAX);
+	if (dl->nbatch == 0 && ngaps == 0)
+		return;
+	if (dl->nbatch > 0 && (evp = malloc(dl->nbatch * sizeof(*evp))) == NULL)
+		goto fail;
+	for (size_t i = 0; i < dl->nbatch; i++)
+		evp[i] = &dl->batch[i].pb;
+	for (size_t i = 0; i < ngaps; i++) {
+		vigil__gap__init(&gpb[i]);
+		gpb[i].first_seq = gaps[i].first_seq;
+		gpb[i].last_seq = gaps[i].last_seq;
+		gpb[i].count = gaps[i].count;
+		gpb[i].reason = (char *)spool_gap_reason_str(gaps[i].reason);
+		gpp[i] = &gpb[i];
+		log_warn("spool lost %llu batch(es), seq %llu..%llu (%s); telling the console",
+			 (unsigned long long)gaps[i].count, (unsigned long long)gaps[i].first_seq,
+			 (unsigned long long)gaps[i].last_seq, gpb[i].reason);
+	}
+	b.n_events = dl->nbatch;
+	b.events = evp;
+	b.n_gaps = ngaps;
+	b.gaps = gpp;
+	len = vigil__batch__get_packed_size(&b);
+	if ((buf = malloc(len ? len : 1)) == NULL)
+		goto fail;
+	vigil__batch__pack(&b, buf);
+	rc = spool_append(dl->sp, buf, len, NULL, &err);
+	if (rc < 0) {
+		/* Counted and reported in heartbeats; the events are lost here, visibly. */
+		dl->st.append_errors++;
+		log_error("cannot spool a batch of %zu events: %s", dl->nbatch, err.msg);
+	} else {
+		dl->st.batches_spooled++;
+		pthread_cond_signal(&dl->spooled);
+	}
+	goto out;
+fail:
+	dl->st.append_errors++;
+	log_error("out of memory packing a batch of %zu events", dl->nbatch);
+out:
+	free(buf);
+	free(evp);
+	for (size_t i = 0; i < dl->nbatch; i++)
+		free(dl->batch[i].json);
+	dl->nbatch = 0;
+}
+
+void delivery_add(struct delivery *dl, const struct event *ev, const struct event_enrich *en,
+		  int64_t clock_offset_ns)
+{
+	struct pending_event *pe;
+	struct jsonw w;
+
+	jw_init(&w, dl->line, LINE_MAX_BYTES);
+	event_json_write(&w, ev, en, clock_offset_ns);
+	if (w.overflow)
+		return;
+	pthread_mutex_lock(&dl->lock);
+	if (dl->nbatch == 0)
+		dl->batch_started_ms = mono_ms();
+	pe = &dl->batch[dl->nbatch];
+	vigil__event__init(&pe->pb);
+	pe->json = strdup(dl->line);
+	if (pe->json == NULL) {
+		dl->st.append_errors++;
+		pthread_mutex_unlock(&dl->lock);
+		return;
+	}
+	memcpy(pe->comm, ev->hdr->comm, EV_COMM_LEN);
+	pe->comm[EV_COMM_LEN] = '\0';
+	pe->pb.type = ev->hdr->type;
+	pe->pb.ts_ns = (uint64_t)((int64_t)ev->hdr->ts_ns + clock_offset_ns);
+	pe->pb.pid = ev->hdr->pid;
+	pe->pb.ppid = ev->hdr->ppid;
+	pe->pb.uid = ev->hdr->uid;
+	pe->pb.comm = pe->comm;
+	pe->pb.json = pe->json;
+	dl->nbatch++;
+	dl->st.events_added++;
+	if (dl->nbatch >= (size_t)dl->opts.batch_max_events)
+		flush_locked(dl);
+	pthread_mutex_unlock(&dl->lock);
+}
+
+void delivery_tick(struct delivery *dl)
+{
+	pthread_mutex_lock(&dl->lock);
+	if (dl->nbatch > 0 && mono_ms() - dl->batch_started_ms >= (uint64_t)dl->opts.batch_ms)
+		flush_locked(dl);
+	else if (dl->nbatch == 0)
+		flush_locked(dl); /* sends gaps alone when there is nothing else */
+	pthread_mutex_unlock(&dl->lock);
+}
+
+/* Envelope{seq, batch} around already packed Batch bytes, without unpacking them. */
+static size_t varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	do {
+		p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v != 0);
+	return n;
+}
+
+static uint8_t *envelope_wrap(uint64_t seq, const void *batch, size_t len, size_t *ret_len)
+{
+	uint8_t *out = malloc(len + 24);
+	size_t n = 0;
+
+	if (out == NULL)
+		return NULL;
+	out[n++] = 0x08; /* field 1 (seq), varint */
+	n += varint(out + n, seq);
+	out[n++] = 0x22; /* field 4 (batch), length-delimited */
+	n += varint(out + n, len);
+	memcpy(out + n, batch, len);
+	*ret_len = n + len;
+	return out;
+}
+
+static void *sender_main(void *arg)
+{
+	struct delivery *dl = arg;
+	struct uplink_chan *ch;
+	vigil_err err = {0};
+	int backoff_ms = 0;
+	bool complained = false;
+
+	if ((ch = uplink_chan_open(dl->up, &err)) == NULL) {
+		log_error("delivery cannot start: %s", err.msg);
+		return NULL;
+	}
+	/*
+	 * nng resends an unanswered request on its own after this long; a batch
+	 * commit can take a while under load, and a resend is harmless (stored
+	 * once per seq) but wasted work.
+	 */
+	uplink_chan_set_resend(ch, 10000);
+	while (!atomic_load(&dl->stop)) {
+		struct spool_record rec;
+		uint8_t *msg = NULL;
+		size_t len = 0;
+		uint64_t seq;
+		int rc;
+
+		pthread_mutex_lock(&dl->lock);
+		rc = spool_next(dl->sp, 0, &rec, &err);
+		if (rc == -ENOENT) {
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += 200 * 1000000L;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&dl->spooled, &dl->lock, &until);
+			pthread_mutex_unlock(&dl->lock);
+			continue;
+		}
+		if (rc == 0) {
+			seq = rec.seq;
+			msg = envelope_wrap(seq, rec.payload, rec.len, &len);
+		}
+		pthread_mutex_unlock(&dl->lock);
+		if (rc < 0 || msg == NULL) {
+			log_error("cannot read the spool: %s", rc < 0 ? err.msg : "out of memory");
+			struct timespec ts = {1, 0};
+			nanosleep(&ts, NULL);
+			continue;
+		}
+
+		Vigil__Reply *reply = NULL;
+		rc = uplink_request(ch, NULL, msg, len, 15000, &reply, &err);
+		free(msg);
+		Vigil__Reply__Status status = rc == 0 ? reply->status : VIGIL__REPLY__STATUS__RETRY;
+		if (rc == 0 && status == VIGIL__REPLY__STATUS__HELLO_REQUIRED)
+			status = VIGIL__REPLY__STATUS__RETRY; /* the main thread says hello */
+		if (status == VIGIL__REPLY__STATUS__OK ||
+		    status == VIGIL__REPLY__STATUS__REFUSED) {
+			if (status == VIGIL__REPLY__STATUS__REFUSED) {
+				/* Resending cannot help; counted and sent in heartbeats. */
+				log_error("console refused batch %llu for good: %s",
+					  (unsigned long long)seq, reply->error);
+			}
+			pthread_mutex_lock(&dl->lock);
+			if (spool_ack(dl->sp, seq, &err) < 0)
+				log_error("cannot acknowledge batch %llu in the spool: %s",
+					  (unsigned long long)seq, err.msg);
+			if (status == VIGIL__REPLY__STATUS__OK)
+				dl->st.batches_acked++;
+			else
+				dl->st.batches_refused++;
+			pthread_mutex_unlock(&dl->lock);
+			backoff_ms = 0;
+			if (complained)
+				log_info("batches are delivered again");
+			complained = false;
+		} else {
+			pthread_mutex_lock(&dl->lock);
+			dl->st.resends++;
+			pthread_mutex_unlock(&dl->lock);
+			if (!complained)
+				log_warn("batch %llu not delivered (%s); spooling and retrying",
+					 (unsigned long long)seq,
+					 rc < 0 ? err.msg : (reply->error[0] ? reply->error : "retry"));
+			complained = true;
+			backoff_ms = backoff_ms == 0 ? 100 : backoff_ms * 2;
+			if (backoff_ms > 2000)
+				backoff_ms = 2000;
+			for (int slept = 0; slept < backoff_ms && !atomic_load(&dl->stop); slept += 50) {
+				struct timespec ts = {0, 50 * 1000000L};
+				nanosleep(&ts, NULL);
+			}
+		}
+		if (reply != NULL)
+			vigil__reply__free_unpacked(reply, NULL);
+	}
+	uplink_chan_close(ch);
+	return NULL;
+}
+
+struct delivery *delivery_start(const struct delivery_opts *opts, struct uplink *up,
+				vigil_err *err)
+{
+	struct delivery *dl = calloc(1, sizeof(*dl));
+	int rc;
+
+	if (dl == NULL) {
+		verr_set(err, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	dl->opts = *opts;
+	if (dl->opts.batch_max_events <= 0)
+		dl->opts.batch_max_events = 2000;
+	if (dl->opts.batch_ms <= 0)
+		dl->opts.batch_ms = 250;
+	dl->up = up;
+	pthread_mutex_init(&dl->lock, NULL);
+	pthread_cond_init(&dl->spooled, NULL);
+	dl->batch = calloc((size_t)dl->opts.batch_max_events, sizeof(*dl->batch));
+	dl->line = malloc(LINE_MAX_BYTES);
+	if (dl->batch == NULL || dl->line == NULL) {
+		verr_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	dl->sp = spool_open(opts->spool_dir, opts->spool_max_bytes, err);
+	if (dl->sp == NULL)
+		goto fail;
+	/* Capture's batches are synced before they are sent (spool_next), not one by one. */
+	spool_set_sync(dl->sp, 0);
+	if ((rc = pthread_create(&dl->sender, NULL, sender_main, dl)) != 0) {
+		verr_set(err, -rc, "cannot start the sender thread: %s", strerror(rc));
+		goto fail;
+	}
+	dl->sender_running = true;
+	return dl;
+fail:
+	spool_close(dl->sp);
+	free(dl->batch);
+	free(dl->line);
+	free(dl);
+	return NULL;
+}
+
+void delivery_stats(struct delivery *dl, struct delivery_stats *out)
+{
+	struct spool_stats ss;
+
+	pthread_mutex_lock(&dl->lock);
+	*out = dl->st;
+	spool_stats(dl->sp, &ss);
+	out->spool_bytes = ss.bytes;
+	out->spool_pending = ss.records_pending;
+	out->spool_dropped = ss.dropped_records + ss.lost_records;
+	pthread_mutex_unlock(&dl->lock);
+}
+
+void delivery_stop(struct delivery *dl)
+{
+	if (dl == NULL)
+		return;
+	pthread_mutex_lock(&dl->lock);
+	flush_locked(dl);
+	pthread_mutex_unlock(&dl->lock);
+	atomic_store(&dl->stop, true);
+	pthread_cond_signal(&dl->spooled);
+	if (dl->sender_running)
+		pthread_join(dl->sender, NULL);
+	spool_close(dl->sp);
+	free(dl->batch);
+	free(dl->line);
+	pthread_mutex_destroy(&dl->lock);
+	pthread_cond_destroy(&dl->spooled);
+	free(dl);
+}

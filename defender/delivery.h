@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef VIGIL_DEFENDER_DELIVERY_H
+#define VIGIL_DEFENDER_DELIVERY_H
+
+/*
+ * Reliable delivery of captured events to the console.
+ *
+ * The capture thread adds events; they are gathered into batches (by count,
+ * by size, or after batch_ms, so a quiet host reports within a second) and
+ * each batch is appended to the disk spool, which gives it its sequence
+ * number.  Capture never waits on the network, only on the local disk.
+ *
+ * The sender thread sends the oldest unacknowledged batch, waits for the
+ * console's acknowledgement (given only after the batch is committed in
+ * PostgreSQL, stored once per (host, seq)), acknowledges it in the spool and
+ * goes on; on silence or "retry" it backs off and resends the same batch, so
+ * delivery is in order and at least once, and the database makes it exactly
+ * once.  Batches the spool had to drop travel as gaps in the next batch.
+ *
+ * Locking: one mutex guards the spool and the batch being built; the
+ * capture thread calls delivery_add/delivery_tick, the sender thread is
+ * internal.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "event.h"
+#include "event_json.h"
+#include "uplink.h"
+
+struct delivery_opts {
+	const char *spool_dir;
+	uint64_t spool_max_bytes;
+	int batch_max_events; /* 0: 2000 */
+	int batch_ms;	      /* 0: 250 */
+};
+
+struct delivery_stats {
+	uint64_t events_added;
+	uint64_t batches_spooled;
+	uint64_t batches_acked;
+	uint64_t batches_refused; /* the console refused them for good: counted, logged */
+	uint64_t resends;
+	uint64_t spool_bytes;
+	uint64_t spool_pending;
+	uint64_t spool_dropped;	  /* batches the spool dropped (reported as gaps) */
+	uint64_t append_errors;
+};
+
+struct delivery;
+
+/* Open the spool and start the sender thread on up (not owned). */
+struct delivery *delivery_start(const struct delivery_opts *opts, struct uplink *up,
+				vigil_err *err);
+
+/* Capture thread: add one event (ev with its description en). */
+void delivery_add(struct delivery *dl, const struct event *ev, const struct event_enrich *en,
+		  int64_t clock_offset_ns);
+
+/* Capture thread, after each poll: flush a batch that has waited batch_ms, or pending gaps. */
+void delivery_tick(struct delivery *dl);
+
+void delivery_stats(struct delivery *dl, struct delivery_stats *out);
+
+/* Flush what is buffered into the spool, stop the sender, close the spool. */
+void delivery_stop(struct delivery *dl);
+
+#endif
