@@ -162,6 +162,40 @@ static int add_audit(struct store *st, const char *host_id, const char *kind, co
 	return rc;
 }
 
+/*
+ * Record gap reports, each (host, range, reason) once however often the
+ * defender repeats it.  Caller holds the lock.
+ */
+static int store_gaps(struct store *st, const char *host_id, const struct store_gap *gaps,
+		      size_t ngaps, vigil_err *err)
+{
+	static const char sql[] =
+	    "INSERT INTO audits (host_id, kind, severity, summary, detail)"
+	    " SELECT $1, 'delivery_gap', 'high', $2, jsonb_build_object('first_seq', $3::bigint,"
+	    " 'last_seq', $4::bigint, 'count', $5::bigint, 'reason', $6::text)"
+	    " WHERE NOT EXISTS (SELECT 1 FROM audits WHERE host_id = $1 AND kind = 'delivery_gap'"
+	    " AND (detail->>'first_seq')::bigint = $3::bigint"
+	    " AND (detail->>'last_seq')::bigint = $4::bigint AND detail->>'reason' = $6::text)";
+	int rc = 0;
+
+	for (size_t i = 0; i < ngaps && rc == 0; i++) {
+		const struct store_gap *g = &gaps[i];
+		char summary[256], first[24], last[24], count[24];
+		const char *reason = g->reason ? g->reason : "unknown";
+		const char *params[6] = {host_id, summary, first, last, count, reason};
+
+		snprintf(summary, sizeof(summary),
+			 "defender dropped %" PRIu64 " batch(es), seq %" PRIu64 "..%" PRIu64
+			 " (%s): events in them are lost",
+			 g->count, g->first_seq, g->last_seq, reason);
+		snprintf(first, sizeof(first), "%" PRIu64, g->first_seq);
+		snprintf(last, sizeof(last), "%" PRIu64, g->last_seq);
+		snprintf(count, sizeof(count), "%" PRIu64, g->count);
+		rc = store_cmd(st, "recording a delivery gap", sql, 6, params, true, err);
+	}
+	return rc;
+}
+
 /* One attempt at the whole transaction; skip marks events to leave out. */
 static int ingest_once(struct store *st, const char *host_id, uint64_t seq,
 		       const struct store_event *events, size_t n, const struct store_gap *gaps,
@@ -191,23 +225,8 @@ static int ingest_once(struct store *st, const char *host_id, uint64_t seq,
 	PQclear(r);
 	if (n > nskipped && (rc = copy_events(st, host_id, seq, events, n, skip, err)) < 0)
 		goto rollback;
-	for (size_t i = 0; i < ngaps; i++) {
-		char summary[256];
-		const struct store_gap *g = &gaps[i];
-
-		snprintf(summary, sizeof(summary),
-			 "defender dropped %" PRIu64 " batch(es), seq %" PRIu64 "..%" PRIu64
-			 " (%s): events in them are lost",
-			 g->count, g->first_seq, g->last_seq, g->reason ? g->reason : "unknown");
-		rc = add_audit(st, host_id, "delivery_gap", "high", summary,
-			       json_pack("{s:I,s:I,s:I,s:s}", "first_seq", (json_int_t)g->first_seq,
-					 "last_seq", (json_int_t)g->last_seq, "count",
-					 (json_int_t)g->count, "reason",
-					 g->reason ? g->reason : "unknown"),
-			       err);
-		if (rc < 0)
-			goto rollback;
-	}
+	if (ngaps > 0 && (rc = store_gaps(st, host_id, gaps, ngaps, err)) < 0)
+		goto rollback;
 	if (nskipped > 0) {
 		char summary[160];
 		snprintf(summary, sizeof(summary),
@@ -246,7 +265,16 @@ int store_ingest_batch(struct store *st, const char *host_id, uint64_t seq,
 	if (nevents > INGEST_EVENTS_MAX || ngaps > INGEST_GAPS_MAX)
 		return verr_set(err, -EINVAL, "batch of %zu events and %zu gaps is over the limits",
 				nevents, ngaps);
-	if (seq == 0 || seq > (uint64_t)INT64_MAX)
+	if (seq == 0) {
+		/* Gap reports travel alone, outside the sequence (see delivery.c). */
+		if (nevents > 0)
+			return verr_set(err, -EINVAL, "events without a batch sequence number");
+		pthread_mutex_lock(&st->lock);
+		rc = store_gaps(st, host_id, gaps, ngaps, err);
+		pthread_mutex_unlock(&st->lock);
+		return rc;
+	}
+	if (seq > (uint64_t)INT64_MAX)
 		return verr_set(err, -EINVAL, "batch sequence number %" PRIu64 " is out of range",
 				seq);
 	pthread_mutex_lock(&st->lock);

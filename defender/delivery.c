@@ -23,6 +23,9 @@ struct pending_event {
 
 struct delivery {
 	struct delivery_opts opts;
+	/* Gaps taken from the spool, kept until the console acknowledges them (sender thread). */
+	struct spool_gap gaps[SPOOL_GAPS_MAX];
+	size_t ngaps;
 	struct uplink *up;
 	struct spool *sp;
 	pthread_mutex_t lock; /* spool, batch, stats */
@@ -33,6 +36,8 @@ struct delivery {
 
 	struct pending_event *batch;
 	size_t nbatch;
+	size_t batch_bytes;	/* JSON bytes in the batch */
+	size_t batch_max_bytes; /* flush past this: a batch must fit the spool many times over */
 	uint64_t batch_started_ms;
 	char *line; /* JSON scratch, capture thread */
 
@@ -51,35 +56,24 @@ static void flush_locked(struct delivery *dl)
 {
 	Vigil__Batch b = VIGIL__BATCH__INIT;
 	Vigil__Event **evp = NULL;
-	struct spool_gap gaps[SPOOL_GAPS_MAX];
-	Vigil__Gap gpb[SPOOL_GAPS_MAX], *gpp[SPOOL_GAPS_MAX];
-	size_t ngaps, len;
+	size_t len;
 	uint8_t *buf = NULL;
 	vigil_err err = {0};
 	int rc;
 
-	ngaps = spool_take_gaps(dl->sp, gaps, SPOOL_GAPS_MAX);
-	if (dl->nbatch == 0 && ngaps == 0)
+	/*
+	 * Gaps do not travel in spooled batches: a batch can itself be dropped,
+	 * and the news of a loss must not be lost with it.  The sender sends
+	 * them on their own (send_gaps) and forgets them only when acknowledged.
+	 */
+	if (dl->nbatch == 0)
 		return;
 	if (dl->nbatch > 0 && (evp = malloc(dl->nbatch * sizeof(*evp))) == NULL)
 		goto fail;
 	for (size_t i = 0; i < dl->nbatch; i++)
 		evp[i] = &dl->batch[i].pb;
-	for (size_t i = 0; i < ngaps; i++) {
-		vigil__gap__init(&gpb[i]);
-		gpb[i].first_seq = gaps[i].first_seq;
-		gpb[i].last_seq = gaps[i].last_seq;
-		gpb[i].count = gaps[i].count;
-		gpb[i].reason = (char *)spool_gap_reason_str(gaps[i].reason);
-		gpp[i] = &gpb[i];
-		log_warn("spool lost %llu batch(es), seq %llu..%llu (%s); telling the console",
-			 (unsigned long long)gaps[i].count, (unsigned long long)gaps[i].first_seq,
-			 (unsigned long long)gaps[i].last_seq, gpb[i].reason);
-	}
 	b.n_events = dl->nbatch;
 	b.events = evp;
-	b.n_gaps = ngaps;
-	b.gaps = gpp;
 	len = vigil__batch__get_packed_size(&b);
 	if ((buf = malloc(len ? len : 1)) == NULL)
 		goto fail;
@@ -103,6 +97,7 @@ out:
 	for (size_t i = 0; i < dl->nbatch; i++)
 		free(dl->batch[i].json);
 	dl->nbatch = 0;
+	dl->batch_bytes = 0;
 }
 
 void delivery_add(struct delivery *dl, const struct event *ev, const struct event_enrich *en,
@@ -136,8 +131,9 @@ void delivery_add(struct delivery *dl, const struct event *ev, const struct even
 	pe->pb.comm = pe->comm;
 	pe->pb.json = pe->json;
 	dl->nbatch++;
+	dl->batch_bytes += w.len + EV_COMM_LEN + 32;
 	dl->st.events_added++;
-	if (dl->nbatch >= (size_t)dl->opts.batch_max_events)
+	if (dl->nbatch >= (size_t)dl->opts.batch_max_events || dl->batch_bytes >= dl->batch_max_bytes)
 		flush_locked(dl);
 	pthread_mutex_unlock(&dl->lock);
 }
@@ -147,8 +143,6 @@ void delivery_tick(struct delivery *dl)
 	pthread_mutex_lock(&dl->lock);
 	if (dl->nbatch > 0 && mono_ms() - dl->batch_started_ms >= (uint64_t)dl->opts.batch_ms)
 		flush_locked(dl);
-	else if (dl->nbatch == 0)
-		flush_locked(dl); /* sends gaps alone when there is nothing else */
 	pthread_mutex_unlock(&dl->lock);
 }
 
@@ -180,6 +174,74 @@ static uint8_t *envelope_wrap(uint64_t seq, const void *batch, size_t len, size_
 	return out;
 }
 
+/* seq was delivered: it is not lost, whatever a gap taken meanwhile says. */
+static void gaps_forget_delivered(struct delivery *dl, uint64_t seq)
+{
+	for (size_t i = 0; i < dl->ngaps; i++) {
+		struct spool_gap *g = &dl->gaps[i];
+
+		if (seq < g->first_seq || seq > g->last_seq || g->count == 0)
+			continue;
+		g->count--;
+		if (g->count == 0) {
+			dl->gaps[i] = dl->gaps[--dl->ngaps];
+		} else if (seq == g->first_seq) {
+			g->first_seq++;
+		} else if (seq == g->last_seq) {
+			g->last_seq--;
+		}
+		return;
+	}
+}
+
+/*
+ * Take new gaps from the spool and send every unacknowledged one as a
+ * gap-only batch (seq 0; the console stores each gap range once).  Returns
+ * true when none is left unsent.
+ */
+static bool send_gaps(struct delivery *dl, struct uplink_chan *ch)
+{
+	Vigil__Envelope env = VIGIL__ENVELOPE__INIT;
+	Vigil__Batch b = VIGIL__BATCH__INIT;
+	Vigil__Gap gpb[SPOOL_GAPS_MAX], *gpp[SPOOL_GAPS_MAX];
+	Vigil__Reply *reply = NULL;
+	vigil_err err = {0};
+	int rc;
+
+	pthread_mutex_lock(&dl->lock);
+	dl->ngaps += spool_take_gaps(dl->sp, dl->gaps + dl->ngaps, SPOOL_GAPS_MAX - dl->ngaps);
+	pthread_mutex_unlock(&dl->lock);
+	if (dl->ngaps == 0)
+		return true;
+	for (size_t i = 0; i < dl->ngaps; i++) {
+		vigil__gap__init(&gpb[i]);
+		gpb[i].first_seq = dl->gaps[i].first_seq;
+		gpb[i].last_seq = dl->gaps[i].last_seq;
+		gpb[i].count = dl->gaps[i].count;
+		gpb[i].reason = (char *)spool_gap_reason_str(dl->gaps[i].reason);
+		gpp[i] = &gpb[i];
+	}
+	b.n_gaps = dl->ngaps;
+	b.gaps = gpp;
+	env.seq = 0;
+	env.body_case = VIGIL__ENVELOPE__BODY_BATCH;
+	env.batch = &b;
+	rc = uplink_request(ch, &env, NULL, 0, 15000, &reply, &err);
+	if (rc == 0 && (reply->status == VIGIL__REPLY__STATUS__OK ||
+			reply->status == VIGIL__REPLY__STATUS__REFUSED)) {
+		for (size_t i = 0; i < dl->ngaps; i++)
+			log_warn("reported to the console: spool lost %llu batch(es), seq %llu..%llu "
+				 "(%s)",
+				 (unsigned long long)dl->gaps[i].count,
+				 (unsigned long long)dl->gaps[i].first_seq,
+				 (unsigned long long)dl->gaps[i].last_seq, gpb[i].reason);
+		dl->ngaps = 0;
+	}
+	if (reply != NULL)
+		vigil__reply__free_unpacked(reply, NULL);
+	return dl->ngaps == 0;
+}
+
 static void *sender_main(void *arg)
 {
 	struct delivery *dl = arg;
@@ -205,6 +267,12 @@ static void *sender_main(void *arg)
 		uint64_t seq;
 		int rc;
 
+		/* Losses first: an operator should hear of them before anything else. */
+		if (!send_gaps(dl, ch)) {
+			struct timespec ts = {0, 500 * 1000000L};
+			nanosleep(&ts, NULL);
+			continue;
+		}
 		pthread_mutex_lock(&dl->lock);
 		rc = spool_next(dl->sp, 0, &rec, &err);
 		if (rc == -ENOENT) {
@@ -245,6 +313,15 @@ static void *sender_main(void *arg)
 					  (unsigned long long)seq, reply->error);
 			}
 			pthread_mutex_lock(&dl->lock);
+			/*
+			 * While this batch was in flight the spool may have dropped it
+			 * to make room and counted it as lost; it was delivered after
+			 * all, so take it out of that gap before the gap is reported.
+			 */
+			dl->ngaps += spool_take_gaps(dl->sp, dl->gaps + dl->ngaps,
+						     SPOOL_GAPS_MAX - dl->ngaps);
+			if (status == VIGIL__REPLY__STATUS__OK)
+				gaps_forget_delivered(dl, seq);
 			if (spool_ack(dl->sp, seq, &err) < 0)
 				log_error("cannot acknowledge batch %llu in the spool: %s",
 					  (unsigned long long)seq, err.msg);
@@ -297,6 +374,9 @@ struct delivery *delivery_start(const struct delivery_opts *opts, struct uplink 
 	if (dl->opts.batch_ms <= 0)
 		dl->opts.batch_ms = 250;
 	dl->up = up;
+	/* At most 1 MiB, and small enough that a spool holds at least 8. */
+	dl->batch_max_bytes = opts->spool_max_bytes / 8 < (1u << 20) ? opts->spool_max_bytes / 8
+								      : (1u << 20);
 	pthread_mutex_init(&dl->lock, NULL);
 	pthread_cond_init(&dl->spooled, NULL);
 	dl->batch = calloc((size_t)dl->opts.batch_max_events, sizeof(*dl->batch));

@@ -29,11 +29,14 @@
  *                           u64 dropped_through, u64 lost_reported_through,
  *                           gaps (u64 first, u64 last, u64 count, u32 reason,
  *                           u32 0) and a u32 CRC32C of everything before it.
- *                           Written on ack, on drop, at open after repairs and
- *                           at close; never on the append path.
- * Other names in the directory are ignored and counted (foreign_files); the
- * spool's own leftover state.tmp is removed.  The directory is flock'ed, so a
- * second spool_open of it (any process) fails with -EBUSY.
+ *                           Rewritten on ack, when records are dropped or
+ *                           found lost, at open after repairs and at close (if
+ *                           gaps were taken); an append writes it only when it
+ *                           drops records.
+ * Other names in the directory are ignored and counted (foreign_files), except
+ * that the spool removes its own leftover state.tmp.* and renames a non-file
+ * squatting on the name of a segment it is creating to <name>.moved.  The directory is flock'ed, so
+ * a second spool_open of it (any process) fails with -EBUSY.
  *
  * Size: segments + room for the state file (twice its largest size, about
  * 4 KiB) never exceed max_bytes.  An append that would pass it first deletes
@@ -60,13 +63,16 @@
  * CRCs, seqs increasing).  The first bad frame ends a segment: in the newest
  * segment the rest of the file is cut off (torn_tail_truncations; a complete
  * frame with a bad CRC also counts in corrupt_records_skipped); in an older
- * segment reading stops there (corrupt_records_skipped).  Seqs that were
- * assigned but are no longer readable (cut off, after a damaged frame, in a
- * missing segment, unsynced records lost with the page cache) become one
- * "spool_lost" gap, reported once.  A frame whose write never finished (the
- * process died inside write(2)) was never acknowledged to the caller and is
- * simply cut off; its seq is assigned again.  Residual risk: if the disk
- * damages the header of the newest durable record after it was sent, its
+ * segment reading stops there (corrupt_records_skipped).  Seqs known to have
+ * been assigned (from frames, from the cut-off tail's intact headers, from
+ * next_seq in the state file) but no longer readable become one "spool_lost"
+ * gap, reported once (lost_reported_through).  A frame whose write never
+ * finished (the process died inside write(2)) was never acknowledged to the
+ * caller and is simply cut off; its seq is assigned again.  Limits: records
+ * appended after the last sync and last state write that an OS crash takes
+ * with the page cache vanish without a gap (they were never sent: see
+ * spool_next), which is what a sync policy other than 1 trades; and if the
+ * disk later damages the header of the newest record after it was sent, its
  * seq may be assigned again.
  *
  * Damaged state file: spool_open fails with -EBADMSG rather than guess (a
