@@ -13,6 +13,7 @@
 
 #include "fsutil.h"
 #include "log.h"
+#include "queries.h"
 
 struct api {
 	nng_http_server *srv;
@@ -94,6 +95,81 @@ static void handle_hosts(nng_aio *aio)
 	respond_json(aio, 200, json_pack("{s:o}", "hosts", hosts));
 }
 
+/* The value of query parameter name in uri, decoded into buf; NULL when absent or bad. */
+static const char *query_param(const char *uri, const char *name, char *buf, size_t len)
+{
+	const char *q = strchr(uri, '?');
+	size_t nlen = strlen(name);
+
+	for (const char *p = q; p != NULL && *p != '\0'; p = strchr(p + 1, '&')) {
+		const char *k = p + 1;
+		if (strncmp(k, name, nlen) != 0 || k[nlen] != '=')
+			continue;
+		const char *v = k + nlen + 1;
+		size_t o = 0;
+		for (; *v != '\0' && *v != '&' && o + 1 < len; v++) {
+			if (*v == '%' && v[1] && v[2]) {
+				char hex[3] = {v[1], v[2], 0};
+				char *end;
+				long c = strtol(hex, &end, 16);
+				if (*end != '\0' || c <= 0)
+					return NULL;
+				buf[o++] = (char)c;
+				v += 2;
+			} else {
+				buf[o++] = *v == '+' ? ' ' : *v;
+			}
+		}
+		if (*v != '\0' && *v != '&')
+			return NULL; /* too long */
+		buf[o] = '\0';
+		return buf;
+	}
+	return NULL;
+}
+
+/* GET /api/v1/audits?host=&kind=&since=&until=&before_id=&limit= */
+static void handle_audits(nng_aio *aio)
+{
+	nng_http_req *req = nng_aio_get_input(aio, 0);
+	struct api *api = api_of(aio);
+	const char *uri = nng_http_req_get_uri(req);
+	char host[256], kind[64], since[64], until[64], before[32], limit[16];
+	struct audit_filter f = {0};
+	json_t *audits = NULL;
+	vigil_err err = {0};
+	int rc;
+
+	if (!authorized(api, req)) {
+		respond_error(aio, 401, "missing or wrong API token");
+		return;
+	}
+	f.host_id = query_param(uri, "host", host, sizeof(host));
+	f.kind = query_param(uri, "kind", kind, sizeof(kind));
+	f.since = query_param(uri, "since", since, sizeof(since));
+	f.until = query_param(uri, "until", until, sizeof(until));
+	if (query_param(uri, "before_id", before, sizeof(before)))
+		f.before_id = strtoll(before, NULL, 10);
+	if (query_param(uri, "limit", limit, sizeof(limit))) {
+		f.limit = atoi(limit);
+		if (f.limit < 1 || f.limit > 1000) {
+			respond_error(aio, 400, "limit must be from 1 to 1000");
+			return;
+		}
+	}
+	rc = store_audits_list(api->st, &f, &audits, &err);
+	if (rc == -EINVAL) {
+		respond_error(aio, 400, "bad filter: since/until must be RFC 3339 times");
+		return;
+	}
+	if (rc < 0) {
+		log_warn("GET /api/v1/audits: %s", err.msg);
+		respond_error(aio, 503, "database unavailable; retry");
+		return;
+	}
+	respond_json(aio, 200, json_pack("{s:o}", "audits", audits));
+}
+
 /* Everything else under /api/: 401 before 404, so probing reveals nothing. */
 static void handle_api_fallback(nng_aio *aio)
 {
@@ -148,6 +224,7 @@ struct api *api_start(const char *url, nng_tls_config *tls, struct store *st, co
 	}
 	if ((rv = nng_http_server_set_tls(api->srv, tls)) != 0 ||
 	    (rv = add_handler(api, "/api/v1/hosts", handle_hosts, false, "GET")) != 0 ||
+	    (rv = add_handler(api, "/api/v1/audits", handle_audits, false, "GET")) != 0 ||
 	    (rv = add_handler(api, "/api", handle_api_fallback, true, NULL)) != 0) {
 		verr_set(err, -ENOMEM, "cannot set up the API on %s: %s", url, nng_strerror(rv));
 		goto fail;

@@ -6,6 +6,7 @@
  *   vigilctl pki init|issue|show ...
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -33,6 +34,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: vigilctl [--api URL] [--ca FILE] [--token-file FILE] COMMAND ...\n"
 		"  hosts [--json]       the fleet: every host, connected or not\n"
+		"  audits [--host H] [--kind K] [--since T] [--until T] [--limit N] [--before-id ID] [--json]\n"
+		"                       what an operator must look at, newest first\n"
 		"  pki init|issue|show  certificate authority and host certificates\n"
 		"API options (defaults read the local console's state in %s):\n"
 		"  --api URL            console API; default %s (or $VIGIL_API)\n"
@@ -195,6 +198,86 @@ static int cmd_hosts(struct ctl *c, int argc, char **argv)
 	return 0;
 }
 
+/* Percent-encode s for a query string into out. */
+static void url_encode(const char *s, char *out, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (; *s && o + 4 < len; s++) {
+		unsigned char c = (unsigned char)*s;
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '_' || c == '.' || c == '~' || c == ':') {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	out[o] = '\0';
+}
+
+static int cmd_audits(struct ctl *c, int argc, char **argv)
+{
+	static const char *const params[] = {"host", "kind", "since", "until", "limit", "before-id"};
+	char path[2048] = "/api/v1/audits", enc[600];
+	int json_out = 0;
+	size_t off = strlen(path);
+	json_t *doc, *audits, *a;
+	size_t i;
+
+	for (int k = 1; k < argc; k++) {
+		bool known = false;
+		if (strcmp(argv[k], "--json") == 0) {
+			json_out = 1;
+			continue;
+		}
+		for (size_t p = 0; p < sizeof(params) / sizeof(params[0]); p++) {
+			if (strncmp(argv[k], "--", 2) != 0 || strcmp(argv[k] + 2, params[p]) != 0)
+				continue;
+			if (k + 1 >= argc) {
+				fprintf(stderr, "vigilctl audits: %s needs a value\n", argv[k]);
+				return 2;
+			}
+			url_encode(argv[++k], enc, sizeof(enc));
+			off += (size_t)snprintf(path + off, sizeof(path) - off, "%c%s=%s",
+						strchr(path, '?') ? '&' : '?',
+						strcmp(params[p], "before-id") == 0 ? "before_id"
+										   : params[p],
+						enc);
+			known = true;
+		}
+		if (!known) {
+			fprintf(stderr, "vigilctl audits: unknown option '%s' (--host, --kind, --since, "
+					"--until, --limit, --before-id, --json)\n",
+				argv[k]);
+			return 2;
+		}
+	}
+	if ((doc = api_get_json(c, path)) == NULL)
+		return 1;
+	audits = json_object_get(doc, "audits");
+	if (json_out) {
+		json_dumpf(audits, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(doc);
+		return 0;
+	}
+	printf("%-8s %-20s %-20s %-16s %-8s %s\n", "ID", "TIME", "HOST", "KIND", "SEVERITY",
+	       "SUMMARY");
+	json_array_foreach(audits, i, a)
+	{
+		printf("%-8lld %-.19sZ %-20s %-16s %-8s %s\n",
+		       (long long)json_integer_value(json_object_get(a, "id")), str_field(a, "ts"),
+		       str_field(a, "host_id"), str_field(a, "kind"), str_field(a, "severity"),
+		       str_field(a, "summary"));
+	}
+	printf("%zu audit(s)\n", json_array_size(audits));
+	json_decref(doc);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -229,6 +312,8 @@ int main(int argc, char **argv)
 	argv += optind;
 	if (strcmp(argv[0], "hosts") == 0)
 		return cmd_hosts(&c, argc, argv);
+	if (strcmp(argv[0], "audits") == 0)
+		return cmd_audits(&c, argc, argv);
 	if (strcmp(argv[0], "pki") == 0) {
 		optind = 1; /* the subcommand parses its own options */
 		return vigilctl_pki_main(argc, argv);

@@ -263,6 +263,17 @@ Test(link, killed_defender_is_marked_disconnected_within_the_timeout)
 	cr_expect_neq(strlen(jstr(h, "disconnected_at")), 0);
 	cr_log_info("host-a disconnected %lld ms after kill (timeout 2000)", h_now_ms() - t_kill);
 	json_decref(h);
+
+	/* A defender that goes silent is an audit an operator sees. */
+	json_t *doc = NULL;
+	cr_assert_eq(h_api_get(&con, &pki, "/api/v1/audits?kind=defender_silent&host=host-a",
+			       con.token, &doc),
+		     200);
+	json_t *audits = json_object_get(doc, "audits");
+	cr_expect_eq(json_array_size(audits), 1, "defender_silent audits: %zu",
+		     json_array_size(audits));
+	cr_expect_str_eq(jstr(json_array_get(audits, 0), "severity"), "high");
+	json_decref(doc);
 }
 
 Test(link, api_refuses_missing_and_wrong_tokens)
