@@ -177,6 +177,14 @@ static void expect_exactly_once(int n)
 		h_sleep_ms(250);
 	h_sleep_ms(1500); /* a late duplicate would show up now */
 	got = events_for_load();
+	if (got != n) {
+		char log[H_PATH];
+		snprintf(log, sizeof(log), "%s/defender.log", dir);
+		char *text = h_slurp(log);
+		size_t len = strlen(text);
+		cr_log_error("defender log (last 3000 bytes):\n%s", len > 3000 ? text + len - 3000 : text);
+		free(text);
+	}
 	cr_expect_eq(got, n, "%lld events stored for %d files", got, n);
 	snprintf(sql, sizeof(sql),
 		 "SELECT count(DISTINCT body->>'path') FROM events WHERE type = 'file' AND"
@@ -260,6 +268,21 @@ struct proxy {
 	pthread_t thread;
 };
 
+/* The whole buffer, however many writes it takes (the peer may be slow). */
+static bool write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t w = write(fd, buf, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		buf += w;
+		len -= (size_t)w;
+	}
+	return true;
+}
+
 static void *proxy_main(void *arg)
 {
 	struct proxy *p = arg;
@@ -324,7 +347,7 @@ static void *proxy_main(void *arg)
 				if (!(pf->revents & (POLLIN | POLLHUP | POLLERR)))
 					continue;
 				ssize_t r = read(pairs[i][side], buf, sizeof(buf));
-				if (r <= 0 || write(pairs[i][1 - side], buf, (size_t)r) != r) {
+				if (r <= 0 || !write_all(pairs[i][1 - side], buf, (size_t)r)) {
 					close(pairs[i][0]);
 					close(pairs[i][1]);
 					pairs[i][0] = pairs[npairs - 1][0];
