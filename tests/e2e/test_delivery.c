@@ -432,3 +432,31 @@ Test(delivery, spool_too_small_reports_a_gap_with_the_right_count)
 	cr_log_info("small spool: %lld batches stored, %lld reported lost, %lld of 1500 events kept",
 		    stored, lost, events);
 }
+
+Test(delivery, fails_over_between_consoles_sharing_a_database)
+{
+	char pgdir[H_PATH], dsn[H_PATH], bdir[H_PATH], cfg_extra[256];
+	struct h_console b;
+	vigil_err err = {0};
+
+	snprintf(pgdir, sizeof(pgdir), "%s/extpg", dir);
+	mkdir(pgdir, 0755);
+	ext_pg = pgembed_start(pgdir, 60000, &err);
+	cr_assert_not_null(ext_pg, "%s", err.msg);
+	snprintf(dsn, sizeof(dsn), "%s", pgembed_dsn(ext_pg));
+	snprintf(conninfo, sizeof(conninfo), "%s", dsn);
+	const char *extra[] = {"--db", dsn, NULL};
+	h_console_start(&con, dir, &pki, extra);
+	snprintf(bdir, sizeof(bdir), "%s/b", dir);
+	mkdir(bdir, 0755);
+	h_console_start(&b, bdir, &pki, extra);
+	/* Two endpoints in the defender's configuration: the first, and the other as a second line. */
+	snprintf(cfg_extra, sizeof(cfg_extra), "console = %s", b.listen);
+	defender_pid = start_defender(con.listen, cfg_extra);
+	gen_pid = start_generator(0, 300, 100);
+	h_sleep_ms(1000);
+	h_console_kill(&con, SIGKILL); /* the first console is gone for good */
+	wait_generator();
+	expect_exactly_once(300);
+	h_console_kill(&b, SIGTERM);
+}
