@@ -187,8 +187,18 @@ static void sweep_until_stopped(struct store *st, struct pgembed *pg, int host_t
 {
 	int period = host_timeout_ms / 4 < 1000 ? host_timeout_ms / 4 : 1000;
 	bool db_down = false;
+	struct timespec t0, now;
 
+	/*
+	 * After a console outage every host's last heartbeat is old: give the
+	 * fleet one timeout to reconnect before calling anyone silent, or a
+	 * console restart would raise an audit for every host.
+	 */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (!stop_requested) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		bool grace = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 <
+			     host_timeout_ms;
 		vigil_err err = {0};
 		int n = 0, rc;
 
@@ -198,6 +208,10 @@ static void sweep_until_stopped(struct store *st, struct pgembed *pg, int host_t
 			else
 				log_error("%s", err.msg);
 			verr_clear(&err);
+		}
+		if (grace) {
+			nap_ms(period);
+			continue;
 		}
 		if (store_hosts_mark_stale(st, host_timeout_ms, &n, &err) < 0) {
 			if (!db_down)

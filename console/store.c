@@ -141,7 +141,16 @@ int store_exec(struct store *st, const char *what, const char *sql, int nparams,
 			*ret_res = res;
 			return 0;
 		}
-		if (PQstatus(st->conn) != CONNECTION_BAD) {
+		/*
+		 * A server error has an SQLSTATE.  Without one the failure was on our
+		 * side of the socket: libpq may still say CONNECTION_OK after a write
+		 * to a server that is gone (measured: "server closed the connection
+		 * unexpectedly" after PostgreSQL restarted), so treat it as a lost
+		 * connection and reconnect.
+		 */
+		bool lost = PQstatus(st->conn) == CONNECTION_BAD || res == NULL ||
+			    PQresultErrorField(res, PG_DIAG_SQLSTATE) == NULL;
+		if (!lost) {
 			rc = store_err_sql(st->conn, res, what, err);
 			PQclear(res);
 			return rc;
