@@ -38,7 +38,7 @@
 #define MAX_DEFENDERS 100
 
 static char dir[256], console_bin[512], link_url[64], api_url[64];
-static int seconds = 8, batch_events = 1000;
+static int seconds = 8, batch_events = 2000; /* the defender's batch size when busy */
 static pid_t console_pid;
 
 static double now_s(void)
