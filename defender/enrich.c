@@ -59,21 +59,29 @@ void enrich_apply(struct proctree *pt, const struct event *ev)
 	}
 }
 
-void enrich_describe(struct proctree *pt, const struct event *ev, struct event_enrich *en)
+/* Deep enough to reach init from any real process tree, for classification. */
+#define CHAIN_MAX 64
+
+void enrich_describe(struct proctree *pt, const struct event *ev, struct event_enrich *en,
+		     struct enrich_scratch *scratch)
 {
-	const struct proc_entry *chain[EVENT_ANCESTRY_MAX + 1];
+	const struct proc_entry *chain[CHAIN_MAX];
 	size_t n;
 
 	memset(en, 0, sizeof(*en));
 	/* The user name first: looking it up does not move tree entries, ancestry may. */
 	en->user = proctree_user_name(pt, ev->hdr->uid);
-	n = proctree_ancestry(pt, ev->hdr->pid, chain, EVENT_ANCESTRY_MAX + 1);
+	n = proctree_ancestry(pt, ev->hdr->pid, chain, CHAIN_MAX);
 	if (n == 0)
 		return;
+	classify(chain, n, &scratch->cls);
+	en->cls = scratch->cls.cls == CLASS_INTERACTIVE ? "interactive" : "service";
+	en->service = scratch->cls.service;
+	en->class_reason = scratch->cls.why;
 	en->exe = chain[0]->exe;
 	en->cgroup = chain[0]->cgroup;
 	en->container_id = chain[0]->container_id;
-	for (size_t i = 1; i < n; i++) {
+	for (size_t i = 1; i < n && en->nancestry < EVENT_ANCESTRY_MAX; i++) {
 		en->ancestry[en->nancestry].pid = chain[i]->pid;
 		en->ancestry[en->nancestry].comm = chain[i]->comm;
 		en->ancestry[en->nancestry].exe = chain[i]->exe;

@@ -13,6 +13,7 @@
 
 #include "event.h"
 #include "event_json.h"
+#include "classify.h"
 #include "proctree.h"
 
 /*
@@ -22,11 +23,18 @@
  */
 void enrich_apply(struct proctree *pt, const struct event *ev);
 
+/* Scratch that enrich_describe fills and en points into; one per thread. */
+struct enrich_scratch {
+	struct classification cls;
+};
+
 /*
- * Fill en for ev's process.  The strings point into pt and stay valid until
- * the next call that changes pt; write the event out before that.
+ * Fill en for ev's process, classification included.  The strings point into
+ * pt and scratch and stay valid until the next call that changes either;
+ * write the event out before that.
  */
-void enrich_describe(struct proctree *pt, const struct event *ev, struct event_enrich *en);
+void enrich_describe(struct proctree *pt, const struct event *ev, struct event_enrich *en,
+		     struct enrich_scratch *scratch);
 
 /* Whether pid is ancestor_pid or descends from it, per pt. */
 bool enrich_descends_from(struct proctree *pt, uint32_t pid, uint32_t ancestor_pid);

@@ -302,6 +302,16 @@ static void put_enrich(struct jsonw *w, const struct event_enrich *en)
 {
 	if (en == NULL)
 		return;
+	if (en->cls) {
+		jw_key(w, "class");
+		jw_cstr(w, en->cls);
+		if (en->service && en->service[0]) {
+			jw_key(w, "service");
+			jw_cstr(w, en->service);
+		}
+		jw_key(w, "class_reason");
+		jw_cstr(w, en->class_reason ? en->class_reason : "");
+	}
 	if (en->user) {
 		jw_key(w, "user");
 		jw_cstr(w, en->user);

@@ -17,6 +17,9 @@
 
 /* What the process tree knows about the event's process (any field may be NULL/0). */
 struct event_enrich {
+	const char *cls;	  /* "service" or "interactive"; NULL when unknown */
+	const char *service;	  /* a service's identity */
+	const char *class_reason; /* why it was classified so */
 	const char *user;
 	const char *exe;
 	const char *cgroup;

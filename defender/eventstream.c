@@ -16,6 +16,7 @@
 
 struct stream {
 	const struct eventstream_opts *opts;
+	struct enrich_scratch scratch;
 	struct proctree *pt;
 	uint64_t last_ts;
 	int64_t clock_offset;
@@ -80,7 +81,7 @@ static int on_record(const struct ev_hdr *rec, size_t len, void *ctx)
 		enrich_apply(s->pt, &ev);
 	bool want = wanted(s, rec);
 	if (want)
-		enrich_describe(s->pt, &ev, &en);
+		enrich_describe(s->pt, &ev, &en, &s->scratch);
 	if (rec->type == EV_EXIT)
 		enrich_apply(s->pt, &ev);
 	if (!want)

@@ -90,6 +90,7 @@ static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t max,
 
 struct defender {
 	struct proctree *pt; /* owned by the capture thread once it runs */
+	struct enrich_scratch scratch; /* the capture thread's */
 	struct delivery *dl;
 	int64_t clock_offset;
 	pthread_t capture_thread;
@@ -227,7 +228,7 @@ static int on_capture_record(const struct ev_hdr *rec, size_t len, void *ctx)
 	/* An exec describes the new program; an exit the process as it was. */
 	if (rec->type != EV_EXIT)
 		enrich_apply(d->pt, &ev);
-	enrich_describe(d->pt, &ev, &en);
+	enrich_describe(d->pt, &ev, &en, &d->scratch);
 	delivery_add(d->dl, &ev, &en, d->clock_offset);
 	if (rec->type == EV_EXIT)
 		enrich_apply(d->pt, &ev);

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -286,7 +287,7 @@ static bool write_all(int fd, const char *buf, size_t len)
 static void *proxy_main(void *arg)
 {
 	struct proxy *p = arg;
-	int lfd = -1, pairs[64][2], npairs = 0;
+	int lfd = -1, pairs[256][2], npairs = 0;
 
 	while (!atomic_load(&p->stop)) {
 		if (atomic_load(&p->cut)) {
@@ -315,7 +316,7 @@ static void *proxy_main(void *arg)
 				continue;
 			}
 		}
-		struct pollfd fds[129];
+		struct pollfd fds[513];
 		int n = 0;
 		fds[n++] = (struct pollfd){.fd = lfd, .events = POLLIN};
 		for (int i = 0; i < npairs; i++) {
@@ -325,11 +326,21 @@ static void *proxy_main(void *arg)
 		int polled = npairs; /* pairs accepted below were not polled yet */
 		if (poll(fds, (nfds_t)n, 50) <= 0)
 			continue;
-		if ((fds[0].revents & POLLIN) && npairs < 64) {
-			int c = accept(lfd, NULL, NULL);
+		if ((fds[0].revents & POLLIN) && npairs < 256) {
+			int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+			if (c >= 0) /* accept4 only to not block; the pair itself uses timeouts */
+				fcntl(c, F_SETFL, fcntl(c, F_GETFL) & ~O_NONBLOCK);
 			struct sockaddr_in ta = {.sin_family = AF_INET, .sin_port = htons(p->target),
 						 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 			int t = socket(AF_INET, SOCK_STREAM, 0);
+			/* Nothing in the forwarder may block for long: a stuck forwarder is a cut that never heals. */
+			struct timeval tv = {.tv_sec = 2};
+			setsockopt(t, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+			setsockopt(t, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+			if (c >= 0) {
+				setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+				setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+			}
 			if (c >= 0 && connect(t, (void *)&ta, sizeof(ta)) == 0) {
 				pairs[npairs][0] = c;
 				pairs[npairs][1] = t;
@@ -373,6 +384,7 @@ Test(delivery, network_path_cut_for_a_while_loses_nothing)
 	static struct proxy px;
 	char url[64];
 
+	signal(SIGPIPE, SIG_IGN); /* the forwarder writes to sockets that may have closed */
 	h_console_start(&con, dir, &pki, NULL);
 	use_console_db();
 	px.port = h_free_port();
