@@ -10,8 +10,6 @@
 
 #include "store_priv.h"
 
-#define TS_UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-
 int store_audits_list(struct store *st, const struct audit_filter *f, json_t **ret, vigil_err *err)
 {
 	/*

@@ -22,9 +22,6 @@
  */
 #define STORE_MIGRATE_LOCK "1447642956"
 
-#ifndef TS_UTC
-#define TS_UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-#endif
 
 #include "store_priv.h"
 

@@ -15,6 +15,9 @@
 
 #include "error.h"
 
+/* A timestamptz column as RFC 3339 UTC text with microseconds, in SQL. */
+#define TS_UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
 struct store {
 	pthread_mutex_t lock; /* held around every use of conn */
 	PGconn *conn;

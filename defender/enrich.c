@@ -18,7 +18,8 @@ static uint32_t exec_flags(const struct ev_exec *e)
 	return f;
 }
 
-void enrich_apply(struct proctree *pt, const struct event *ev)
+/* Update pt from ev (exec, fork, exit); other events change nothing. */
+static void enrich_apply(struct proctree *pt, const struct event *ev)
 {
 	const struct ev_hdr *h = ev->hdr;
 
@@ -87,6 +88,18 @@ void enrich_describe(struct proctree *pt, const struct event *ev, struct event_e
 		en->ancestry[en->nancestry].exe = chain[i]->exe;
 		en->nancestry++;
 	}
+}
+
+void enrich_begin(struct proctree *pt, const struct event *ev)
+{
+	if (ev->hdr->type != EV_EXIT)
+		enrich_apply(pt, ev);
+}
+
+void enrich_end(struct proctree *pt, const struct event *ev)
+{
+	if (ev->hdr->type == EV_EXIT)
+		enrich_apply(pt, ev);
 }
 
 bool enrich_descends_from(struct proctree *pt, uint32_t pid, uint32_t ancestor_pid)

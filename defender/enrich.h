@@ -16,13 +16,6 @@
 #include "classify.h"
 #include "proctree.h"
 
-/*
- * Update pt from ev (exec, fork, exit); other events change nothing.  Call
- * after enrich_describe for exits (so the exiting process is still described
- * as it was) and before it for execs (so the new program is).
- */
-void enrich_apply(struct proctree *pt, const struct event *ev);
-
 /* Scratch that enrich_describe fills and en points into; one per thread. */
 struct enrich_scratch {
 	struct classification cls;
@@ -35,6 +28,15 @@ struct enrich_scratch {
  */
 void enrich_describe(struct proctree *pt, const struct event *ev, struct event_enrich *en,
 		     struct enrich_scratch *scratch);
+
+/*
+ * Keep pt current around one event's use: enrich_begin before describing
+ * and writing ev, enrich_end after.  An exec then describes the new program
+ * and an exit the process as it was, and nothing the description points to
+ * changes before the event is written.
+ */
+void enrich_begin(struct proctree *pt, const struct event *ev);
+void enrich_end(struct proctree *pt, const struct event *ev);
 
 /* Whether pid is ancestor_pid or descends from it, per pt. */
 bool enrich_descends_from(struct proctree *pt, uint32_t pid, uint32_t ancestor_pid);

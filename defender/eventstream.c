@@ -76,18 +76,16 @@ static int on_record(const struct ev_hdr *rec, size_t len, void *ctx)
 		return 0;
 	}
 	s->last_ts = rec->ts_ns;
-	/* An exec describes the new program; an exit the process as it was. */
-	if (rec->type != EV_EXIT)
-		enrich_apply(s->pt, &ev);
-	bool want = wanted(s, rec);
-	if (want)
-		enrich_describe(s->pt, &ev, &en, &s->scratch);
-	if (rec->type == EV_EXIT)
-		enrich_apply(s->pt, &ev);
-	if (!want)
+	enrich_begin(s->pt, &ev);
+	if (!wanted(s, rec)) {
+		enrich_end(s->pt, &ev);
 		return 0;
+	}
+	enrich_describe(s->pt, &ev, &en, &s->scratch);
 	jw_init(&w, s->line, sizeof(s->line) - 1);
 	event_json_write(&w, &ev, &en, s->clock_offset);
+	/* The line is written: the tree may now forget an exited process. */
+	enrich_end(s->pt, &ev);
 	if (w.overflow) {
 		/* Cannot happen with the record bounds; say so rather than print half a line. */
 		s->malformed++;

@@ -225,13 +225,10 @@ static int on_capture_record(const struct ev_hdr *rec, size_t len, void *ctx)
 		d->capture_malformed++;
 		return 0;
 	}
-	/* An exec describes the new program; an exit the process as it was. */
-	if (rec->type != EV_EXIT)
-		enrich_apply(d->pt, &ev);
+	enrich_begin(d->pt, &ev);
 	enrich_describe(d->pt, &ev, &en, &d->scratch);
 	delivery_add(d->dl, &ev, &en, d->clock_offset);
-	if (rec->type == EV_EXIT)
-		enrich_apply(d->pt, &ev);
+	enrich_end(d->pt, &ev);
 	return 0;
 }
 

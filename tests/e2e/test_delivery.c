@@ -216,17 +216,25 @@ Test(delivery, console_killed_for_a_while_loses_nothing)
 	expect_exactly_once(300);
 }
 
+/* A PostgreSQL of the test's own under dir/extpg, as a console's --db; conninfo points at it. */
+static void start_external_pg(char pgdir[H_PATH], char dsn[H_PATH])
+{
+	vigil_err err = {0};
+
+	snprintf(pgdir, H_PATH, "%s/extpg", dir);
+	mkdir(pgdir, 0755);
+	ext_pg = pgembed_start(pgdir, 60000, &err);
+	cr_assert_not_null(ext_pg, "%s", err.msg);
+	snprintf(dsn, H_PATH, "%s", pgembed_dsn(ext_pg));
+	snprintf(conninfo, sizeof(conninfo), "%s", dsn);
+}
+
 Test(delivery, postgres_stopped_for_a_while_loses_nothing)
 {
 	char pgdir[H_PATH], dsn[H_PATH];
 	vigil_err err = {0};
 
-	snprintf(pgdir, sizeof(pgdir), "%s/extpg", dir);
-	mkdir(pgdir, 0755);
-	ext_pg = pgembed_start(pgdir, 60000, &err);
-	cr_assert_not_null(ext_pg, "%s", err.msg);
-	snprintf(dsn, sizeof(dsn), "%s", pgembed_dsn(ext_pg));
-	snprintf(conninfo, sizeof(conninfo), "%s", dsn);
+	start_external_pg(pgdir, dsn);
 	const char *extra[] = {"--db", dsn, NULL};
 	h_console_start(&con, dir, &pki, extra);
 	defender_pid = start_defender(con.listen, NULL);
@@ -460,14 +468,8 @@ Test(delivery, fails_over_between_consoles_sharing_a_database)
 {
 	char pgdir[H_PATH], dsn[H_PATH], bdir[H_PATH], cfg_extra[256];
 	struct h_console b;
-	vigil_err err = {0};
 
-	snprintf(pgdir, sizeof(pgdir), "%s/extpg", dir);
-	mkdir(pgdir, 0755);
-	ext_pg = pgembed_start(pgdir, 60000, &err);
-	cr_assert_not_null(ext_pg, "%s", err.msg);
-	snprintf(dsn, sizeof(dsn), "%s", pgembed_dsn(ext_pg));
-	snprintf(conninfo, sizeof(conninfo), "%s", dsn);
+	start_external_pg(pgdir, dsn);
 	const char *extra[] = {"--db", dsn, NULL};
 	h_console_start(&con, dir, &pki, extra);
 	snprintf(bdir, sizeof(bdir), "%s/b", dir);
