@@ -108,6 +108,40 @@ static int parse_ms(int *slot, const struct kvconf *kv, const struct kvconf_entr
 	return 0;
 }
 
+/* "30s", "90m", "24h", "7d" (a bare number is seconds), from 1 s to 90 days. */
+static int parse_duration(unsigned *slot, const struct kvconf *kv, const struct kvconf_entry *e,
+			  vigil_err *err)
+{
+	char *end;
+	unsigned long long v, unit = 1;
+
+	errno = 0;
+	v = strtoull(e->value, &end, 10);
+	if (end[0] != '\0' && end[1] == '\0') {
+		unit = end[0] == 's' ? 1 : end[0] == 'm' ? 60 : end[0] == 'h' ? 3600
+		     : end[0] == 'd' ? 86400 : 0;
+		end++;
+	}
+	if (errno != 0 || end == e->value || *end != '\0' || e->value[0] == '-' || unit == 0 ||
+	    v == 0 || v > 90ull * 86400 / unit)
+		return verr_set(err, -EINVAL,
+				"%s:%d: '%s' must be a duration like 30s, 90m, 24h or 7d "
+				"(at most 90d), not '%s'",
+				kv->source, e->line, e->key, e->value);
+	*slot = (unsigned)(v * unit);
+	return 0;
+}
+
+static int parse_bool(bool *slot, const struct kvconf *kv, const struct kvconf_entry *e,
+		      vigil_err *err)
+{
+	if (strcmp(e->value, "true") != 0 && strcmp(e->value, "false") != 0)
+		return verr_set(err, -EINVAL, "%s:%d: %s must be true or false", kv->source,
+				e->line, e->key);
+	*slot = strcmp(e->value, "true") == 0;
+	return 0;
+}
+
 static int apply(struct defender_config *cfg, const struct kvconf *kv, vigil_err *err)
 {
 	for (size_t i = 0; i < kv->n; i++) {
@@ -142,13 +176,11 @@ static int apply(struct defender_config *cfg, const struct kvconf *kv, vigil_err
 			/* Small spools are for tests of what a full spool does. */
 			rc = parse_ms(&cfg->spool_max_kb, kv, e, 128, 1 << 30, err);
 		} else if (strcmp(e->key, "all_reads") == 0) {
-			if (strcmp(e->value, "true") == 0 || strcmp(e->value, "false") == 0) {
-				cfg->all_reads = strcmp(e->value, "true") == 0;
-				rc = 0;
-			} else {
-				rc = verr_set(err, -EINVAL, "%s:%d: all_reads must be true or false",
-					      kv->source, e->line);
-			}
+			rc = parse_bool(&cfg->all_reads, kv, e, err);
+		} else if (strcmp(e->key, "learning") == 0) {
+			rc = parse_bool(&cfg->learning, kv, e, err);
+		} else if (strcmp(e->key, "learn_window") == 0) {
+			rc = parse_duration(&cfg->learn_window_s, kv, e, err);
 		} else if (strcmp(e->key, "log_level") == 0) {
 			cfg->log_level = log_level_parse(e->value);
 			rc = cfg->log_level >= 0
@@ -182,6 +214,8 @@ int defender_config_parse(const char *text, size_t len, const char *source,
 	cfg->heartbeat_interval_ms = DEFAULT_HEARTBEAT_MS;
 	cfg->log_level = LOG_LVL_INFO;
 	cfg->spool_max_kb = 256 * 1024;
+	cfg->learning = true;
+	cfg->learn_window_s = 24 * 3600;
 	if ((rc = kvconf_parse(text, len, source, &kv, err)) < 0)
 		return rc;
 	rc = apply(cfg, kv, err);

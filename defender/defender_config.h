@@ -17,6 +17,8 @@
  *   ringbuf_kb = 8192                           # kernel ring buffer, a power of two
  *   all_reads = false                           # true: every read-only open, not the first per process and file
  *   spool_max_mb = 256                          # disk spool for batches not yet acknowledged
+ *   learning = true                             # learn a model per service, report deviations
+ *   learn_window = 24h                          # how long a new model learns (s, m, h, d)
  *
  * Unknown keys are errors (a typo must not silently drop a setting).
  */
@@ -49,6 +51,8 @@ struct defender_config {
 	int ringbuf_kb;
 	bool all_reads;
 	int spool_max_kb; /* spool_max_mb, or spool_max_kb for tests */
+	bool learning;
+	unsigned learn_window_s;
 };
 
 /* Load and validate path into cfg (zeroed first).  Free with defender_config_fini. */

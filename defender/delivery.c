@@ -17,8 +17,10 @@
 
 struct pending_event {
 	Vigil__Event pb;
+	Vigil__Activity act; /* strings owned by act_strings */
 	char comm[EV_COMM_LEN + 1];
 	char *json;
+	char *act_strings;
 };
 
 struct delivery {
@@ -40,6 +42,13 @@ struct delivery {
 	size_t batch_max_bytes; /* flush past this: a batch must fit the spool many times over */
 	uint64_t batch_started_ms;
 	char *line; /* JSON scratch, capture thread */
+	/*
+	 * Deviations and model deltas, packed as Batch fields (tag + length +
+	 * message): repeated fields may follow the events in any order, so they
+	 * are appended to the packed batch as they are.
+	 */
+	uint8_t *extra;
+	size_t extra_len, extra_cap;
 
 	struct delivery_stats st;
 };
@@ -66,7 +75,7 @@ static void flush_locked(struct delivery *dl)
 	 * and the news of a loss must not be lost with it.  The sender sends
 	 * them on their own (send_gaps) and forgets them only when acknowledged.
 	 */
-	if (dl->nbatch == 0)
+	if (dl->nbatch == 0 && dl->extra_len == 0)
 		return;
 	if (dl->nbatch > 0 && (evp = malloc(dl->nbatch * sizeof(*evp))) == NULL)
 		goto fail;
@@ -75,9 +84,11 @@ static void flush_locked(struct delivery *dl)
 	b.n_events = dl->nbatch;
 	b.events = evp;
 	len = vigil__batch__get_packed_size(&b);
-	if ((buf = malloc(len ? len : 1)) == NULL)
+	if ((buf = malloc(len + dl->extra_len + 1)) == NULL)
 		goto fail;
 	vigil__batch__pack(&b, buf);
+	memcpy(buf + len, dl->extra, dl->extra_len);
+	len += dl->extra_len;
 	rc = spool_append(dl->sp, buf, len, NULL, &err);
 	if (rc < 0) {
 		/* Counted and reported in heartbeats; the events are lost here, visibly. */
@@ -94,14 +105,35 @@ fail:
 out:
 	free(buf);
 	free(evp);
-	for (size_t i = 0; i < dl->nbatch; i++)
+	for (size_t i = 0; i < dl->nbatch; i++) {
 		free(dl->batch[i].json);
+		free(dl->batch[i].act_strings);
+	}
 	dl->nbatch = 0;
 	dl->batch_bytes = 0;
+	dl->extra_len = 0;
+}
+
+/* Copy act's strings into one block pe owns, and attach it to pe's event. */
+static int attach_activity(struct pending_event *pe, const Vigil__Activity *act)
+{
+	size_t lu = strlen(act->user), lt = strlen(act->tty), ls = strlen(act->summary);
+	char *p = malloc(lu + lt + ls + 3);
+
+	if (p == NULL)
+		return -ENOMEM;
+	pe->act_strings = p;
+	vigil__activity__init(&pe->act);
+	pe->act.session = act->session;
+	pe->act.user = memcpy(p, act->user, lu + 1);
+	pe->act.tty = memcpy(p + lu + 1, act->tty, lt + 1);
+	pe->act.summary = memcpy(p + lu + lt + 2, act->summary, ls + 1);
+	pe->pb.activity = &pe->act;
+	return 0;
 }
 
 void delivery_add(struct delivery *dl, const struct event *ev, const struct event_enrich *en,
-		  int64_t clock_offset_ns)
+		  const Vigil__Activity *act, int64_t clock_offset_ns)
 {
 	struct pending_event *pe;
 	struct jsonw w;
@@ -115,8 +147,10 @@ void delivery_add(struct delivery *dl, const struct event *ev, const struct even
 		dl->batch_started_ms = mono_ms();
 	pe = &dl->batch[dl->nbatch];
 	vigil__event__init(&pe->pb);
+	pe->act_strings = NULL;
 	pe->json = strdup(dl->line);
-	if (pe->json == NULL) {
+	if (pe->json == NULL || (act != NULL && attach_activity(pe, act) < 0)) {
+		free(pe->json);
 		dl->st.append_errors++;
 		pthread_mutex_unlock(&dl->lock);
 		return;
@@ -138,10 +172,64 @@ void delivery_add(struct delivery *dl, const struct event *ev, const struct even
 	pthread_mutex_unlock(&dl->lock);
 }
 
+static size_t varint(uint8_t *p, uint64_t v);
+
+/*
+ * Append msg to the batch as field `field` (length-delimited).  Deviations
+ * and model changes take the same road as events: spooled, resent until
+ * acknowledged, stored once.
+ */
+static void add_extra(struct delivery *dl, uint32_t field, const ProtobufCMessage *msg)
+{
+	size_t len = protobuf_c_message_get_packed_size(msg), need;
+	uint8_t hdr[16];
+	size_t h = 0;
+
+	hdr[h++] = (uint8_t)((field << 3) | 2);
+	h += varint(hdr + h, len);
+	pthread_mutex_lock(&dl->lock);
+	need = dl->extra_len + h + len;
+	if (need > dl->extra_cap) {
+		size_t cap = dl->extra_cap ? dl->extra_cap : 4096;
+		uint8_t *p;
+
+		while (cap < need)
+			cap *= 2;
+		if ((p = realloc(dl->extra, cap)) == NULL) {
+			dl->st.append_errors++;
+			pthread_mutex_unlock(&dl->lock);
+			log_error("out of memory queueing a deviation or model change");
+			return;
+		}
+		dl->extra = p;
+		dl->extra_cap = cap;
+	}
+	if (dl->nbatch == 0 && dl->extra_len == 0)
+		dl->batch_started_ms = mono_ms();
+	memcpy(dl->extra + dl->extra_len, hdr, h);
+	protobuf_c_message_pack(msg, dl->extra + dl->extra_len + h);
+	dl->extra_len = need;
+	dl->batch_bytes += h + len;
+	if (dl->batch_bytes >= dl->batch_max_bytes)
+		flush_locked(dl);
+	pthread_mutex_unlock(&dl->lock);
+}
+
+void delivery_add_deviation(struct delivery *dl, const Vigil__Deviation *d)
+{
+	add_extra(dl, 3, &d->base);
+}
+
+void delivery_add_model_delta(struct delivery *dl, const Vigil__ModelDelta *d)
+{
+	add_extra(dl, 4, &d->base);
+}
+
 void delivery_tick(struct delivery *dl)
 {
 	pthread_mutex_lock(&dl->lock);
-	if (dl->nbatch > 0 && mono_ms() - dl->batch_started_ms >= (uint64_t)dl->opts.batch_ms)
+	if ((dl->nbatch > 0 || dl->extra_len > 0) &&
+	    mono_ms() - dl->batch_started_ms >= (uint64_t)dl->opts.batch_ms)
 		flush_locked(dl);
 	pthread_mutex_unlock(&dl->lock);
 }
@@ -400,6 +488,7 @@ fail:
 	spool_close(dl->sp);
 	free(dl->batch);
 	free(dl->line);
+	free(dl->extra);
 	free(dl);
 	return NULL;
 }
@@ -431,6 +520,7 @@ void delivery_stop(struct delivery *dl)
 	spool_close(dl->sp);
 	free(dl->batch);
 	free(dl->line);
+	free(dl->extra);
 	pthread_mutex_destroy(&dl->lock);
 	pthread_cond_destroy(&dl->spooled);
 	free(dl);

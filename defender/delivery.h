@@ -29,6 +29,7 @@
 #include "event.h"
 #include "event_json.h"
 #include "uplink.h"
+#include "vigil.pb-c.h"
 
 struct delivery_opts {
 	const char *spool_dir;
@@ -55,9 +56,16 @@ struct delivery;
 struct delivery *delivery_start(const struct delivery_opts *opts, struct uplink *up,
 				vigil_err *err);
 
-/* Capture thread: add one event (ev with its description en). */
+/*
+ * Capture thread: add one event (ev with its description en, and act when it
+ * is interactive activity; both copied).
+ */
 void delivery_add(struct delivery *dl, const struct event *ev, const struct event_enrich *en,
-		  int64_t clock_offset_ns);
+		  const Vigil__Activity *act, int64_t clock_offset_ns);
+
+/* Capture thread: a deviation or a model change, into the same batches (copied). */
+void delivery_add_deviation(struct delivery *dl, const Vigil__Deviation *d);
+void delivery_add_model_delta(struct delivery *dl, const Vigil__ModelDelta *d);
 
 /* Capture thread, after each poll: flush a batch that has waited batch_ms, or pending gaps. */
 void delivery_tick(struct delivery *dl);

@@ -80,6 +80,7 @@ void enrich_describe(struct proctree *pt, const struct event *ev, struct event_e
 	en->service = scratch->cls.service;
 	en->class_reason = scratch->cls.why;
 	en->exe = chain[0]->exe;
+	en->tty = chain[0]->tty;
 	en->cgroup = chain[0]->cgroup;
 	en->container_id = chain[0]->container_id;
 	for (size_t i = 1; i < n && en->nancestry < EVENT_ANCESTRY_MAX; i++) {

@@ -127,7 +127,7 @@ static void put_exit(struct jsonw *w, const struct ev_exit *e)
 	}
 }
 
-static const char *file_op_name(unsigned op)
+const char *event_file_op_name(unsigned op)
 {
 	static const char *const n[] = {"?",	 "open",     "unlink", "rename",   "chmod", "chown",
 					"link",	 "symlink",  "mkdir",  "truncate", "rmdir"};
@@ -195,7 +195,7 @@ static void put_file(struct jsonw *w, const struct event *ev)
 	char mode[16];
 
 	jw_key(w, "op");
-	jw_cstr(w, file_op_name(e->op));
+	jw_cstr(w, event_file_op_name(e->op));
 	put_joined(w, "path", &ev->s[0], &ev->s[2]);
 	if (e->op == FOP_SYMLINK) {
 		put_str(w, "target", &ev->s[1]);
@@ -240,7 +240,7 @@ static const char *family_name(unsigned f)
 	return f == AF_INET ? "inet" : f == AF_INET6 ? "inet6" : f == AF_UNIX ? "unix" : "other";
 }
 
-static const char *proto_name(const struct ev_net *e)
+const char *event_net_proto_name(const struct ev_net *e)
 {
 	if (e->family == AF_UNIX)
 		return e->type == SOCK_DGRAM ? "dgram" : e->type == SOCK_SEQPACKET ? "seqpacket"
@@ -282,7 +282,7 @@ static void put_net(struct jsonw *w, const struct event *ev)
 	jw_key(w, "family");
 	jw_cstr(w, family_name(e->family));
 	jw_key(w, "proto");
-	jw_cstr(w, proto_name(e));
+	jw_cstr(w, event_net_proto_name(e));
 	if (e->family == AF_INET || e->family == AF_INET6) {
 		put_endpoint(w, "local", e->family, e->local_addr, e->local_port);
 		if (e->op == NOP_CONNECT || e->op == NOP_ACCEPT)

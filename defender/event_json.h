@@ -21,6 +21,7 @@ struct event_enrich {
 	const char *service;	  /* a service's identity */
 	const char *class_reason; /* why it was classified so */
 	const char *user;
+	const char *tty; /* controlling terminal, NULL when none */
 	const char *exe;
 	const char *cgroup;
 	const char *container_id;
@@ -34,6 +35,12 @@ struct event_enrich {
 
 /* Offset to add to CLOCK_BOOTTIME nanoseconds for wall-clock time; compute once at start. */
 int64_t event_json_clock_offset(void);
+
+/* "open", "unlink", ... for enum ev_file_op. */
+const char *event_file_op_name(unsigned op);
+
+/* "tcp", "udp", "stream" (unix), ... for a socket event. */
+const char *event_net_proto_name(const struct ev_net *e);
 
 /* Write ev (and en, may be NULL) as one object into w. */
 void event_json_write(struct jsonw *w, const struct event *ev, const struct event_enrich *en,

@@ -23,6 +23,7 @@
 #include "eventstream.h"
 #include "fsutil.h"
 #include "hostinfo.h"
+#include "learn.h"
 #include "log.h"
 #include "tls.h"
 #include "uplink.h"
@@ -88,8 +89,19 @@ static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t max,
 	return 0;
 }
 
+#define RELEARN_QUEUE_MAX 16
+#define COMMANDS_DONE_MAX 32
+
 struct defender {
 	struct proctree *pt; /* owned by the capture thread once it runs */
+	struct learner *learn; /* the capture thread's */
+	/* Relearn requests from the console, for the capture thread (which owns the models). */
+	pthread_mutex_t relearn_lock;
+	char *relearn[RELEARN_QUEUE_MAX];
+	size_t nrelearn;
+	/* Commands carried out and not yet seen acknowledged (main thread). */
+	uint64_t done[COMMANDS_DONE_MAX];
+	size_t ndone;
 	struct enrich_scratch scratch; /* the capture thread's */
 	struct delivery *dl;
 	int64_t clock_offset;
@@ -141,6 +153,55 @@ static int send_hello(struct defender *d, vigil_err *err)
 	return rc;
 }
 
+static bool command_done(const struct defender *d, uint64_t id)
+{
+	for (size_t i = 0; i < d->ndone; i++)
+		if (d->done[i] == id)
+			return true;
+	return false;
+}
+
+/*
+ * Carry out the console's commands once each.  The console resends a
+ * command until a heartbeat lists it as done; one it no longer sends was
+ * acknowledged and is forgotten here.
+ */
+static void run_commands(struct defender *d, const Vigil__Reply *reply)
+{
+	uint64_t still[COMMANDS_DONE_MAX];
+	size_t nstill = 0;
+
+	for (size_t i = 0; i < reply->n_commands && i < COMMANDS_DONE_MAX; i++) {
+		const Vigil__Command *c = reply->commands[i];
+
+		if (!command_done(d, c->id)) {
+			if (strcmp(c->kind, "relearn") == 0 && c->service[0] != '\0') {
+				char *svc = strdup(c->service);
+
+				pthread_mutex_lock(&d->relearn_lock);
+				if (svc != NULL && d->nrelearn < RELEARN_QUEUE_MAX) {
+					d->relearn[d->nrelearn++] = svc;
+					svc = NULL;
+				}
+				pthread_mutex_unlock(&d->relearn_lock);
+				if (svc != NULL) {
+					/* Not marked done: the console sends it again. */
+					free(svc);
+					continue;
+				}
+				log_info("console command %llu: relearn %s", (unsigned long long)c->id,
+					 c->service);
+			} else {
+				log_warn("console command %llu: unknown kind '%s'; ignored",
+					 (unsigned long long)c->id, c->kind);
+			}
+		}
+		still[nstill++] = c->id;
+	}
+	memcpy(d->done, still, nstill * sizeof(still[0]));
+	d->ndone = nstill;
+}
+
 /* Returns 0, -ENOENT when the console wants a hello first, or another error. */
 static int send_heartbeat(struct defender *d, vigil_err *err)
 {
@@ -149,7 +210,7 @@ static int send_heartbeat(struct defender *d, vigil_err *err)
 	Vigil__Reply *reply;
 	int rc;
 
-	Vigil__Counter counters[EV_TYPE_MAX + DROP_REASON_MAX + FILTER_REASON_MAX + 1 + 8];
+	Vigil__Counter counters[EV_TYPE_MAX + DROP_REASON_MAX + FILTER_REASON_MAX + 1 + 8 + 10];
 	Vigil__Counter *counter_ptrs[sizeof(counters) / sizeof(counters[0])];
 	char names[sizeof(counters) / sizeof(counters[0])][48];
 	size_t n = 0;
@@ -189,10 +250,30 @@ static int send_heartbeat(struct defender *d, vigil_err *err)
 			ADD_COUNTER("delivery", "spool_dropped", ds.spool_dropped);
 			ADD_COUNTER("delivery", "append_errors", ds.append_errors);
 		}
+		if (d->learn != NULL) {
+			struct learn_stats ls;
+
+			/* Read across threads without a lock: counters, a torn read is harmless. */
+			learner_stats(d->learn, &ls);
+			ADD_COUNTER("learn", "models", ls.models.models);
+			ADD_COUNTER("learn", "entries", ls.models.entries);
+			ADD_COUNTER("learn", "learned", ls.models.learned);
+			ADD_COUNTER("learn", "deviations", ls.models.deviations);
+			ADD_COUNTER("learn", "deviations_repeated", ls.models.deviations_repeated);
+			ADD_COUNTER("learn", "folds", ls.models.folds);
+			ADD_COUNTER("learn", "over_bounds", ls.models.full_models +
+							    ls.models.full_sections +
+							    ls.models.full_entries);
+			ADD_COUNTER("learn", "activity", ls.activity);
+			ADD_COUNTER("learn", "unplaced", ls.unplaced);
+			ADD_COUNTER("learn", "save_errors", ls.models.save_errors);
+		}
 #undef ADD_COUNTER
 		hb.n_counters = n;
 		hb.counters = counter_ptrs;
 	}
+	hb.n_commands_done = d->ndone;
+	hb.commands_done = d->done;
 	env.seq = ++d->seq;
 	env.body_case = VIGIL__ENVELOPE__BODY_HEARTBEAT;
 	env.heartbeat = &hb;
@@ -200,6 +281,7 @@ static int send_heartbeat(struct defender *d, vigil_err *err)
 		return rc;
 	switch (reply->status) {
 	case VIGIL__REPLY__STATUS__OK:
+		run_commands(d, reply);
 		rc = 0;
 		break;
 	case VIGIL__REPLY__STATUS__HELLO_REQUIRED:
@@ -227,9 +309,58 @@ static int on_capture_record(const struct ev_hdr *rec, size_t len, void *ctx)
 	}
 	enrich_begin(d->pt, &ev);
 	enrich_describe(d->pt, &ev, &en, &d->scratch);
-	delivery_add(d->dl, &ev, &en, d->clock_offset);
+	uint64_t when_ms = (uint64_t)((int64_t)ev.hdr->ts_ns + d->clock_offset) / 1000000;
+	struct learn_activity act;
+	bool interactive = learner_event(d->learn, &ev, &en, &d->scratch.cls, when_ms, &act);
+	delivery_add(d->dl, &ev, &en, interactive ? &act.pb : NULL, d->clock_offset);
 	enrich_end(d->pt, &ev);
 	return 0;
+}
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The kernel's losses so far (truncations are delivered, so they are not losses). */
+static uint64_t capture_losses(struct capture *cap)
+{
+	struct capture_counters c;
+
+	capture_read_counters(cap, &c);
+	return c.drops[DROP_RINGBUF_FULL] + c.drops[DROP_SCRATCH] + c.drops[DROP_STASH_FULL];
+}
+
+/* The capture thread's share of the models' upkeep: relearn requests, promotion, deltas. */
+static void learn_upkeep(struct defender *d)
+{
+	char *svc[RELEARN_QUEUE_MAX];
+	size_t n;
+	uint64_t now = wall_ms();
+
+	pthread_mutex_lock(&d->relearn_lock);
+	n = d->nrelearn;
+	memcpy(svc, d->relearn, n * sizeof(svc[0]));
+	d->nrelearn = 0;
+	pthread_mutex_unlock(&d->relearn_lock);
+	for (size_t i = 0; i < n; i++) {
+		if (learner_relearn(d->learn, svc[i], now) == -ENOENT)
+			log_warn("relearn %s: this host has no such model", svc[i]);
+		free(svc[i]);
+	}
+	learner_tick(d->learn, now, capture_losses(d->cap));
+}
+
+static void learn_deviation(const Vigil__Deviation *dv, void *ctx)
+{
+	delivery_add_deviation(ctx, dv);
+}
+
+static void learn_delta(const Vigil__ModelDelta *md, void *ctx)
+{
+	delivery_add_model_delta(ctx, md);
 }
 
 /*
@@ -247,6 +378,7 @@ static void *capture_main(void *arg)
 		clock_gettime(CLOCK_BOOTTIME, &bt);
 		uint64_t now_ns = (uint64_t)bt.tv_sec * 1000000000ull + (uint64_t)bt.tv_nsec;
 
+		learn_upkeep(d);
 		delivery_tick(d->dl);
 		proctree_expire(d->pt, now_ns);
 		/* Exits lost to ring drops would leave dead entries filling the table. */
@@ -319,7 +451,7 @@ int main(int argc, char **argv)
 		{"stats-interval-ms", required_argument, NULL, 's'},
 		{0},
 	};
-	struct defender d = {0};
+	struct defender d = {.relearn_lock = PTHREAD_MUTEX_INITIALIZER};
 	struct eventstream_opts es = {.capture = CAPTURE_OPTS_DEFAULT};
 	const char *config_path = NULL;
 	int log_level = -1, check = 0, events_json = 0, opt, rc;
@@ -468,6 +600,19 @@ int main(int argc, char **argv)
 			rc = 1;
 			goto out;
 		}
+		char model_dir[4096];
+		struct model_limits lim = MODEL_LIMITS_DEFAULT;
+		struct learn_sink sink = {learn_deviation, learn_delta, d.dl};
+
+		snprintf(model_dir, sizeof(model_dir), "%s/models", d.cfg.state_dir);
+		lim.learn_window_ms = (uint64_t)d.cfg.learn_window_s * 1000;
+		if (!d.cfg.learning)
+			lim.max_models = 0; /* activity is still logged; no service is modelled */
+		if ((d.learn = learner_new(&lim, model_dir, &sink, &err)) == NULL) {
+			log_error("models: %s", err.msg);
+			rc = 1;
+			goto out;
+		}
 		/* Attach first, then seed: what starts meanwhile waits in the ring. */
 		d.pt = proctree_new(NULL);
 		if (d.pt == NULL || proctree_seed(d.pt, &err) < 0) {
@@ -485,13 +630,19 @@ int main(int argc, char **argv)
 	run(&d);
 	if (d.capture_running)
 		pthread_join(d.capture_thread, NULL);
+	/* Models: what changed goes into the spool, and to disk. */
+	learner_free(d.learn);
+	d.learn = NULL;
 	/* What was captured is flushed into the spool: the next start sends it. */
 	delivery_stop(d.dl);
 	d.dl = NULL;
 	log_info("stopping");
 	rc = 0;
 out:
+	learner_free(d.learn);
 	delivery_stop(d.dl);
+	for (size_t i = 0; i < d.nrelearn; i++)
+		free(d.relearn[i]);
 	uplink_chan_close(d.chan);
 	uplink_close(d.up);
 	capture_stop(d.cap);
