@@ -87,7 +87,8 @@ static void flush_locked(struct delivery *dl)
 	if ((buf = malloc(len + dl->extra_len + 1)) == NULL)
 		goto fail;
 	vigil__batch__pack(&b, buf);
-	memcpy(buf + len, dl->extra, dl->extra_len);
+	if (dl->extra_len > 0)
+		memcpy(buf + len, dl->extra, dl->extra_len);
 	len += dl->extra_len;
 	rc = spool_append(dl->sp, buf, len, NULL, &err);
 	if (rc < 0) {

@@ -333,7 +333,7 @@ static void report(struct learner *l, const struct event *ev, const struct event
 	d.pid = ev->hdr->pid;
 	d.n_chain = n;
 	d.chain = lp;
-	log_info("deviation: %s %s %s: %s", service, o->m.exe, d.kind, o->raw);
+	log_debug("deviation: %s %s %s: %s", service, o->m.exe, d.kind, o->raw);
 	l->sink.deviation(&d, l->sink.ctx);
 }
 

@@ -1304,7 +1304,8 @@ int proctree_on_exec(struct proctree *pt, const struct proctree_exec *ev)
 		n->e.source = PROC_SRC_EXEC;
 	} else {
 		entry_refine_start(&n->e, ev->start_ns, false);
-		if (n->e.ppid == 0)
+		/* The kernel's word at exec: an orphan has been reparented (daemons double-fork). */
+		if (ev->ppid != 0)
 			n->e.ppid = ev->ppid;
 	}
 	entry_put_strings(pt, &n->e);

@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Learning end to end: real kernel, real defender, real console and
+ * PostgreSQL.  A test service (vigil-testsvc, started detached with no
+ * terminal) runs its routine while its model learns; once the model is
+ * active, the same routine with new file names and client ports produces no
+ * audit, and five kinds of misbehaviour produce exactly five.  The model
+ * survives a defender restart without relearning, and relearn from the API
+ * puts it back in learning on the defender.  A session on a real
+ * pseudo-terminal lands in the activity log and in no model.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define HOST "host-a"
+#define LEARN_WINDOW_S 6
+
+static char dir[H_PATH], svcdir[H_PATH];
+static struct h_pki pki;
+static struct h_console con;
+static pid_t defender_pid, svc_pid;
+static int peer_fds[2] = {-1, -1};
+
+static void setup(void)
+{
+	if (geteuid() != 0)
+		cr_skip_test("learning tests capture real events: they need root for BPF");
+	h_tmpdir(dir);
+	h_pki_make(dir, &pki);
+	h_console_start(&con, dir, &pki, NULL);
+}
+
+static void teardown(void)
+{
+	if (svc_pid > 0)
+		kill(svc_pid, SIGTERM); /* not our child (it was double-forked): no wait */
+	if (defender_pid > 0)
+		h_stop(defender_pid, SIGTERM, 10000);
+	if (con.pid > 0)
+		h_console_kill(&con, SIGTERM);
+	for (int i = 0; i < 2; i++)
+		if (peer_fds[i] >= 0)
+			close(peer_fds[i]);
+	if (!getenv("VIGIL_KEEP_TEST_DIRS"))
+		h_rmrf(dir);
+}
+
+TestSuite(learning, .init = setup, .fini = teardown, .timeout = 300);
+
+static void start_defender(void)
+{
+	char conf[H_PATH], log[H_PATH], extra[128];
+	static int starts;
+
+	snprintf(extra, sizeof(extra), "heartbeat_interval_ms = 500\nlearn_window = %ds\n",
+		 LEARN_WINDOW_S);
+	h_defender_conf(dir, &con, pki.ca, pki.host_cert, pki.host_key, extra, conf);
+	snprintf(log, sizeof(log), "%s/defender.log", dir);
+	char *argv[] = {(char *)h_bin("vigil-defender"), "--config", conf, NULL};
+	defender_pid = h_spawn(log, argv);
+	starts++;
+	for (long long until = h_now_ms() + 30000; h_now_ms() < until; h_sleep_ms(50)) {
+		char *t = h_slurp(log);
+		int n = 0;
+
+		for (char *p = t; (p = strstr(p, "registered with the console")) != NULL; p++)
+			n++;
+		free(t);
+		if (n >= starts)
+			return;
+	}
+	cr_assert_fail("the defender did not register with the console");
+}
+
+/* A loopback TCP port below the ephemeral range, free now; with a listener when keep is set. */
+static int fixed_port(int *keep_fd)
+{
+	static int next = 21000;
+
+	for (int tries = 0; tries < 2000; tries++) {
+		int port = next++ + (int)(getpid() % 1000) * 8;
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+		int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+		    (keep_fd == NULL || listen(fd, 64) == 0)) {
+			if (keep_fd != NULL)
+				*keep_fd = fd;
+			else
+				close(fd);
+			return port;
+		}
+		close(fd);
+	}
+	cr_assert_fail("no free port below the ephemeral range");
+	return -1;
+}
+
+/*
+ * Start vigil-testsvc as a daemon does: fork, new session, fork again and
+ * let the middle process exit, so the service runs under init with no
+ * terminal.  Returns its pid (from the pid file it writes).
+ */
+static pid_t start_service(int listen_port, int peer_port, int new_listen, int new_peer)
+{
+	char bin[H_PATH], ports[4][16], log[H_PATH], pidfile[H_PATH];
+	pid_t mid;
+
+	snprintf(bin, sizeof(bin), "%s/tests/vigil-testsvc", getenv("VIGIL_BUILD_DIR"));
+	snprintf(log, sizeof(log), "%s/testsvc.log", dir);
+	snprintf(pidfile, sizeof(pidfile), "%s/pid", svcdir);
+	snprintf(ports[0], 16, "%d", listen_port);
+	snprintf(ports[1], 16, "%d", peer_port);
+	snprintf(ports[2], 16, "%d", new_listen);
+	snprintf(ports[3], 16, "%d", new_peer);
+	mid = fork();
+	cr_assert_geq(mid, 0);
+	if (mid == 0) {
+		setsid();
+		if (fork() != 0)
+			_exit(0);
+		/* Wait to be reparented, so the exec happens under init already. */
+		for (int i = 0; i < 2000 && getppid() != 1; i++)
+			usleep(1000);
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644), nul = open("/dev/null", O_RDONLY);
+		dup2(nul, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execl(bin, "vigil-testsvc", svcdir, ports[0], ports[1], ports[2], ports[3], NULL);
+		_exit(127);
+	}
+	waitpid(mid, NULL, 0);
+	for (long long until = h_now_ms() + 20000; h_now_ms() < until; h_sleep_ms(50)) {
+		char *t = h_slurp(pidfile);
+		pid_t pid = (pid_t)atoi(t);
+
+		free(t);
+		if (pid > 0)
+			return pid;
+	}
+	cr_assert_fail("vigil-testsvc did not start (see %s)", log);
+	return -1;
+}
+
+/* Connect to the service a few times: it accepts from a new client port each time. */
+static void be_clients(int port, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0, "%s", strerror(errno));
+		close(fd);
+	}
+}
+
+/* Accept and drop what the service's connects left in our listeners' queues. */
+static void drain_peers(void)
+{
+	for (int i = 0; i < 2; i++) {
+		int fl = fcntl(peer_fds[i], F_GETFL), c;
+
+		fcntl(peer_fds[i], F_SETFL, fl | O_NONBLOCK);
+		while ((c = accept(peer_fds[i], NULL, NULL)) >= 0)
+			close(c);
+	}
+}
+
+static void routine(int listen_port, int times)
+{
+	for (int i = 0; i < times; i++) {
+		cr_assert_eq(kill(svc_pid, SIGUSR1), 0);
+		be_clients(listen_port, 2);
+		h_sleep_ms(150);
+		drain_peers();
+	}
+}
+
+/* The model of the service whose name contains needle, from GET /api/v1/models; NULL if none. */
+static json_t *find_model(const char *needle)
+{
+	json_t *body = NULL, *m, *found = NULL;
+	size_t i;
+	char path[256];
+
+	snprintf(path, sizeof(path), "/api/v1/models?host=%s&limit=500", HOST);
+	if (h_api_get(&con, &pki, path, con.token, &body) != 200 || body == NULL) {
+		json_decref(body);
+		return NULL;
+	}
+	json_array_foreach(json_object_get(body, "models"), i, m)
+	{
+		const char *svc = json_string_value(json_object_get(m, "service"));
+
+		if (svc != NULL && strstr(svc, needle) != NULL) {
+			found = json_incref(m);
+			break;
+		}
+	}
+	json_decref(body);
+	return found;
+}
+
+/* Wait until the service's model is in state; returns it (caller decrefs). */
+static json_t *wait_model_state(const char *needle, const char *state, int timeout_ms)
+{
+	for (long long until = h_now_ms() + timeout_ms; h_now_ms() < until; h_sleep_ms(200)) {
+		json_t *m = find_model(needle);
+
+		if (m != NULL && strcmp(json_string_value(json_object_get(m, "state")), state) == 0)
+			return m;
+		json_decref(m);
+	}
+	cr_assert_fail("the model of %s did not become %s within %d ms", needle, state,
+		       timeout_ms);
+	return NULL;
+}
+
+static long long audits_of(const char *service, const char *kind)
+{
+	char sql[1024];
+	PGconn *db = h_db(&con);
+	const char *params[2] = {service, kind};
+	long long n;
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM audits WHERE host_id = '" HOST
+		 "' AND service = $1 AND ($2 = '' OR kind = $2)");
+	PGresult *r = PQexecParams(db, sql, 2, NULL, params, NULL, NULL, 0);
+	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(db));
+	n = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(db);
+	return n;
+}
+
+/* Whether the model (in full) has an entry of kind whose pattern contains needle. */
+static bool model_has(long long id, const char *kind, const char *needle)
+{
+	char path[128];
+	json_t *body = NULL, *sec, *e;
+	size_t i, j;
+	bool found = false;
+
+	snprintf(path, sizeof(path), "/api/v1/models/%lld", id);
+	cr_assert_eq(h_api_get(&con, &pki, path, con.token, &body), 200);
+	json_array_foreach(json_object_get(body, "sections"), i, sec)
+	{
+		json_array_foreach(json_object_get(sec, "entries"), j, e)
+		{
+			const char *k = json_string_value(json_object_get(e, "kind"));
+			const char *p = json_string_value(json_object_get(e, "pattern"));
+
+			if (k && p && strcmp(k, kind) == 0 && strstr(p, needle) != NULL)
+				found = true;
+		}
+	}
+	json_decref(body);
+	return found;
+}
+
+Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
+{
+	int listen_port, peer_port, new_listen, new_peer;
+	char service[512], text[64], cmd_out[H_PATH];
+
+	snprintf(svcdir, sizeof(svcdir), "%s/svc", dir);
+	snprintf(text, sizeof(text), "%s/log", svcdir);
+	cr_assert_eq(mkdir(svcdir, 0755), 0);
+	cr_assert_eq(mkdir(text, 0755), 0);
+	snprintf(text, sizeof(text), "%s/state", svcdir);
+	cr_assert_eq(mkdir(text, 0755), 0);
+	snprintf(text, sizeof(text), "%s/testsvc.conf", svcdir);
+	FILE *f = fopen(text, "w");
+	fputs("greeting = hello\n", f);
+	fclose(f);
+	listen_port = fixed_port(NULL);
+	peer_port = fixed_port(&peer_fds[0]);
+	new_listen = fixed_port(NULL);
+	new_peer = fixed_port(&peer_fds[1]);
+
+	start_defender();
+	svc_pid = start_service(listen_port, peer_port, new_listen, new_peer);
+
+	/* Learning: the routine, a few times, within the window. */
+	routine(listen_port, 3);
+	json_t *m = wait_model_state("vigil-testsvc", "active", (LEARN_WINDOW_S + 20) * 1000);
+	long long id = json_integer_value(json_object_get(m, "id"));
+	snprintf(service, sizeof(service), "%s", json_string_value(json_object_get(m, "service")));
+	json_decref(m);
+	cr_assert(strncmp(service, "exe:", 4) == 0 && strstr(service, "vigil-testsvc"),
+		  "the service is named by its executable, got %s", service);
+
+	/* What was learned, generalized so tomorrow's names match. */
+	cr_assert(model_has(id, "program", "/true"), "its helper program");
+	cr_assert(model_has(id, "write", "/log/svc-<num>.log"), "its numbered log");
+	cr_assert(model_has(id, "write", "/state/<rand>.state"), "its random state files");
+	snprintf(text, sizeof(text), "tcp:%d", listen_port);
+	cr_assert(model_has(id, "listen", text), "its port");
+	snprintf(text, sizeof(text), "tcp:127.0.0.1:%d", peer_port);
+	cr_assert(model_has(id, "connect", text), "its peer");
+	cr_assert(model_has(id, "accept", "tcp:127.0.0.1"), "its clients");
+
+	/* The routine again, with new file names and client ports: nothing to report. */
+	routine(listen_port, 3);
+	h_sleep_ms(3000);
+	cr_assert_eq(audits_of(service, ""), 0, "the routine of an active model is not audited");
+
+	/* Five kinds of misbehaviour: exactly five audits, each of its kind. */
+	cr_assert_eq(kill(svc_pid, SIGUSR2), 0);
+	for (long long until = h_now_ms() + 20000;
+	     h_now_ms() < until && audits_of(service, "") < 5; h_sleep_ms(200))
+		drain_peers();
+	h_sleep_ms(2000);
+	static const char *const kinds[] = {"new_program", "new_write", "sensitive_read",
+					    "new_listen", "new_peer"};
+	for (size_t i = 0; i < 5; i++)
+		cr_expect_eq(audits_of(service, kinds[i]), 1, "one %s audit", kinds[i]);
+	cr_assert_eq(audits_of(service, ""), 5, "exactly five audits");
+	char exe[H_PATH];
+	snprintf(exe, sizeof(exe), "%s/tests/vigil-testsvc", getenv("VIGIL_BUILD_DIR"));
+	char q[1024];
+	snprintf(q, sizeof(q),
+		 "SELECT count(*) FROM audits WHERE host_id = '" HOST "' AND exe = '%s'"
+		 " AND severity IN ('medium', 'high') AND detail->>'expected' <> ''",
+		 exe);
+	cr_assert_eq(h_db_count(&con, q), 5, "each audit names the executable and what was expected");
+
+	/* A restart keeps the model active and what was reported reported. */
+	h_stop(defender_pid, SIGTERM, 10000);
+	start_defender();
+	routine(listen_port, 2);
+	cr_assert_eq(kill(svc_pid, SIGUSR2), 0);
+	h_sleep_ms(4000);
+	drain_peers();
+	m = find_model("vigil-testsvc");
+	cr_assert_not_null(m);
+	cr_assert_str_eq(json_string_value(json_object_get(m, "state")), "active",
+			 "the model did not relearn after a restart");
+	json_decref(m);
+	cr_assert_eq(audits_of(service, ""), 5, "no new audits after the restart");
+
+	/* Relearn from the API (through vigilctl): the defender learns again. */
+	snprintf(cmd_out, sizeof(cmd_out), "%s/relearn.out", dir);
+	char idtext[32];
+	snprintf(idtext, sizeof(idtext), "%lld", id);
+	char tokfile[H_PATH];
+	snprintf(tokfile, sizeof(tokfile), "%s/api-token", con.state);
+	char *argv[] = {(char *)h_bin("vigilctl"), "--api", con.api, "--ca", pki.ca,
+			"--token-file", tokfile, "relearn", idtext, NULL};
+	cr_assert_eq(h_run(cmd_out, 30000, argv), 0, "vigilctl relearn: %s", h_slurp(cmd_out));
+	json_decref(wait_model_state("vigil-testsvc", "learning", 15000));
+	char model_files[H_PATH];
+	snprintf(model_files, sizeof(model_files), "%s/defender-state/models", dir);
+	char grep[2 * H_PATH];
+	snprintf(grep, sizeof(grep), "grep -l '\"state\":\"learning\"' %s/*.json | xargs grep -q vigil-testsvc",
+		 model_files);
+	cr_assert_eq(system(grep), 0, "the defender's saved model is learning again");
+}

@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vigil-testsvc: a small system service with a steady routine, for the
+ * learning tests.  Started detached (double fork, no terminal), it listens
+ * on a port and serves whoever connects; each SIGUSR1 runs its routine once
+ * (reads its config, writes a numbered log and a randomly named state file,
+ * runs a helper program, connects to its peer); SIGUSR2 makes it misbehave
+ * in five ways (starts a shell, writes outside its files, reads
+ * /etc/shadow, listens on a new port, connects to a new peer).
+ *
+ *   vigil-testsvc WORKDIR LISTEN_PORT PEER_PORT NEW_LISTEN_PORT NEW_PEER_PORT
+ *
+ * Writes its pid to WORKDIR/pid once it listens.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t routine_due, attack_due, stop;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGUSR1)
+		routine_due++;
+	else if (sig == SIGUSR2)
+		attack_due = 1;
+	else
+		stop = 1;
+}
+
+static int tcp_listen(int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 16) < 0) {
+		fprintf(stderr, "testsvc: cannot listen on %d: %s\n", port, strerror(errno));
+		exit(1);
+	}
+	return fd;
+}
+
+static void tcp_connect(int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+		fprintf(stderr, "testsvc: connect to %d: %s\n", port, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+static void write_file(const char *path, const char *text, int flags)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | flags, 0600);
+
+	if (fd < 0) {
+		fprintf(stderr, "testsvc: %s: %s\n", path, strerror(errno));
+		return;
+	}
+	if (write(fd, text, strlen(text)) < 0)
+		fprintf(stderr, "testsvc: write %s: %s\n", path, strerror(errno));
+	close(fd);
+}
+
+static void read_file(const char *path)
+{
+	char buf[256];
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0) {
+		fprintf(stderr, "testsvc: %s: %s\n", path, strerror(errno));
+		return;
+	}
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	close(fd);
+}
+
+static void run(const char *prog, char *const argv[])
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid == 0) {
+		execv(prog, argv);
+		_exit(127);
+	}
+	if (pid > 0)
+		waitpid(pid, &st, 0);
+}
+
+static void routine(const char *dir, int peer_port, unsigned iteration)
+{
+	char path[512], prev[512] = "";
+	static char last_state[512];
+
+	snprintf(path, sizeof(path), "%s/testsvc.conf", dir);
+	read_file(path);
+	snprintf(path, sizeof(path), "%s/log/svc-%u.log", dir, 100 + iteration);
+	write_file(path, "served\n", O_APPEND);
+	/* A state file with a fresh random name each time (like mktemp's); the previous one goes. */
+	char name[13];
+	for (int i = 0; i < 12; i++)
+		name[i] = (char)(i % 2 ? '0' + random() % 10 : 'a' + random() % 26);
+	name[12] = '\0';
+	snprintf(path, sizeof(path), "%s/state/%s.state", dir, name);
+	write_file(path, "state\n", O_TRUNC);
+	snprintf(prev, sizeof(prev), "%s", last_state);
+	if (prev[0] != '\0')
+		unlink(prev);
+	snprintf(last_state, sizeof(last_state), "%s", path);
+	run("/bin/true", (char *[]){"true", NULL});
+	tcp_connect(peer_port);
+}
+
+static void misbehave(const char *dir, int new_listen, int new_peer)
+{
+	char path[512];
+
+	run("/bin/sh", (char *[]){"sh", "-c", "exit 0", NULL});
+	snprintf(path, sizeof(path), "%s-outside.txt", dir);
+	write_file(path, "not my file\n", O_TRUNC);
+	read_file("/etc/shadow");
+	close(tcp_listen(new_listen));
+	tcp_connect(new_peer);
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa = {.sa_handler = on_signal};
+	char path[512], pid[32];
+	unsigned iteration = 0;
+	int lfd;
+
+	if (argc != 6) {
+		fprintf(stderr, "usage: vigil-testsvc WORKDIR LISTEN_PORT PEER_PORT "
+				"NEW_LISTEN_PORT NEW_PEER_PORT\n");
+		return 2;
+	}
+	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	lfd = tcp_listen(atoi(argv[2]));
+	snprintf(path, sizeof(path), "%s/pid", argv[1]);
+	snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	write_file(path, pid, O_TRUNC);
+	while (!stop) {
+		struct pollfd p = {.fd = lfd, .events = POLLIN};
+
+		if (poll(&p, 1, 50) > 0) {
+			int c = accept(lfd, NULL, NULL);
+
+			if (c >= 0)
+				close(c);
+		}
+		while (routine_due > 0) {
+			routine_due--;
+			routine(argv[1], atoi(argv[3]), iteration++);
+		}
+		if (attack_due) {
+			attack_due = 0;
+			misbehave(argv[1], atoi(argv[4]), atoi(argv[5]));
+		}
+	}
+	return 0;
+}
