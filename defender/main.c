@@ -210,7 +210,7 @@ static int send_heartbeat(struct defender *d, vigil_err *err)
 	Vigil__Reply *reply;
 	int rc;
 
-	Vigil__Counter counters[EV_TYPE_MAX + DROP_REASON_MAX + FILTER_REASON_MAX + 1 + 8 + 10];
+	Vigil__Counter counters[EV_TYPE_MAX + DROP_REASON_MAX + FILTER_REASON_MAX + 1 + 8 + 12];
 	Vigil__Counter *counter_ptrs[sizeof(counters) / sizeof(counters[0])];
 	char names[sizeof(counters) / sizeof(counters[0])][48];
 	size_t n = 0;
@@ -267,6 +267,7 @@ static int send_heartbeat(struct defender *d, vigil_err *err)
 			ADD_COUNTER("learn", "activity", ls.activity);
 			ADD_COUNTER("learn", "unplaced", ls.unplaced);
 			ADD_COUNTER("learn", "save_errors", ls.models.save_errors);
+			ADD_COUNTER("learn", "load_errors", ls.models.load_errors);
 		}
 #undef ADD_COUNTER
 		hb.n_counters = n;
