@@ -14,11 +14,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -372,4 +374,102 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 	snprintf(grep, sizeof(grep), "grep -l '\"state\":\"learning\"' %s/*.json | xargs grep -q vigil-testsvc",
 		 model_files);
 	cr_assert_eq(system(grep), 0, "the defender's saved model is learning again");
+}
+
+/* Run commands in a shell on a new pseudo-terminal (its controlling terminal); returns its pid. */
+static pid_t pty_session(const char *commands)
+{
+	int master = posix_openpt(O_RDWR | O_NOCTTY);
+	char buf[4096];
+	pid_t pid;
+
+	cr_assert_geq(master, 0);
+	cr_assert_eq(grantpt(master), 0);
+	cr_assert_eq(unlockpt(master), 0);
+	const char *slave = ptsname(master);
+	cr_assert_not_null(slave);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		setsid();
+		int fd = open(slave, O_RDWR);
+		if (fd < 0 || ioctl(fd, TIOCSCTTY, 0) < 0)
+			_exit(126);
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		close(master);
+		execl("/bin/sh", "sh", "-i", NULL);
+		_exit(127);
+	}
+	cr_assert_eq(write(master, commands, strlen(commands)), (ssize_t)strlen(commands));
+	/* Keep the terminal drained until the shell exits. */
+	for (long long until = h_now_ms() + 20000; h_now_ms() < until;) {
+		struct pollfd p = {.fd = master, .events = POLLIN};
+		int st;
+
+		if (poll(&p, 1, 100) > 0 && read(master, buf, sizeof(buf)) <= 0)
+			break;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			close(master);
+			return pid;
+		}
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	close(master);
+	return pid;
+}
+
+Test(learning, an_interactive_session_is_logged_in_full_and_not_modelled)
+{
+	char marker[64], commands[512], q[512];
+	json_t *body = NULL, *row;
+	size_t i;
+	bool saw_command = false, saw_write = false;
+
+	start_defender();
+	snprintf(marker, sizeof(marker), "vigil-marker-%d", (int)getpid());
+	snprintf(commands, sizeof(commands), "/usr/bin/touch %s/%s\n/bin/echo %s\nexit\n", dir,
+		 marker, marker);
+	pid_t sh = pty_session(commands);
+
+	for (long long until = h_now_ms() + 20000;
+	     h_now_ms() < until && !(saw_command && saw_write); h_sleep_ms(250)) {
+		json_decref(body);
+		body = NULL;
+		if (h_api_get(&con, &pki, "/api/v1/activity?host=" HOST "&limit=1000", con.token,
+			      &body) != 200)
+			continue;
+		json_array_foreach(json_object_get(body, "activity"), i, row)
+		{
+			const char *summary = json_string_value(json_object_get(row, "summary"));
+			const char *type = json_string_value(json_object_get(row, "type"));
+			const char *tty = json_string_value(json_object_get(row, "tty"));
+			const char *user = json_string_value(json_object_get(row, "user"));
+
+			if (summary == NULL || strstr(summary, marker) == NULL)
+				continue;
+			cr_assert_not_null(tty);
+			cr_expect(strncmp(tty, "pts", 3) == 0, "tty %s", tty);
+			cr_expect_str_eq(user, "root");
+			cr_expect_eq(json_integer_value(json_object_get(row, "session")), sh,
+				     "the session is the shell that owns the terminal");
+			if (strcmp(type, "exec") == 0 && strncmp(summary, "/usr/bin/touch ", 15) == 0)
+				saw_command = true;
+			if (strcmp(type, "file") == 0 && strstr(summary, "(write)") != NULL)
+				saw_write = true;
+		}
+	}
+	json_decref(body);
+	cr_assert(saw_command, "the command line is in the activity log");
+	cr_assert(saw_write, "what the command did to a file is in the activity log");
+	/* Let the defender send whatever it would have learned, then look for it. */
+	h_sleep_ms(3000);
+	snprintf(q, sizeof(q),
+		 "SELECT count(*) FROM model_entries WHERE pattern LIKE '%%vigil-marker-%%'");
+	cr_assert_eq(h_db_count(&con, q), 0, "an interactive session creates no model entry");
+	snprintf(q, sizeof(q), "SELECT count(*) FROM audits WHERE detail::text LIKE '%%%s%%'",
+		 marker);
+	cr_assert_eq(h_db_count(&con, q), 0, "and no audit");
 }
