@@ -11,15 +11,10 @@
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
 
+#include "api_priv.h"
 #include "fsutil.h"
 #include "log.h"
 #include "queries.h"
-
-struct api {
-	nng_http_server *srv;
-	struct store *st;
-	char token[API_TOKEN_LEN + 1];
-};
 
 /* Compare without leaking through timing how much of the token matched. */
 static bool token_equal(const char *given, const char *want)
@@ -41,8 +36,7 @@ static bool authorized(const struct api *api, nng_http_req *req)
 	return token_equal(h + 7, api->token);
 }
 
-/* Finish aio with a JSON response; body is consumed (json_decref). */
-static void respond_json(nng_aio *aio, uint16_t status, json_t *body)
+void api_respond_json(nng_aio *aio, uint16_t status, json_t *body)
 {
 	nng_http_res *res = NULL;
 	char *text = json_dumps(body, JSON_COMPACT);
@@ -66,108 +60,120 @@ static void respond_json(nng_aio *aio, uint16_t status, json_t *body)
 	nng_aio_finish(aio, 0);
 }
 
-static void respond_error(nng_aio *aio, uint16_t status, const char *msg)
+void api_respond_error(nng_aio *aio, uint16_t status, const char *msg)
 {
-	respond_json(aio, status, json_pack("{s:s}", "error", msg));
+	api_respond_json(aio, status, json_pack("{s:s}", "error", msg));
 }
 
-static struct api *api_of(nng_aio *aio)
+void api_respond_bad_param(nng_aio *aio, const struct apiq *q)
+{
+	char msg[300];
+
+	if (q->bad[0] == '\0')
+		snprintf(msg, sizeof(msg), "query string: %s", q->why);
+	else
+		snprintf(msg, sizeof(msg), "parameter '%s' %s", q->bad, q->why);
+	api_respond_json(aio, 400, json_pack("{s:s,s:s}", "error", msg, "parameter", q->bad));
+}
+
+void api_respond_store_error(nng_aio *aio, int rc, const char *what, const char *msg)
+{
+	if (rc == -EINVAL) {
+		api_respond_error(aio, 400, "the database refused a filter value");
+		return;
+	}
+	log_warn("%s: %s", what, msg);
+	api_respond_error(aio, 503, "database unavailable; retry");
+}
+
+struct api *api_of(nng_aio *aio)
 {
 	return nng_http_handler_get_data(nng_aio_get_input(aio, 1));
 }
 
+bool api_auth(nng_aio *aio)
+{
+	if (authorized(api_of(aio), nng_aio_get_input(aio, 0)))
+		return true;
+	api_respond_error(aio, 401, "missing or wrong API token");
+	return false;
+}
+
+bool api_query(nng_aio *aio, const char *const *known, struct apiq *q)
+{
+	if (apiq_parse(nng_http_req_get_uri(nng_aio_get_input(aio, 0)), known, q) == 0)
+		return true;
+	api_respond_bad_param(aio, q);
+	return false;
+}
+
+bool api_begin(nng_aio *aio, const char *const *known, struct apiq *q)
+{
+	return api_auth(aio) && api_query(aio, known, q);
+}
+
+const char *api_path(nng_aio *aio, char *buf, size_t len)
+{
+	const char *uri = nng_http_req_get_uri(nng_aio_get_input(aio, 0));
+	size_t n = strcspn(uri, "?");
+
+	if (n >= len)
+		return NULL;
+	memcpy(buf, uri, n);
+	buf[n] = '\0';
+	return buf;
+}
+
 static void handle_hosts(nng_aio *aio)
 {
-	nng_http_req *req = nng_aio_get_input(aio, 0);
+	static const char *const known[] = {NULL};
 	struct api *api = api_of(aio);
 	json_t *hosts = NULL;
 	vigil_err err = {0};
+	struct apiq q;
 
-	if (!authorized(api, req)) {
-		respond_error(aio, 401, "missing or wrong API token");
+	if (!api_begin(aio, known, &q))
 		return;
-	}
 	if (store_hosts_list(api->st, &hosts, &err) < 0) {
 		log_warn("GET /api/v1/hosts: %s", err.msg);
-		respond_error(aio, 503, "database unavailable; retry");
+		api_respond_error(aio, 503, "database unavailable; retry");
 		return;
 	}
-	respond_json(aio, 200, json_pack("{s:o}", "hosts", hosts));
+	api_respond_json(aio, 200, json_pack("{s:o}", "hosts", hosts));
 }
 
-/* The value of query parameter name in uri, decoded into buf; NULL when absent or bad. */
-static const char *query_param(const char *uri, const char *name, char *buf, size_t len)
-{
-	const char *q = strchr(uri, '?');
-	size_t nlen = strlen(name);
-
-	for (const char *p = q; p != NULL && *p != '\0'; p = strchr(p + 1, '&')) {
-		const char *k = p + 1;
-		if (strncmp(k, name, nlen) != 0 || k[nlen] != '=')
-			continue;
-		const char *v = k + nlen + 1;
-		size_t o = 0;
-		for (; *v != '\0' && *v != '&' && o + 1 < len; v++) {
-			if (*v == '%' && v[1] && v[2]) {
-				char hex[3] = {v[1], v[2], 0};
-				char *end;
-				long c = strtol(hex, &end, 16);
-				if (*end != '\0' || c <= 0)
-					return NULL;
-				buf[o++] = (char)c;
-				v += 2;
-			} else {
-				buf[o++] = *v == '+' ? ' ' : *v;
-			}
-		}
-		if (*v != '\0' && *v != '&')
-			return NULL; /* too long */
-		buf[o] = '\0';
-		return buf;
-	}
-	return NULL;
-}
-
-/* GET /api/v1/audits?host=&kind=&since=&until=&before_id=&limit= */
+/* GET /api/v1/audits?host=&kind=&service=&since=&until=&before_id=&limit= */
 static void handle_audits(nng_aio *aio)
 {
-	nng_http_req *req = nng_aio_get_input(aio, 0);
+	static const char *const known[] = {"host",  "kind",	  "service", "since",
+					    "until", "before_id", "limit",   NULL};
 	struct api *api = api_of(aio);
-	const char *uri = nng_http_req_get_uri(req);
-	char host[256], kind[64], since[64], until[64], before[32], limit[16];
 	struct audit_filter f = {0};
+	int64_t before = 0, limit = 100;
 	json_t *audits = NULL;
 	vigil_err err = {0};
+	struct apiq q;
 	int rc;
 
-	if (!authorized(api, req)) {
-		respond_error(aio, 401, "missing or wrong API token");
+	if (!api_begin(aio, known, &q))
+		return;
+	f.host_id = apiq_get(&q, "host");
+	f.kind = apiq_get(&q, "kind");
+	f.service = apiq_get(&q, "service");
+	if (apiq_time(&q, "since", &f.since) < 0 || apiq_time(&q, "until", &f.until) < 0 ||
+	    apiq_int(&q, "before_id", 1, INT64_MAX, &before) < 0 ||
+	    apiq_int(&q, "limit", 1, 1000, &limit) < 0) {
+		api_respond_bad_param(aio, &q);
 		return;
 	}
-	f.host_id = query_param(uri, "host", host, sizeof(host));
-	f.kind = query_param(uri, "kind", kind, sizeof(kind));
-	f.since = query_param(uri, "since", since, sizeof(since));
-	f.until = query_param(uri, "until", until, sizeof(until));
-	if (query_param(uri, "before_id", before, sizeof(before)))
-		f.before_id = strtoll(before, NULL, 10);
-	if (query_param(uri, "limit", limit, sizeof(limit))) {
-		f.limit = atoi(limit);
-		if (f.limit < 1 || f.limit > 1000) {
-			respond_error(aio, 400, "limit must be from 1 to 1000");
-			return;
-		}
-	}
+	f.before_id = before;
+	f.limit = (int)limit;
 	rc = store_audits_list(api->st, &f, &audits, &err);
-	if (rc == -EINVAL) {
-		respond_error(aio, 400, "bad filter: since/until must be RFC 3339 times");
-		return;
-	}
 	if (rc < 0) {
-		log_warn("GET /api/v1/audits: %s", err.msg);
-		respond_error(aio, 503, "database unavailable; retry");
+		api_respond_store_error(aio, rc, "GET /api/v1/audits", err.msg);
 		return;
 	}
-	respond_json(aio, 200, json_pack("{s:o}", "audits", audits));
+	api_respond_json(aio, 200, json_pack("{s:o}", "audits", audits));
 }
 
 /* Everything else under /api/: 401 before 404, so probing reveals nothing. */
@@ -176,12 +182,17 @@ static void handle_api_fallback(nng_aio *aio)
 	nng_http_req *req = nng_aio_get_input(aio, 0);
 
 	if (!authorized(api_of(aio), req)) {
-		respond_error(aio, 401, "missing or wrong API token");
+		api_respond_error(aio, 401, "missing or wrong API token");
 		return;
 	}
-	respond_error(aio, 404, "no such API endpoint");
+	api_respond_error(aio, 404, "no such API endpoint");
 }
 
+/*
+ * Serve path (and with tree, everything below it) with cb for method, or
+ * for every method when method is NULL (cb then checks it).  Request bodies
+ * are read up to 64 KiB; nothing here takes more.
+ */
 static int add_handler(struct api *api, const char *path, void (*cb)(nng_aio *), bool tree,
 		       const char *method)
 {
@@ -191,7 +202,8 @@ static int add_handler(struct api *api, const char *path, void (*cb)(nng_aio *),
 	if ((rv = nng_http_handler_alloc(&h, path, cb)) != 0)
 		return rv;
 	if ((rv = nng_http_handler_set_data(h, api, NULL)) != 0 ||
-	    (method != NULL && (rv = nng_http_handler_set_method(h, method)) != 0) ||
+	    (rv = nng_http_handler_set_method(h, method)) != 0 ||
+	    (rv = nng_http_handler_collect_body(h, true, 64 * 1024)) != 0 ||
 	    (tree && (rv = nng_http_handler_set_tree(h)) != 0) ||
 	    (rv = nng_http_server_add_handler(api->srv, h)) != 0) {
 		nng_http_handler_free(h);
@@ -225,6 +237,8 @@ struct api *api_start(const char *url, nng_tls_config *tls, struct store *st, co
 	if ((rv = nng_http_server_set_tls(api->srv, tls)) != 0 ||
 	    (rv = add_handler(api, "/api/v1/hosts", handle_hosts, false, "GET")) != 0 ||
 	    (rv = add_handler(api, "/api/v1/audits", handle_audits, false, "GET")) != 0 ||
+	    (rv = add_handler(api, "/api/v1/activity", api_handle_activity, false, "GET")) != 0 ||
+	    (rv = add_handler(api, "/api/v1/models", api_handle_models, true, NULL)) != 0 ||
 	    (rv = add_handler(api, "/api", handle_api_fallback, true, NULL)) != 0) {
 		verr_set(err, -ENOMEM, "cannot set up the API on %s: %s", url, nng_strerror(rv));
 		goto fail;

@@ -7,7 +7,15 @@
  * Every /api/ request needs "Authorization: Bearer <token>"; a missing or
  * wrong token gets 401 and no data.  Responses are JSON.
  *
- *   GET /api/v1/hosts   the fleet (store_hosts_list)
+ *   GET  /api/v1/hosts                     the fleet (store_hosts_list)
+ *   GET  /api/v1/audits                    audits, filtered and paged
+ *   GET  /api/v1/models                    models, filtered and paged
+ *   GET  /api/v1/models/{id}               one model with its entries
+ *   POST /api/v1/models/{id}/relearn       queue a relearn command (202)
+ *   GET  /api/v1/activity                  interactive sessions' activity log
+ *
+ * Unknown or malformed query parameters get 400 {"error", "parameter"}.
+ * docs/api.md has the fields.
  */
 
 #include <nng/nng.h>

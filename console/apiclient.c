@@ -2,6 +2,7 @@
 #include "apiclient.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,11 +13,24 @@
 
 #include "tls.h"
 
-int apiclient_get(const char *base_url, const char *path, const char *token, const char *ca_file,
-		  int *ret_status, char **ret_body, vigil_err *err)
+/* Failures after which nothing was answered: worth another attempt where that is safe. */
+static bool transient(int rv)
+{
+	return rv == NNG_ECONNSHUT || rv == NNG_ETIMEDOUT || rv == NNG_ECONNRESET ||
+	       rv == NNG_ECLOSED;
+}
+
+/*
+ * One request.  A GET is safe to repeat; anything else is sent at most once
+ * (see apiclient.h).
+ */
+static int request(const char *base_url, const char *path, const char *method, const char *body,
+		   const char *token, const char *ca_file, int *ret_status, char **ret_body,
+		   vigil_err *err)
 {
 	char full[2048], auth[512];
 	const struct tls_files files = {.ca = ca_file};
+	bool get = strcmp(method, "GET") == 0;
 	nng_url *url = NULL;
 	nng_http_client *client = NULL;
 	nng_http_req *req = NULL;
@@ -40,8 +54,12 @@ int apiclient_get(const char *base_url, const char *path, const char *token, con
 		goto out;
 	if ((rv = nng_http_client_alloc(&client, url)) != 0 ||
 	    (rv = nng_http_client_set_tls(client, tls)) != 0 ||
-	    (rv = nng_http_req_alloc(&req, url)) != 0 || (rv = nng_http_res_alloc(&res)) != 0 ||
-	    (rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
+	    (rv = nng_http_req_alloc(&req, url)) != 0 ||
+	    (rv = nng_http_req_set_method(req, method)) != 0 ||
+	    (body != NULL && ((rv = nng_http_req_copy_data(req, body, strlen(body))) != 0 ||
+			      (rv = nng_http_req_set_header(req, "Content-Type",
+							    "application/json")) != 0)) ||
+	    (rv = nng_http_res_alloc(&res)) != 0 || (rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
 		rc = verr_set(err, -ENOMEM, "cannot set up a request to %s: %s", base_url,
 			      nng_strerror(rv));
 		goto out;
@@ -57,19 +75,32 @@ int apiclient_get(const char *base_url, const char *path, const char *token, con
 	 * nng 1.5's HTTP client now and then loses a response (measured: ~5% of
 	 * requests end in "connection shutdown" or hang; curl against the same
 	 * server never fails).  A GET is safe to repeat: short attempts, retried.
+	 * Anything else may have been carried out when its answer is lost, so it
+	 * is sent once.  (Connecting separately to retry only the connection was
+	 * tried: nng_http_conn_close then hangs now and then in nng 1.5.2.)
 	 */
-	for (int attempt = 0; attempt < 4; attempt++) {
+	for (int attempt = 0; attempt < (get ? 4 : 1); attempt++) {
 		if (attempt > 0) {
 			nng_http_res_reset(res);
 			nng_msleep(50);
 		}
-		nng_aio_set_timeout(aio, 3000);
+		nng_aio_set_timeout(aio, get ? 3000 : 10000);
 		nng_http_client_transact(client, req, res, aio);
 		nng_aio_wait(aio);
 		rv = nng_aio_result(aio);
-		if (rv != NNG_ECONNSHUT && rv != NNG_ETIMEDOUT && rv != NNG_ECONNRESET &&
-		    rv != NNG_ECLOSED)
+		if (!transient(rv))
 			break;
+	}
+	/*
+	 * Refused connections and certificates fail before the request is
+	 * written; a connection lost later may have carried it.
+	 */
+	if (rv != 0 && !get && transient(rv)) {
+		rc = verr_set(err, -EPROTO,
+			      "sent %s %s to the console API at %s but got no answer (%s): it may"
+			      " have been carried out",
+			      method, path, base_url, nng_strerror(rv));
+		goto out;
 	}
 	if (rv != 0) {
 		rc = verr_set(err, rv == NNG_EPEERAUTH ? -EACCES : -ECONNREFUSED,
@@ -106,4 +137,17 @@ out:
 	if (url != NULL)
 		nng_url_free(url);
 	return rc;
+}
+
+int apiclient_get(const char *base_url, const char *path, const char *token, const char *ca_file,
+		  int *ret_status, char **ret_body, vigil_err *err)
+{
+	return request(base_url, path, "GET", NULL, token, ca_file, ret_status, ret_body, err);
+}
+
+int apiclient_post(const char *base_url, const char *path, const char *body, const char *token,
+		   const char *ca_file, int *ret_status, char **ret_body, vigil_err *err)
+{
+	return request(base_url, path, "POST", body != NULL ? body : "{}", token, ca_file,
+		       ret_status, ret_body, err);
 }

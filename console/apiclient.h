@@ -21,4 +21,14 @@
 int apiclient_get(const char *base_url, const char *path, const char *token, const char *ca_file,
 		  int *ret_status, char **ret_body, vigil_err *err);
 
+/*
+ * POST body (JSON text; NULL sends "{}") to base_url + path, otherwise as
+ * apiclient_get.  Sent once, never repeated, since a POST may not be
+ * idempotent.  When the connection was lost without an answer (nng 1.5's
+ * client loses some) it returns -EPROTO with err saying the request may
+ * have been carried out; the caller must check before sending it again.
+ */
+int apiclient_post(const char *base_url, const char *path, const char *body, const char *token,
+		   const char *ca_file, int *ret_status, char **ret_body, vigil_err *err);
+
 #endif

@@ -12,10 +12,12 @@
 
 #include <jansson.h>
 
+#include "commands.h"
 #include "ingest.h"
 #include "log.h"
 #include "tls.h"
 #include "vigil.pb-c.h"
+#include "wire.h"
 
 #define LABELS_MAX 32
 
@@ -62,20 +64,37 @@ struct listener *listener_bind(const char *url, nng_tls_config *tls, vigil_err *
 	return l;
 }
 
-static nng_msg *reply_msg(uint64_t seq, Vigil__Reply__Status status, const char *error,
-			  int heartbeat_interval_ms)
+/* A reply carrying cmds (n of them, at most COMMANDS_PER_REPLY; may be NULL). */
+static nng_msg *reply_cmds(uint64_t seq, Vigil__Reply__Status status, const char *error,
+			   int heartbeat_interval_ms, const struct store_command *cmds, size_t n)
 {
 	Vigil__Reply r = VIGIL__REPLY__INIT;
+	Vigil__Command pb[COMMANDS_PER_REPLY], *pp[COMMANDS_PER_REPLY];
 	nng_msg *m;
 
 	r.seq = seq;
 	r.status = status;
 	r.error = (char *)(error != NULL ? error : "");
 	r.heartbeat_interval_ms = (uint32_t)heartbeat_interval_ms;
+	for (size_t i = 0; i < n && i < COMMANDS_PER_REPLY; i++) {
+		vigil__command__init(&pb[i]);
+		pb[i].id = cmds[i].id;
+		pb[i].kind = (char *)cmds[i].kind;
+		pb[i].service = (char *)cmds[i].service;
+		pp[i] = &pb[i];
+		r.n_commands = i + 1;
+	}
+	r.commands = pp;
 	if (nng_msg_alloc(&m, vigil__reply__get_packed_size(&r)) != 0)
 		return NULL;
 	vigil__reply__pack(&r, nng_msg_body(m));
 	return m;
+}
+
+static nng_msg *reply_msg(uint64_t seq, Vigil__Reply__Status status, const char *error,
+			  int heartbeat_interval_ms)
+{
+	return reply_cmds(seq, status, error, heartbeat_interval_ms, NULL, 0);
 }
 
 static Vigil__Reply__Status status_for(int rc)
@@ -121,7 +140,8 @@ static nng_msg *handle_hello(struct listener *l, const char *host_id, const Vigi
 /* A counter name from a defender: "<group>.<name>", lowercase, digits and '_'. */
 static bool counter_name_ok(const char *name, const char **ret_dot)
 {
-	static const char *const groups[] = {"delivered", "drops", "filtered", "user", "delivery"};
+	static const char *const groups[] = {"delivered", "drops",    "filtered",
+					     "user",	  "delivery", "learn"};
 	const char *dot = strchr(name, '.');
 	size_t glen, n = strlen(name);
 
@@ -175,12 +195,37 @@ static int counters_json(const Vigil__Heartbeat *hb, char **ret)
 	return *ret != NULL ? 0 : -ENOMEM;
 }
 
+/*
+ * The host's pending commands for the reply, after recording the ones it
+ * says are done; how many were put in cmds.  A database error costs only
+ * this exchange: the heartbeat is stored, the commands go with a later one
+ * (the defender lists done commands until they stop coming).
+ */
+static size_t heartbeat_commands(const char *host_id, const Vigil__Heartbeat *hb,
+				 struct store_command cmds[COMMANDS_PER_REPLY])
+{
+	vigil_err err = {0};
+	size_t n = 0;
+
+	if (store_commands_sync(worker_store, host_id, hb->commands_done, hb->n_commands_done, cmds,
+				COMMANDS_PER_REPLY, &n, &err) < 0) {
+		log_warn("commands for host %s not exchanged: %s", host_id, err.msg);
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		log_debug("command %llu (%s %s) sent to host %s", (unsigned long long)cmds[i].id,
+			  cmds[i].kind, cmds[i].service, host_id);
+	return n;
+}
+
 static nng_msg *handle_heartbeat(struct listener *l, const char *host_id,
 				 const Vigil__Envelope *env)
 {
 	struct store_heartbeat hb = {.exec_count = env->heartbeat->exec_count};
+	struct store_command cmds[COMMANDS_PER_REPLY];
 	vigil_err err = {0};
 	char *counters = NULL;
+	size_t ncmds;
 	int rc;
 
 	if (counters_json(env->heartbeat, &counters) < 0)
@@ -197,54 +242,45 @@ static nng_msg *handle_heartbeat(struct listener *l, const char *host_id,
 		log_warn("heartbeat from host %s not stored: %s", host_id, err.msg);
 		return reply_msg(env->seq, status_for(rc), err.msg, l->heartbeat_interval_ms);
 	}
-	return reply_msg(env->seq, VIGIL__REPLY__STATUS__OK, NULL, l->heartbeat_interval_ms);
+	ncmds = heartbeat_commands(host_id, env->heartbeat, cmds);
+	return reply_cmds(env->seq, VIGIL__REPLY__STATUS__OK, NULL, l->heartbeat_interval_ms,
+			  cmds, ncmds);
 }
 
 static nng_msg *handle_batch(struct listener *l, const char *host_id, const Vigil__Envelope *env)
 {
-	const Vigil__Batch *b = env->batch;
-	struct store_event *events = NULL;
-	struct store_gap gaps[INGEST_GAPS_MAX];
+	struct wire_batch w;
 	struct ingest_result res;
 	vigil_err err = {0};
-	nng_msg *rep;
+	const char *why = NULL;
 	int rc;
 
-	if (b->n_events > INGEST_EVENTS_MAX || b->n_gaps > INGEST_GAPS_MAX)
-		return reply_msg(env->seq, VIGIL__REPLY__STATUS__REFUSED,
-				 "batch over the limits (10000 events, 64 gaps)",
-				 l->heartbeat_interval_ms);
-	if (b->n_events > 0 && (events = calloc(b->n_events, sizeof(*events))) == NULL)
-		return reply_msg(env->seq, VIGIL__REPLY__STATUS__RETRY, "console out of memory",
-				 l->heartbeat_interval_ms);
-	for (size_t i = 0; i < b->n_events; i++) {
-		const Vigil__Event *e = b->events[i];
-		events[i] = (struct store_event){.type = e->type, .ts_ns = e->ts_ns, .pid = e->pid,
-						 .ppid = e->ppid, .uid = e->uid, .comm = e->comm,
-						 .json = e->json};
-	}
-	for (size_t i = 0; i < b->n_gaps; i++)
-		gaps[i] = (struct store_gap){.first_seq = b->gaps[i]->first_seq,
-					     .last_seq = b->gaps[i]->last_seq,
-					     .count = b->gaps[i]->count,
-					     .reason = b->gaps[i]->reason};
-	rc = store_ingest_batch(worker_store, host_id, env->seq, events, b->n_events, gaps,
-				b->n_gaps, &res, &err);
-	free(events);
+	rc = wire_batch_from_pb(env->batch, &w, &why);
+	if (rc < 0)
+		return reply_msg(env->seq,
+				 rc == -EINVAL ? VIGIL__REPLY__STATUS__REFUSED
+					       : VIGIL__REPLY__STATUS__RETRY,
+				 why, l->heartbeat_interval_ms);
+	rc = store_ingest(worker_store, host_id, env->seq, &w.b, &res, &err);
 	if (rc < 0) {
 		log_warn("batch %llu from host %s not stored: %s", (unsigned long long)env->seq,
 			 host_id, err.msg);
+		wire_batch_free(&w);
 		return reply_msg(env->seq, status_for(rc), err.msg, l->heartbeat_interval_ms);
 	}
 	if (res.refused > 0)
 		log_warn("batch %llu from host %s: %zu malformed event(s) left out (audited)",
 			 (unsigned long long)env->seq, host_id, res.refused);
-	for (size_t i = 0; i < b->n_gaps; i++)
+	if (res.malformed > 0)
+		log_warn("batch %llu from host %s: %zu malformed learning item(s) left out"
+			 " (audited as malformed_input)",
+			 (unsigned long long)env->seq, host_id, res.malformed);
+	for (size_t i = 0; i < w.b.ngaps; i++)
 		log_warn("host %s reports %llu batch(es) lost (seq %llu..%llu, %s)", host_id,
-			 (unsigned long long)gaps[i].count, (unsigned long long)gaps[i].first_seq,
-			 (unsigned long long)gaps[i].last_seq, gaps[i].reason);
-	rep = reply_msg(env->seq, VIGIL__REPLY__STATUS__OK, NULL, l->heartbeat_interval_ms);
-	return rep;
+			 (unsigned long long)w.gaps[i].count, (unsigned long long)w.gaps[i].first_seq,
+			 (unsigned long long)w.gaps[i].last_seq, w.gaps[i].reason);
+	wire_batch_free(&w);
+	return reply_msg(env->seq, VIGIL__REPLY__STATUS__OK, NULL, l->heartbeat_interval_ms);
 }
 
 /* Answer one request; returns the reply (NULL only when out of memory). */

@@ -97,6 +97,64 @@ static const struct migration migrations[] = {
 	.sql = "ALTER TABLE events DROP CONSTRAINT events_pkey;"
 	       "CREATE INDEX events_ts_brin ON events USING brin (ts);",
     },
+    {
+	.version = 6,
+	.name = "learning",
+	/*
+	 * models: one row per (host, service), its state as the defender last
+	 * reported it; model_entries: the model's content, one row per
+	 * (executable, kind, pattern), replaced by value from each delta.
+	 * activity: the interactive sessions' log, one row per event.
+	 * commands: operator requests for a defender (relearn), handed out in
+	 * heartbeat replies until the defender says they are done; the partial
+	 * index keeps that per-heartbeat lookup cheap however many are done.
+	 * audits gain the model's service and executable so deviations can be
+	 * filtered per service.
+	 */
+	.sql = "CREATE TABLE models ("
+	       " id bigserial PRIMARY KEY,"
+	       " host_id text NOT NULL,"
+	       " service text NOT NULL,"
+	       " state text NOT NULL,"
+	       " learning_since timestamptz,"
+	       " active_since timestamptz,"
+	       " learn_drops bigint NOT NULL DEFAULT 0,"
+	       " note text NOT NULL DEFAULT '',"
+	       " updated_at timestamptz NOT NULL DEFAULT now(),"
+	       " UNIQUE (host_id, service));"
+	       "CREATE TABLE model_entries ("
+	       " model_id bigint NOT NULL REFERENCES models (id) ON DELETE CASCADE,"
+	       " exe text,"
+	       " kind text,"
+	       " pattern text,"
+	       " first_seen timestamptz,"
+	       " last_seen timestamptz,"
+	       " count bigint,"
+	       " PRIMARY KEY (model_id, exe, kind, pattern));"
+	       "CREATE TABLE activity ("
+	       " id bigserial PRIMARY KEY,"
+	       " host_id text NOT NULL,"
+	       " ts timestamptz NOT NULL,"
+	       " session integer,"
+	       " username text,"
+	       " tty text,"
+	       " pid integer,"
+	       " type text,"
+	       " summary text,"
+	       " body json);"
+	       "CREATE INDEX activity_host_ts_idx ON activity (host_id, ts);"
+	       "CREATE INDEX activity_username_ts_idx ON activity (username, ts);"
+	       "CREATE TABLE commands ("
+	       " id bigserial PRIMARY KEY,"
+	       " host_id text NOT NULL,"
+	       " kind text NOT NULL,"
+	       " service text NOT NULL,"
+	       " created_at timestamptz DEFAULT now(),"
+	       " acked_at timestamptz);"
+	       "CREATE INDEX commands_pending_idx ON commands (host_id, id) WHERE acked_at IS NULL;"
+	       "ALTER TABLE audits ADD COLUMN service text, ADD COLUMN exe text;"
+	       "CREATE INDEX audits_host_service_ts_idx ON audits (host_id, service, ts);",
+    },
 };
 
 const struct migration *migrations_get(size_t *ret_count)

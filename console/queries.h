@@ -12,6 +12,7 @@
 struct audit_filter {
 	const char *host_id;
 	const char *kind;
+	const char *service;
 	const char *since;
 	const char *until;
 	int64_t before_id; /* paging: only audits older than this id */
@@ -20,7 +21,8 @@ struct audit_filter {
 
 /*
  * Audits matching f, newest first, as a new JSON array (caller decrefs):
- * id, host_id, ts, kind, severity, summary, detail.  A malformed time in f
+ * id, host_id, ts, kind, severity, summary, detail, service and exe (null
+ * unless the audit is about a model's service).  A malformed time in f
  * is -EINVAL (the database says which).
  */
 int store_audits_list(struct store *st, const struct audit_filter *f, json_t **ret, vigil_err *err);

@@ -359,8 +359,7 @@ out:
 	return rc;
 }
 
-/* 1 if s is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
-static bool store_utf8_valid(const char *s)
+bool store_utf8_valid(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 

@@ -3,6 +3,8 @@
  * vigilctl: the operator's command line.
  *
  *   vigilctl [API options] hosts [--json]
+ *   vigilctl [API options] audits [filters] [--json]
+ *   vigilctl [API options] models|model|relearn|activity ...  (vigilctl_learning.c)
  *   vigilctl pki init|issue|show ...
  */
 #include <errno.h>
@@ -17,25 +19,28 @@
 
 #include "apiclient.h"
 #include "fsutil.h"
+#include "vigilctl.h"
 #include "vigilctl_pki.h"
 
 #define DEFAULT_STATE_DIR "/var/lib/vigil/console"
 #define DEFAULT_API "https://127.0.0.1:8443"
-
-struct ctl {
-	const char *api;
-	const char *ca;
-	const char *token_file;
-	char token[256];
-};
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: vigilctl [--api URL] [--ca FILE] [--token-file FILE] COMMAND ...\n"
 		"  hosts [--json]       the fleet: every host, connected or not\n"
-		"  audits [--host H] [--kind K] [--since T] [--until T] [--limit N] [--before-id ID] [--json]\n"
+		"  audits [--host H] [--kind K] [--service S] [--since T] [--until T] [--limit N]\n"
+		"         [--before-id ID] [--json]\n"
 		"                       what an operator must look at, newest first\n"
+		"  models [--host H] [--service S] [--state learning|active] [--limit N]\n"
+		"         [--before-id ID] [--json]\n"
+		"                       the services' models, newest first\n"
+		"  model ID [--json]    one model: what each executable of the service does\n"
+		"  relearn ID           ask the model's defender to learn the service again\n"
+		"  activity [--host H] [--user U] [--session N] [--since T] [--until T] [--limit N]\n"
+		"         [--before-id ID] [--json]\n"
+		"                       what people did in interactive sessions, newest first\n"
 		"  pki init|issue|show  certificate authority and host certificates\n"
 		"API options (defaults read the local console's state in %s):\n"
 		"  --api URL            console API; default %s (or $VIGIL_API)\n"
@@ -74,23 +79,13 @@ static int load_token(struct ctl *c)
 	return 0;
 }
 
-/* GET path; prints the error and returns NULL unless the API answered 200 with JSON. */
-static json_t *api_get_json(struct ctl *c, const char *path)
+/* The JSON of a 2xx answer, or NULL after printing the API's error. */
+static json_t *answer_json(struct ctl *c, const char *path, int status, char *body)
 {
-	vigil_err err = {0};
 	json_error_t jerr;
-	char *body = NULL;
-	json_t *doc;
-	int status;
+	json_t *doc = json_loads(body, 0, &jerr);
 
-	if (load_token(c) < 0)
-		return NULL;
-	if (apiclient_get(c->api, path, c->token, c->ca, &status, &body, &err) < 0) {
-		fprintf(stderr, "vigilctl: %s\n", err.msg);
-		return NULL;
-	}
-	doc = json_loads(body, 0, &jerr);
-	if (status != 200) {
+	if (status < 200 || status > 299) {
 		json_t *e = doc != NULL ? json_object_get(doc, "error") : NULL;
 		fprintf(stderr, "vigilctl: %s%s answered %d: %s\n", c->api, path, status,
 			json_is_string(e) ? json_string_value(e) : "(no detail)");
@@ -104,7 +99,42 @@ static json_t *api_get_json(struct ctl *c, const char *path)
 	return doc;
 }
 
-static const char *str_field(json_t *o, const char *k)
+json_t *ctl_get_json(struct ctl *c, const char *path)
+{
+	vigil_err err = {0};
+	char *body = NULL;
+	int status;
+
+	if (load_token(c) < 0)
+		return NULL;
+	if (apiclient_get(c->api, path, c->token, c->ca, &status, &body, &err) < 0) {
+		fprintf(stderr, "vigilctl: %s\n", err.msg);
+		return NULL;
+	}
+	return answer_json(c, path, status, body);
+}
+
+json_t *ctl_post_json(struct ctl *c, const char *path, const char *if_lost)
+{
+	vigil_err err = {0};
+	char *body = NULL;
+	int status, rc;
+
+	if (load_token(c) < 0)
+		return NULL;
+	rc = apiclient_post(c->api, path, NULL, c->token, c->ca, &status, &body, &err);
+	if (rc == -EPROTO) {
+		fprintf(stderr, "vigilctl: %s.\nvigilctl: %s\n", err.msg, if_lost);
+		return NULL;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "vigilctl: %s\n", err.msg);
+		return NULL;
+	}
+	return answer_json(c, path, status, body);
+}
+
+const char *ctl_str(json_t *o, const char *k)
 {
 	json_t *v = json_object_get(o, k);
 	return json_is_string(v) ? json_string_value(v) : "-";
@@ -157,7 +187,7 @@ static int cmd_hosts(struct ctl *c, int argc, char **argv)
 			return 2;
 		}
 	}
-	if ((doc = api_get_json(c, "/api/v1/hosts")) == NULL)
+	if ((doc = ctl_get_json(c, "/api/v1/hosts")) == NULL)
 		return 1;
 	hosts = json_object_get(doc, "hosts");
 	if (!json_is_array(hosts)) {
@@ -187,9 +217,9 @@ static int cmd_hosts(struct ctl *c, int argc, char **argv)
 			snprintf(lost_text, sizeof(lost_text), "-");
 		else
 			snprintf(lost_text, sizeof(lost_text), "%lld", lost);
-		printf("%-24s %-20s %-9s %-.19sZ %-10s %-8lld %-6s %s\n", str_field(h, "host_id"),
-		       str_field(h, "hostname"), json_is_true(conn) ? "connected" : "gone",
-		       str_field(h, "last_seen"), str_field(h, "defender_version"),
+		printf("%-24s %-20s %-9s %-.19sZ %-10s %-8lld %-6s %s\n", ctl_str(h, "host_id"),
+		       ctl_str(h, "hostname"), json_is_true(conn) ? "connected" : "gone",
+		       ctl_str(h, "last_seen"), ctl_str(h, "defender_version"),
 		       (long long)json_integer_value(json_object_get(h, "exec_count")), lost_text,
 		       labels);
 	}
@@ -218,44 +248,64 @@ static void url_encode(const char *s, char *out, size_t len)
 	out[o] = '\0';
 }
 
-static int cmd_audits(struct ctl *c, int argc, char **argv)
+int ctl_query_opts(const char *cmd, int argc, char **argv, const char *const *names, char *path,
+		   size_t len, bool *ret_json)
 {
-	static const char *const params[] = {"host", "kind", "since", "until", "limit", "before-id"};
-	char path[2048] = "/api/v1/audits", enc[600];
-	int json_out = 0;
 	size_t off = strlen(path);
-	json_t *doc, *audits, *a;
-	size_t i;
+	char enc[1600], key[32];
 
+	*ret_json = false;
 	for (int k = 1; k < argc; k++) {
 		bool known = false;
+
 		if (strcmp(argv[k], "--json") == 0) {
-			json_out = 1;
+			*ret_json = true;
 			continue;
 		}
-		for (size_t p = 0; p < sizeof(params) / sizeof(params[0]); p++) {
-			if (strncmp(argv[k], "--", 2) != 0 || strcmp(argv[k] + 2, params[p]) != 0)
+		for (size_t p = 0; names[p] != NULL && !known; p++) {
+			if (strncmp(argv[k], "--", 2) != 0 || strcmp(argv[k] + 2, names[p]) != 0)
 				continue;
 			if (k + 1 >= argc) {
-				fprintf(stderr, "vigilctl audits: %s needs a value\n", argv[k]);
+				fprintf(stderr, "vigilctl %s: %s needs a value\n", cmd, argv[k]);
 				return 2;
 			}
+			snprintf(key, sizeof(key), "%s", names[p]);
+			for (char *d = strchr(key, '-'); d != NULL; d = strchr(d, '-'))
+				*d = '_';
 			url_encode(argv[++k], enc, sizeof(enc));
-			off += (size_t)snprintf(path + off, sizeof(path) - off, "%c%s=%s",
-						strchr(path, '?') ? '&' : '?',
-						strcmp(params[p], "before-id") == 0 ? "before_id"
-										   : params[p],
-						enc);
+			if (off >= len || (size_t)snprintf(path + off, len - off, "%c%s=%s",
+							   strchr(path, '?') ? '&' : '?', key,
+							   enc) >= len - off) {
+				fprintf(stderr, "vigilctl %s: options too long\n", cmd);
+				return 2;
+			}
+			off += strlen(path + off);
 			known = true;
 		}
 		if (!known) {
-			fprintf(stderr, "vigilctl audits: unknown option '%s' (--host, --kind, --since, "
-					"--until, --limit, --before-id, --json)\n",
-				argv[k]);
+			fprintf(stderr, "vigilctl %s: unknown option '%s' (", cmd, argv[k]);
+			for (size_t p = 0; names[p] != NULL; p++)
+				fprintf(stderr, "--%s, ", names[p]);
+			fprintf(stderr, "--json)\n");
 			return 2;
 		}
 	}
-	if ((doc = api_get_json(c, path)) == NULL)
+	return 0;
+}
+
+static int cmd_audits(struct ctl *c, int argc, char **argv)
+{
+	static const char *const params[] = {"host",  "kind",  "service",   "since",
+					     "until", "limit", "before-id", NULL};
+	char path[4096] = "/api/v1/audits";
+	bool json_out;
+	json_t *doc, *audits, *a;
+	size_t i;
+	int rc;
+
+	if ((rc = ctl_query_opts("audits", argc, argv, params, path, sizeof(path), &json_out)) != 0)
+		return rc;
+	if ((doc = ctl_get_json(c, path)) == NULL)
 		return 1;
 	audits = json_object_get(doc, "audits");
 	if (json_out) {
@@ -269,9 +319,9 @@ static int cmd_audits(struct ctl *c, int argc, char **argv)
 	json_array_foreach(audits, i, a)
 	{
 		printf("%-8lld %-.19sZ %-20s %-16s %-8s %s\n",
-		       (long long)json_integer_value(json_object_get(a, "id")), str_field(a, "ts"),
-		       str_field(a, "host_id"), str_field(a, "kind"), str_field(a, "severity"),
-		       str_field(a, "summary"));
+		       (long long)json_integer_value(json_object_get(a, "id")), ctl_str(a, "ts"),
+		       ctl_str(a, "host_id"), ctl_str(a, "kind"), ctl_str(a, "severity"),
+		       ctl_str(a, "summary"));
 	}
 	printf("%zu audit(s)\n", json_array_size(audits));
 	json_decref(doc);
@@ -314,6 +364,14 @@ int main(int argc, char **argv)
 		return cmd_hosts(&c, argc, argv);
 	if (strcmp(argv[0], "audits") == 0)
 		return cmd_audits(&c, argc, argv);
+	if (strcmp(argv[0], "models") == 0)
+		return ctl_cmd_models(&c, argc, argv);
+	if (strcmp(argv[0], "model") == 0)
+		return ctl_cmd_model(&c, argc, argv);
+	if (strcmp(argv[0], "relearn") == 0)
+		return ctl_cmd_relearn(&c, argc, argv);
+	if (strcmp(argv[0], "activity") == 0)
+		return ctl_cmd_activity(&c, argc, argv);
 	if (strcmp(argv[0], "pki") == 0) {
 		optind = 1; /* the subcommand parses its own options */
 		return vigilctl_pki_main(argc, argv);

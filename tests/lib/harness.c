@@ -16,9 +16,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <nng/protocol/reqrep0/req.h>
+
 #include "apiclient.h"
 #include "fsutil.h"
 #include "pki.h"
+#include "tls.h"
 
 long long h_now_ms(void)
 {
@@ -337,4 +340,81 @@ void h_defender_conf(const char *dir, const struct h_console *c, const char *ca,
 		 "label = env=test\nlabel = role=e2e\n%s\n",
 		 c->listen, ca, cert, key, dir, extra != NULL ? extra : "");
 	cr_assert_eq(fs_write_file(out, text, strlen(text), 0644, 0, &err), 0, "%s", err.msg);
+}
+
+int h_api_post(const struct h_console *c, const struct h_pki *pki, const char *path,
+	       const char *token, json_t **ret_json)
+{
+	vigil_err err = {0};
+	char *body = NULL;
+	int status = 0;
+
+	if (ret_json != NULL)
+		*ret_json = NULL;
+	if (apiclient_post(c->api, path, NULL, token, pki->ca, &status, &body, &err) < 0)
+		return -1;
+	if (ret_json != NULL)
+		*ret_json = json_loads(body, 0, NULL);
+	free(body);
+	return status;
+}
+
+struct store *h_store(const struct h_console *c)
+{
+	char dsn[H_PATH + 64];
+	vigil_err err = {0};
+	struct store *st;
+
+	snprintf(dsn, sizeof(dsn), "host=%s/postgres/run port=5432 dbname=vigil user=vigil",
+		 c->state);
+	st = store_open(dsn, &err);
+	cr_assert_not_null(st, "store_open: %s", err.msg);
+	return st;
+}
+
+void h_link_open(struct h_link *l, const struct h_console *c, const struct h_pki *pki,
+		 const char *cert, const char *key)
+{
+	const struct tls_files files = {.ca = pki->ca, .cert = cert, .key = key};
+	vigil_err err = {0};
+	nng_dialer d;
+
+	cr_assert_eq(tls_engine_install(&err), 0, "%s", err.msg);
+	cr_assert_eq(tls_config_new(NNG_TLS_MODE_CLIENT, NNG_TLS_AUTH_MODE_REQUIRED, &files,
+				    "127.0.0.1", &l->tls, &err),
+		     0, "%s", err.msg);
+	cr_assert_eq(nng_req0_open(&l->sock), 0);
+	cr_assert_eq(nng_dialer_create(&d, l->sock, c->listen), 0);
+	cr_assert_eq(nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, l->tls), 0);
+	cr_assert_eq(nng_dialer_start(d, NNG_FLAG_NONBLOCK), 0);
+	nng_socket_set_ms(l->sock, NNG_OPT_SENDTIMEO, 10000);
+	nng_socket_set_ms(l->sock, NNG_OPT_RECVTIMEO, 10000);
+}
+
+Vigil__Reply *h_link_request(struct h_link *l, const Vigil__Envelope *env)
+{
+	Vigil__Reply *r;
+	nng_msg *m;
+	int rv;
+
+	cr_assert_eq(nng_msg_alloc(&m, vigil__envelope__get_packed_size(env)), 0);
+	vigil__envelope__pack(env, nng_msg_body(m));
+	if ((rv = nng_sendmsg(l->sock, m, 0)) != 0) {
+		nng_msg_free(m);
+		cr_assert_fail("sending to the console: %s", nng_strerror(rv));
+	}
+	cr_assert_eq(rv = nng_recvmsg(l->sock, &m, 0), 0, "no reply from the console: %s",
+		     nng_strerror(rv));
+	r = vigil__reply__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+	nng_msg_free(m);
+	cr_assert_not_null(r, "the console's reply does not unpack");
+	return r;
+}
+
+void h_link_close(struct h_link *l)
+{
+	nng_close(l->sock);
+	if (l->tls != NULL)
+		nng_tls_config_free(l->tls);
+	l->tls = NULL;
 }

@@ -14,6 +14,11 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
+
+#include "store.h"
+#include "vigil.pb-c.h"
 
 #define H_PATH 512
 
@@ -94,5 +99,30 @@ long long h_db_count(const struct h_console *c, const char *sql);
 /* A defender configuration file; returns its path in out. */
 void h_defender_conf(const char *dir, const struct h_console *c, const char *ca,
 		     const char *cert, const char *key, const char *extra, char out[H_PATH]);
+
+/*
+ * POST path (empty JSON body) on the console API, sent once (apiclient_post);
+ * returns the HTTP status or -1 when no answer came, *ret_json the parsed body.
+ */
+int h_api_post(const struct h_console *c, const struct h_pki *pki, const char *path,
+	       const char *token, json_t **ret_json);
+
+/* A store (the console's own module) on the console's private database; store_close it. */
+struct store *h_store(const struct h_console *c);
+
+/*
+ * A defender's side of the link without a defender: a req socket over mutual
+ * TLS to the console with cert/key.  h_link_request sends env and returns the
+ * console's reply (vigil__reply__free_unpacked it); it fails the test when
+ * no reply comes within 10 s.
+ */
+struct h_link {
+	nng_socket sock;
+	nng_tls_config *tls;
+};
+void h_link_open(struct h_link *l, const struct h_console *c, const struct h_pki *pki,
+		 const char *cert, const char *key);
+Vigil__Reply *h_link_request(struct h_link *l, const Vigil__Envelope *env);
+void h_link_close(struct h_link *l);
 
 #endif

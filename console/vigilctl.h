@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef VIGIL_CONSOLE_VIGILCTL_H
+#define VIGIL_CONSOLE_VIGILCTL_H
+
+/*
+ * What vigilctl's command files share: the API connection settings and the
+ * helpers that talk to the API.  Every helper prints its own error (the
+ * program's one place to report it) and says so by returning NULL/false.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+struct ctl {
+	const char *api;
+	const char *ca;
+	const char *token_file;
+	char token[256];
+};
+
+/* GET path; the parsed JSON of a 200 answer (caller decrefs), or NULL after printing why. */
+json_t *ctl_get_json(struct ctl *c, const char *path);
+
+/*
+ * POST path (empty JSON body), never repeated; the parsed JSON of a 2xx
+ * answer, or NULL after printing why.  if_lost is printed when the request
+ * was sent but its answer lost: what the operator should check.
+ */
+json_t *ctl_post_json(struct ctl *c, const char *path, const char *if_lost);
+
+/* o[k] when it is a string, else "-". */
+const char *ctl_str(json_t *o, const char *k);
+
+/*
+ * Options "--NAME VALUE" of a command, mapped to query parameters of path
+ * (names: option names without "--"; '-' becomes '_' in the query), plus
+ * "--json" (*ret_json).  Returns 0, or 2 after printing a usage error.
+ */
+int ctl_query_opts(const char *cmd, int argc, char **argv, const char *const *names, char *path,
+		   size_t len, bool *ret_json);
+
+/* The learning commands (vigilctl_learning.c); each returns the exit code. */
+int ctl_cmd_models(struct ctl *c, int argc, char **argv);
+int ctl_cmd_model(struct ctl *c, int argc, char **argv);
+int ctl_cmd_relearn(struct ctl *c, int argc, char **argv);
+int ctl_cmd_activity(struct ctl *c, int argc, char **argv);
+
+#endif
