@@ -11,6 +11,7 @@
 
 #include "generalize.h"
 #include "log.h"
+#include "utf8.h"
 
 #define DELTA_EVERY_MS 2000
 #define SAVE_EVERY_MS 30000
@@ -101,15 +102,35 @@ static bool unremarkable(const char *path)
 	return strncmp(path, "/dev/pts/", 9) == 0;
 }
 
+/* Copy a NUL-terminated string as UTF-8 (see utf8.h). */
+static void text_copy(char *out, size_t outlen, const char *in)
+{
+	utf8_sanitize(in, strlen(in), out, outlen);
+}
+
+/*
+ * The generalized pattern of a path, as UTF-8: the model stores what the
+ * console can store, so both hold the same pattern.
+ */
+static bool path_pattern(const char *path, char *out, size_t outlen)
+{
+	char gen[GEN_PATTERN_MAX];
+
+	if (gen_path(path, gen, sizeof(gen)) < 0)
+		return false;
+	text_copy(out, outlen, gen);
+	return true;
+}
+
 /* A path observation: pattern and fold from the path; false when it is not worth one. */
 static bool path_obs(struct obs *o, enum model_kind kind, const char *path)
 {
-	if (unremarkable(path) || gen_path(path, o->pattern, sizeof(o->pattern)) < 0)
+	if (unremarkable(path) || !path_pattern(path, o->pattern, sizeof(o->pattern)))
 		return false;
 	o->m.kind = kind;
 	o->m.pattern = o->pattern;
 	o->m.fold = gen_parent_glob(o->pattern, o->fold, sizeof(o->fold)) >= 0 ? o->fold : NULL;
-	snprintf(o->raw, sizeof(o->raw), "%s", path);
+	text_copy(o->raw, sizeof(o->raw), path);
 	return true;
 }
 
@@ -159,13 +180,14 @@ static size_t net_obs(const struct event *ev, struct obs *o)
 		    (e->op != NOP_CONNECT && e->op != NOP_LISTEN))
 			return 0;
 		memcpy(path, ev->s[0].p, ev->s[0].len + 1);
-		if (gen_path(path, gen, sizeof(gen)) < 0)
+		if (!path_pattern(path, gen, sizeof(gen)))
 			return 0;
 		snprintf(o->pattern, sizeof(o->pattern), "unix:%s", gen);
 		o->m.kind = e->op == NOP_CONNECT ? MK_CONNECT : MK_LISTEN;
 		o->m.pattern = o->pattern;
 		o->m.fold = NULL;
-		snprintf(o->raw, sizeof(o->raw), "unix:%.1000s", path);
+		memcpy(o->raw, "unix:", 5);
+		text_copy(o->raw + 5, sizeof(o->raw) - 5, path);
 		return 1;
 	}
 	if (!inet_family(e->family))
@@ -214,16 +236,17 @@ static size_t net_obs(const struct event *ev, struct obs *o)
 	return 1;
 }
 
-/* Args (NUL-separated) as one line with spaces, cut to fit. */
+/* Args (NUL-separated) as one line of UTF-8 with spaces, cut to fit. */
 static void join_args(const struct ev_str *args, char *out, size_t len)
 {
+	char line[EV_ARGS_MAX];
 	size_t n = args->p != NULL ? args->len : 0;
 
-	if (n >= len)
-		n = len - 1;
+	if (n >= sizeof(line))
+		n = sizeof(line) - 1;
 	for (size_t i = 0; i < n; i++)
-		out[i] = args->p[i] == '\0' ? ' ' : args->p[i];
-	out[n] = '\0';
+		line[i] = args->p[i] == '\0' ? ' ' : args->p[i];
+	utf8_sanitize(line, n, out, len);
 }
 
 /*
@@ -242,7 +265,7 @@ static size_t exec_obs(const struct event *ev, const struct event_enrich *en,
 	o->m.fold = NULL;
 	join_args(&ev->s[1], o->raw, sizeof(o->raw));
 	if (o->raw[0] == '\0')
-		snprintf(o->raw, sizeof(o->raw), "%s", en->exe);
+		text_copy(o->raw, sizeof(o->raw), en->exe);
 	*section = en->ancestry[0].exe;
 	return 1;
 }
@@ -300,8 +323,10 @@ static void report(struct learner *l, const struct event *ev, const struct event
 		   const char *service, const struct obs *o, uint64_t now_ms)
 {
 	Vigil__Deviation d = VIGIL__DEVIATION__INIT;
-	Vigil__ChainLink links[1 + EVENT_ANCESTRY_MAX], *lp[1 + EVENT_ANCESTRY_MAX];
+	enum { LINKS = 1 + EVENT_ANCESTRY_MAX };
+	Vigil__ChainLink links[LINKS], *lp[LINKS];
 	char comm[EV_COMM_LEN + 1], expected[1024];
+	static char names[LINKS][2][512]; /* the chain's comm and exe as UTF-8 */
 	size_t n = 0;
 
 	if (l->sink.deviation == NULL)
@@ -309,17 +334,16 @@ static void report(struct learner *l, const struct event *ev, const struct event
 	memcpy(comm, ev->hdr->comm, EV_COMM_LEN);
 	comm[EV_COMM_LEN] = '\0';
 	model_expected(l->models, service, o->m.exe, o->m.kind, expected, sizeof(expected));
-	vigil__chain_link__init(&links[n]);
-	links[n].pid = ev->hdr->pid;
-	links[n].comm = comm;
-	links[n].exe = (char *)(en->exe != NULL ? en->exe : "");
-	lp[n] = &links[n];
-	n++;
-	for (size_t i = 0; i < en->nancestry; i++, n++) {
+	for (size_t i = 0; i <= en->nancestry && i < LINKS; i++, n++) {
+		const char *c = i == 0 ? comm : en->ancestry[i - 1].comm;
+		const char *x = i == 0 ? en->exe : en->ancestry[i - 1].exe;
+
 		vigil__chain_link__init(&links[n]);
-		links[n].pid = en->ancestry[i].pid;
-		links[n].comm = (char *)(en->ancestry[i].comm != NULL ? en->ancestry[i].comm : "");
-		links[n].exe = (char *)(en->ancestry[i].exe != NULL ? en->ancestry[i].exe : "");
+		links[n].pid = i == 0 ? ev->hdr->pid : en->ancestry[i - 1].pid;
+		text_copy(names[n][0], sizeof(names[n][0]), c != NULL ? c : "");
+		text_copy(names[n][1], sizeof(names[n][1]), x != NULL ? x : "");
+		links[n].comm = names[n][0];
+		links[n].exe = names[n][1];
 		lp[n] = &links[n];
 	}
 	d.ts_ns = now_ms * 1000000ull;
@@ -343,17 +367,19 @@ static void activity_line(const struct event *ev, const struct event_enrich *en,
 	char path[EV_PATH_MAX * 2], addr[64];
 	size_t len = sizeof(act->summary);
 
+	char line[sizeof(act->summary)] = "";
+
 	vigil__activity__init(&act->pb);
-	snprintf(act->user, sizeof(act->user), "%s", en->user != NULL ? en->user : "");
+	text_copy(act->user, sizeof(act->user), en->user != NULL ? en->user : "");
 	if (act->user[0] == '\0')
 		snprintf(act->user, sizeof(act->user), "%u", ev->hdr->uid);
-	snprintf(act->tty, sizeof(act->tty), "%s", en->tty != NULL ? en->tty : "");
+	text_copy(act->tty, sizeof(act->tty), en->tty != NULL ? en->tty : "");
 	act->summary[0] = '\0';
 	switch (ev->hdr->type) {
 	case EV_EXEC:
 		join_args(&ev->s[1], act->summary, len);
 		if (act->summary[0] == '\0')
-			snprintf(act->summary, len, "%s", en->exe != NULL ? en->exe : "?");
+			text_copy(act->summary, len, en->exe != NULL ? en->exe : "?");
 		break;
 	case EV_FILE: {
 		const struct ev_file *f = ev->file;
@@ -361,7 +387,7 @@ static void activity_line(const struct event *ev, const struct event_enrich *en,
 		if (!abs_path(&ev->s[0], &ev->s[2], path, sizeof(path)))
 			snprintf(path, sizeof(path), "%.*s", (int)ev->s[0].len,
 				 ev->s[0].p != NULL ? ev->s[0].p : "?");
-		snprintf(act->summary, len, "%s %.900s%s%s%s", event_file_op_name(f->op), path,
+		snprintf(line, len, "%s %.900s%s%s%s", event_file_op_name(f->op), path,
 			 f->op == FOP_OPEN ? (open_writes(f->open_flags) ? " (write)" : " (read)")
 					   : "",
 			 f->result < 0 ? " failed: " : "",
@@ -380,7 +406,7 @@ static void activity_line(const struct event *ev, const struct event_enrich *en,
 						 : e->local_addr,
 				  addr, sizeof(addr)) < 0)
 			snprintf(addr, sizeof(addr), "?");
-		snprintf(act->summary, len, "%s %s %s port %u%s", e->op < 5 ? ops[e->op] : "?",
+		snprintf(line, len, "%s %s %s port %u%s", e->op < 5 ? ops[e->op] : "?",
 			 event_net_proto_name(e), addr,
 			 e->op == NOP_CONNECT || e->op == NOP_ACCEPT ? e->remote_port
 								     : e->local_port,
@@ -388,6 +414,8 @@ static void activity_line(const struct event *ev, const struct event_enrich *en,
 		break;
 	}
 	}
+	if (line[0] != '\0')
+		text_copy(act->summary, len, line);
 	act->pb.session = cls->leader_pid;
 	act->pb.user = act->user;
 	act->pb.tty = act->tty;
@@ -429,11 +457,17 @@ bool learner_event(struct learner *l, const struct event *ev, const struct event
 		l->st.unplaced++;
 		return false;
 	}
+	if (n == 0)
+		return false;
+	/* The model's names are the console's: UTF-8, like the patterns. */
+	char exe[GEN_PATTERN_MAX], service[sizeof(cls->service)];
+	text_copy(exe, sizeof(exe), section);
+	text_copy(service, sizeof(service), cls->service);
 	for (size_t i = 0; i < n; i++) {
-		o[i].m.exe = section;
+		o[i].m.exe = exe;
 		l->st.observed++;
-		if (model_observe(l->models, cls->service, &o[i].m, now_ms) == MODEL_DEVIATION)
-			report(l, ev, en, cls->service, &o[i], now_ms);
+		if (model_observe(l->models, service, &o[i].m, now_ms) == MODEL_DEVIATION)
+			report(l, ev, en, service, &o[i], now_ms);
 	}
 	return false;
 }

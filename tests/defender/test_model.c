@@ -262,6 +262,8 @@ Test(model, survives_a_restart_with_state_entries_and_reported_deviations)
 	cr_assert_not_null(s);
 	see_path(s, MK_PROGRAM, "/usr/bin/date", 0);
 	see_path(s, MK_WRITE, "/var/log/testd/app-11.log", 0);
+	struct model_obs port = {.kind = MK_LISTEN, .exe = EXE, .pattern = "tcp:8080"};
+	cr_assert_eq(model_observe(s, SVC, &port, 0), MODEL_LEARNED);
 	model_set_tick(s, HOUR, 0);
 	cr_assert_eq(see_path(s, MK_PROGRAM, "/bin/sh", HOUR + 1), MODEL_DEVIATION);
 	cr_assert_eq(model_set_save(s, &err), 0, "%s", err.msg);
@@ -279,6 +281,7 @@ Test(model, survives_a_restart_with_state_entries_and_reported_deviations)
 	cr_assert_eq(see_path(s, MK_PROGRAM, "/usr/bin/date", 2 * HOUR), MODEL_KNOWN);
 	cr_assert_eq(see_path(s, MK_WRITE, "/var/log/testd/app-12.log", 2 * HOUR), MODEL_KNOWN);
 	cr_assert_eq(see_path(s, MK_PROGRAM, "/bin/sh", 2 * HOUR), MODEL_DEVIATION_SEEN);
+	cr_assert_eq(model_observe(s, SVC, &port, 2 * HOUR), MODEL_KNOWN, "an entry with no fold");
 	struct model_stats st;
 	model_set_stats(s, &st);
 	cr_assert_eq(st.load_errors, 1);

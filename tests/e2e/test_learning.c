@@ -340,9 +340,13 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 	char q[1024];
 	snprintf(q, sizeof(q),
 		 "SELECT count(*) FROM audits WHERE host_id = '" HOST "' AND exe = '%s'"
-		 " AND severity IN ('medium', 'high') AND detail->>'expected' <> ''",
+		 " AND detail->>'expected' <> '' AND jsonb_array_length(detail->'chain') >= 2",
 		 exe);
-	cr_assert_eq(h_db_count(&con, q), 5, "each audit names the executable and what was expected");
+	cr_assert_eq(h_db_count(&con, q), 5,
+		     "each audit names the executable, its process chain and what was expected");
+	cr_assert_eq(h_db_count(&con, "SELECT count(*) FROM audits WHERE severity = 'high' AND kind"
+				      " IN ('new_program', 'sensitive_read')"),
+		     2, "a shell started and a shadow read are high");
 
 	/* A restart keeps the model active and what was reported reported. */
 	h_stop(defender_pid, SIGTERM, 10000);
@@ -366,7 +370,15 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 	snprintf(tokfile, sizeof(tokfile), "%s/api-token", con.state);
 	char *argv[] = {(char *)h_bin("vigilctl"), "--api", con.api, "--ca", pki.ca,
 			"--token-file", tokfile, "relearn", idtext, NULL};
-	cr_assert_eq(h_run(cmd_out, 30000, argv), 0, "vigilctl relearn: %s", h_slurp(cmd_out));
+	/*
+	 * nng 1.5's HTTP client loses about 1 answer in 20; vigilctl then says the
+	 * relearn may have been queued.  Asking again is harmless (the console
+	 * returns the pending command), so the test does what an operator would.
+	 */
+	int rc = -1;
+	for (int attempt = 0; attempt < 3 && rc != 0; attempt++)
+		rc = h_run(cmd_out, 30000, argv);
+	cr_assert_eq(rc, 0, "vigilctl relearn: %s", h_slurp(cmd_out));
 	json_decref(wait_model_state("vigil-testsvc", "learning", 15000));
 	char model_files[H_PATH];
 	snprintf(model_files, sizeof(model_files), "%s/defender-state/models", dir);

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef VIGIL_COMMON_UTF8_H
+#define VIGIL_COMMON_UTF8_H
+
+/*
+ * Text that leaves for the console must be valid UTF-8 (PostgreSQL text and
+ * JSON refuse anything else), but paths, argv and comm are bytes.  Copy them
+ * as UTF-8: every byte that is not part of a valid sequence becomes the four
+ * characters \xNN, so nothing is hidden and two different names stay
+ * different; a copy that does not fit is cut between characters.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Copy len bytes of in to out (outlen > 0) as above; returns the length written. */
+size_t utf8_sanitize(const char *in, size_t len, char *out, size_t outlen);
+
+/* Whether len bytes of s are valid UTF-8 (no overlongs, surrogates or values past U+10FFFF). */
+bool utf8_valid(const char *s, size_t len);
+
+#endif

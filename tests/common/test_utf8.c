@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Bytes to UTF-8 for the console: valid text kept, every bad byte shown, cuts between characters. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "utf8.h"
+
+static const char *clean(const char *in, size_t len, size_t outlen)
+{
+	static char out[256];
+
+	utf8_sanitize(in, len, out, outlen);
+	cr_assert(utf8_valid(out, strlen(out)), "output is valid UTF-8: %s", out);
+	return out;
+}
+
+Test(utf8, valid_text_is_kept_as_it_is)
+{
+	const char *s = "/home/zoë/日本語/🙂.txt";
+
+	cr_assert_str_eq(clean(s, strlen(s), 3), "/h", "cut to fit, not overrun");
+	cr_assert_str_eq(clean(s, strlen(s), 256), s);
+}
+
+Test(utf8, bad_bytes_become_escapes)
+{
+	cr_assert_str_eq(clean("a\xff" "b", 3, 256), "a\\xffb");
+	cr_assert_str_eq(clean("\xc3(", 2, 256), "\\xc3(", "a lead byte without its continuation");
+	cr_assert_str_eq(clean("\xc0\xaf", 2, 256), "\\xc0\\xaf", "an overlong '/'");
+	cr_assert_str_eq(clean("\xed\xa0\x80", 3, 256), "\\xed\\xa0\\x80", "a UTF-16 surrogate");
+	cr_assert_str_eq(clean("x\0y", 3, 256), "x\\x00y", "a NUL is shown, not an end");
+}
+
+Test(utf8, a_cut_never_splits_a_character_or_an_escape)
+{
+	/* "é" is two bytes: with room for 2 bytes + NUL after "ab", only "ab" fits whole. */
+	cr_assert_str_eq(clean("abé", 4, 4), "ab");
+	cr_assert_str_eq(clean("ab\xff", 3, 6), "ab");
+	cr_assert_str_eq(clean("ab\xff", 3, 7), "ab\\xff");
+}
+
+Test(utf8, validity)
+{
+	cr_assert(utf8_valid("plain", 5));
+	cr_assert(utf8_valid("\xf0\x9f\x99\x82", 4));
+	cr_assert_not(utf8_valid("\xf4\x90\x80\x80", 4), "past U+10FFFF");
+	cr_assert_not(utf8_valid("\xe2\x82", 2), "cut short");
+}
