@@ -21,6 +21,7 @@ struct strmap {
 	size_t cap; /* a power of two */
 	size_t used;	/* live entries */
 	size_t filled; /* live entries + tombstones: what probing has to walk past */
+	bool borrowed; /* keys belong to the caller */
 };
 
 /* FNV-1a: short keys, no adversary can make it quadratic beyond the map's bound. */
@@ -41,7 +42,7 @@ struct strmap *strmap_new(void)
 
 	if (m == NULL)
 		return NULL;
-	m->cap = 16;
+	m->cap = 8;
 	if ((m->slots = calloc(m->cap, sizeof(*m->slots))) == NULL) {
 		free(m);
 		return NULL;
@@ -49,11 +50,20 @@ struct strmap *strmap_new(void)
 	return m;
 }
 
+struct strmap *strmap_new_borrowed(void)
+{
+	struct strmap *m = strmap_new();
+
+	if (m != NULL)
+		m->borrowed = true;
+	return m;
+}
+
 void strmap_free(struct strmap *m)
 {
 	if (m == NULL)
 		return;
-	for (size_t i = 0; i < m->cap; i++)
+	for (size_t i = 0; i < m->cap && !m->borrowed; i++)
 		if (m->slots[i].key != NULL && m->slots[i].key != TOMB)
 			free(m->slots[i].key);
 	free(m->slots);
@@ -83,11 +93,11 @@ void *strmap_get(const struct strmap *m, const char *key)
 
 static int grow(struct strmap *m)
 {
-	/* Rehash into a table where live entries fill at most a quarter. */
+	/* Rehash into a table that live entries fill to at most 40%. */
 	size_t cap = m->cap;
 	struct slot *old = m->slots, *ns;
 
-	while (m->used * 4 >= cap)
+	while ((m->used + 1) * 5 >= cap * 2)
 		cap *= 2;
 	if ((ns = calloc(cap, sizeof(*ns))) == NULL)
 		return -ENOMEM;
@@ -116,9 +126,10 @@ int strmap_put(struct strmap *m, const char *key, void *value)
 		s->value = value;
 		return 0;
 	}
-	if ((m->filled + 1) * 2 > m->cap && grow(m) < 0)
+	/* Linear probing stays short up to about 70% full (tombstones included). */
+	if ((m->filled + 1) * 10 > m->cap * 7 && grow(m) < 0)
 		return -ENOMEM;
-	if ((copy = strdup(key)) == NULL)
+	if ((copy = m->borrowed ? (char *)key : strdup(key)) == NULL)
 		return -ENOMEM;
 	for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
 		s = &m->slots[i];
@@ -142,7 +153,8 @@ void *strmap_del(struct strmap *m, const char *key)
 	if (s == NULL)
 		return NULL;
 	v = s->value;
-	free(s->key);
+	if (!m->borrowed)
+		free(s->key);
 	s->key = TOMB;
 	s->value = NULL;
 	m->used--;

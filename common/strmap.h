@@ -15,6 +15,13 @@
 struct strmap;
 
 struct strmap *strmap_new(void);
+
+/*
+ * A map that keeps the caller's key pointers instead of copies: each key
+ * must stay unchanged until it is deleted or the map freed (it lives in
+ * the value, typically).  Saves an allocation per entry in big tables.
+ */
+struct strmap *strmap_new_borrowed(void);
 void strmap_free(struct strmap *m);
 
 /* The value for key, or NULL. */

@@ -41,6 +41,13 @@ size_t utf8_sanitize(const char *in, size_t len, char *out, size_t outlen)
 	size_t i = 0, o = 0;
 
 	while (i < len) {
+		/* Plain ASCII, the usual case, goes through without decoding. */
+		if (s[i] >= 0x01 && s[i] < 0x80) {
+			if (o + 1 >= outlen)
+				break;
+			out[o++] = (char)s[i++];
+			continue;
+		}
 		size_t n = s[i] == '\0' ? 0 : seq_len(s + i, len - i);
 
 		if (n > 0) {

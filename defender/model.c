@@ -34,9 +34,14 @@ int model_kind_parse(const char *name)
 /* "<kind>:<pattern>" into buf; false when it does not fit (the caller skips the lookup). */
 static bool entry_key(char *buf, size_t len, enum model_kind kind, const char *pattern)
 {
-	int n = snprintf(buf, len, "%d:%s", (int)kind, pattern);
+	size_t n = strlen(pattern);
 
-	return n > 0 && (size_t)n < len;
+	if (n + 3 > len)
+		return false;
+	buf[0] = (char)('0' + kind); /* MK_COUNT < 10: one digit */
+	buf[1] = ':';
+	memcpy(buf + 2, pattern, n + 1);
+	return true;
 }
 
 #define KEY_MAX (GEN_PATTERN_MAX + 16)
@@ -61,10 +66,6 @@ struct model_set *model_set_new(const struct model_limits *lim, const char *dir,
 
 static void entry_free(struct entry *e)
 {
-	if (e == NULL)
-		return;
-	free(e->pattern);
-	free(e->fold);
 	free(e);
 }
 
@@ -154,7 +155,7 @@ struct section *model_section(struct model_set *s, struct model *m, const char *
 		m->capsec = cap;
 	}
 	if ((sec = calloc(1, sizeof(*sec))) == NULL || (sec->exe = strdup(exe)) == NULL ||
-	    (sec->index = strmap_new()) == NULL || (sec->folds = strmap_new()) == NULL ||
+	    (sec->index = strmap_new_borrowed()) == NULL || (sec->folds = strmap_new()) == NULL ||
 	    strmap_put(m->by_exe, exe, sec) < 0) {
 		section_free(sec);
 		return NULL;
@@ -183,14 +184,14 @@ struct entry *model_entry_add(struct model_set *s, struct section *sec, enum mod
 			      const char *pattern, const char *fold, bool deviation,
 			      uint64_t now_ms)
 {
-	char key[KEY_MAX];
+	size_t plen = strlen(pattern), flen = fold != NULL ? strlen(fold) : 0;
 	struct entry *e;
 
 	if (s->nentries >= s->lim.max_entries || sec->n >= s->lim.max_section_entries) {
 		s->st.full_entries++;
 		return NULL;
 	}
-	if (!entry_key(key, sizeof(key), kind, pattern))
+	if (plen + 3 > KEY_MAX)
 		return NULL;
 	if (sec->n == sec->cap) {
 		size_t cap = sec->cap ? sec->cap * 2 : 8;
@@ -201,9 +202,12 @@ struct entry *model_entry_add(struct model_set *s, struct section *sec, enum mod
 		sec->v = v;
 		sec->cap = cap;
 	}
-	if ((e = calloc(1, sizeof(*e))) == NULL || (e->pattern = strdup(pattern)) == NULL ||
-	    (fold != NULL && (e->fold = strdup(fold)) == NULL) ||
-	    strmap_put(sec->index, key, e) < 0) {
+	if ((e = calloc(1, sizeof(*e) + plen + 3 + (fold != NULL ? flen + 1 : 0))) == NULL)
+		return NULL;
+	entry_key(e->key, plen + 3, kind, pattern);
+	if (fold != NULL)
+		e->fold = memcpy(e->key + plen + 3, fold, flen + 1);
+	if (strmap_put(sec->index, e->key, e) < 0) {
 		entry_free(e);
 		return NULL;
 	}
@@ -221,10 +225,7 @@ struct entry *model_entry_add(struct model_set *s, struct section *sec, enum mod
 /* Take e out of the model; it stays in sec->v until the removal has left as a delta. */
 static void entry_remove(struct model_set *s, struct section *sec, struct entry *e)
 {
-	char key[KEY_MAX];
-
-	if (entry_key(key, sizeof(key), e->kind, e->pattern))
-		strmap_del(sec->index, key);
+	strmap_del(sec->index, e->key);
 	fold_count(sec, e, -1);
 	e->removed = e->dirty = true;
 	s->nentries--;
@@ -303,7 +304,7 @@ static void fold_into(struct model_set *s, struct model *m, struct section *sec,
 		if (e->removed || e->deviation || e->kind != kind)
 			continue;
 		if (!((e->fold != NULL && strcmp(e->fold, fold) == 0) ||
-		      (glob && gen_glob_matches(fold, e->pattern))))
+		      (glob && gen_glob_matches(fold, entry_pattern(e)))))
 			continue;
 		first = e->first_ms < first ? e->first_ms : first;
 		last = e->last_ms > last ? e->last_ms : last;
@@ -394,11 +395,11 @@ void model_expected(struct model_set *s, const char *service, const char *exe,
 
 		if (e->removed || e->deviation || e->kind != kind)
 			continue;
-		if (shown == 8 || len + strlen(e->pattern) + 3 >= outlen) {
+		if (shown == 8 || len + strlen(entry_pattern(e)) + 3 >= outlen) {
 			more++;
 			continue;
 		}
-		n = snprintf(out + len, outlen - len, "%s%s", shown ? ", " : "", e->pattern);
+		n = snprintf(out + len, outlen - len, "%s%s", shown ? ", " : "", entry_pattern(e));
 		len += (size_t)n;
 		shown++;
 	}
@@ -473,7 +474,7 @@ int model_set_relearn(struct model_set *s, const char *service, uint64_t now_ms)
 		sec->n = 0;
 		strmap_free(sec->index);
 		strmap_free(sec->folds);
-		sec->index = strmap_new();
+		sec->index = strmap_new_borrowed();
 		sec->folds = strmap_new();
 		if (sec->index == NULL || sec->folds == NULL)
 			return -ENOMEM; /* the section stays empty but unusable: lookups see NULL */
@@ -558,14 +559,14 @@ void model_set_collect(struct model_set *s, void (*emit)(const Vigil__ModelDelta
 				vigil__model_entry__init(&pb[n]);
 				pb[n].exe = sec->exe;
 				pb[n].kind = (char *)model_kind_name(e->kind);
-				pb[n].pattern = e->pattern;
+				pb[n].pattern = (char *)entry_pattern(e);
 				pb[n].first_seen_ms = e->first_ms;
 				pb[n].last_seen_ms = e->last_ms;
 				pb[n].count = e->count;
 				pb[n].removed = e->removed;
 				ptrs[n] = &pb[n];
 				e->dirty = false;
-				bytes += strlen(sec->exe) + strlen(e->pattern) + 48;
+				bytes += strlen(sec->exe) + strlen(e->key) + 48;
 				if (++n == MODEL_DELTA_MAX || bytes >= MODEL_DELTA_BYTES) {
 					emit_chunk(m, ptrs, n, &first, emit, ctx);
 					n = bytes = 0;

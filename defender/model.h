@@ -57,7 +57,7 @@ struct model_limits {
 			       .max_models = 512,                                                  \
 			       .max_sections = 128,                                                \
 			       .max_section_entries = 1024,                                        \
-			       .max_entries = 60000,                                               \
+			       .max_entries = 30000,                                               \
 			       .fold_paths_at = 8,                                                 \
 			       .fold_peers_at = 4})
 

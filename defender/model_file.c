@@ -40,7 +40,7 @@ static void model_path(const struct model_set *s, const char *service, char *out
 static json_t *entry_json(const struct entry *e)
 {
 	return json_pack("{s:s, s:s*, s:s, s:I, s:I, s:I, s:b}", "kind", model_kind_name(e->kind),
-			 "fold", e->fold, "pattern", e->pattern, "first_seen_ms",
+			 "fold", e->fold, "pattern", entry_pattern(e), "first_seen_ms",
 			 (json_int_t)e->first_ms, "last_seen_ms", (json_int_t)e->last_ms, "count",
 			 (json_int_t)e->count, "deviation", e->deviation);
 }

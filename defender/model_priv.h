@@ -7,21 +7,31 @@
 #include "model.h"
 #include "strmap.h"
 
+/*
+ * One allocation per entry: the index key "<kind digit>:<pattern>" and the
+ * fold live inline, and the section's index borrows the key (memory is the
+ * bound that matters here: see docs/performance.md).
+ */
 struct entry {
-	char *pattern;
-	char *fold; /* the wider pattern it folds into, or NULL */
 	uint64_t first_ms, last_ms, count;
-	uint8_t kind;	/* enum model_kind */
-	bool deviation; /* reported as a deviation; not part of the model */
-	bool dirty;	/* changed since the last delta */
-	bool removed;	/* folded away: leaves as a removal, then is freed */
+	const char *fold; /* the wider pattern it folds into (inline, after key), or NULL */
+	uint8_t kind;	  /* enum model_kind */
+	bool deviation;	  /* reported as a deviation; not part of the model */
+	bool dirty;	  /* changed since the last delta */
+	bool removed;	  /* folded away: leaves as a removal, then is freed */
+	char key[];
 };
+
+static inline const char *entry_pattern(const struct entry *e)
+{
+	return e->key + 2;
+}
 
 struct section {
 	char *exe;
 	struct entry **v;
 	size_t n, cap;
-	struct strmap *index; /* "<kind>:<pattern>" → live entry */
+	struct strmap *index; /* "<kind>:<pattern>" → live entry (keys borrowed from entries) */
 	struct strmap *folds; /* "<kind>:<fold>" → live model entries folding there (uintptr_t) */
 };
 
