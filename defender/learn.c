@@ -13,14 +13,21 @@
 #include "log.h"
 #include "utf8.h"
 
+/*
+ * New entries and state changes leave within seconds and are saved within
+ * half a minute; counts and last-seen times, which change on every event,
+ * travel once a minute and are saved every ten.
+ */
 #define DELTA_EVERY_MS 2000
+#define COUNTS_EVERY_MS 60000
 #define SAVE_EVERY_MS 30000
+#define SAVE_COUNTS_EVERY_MS 600000
 #define PROMOTE_EVERY_MS 1000
 
 struct learner {
 	struct model_set *models;
 	struct learn_sink sink;
-	uint64_t last_promote_ms, last_delta_ms, last_save_ms;
+	uint64_t last_promote_ms, last_delta_ms, last_counts_ms, last_save_ms, last_save_counts_ms;
 	uint64_t drops_seen;
 	bool drops_known;
 	bool modelling; /* false: learning is off, only activity is logged */
@@ -47,10 +54,10 @@ struct learner *learner_new(const struct model_limits *lim, const char *dir,
 	return l;
 }
 
-static void send_deltas(struct learner *l)
+static void send_deltas(struct learner *l, bool counts)
 {
 	if (l->sink.delta != NULL)
-		model_set_collect(l->models, l->sink.delta, l->sink.ctx);
+		model_set_collect(l->models, counts, l->sink.delta, l->sink.ctx);
 }
 
 void learner_free(struct learner *l)
@@ -59,8 +66,8 @@ void learner_free(struct learner *l)
 
 	if (l == NULL)
 		return;
-	send_deltas(l);
-	if (model_set_save(l->models, &err) < 0)
+	send_deltas(l, true);
+	if (model_set_save(l->models, true, &err) < 0)
 		log_warn("saving models: %s", err.msg);
 	model_set_free(l->models);
 	free(l);
@@ -488,14 +495,22 @@ void learner_tick(struct learner *l, uint64_t now_ms, uint64_t drops_total)
 		l->last_promote_ms = now_ms;
 	}
 	if (changed > 0 || now_ms - l->last_delta_ms >= DELTA_EVERY_MS) {
-		send_deltas(l);
+		bool counts = now_ms - l->last_counts_ms >= COUNTS_EVERY_MS;
+
+		send_deltas(l, counts);
 		l->last_delta_ms = now_ms;
+		if (counts)
+			l->last_counts_ms = now_ms;
 	}
 	/* A state change is saved at once: a restart must not relearn or forget a relearn. */
 	if (changed > 0 || now_ms - l->last_save_ms >= SAVE_EVERY_MS) {
-		if (model_set_save(l->models, &err) < 0)
+		bool counts = now_ms - l->last_save_counts_ms >= SAVE_COUNTS_EVERY_MS;
+
+		if (model_set_save(l->models, counts, &err) < 0)
 			log_warn("saving models: %s", err.msg);
 		l->last_save_ms = now_ms;
+		if (counts)
+			l->last_save_counts_ms = now_ms;
 	}
 }
 
@@ -507,8 +522,8 @@ int learner_relearn(struct learner *l, const char *service, uint64_t now_ms)
 	if (rc < 0)
 		return rc;
 	l->st.relearns++;
-	send_deltas(l);
-	if (model_set_save(l->models, &err) < 0)
+	send_deltas(l, false);
+	if (model_set_save(l->models, false, &err) < 0)
 		log_warn("saving models: %s", err.msg);
 	return 0;
 }

@@ -348,11 +348,12 @@ enum model_verdict model_observe(struct model_set *s, const char *service,
 	if ((sec = model_section(s, m, o->exe)) == NULL)
 		return MODEL_FULL;
 	if ((e = covered_by(sec, o)) != NULL) {
+		/* Counts change on every event: they travel and are saved now and then, not each time. */
 		e->count++;
 		e->last_ms = now_ms;
-		m->unsaved = true;
+		m->stale = true;
 		if (!e->deviation) {
-			e->dirty = m->dirty = true;
+			e->touched = m->touched = true;
 			return MODEL_KNOWN;
 		}
 		s->st.deviations_repeated++;
@@ -535,8 +536,8 @@ static void emit_chunk(struct model *m, Vigil__ModelEntry **ents, size_t n, bool
 	*first = false;
 }
 
-void model_set_collect(struct model_set *s, void (*emit)(const Vigil__ModelDelta *d, void *ctx),
-		       void *ctx)
+void model_set_collect(struct model_set *s, bool counts,
+		       void (*emit)(const Vigil__ModelDelta *d, void *ctx), void *ctx)
 {
 	static Vigil__ModelEntry pb[MODEL_DELTA_MAX];
 	static Vigil__ModelEntry *ptrs[MODEL_DELTA_MAX];
@@ -546,7 +547,7 @@ void model_set_collect(struct model_set *s, void (*emit)(const Vigil__ModelDelta
 		bool first = true;
 		size_t n = 0, bytes = 0;
 
-		if (!m->dirty)
+		if (!m->dirty && !(counts && m->touched))
 			continue;
 		for (size_t j = 0; j < m->nsec; j++) {
 			struct section *sec = m->secv[j];
@@ -554,7 +555,7 @@ void model_set_collect(struct model_set *s, void (*emit)(const Vigil__ModelDelta
 			for (size_t k = 0; k < sec->n; k++) {
 				struct entry *e = sec->v[k];
 
-				if (!e->dirty || e->deviation)
+				if (e->deviation || !(e->dirty || (counts && e->touched)))
 					continue;
 				vigil__model_entry__init(&pb[n]);
 				pb[n].exe = sec->exe;
@@ -566,6 +567,7 @@ void model_set_collect(struct model_set *s, void (*emit)(const Vigil__ModelDelta
 				pb[n].removed = e->removed;
 				ptrs[n] = &pb[n];
 				e->dirty = false;
+				e->touched = e->touched && !counts;
 				bytes += strlen(sec->exe) + strlen(e->key) + 48;
 				if (++n == MODEL_DELTA_MAX || bytes >= MODEL_DELTA_BYTES) {
 					emit_chunk(m, ptrs, n, &first, emit, ctx);
@@ -578,5 +580,6 @@ void model_set_collect(struct model_set *s, void (*emit)(const Vigil__ModelDelta
 		for (size_t j = 0; j < m->nsec; j++)
 			section_compact(m->secv[j]);
 		m->dirty = m->reset = false;
+		m->touched = m->touched && !counts;
 	}
 }

@@ -117,15 +117,22 @@ int model_set_relearn(struct model_set *s, const char *service, uint64_t now_ms)
 /*
  * Hand every change since the last call to emit as model deltas (at most
  * MODEL_DELTA_MAX entries or about MODEL_DELTA_BYTES each; the messages are
- * valid only during the call).
+ * valid only during the call).  Entries added or removed and state changes
+ * always go; entries whose count or last seen merely changed go only when
+ * counts is set (they change on every event: sending them each time would
+ * cost the console a write per event).
  */
 #define MODEL_DELTA_MAX 500
 #define MODEL_DELTA_BYTES (48u << 10) /* and about this many bytes: a delta must fit small spools */
-void model_set_collect(struct model_set *s, void (*emit)(const Vigil__ModelDelta *d, void *ctx),
-		       void *ctx);
+void model_set_collect(struct model_set *s, bool counts,
+		       void (*emit)(const Vigil__ModelDelta *d, void *ctx), void *ctx);
 
-/* Save every model changed since the last save.  Returns 0 or the first error. */
-int model_set_save(struct model_set *s, vigil_err *err);
+/*
+ * Save every model whose entries or state changed since the last save (and,
+ * with counts, every model whose counts merely changed).  Returns 0 or the
+ * first error.
+ */
+int model_set_save(struct model_set *s, bool counts, vigil_err *err);
 
 /* The state of service's model, or -1 when there is none. */
 int model_state_of(struct model_set *s, const char *service);

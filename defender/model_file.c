@@ -67,7 +67,7 @@ static json_t *model_json(const struct model *m)
 	return root;
 }
 
-int model_set_save(struct model_set *s, vigil_err *err)
+int model_set_save(struct model_set *s, bool counts, vigil_err *err)
 {
 	int ret = 0;
 
@@ -79,7 +79,7 @@ int model_set_save(struct model_set *s, vigil_err *err)
 		json_t *j;
 		int rc;
 
-		if (!m->unsaved)
+		if (!m->unsaved && !(counts && m->stale))
 			continue;
 		model_path(s, m->service, path, sizeof(path));
 		j = model_json(m);
@@ -97,7 +97,7 @@ int model_set_save(struct model_set *s, vigil_err *err)
 				ret = rc;
 			continue; /* stays unsaved: tried again next time */
 		}
-		m->unsaved = false;
+		m->unsaved = m->stale = false;
 	}
 	return ret;
 }
@@ -190,7 +190,7 @@ static int load_one(struct model_set *s, const char *path)
 	m->active_since_ms = (uint64_t)active;
 	m->learn_drops = (uint64_t)drops;
 	snprintf(m->note, sizeof(m->note), "%s", note);
-	m->dirty = m->unsaved = false;
+	m->dirty = m->unsaved = m->touched = m->stale = false;
 	json_array_foreach(secs, i, js)
 	{
 		const char *exe = NULL;

@@ -17,7 +17,8 @@ struct entry {
 	const char *fold; /* the wider pattern it folds into (inline, after key), or NULL */
 	uint8_t kind;	  /* enum model_kind */
 	bool deviation;	  /* reported as a deviation; not part of the model */
-	bool dirty;	  /* changed since the last delta */
+	bool dirty;	  /* new or removed since the last delta */
+	bool touched;	  /* count or last seen changed since the last delta that carried counts */
 	bool removed;	  /* folded away: leaves as a removal, then is freed */
 	char key[];
 };
@@ -40,9 +41,11 @@ struct model {
 	enum model_state state;
 	uint64_t learning_since_ms, active_since_ms, learn_drops;
 	char note[256];
-	bool dirty;   /* a delta is owed */
+	bool dirty;   /* a delta is owed: entries added or removed, state changed */
+	bool touched; /* only counts changed: they leave with the next delta that carries counts */
 	bool reset;   /* the next delta starts with reset (relearn) */
-	bool unsaved; /* changed since the last save */
+	bool unsaved; /* entries or state changed since the last save */
+	bool stale;   /* only counts changed since the last save */
 	struct strmap *by_exe; /* exe → section */
 	struct section **secv;
 	size_t nsec, capsec;

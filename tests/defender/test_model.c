@@ -120,12 +120,12 @@ Test(model, changing_file_names_fold_into_their_directory)
 		snprintf(path, sizeof(path), "/var/lib/testd/state/%s.db", names[i]);
 		cr_assert_eq(see_path(s, MK_WRITE, path, 20 + i), MODEL_LEARNED);
 	}
-	model_set_collect(s, collect, &seen);
+	model_set_collect(s, true, collect, &seen);
 	cr_assert(has(&seen, "write /var/lib/testd/state/alpha.db"));
 	seen.n = 0;
 	/* The eighth sibling folds all of them, and what is below the directory too. */
 	cr_assert_eq(see_path(s, MK_WRITE, "/var/lib/testd/state/hotel.db", 30), MODEL_LEARNED);
-	model_set_collect(s, collect, &seen);
+	model_set_collect(s, true, collect, &seen);
 	cr_assert(has(&seen, "-write /var/lib/testd/state/alpha.db"));
 	cr_assert(has(&seen, "write /var/lib/testd/state/*"));
 	cr_assert_not(has(&seen, "write /var/lib/testd/state/hotel.db"));
@@ -184,7 +184,7 @@ Test(model, drops_while_learning_hold_promotion_back_and_say_so)
 	model_set_tick(s, 10, 5);
 	cr_assert_eq(model_set_tick(s, HOUR + 1, 0), 1);
 	cr_assert_eq(model_state_of(s, SVC), MODEL_LEARNING);
-	model_set_collect(s, collect, &seen);
+	model_set_collect(s, true, collect, &seen);
 	cr_assert_str_eq(seen.state, "learning");
 	/* A clean window after that promotes it. */
 	cr_assert_eq(model_set_tick(s, 2 * HOUR + 2, 0), 1);
@@ -200,13 +200,13 @@ Test(model, relearn_forgets_and_sends_a_reset)
 
 	see_path(s, MK_PROGRAM, "/usr/bin/date", 0);
 	model_set_tick(s, HOUR, 0);
-	model_set_collect(s, collect, &seen);
+	model_set_collect(s, true, collect, &seen);
 	cr_assert_not(seen.reset);
 	cr_assert_eq(model_set_relearn(s, "exe:/nope", 2 * HOUR), -ENOENT);
 	cr_assert_eq(model_set_relearn(s, SVC, 2 * HOUR), 0);
 	cr_assert_eq(model_state_of(s, SVC), MODEL_LEARNING);
 	memset(&seen, 0, sizeof(seen));
-	model_set_collect(s, collect, &seen);
+	model_set_collect(s, true, collect, &seen);
 	cr_assert(seen.reset);
 	cr_assert_str_eq(seen.state, "learning");
 	/* Learning again: what was known is new (learned), not a deviation. */
@@ -266,7 +266,7 @@ Test(model, survives_a_restart_with_state_entries_and_reported_deviations)
 	cr_assert_eq(model_observe(s, SVC, &port, 0), MODEL_LEARNED);
 	model_set_tick(s, HOUR, 0);
 	cr_assert_eq(see_path(s, MK_PROGRAM, "/bin/sh", HOUR + 1), MODEL_DEVIATION);
-	cr_assert_eq(model_set_save(s, &err), 0, "%s", err.msg);
+	cr_assert_eq(model_set_save(s, false, &err), 0, "%s", err.msg);
 	model_set_free(s);
 
 	/* A corrupt file next to it is set aside, not loaded and not fatal. */
@@ -290,4 +290,25 @@ Test(model, survives_a_restart_with_state_entries_and_reported_deviations)
 	cr_assert_eq(stat(path, &sb), 0, "the corrupt file is kept aside as .bad");
 	model_set_free(s);
 	remove_dir(dir);
+}
+
+Test(model, counts_travel_only_when_asked_new_entries_always)
+{
+	struct model_limits lim = limits();
+	struct model_set *s = model_set_new(&lim, NULL, NULL);
+	struct seen seen = {0};
+
+	see_path(s, MK_PROGRAM, "/usr/bin/date", 0);
+	model_set_collect(s, false, collect, &seen);
+	cr_assert(has(&seen, "program /usr/bin/date"), "a new entry leaves at once");
+	memset(&seen, 0, sizeof(seen));
+	cr_assert_eq(see_path(s, MK_PROGRAM, "/usr/bin/date", 5), MODEL_KNOWN);
+	model_set_collect(s, false, collect, &seen);
+	cr_assert_eq(seen.deltas, 0, "a count change alone waits");
+	model_set_collect(s, true, collect, &seen);
+	cr_assert(has(&seen, "program /usr/bin/date"), "and leaves with the counts");
+	memset(&seen, 0, sizeof(seen));
+	model_set_collect(s, true, collect, &seen);
+	cr_assert_eq(seen.deltas, 0, "once");
+	model_set_free(s);
 }

@@ -275,6 +275,9 @@ struct proxy {
 	int port, target;
 	atomic_bool cut, stop;
 	pthread_t thread;
+	/* What the forwarder is doing, for the failure message when a cut does not heal. */
+	atomic_long loops, accepted, refused_full, connect_failed;
+	atomic_int pairs;
 };
 
 /* The whole buffer, however many writes it takes (the peer may be slow). */
@@ -298,6 +301,8 @@ static void *proxy_main(void *arg)
 	int lfd = -1, pairs[256][2], npairs = 0;
 
 	while (!atomic_load(&p->stop)) {
+		atomic_fetch_add(&p->loops, 1);
+		atomic_store(&p->pairs, npairs);
 		if (atomic_load(&p->cut)) {
 			/* The path is down: every connection dies, nothing is accepted. */
 			for (int i = 0; i < npairs; i++) {
@@ -334,6 +339,8 @@ static void *proxy_main(void *arg)
 		int polled = npairs; /* pairs accepted below were not polled yet */
 		if (poll(fds, (nfds_t)n, 50) <= 0)
 			continue;
+		if ((fds[0].revents & POLLIN) && npairs >= 256)
+			atomic_fetch_add(&p->refused_full, 1);
 		if ((fds[0].revents & POLLIN) && npairs < 256) {
 			int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
 			if (c >= 0) /* accept4 only to not block; the pair itself uses timeouts */
@@ -350,12 +357,15 @@ static void *proxy_main(void *arg)
 				setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 			}
 			if (c >= 0 && connect(t, (void *)&ta, sizeof(ta)) == 0) {
+				atomic_fetch_add(&p->accepted, 1);
 				pairs[npairs][0] = c;
 				pairs[npairs][1] = t;
 				npairs++;
 			} else {
-				if (c >= 0)
+				if (c >= 0) {
+					atomic_fetch_add(&p->connect_failed, 1);
 					close(c);
+				}
 				close(t);
 			}
 		}
@@ -416,6 +426,30 @@ Test(delivery, network_path_cut_for_a_while_loses_nothing)
 	/* The issue gives no length for this cut; 5 s spans several redial attempts. */
 	h_sleep_ms((outage_s() < 5 ? outage_s() : 5) * 1000);
 	atomic_store(&px.cut, false);
+	long accepted_at_heal = atomic_load(&px.accepted);
+	/* After the cut heals, the defender must be back within a few redial periods. */
+	bool back = false;
+	h_sleep_ms(1000);
+	for (long long until = h_now_ms() + 40000; h_now_ms() < until && !back; h_sleep_ms(250))
+		back = db_value(conninfo, "SELECT count(*) FROM hosts WHERE host_id = 'host-a'"
+					  " AND last_seen > now() - interval '1 second'") == 1;
+	if (!back) {
+		char cmd[256];
+		long loops = atomic_load(&px.loops);
+
+		h_sleep_ms(1000);
+		fprintf(stderr, "cut did not heal: forwarder loops %ld -> %ld in 1 s, pairs %d, "
+				"accepted %ld (at heal %ld), accept refused as full %ld, "
+				"console connect failed %ld\n",
+			loops, atomic_load(&px.loops), atomic_load(&px.pairs),
+			atomic_load(&px.accepted), accepted_at_heal, atomic_load(&px.refused_full),
+			atomic_load(&px.connect_failed));
+		snprintf(cmd, sizeof(cmd), "ss -tanp | grep -E ':(%d|%d) ' 1>&2", px.port,
+			 con.link_port);
+		if (system(cmd) != 0)
+			fprintf(stderr, "(ss found nothing)\n");
+		cr_assert_fail("the defender did not come back within 40 s of the cut healing");
+	}
 	wait_generator();
 	expect_exactly_once(300);
 	atomic_store(&px.stop, true);
