@@ -73,6 +73,8 @@ key = $pki/$host_id.key
 state_dir = $home/defender
 label = env=dev
 label = via=quickstart
+# Each service's model learns this long, then what it lacks becomes an audit (docs/learning.md).
+learn_window = 24h
 CONF
 fi
 
@@ -118,6 +120,9 @@ Vigil is up on this host.
 
 Try:
   $vigilctl hosts
+  $vigilctl models      # one model per service on this host, learning for 24 h, then active
+  $vigilctl activity    # what people did in interactive sessions (ssh, consoles, sudo)
+  $vigilctl audits      # deviations from the models, losses, silent defenders
 
 MSG
 "$vigilctl" hosts || true
