@@ -162,10 +162,13 @@ static void format_ts(uint64_t ts_ns, int digits, char *buf, size_t len)
 	unsigned frac = (unsigned)(ts_ns % 1000000000ull);
 	struct tm tm;
 
+	char date[64];
+
 	gmtime_r(&sec, &tm);
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%0*uZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, digits,
-		 digits == 9 ? frac : frac / 1000);
+	/* strftime: the year of a hostile timestamp cannot overrun a fixed-width field. */
+	if (strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+		date[0] = '\0';
+	snprintf(buf, len, "%s.%0*uZ", date, digits, digits == 9 ? frac : frac / 1000);
 }
 
 /* Bytes of valid UTF-8 s to keep for at most max bytes without splitting a character. */

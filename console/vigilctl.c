@@ -23,6 +23,21 @@
 #include "vigilctl_pki.h"
 
 #define DEFAULT_STATE_DIR "/var/lib/vigil/console"
+
+/* The local console's state: $VIGIL_HOME/console, as deploy/quickstart.sh lays it out. */
+static const char *state_path(const char *file)
+{
+	static char paths[2][4096];
+	static int next;
+	const char *home = getenv("VIGIL_HOME");
+	char *out = paths[next++ % 2];
+
+	if (home != NULL && home[0] != '\0')
+		snprintf(out, sizeof(paths[0]), "%s/console/%s", home, file);
+	else
+		snprintf(out, sizeof(paths[0]), "%s/%s", DEFAULT_STATE_DIR, file);
+	return out;
+}
 #define DEFAULT_API "https://127.0.0.1:8443"
 
 static void usage(FILE *f)
@@ -42,7 +57,7 @@ static void usage(FILE *f)
 		"         [--before-id ID] [--json]\n"
 		"                       what people did in interactive sessions, newest first\n"
 		"  pki init|issue|show  certificate authority and host certificates\n"
-		"API options (defaults read the local console's state in %s):\n"
+		"API options (defaults read the local console's state in %s, or $VIGIL_HOME/console):\n"
 		"  --api URL            console API; default %s (or $VIGIL_API)\n"
 		"  --ca FILE            CA that signed the console's certificate\n"
 		"  --token-file FILE    API bearer token (or $VIGIL_API_TOKEN)\n",
@@ -61,7 +76,7 @@ static int load_token(struct ctl *c)
 		return 0;
 	}
 	if (c->token_file == NULL)
-		c->token_file = DEFAULT_STATE_DIR "/api-token";
+		c->token_file = state_path("api-token");
 	if (fs_read_file(c->token_file, 4096, &text, &len, &err) < 0) {
 		fprintf(stderr, "vigilctl: API token: %s (use --token-file or $VIGIL_API_TOKEN)\n",
 			err.msg);
@@ -342,7 +357,7 @@ int main(int argc, char **argv)
 	int opt;
 
 	c.api = getenv("VIGIL_API") != NULL ? getenv("VIGIL_API") : DEFAULT_API;
-	c.ca = DEFAULT_STATE_DIR "/pki/ca.crt";
+	c.ca = state_path("pki/ca.crt");
 	/* '+': stop at the command; its options are its own. */
 	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
 		switch (opt) {
