@@ -115,6 +115,8 @@ static pid_t start_generator(int first, int last, int rate)
 	cr_assert(pid >= 0);
 	if (pid == 0) {
 		char p[H_PATH];
+		/* Not the forwarder's sockets: a copy here would keep its port bound through a cut. */
+		close_range(3, ~0U, 0);
 		for (int i = first; i < last; i++) {
 			snprintf(p, sizeof(p), "%s/f-%06d", loaddir, i);
 			int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
@@ -320,7 +322,7 @@ static void *proxy_main(void *arg)
 			struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(p->port),
 						 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 			int one = 1;
-			lfd = socket(AF_INET, SOCK_STREAM, 0);
+			lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 			setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 			if (bind(lfd, (void *)&sa, sizeof(sa)) != 0 || listen(lfd, 16) != 0) {
 				close(lfd);
@@ -342,12 +344,12 @@ static void *proxy_main(void *arg)
 		if ((fds[0].revents & POLLIN) && npairs >= 256)
 			atomic_fetch_add(&p->refused_full, 1);
 		if ((fds[0].revents & POLLIN) && npairs < 256) {
-			int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+			int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 			if (c >= 0) /* accept4 only to not block; the pair itself uses timeouts */
 				fcntl(c, F_SETFL, fcntl(c, F_GETFL) & ~O_NONBLOCK);
 			struct sockaddr_in ta = {.sin_family = AF_INET, .sin_port = htons(p->target),
 						 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-			int t = socket(AF_INET, SOCK_STREAM, 0);
+			int t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 			/* Nothing in the forwarder may block for long: a stuck forwarder is a cut that never heals. */
 			struct timeval tv = {.tv_sec = 2};
 			setsockopt(t, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));

@@ -133,6 +133,7 @@ static pid_t start_service(int listen_port, int peer_port, int new_listen, int n
 	mid = fork();
 	cr_assert_geq(mid, 0);
 	if (mid == 0) {
+		close_range(3, ~0U, 0); /* the test's sockets are not the service's */
 		setsid();
 		if (fork() != 0)
 			_exit(0);

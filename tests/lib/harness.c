@@ -96,6 +96,12 @@ pid_t h_spawn(const char *log_path, char *const argv[])
 			dup2(fd, 2);
 			close(fd);
 		}
+		/*
+		 * Nothing of the test's may live on in the daemon: a listening socket
+		 * it inherited would keep a port the test closes (the network-cut
+		 * test's forwarder) bound for as long as the daemon runs.
+		 */
+		close_range(3, ~0U, 0);
 		/* Our own process group, so nothing we start outlives a crashed test by accident. */
 		setpgid(0, 0);
 		execv(argv[0], argv);
