@@ -419,6 +419,19 @@ static void run(struct defender *d)
 		if (rc == -ETIMEDOUT || rc == -EIO) {
 			/* Say hello again when a console answers: it may be a new one. */
 			registered = false;
+			/*
+			 * A heartbeat costs the console next to nothing: no answer over
+			 * an open connection means the connection is dead, whatever
+			 * nng believes (seen after network cuts).  Closing it makes
+			 * the dialer dial again.
+			 */
+			if (rc == -ETIMEDOUT && uplink_connections(d->up) > 0) {
+				int n = uplink_close_links(d->up);
+
+				log_warn("no answer over %d open connection(s) to the console in 5 s; "
+					 "closing them to dial again",
+					 n);
+			}
 			if (!reported_down || now_ms() - last_diag > 60000) {
 				char why[1024];
 

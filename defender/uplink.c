@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +24,27 @@ struct uplink {
 	nng_tls_config *tls[DEFENDER_MAX_CONSOLES];
 	const char *urls[DEFENDER_MAX_CONSOLES];
 	atomic_int connections;
+	/* The open connections, so that a dead one nng still believes in can be closed. */
+	pthread_mutex_t pipes_lock;
+	nng_pipe pipes[UPLINK_PIPES_MAX];
+	size_t npipes;
 };
+
+static void pipes_track(struct uplink *up, nng_pipe p, bool add)
+{
+	pthread_mutex_lock(&up->pipes_lock);
+	if (add && up->npipes < UPLINK_PIPES_MAX) {
+		up->pipes[up->npipes++] = p;
+	} else if (!add) {
+		for (size_t i = 0; i < up->npipes; i++) {
+			if (nng_pipe_id(up->pipes[i]) == nng_pipe_id(p)) {
+				up->pipes[i] = up->pipes[--up->npipes];
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&up->pipes_lock);
+}
 
 static void on_pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
@@ -37,9 +58,11 @@ static void on_pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 			 (unsigned)ntohs(sa.s_in.sa_port));
 	}
 	if (ev == NNG_PIPE_EV_ADD_POST) {
+		pipes_track(up, p, true);
 		atomic_fetch_add(&up->connections, 1);
 		log_info("connected to console %s (mutual TLS verified)", addr);
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		pipes_track(up, p, false);
 		atomic_fetch_sub(&up->connections, 1);
 		log_warn("lost connection to console %s; redialing", addr);
 	}
@@ -76,6 +99,7 @@ struct uplink *uplink_open(const struct defender_config *cfg, vigil_err *err)
 		errno = ENOMEM;
 		return NULL;
 	}
+	pthread_mutex_init(&up->pipes_lock, NULL);
 	if ((rv = nng_req0_open(&up->sock)) != 0) {
 		rc = verr_set(err, -ENOMEM, "cannot open req socket: %s", nng_strerror(rv));
 		goto fail;
@@ -208,6 +232,21 @@ int uplink_request(struct uplink_chan *ch, const Vigil__Envelope *env, const voi
 	return 0;
 }
 
+int uplink_close_links(struct uplink *up)
+{
+	nng_pipe pipes[UPLINK_PIPES_MAX];
+	size_t n;
+
+	pthread_mutex_lock(&up->pipes_lock);
+	n = up->npipes;
+	memcpy(pipes, up->pipes, n * sizeof(pipes[0]));
+	pthread_mutex_unlock(&up->pipes_lock);
+	/* The pipe-removal callback takes each out of the list; the dialers redial. */
+	for (size_t i = 0; i < n; i++)
+		nng_pipe_close(pipes[i]);
+	return (int)n;
+}
+
 int uplink_connections(const struct uplink *up)
 {
 	return atomic_load(&((struct uplink *)up)->connections);
@@ -274,5 +313,6 @@ void uplink_close(struct uplink *up)
 	for (size_t i = 0; i < DEFENDER_MAX_CONSOLES; i++)
 		if (up->tls[i] != NULL)
 			nng_tls_config_free(up->tls[i]);
+	pthread_mutex_destroy(&up->pipes_lock);
 	free(up);
 }

@@ -51,6 +51,16 @@ int uplink_request(struct uplink_chan *ch, const Vigil__Envelope *env, const voi
 int uplink_connections(const struct uplink *up);
 
 /*
+ * Close every open connection so that the dialers dial again; returns how
+ * many were open.  For a connection nng still counts as open while nothing
+ * comes back on it: after a network cut, a connection whose end was lost
+ * may never be noticed as closed, and a req socket with a pipe never
+ * redials.  Requests in flight are resent on the new connection.
+ */
+#define UPLINK_PIPES_MAX 16
+int uplink_close_links(struct uplink *up);
+
+/*
  * Why the consoles are unreachable: dials each URL once with the same TLS
  * settings and describes what happened (refused, certificate rejected, ...).
  * Writes into buf; for the log when requests keep timing out.
