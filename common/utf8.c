@@ -5,8 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Length of the valid sequence starting at s (at most n bytes), or 0 if it is not one. */
-static size_t seq_len(const unsigned char *s, size_t n)
+size_t utf8_char_len(const unsigned char *s, size_t n)
 {
 	uint32_t cp;
 	size_t need;
@@ -48,7 +47,7 @@ size_t utf8_sanitize(const char *in, size_t len, char *out, size_t outlen)
 			out[o++] = (char)s[i++];
 			continue;
 		}
-		size_t n = s[i] == '\0' ? 0 : seq_len(s + i, len - i);
+		size_t n = s[i] == '\0' ? 0 : utf8_char_len(s + i, len - i);
 
 		if (n > 0) {
 			if (o + n >= outlen)
@@ -73,7 +72,7 @@ bool utf8_valid(const char *s, size_t len)
 	const unsigned char *p = (const unsigned char *)s;
 
 	for (size_t i = 0; i < len;) {
-		size_t n = seq_len(p + i, len - i);
+		size_t n = utf8_char_len(p + i, len - i);
 
 		if (n == 0)
 			return false;

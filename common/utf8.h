@@ -16,6 +16,9 @@
 /* Copy len bytes of in to out (outlen > 0) as above; returns the length written. */
 size_t utf8_sanitize(const char *in, size_t len, char *out, size_t outlen);
 
+/* Length (1..4) of the valid UTF-8 sequence at s (n bytes available), or 0 when invalid. */
+size_t utf8_char_len(const unsigned char *s, size_t n);
+
 /* Whether len bytes of s are valid UTF-8 (no overlongs, surrogates or values past U+10FFFF). */
 bool utf8_valid(const char *s, size_t len);
 

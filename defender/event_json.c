@@ -20,17 +20,34 @@ int64_t event_json_clock_offset(void)
 
 static void put_time(struct jsonw *w, const char *key, uint64_t boot_ns, int64_t offset)
 {
+	/* Events come in bursts within a second: format its date and time once (per thread). */
+	static __thread time_t cached_sec = -1;
+	static __thread char cached[40];
+	static __thread size_t cached_len;
 	int64_t ns = (int64_t)boot_ns + offset;
 	time_t sec = (time_t)(ns / 1000000000LL);
-	struct tm tm;
+	long us = (long)((ns % 1000000000LL) / 1000);
 	char buf[64];
 
-	gmtime_r(&sec, &tm);
-	snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		 (long)((ns % 1000000000LL) / 1000));
+	if (ns < 0) {
+		sec = 0;
+		us = 0;
+	}
+	if (sec != cached_sec) {
+		struct tm tm;
+
+		gmtime_r(&sec, &tm);
+		snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		cached_len = strlen(cached);
+		cached_sec = sec;
+	}
+	memcpy(buf, cached, cached_len);
+	for (int i = 5; i >= 0; i--, us /= 10)
+		buf[cached_len + (size_t)i] = (char)('0' + us % 10);
+	buf[cached_len + 6] = 'Z';
 	jw_key(w, key);
-	jw_cstr(w, buf);
+	jw_str(w, buf, cached_len + 7);
 }
 
 static void put_str(struct jsonw *w, const char *key, const struct ev_str *s)

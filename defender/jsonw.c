@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "jsonw.h"
 
+#include "utf8.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -92,40 +94,6 @@ void jw_key(struct jsonw *w, const char *key)
 	w->after_key = true;
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t avail)
-{
-	unsigned c = s[0];
-	size_t n;
-	unsigned cp;
-
-	if (c < 0x80)
-		return 1;
-	if ((c & 0xe0) == 0xc0) {
-		n = 2;
-		cp = c & 0x1f;
-	} else if ((c & 0xf0) == 0xe0) {
-		n = 3;
-		cp = c & 0x0f;
-	} else if ((c & 0xf8) == 0xf0) {
-		n = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (n > avail)
-		return 0;
-	for (size_t k = 1; k < n; k++) {
-		if ((s[k] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[k] & 0x3f);
-	}
-	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
 static void str_body(struct jsonw *w, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -153,7 +121,7 @@ static void str_body(struct jsonw *w, const char *s, size_t len)
 			snprintf(esc, sizeof(esc), "\\u%04x", c);
 			put(w, esc, 6);
 			i++;
-		} else if ((n = utf8_seq(u + i, len - i)) > 0) {
+		} else if ((n = utf8_char_len(u + i, len - i)) > 0) {
 			put(w, s + i, n);
 			i += n;
 		} else {
@@ -186,18 +154,34 @@ void jw_raw(struct jsonw *w, const char *s)
 	put(w, s, strlen(s));
 }
 
+/* Digits of v at the end of b[24]; returns where they start (every event has a dozen numbers). */
+static char *u64_digits(char b[24], uint64_t v)
+{
+	char *p = b + 23;
+
+	*p = '\0';
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	return p;
+}
+
 void jw_u64(struct jsonw *w, uint64_t v)
 {
 	char b[24];
-	snprintf(b, sizeof(b), "%" PRIu64, v);
-	jw_raw(w, b);
+
+	jw_raw(w, u64_digits(b, v));
 }
 
 void jw_i64(struct jsonw *w, int64_t v)
 {
 	char b[24];
-	snprintf(b, sizeof(b), "%" PRId64, v);
-	jw_raw(w, b);
+	char *p = u64_digits(b, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);
+
+	if (v < 0)
+		*--p = '-';
+	jw_raw(w, p);
 }
 
 void jw_bool(struct jsonw *w, bool v)
