@@ -34,6 +34,7 @@ struct delivery {
 	pthread_cond_t spooled;
 	pthread_t sender;
 	bool sender_running;
+	struct uplink_chan *sender_ch; /* under lock: what delivery_stop aborts */
 	atomic_bool stop;
 
 	struct pending_event *batch;
@@ -349,6 +350,9 @@ static void *sender_main(void *arg)
 	 * once per seq) but wasted work.
 	 */
 	uplink_chan_set_resend(ch, 10000);
+	pthread_mutex_lock(&dl->lock);
+	dl->sender_ch = ch;
+	pthread_mutex_unlock(&dl->lock);
 	while (!atomic_load(&dl->stop)) {
 		struct spool_record rec;
 		uint8_t *msg = NULL;
@@ -443,6 +447,9 @@ static void *sender_main(void *arg)
 		if (reply != NULL)
 			vigil__reply__free_unpacked(reply, NULL);
 	}
+	pthread_mutex_lock(&dl->lock);
+	dl->sender_ch = NULL;
+	pthread_mutex_unlock(&dl->lock);
 	uplink_chan_close(ch);
 	return NULL;
 }
@@ -516,6 +523,11 @@ void delivery_stop(struct delivery *dl)
 	pthread_mutex_unlock(&dl->lock);
 	atomic_store(&dl->stop, true);
 	pthread_cond_signal(&dl->spooled);
+	/* A batch in flight to a console that does not answer would hold the stop for 15 s. */
+	pthread_mutex_lock(&dl->lock);
+	if (dl->sender_ch != NULL)
+		uplink_chan_abort(dl->sender_ch);
+	pthread_mutex_unlock(&dl->lock);
 	if (dl->sender_running)
 		pthread_join(dl->sender, NULL);
 	spool_close(dl->sp);

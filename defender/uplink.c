@@ -184,6 +184,11 @@ void uplink_chan_set_resend(struct uplink_chan *ch, int ms)
 	nng_ctx_set_ms(ch->ctx, NNG_OPT_REQ_RESENDTIME, ms);
 }
 
+void uplink_chan_abort(struct uplink_chan *ch)
+{
+	nng_aio_cancel(ch->aio);
+}
+
 void uplink_chan_close(struct uplink_chan *ch)
 {
 	if (ch == NULL)

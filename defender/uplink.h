@@ -39,6 +39,12 @@ void uplink_chan_close(struct uplink_chan *ch);
 void uplink_chan_set_resend(struct uplink_chan *ch, int ms);
 
 /*
+ * From another thread: end the request ch is waiting on now (it fails with
+ * -EIO), so that a stop need not wait out its timeout.  No effect when none is.
+ */
+void uplink_chan_abort(struct uplink_chan *ch);
+
+/*
  * Send env (or, with env NULL, the already packed Envelope bytes data/len)
  * and wait up to timeout_ms for the reply.  On success *ret_reply is a new
  * message (free with vigil__reply__free_unpacked(r, NULL)).  Returns
