@@ -25,59 +25,25 @@
 #include "ingest.h"
 #include "learning_queries.h"
 #include "pgembed.h"
+#include "pgfixture.h"
 #include "store.h"
 
-#define ENV_ROOT  "VIGIL_TEST_PG_ROOT"
-#define ENV_STATE "VIGIL_TEST_PG_STATE"
-#define ENV_SKIP  "VIGIL_TEST_PG_SKIP"
-#define ENV_ERROR "VIGIL_TEST_PG_ERROR"
 
 /* 2024-11-28T13:20:00Z and an hour later, in ms and ns. */
 #define T0_MS 1732800000000ull
 #define T1_MS 1732803600000ull
 #define T0_NS (T0_MS * 1000000ull)
 
-static char test_root[64];
-
 ReportHook(PRE_ALL)(struct criterion_test_set *set)
 {
-	vigil_err err = {0};
-	struct pgembed *pg;
-	char state[PATH_MAX];
-
 	(void)set;
-	snprintf(test_root, sizeof(test_root), "/tmp/vigil-pgtest-XXXXXX");
-	if (mkdtemp(test_root) == NULL || chmod(test_root, 0711) < 0) {
-		setenv(ENV_ERROR, "cannot create the test directory", 1);
-		test_root[0] = '\0';
-		return;
-	}
-	snprintf(state, sizeof(state), "%s/state", test_root);
-	if (mkdir(state, 0711) < 0) {
-		setenv(ENV_ERROR, "cannot create the state directory", 1);
-		return;
-	}
-	pg = pgembed_start(state, 60000, &err);
-	if (pg == NULL) {
-		/* No PostgreSQL binaries or no postgres user: skip, don't fail. */
-		setenv(err.code == -ENOENT ? ENV_SKIP : ENV_ERROR, err.msg, 1);
-		return;
-	}
-	pgembed_stop(pg);
-	setenv(ENV_ROOT, test_root, 1);
-	setenv(ENV_STATE, state, 1);
+	pgfix_create("state");
 }
 
 ReportHook(POST_ALL)(struct criterion_global_stats *stats)
 {
-	char cmd[128];
-
 	(void)stats;
-	if (test_root[0] != '\0') {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", test_root);
-		if (system(cmd) != 0)
-			fprintf(stderr, "cannot remove %s\n", test_root);
-	}
+	pgfix_remove();
 }
 
 static struct {
@@ -90,18 +56,9 @@ static struct {
 static void setup(void)
 {
 	vigil_err err = {0};
-	char lock[PATH_MAX];
 	PGresult *res;
 
-	if (getenv(ENV_SKIP) != NULL)
-		cr_skip_test("no PostgreSQL to test against: %s", getenv(ENV_SKIP));
-	cr_assert_not_null(getenv(ENV_STATE), "the test cluster could not be created: %s",
-			   getenv(ENV_ERROR) != NULL ? getenv(ENV_ERROR) : "?");
-	snprintf(lock, sizeof(lock), "%s/lock", getenv(ENV_ROOT));
-	fx.lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	cr_assert_geq(fx.lock_fd, 0, "%s: %s", lock, strerror(errno));
-	cr_assert_eq(flock(fx.lock_fd, LOCK_EX), 0);
-	fx.pg = pgembed_start(getenv(ENV_STATE), 20000, &err);
+	fx.pg = pgembed_start(pgfix_state(&fx.lock_fd), 20000, &err);
 	cr_assert_not_null(fx.pg, "pgembed_start: %s", err.msg);
 	fx.sql = PQconnectdb(pgembed_dsn(fx.pg));
 	cr_assert_eq(PQstatus(fx.sql), CONNECTION_OK, "%s", PQerrorMessage(fx.sql));

@@ -30,18 +30,14 @@
 
 #include "migrations.h"
 #include "pgembed.h"
+#include "pgfixture.h"
 #include "store.h"
 
 extern char **environ;
 
 /* Set by the PRE_ALL hook for the test processes (criterion re-executes them). */
-#define ENV_ROOT  "VIGIL_TEST_PG_ROOT"
-#define ENV_STATE "VIGIL_TEST_PG_STATE"
-#define ENV_SKIP  "VIGIL_TEST_PG_SKIP"
-#define ENV_ERROR "VIGIL_TEST_PG_ERROR"
 #define START_MS  20000
 
-static char test_root[64];
 
 static int run_cmd(char *const argv[])
 {
@@ -65,38 +61,15 @@ static void rm_rf(const char *path)
 
 ReportHook(PRE_ALL)(struct criterion_test_set *set)
 {
-	vigil_err err = {0};
-	struct pgembed *pg;
-	char state[PATH_MAX];
-
 	(void)set;
-	snprintf(test_root, sizeof(test_root), "/tmp/vigil-pgtest-XXXXXX");
-	if (mkdtemp(test_root) == NULL || chmod(test_root, 0711) < 0) {
-		setenv(ENV_ERROR, "cannot create the test directory", 1);
-		test_root[0] = '\0';
-		return;
-	}
-	snprintf(state, sizeof(state), "%s/it's a \\state dir", test_root);
-	if (mkdir(state, 0711) < 0) {
-		setenv(ENV_ERROR, "cannot create the state directory", 1);
-		return;
-	}
-	pg = pgembed_start(state, 60000, &err);
-	if (pg == NULL) {
-		/* No PostgreSQL binaries or no postgres user: skip, don't fail. */
-		setenv(err.code == -ENOENT ? ENV_SKIP : ENV_ERROR, err.msg, 1);
-		return;
-	}
-	pgembed_stop(pg);
-	setenv(ENV_ROOT, test_root, 1);
-	setenv(ENV_STATE, state, 1);
+	/* A quote and a backslash in the path: quoting must hold all the way to initdb. */
+	pgfix_create("it's a \\state dir");
 }
 
 ReportHook(POST_ALL)(struct criterion_global_stats *stats)
 {
 	(void)stats;
-	if (test_root[0] != '\0')
-		rm_rf(test_root);
+	pgfix_remove();
 }
 
 /* The per-test fixture. */
@@ -108,28 +81,10 @@ static struct {
 	PGconn *sql; /* a plain connection for checks behind the store's back */
 } fx = {.lock_fd = -1};
 
-/* Skip without PostgreSQL; fail if it is there but the test cluster is not. */
-static void need_pg(void)
-{
-	if (getenv(ENV_SKIP) != NULL)
-		cr_skip_test("no PostgreSQL to test against: %s", getenv(ENV_SKIP));
-	cr_assert_not_null(getenv(ENV_STATE), "the test cluster could not be created: %s",
-			   getenv(ENV_ERROR) != NULL ? getenv(ENV_ERROR) : "?");
-}
-
 /* The shared state directory, once this test holds the cluster's lock. */
 static const char *shared_state(void)
 {
-	char lock[PATH_MAX];
-
-	need_pg();
-	if (fx.lock_fd < 0) {
-		snprintf(lock, sizeof(lock), "%s/lock", getenv(ENV_ROOT));
-		fx.lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-		cr_assert_geq(fx.lock_fd, 0, "%s: %s", lock, strerror(errno));
-		cr_assert_eq(flock(fx.lock_fd, LOCK_EX), 0);
-	}
-	return getenv(ENV_STATE);
+	return pgfix_state(&fx.lock_fd);
 }
 
 static PGconn *sql_connect(void)

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "pgfixture.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pgembed.h"
+
+#define ENV_ROOT  "VIGIL_TEST_PG_ROOT"
+#define ENV_STATE "VIGIL_TEST_PG_STATE"
+#define ENV_SKIP  "VIGIL_TEST_PG_SKIP"
+#define ENV_ERROR "VIGIL_TEST_PG_ERROR"
+
+static char test_root[64];
+
+void pgfix_create(const char *state_name)
+{
+	vigil_err err = {0};
+	struct pgembed *pg;
+	char state[PATH_MAX];
+
+	/* Under /tmp, traversable by the postgres user that runs the cluster. */
+	snprintf(test_root, sizeof(test_root), "/tmp/vigil-pgtest-XXXXXX");
+	if (mkdtemp(test_root) == NULL || chmod(test_root, 0711) < 0) {
+		setenv(ENV_ERROR, "cannot create the test directory", 1);
+		test_root[0] = '\0';
+		return;
+	}
+	snprintf(state, sizeof(state), "%s/%s", test_root, state_name);
+	if (mkdir(state, 0711) < 0) {
+		setenv(ENV_ERROR, "cannot create the state directory", 1);
+		return;
+	}
+	pg = pgembed_start(state, 60000, &err);
+	if (pg == NULL) {
+		/* No PostgreSQL binaries or no postgres user: skip, don't fail. */
+		setenv(err.code == -ENOENT ? ENV_SKIP : ENV_ERROR, err.msg, 1);
+		return;
+	}
+	pgembed_stop(pg);
+	setenv(ENV_ROOT, test_root, 1);
+	setenv(ENV_STATE, state, 1);
+}
+
+void pgfix_remove(void)
+{
+	char cmd[128];
+
+	/* test_root is mkdtemp's name: no quote in it. */
+	if (test_root[0] == '\0')
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", test_root);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", test_root);
+}
+
+void pgfix_need(void)
+{
+	if (getenv(ENV_SKIP) != NULL)
+		cr_skip_test("no PostgreSQL to test against: %s", getenv(ENV_SKIP));
+	cr_assert_not_null(getenv(ENV_STATE), "the test cluster could not be created: %s",
+			   getenv(ENV_ERROR) != NULL ? getenv(ENV_ERROR) : "?");
+}
+
+const char *pgfix_state(int *lock_fd)
+{
+	char lock[PATH_MAX];
+
+	pgfix_need();
+	if (*lock_fd < 0) {
+		snprintf(lock, sizeof(lock), "%s/lock", getenv(ENV_ROOT));
+		*lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		cr_assert_geq(*lock_fd, 0, "%s: %s", lock, strerror(errno));
+		cr_assert_eq(flock(*lock_fd, LOCK_EX), 0);
+	}
+	return getenv(ENV_STATE);
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef VIGIL_TEST_PGFIXTURE_H
+#define VIGIL_TEST_PGFIXTURE_H
+
+/*
+ * One PostgreSQL test cluster per test binary, shared by its tests in turn.
+ * Criterion hooks must live in each binary, so each calls these:
+ *
+ *   ReportHook(PRE_ALL)(struct criterion_test_set *s) { (void)s; pgfix_create("state"); }
+ *   ReportHook(POST_ALL)(struct criterion_global_stats *s) { (void)s; pgfix_remove(); }
+ *
+ * and a test's setup calls pgfix_state() before it starts the cluster.
+ * Results travel in the environment (VIGIL_TEST_PG_*) because criterion
+ * runs each test in its own process.
+ */
+
+/* Create the cluster (initdb) under a new /tmp directory, in state_name below it. */
+void pgfix_create(const char *state_name);
+
+/* Remove what pgfix_create made. */
+void pgfix_remove(void);
+
+/* Skip the test when there is no PostgreSQL, fail it when the cluster could not be made. */
+void pgfix_need(void);
+
+/*
+ * Skip the test when there is no PostgreSQL, fail it when there is but the
+ * cluster could not be made; else take the cluster's lock (once per test,
+ * into *lock_fd, which starts at -1) and return its state directory.
+ */
+const char *pgfix_state(int *lock_fd);
+
+#endif
