@@ -149,7 +149,6 @@ static void handle_audits(nng_aio *aio)
 					    "until", "before_id", "limit",   NULL};
 	struct api *api = api_of(aio);
 	struct audit_filter f = {0};
-	int64_t before = 0, limit = 100;
 	json_t *audits = NULL;
 	vigil_err err = {0};
 	struct apiq q;
@@ -161,13 +160,10 @@ static void handle_audits(nng_aio *aio)
 	f.kind = apiq_get(&q, "kind");
 	f.service = apiq_get(&q, "service");
 	if (apiq_time(&q, "since", &f.since) < 0 || apiq_time(&q, "until", &f.until) < 0 ||
-	    apiq_int(&q, "before_id", 1, INT64_MAX, &before) < 0 ||
-	    apiq_int(&q, "limit", 1, 1000, &limit) < 0) {
+	    apiq_page(&q, &f.before_id, &f.limit) < 0) {
 		api_respond_bad_param(aio, &q);
 		return;
 	}
-	f.before_id = before;
-	f.limit = (int)limit;
 	rc = store_audits_list(api->st, &f, &audits, &err);
 	if (rc < 0) {
 		api_respond_store_error(aio, rc, "GET /api/v1/audits", err.msg);

@@ -11,7 +11,6 @@ void api_handle_activity(nng_aio *aio)
 	static const char *const known[] = {"host",  "user",  "session",   "since",
 					    "until", "limit", "before_id", NULL};
 	struct activity_filter f = {.session = -1};
-	int64_t before = 0, limit = 100;
 	json_t *rows = NULL;
 	vigil_err err = {0};
 	struct apiq q;
@@ -24,13 +23,10 @@ void api_handle_activity(nng_aio *aio)
 	/* A session is the pid of its root process: an integer column. */
 	if (apiq_int(&q, "session", 0, INT32_MAX, &f.session) < 0 ||
 	    apiq_time(&q, "since", &f.since) < 0 || apiq_time(&q, "until", &f.until) < 0 ||
-	    apiq_int(&q, "before_id", 1, INT64_MAX, &before) < 0 ||
-	    apiq_int(&q, "limit", 1, 1000, &limit) < 0) {
+	    apiq_page(&q, &f.before_id, &f.limit) < 0) {
 		api_respond_bad_param(aio, &q);
 		return;
 	}
-	f.before_id = before;
-	f.limit = (int)limit;
 	rc = store_activity_list(api_of(aio)->st, &f, &rows, &err);
 	if (rc < 0) {
 		api_respond_store_error(aio, rc, "GET /api/v1/activity", err.msg);

@@ -24,7 +24,6 @@ static void models_list(nng_aio *aio)
 	static const char *const known[] = {"host", "service", "state", "limit", "before_id", NULL};
 	static const char *const states[] = {"learning", "active", NULL};
 	struct model_filter f = {0};
-	int64_t before = 0, limit = 100;
 	json_t *models = NULL;
 	vigil_err err = {0};
 	struct apiq q;
@@ -35,13 +34,10 @@ static void models_list(nng_aio *aio)
 	f.host_id = apiq_get(&q, "host");
 	f.service = apiq_get(&q, "service");
 	if (apiq_word(&q, "state", states, &f.state) < 0 ||
-	    apiq_int(&q, "before_id", 1, INT64_MAX, &before) < 0 ||
-	    apiq_int(&q, "limit", 1, 1000, &limit) < 0) {
+	    apiq_page(&q, &f.before_id, &f.limit) < 0) {
 		api_respond_bad_param(aio, &q);
 		return;
 	}
-	f.before_id = before;
-	f.limit = (int)limit;
 	rc = store_models_list(api_of(aio)->st, &f, &models, &err);
 	if (rc < 0) {
 		api_respond_store_error(aio, rc, "GET " MODELS_PATH, err.msg);

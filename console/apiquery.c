@@ -246,3 +246,15 @@ bool apiq_parse_id(const char *s, size_t len, int64_t *ret)
 	*ret = (int64_t)v;
 	return true;
 }
+
+int apiq_page(struct apiq *q, int64_t *before_id, int *limit)
+{
+	int64_t n = APIQ_LIMIT_DEFAULT;
+
+	*before_id = 0;
+	if (apiq_int(q, "before_id", 1, INT64_MAX, before_id) < 0 ||
+	    apiq_int(q, "limit", 1, APIQ_LIMIT_MAX, &n) < 0)
+		return -EINVAL;
+	*limit = (int)n;
+	return 0;
+}

@@ -51,6 +51,14 @@ int apiq_time(struct apiq *q, const char *name, const char **ret);
 /* name must be one of the NULL-terminated values in allowed.  0, 1 or -EINVAL. */
 int apiq_word(struct apiq *q, const char *name, const char *const *allowed, const char **ret);
 
+/*
+ * The list endpoints' paging: before_id (an id, default 0: from the newest)
+ * and limit (1..1000, default 100).  0, or -EINVAL as apiq_int.
+ */
+#define APIQ_LIMIT_DEFAULT 100
+#define APIQ_LIMIT_MAX 1000
+int apiq_page(struct apiq *q, int64_t *before_id, int *limit);
+
 /* A decimal id "1".."9223372036854775807" (nothing else) into *ret; false when not. */
 bool apiq_parse_id(const char *s, size_t len, int64_t *ret);
 
