@@ -25,7 +25,7 @@ struct strmap {
 };
 
 /* FNV-1a: short keys, no adversary can make it quadratic beyond the map's bound. */
-static uint64_t hash_str(const char *s)
+uint64_t strmap_hash(const char *s)
 {
 	uint64_t h = 1469598103934665603ull;
 
@@ -86,7 +86,7 @@ static struct slot *find(const struct strmap *m, const char *key, uint64_t h)
 
 void *strmap_get(const struct strmap *m, const char *key)
 {
-	struct slot *s = find(m, key, hash_str(key));
+	struct slot *s = find(m, key, strmap_hash(key));
 
 	return s != NULL ? s->value : NULL;
 }
@@ -118,7 +118,7 @@ static int grow(struct strmap *m)
 
 int strmap_put(struct strmap *m, const char *key, void *value)
 {
-	uint64_t h = hash_str(key);
+	uint64_t h = strmap_hash(key);
 	struct slot *s = find(m, key, h);
 	char *copy;
 
@@ -147,7 +147,7 @@ int strmap_put(struct strmap *m, const char *key, void *value)
 
 void *strmap_del(struct strmap *m, const char *key)
 {
-	struct slot *s = find(m, key, hash_str(key));
+	struct slot *s = find(m, key, strmap_hash(key));
 	void *v;
 
 	if (s == NULL)

@@ -11,8 +11,12 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct strmap;
+
+/* The map's string hash (64-bit FNV-1a): stable across versions, usable as a file name. */
+uint64_t strmap_hash(const char *s);
 
 struct strmap *strmap_new(void);
 

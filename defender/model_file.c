@@ -21,20 +21,9 @@
 #define MODEL_FILE_VERSION 1
 #define MODEL_FILE_MAX (64u << 20)
 
-static uint64_t fnv64(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ull;
-	}
-	return h;
-}
-
 static void model_path(const struct model_set *s, const char *service, char *out, size_t len)
 {
-	snprintf(out, len, "%s/%016llx.json", s->dir, (unsigned long long)fnv64(service));
+	snprintf(out, len, "%s/%016llx.json", s->dir, (unsigned long long)strmap_hash(service));
 }
 
 static json_t *entry_json(const struct entry *e)
