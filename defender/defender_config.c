@@ -93,7 +93,7 @@ static int add_label(struct defender_config *cfg, const struct kvconf *kv,
 }
 
 /* An integer setting in [min, max] (milliseconds, kilobytes). */
-static int parse_ms(int *slot, const struct kvconf *kv, const struct kvconf_entry *e, int min,
+static int parse_int(int *slot, const struct kvconf *kv, const struct kvconf_entry *e, int min,
 		    int max, vigil_err *err)
 {
 	char *end;
@@ -163,18 +163,20 @@ static int apply(struct defender_config *cfg, const struct kvconf *kv, vigil_err
 		else if (strcmp(e->key, "label") == 0)
 			rc = add_label(cfg, kv, e, err);
 		else if (strcmp(e->key, "heartbeat_interval_ms") == 0)
-			rc = parse_ms(&cfg->heartbeat_interval_ms, kv, e, 100, 600000, err);
+			rc = parse_int(&cfg->heartbeat_interval_ms, kv, e, 100, 600000, err);
 		else if (strcmp(e->key, "ringbuf_kb") == 0) {
-			rc = parse_ms(&cfg->ringbuf_kb, kv, e, 64, 1 << 20, err);
+			rc = parse_int(&cfg->ringbuf_kb, kv, e, 64, 1 << 20, err);
 			if (rc == 0 && (cfg->ringbuf_kb & (cfg->ringbuf_kb - 1)) != 0)
 				rc = verr_set(err, -EINVAL, "%s:%d: ringbuf_kb must be a power of two",
 					      kv->source, e->line);
 		} else if (strcmp(e->key, "spool_max_mb") == 0) {
-			rc = parse_ms(&cfg->spool_max_kb, kv, e, 1, 1 << 20, err);
+			rc = parse_int(&cfg->spool_max_kb, kv, e, 1, 1 << 20, err);
 			cfg->spool_max_kb *= 1024;
 		} else if (strcmp(e->key, "spool_max_kb") == 0) {
 			/* Small spools are for tests of what a full spool does. */
-			rc = parse_ms(&cfg->spool_max_kb, kv, e, 128, 1 << 30, err);
+			rc = parse_int(&cfg->spool_max_kb, kv, e, 128, 1 << 30, err);
+		} else if (strcmp(e->key, "send_window") == 0) {
+			rc = parse_int(&cfg->send_window, kv, e, 1, DEFENDER_SEND_WINDOW_MAX, err);
 		} else if (strcmp(e->key, "all_reads") == 0) {
 			rc = parse_bool(&cfg->all_reads, kv, e, err);
 		} else if (strcmp(e->key, "learning") == 0) {
@@ -214,6 +216,7 @@ int defender_config_parse(const char *text, size_t len, const char *source,
 	cfg->heartbeat_interval_ms = DEFAULT_HEARTBEAT_MS;
 	cfg->log_level = LOG_LVL_INFO;
 	cfg->spool_max_kb = 256 * 1024;
+	cfg->send_window = DEFENDER_SEND_WINDOW_DEFAULT;
 	cfg->learning = true;
 	cfg->learn_window_s = 24 * 3600;
 	if ((rc = kvconf_parse(text, len, source, &kv, err)) < 0)

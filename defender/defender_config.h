@@ -17,6 +17,7 @@
  *   ringbuf_kb = 8192                           # kernel ring buffer, a power of two
  *   all_reads = false                           # true: every read-only open, not the first per process and file
  *   spool_max_mb = 256                          # disk spool for batches not yet acknowledged
+ *   send_window = 4                             # batches in flight to the console at once (1..16)
  *   learning = true                             # learn a model per service, report deviations
  *   learn_window = 24h                          # how long a new model learns (s, m, h, d)
  *
@@ -30,6 +31,13 @@
 
 #define DEFENDER_MAX_CONSOLES 8
 #define DEFENDER_MAX_LABELS 32
+#define DEFENDER_SEND_WINDOW_MAX 16
+/*
+ * One batch in flight at a time leaves the console idle while the last
+ * acknowledgement travels back and the next batch is read; four kept the
+ * console busy in tests/bench/ingest_bench (docs/performance.md).
+ */
+#define DEFENDER_SEND_WINDOW_DEFAULT 4
 
 struct defender_label {
 	char *key;
@@ -51,6 +59,7 @@ struct defender_config {
 	int ringbuf_kb;
 	bool all_reads;
 	int spool_max_kb; /* spool_max_mb, or spool_max_kb for tests */
+	int send_window;
 	bool learning;
 	unsigned learn_window_s;
 };

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "batchwire.h"
 #include "jsonw.h"
 #include "log.h"
 #include "spool.h"
@@ -23,19 +24,49 @@ struct pending_event {
 	char *act_strings;
 };
 
+/* A batch a sender has taken from the spool and not yet seen acknowledged. */
+struct in_flight {
+	uint64_t seq;
+	bool done; /* acknowledged (or refused for good) by the console */
+};
+
+/* One sender thread: one request channel, one batch in flight at a time. */
+struct sender {
+	struct delivery *dl;
+	int id;
+	pthread_t thread;
+	bool running;
+	struct uplink_chan *ch; /* under lock: what delivery_stop aborts */
+};
+
 struct delivery {
 	struct delivery_opts opts;
-	/* Gaps taken from the spool, kept until the console acknowledges them (sender thread). */
+	/* Gaps taken from the spool, kept until the console acknowledges them (under lock). */
 	struct spool_gap gaps[SPOOL_GAPS_MAX];
 	size_t ngaps;
 	struct uplink *up;
 	struct spool *sp;
-	pthread_mutex_t lock; /* spool, batch, stats */
-	pthread_cond_t spooled;
-	pthread_t sender;
-	bool sender_running;
-	struct uplink_chan *sender_ch; /* under lock: what delivery_stop aborts */
+	pthread_mutex_t lock; /* spool, batch, window, gaps, stats */
+	pthread_cond_t changed; /* a batch was spooled, one was acknowledged, a barrier lifted */
+	struct sender senders[DEFENDER_SEND_WINDOW_MAX];
+	int nsenders;
 	atomic_bool stop;
+
+	/*
+	 * The send window (under lock): batches taken by the senders, in seq
+	 * order.  The spool is acknowledged up to the first one not done.
+	 * taken_through is the newest seq handed to a sender.  A batch that
+	 * carries model deltas is a barrier: it is sent only once everything
+	 * before it is acknowledged, and nothing after it until it is, because
+	 * the console must apply a model's changes in the order they happened.
+	 * Gap reports are a barrier too (see send_gaps).
+	 */
+	struct in_flight window[DEFENDER_SEND_WINDOW_MAX];
+	size_t nwindow;
+	uint64_t taken_through;
+	uint64_t barrier_seq; /* 0: none in flight */
+	bool sending_gaps;
+	bool complained; /* "not delivered" was logged; say when it works again */
 
 	struct pending_event *batch;
 	size_t nbatch;
@@ -98,7 +129,7 @@ static void flush_locked(struct delivery *dl)
 		log_error("cannot spool a batch of %zu events: %s", dl->nbatch, err.msg);
 	} else {
 		dl->st.batches_spooled++;
-		pthread_cond_signal(&dl->spooled);
+		pthread_cond_broadcast(&dl->changed);
 	}
 	goto out;
 fail:
@@ -174,7 +205,6 @@ void delivery_add(struct delivery *dl, const struct event *ev, const struct even
 	pthread_mutex_unlock(&dl->lock);
 }
 
-static size_t varint(uint8_t *p, uint64_t v);
 
 /*
  * Append msg to the batch as field `field` (length-delimited).  Deviations
@@ -188,7 +218,7 @@ static void add_extra(struct delivery *dl, uint32_t field, const ProtobufCMessag
 	size_t h = 0;
 
 	hdr[h++] = (uint8_t)((field << 3) | 2);
-	h += varint(hdr + h, len);
+	h += batchwire_varint(hdr + h, len);
 	pthread_mutex_lock(&dl->lock);
 	need = dl->extra_len + h + len;
 	if (need > dl->extra_cap) {
@@ -236,34 +266,6 @@ void delivery_tick(struct delivery *dl)
 	pthread_mutex_unlock(&dl->lock);
 }
 
-/* Envelope{seq, batch} around already packed Batch bytes, without unpacking them. */
-static size_t varint(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-
-	do {
-		p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-		v >>= 7;
-	} while (v != 0);
-	return n;
-}
-
-static uint8_t *envelope_wrap(uint64_t seq, const void *batch, size_t len, size_t *ret_len)
-{
-	uint8_t *out = malloc(len + 24);
-	size_t n = 0;
-
-	if (out == NULL)
-		return NULL;
-	out[n++] = 0x08; /* field 1 (seq), varint */
-	n += varint(out + n, seq);
-	out[n++] = 0x22; /* field 4 (batch), length-delimited */
-	n += varint(out + n, len);
-	memcpy(out + n, batch, len);
-	*ret_len = n + len;
-	return out;
-}
-
 /* seq was delivered: it is not lost, whatever a gap taken meanwhile says. */
 static void gaps_forget_delivered(struct delivery *dl, uint64_t seq)
 {
@@ -284,10 +286,36 @@ static void gaps_forget_delivered(struct delivery *dl, uint64_t seq)
 	}
 }
 
+/* Wait on dl->changed for at most ms (also woken by any change).  Caller holds lock. */
+static void wait_changed(struct delivery *dl, long ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += ms * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+	}
+	pthread_cond_timedwait(&dl->changed, &dl->lock, &until);
+}
+
+/* Sleep ms in steps, returning early on stop. */
+static void nap(struct delivery *dl, int ms)
+{
+	for (int slept = 0; slept < ms && !atomic_load(&dl->stop); slept += 50) {
+		struct timespec ts = {0, 50 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+}
+
 /*
  * Take new gaps from the spool and send every unacknowledged one as a
- * gap-only batch (seq 0; the console stores each gap range once).  Returns
- * true when none is left unsent.
+ * gap-only batch (seq 0; the console stores each gap range once).  Gap
+ * reports wait until no batch is in flight and hold new ones back while
+ * they travel: a batch acknowledged meanwhile would have to come out of a
+ * gap already reported (gaps_forget_delivered).  Caller holds lock (released
+ * while sending).  Returns true when none is left unsent.
  */
 static bool send_gaps(struct delivery *dl, struct uplink_chan *ch)
 {
@@ -296,14 +324,17 @@ static bool send_gaps(struct delivery *dl, struct uplink_chan *ch)
 	Vigil__Gap gpb[SPOOL_GAPS_MAX], *gpp[SPOOL_GAPS_MAX];
 	Vigil__Reply *reply = NULL;
 	vigil_err err = {0};
+	size_t n;
 	int rc;
 
-	pthread_mutex_lock(&dl->lock);
 	dl->ngaps += spool_take_gaps(dl->sp, dl->gaps + dl->ngaps, SPOOL_GAPS_MAX - dl->ngaps);
-	pthread_mutex_unlock(&dl->lock);
 	if (dl->ngaps == 0)
 		return true;
-	for (size_t i = 0; i < dl->ngaps; i++) {
+	if (dl->nwindow > 0 || dl->sending_gaps)
+		return false;
+	dl->sending_gaps = true;
+	n = dl->ngaps;
+	for (size_t i = 0; i < n; i++) {
 		vigil__gap__init(&gpb[i]);
 		gpb[i].first_seq = dl->gaps[i].first_seq;
 		gpb[i].last_seq = dl->gaps[i].last_seq;
@@ -311,34 +342,166 @@ static bool send_gaps(struct delivery *dl, struct uplink_chan *ch)
 		gpb[i].reason = (char *)spool_gap_reason_str(dl->gaps[i].reason);
 		gpp[i] = &gpb[i];
 	}
-	b.n_gaps = dl->ngaps;
+	pthread_mutex_unlock(&dl->lock);
+	b.n_gaps = n;
 	b.gaps = gpp;
 	env.seq = 0;
 	env.body_case = VIGIL__ENVELOPE__BODY_BATCH;
 	env.batch = &b;
 	rc = uplink_request(ch, &env, NULL, 0, 15000, &reply, &err);
+	pthread_mutex_lock(&dl->lock);
 	if (rc == 0 && (reply->status == VIGIL__REPLY__STATUS__OK ||
 			reply->status == VIGIL__REPLY__STATUS__REFUSED)) {
-		for (size_t i = 0; i < dl->ngaps; i++)
+		for (size_t i = 0; i < n; i++)
 			log_warn("reported to the console: spool lost %llu batch(es), seq %llu..%llu "
 				 "(%s)",
-				 (unsigned long long)dl->gaps[i].count,
-				 (unsigned long long)dl->gaps[i].first_seq,
-				 (unsigned long long)dl->gaps[i].last_seq, gpb[i].reason);
-		dl->ngaps = 0;
+				 (unsigned long long)gpb[i].count, (unsigned long long)gpb[i].first_seq,
+				 (unsigned long long)gpb[i].last_seq, gpb[i].reason);
+		/* Only this thread touches gaps[0..n) meanwhile: no batch was in flight. */
+		memmove(dl->gaps, dl->gaps + n, (dl->ngaps - n) * sizeof(dl->gaps[0]));
+		dl->ngaps -= n;
 	}
+	dl->sending_gaps = false;
+	pthread_cond_broadcast(&dl->changed);
 	if (reply != NULL)
 		vigil__reply__free_unpacked(reply, NULL);
 	return dl->ngaps == 0;
 }
 
+/* Whether a batch before seq is still unacknowledged.  Caller holds lock. */
+static bool earlier_in_flight(const struct delivery *dl, uint64_t seq)
+{
+	for (size_t i = 0; i < dl->nwindow && dl->window[i].seq < seq; i++)
+		if (!dl->window[i].done)
+			return true;
+	return false;
+}
+
+/*
+ * Take the next batch into the window: its Envelope in *ret_msg (malloc'ed).
+ * Returns 0, -EAGAIN when there is nothing to take now (after waiting a
+ * little), or -EIO when the spool cannot be read.  Caller holds lock; it is
+ * released while waiting for the batches before a barrier.
+ */
+static int take_next(struct delivery *dl, uint64_t *ret_seq, uint8_t **ret_msg, size_t *ret_len)
+{
+	struct spool_record rec;
+	vigil_err err = {0};
+	bool barrier;
+	int rc;
+
+	if (dl->sending_gaps || dl->barrier_seq != 0 ||
+	    dl->nwindow == (size_t)dl->nsenders) {
+		wait_changed(dl, 200);
+		return -EAGAIN;
+	}
+	rc = spool_next(dl->sp, dl->taken_through, &rec, &err);
+	if (rc == -ENOENT) {
+		wait_changed(dl, 200);
+		return -EAGAIN;
+	}
+	if (rc == 0 && (*ret_msg = batchwire_envelope(rec.seq, rec.payload, rec.len, ret_len)) == NULL)
+		rc = verr_set(&err, -ENOMEM, "out of memory");
+	if (rc < 0) {
+		log_error("cannot read the spool: %s", err.msg);
+		return -EIO;
+	}
+	barrier = batchwire_has_models(rec.payload, rec.len);
+	*ret_seq = rec.seq;
+	dl->taken_through = rec.seq;
+	dl->window[dl->nwindow++] = (struct in_flight){.seq = rec.seq};
+	if (barrier) {
+		dl->barrier_seq = rec.seq;
+		while (earlier_in_flight(dl, rec.seq) && !atomic_load(&dl->stop))
+			wait_changed(dl, 200);
+	}
+	return 0;
+}
+
+/*
+ * seq is acknowledged (or refused for good): mark it, acknowledge in the
+ * spool everything up to the first batch still in flight, lift its barrier.
+ * Caller holds lock.
+ */
+static void window_done(struct delivery *dl, uint64_t seq)
+{
+	uint64_t through = 0;
+	size_t k = 0;
+	vigil_err err = {0};
+
+	for (size_t i = 0; i < dl->nwindow; i++)
+		if (dl->window[i].seq == seq)
+			dl->window[i].done = true;
+	while (k < dl->nwindow && dl->window[k].done)
+		through = dl->window[k++].seq;
+	memmove(dl->window, dl->window + k, (dl->nwindow - k) * sizeof(dl->window[0]));
+	dl->nwindow -= k;
+	if (through != 0 && spool_ack(dl->sp, through, &err) < 0)
+		log_error("cannot acknowledge batch %llu in the spool: %s",
+			  (unsigned long long)through, err.msg);
+	if (dl->barrier_seq == seq)
+		dl->barrier_seq = 0;
+	pthread_cond_broadcast(&dl->changed);
+}
+
+/*
+ * Send one batch until the console takes it (or refuses it for good, or the
+ * defender stops): returns the console's final status, or RETRY on stop.
+ */
+static Vigil__Reply__Status send_batch(struct delivery *dl, struct uplink_chan *ch, uint64_t seq,
+				       const uint8_t *msg, size_t len)
+{
+	int backoff_ms = 0;
+
+	while (!atomic_load(&dl->stop)) {
+		Vigil__Reply *reply = NULL;
+		vigil_err err = {0};
+		int rc = uplink_request(ch, NULL, msg, len, 15000, &reply, &err);
+		Vigil__Reply__Status status = rc == 0 ? reply->status : VIGIL__REPLY__STATUS__RETRY;
+
+		if (status == VIGIL__REPLY__STATUS__HELLO_REQUIRED)
+			status = VIGIL__REPLY__STATUS__RETRY; /* the main thread says hello */
+		if (status == VIGIL__REPLY__STATUS__REFUSED)
+			/* Resending cannot help; counted and sent in heartbeats. */
+			log_error("console refused batch %llu for good: %s", (unsigned long long)seq,
+				  reply->error);
+		pthread_mutex_lock(&dl->lock);
+		if (status == VIGIL__REPLY__STATUS__OK || status == VIGIL__REPLY__STATUS__REFUSED) {
+			if (dl->complained)
+				log_info("batches are delivered again");
+			dl->complained = false;
+		} else {
+			dl->st.resends++;
+			if (!dl->complained)
+				log_warn("batch %llu not delivered (%s); spooling and retrying",
+					 (unsigned long long)seq,
+					 rc < 0 ? err.msg
+						: (reply->error[0] ? reply->error : "retry"));
+			dl->complained = true;
+		}
+		pthread_mutex_unlock(&dl->lock);
+		if (reply != NULL)
+			vigil__reply__free_unpacked(reply, NULL);
+		if (status == VIGIL__REPLY__STATUS__OK || status == VIGIL__REPLY__STATUS__REFUSED)
+			return status;
+		backoff_ms = backoff_ms == 0 ? 100 : backoff_ms * 2;
+		if (backoff_ms > 2000)
+			backoff_ms = 2000;
+		nap(dl, backoff_ms);
+	}
+	return VIGIL__REPLY__STATUS__RETRY;
+}
+
+/*
+ * A sender: takes the next batch of the window, sends it until the console
+ * has it, acknowledges it, and again.  Sender 0 also reports the gaps.
+ */
 static void *sender_main(void *arg)
 {
-	struct delivery *dl = arg;
+	struct sender *sd = arg;
+	struct delivery *dl = sd->dl;
 	struct uplink_chan *ch;
 	vigil_err err = {0};
-	int backoff_ms = 0;
-	bool complained = false;
 
 	if ((ch = uplink_chan_open(dl->up, &err)) == NULL) {
 		log_error("delivery cannot start: %s", err.msg);
@@ -351,107 +514,80 @@ static void *sender_main(void *arg)
 	 */
 	uplink_chan_set_resend(ch, 10000);
 	pthread_mutex_lock(&dl->lock);
-	dl->sender_ch = ch;
-	pthread_mutex_unlock(&dl->lock);
+	sd->ch = ch;
 	while (!atomic_load(&dl->stop)) {
-		struct spool_record rec;
 		uint8_t *msg = NULL;
 		size_t len = 0;
-		uint64_t seq;
+		uint64_t seq = 0;
 		int rc;
 
 		/* Losses first: an operator should hear of them before anything else. */
-		if (!send_gaps(dl, ch)) {
-			struct timespec ts = {0, 500 * 1000000L};
-			nanosleep(&ts, NULL);
-			continue;
-		}
-		pthread_mutex_lock(&dl->lock);
-		rc = spool_next(dl->sp, 0, &rec, &err);
-		if (rc == -ENOENT) {
-			struct timespec until;
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_nsec += 200 * 1000000L;
-			if (until.tv_nsec >= 1000000000L) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000L;
+		if (sd->id == 0 && !send_gaps(dl, ch)) {
+			if (dl->nwindow == 0 && !dl->sending_gaps) {
+				pthread_mutex_unlock(&dl->lock);
+				nap(dl, 500); /* the report failed: not in a tight loop */
+				pthread_mutex_lock(&dl->lock);
+			} else {
+				wait_changed(dl, 200);
 			}
-			pthread_cond_timedwait(&dl->spooled, &dl->lock, &until);
-			pthread_mutex_unlock(&dl->lock);
 			continue;
 		}
-		if (rc == 0) {
-			seq = rec.seq;
-			msg = envelope_wrap(seq, rec.payload, rec.len, &len);
+		if (dl->ngaps > 0 && sd->id != 0) {
+			wait_changed(dl, 200); /* sender 0 reports them first */
+			continue;
+		}
+		rc = take_next(dl, &seq, &msg, &len);
+		if (rc == -EAGAIN)
+			continue;
+		if (rc < 0) {
+			pthread_mutex_unlock(&dl->lock);
+			nap(dl, 1000);
+			pthread_mutex_lock(&dl->lock);
+			continue;
 		}
 		pthread_mutex_unlock(&dl->lock);
-		if (rc < 0 || msg == NULL) {
-			log_error("cannot read the spool: %s", rc < 0 ? err.msg : "out of memory");
-			struct timespec ts = {1, 0};
-			nanosleep(&ts, NULL);
-			continue;
-		}
-
-		Vigil__Reply *reply = NULL;
-		rc = uplink_request(ch, NULL, msg, len, 15000, &reply, &err);
+		Vigil__Reply__Status status = send_batch(dl, ch, seq, msg, len);
 		free(msg);
-		Vigil__Reply__Status status = rc == 0 ? reply->status : VIGIL__REPLY__STATUS__RETRY;
-		if (rc == 0 && status == VIGIL__REPLY__STATUS__HELLO_REQUIRED)
-			status = VIGIL__REPLY__STATUS__RETRY; /* the main thread says hello */
-		if (status == VIGIL__REPLY__STATUS__OK ||
-		    status == VIGIL__REPLY__STATUS__REFUSED) {
-			if (status == VIGIL__REPLY__STATUS__REFUSED) {
-				/* Resending cannot help; counted and sent in heartbeats. */
-				log_error("console refused batch %llu for good: %s",
-					  (unsigned long long)seq, reply->error);
-			}
-			pthread_mutex_lock(&dl->lock);
-			/*
-			 * While this batch was in flight the spool may have dropped it
-			 * to make room and counted it as lost; it was delivered after
-			 * all, so take it out of that gap before the gap is reported.
-			 */
-			dl->ngaps += spool_take_gaps(dl->sp, dl->gaps + dl->ngaps,
-						     SPOOL_GAPS_MAX - dl->ngaps);
-			if (status == VIGIL__REPLY__STATUS__OK)
-				gaps_forget_delivered(dl, seq);
-			if (spool_ack(dl->sp, seq, &err) < 0)
-				log_error("cannot acknowledge batch %llu in the spool: %s",
-					  (unsigned long long)seq, err.msg);
-			if (status == VIGIL__REPLY__STATUS__OK)
-				dl->st.batches_acked++;
-			else
-				dl->st.batches_refused++;
-			pthread_mutex_unlock(&dl->lock);
-			backoff_ms = 0;
-			if (complained)
-				log_info("batches are delivered again");
-			complained = false;
+		pthread_mutex_lock(&dl->lock);
+		if (status != VIGIL__REPLY__STATUS__OK && status != VIGIL__REPLY__STATUS__REFUSED)
+			break; /* stopping: the batch stays in the spool for the next start */
+		/*
+		 * While this batch was in flight the spool may have dropped it
+		 * to make room and counted it as lost; it was delivered after
+		 * all, so take it out of that gap before the gap is reported.
+		 */
+		dl->ngaps += spool_take_gaps(dl->sp, dl->gaps + dl->ngaps,
+					     SPOOL_GAPS_MAX - dl->ngaps);
+		if (status == VIGIL__REPLY__STATUS__OK) {
+			gaps_forget_delivered(dl, seq);
+			dl->st.batches_acked++;
 		} else {
-			pthread_mutex_lock(&dl->lock);
-			dl->st.resends++;
-			pthread_mutex_unlock(&dl->lock);
-			if (!complained)
-				log_warn("batch %llu not delivered (%s); spooling and retrying",
-					 (unsigned long long)seq,
-					 rc < 0 ? err.msg : (reply->error[0] ? reply->error : "retry"));
-			complained = true;
-			backoff_ms = backoff_ms == 0 ? 100 : backoff_ms * 2;
-			if (backoff_ms > 2000)
-				backoff_ms = 2000;
-			for (int slept = 0; slept < backoff_ms && !atomic_load(&dl->stop); slept += 50) {
-				struct timespec ts = {0, 50 * 1000000L};
-				nanosleep(&ts, NULL);
-			}
+			dl->st.batches_refused++;
 		}
-		if (reply != NULL)
-			vigil__reply__free_unpacked(reply, NULL);
+		window_done(dl, seq);
 	}
-	pthread_mutex_lock(&dl->lock);
-	dl->sender_ch = NULL;
+	sd->ch = NULL;
 	pthread_mutex_unlock(&dl->lock);
 	uplink_chan_close(ch);
 	return NULL;
+}
+
+/* Stop and join every sender; a batch in flight stays in the spool. */
+static void stop_senders(struct delivery *dl)
+{
+	atomic_store(&dl->stop, true);
+	pthread_mutex_lock(&dl->lock);
+	pthread_cond_broadcast(&dl->changed);
+	/* A batch in flight to a console that does not answer would hold the stop for 15 s. */
+	for (int i = 0; i < dl->nsenders; i++)
+		if (dl->senders[i].ch != NULL)
+			uplink_chan_abort(dl->senders[i].ch);
+	pthread_mutex_unlock(&dl->lock);
+	for (int i = 0; i < dl->nsenders; i++)
+		if (dl->senders[i].running) {
+			pthread_join(dl->senders[i].thread, NULL);
+			dl->senders[i].running = false;
+		}
 }
 
 struct delivery *delivery_start(const struct delivery_opts *opts, struct uplink *up,
@@ -474,7 +610,7 @@ struct delivery *delivery_start(const struct delivery_opts *opts, struct uplink 
 	dl->batch_max_bytes = opts->spool_max_bytes / 8 < (1u << 20) ? opts->spool_max_bytes / 8
 								      : (1u << 20);
 	pthread_mutex_init(&dl->lock, NULL);
-	pthread_cond_init(&dl->spooled, NULL);
+	pthread_cond_init(&dl->changed, NULL);
 	dl->batch = calloc((size_t)dl->opts.batch_max_events, sizeof(*dl->batch));
 	dl->line = malloc(LINE_MAX_BYTES);
 	if (dl->batch == NULL || dl->line == NULL) {
@@ -486,17 +622,29 @@ struct delivery *delivery_start(const struct delivery_opts *opts, struct uplink 
 		goto fail;
 	/* Capture's batches are synced before they are sent (spool_next), not one by one. */
 	spool_set_sync(dl->sp, 0);
-	if ((rc = pthread_create(&dl->sender, NULL, sender_main, dl)) != 0) {
-		verr_set(err, -rc, "cannot start the sender thread: %s", strerror(rc));
-		goto fail;
+	dl->nsenders = opts->window < 1 ? 1
+			: opts->window > DEFENDER_SEND_WINDOW_MAX ? DEFENDER_SEND_WINDOW_MAX
+								  : opts->window;
+	for (int i = 0; i < dl->nsenders; i++) {
+		struct sender *sd = &dl->senders[i];
+
+		sd->dl = dl;
+		sd->id = i;
+		if ((rc = pthread_create(&sd->thread, NULL, sender_main, sd)) != 0) {
+			verr_set(err, -rc, "cannot start a sender thread: %s", strerror(rc));
+			goto fail;
+		}
+		sd->running = true;
 	}
-	dl->sender_running = true;
 	return dl;
 fail:
+	stop_senders(dl);
 	spool_close(dl->sp);
 	free(dl->batch);
 	free(dl->line);
 	free(dl->extra);
+	pthread_mutex_destroy(&dl->lock);
+	pthread_cond_destroy(&dl->changed);
 	free(dl);
 	return NULL;
 }
@@ -521,20 +669,12 @@ void delivery_stop(struct delivery *dl)
 	pthread_mutex_lock(&dl->lock);
 	flush_locked(dl);
 	pthread_mutex_unlock(&dl->lock);
-	atomic_store(&dl->stop, true);
-	pthread_cond_signal(&dl->spooled);
-	/* A batch in flight to a console that does not answer would hold the stop for 15 s. */
-	pthread_mutex_lock(&dl->lock);
-	if (dl->sender_ch != NULL)
-		uplink_chan_abort(dl->sender_ch);
-	pthread_mutex_unlock(&dl->lock);
-	if (dl->sender_running)
-		pthread_join(dl->sender, NULL);
+	stop_senders(dl);
 	spool_close(dl->sp);
 	free(dl->batch);
 	free(dl->line);
 	free(dl->extra);
 	pthread_mutex_destroy(&dl->lock);
-	pthread_cond_destroy(&dl->spooled);
+	pthread_cond_destroy(&dl->changed);
 	free(dl);
 }

@@ -10,12 +10,17 @@
  * each batch is appended to the disk spool, which gives it its sequence
  * number.  Capture never waits on the network, only on the local disk.
  *
- * The sender thread sends the oldest unacknowledged batch, waits for the
- * console's acknowledgement (given only after the batch is committed in
- * PostgreSQL, stored once per (host, seq)), acknowledges it in the spool and
- * goes on; on silence or "retry" it backs off and resends the same batch, so
- * delivery is in order and at least once, and the database makes it exactly
- * once.  Batches the spool had to drop travel as gaps in the next batch.
+ * Up to `window` sender threads, each with its own request channel, take
+ * the spooled batches in order and send them; each waits for the console's
+ * acknowledgement (given only after the batch is committed in PostgreSQL,
+ * stored once per (host, seq)), and on silence or "retry" backs off and
+ * resends the same batch.  The spool is acknowledged up to the oldest batch
+ * still in flight, so after a restart nothing unacknowledged is skipped:
+ * delivery is at least once, and the database makes it exactly once.
+ * Batches may commit out of order, except that a batch carrying model
+ * deltas waits for every batch before it and holds back every batch after
+ * it (a model's changes must apply in order).  Batches the spool had to drop
+ * are reported as gaps, on their own, while no batch is in flight.
  *
  * Locking: one mutex guards the spool and the batch being built; the
  * capture thread calls delivery_add/delivery_tick, the sender thread is
@@ -25,6 +30,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "defender_config.h"
 #include "error.h"
 #include "event.h"
 #include "event_json.h"
@@ -36,6 +42,7 @@ struct delivery_opts {
 	uint64_t spool_max_bytes;
 	int batch_max_events; /* 0: 2000 */
 	int batch_ms;	      /* 0: 250 */
+	int window;	      /* batches in flight at once, 1..DEFENDER_SEND_WINDOW_MAX */
 };
 
 struct delivery_stats {
@@ -72,7 +79,7 @@ void delivery_tick(struct delivery *dl);
 
 void delivery_stats(struct delivery *dl, struct delivery_stats *out);
 
-/* Flush what is buffered into the spool, stop the sender, close the spool. */
+/* Flush what is buffered into the spool, stop the senders, close the spool. */
 void delivery_stop(struct delivery *dl);
 
 #endif

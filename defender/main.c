@@ -605,7 +605,8 @@ int main(int argc, char **argv)
 	if (d.cap != NULL) {
 		char spool_dir[4096];
 		struct delivery_opts dopts = {.spool_dir = spool_dir,
-					      .spool_max_bytes = (uint64_t)d.cfg.spool_max_kb * 1024};
+					      .spool_max_bytes = (uint64_t)d.cfg.spool_max_kb * 1024,
+					      .window = d.cfg.send_window};
 
 		snprintf(spool_dir, sizeof(spool_dir), "%s/spool", d.cfg.state_dir);
 		d.clock_offset = event_json_clock_offset();

@@ -8,7 +8,7 @@
  * in the same run on the same database: COPY of the same rows straight into
  * the events table, the ceiling of any ingest path.
  *
- *   ingest_bench [--seconds N] [--batch N] [--console PATH]
+ *   ingest_bench [--seconds N] [--batch N] [--window N] [--console PATH]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +39,8 @@
 
 static char dir[256], console_bin[512], link_url[64], api_url[64];
 static int seconds = 8, batch_events = 2000; /* the defender's batch size when busy */
+/* Batches in flight per defender: the defender's send_window default. */
+static int window = 4;
 static pid_t console_pid;
 
 static double now_s(void)
@@ -61,10 +63,12 @@ static void die(const char *what, const char *why)
 struct defender {
 	int id;
 	char cert[300], key[300];
-	double *lat; /* seconds per acknowledged batch */
+	pthread_mutex_t lock; /* lat, events: the window's slots share them */
+	double *lat;	      /* seconds per acknowledged batch */
 	size_t nlat, cap;
 	uint64_t events;
-	uint64_t failures;
+	atomic_uint_fast64_t failures;
+	atomic_uint_fast64_t next_seq; /* the last seq handed out; kept across phases */
 };
 
 static atomic_bool running;
@@ -133,17 +137,25 @@ static nng_msg *batch_msg(uint64_t seq)
 	return m;
 }
 
-static int request(nng_socket s, nng_msg *m, Vigil__Reply__Status *st)
+/* Send m on ctx (through aio, owned by the caller) and wait for the reply's status. */
+static int request(nng_ctx ctx, nng_aio *aio, nng_msg *m, Vigil__Reply__Status *st)
 {
 	Vigil__Reply *r;
 	int rv;
 
-	if ((rv = nng_sendmsg(s, m, 0)) != 0) {
-		nng_msg_free(m);
+	nng_aio_set_msg(aio, m);
+	nng_aio_set_timeout(aio, 30000);
+	nng_ctx_send(ctx, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		nng_msg_free(nng_aio_get_msg(aio));
 		return rv;
 	}
-	if ((rv = nng_recvmsg(s, &m, 0)) != 0)
+	nng_ctx_recv(ctx, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0)
 		return rv;
+	m = nng_aio_get_msg(aio);
 	r = vigil__reply__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
 	nng_msg_free(m);
 	if (r == NULL)
@@ -153,7 +165,51 @@ static int request(nng_socket s, nng_msg *m, Vigil__Reply__Status *st)
 	return 0;
 }
 
-static uint64_t next_seq[MAX_DEFENDERS];
+/* One of a simulated defender's window slots: its own context, batches taken in seq order. */
+struct slot {
+	struct defender *d;
+	nng_socket s;
+	pthread_t th;
+};
+
+static void *slot_main(void *arg)
+{
+	struct slot *sl = arg;
+	struct defender *d = sl->d;
+	nng_ctx ctx;
+	nng_aio *aio;
+	Vigil__Reply__Status st;
+
+	if (nng_ctx_open(&ctx, sl->s) != 0 || nng_aio_alloc(&aio, NULL, NULL) != 0)
+		die("nng", "cannot open a context");
+	nng_ctx_set_ms(ctx, NNG_OPT_REQ_RESENDTIME, 60000);
+	while (atomic_load(&running)) {
+		uint64_t seq = atomic_fetch_add(&d->next_seq, 1) + 1;
+		double t0 = now_s();
+		int rv;
+		/* A failed batch is resent until it is stored, as the defender does. */
+		while ((rv = request(ctx, aio, batch_msg(seq), &st)) != 0 ||
+		       st != VIGIL__REPLY__STATUS__OK) {
+			atomic_fetch_add(&d->failures, 1);
+			if (!atomic_load(&running))
+				break;
+		}
+		double t1 = now_s();
+		if (rv != 0 || st != VIGIL__REPLY__STATUS__OK)
+			break;
+		pthread_mutex_lock(&d->lock);
+		if (d->nlat == d->cap) {
+			d->cap = d->cap ? d->cap * 2 : 1024;
+			d->lat = realloc(d->lat, d->cap * sizeof(double));
+		}
+		d->lat[d->nlat++] = t1 - t0;
+		d->events += (uint64_t)batch_events;
+		pthread_mutex_unlock(&d->lock);
+	}
+	nng_ctx_close(ctx);
+	nng_aio_free(aio);
+	return NULL;
+}
 
 static void *defender_main(void *arg)
 {
@@ -163,17 +219,17 @@ static void *defender_main(void *arg)
 	nng_tls_config *tls;
 	nng_socket s;
 	nng_dialer dl;
+	nng_ctx ctx;
+	nng_aio *aio;
 	vigil_err err = {0};
 	Vigil__Reply__Status st;
+	struct slot slots[16];
 
 	snprintf(ca, sizeof(ca), "%s/pki/ca.crt", dir);
 	if (tls_config_new(NNG_TLS_MODE_CLIENT, NNG_TLS_AUTH_MODE_REQUIRED, &f, "127.0.0.1", &tls,
 			   &err) < 0)
 		die("tls", err.msg);
 	nng_req0_open(&s);
-	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 30000);
-	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 30000);
-	nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, 60000);
 	nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, 65536);
 	nng_dialer_create(&dl, s, link_url);
 	nng_dialer_set_ptr(dl, NNG_OPT_TLS_CONFIG, tls);
@@ -188,24 +244,18 @@ static void *defender_main(void *arg)
 	nng_msg *m;
 	nng_msg_alloc(&m, vigil__envelope__get_packed_size(&env));
 	vigil__envelope__pack(&env, nng_msg_body(m));
-	if (request(s, m, &st) != 0 || st != VIGIL__REPLY__STATUS__OK)
+	if (nng_ctx_open(&ctx, s) != 0 || nng_aio_alloc(&aio, NULL, NULL) != 0)
+		die("nng", "cannot open a context");
+	if (request(ctx, aio, m, &st) != 0 || st != VIGIL__REPLY__STATUS__OK)
 		die("hello", "refused");
-	while (atomic_load(&running)) {
-		double t0 = now_s();
-		int rv = request(s, batch_msg(++next_seq[d->id]), &st);
-		double t1 = now_s();
-		if (rv != 0 || st != VIGIL__REPLY__STATUS__OK) {
-			d->failures++;
-			next_seq[d->id]--;
-			continue;
-		}
-		if (d->nlat == d->cap) {
-			d->cap = d->cap ? d->cap * 2 : 1024;
-			d->lat = realloc(d->lat, d->cap * sizeof(double));
-		}
-		d->lat[d->nlat++] = t1 - t0;
-		d->events += (uint64_t)batch_events;
+	nng_ctx_close(ctx);
+	nng_aio_free(aio);
+	for (int i = 0; i < window; i++) {
+		slots[i] = (struct slot){.d = d, .s = s};
+		pthread_create(&slots[i].th, NULL, slot_main, &slots[i]);
 	}
+	for (int i = 0; i < window; i++)
+		pthread_join(slots[i].th, NULL);
 	nng_close(s);
 	nng_tls_config_free(tls);
 	return NULL;
@@ -230,7 +280,8 @@ static void run_phase(int n, double baseline)
 		free(defs[i].lat);
 		defs[i].lat = NULL;
 		defs[i].nlat = defs[i].cap = 0;
-		defs[i].events = defs[i].failures = 0;
+		defs[i].events = 0;
+		atomic_store(&defs[i].failures, 0);
 	}
 	atomic_store(&running, true);
 	t0 = now_s();
@@ -246,7 +297,7 @@ static void run_phase(int n, double baseline)
 		memcpy(all + nall, defs[i].lat, defs[i].nlat * sizeof(double));
 		nall += defs[i].nlat;
 		events += defs[i].events;
-		failures += defs[i].failures;
+		failures += atomic_load(&defs[i].failures);
 	}
 	qsort(all, nall, sizeof(double), cmp_double);
 	double rate = (double)events / (t1 - t0);
@@ -300,6 +351,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {{"seconds", required_argument, NULL, 's'},
 					     {"batch", required_argument, NULL, 'b'},
 					     {"console", required_argument, NULL, 'c'},
+					     {"window", required_argument, NULL, 'w'},
 					     {0}};
 	vigil_err err = {0};
 	int opt;
@@ -311,13 +363,15 @@ int main(int argc, char **argv)
 			seconds = atoi(optarg);
 		else if (opt == 'b')
 			batch_events = atoi(optarg);
+		else if (opt == 'w')
+			window = atoi(optarg);
 		else if (opt == 'c')
 			snprintf(console_bin, sizeof(console_bin), "%s", optarg);
 		else
 			return 2;
 	}
-	if (seconds < 1 || batch_events < 1 || batch_events > 10000) {
-		fprintf(stderr, "usage: ingest_bench [--seconds N] [--batch 1..10000] [--console PATH]\n");
+	if (seconds < 1 || batch_events < 1 || batch_events > 10000 || window < 1 || window > 16) {
+		fprintf(stderr, "usage: ingest_bench [--seconds N] [--batch 1..10000] [--window 1..16] [--console PATH]\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -342,6 +396,7 @@ int main(int argc, char **argv)
 		snprintf(cn, sizeof(cn), "bench-%03d", i);
 		struct pki_issue_opts co = {.cn = cn, .kind = PKI_CLIENT};
 		defs[i].id = i;
+		pthread_mutex_init(&defs[i].lock, NULL);
 		snprintf(defs[i].cert, sizeof(defs[i].cert), "%s/%s.crt", pkidir, cn);
 		snprintf(defs[i].key, sizeof(defs[i].key), "%s/%s.key", pkidir, cn);
 		if (pki_issue(pkidir, &co, defs[i].cert, defs[i].key, &err) < 0)
@@ -390,8 +445,9 @@ int main(int argc, char **argv)
 	}
 	free(tok);
 	make_batch();
-	printf("ingest_bench: batches of %d events (%zu bytes packed), %d s per phase\n",
-	       batch_events, batch_len, seconds);
+	printf("ingest_bench: batches of %d events (%zu bytes packed), %d in flight per defender,"
+	       " %d s per phase\n",
+	       batch_events, batch_len, window, seconds);
 	double baseline = copy_baseline();
 	run_phase(1, baseline);
 	run_phase(10, baseline);

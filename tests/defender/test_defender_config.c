@@ -49,7 +49,22 @@ Test(defender_config, defaults_state_dir_and_interval)
 	cr_assert_eq(defender_config_parse(BASE, strlen(BASE), "d.conf", &cfg, &err), 0);
 	cr_expect_str_eq(cfg.state_dir, "/var/lib/vigil/defender");
 	cr_expect_eq(cfg.heartbeat_interval_ms, 1000);
+	cr_expect_eq(cfg.send_window, DEFENDER_SEND_WINDOW_DEFAULT);
 	defender_config_fini(&cfg);
+}
+
+Test(defender_config, send_window)
+{
+	const char *text = BASE "send_window = 1\n";
+	struct defender_config cfg;
+	vigil_err err = {0};
+
+	cr_assert_eq(defender_config_parse(text, strlen(text), "d.conf", &cfg, &err), 0, "%s",
+		     err.msg);
+	cr_expect_eq(cfg.send_window, 1);
+	defender_config_fini(&cfg);
+	fails(BASE "send_window = 0\n", "d.conf:5: 'send_window' must be an integer from 1 to 16");
+	fails(BASE "send_window = 17\n", "from 1 to 16");
 }
 
 Test(defender_config, names_what_is_wrong)
