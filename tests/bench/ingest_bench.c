@@ -10,6 +10,7 @@
  *
  *   ingest_bench [--seconds N] [--batch N] [--window N] [--console PATH]
  */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -323,18 +324,42 @@ static double copy_baseline(void)
 			   "\"flags\":[\"O_WRONLY\",\"O_CREAT\",\"O_TRUNC\"],\"write\":true,\"mode\":\"0644\","
 			   "\"result\":3,\"pid\":4242,\"ppid\":1,\"uid\":1000,\"comm\":\"app\","
 			   "\"user\":\"app\",\"exe\":\"/usr/bin/app\"}";
-	char line[1024];
+	/* Binary, as the console writes events (console/ingest_copy.c). */
+	char row[1024];
+	size_t jl = strlen(json), n = 0;
+	uint32_t v32;
+	uint64_t v64;
+#define PUT(p, l) (memcpy(row + n, (p), (l)), n += (l))
+#define PUT32(v) (v32 = htobe32((uint32_t)(v)), PUT(&v32, 4))
+#define PUT64(v) (v64 = htobe64((uint64_t)(v)), PUT(&v64, 8))
 	double t0 = now_s();
 	PQclear(PQexec(c, "BEGIN"));
-	PGresult *r = PQexec(c, "COPY events (host_id, seq, idx, type, ts, pid, ppid, uid, comm, body) FROM STDIN");
+	PGresult *r = PQexec(c, "COPY events (host_id, seq, idx, type, ts, pid, ppid, uid, comm, body)"
+				" FROM STDIN (FORMAT binary)");
 	if (PQresultStatus(r) != PGRES_COPY_IN)
 		die("baseline COPY", PQerrorMessage(c));
 	PQclear(r);
+	PQputCopyData(c, "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19);
 	for (int i = 0; i < rows; i++) {
-		int n = snprintf(line, sizeof(line), "baseline\t%d\t%d\tfile\t2026-11-28 00:00:00+00\t4242\t1\t1000\tapp\t%s\n",
-				 i / 1000 + 1, i % 1000, json);
-		PQputCopyData(c, line, n);
+		uint16_t nf = htobe16(10);
+		n = 0;
+		PUT(&nf, 2);
+		PUT32(8), PUT("baseline", 8);
+		PUT32(8), PUT64(i / 1000 + 1);
+		PUT32(4), PUT32(i % 1000);
+		PUT32(4), PUT("file", 4);
+		PUT32(8), PUT64(849139200000000LL); /* 2026-11-28 00:00:00 UTC */
+		PUT32(4), PUT32(4242);
+		PUT32(4), PUT32(1);
+		PUT32(8), PUT64(1000);
+		PUT32(3), PUT("app", 3);
+		PUT32(jl), PUT(json, jl);
+		PQputCopyData(c, row, (int)n);
 	}
+#undef PUT
+#undef PUT32
+#undef PUT64
+	PQputCopyData(c, "\377\377", 2);
 	PQputCopyEnd(c, NULL);
 	while ((r = PQgetResult(c)) != NULL)
 		PQclear(r);

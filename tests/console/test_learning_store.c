@@ -665,3 +665,56 @@ Test(learning_store, model_get_sorts_sections_and_entries_bytewise)
 	json_decref(m);
 	cr_expect_eq(store_model_get(fx.st, 424242, &m, &err), -ENOENT);
 }
+
+/* Events go into PostgreSQL by binary COPY: every value must land as sent. */
+Test(learning_store, events_keep_every_value_through_copy)
+{
+	static const char body[] = "{\"path\":\t\"/tmp/a\\\\b\\tc\",\n \"name\":\"\xc3\xbc\\u00e9\"}";
+	const struct store_event ev[2] = {
+	    {.type = 1,
+	     .ts_ns = T0_NS + 123456789,
+	     .pid = INT32_MAX,
+	     .ppid = 0,
+	     .uid = 4294967294u,
+	     .comm = "a\tb\\c\nd \xc3\xbc",
+	     .json = body},
+	    {.type = 99, .ts_ns = 1000, .pid = 1, .ppid = 1, .uid = 0, .comm = "", .json = "{}"},
+	};
+	struct ingest_result r;
+
+	r = ingest("host-a", 7, &(struct ingest_batch){.events = ev, .nevents = 2});
+	cr_expect_eq(r.stored, 2);
+	cr_expect_eq(r.refused, 0);
+	cr_expect_str_eq(
+	    q1("SELECT string_agg(concat_ws('|', host_id, seq, idx, type,"
+	       " to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), pid, ppid, uid),"
+	       " ';' ORDER BY idx) FROM events"),
+	    "host-a|7|0|exec|2024-11-28 13:20:00.123456|2147483647|0|4294967294;"
+	    "host-a|7|1|unknown|1970-01-01 00:00:00.000001|1|1|0");
+	cr_expect_str_eq(q1("SELECT comm FROM events WHERE idx = 0"), "a\tb\\c\nd \xc3\xbc");
+	cr_expect_str_eq(q1("SELECT body::text FROM events WHERE idx = 0"), body);
+	cr_expect_str_eq(q1("SELECT body->>'path' FROM events WHERE idx = 0"), "/tmp/a\\b\tc");
+}
+
+Test(learning_store, events_the_columns_cannot_hold_are_left_out_and_audited)
+{
+	const struct store_event ev[6] = {
+	    {.type = 4, .ts_ns = T0_NS, .pid = 1, .comm = "ok", .json = "{}"},
+	    {.type = 4, .ts_ns = T0_NS, .pid = 2147483648u, .comm = "big", .json = "{}"},
+	    {.type = 4, .ts_ns = T0_NS, .pid = 3, .ppid = UINT32_MAX, .comm = "big", .json = "{}"},
+	    {.type = 4, .ts_ns = T0_NS, .pid = 4, .comm = "\xc3\x28", .json = "{}"},
+	    {.type = 4, .ts_ns = T0_NS, .pid = 5, .comm = "half", .json = "{\"a\":"},
+	    {.type = 4, .ts_ns = T0_NS, .pid = 6, .comm = "ok", .json = "{\"b\":1}"},
+	};
+	struct ingest_result r;
+
+	r = ingest("host-a", 1, &(struct ingest_batch){.events = ev, .nevents = 6});
+	cr_expect_eq(r.stored, 2);
+	cr_expect_eq(r.refused, 4);
+	cr_expect_str_eq(q1("SELECT string_agg(idx || ':' || pid, ',' ORDER BY idx) FROM events"),
+			 "0:1,5:6");
+	cr_expect_eq(qn("SELECT count(*) FROM audits WHERE kind = 'malformed_events'"
+			" AND (detail->>'count')::int = 4"),
+		     1);
+	cr_expect_eq(qn("SELECT n_events FROM batches WHERE host_id = 'host-a' AND seq = 1"), 2);
+}
