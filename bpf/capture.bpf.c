@@ -24,6 +24,7 @@
 #include "lib/maps.h"
 #include "lib/path.h"
 #include "lib/task.h"
+#include "lib/untrusted.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -331,11 +332,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		count_filtered(FILTER_SELF);
 		return 0;
 	}
-	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-	/* x86_64 pt_regs holds r10, r9, r8, ax, cx, dx, si, di in a row: one read. */
-	__u64 r[8];
-	if (bpf_probe_read_kernel(r, sizeof(r), __builtin_preserve_access_index(&regs->r10)) != 0)
-		return 0;
+	struct pt_regs *regs = UNTRUSTED(struct pt_regs, ctx->args[0]);
 	struct stash *sp = bpf_task_storage_get(&stash, bpf_get_current_task_btf(), 0,
 						BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!sp) {
@@ -343,12 +340,12 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	}
 	sp->nr = nr;
-	sp->args[0] = r[7]; /* di */
-	sp->args[1] = r[6]; /* si */
-	sp->args[2] = r[5]; /* dx */
-	sp->args[3] = r[0]; /* r10 */
-	sp->args[4] = r[2]; /* r8 */
-	sp->args[5] = r[1]; /* r9 */
+	sp->args[0] = regs->di;
+	sp->args[1] = regs->si;
+	sp->args[2] = regs->dx;
+	sp->args[3] = regs->r10;
+	sp->args[4] = regs->r8;
+	sp->args[5] = regs->r9;
 	return 0;
 }
 
@@ -362,9 +359,9 @@ static __always_inline bool read_is_new(struct task_struct *task, long fd)
 	if (!f)
 		return true;
 	k.tgid = bpf_get_current_pid_tgid() >> 32;
-	struct inode *ino = BPF_CORE_READ(f, f_inode);
-	k.dev = BPF_CORE_READ(ino, i_sb, s_dev);
-	k.ino = BPF_CORE_READ(ino, i_ino);
+	struct inode *ino = UNTRUSTED(struct file, f)->f_inode;
+	k.dev = ino->i_sb->s_dev;
+	k.ino = ino->i_ino;
 	if (bpf_map_lookup_elem(&read_seen, &k)) {
 		count_filtered(FILTER_READ_REPEAT);
 		return false;
@@ -501,31 +498,35 @@ static __always_inline struct sock *fd_sock(struct task_struct *task, long fd)
 
 	if (!f)
 		return NULL;
-	sock = BPF_CORE_READ(f, private_data);
-	return sock ? BPF_CORE_READ(sock, sk) : NULL;
+	sock = UNTRUSTED(struct file, f)->private_data;
+	return sock ? UNTRUSTED(struct socket, sock)->sk : NULL;
 }
 
 /* Fill local (and, when connected, remote) address and port from the kernel socket. */
-static __always_inline void sock_addrs(struct ev_net *e, struct sock *sk, bool remote)
+static __always_inline void sock_addrs(struct ev_net *e, struct sock *sock, bool remote)
 {
-	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	e->type = BPF_CORE_READ(sk, sk_type);
-	e->protocol = BPF_CORE_READ(sk, sk_protocol);
-	e->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	struct sock *sk = UNTRUSTED(struct sock, sock);
+
+	e->family = sk->__sk_common.skc_family;
+	e->type = sk->sk_type;
+	e->protocol = sk->sk_protocol;
+	e->local_port = sk->__sk_common.skc_num;
 	if (e->family == AF_INET) {
-		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 a = sk->__sk_common.skc_rcv_saddr;
 		__builtin_memcpy(e->local_addr, &a, 4);
 	} else if (e->family == AF_INET6) {
-		BPF_CORE_READ_INTO(&e->local_addr, sk, __sk_common.skc_v6_rcv_saddr);
+		struct in6_addr a6 = sk->__sk_common.skc_v6_rcv_saddr;
+		__builtin_memcpy(e->local_addr, &a6, 16);
 	}
 	if (!remote)
 		return;
-	e->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	e->remote_port = bpf_ntohs(sk->__sk_common.skc_dport);
 	if (e->family == AF_INET) {
-		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__u32 a = sk->__sk_common.skc_daddr;
 		__builtin_memcpy(e->remote_addr, &a, 4);
 	} else if (e->family == AF_INET6) {
-		BPF_CORE_READ_INTO(&e->remote_addr, sk, __sk_common.skc_v6_daddr);
+		struct in6_addr a6 = sk->__sk_common.skc_v6_daddr;
+		__builtin_memcpy(e->remote_addr, &a6, 16);
 	}
 }
 
@@ -639,14 +640,14 @@ static __always_inline int net_event(struct stash *a, long ret)
 SEC("raw_tracepoint/sys_exit")
 int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	struct pt_regs *regs = UNTRUSTED(struct pt_regs, ctx->args[0]);
 	struct stash *sp, a;
 
 	/*
 	 * Every syscall on the host comes through here: rule out the unwatched
 	 * ones by number (one read) before paying for a hash lookup.
 	 */
-	if (!watched(BPF_CORE_READ(regs, orig_ax)))
+	if (!watched(regs->orig_ax))
 		return 0;
 	sp = bpf_task_storage_get(&stash, bpf_get_current_task_btf(), 0, 0);
 	if (!sp || sp->nr == 0)

@@ -8,6 +8,7 @@
 #define VIGIL_BPF_LIB_PATH_H
 
 #include "maps.h"
+#include "untrusted.h"
 
 #define PATH_DEPTH 64
 
@@ -35,8 +36,8 @@ static long walk_step(__u32 i, void *data)
 	struct walk_ctx *c = data;
 	/* Locals: CO-RE reads must start from kernel types, not from our context struct. */
 	struct dentry *dentry = c->dentry;
-	struct mount *mnt = c->mnt;
-	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+	struct mount *mnt = UNTRUSTED(struct mount, c->mnt);
+	struct dentry *parent = UNTRUSTED(struct dentry, dentry)->d_parent;
 
 	(void)i;
 	/*
@@ -45,13 +46,13 @@ static long walk_step(__u32 i, void *data)
 	 */
 	bool pseudo = dentry == parent && dentry != c->mnt_root && c->w.len == 1;
 	if (!pseudo && (dentry == c->mnt_root || dentry == parent)) {
-		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+		struct mount *up = mnt->mnt_parent;
 
 		/* The root of a mount: continue from where it is mounted. */
 		if (dentry == c->mnt_root && up != mnt) {
-			c->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+			c->dentry = mnt->mnt_mountpoint;
 			c->mnt = up;
-			c->mnt_root = BPF_CORE_READ(up, mnt.mnt_root);
+			c->mnt_root = up->mnt.mnt_root;
 			return 0;
 		}
 		/* The root of everything: done.  (A detached mount ends here too.) */
@@ -63,13 +64,14 @@ static long walk_step(__u32 i, void *data)
 		c->w.truncated = false;
 		return 1;
 	}
-	struct qstr name = BPF_CORE_READ(dentry, d_name);
-	__u32 n = name.len;
+	struct dentry *d = UNTRUSTED(struct dentry, dentry);
+	const unsigned char *name = d->d_name.name;
+	__u32 n = d->d_name.len;
 
 	if (n == 0 || n + 1 >= c->w.off)
 		return 1; /* stays truncated */
 	c->w.off -= n;
-	bpf_probe_read_kernel(&c->buf->b[c->w.off & STR_MASK], n & STR_MASK, name.name);
+	bpf_probe_read_kernel(&c->buf->b[c->w.off & STR_MASK], n & STR_MASK, name);
 	c->w.off -= 1;
 	c->buf->b[c->w.off & STR_MASK] = '/';
 	c->w.len += n + 1;

@@ -4,6 +4,7 @@
 #define VIGIL_BPF_LIB_TASK_H
 
 #include "events.h"
+#include "untrusted.h"
 
 static __always_inline void hdr_fill(struct ev_hdr *h, __u16 type, struct task_struct *task)
 {
@@ -15,10 +16,12 @@ static __always_inline void hdr_fill(struct ev_hdr *h, __u16 type, struct task_s
 	h->ts_ns = bpf_ktime_get_boot_ns();
 	h->pid = pid_tgid >> 32;
 	h->tid = (__u32)pid_tgid;
-	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	struct task_struct *t = UNTRUSTED(struct task_struct, task);
+
+	h->ppid = t->real_parent->tgid;
 	h->uid = (__u32)uid_gid;
 	h->gid = uid_gid >> 32;
-	h->euid = BPF_CORE_READ(task, cred, euid.val);
+	h->euid = t->cred->euid.val;
 	h->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
