@@ -21,6 +21,11 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
+#ifdef VIGIL_HAVE_BPF
+#include <bpf/libbpf.h>
+
+#include "floor.skel.h"
+#endif
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -612,28 +617,57 @@ static void stats_add(json_t **sum, json_t *s)
 }
 
 /*
- * One workload: r rounds, each a run without the defender and a run with a
- * defender started for it, back to back; even rounds run without first, odd
- * rounds with first.  This VM's speed drifts by 10-40% within a minute, so
- * the two sides of a pair must be close in time, and alternating their order
- * cancels a steady drift instead of charging it to one side.
+ * One run with capture's floor attached (floor.bpf.c: empty programs on
+ * sys_enter/sys_exit) into *ret_s.  Returns 0, or 1 when there is no floor
+ * to measure (built without BPF, or it cannot be attached: *ret_s is 0).
+ */
+static int run_floor(const struct workload *w, long n, double *ret_s)
+{
+	*ret_s = 0;
+#ifdef VIGIL_HAVE_BPF
+	struct floor_bpf *fl = floor_bpf__open_and_load();
+	int rc;
+
+	if (fl == NULL || floor_bpf__attach(fl) != 0) {
+		floor_bpf__destroy(fl);
+		return 1;
+	}
+	rc = run_workload(w, n, ret_s);
+	floor_bpf__destroy(fl);
+	return rc;
+#else
+	(void)w;
+	(void)n;
+	return 1;
+#endif
+}
+
+/*
+ * One workload: r rounds, each a run without the defender, a run with only
+ * capture's floor attached, and a run with a defender started for it, back
+ * to back; even rounds in that order, odd rounds the other way round.  This
+ * VM's speed drifts by 10-40% within a minute, so the sides of a round must
+ * be close in time, and alternating their order cancels a steady drift
+ * instead of charging it to one side.
  */
 static int bench_workload(const struct workload *w, const struct opts *o, json_t *rows)
 {
 	long n = o->quick ? w->count / 10 : w->count;
-	int r = o->rounds, rc;
-	double wo[MAX_ROUNDS], wi[MAX_ROUNDS], ratio[MAX_ROUNDS], tmp[MAX_ROUNDS],
-	    with_total = 0, t, m_wo, m_wi, m_ratio, evs;
+	int r = o->rounds, rc, nfloor = 0;
+	double wo[MAX_ROUNDS], wi[MAX_ROUNDS], fl[MAX_ROUNDS], ratio[MAX_ROUNDS],
+	    fratio[MAX_ROUNDS], tmp[MAX_ROUNDS], with_total = 0, t, m_wo, m_wi, m_ratio,
+	    m_floor = 0, evs;
 	unsigned long long events = 0;
 	long long lost;
 	json_t *stats = NULL;
 
-	fprintf(stderr, "capture_bench: %s: %d rounds of %ld without and with\n", w->name, r, n);
+	fprintf(stderr, "capture_bench: %s: %d rounds of %ld without, floor, with\n", w->name, r,
+		n);
 	rc = run_workload(w, n / 10 + 1, &t); /* warm-up: page cache, dentries, TCP state */
 	for (int i = 0; !rc && i < r; i++) {
-		if (i % 2 == 0)
-			rc = run_workload(w, n, &wo[i]);
-		if (rc)
+		if (i % 2 == 0 && (rc = run_workload(w, n, &wo[i])) != 0)
+			break;
+		if (i % 2 == 0 && (rc = run_floor(w, n, &fl[i])) < 0)
 			break;
 		if (defender_start(&g_def, o->defender, READY_TIMEOUT_MS) < 0) {
 			json_decref(stats);
@@ -645,8 +679,9 @@ static int bench_workload(const struct workload *w, const struct opts *o, json_t
 		json_decref(one);
 		events += g_def.events;
 		with_total += wi[i];
-		if (!rc && i % 2 == 1)
+		if (!rc && i % 2 == 1 && (rc = run_floor(w, n, &fl[i])) >= 0)
 			rc = run_workload(w, n, &wo[i]);
+		rc = rc > 0 ? 0 : rc;
 	}
 	if (rc) {
 		fprintf(g_out, "%-10s ERROR (a run failed, see stderr)\n", w->name);
@@ -655,14 +690,27 @@ static int bench_workload(const struct workload *w, const struct opts *o, json_t
 		json_decref(stats);
 		return -1;
 	}
-	for (int i = 0; i < r; i++)
+	for (int i = 0; i < r; i++) {
 		ratio[i] = wi[i] / wo[i];
+		if (fl[i] > 0)
+			fratio[nfloor++] = fl[i] / wo[i];
+	}
 	m_wo = median(wo, r, tmp);
 	m_wi = median(wi, r, tmp);
 	m_ratio = median(ratio, r, tmp);
+	if (nfloor > 0)
+		m_floor = median(fratio, nfloor, tmp);
 	evs = (double)events / with_total;
 	fprintf(g_out, "%-10s without %.2f s  with %.2f s  ratio %.3f (target <= %.2f)  %s\n",
 		w->name, m_wo, m_wi, m_ratio, w->target, m_ratio <= w->target ? "PASS" : "FAIL");
+	if (nfloor > 0)
+		fprintf(g_out,
+			"            floor (empty programs on sys_enter/sys_exit) %.3f; the defender"
+			" over the floor %.3f\n",
+			m_floor, m_ratio / m_floor);
+	else
+		fprintf(g_out, "            floor not measured (no BPF in this build, or it could"
+			       " not be attached)\n");
 	fprintf(g_out, "            pairs:");
 	for (int i = 0; i < r; i++)
 		fprintf(g_out, " %.3f", ratio[i]);
@@ -671,9 +719,11 @@ static int bench_workload(const struct workload *w, const struct opts *o, json_t
 	print_stats(stats);
 	lost = stats_lost(stats);
 	json_array_append_new(
-	    rows, json_pack("{s:s, s:I, s:o, s:o, s:f, s:f, s:f, s:f, s:b, s:I, s:f, s:o, s:o*}",
+	    rows, json_pack("{s:s, s:I, s:o, s:o, s:o, s:o, s:f, s:f, s:f, s:f, s:b, s:I, s:f, s:o, s:o*}",
 			    "name", w->name, "iterations", (json_int_t)n, "without_s",
-			    json_doubles(wo, r), "with_s", json_doubles(wi, r), "without_median_s",
+			    json_doubles(wo, r), "with_s", json_doubles(wi, r), "floor_s",
+			    nfloor > 0 ? json_doubles(fl, r) : json_null(), "floor_ratio",
+			    nfloor > 0 ? json_real(m_floor) : json_null(), "without_median_s",
 			    m_wo, "with_median_s", m_wi, "ratio", m_ratio, "target", w->target,
 			    "pass", m_ratio <= w->target, "events", (json_int_t)events,
 			    "events_per_s", evs, "lost", json_lost(lost), "stats", stats));
