@@ -3,13 +3,16 @@
  * Capture: what processes do, from the kernel.
  *
  * Process life: raw tracepoints sched_process_{exec,fork,exit}.
- * File and network syscalls: raw tracepoints sys_enter (stash the arguments
- * of the few syscalls we care about, keyed by thread) and sys_exit (decide,
- * resolve paths, emit with the result).  Raw tracepoints need no tracefs and
- * cost least per call; kprobes and fentry are not available on the project's
- * kernels.  x86_64 syscall numbers.
+ * File and network syscalls: the raw tracepoint sys_exit only (decide,
+ * resolve paths, emit with the result).  x86_64 keeps a syscall's number
+ * (orig_ax) and arguments (di, si, dx, r10, r8, r9) in pt_regs through its
+ * exit, and none of the watched syscalls changes them, so the arguments are
+ * read there: no program on sys_enter, which every syscall on the host would
+ * pay for, and nothing carried from entry to exit.  Raw tracepoints need no
+ * tracefs and cost least per call; kprobes and fentry are not available on
+ * the project's kernels.  x86_64 syscall numbers.
  *
- * Decide early and cheaply: the defender's own activity is dropped at entry;
+ * Decide early and cheaply: the defender's own activity is dropped first;
  * read-only opens are the bulk of all file events, so a failed one is not
  * reported and a successful one only the first time a process opens that
  * inode (LRU); everything else is reported.  Every loss is counted by reason.
@@ -55,23 +58,12 @@ enum {
 	NR_renameat2 = 316, NR_openat2 = 437, NR_fchmodat2 = 452,
 };
 
-struct stash {
+/* A watched syscall as sys_exit finds it: its number and arguments. */
+struct sysargs {
 	__u64 args[6];
 	__u32 nr;
 	__u32 pad;
 };
-
-/*
- * Arguments from sys_enter to sys_exit, per thread, in task-local storage:
- * measured ~4x cheaper than a hash map on this, the hottest path, and freed
- * with the task.  nr == 0 (read, never watched) marks an empty slot.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct stash);
-} stash SEC(".maps");
 
 struct read_key {
 	__u32 tgid;
@@ -319,36 +311,6 @@ int handle_exit(struct bpf_raw_tracepoint_args *ctx)
 
 /* ---- syscalls ---- */
 
-SEC("raw_tracepoint/sys_enter")
-int sys_enter(struct bpf_raw_tracepoint_args *ctx)
-{
-	long nr = ctx->args[1];
-	__u64 pid_tgid;
-
-	if (!watched(nr))
-		return 0;
-	pid_tgid = bpf_get_current_pid_tgid();
-	if (self_tgid && (pid_tgid >> 32) == self_tgid) {
-		count_filtered(FILTER_SELF);
-		return 0;
-	}
-	struct pt_regs *regs = UNTRUSTED(struct pt_regs, ctx->args[0]);
-	struct stash *sp = bpf_task_storage_get(&stash, bpf_get_current_task_btf(), 0,
-						BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!sp) {
-		count_drop(DROP_STASH_FULL);
-		return 0;
-	}
-	sp->nr = nr;
-	sp->args[0] = regs->di;
-	sp->args[1] = regs->si;
-	sp->args[2] = regs->dx;
-	sp->args[3] = regs->r10;
-	sp->args[4] = regs->r8;
-	sp->args[5] = regs->r9;
-	return 0;
-}
-
 /* Whether a read-only open of fd should be reported: the first one per (process, inode). */
 static __always_inline bool read_is_new(struct task_struct *task, long fd)
 {
@@ -370,7 +332,7 @@ static __always_inline bool read_is_new(struct task_struct *task, long fd)
 	return true;
 }
 
-static __always_inline int file_event(struct stash *a, long ret)
+static __always_inline int file_event(struct sysargs *a, long ret)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	const char *name = NULL, *name2 = NULL;
@@ -580,7 +542,7 @@ static __always_inline __u32 user_sockaddr(struct ev_net *e, char *rec, __u32 of
 	return 0;
 }
 
-static __always_inline int net_event(struct stash *a, long ret)
+static __always_inline int net_event(struct sysargs *a, long ret)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct ev_net *e;
@@ -641,19 +603,24 @@ SEC("raw_tracepoint/sys_exit")
 int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct pt_regs *regs = UNTRUSTED(struct pt_regs, ctx->args[0]);
-	struct stash *sp, a;
+	struct sysargs a;
+	long nr = regs->orig_ax;
 
-	/*
-	 * Every syscall on the host comes through here: rule out the unwatched
-	 * ones by number (one read) before paying for a hash lookup.
-	 */
-	if (!watched(regs->orig_ax))
+	/* Every syscall on the host comes through here: rule out the unwatched ones first. */
+	if (!watched(nr))
 		return 0;
-	sp = bpf_task_storage_get(&stash, bpf_get_current_task_btf(), 0, 0);
-	if (!sp || sp->nr == 0)
+	if (self_tgid && (bpf_get_current_pid_tgid() >> 32) == self_tgid) {
+		count_filtered(FILTER_SELF);
 		return 0;
-	a = *sp;
-	sp->nr = 0;
+	}
+	a.nr = nr;
+	a.pad = 0;
+	a.args[0] = regs->di;
+	a.args[1] = regs->si;
+	a.args[2] = regs->dx;
+	a.args[3] = regs->r10;
+	a.args[4] = regs->r8;
+	a.args[5] = regs->r9;
 	switch (a.nr) {
 	case NR_connect: case NR_accept: case NR_accept4: case NR_bind: case NR_listen:
 		return net_event(&a, ctx->args[1]);

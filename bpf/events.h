@@ -163,7 +163,6 @@ struct ev_net {
 enum ev_drop_reason {
 	DROP_RINGBUF_FULL = 0, /* bpf_ringbuf_output failed: user space too slow or ring too small */
 	DROP_SCRATCH,	       /* per-CPU scratch buffer unavailable */
-	DROP_STASH_FULL,       /* no task storage for a syscall's arguments: its exit is not reported */
 	DROP_PATH_TRUNCATED,   /* delivered, but a path was cut (counted, not lost) */
 	DROP_ARGS_TRUNCATED,   /* delivered, but argv was cut (counted, not lost) */
 	DROP_REASON_MAX,

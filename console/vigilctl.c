@@ -177,6 +177,7 @@ static void labels_text(json_t *labels, char *buf, size_t len)
 /* Events the host's kernel side could not deliver (truncations are not losses). */
 static long long lost_events(json_t *host)
 {
+	/* stash_full: sent by defenders before 2026-11-29 (arguments kept from sys_enter). */
 	static const char *const lossy[] = {"ringbuf_full", "scratch", "stash_full"};
 	json_t *drops = json_object_get(json_object_get(host, "capture"), "drops");
 	long long sum = 0;

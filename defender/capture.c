@@ -8,7 +8,7 @@
 
 static const char *const drop_names[DROP_REASON_MAX] = {
 	[DROP_RINGBUF_FULL] = "ringbuf_full",	[DROP_SCRATCH] = "scratch",
-	[DROP_STASH_FULL] = "stash_full",	[DROP_PATH_TRUNCATED] = "path_truncated",
+	[DROP_PATH_TRUNCATED] = "path_truncated",
 	[DROP_ARGS_TRUNCATED] = "args_truncated",
 };
 static const char *const filter_names[FILTER_REASON_MAX] = {
@@ -234,7 +234,7 @@ size_t capture_ringbuf_bytes(const struct capture *cap)
 const char *capture_describe(const struct capture *cap)
 {
 	(void)cap;
-	return "exec_count, capture (raw tracepoints sched_process_exec/fork/exit, sys_enter/exit)";
+	return "exec_count, capture (raw tracepoints sched_process_exec/fork/exit, sys_exit)";
 }
 
 void capture_stop(struct capture *cap)

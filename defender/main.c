@@ -331,7 +331,7 @@ static uint64_t capture_losses(struct capture *cap)
 	struct capture_counters c;
 
 	capture_read_counters(cap, &c);
-	return c.drops[DROP_RINGBUF_FULL] + c.drops[DROP_SCRATCH] + c.drops[DROP_STASH_FULL];
+	return c.drops[DROP_RINGBUF_FULL] + c.drops[DROP_SCRATCH];
 }
 
 /* The capture thread's share of the models' upkeep: relearn requests, promotion, deltas. */

@@ -535,9 +535,8 @@ static long long stat_get(json_t *stats, const char *group, const char *key)
 /* Events lost (not delivered), -1 when the stats line does not say. */
 static long long stats_lost(json_t *s)
 {
-	long long rb = stat_get(s, "drops", "ringbuf_full"), sc = stat_get(s, "drops", "scratch"),
-		  sf = stat_get(s, "drops", "stash_full");
-	return rb < 0 || sc < 0 || sf < 0 ? -1 : rb + sc + sf;
+	long long rb = stat_get(s, "drops", "ringbuf_full"), sc = stat_get(s, "drops", "scratch");
+	return rb < 0 || sc < 0 ? -1 : rb + sc;
 }
 
 static void print_stats(json_t *s)
@@ -547,10 +546,10 @@ static void print_stats(json_t *s)
 		return;
 	}
 	fprintf(g_out,
-		"            drops: ringbuf_full %lld scratch %lld stash_full %lld; cut: path %lld "
+		"            drops: ringbuf_full %lld scratch %lld; cut: path %lld "
 		"args %lld; filtered: self %lld read_repeat %lld read_failed %lld\n",
 		stat_get(s, "drops", "ringbuf_full"), stat_get(s, "drops", "scratch"),
-		stat_get(s, "drops", "stash_full"), stat_get(s, "drops", "path_truncated"),
+		stat_get(s, "drops", "path_truncated"),
 		stat_get(s, "drops", "args_truncated"), stat_get(s, "filtered", "self"),
 		stat_get(s, "filtered", "read_repeat"), stat_get(s, "filtered", "read_failed"));
 }
@@ -617,8 +616,8 @@ static void stats_add(json_t **sum, json_t *s)
 }
 
 /*
- * One run with capture's floor attached (floor.bpf.c: empty programs on
- * sys_enter/sys_exit) into *ret_s.  Returns 0, or 1 when there is no floor
+ * One run with capture's floor attached (floor.bpf.c: an empty program on
+ * sys_exit) into *ret_s.  Returns 0, or 1 when there is no floor
  * to measure (built without BPF, or it cannot be attached: *ret_s is 0).
  */
 static int run_floor(const struct workload *w, long n, double *ret_s)
@@ -705,7 +704,7 @@ static int bench_workload(const struct workload *w, const struct opts *o, json_t
 		w->name, m_wo, m_wi, m_ratio, w->target, m_ratio <= w->target ? "PASS" : "FAIL");
 	if (nfloor > 0)
 		fprintf(g_out,
-			"            floor (empty programs on sys_enter/sys_exit) %.3f; the defender"
+			"            floor (an empty program on sys_exit) %.3f; the defender"
 			" over the floor %.3f\n",
 			m_floor, m_ratio / m_floor);
 	else
