@@ -58,11 +58,33 @@ enum {
 	NR_renameat2 = 316, NR_openat2 = 437, NR_fchmodat2 = 452,
 };
 
-/* A watched syscall as sys_exit finds it: its number and arguments. */
+/*
+ * ia32 syscalls (a 32-bit program, or int 0x80 from any program) have their
+ * own numbers and argument registers; left undecoded they would be a way to
+ * open and write files unseen.  i386 numbers of what we watch.
+ */
+enum {
+	NR32_open = 5, NR32_creat = 8, NR32_link = 9, NR32_unlink = 10, NR32_chmod = 15,
+	NR32_lchown16 = 16, NR32_rename = 38, NR32_mkdir = 39, NR32_rmdir = 40, NR32_symlink = 83,
+	NR32_truncate = 92, NR32_ftruncate = 93, NR32_fchmod = 94, NR32_fchown16 = 95,
+	NR32_socketcall = 102, NR32_chown16 = 182, NR32_truncate64 = 193, NR32_ftruncate64 = 194,
+	NR32_lchown = 198, NR32_fchown = 207, NR32_chown = 212, NR32_openat = 295,
+	NR32_mkdirat = 296, NR32_fchownat = 298, NR32_unlinkat = 301, NR32_renameat = 302,
+	NR32_linkat = 303, NR32_symlinkat = 304, NR32_fchmodat = 306, NR32_renameat2 = 353,
+	NR32_bind = 361, NR32_connect = 362, NR32_listen = 363, NR32_accept4 = 364,
+	NR32_openat2 = 437, NR32_fchmodat2 = 452,
+};
+
+/* socketcall(call, args): the calls we watch. */
+enum { SYS_BIND = 2, SYS_CONNECT = 3, SYS_LISTEN = 4, SYS_ACCEPT = 5, SYS_ACCEPT4 = 18 };
+
+#define TS_COMPAT 0x0002 /* x86 thread_info.status: an ia32 syscall is running */
+
+/* A watched syscall as sys_exit finds it: its x86_64 number and arguments. */
 struct sysargs {
 	__u64 args[6];
 	__u32 nr;
-	__u32 pad;
+	__u32 flags; /* event header flags to add (EVF_COMPAT) */
 };
 
 struct read_key {
@@ -93,6 +115,85 @@ static __always_inline bool watched(long nr)
 	default:
 		return false;
 	}
+}
+
+/* The x86_64 number of a watched ia32 syscall, or 0. */
+static __always_inline long native_nr(long nr32)
+{
+	switch (nr32) {
+	case NR32_open: return NR_open;
+	case NR32_creat: return NR_creat;
+	case NR32_link: return NR_link;
+	case NR32_unlink: return NR_unlink;
+	case NR32_chmod: return NR_chmod;
+	case NR32_lchown16: case NR32_lchown: return NR_lchown;
+	case NR32_rename: return NR_rename;
+	case NR32_mkdir: return NR_mkdir;
+	case NR32_rmdir: return NR_rmdir;
+	case NR32_symlink: return NR_symlink;
+	case NR32_truncate: case NR32_truncate64: return NR_truncate;
+	case NR32_ftruncate: case NR32_ftruncate64: return NR_ftruncate;
+	case NR32_fchmod: return NR_fchmod;
+	case NR32_fchown16: case NR32_fchown: return NR_fchown;
+	case NR32_chown16: case NR32_chown: return NR_chown;
+	case NR32_openat: return NR_openat;
+	case NR32_mkdirat: return NR_mkdirat;
+	case NR32_fchownat: return NR_fchownat;
+	case NR32_unlinkat: return NR_unlinkat;
+	case NR32_renameat: return NR_renameat;
+	case NR32_linkat: return NR_linkat;
+	case NR32_symlinkat: return NR_symlinkat;
+	case NR32_fchmodat: return NR_fchmodat;
+	case NR32_renameat2: return NR_renameat2;
+	case NR32_bind: return NR_bind;
+	case NR32_connect: return NR_connect;
+	case NR32_listen: return NR_listen;
+	case NR32_accept4: return NR_accept4;
+	case NR32_openat2: return NR_openat2;
+	case NR32_fchmodat2: return NR_fchmodat2;
+	case NR32_socketcall: return -1; /* decoded from its argument block */
+	default: return 0;
+	}
+}
+
+/*
+ * An ia32 syscall as its x86_64 equivalent in a: arguments from ebx, ecx,
+ * edx, esi, edi, ebp (32 bits each); socketcall's from the block of 32-bit
+ * words ecx points to.  false when it is not one we watch, or when
+ * socketcall's block cannot be read (the kernel could not read it either:
+ * the call failed with EFAULT).
+ */
+static __always_inline bool compat_args(struct pt_regs *regs, long nr32, struct sysargs *a)
+{
+	long nr = native_nr(nr32);
+
+	a->args[0] = (__u32)regs->bx;
+	a->args[1] = (__u32)regs->cx;
+	a->args[2] = (__u32)regs->dx;
+	a->args[3] = (__u32)regs->si;
+	a->args[4] = (__u32)regs->di;
+	a->args[5] = (__u32)regs->bp;
+	if (nr == -1) {
+		__u32 w[3] = {};
+
+		switch ((__u32)regs->bx) {
+		case SYS_BIND: nr = NR_bind; break;
+		case SYS_CONNECT: nr = NR_connect; break;
+		case SYS_LISTEN: nr = NR_listen; break;
+		case SYS_ACCEPT: nr = NR_accept; break;
+		case SYS_ACCEPT4: nr = NR_accept4; break;
+		default: return false;
+		}
+		if (bpf_probe_read_user(w, sizeof(w), (void *)(unsigned long)(__u32)regs->cx) != 0)
+			return false;
+		a->args[0] = w[0];
+		a->args[1] = w[1];
+		a->args[2] = w[2];
+	}
+	if (nr32 == NR32_truncate64 || nr32 == NR32_ftruncate64)
+		a->args[1] |= a->args[2] << 32; /* the length as two halves */
+	a->nr = nr;
+	return nr > 0;
 }
 
 static __always_inline void *scratch_rec(void)
@@ -394,6 +495,7 @@ static __always_inline int file_event(struct sysargs *a, long ret)
 	}
 	e = (struct ev_file *)rec;
 	hdr_fill(&e->hdr, EV_FILE, task);
+	e->hdr.flags |= a->flags;
 	e->op = op;
 	e->syscall_nr_lo = a->nr;
 	e->open_flags = op == FOP_OPEN ? flags : 0;
@@ -557,6 +659,7 @@ static __always_inline int net_event(struct sysargs *a, long ret)
 	e = (struct ev_net *)rec;
 	__builtin_memset(e, 0, sizeof(*e));
 	hdr_fill(&e->hdr, EV_NET, task);
+	e->hdr.flags |= a->flags;
 	e->result = ret;
 	off = sizeof(*e);
 	switch (a->nr) {
@@ -603,24 +706,34 @@ SEC("raw_tracepoint/sys_exit")
 int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct pt_regs *regs = UNTRUSTED(struct pt_regs, ctx->args[0]);
-	struct sysargs a;
+	struct sysargs a = {};
 	long nr = regs->orig_ax;
 
-	/* Every syscall on the host comes through here: rule out the unwatched ones first. */
-	if (!watched(nr))
+	/*
+	 * Every syscall on the host comes through here: rule out by number the
+	 * ones that are watched neither as x86_64 nor as ia32 syscalls first.
+	 */
+	if (!watched(nr) && native_nr(nr) == 0)
 		return 0;
+	if (bpf_get_current_task_btf()->thread_info.status & TS_COMPAT) {
+		if (!compat_args(regs, nr, &a))
+			return 0;
+		a.flags = EVF_COMPAT;
+	} else {
+		if (!watched(nr))
+			return 0;
+		a.nr = nr;
+		a.args[0] = regs->di;
+		a.args[1] = regs->si;
+		a.args[2] = regs->dx;
+		a.args[3] = regs->r10;
+		a.args[4] = regs->r8;
+		a.args[5] = regs->r9;
+	}
 	if (self_tgid && (bpf_get_current_pid_tgid() >> 32) == self_tgid) {
 		count_filtered(FILTER_SELF);
 		return 0;
 	}
-	a.nr = nr;
-	a.pad = 0;
-	a.args[0] = regs->di;
-	a.args[1] = regs->si;
-	a.args[2] = regs->dx;
-	a.args[3] = regs->r10;
-	a.args[4] = regs->r8;
-	a.args[5] = regs->r9;
 	switch (a.nr) {
 	case NR_connect: case NR_accept: case NR_accept4: case NR_bind: case NR_listen:
 		return net_event(&a, ctx->args[1]);

@@ -38,6 +38,7 @@ enum ev_flag {
 	EVF_NO_CWD = 1 << 3,	  /* cwd could not be read */
 	EVF_NO_BASE = 1 << 4,	  /* relative path whose directory could not be resolved */
 	EVF_READ_FAIL = 1 << 5,	  /* a user-memory string could not be read (bad pointer) */
+	EVF_COMPAT = 1 << 6,	  /* a 32-bit (ia32) syscall: int 0x80, or a 32-bit program */
 };
 
 struct ev_hdr {

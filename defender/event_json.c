@@ -78,6 +78,11 @@ static void put_flags_list(struct jsonw *w, const struct ev_hdr *h)
 		{EVF_NO_BASE, "directory_unresolved", true},
 		{EVF_READ_FAIL, "user_memory_unreadable", true},
 	};
+	if (h->flags & EVF_COMPAT) {
+		/* An ia32 syscall: a 32-bit program, or int 0x80 from a 64-bit one. */
+		jw_key(w, "syscall_abi");
+		jw_cstr(w, "ia32");
+	}
 	for (int gap = 0; gap < 2; gap++) {
 		bool any = false;
 

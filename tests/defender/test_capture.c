@@ -509,6 +509,100 @@ struct net_result {
 	int port4, port6, cport4, cport6;
 };
 
+/*
+ * ia32 syscalls by int 0x80 from this 64-bit process, as a 32-bit program
+ * makes them: other numbers, arguments in ebx/ecx/edx, pointers below 4 GiB.
+ */
+static long int80(long nr, long b, long c, long d)
+{
+	long ret;
+
+	__asm__ volatile("int $0x80"
+			 : "=a"(ret)
+			 : "a"(nr), "b"(b), "c"(c), "d"(d)
+			 : "memory", "r8", "r9", "r10", "r11");
+	return ret;
+}
+
+#define I386_OPEN 5
+#define I386_UNLINK 10
+#define I386_CHMOD 15
+#define I386_SOCKETCALL 102
+
+static void do_ia32(void *arg)
+{
+	const char *d = arg;
+	char *low = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT,
+			 -1, 0);
+	if (low == MAP_FAILED)
+		_exit(2);
+	char *path = low;
+	snprintf(path, 512, "%s/ia32.txt", d);
+	long fd = int80(I386_OPEN, (long)path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		_exit(3);
+	close((int)fd);
+	snprintf(path + 512, 512, "%s/native.txt", d);
+	int nfd = open(path + 512, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (nfd < 0)
+		_exit(7);
+	close(nfd);
+	if (int80(I386_CHMOD, (long)path, 04755, 0) != 0 || int80(I386_UNLINK, (long)path, 0, 0) != 0)
+		_exit(4);
+	/* socket() and connect() through socketcall, the way i386 programs reach them. */
+	uint32_t *args = (uint32_t *)(low + 1024);
+	struct sockaddr_in *sa = (struct sockaddr_in *)(low + 2048);
+	args[0] = AF_INET;
+	args[1] = SOCK_STREAM;
+	args[2] = 0;
+	long s = int80(I386_SOCKETCALL, 1 /* SYS_SOCKET */, (long)args, 0);
+	if (s < 0)
+		_exit(5);
+	*sa = (struct sockaddr_in){.sin_family = AF_INET,
+				   .sin_port = htons(9), /* discard: nothing listens here */
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	args[0] = (uint32_t)s;
+	args[1] = (uint32_t)(unsigned long)sa;
+	args[2] = sizeof(*sa);
+	if (int80(I386_SOCKETCALL, 3 /* SYS_CONNECT */, (long)args, 0) != -ECONNREFUSED)
+		_exit(6);
+}
+
+Test(capture, ia32_syscalls_are_decoded_not_missed)
+{
+	char p[H_PATH];
+
+	start_defender(NULL);
+	pid_t c = in_child(do_ia32, dir);
+	stop_defender();
+	snprintf(p, sizeof(p), "%s/ia32.txt", dir);
+
+	json_t *ev = find("file", "open", c, p);
+	cr_assert_not_null(ev, "an int 0x80 open of %s was not reported", p);
+	cr_expect_str_eq(s_(ev, "syscall_abi"), "ia32");
+	cr_expect(json_is_true(json_object_get(ev, "write")));
+	cr_expect_str_eq(s_(ev, "mode"), "0600");
+	cr_expect_geq(i_(ev, "result"), 0);
+	ev = find("file", "chmod", c, p);
+	cr_assert_not_null(ev, "no ia32 chmod");
+	cr_expect(json_is_true(json_object_get(ev, "setuid")));
+	cr_expect_str_eq(s_(ev, "syscall_abi"), "ia32");
+	ev = find("file", "unlink", c, p);
+	cr_assert_not_null(ev, "no ia32 unlink");
+	cr_expect_eq(i_(ev, "result"), 0);
+	ev = find("net", "connect", c, NULL);
+	cr_assert_not_null(ev, "no connect through socketcall");
+	cr_expect_str_eq(s_(ev, "syscall_abi"), "ia32");
+	cr_expect_eq(i_(ev, "result"), -ECONNREFUSED);
+	cr_expect_eq(i_(json_object_get(ev, "remote"), "port"), 9);
+	cr_expect_str_eq(s_(json_object_get(ev, "remote"), "addr"), "127.0.0.1");
+	/* The same call from the native ABI carries no syscall_abi. */
+	snprintf(p, sizeof(p), "%s/native.txt", dir);
+	ev = find("file", "open", c, p);
+	cr_assert_not_null(ev, "no native open");
+	cr_expect_null(json_object_get(ev, "syscall_abi"));
+}
+
 static void do_net(void *arg)
 {
 	(void)arg;
