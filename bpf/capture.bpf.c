@@ -209,18 +209,17 @@ static __always_inline struct path_buf *scratch_path(void)
 }
 
 /*
- * The file behind fd in the current task, or NULL.  Through the BTF task
- * pointer the loads are plain (fault-checked) memory loads, not helper
- * calls: this runs for every watched syscall.
+ * The file behind fd in task (the current task, from
+ * bpf_get_current_task_btf), or NULL.  Through the BTF task pointer the
+ * loads are plain (fault-checked) memory loads, not helper calls: this runs
+ * for every watched syscall.
  */
 static __always_inline struct file *fd_file(struct task_struct *task, long fd)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
 	struct fdtable *fdt;
 	struct file *f = NULL;
 
-	(void)task;
-	fdt = t->files->fdt;
+	fdt = task->files->fdt;
 	if (fd < 0 || fd >= fdt->max_fds)
 		return NULL;
 	bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]);
@@ -433,9 +432,9 @@ static __always_inline bool read_is_new(struct task_struct *task, long fd)
 	return true;
 }
 
-static __always_inline int file_event(struct sysargs *a, long ret)
+/* A watched file syscall that returned ret in task (the current task, BTF-typed). */
+static __always_inline int file_event(struct sysargs *a, long ret, struct task_struct *task)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	const char *name = NULL, *name2 = NULL;
 	long dirfd = AT_FDCWD, dirfd2 = AT_FDCWD, fd = -1;
 	__u32 flags = 0, mode = 0, op;
@@ -644,9 +643,9 @@ static __always_inline __u32 user_sockaddr(struct ev_net *e, char *rec, __u32 of
 	return 0;
 }
 
-static __always_inline int net_event(struct sysargs *a, long ret)
+/* A watched socket syscall that returned ret in task (the current task, BTF-typed). */
+static __always_inline int net_event(struct sysargs *a, long ret, struct task_struct *task)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct ev_net *e;
 	struct sock *sk;
 	char *rec = scratch_rec();
@@ -707,6 +706,7 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct pt_regs *regs = UNTRUSTED(struct pt_regs, ctx->args[0]);
 	struct sysargs a = {};
+	struct task_struct *task;
 	long nr = regs->orig_ax;
 
 	/*
@@ -715,7 +715,8 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	 */
 	if (!watched(nr) && native_nr(nr) == 0)
 		return 0;
-	if (bpf_get_current_task_btf()->thread_info.status & TS_COMPAT) {
+	task = bpf_get_current_task_btf();
+	if (task->thread_info.status & TS_COMPAT) {
 		if (!compat_args(regs, nr, &a))
 			return 0;
 		a.flags = EVF_COMPAT;
@@ -736,8 +737,8 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	}
 	switch (a.nr) {
 	case NR_connect: case NR_accept: case NR_accept4: case NR_bind: case NR_listen:
-		return net_event(&a, ctx->args[1]);
+		return net_event(&a, ctx->args[1], task);
 	default:
-		return file_event(&a, ctx->args[1]);
+		return file_event(&a, ctx->args[1], task);
 	}
 }
