@@ -432,6 +432,38 @@ static __always_inline bool read_is_new(struct task_struct *task, long fd)
 	return true;
 }
 
+/*
+ * Whether a is a read-only open the kernel side drops (counted): a failed
+ * one, or one of an inode this process opened before.  Decided first thing
+ * in sys_exit, in few instructions: these are the bulk of all file syscalls.
+ */
+static __always_inline bool read_filtered(const struct sysargs *a, long ret,
+					  struct task_struct *task)
+{
+	__u64 flags;
+
+	if (a->nr == NR_openat) {
+		flags = a->args[2];
+	} else if (a->nr == NR_open) {
+		flags = a->args[1];
+	} else if (a->nr == NR_openat2) {
+		struct open_how how = {};
+		bpf_probe_read_user(&how, sizeof(how), (void *)a->args[2]);
+		flags = how.flags;
+	} else {
+		return false;
+	}
+	if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)))
+		return false;
+	if (ret < 0) {
+		if (!filter_failed_reads)
+			return false;
+		count_filtered(FILTER_READ_FAILED);
+		return true;
+	}
+	return filter_read_repeat && !read_is_new(task, ret);
+}
+
 /* A watched file syscall that returned ret in task (the current task, BTF-typed). */
 static __always_inline int file_event(struct sysargs *a, long ret, struct task_struct *task)
 {
@@ -475,15 +507,6 @@ static __always_inline int file_event(struct sysargs *a, long ret, struct task_s
 	case NR_ftruncate: op = FOP_TRUNCATE; fd = a->args[0]; break;
 	default:
 		return 0;
-	}
-
-	if (op == FOP_OPEN && (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_TRUNC))) {
-		if (ret < 0 && filter_failed_reads) {
-			count_filtered(FILTER_READ_FAILED);
-			return 0;
-		}
-		if (ret >= 0 && filter_read_repeat && !read_is_new(task, ret))
-			return 0;
 	}
 
 	rec = scratch_rec();
@@ -708,6 +731,7 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	struct sysargs a = {};
 	struct task_struct *task;
 	long nr = regs->orig_ax;
+	long ret;
 
 	/*
 	 * Every syscall on the host comes through here: rule out by number the
@@ -735,10 +759,13 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		count_filtered(FILTER_SELF);
 		return 0;
 	}
+	ret = ctx->args[1];
+	if (read_filtered(&a, ret, task))
+		return 0;
 	switch (a.nr) {
 	case NR_connect: case NR_accept: case NR_accept4: case NR_bind: case NR_listen:
-		return net_event(&a, ctx->args[1], task);
+		return net_event(&a, ret, task);
 	default:
-		return file_event(&a, ctx->args[1], task);
+		return file_event(&a, ret, task);
 	}
 }
