@@ -293,12 +293,13 @@ int handle_exec(struct bpf_raw_tracepoint_args *ctx)
 	struct file *exe;
 	__u32 off, n;
 
-	if (!rec || !pb) {
-		count_drop(DROP_SCRATCH);
-		return 0;
-	}
 	if (self_tgid && (bpf_get_current_pid_tgid() >> 32) == self_tgid) {
 		count_filtered(FILTER_SELF);
+		return 0;
+	}
+	count_in(&execs_seen, 0);
+	if (!rec || !pb) {
+		count_drop(DROP_SCRATCH);
 		return 0;
 	}
 	e = (struct ev_exec *)rec;

@@ -41,11 +41,8 @@ const char *capture_type_name(int t)
 #include <bpf/libbpf.h>
 
 #include "capture.skel.h"
-#include "exec_count.h"
-#include "exec_count.skel.h"
 
 struct capture {
-	struct exec_count *exec_skel;
 	struct capture_bpf *skel;
 	struct ring_buffer *rb;
 	size_t ringbuf_bytes;
@@ -115,25 +112,6 @@ struct capture *capture_start(const struct capture_opts *opts, vigil_err *err)
 	cap->percpu = calloc((size_t)cap->ncpus, sizeof(uint64_t));
 	if (cap->percpu == NULL) {
 		rc = verr_set(err, -ENOMEM, "out of memory");
-		goto fail;
-	}
-
-	cap->exec_skel = exec_count__open();
-	if (cap->exec_skel == NULL) {
-		rc = verr_set(err, -errno, "cannot open BPF program exec_count: %s",
-			      strerror(errno));
-		goto fail;
-	}
-	cap->exec_skel->rodata->self_tgid = (uint32_t)getpid();
-	if ((rc = exec_count__load(cap->exec_skel)) < 0) {
-		rc = verr_set(err, rc, "cannot load BPF program exec_count: %s%s", strerror(-rc),
-			      geteuid() != 0 ? " (the defender must run as root)" : "");
-		goto fail;
-	}
-	if ((rc = exec_count__attach(cap->exec_skel)) < 0) {
-		rc = verr_set(err, rc,
-			      "cannot attach exec_count to raw tracepoint sched_process_exec: %s",
-			      strerror(-rc));
 		goto fail;
 	}
 
@@ -215,10 +193,10 @@ void capture_read_counters(struct capture *cap, struct capture_counters *out)
 
 uint64_t capture_exec_count(const struct capture *cap)
 {
-	uint32_t key = EXEC_COUNTER_EXECS;
+	uint32_t key = 0;
 	uint64_t sum = 0;
 
-	if (bpf_map__lookup_elem(cap->exec_skel->maps.exec_counters, &key, sizeof(key),
+	if (bpf_map__lookup_elem(cap->skel->maps.execs_seen, &key, sizeof(key),
 				 cap->percpu, sizeof(uint64_t) * (size_t)cap->ncpus, 0) != 0)
 		return 0;
 	for (int i = 0; i < cap->ncpus; i++)
@@ -234,7 +212,7 @@ size_t capture_ringbuf_bytes(const struct capture *cap)
 const char *capture_describe(const struct capture *cap)
 {
 	(void)cap;
-	return "exec_count, capture (raw tracepoints sched_process_exec/fork/exit, sys_exit)";
+	return "capture (raw tracepoints sched_process_exec/fork/exit, sys_exit)";
 }
 
 void capture_stop(struct capture *cap)
@@ -243,7 +221,6 @@ void capture_stop(struct capture *cap)
 		return;
 	ring_buffer__free(cap->rb);
 	capture_bpf__destroy(cap->skel);
-	exec_count__destroy(cap->exec_skel);
 	free(cap->percpu);
 	free(cap);
 }

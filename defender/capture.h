@@ -4,8 +4,8 @@
 
 /*
  * Kernel capture: loads bpf/capture.bpf.c (process life, file and network
- * syscalls into one ring buffer) and bpf/exec_count.bpf.c, and hands each
- * record to a callback.  One thread polls; counters may be read from any
+ * syscalls into one ring buffer, and the counters) and hands each record to
+ * a callback.  One thread polls; counters may be read from any
  * thread.
  */
 

@@ -38,6 +38,17 @@ struct {
 } delivered SEC(".maps");
 
 /*
+ * Execs seen on the host (the defender's own excepted), whether delivered or
+ * not: the heartbeat's exec_count.  One per-CPU counter.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} execs_seen SEC(".maps");
+
+/*
  * Working memory for one record and one path walk.  A per-CPU value must stay
  * under 32 KiB, so the two live in separate maps.  Offsets into them are
  * masked to their halves so the verifier can prove every access in bounds.

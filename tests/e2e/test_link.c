@@ -102,7 +102,7 @@ Test(link, defender_with_valid_certificate_appears_connected_within_2s)
 	cr_expect_str_eq(jstr(json_object_get(h, "labels"), "env"), "test");
 	cr_expect_str_eq(jstr(json_object_get(h, "labels"), "role"), "e2e");
 	if (geteuid() == 0)
-		cr_expect(strncmp(jstr(h, "bpf_status"), "loaded: exec_count", 18) == 0,
+		cr_expect(strncmp(jstr(h, "bpf_status"), "loaded: capture", 15) == 0,
 			  "bpf_status '%s'", jstr(h, "bpf_status"));
 	json_decref(h);
 
@@ -124,6 +124,24 @@ Test(link, defender_with_valid_certificate_appears_connected_within_2s)
 		cr_expect(json_is_integer(json_object_get(
 			json_object_get(json_object_get(h, "capture"), "delivered"), "exec")));
 		json_decref(h);
+
+		/* exec_count: the execs the kernel side saw, three of them ours. */
+		h = h_api_host(&con, &pki, "host-a");
+		cr_assert_not_null(h);
+		long long before = json_integer_value(json_object_get(h, "exec_count"));
+		json_decref(h);
+		for (int i = 0; i < 3; i++)
+			cr_assert_eq(system("/bin/true"), 0);
+		long long now = before;
+		until = h_now_ms() + 5000;
+		while (now < before + 3 && h_now_ms() < until) {
+			h_sleep_ms(100);
+			h = h_api_host(&con, &pki, "host-a");
+			if (h != NULL)
+				now = json_integer_value(json_object_get(h, "exec_count"));
+			json_decref(h);
+		}
+		cr_expect_geq(now, before + 3, "exec_count %lld -> %lld after 3 execs", before, now);
 	}
 }
 
