@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +32,20 @@ struct learner {
 	uint64_t drops_seen;
 	bool drops_known;
 	bool modelling; /* false: learning is off, only activity is logged */
-	struct learn_stats st;
+	struct learn_stats st; /* the capture thread's, unlocked */
+	/* A copy of st for other threads (the heartbeat), refreshed at every tick. */
+	pthread_mutex_t snap_lock;
+	struct learn_stats snap;
 };
+
+/* Publish the counters for learner_stats.  Capture thread. */
+static void publish_stats(struct learner *l)
+{
+	pthread_mutex_lock(&l->snap_lock);
+	l->snap = l->st;
+	model_set_stats(l->models, &l->snap.models);
+	pthread_mutex_unlock(&l->snap_lock);
+}
 
 struct learner *learner_new(const struct model_limits *lim, const char *dir,
 			    const struct learn_sink *sink, vigil_err *err)
@@ -45,12 +58,15 @@ struct learner *learner_new(const struct model_limits *lim, const char *dir,
 	}
 	l->sink = *sink;
 	l->modelling = lim->max_models > 0;
+	pthread_mutex_init(&l->snap_lock, NULL);
 	gen_ports_init();
 	if ((l->models = model_set_new(lim, dir, err)) == NULL || model_set_load(l->models, err) < 0) {
 		model_set_free(l->models);
+		pthread_mutex_destroy(&l->snap_lock);
 		free(l);
 		return NULL;
 	}
+	publish_stats(l);
 	return l;
 }
 
@@ -70,6 +86,7 @@ void learner_free(struct learner *l)
 	if (model_set_save(l->models, true, &err) < 0)
 		log_warn("saving models: %s", err.msg);
 	model_set_free(l->models);
+	pthread_mutex_destroy(&l->snap_lock);
 	free(l);
 }
 
@@ -512,6 +529,7 @@ void learner_tick(struct learner *l, uint64_t now_ms, uint64_t drops_total)
 		if (counts)
 			l->last_save_counts_ms = now_ms;
 	}
+	publish_stats(l);
 }
 
 int learner_relearn(struct learner *l, const char *service, uint64_t now_ms)
@@ -528,8 +546,9 @@ int learner_relearn(struct learner *l, const char *service, uint64_t now_ms)
 	return 0;
 }
 
-void learner_stats(const struct learner *l, struct learn_stats *out)
+void learner_stats(struct learner *l, struct learn_stats *out)
 {
-	*out = l->st;
-	model_set_stats(l->models, &out->models);
+	pthread_mutex_lock(&l->snap_lock);
+	*out = l->snap;
+	pthread_mutex_unlock(&l->snap_lock);
 }

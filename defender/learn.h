@@ -68,6 +68,10 @@ void learner_tick(struct learner *l, uint64_t now_ms, uint64_t drops_total);
 /* Put service's model back in learning.  -ENOENT when there is no such model. */
 int learner_relearn(struct learner *l, const char *service, uint64_t now_ms);
 
-void learner_stats(const struct learner *l, struct learn_stats *out);
+/*
+ * The counters as of the last learner_tick (or learner_new): safe from any
+ * thread.
+ */
+void learner_stats(struct learner *l, struct learn_stats *out);
 
 #endif

@@ -253,7 +253,6 @@ static int send_heartbeat(struct defender *d, vigil_err *err)
 		if (d->learn != NULL) {
 			struct learn_stats ls;
 
-			/* Read across threads without a lock: counters, a torn read is harmless. */
 			learner_stats(d->learn, &ls);
 			ADD_COUNTER("learn", "models", ls.models.models);
 			ADD_COUNTER("learn", "entries", ls.models.entries);

@@ -182,6 +182,7 @@ int main(int argc, char **argv)
 		}
 	}
 	struct learn_stats st;
+	learner_tick(l, 1000, 0); /* publishes the counters */
 	learner_stats(l, &st);
 	long after = rss_kib();
 	printf("learn_bench: models at their bounds: %llu models, %llu entries (bound %zu), "
