@@ -180,4 +180,11 @@ enum ev_filter_reason {
 /* Indices into the per-CPU "seen" counter: events successfully written, per type. */
 #define EV_TYPE_MAX 6
 
+/* The control map's one value (bpf/lib/maps.h explains it). */
+struct ev_control {
+	__u64 read_pos;
+	__u32 gen;
+	__u32 pad;
+};
+
 #endif

@@ -39,17 +39,27 @@ const char *capture_type_name(int t)
 #ifdef VIGIL_HAVE_BPF
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 
 #include "capture.skel.h"
+#include "log.h"
+#include "ringread.h"
 
 struct capture {
 	struct capture_bpf *skel;
-	struct ring_buffer *rb;
+	struct ringread *rr;
 	size_t ringbuf_bytes;
 	int ncpus;
 	uint64_t *percpu; /* scratch for per-CPU lookups, ncpus long */
 	uint64_t user_malformed;
-	/* The current poll's callback, for the libbpf trampoline. */
+	char pin_dir[256]; /* empty: not pinned */
+	uint32_t gen;
+	bool took_over;
+	/* The current poll's callback. */
 	capture_record_fn fn;
 	void *fn_ctx;
 };
@@ -63,12 +73,13 @@ static int silent_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return 0;
 }
 
-/* libbpf hands us each record; check it before anyone reads it. */
-static int on_record(void *ctx, void *data, size_t len)
+/* The ring hands us each record; check it before anyone reads it. */
+static int on_record(void *ctx, const void *data, size_t len, uint64_t end)
 {
 	struct capture *cap = ctx;
 	const struct ev_hdr *h = data;
 
+	(void)end;
 	if (len < sizeof(*h) || h->size != len || h->type == 0 || h->type >= EV_TYPE_MAX) {
 		cap->user_malformed++;
 		return 0;
@@ -79,6 +90,143 @@ static int on_record(void *ctx, void *data, size_t len)
 static bool power_of_two(size_t v)
 {
 	return v != 0 && (v & (v - 1)) == 0;
+}
+
+/* ---- pinning ---- */
+
+/* The maps a defender hands to the next: the ring, the counters, the dedupe state. */
+#define PINNED_MAPS(skel)                                                                     \
+	{(skel)->maps.events, (skel)->maps.drops, (skel)->maps.filtered, (skel)->maps.delivered, \
+	 (skel)->maps.execs_seen, (skel)->maps.read_seen, (skel)->maps.control}
+#define NPINNED_MAPS 7
+
+static int pin_path(char *buf, size_t size, const char *dir, const char *kind, const char *name)
+{
+	int n = snprintf(buf, size, "%s/%s%s", dir, kind, name);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+/* dir exists on a bpffs (mounting /sys/fs/bpf when it is not). */
+static int pin_dir_ready(const char *dir, vigil_err *err)
+{
+	struct statfs fs;
+
+	if (statfs("/sys/fs/bpf", &fs) == 0 && fs.f_type != BPF_FS_MAGIC &&
+	    strncmp(dir, "/sys/fs/bpf/", 12) == 0 && mount("bpf", "/sys/fs/bpf", "bpf", 0, NULL) < 0)
+		return verr_set(err, -errno, "cannot mount bpffs on /sys/fs/bpf: %s",
+				strerror(errno));
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return verr_set(err, -errno, "cannot create %s: %s", dir, strerror(errno));
+	if (statfs(dir, &fs) < 0 || fs.f_type != BPF_FS_MAGIC)
+		return verr_set(err, -EINVAL, "%s is not on a bpf filesystem", dir);
+	return 0;
+}
+
+/* Remove every pin of ours in dir (links first: their programs stop). */
+static void unpin_all(const char *dir)
+{
+	char path[512];
+	static const char *const progs[] = {"handle_exec", "handle_fork", "handle_exit", "sys_exit"};
+	static const char *const maps[] = {"events",	 "drops",     "filtered", "delivered",
+					   "execs_seen", "read_seen", "control"};
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++)
+		if (pin_path(path, sizeof(path), dir, "link_", progs[i]) == 0)
+			unlink(path);
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
+		if (pin_path(path, sizeof(path), dir, "", maps[i]) == 0)
+			unlink(path);
+	rmdir(dir);
+}
+
+/* The generation of the programs a previous defender left pinned in dir, 0 when none. */
+static uint32_t pinned_gen(const char *dir)
+{
+	struct ev_control c = {0};
+	char path[512];
+	uint32_t zero = 0;
+	int fd;
+
+	if (pin_path(path, sizeof(path), dir, "", "control") < 0 || (fd = bpf_obj_get(path)) < 0)
+		return 0;
+	if (bpf_map_lookup_elem(fd, &zero, &c) < 0)
+		c.gen = 0;
+	close(fd);
+	return c.gen;
+}
+
+static int set_pin_paths(struct capture *cap, vigil_err *err)
+{
+	struct bpf_map *maps[NPINNED_MAPS] = PINNED_MAPS(cap->skel);
+	char path[512];
+
+	for (int i = 0; i < NPINNED_MAPS; i++) {
+		if (pin_path(path, sizeof(path), cap->pin_dir, "", bpf_map__name(maps[i])) < 0 ||
+		    bpf_map__set_pin_path(maps[i], path) < 0)
+			return verr_set(err, -ENAMETOOLONG, "pin path under %s too long",
+					cap->pin_dir);
+	}
+	return 0;
+}
+
+/*
+ * Our programs are attached: let them emit (the old ones stop at once, see
+ * struct ev_control), drop the old links and pin ours in their place.
+ */
+static int take_over(struct capture *cap, vigil_err *err)
+{
+	struct bpf_link *links[] = {cap->skel->links.handle_exec, cap->skel->links.handle_fork,
+				    cap->skel->links.handle_exit, cap->skel->links.sys_exit};
+	struct bpf_program *progs[] = {cap->skel->progs.handle_exec, cap->skel->progs.handle_fork,
+				       cap->skel->progs.handle_exit, cap->skel->progs.sys_exit};
+	struct ev_control c = {.read_pos = ringread_read_pos(cap->rr), .gen = cap->gen};
+	uint32_t zero = 0;
+	char path[512];
+	int rc;
+
+	if (bpf_map__update_elem(cap->skel->maps.control, &zero, sizeof(zero), &c, sizeof(c), 0) < 0)
+		return verr_set(err, -errno, "cannot hand capture over: %s", strerror(errno));
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+		if (pin_path(path, sizeof(path), cap->pin_dir, "link_",
+			     bpf_program__name(progs[i])) < 0)
+			return verr_set(err, -ENAMETOOLONG, "pin path under %s too long",
+					cap->pin_dir);
+		if (unlink(path) == 0)
+			cap->took_over = true; /* the old program detaches with its last reference */
+		if ((rc = bpf_link__pin(links[i], path)) < 0)
+			return verr_set(err, rc, "cannot pin %s: %s", path, strerror(-rc));
+	}
+	return 0;
+}
+
+/* ---- start ---- */
+
+static int load_and_attach(struct capture *cap, const struct capture_opts *opts, size_t rb,
+			   vigil_err *err)
+{
+	int rc;
+
+	cap->skel = capture_bpf__open();
+	if (cap->skel == NULL)
+		return verr_set(err, -errno, "cannot open BPF program capture: %s", strerror(errno));
+	cap->skel->rodata->self_tgid = (uint32_t)getpid();
+	cap->skel->rodata->filter_read_repeat = opts->filter_read_repeat;
+	cap->skel->rodata->filter_failed_reads = opts->filter_failed_reads;
+	cap->skel->rodata->my_gen = cap->gen;
+	if ((rc = bpf_map__set_max_entries(cap->skel->maps.events, (uint32_t)rb)) < 0)
+		return verr_set(err, rc, "cannot size the ring buffer to %zu bytes: %s", rb,
+				strerror(-rc));
+	if (cap->pin_dir[0] != '\0' && (rc = set_pin_paths(cap, err)) < 0)
+		return rc;
+	if ((rc = capture_bpf__load(cap->skel)) < 0)
+		return verr_set(err, rc, "cannot load BPF program capture: %s%s", strerror(-rc),
+				geteuid() != 0 ? " (the defender must run as root)"
+					       : " (the kernel's verifier refused it)");
+	if ((rc = capture_bpf__attach(cap->skel)) < 0)
+		return verr_set(err, rc, "cannot attach the capture programs: %s", strerror(-rc));
+	cap->rr = ringread_open(bpf_map__fd(cap->skel->maps.events), rb, err);
+	if (cap->rr == NULL)
+		return -errno;
+	return cap->pin_dir[0] != '\0' ? take_over(cap, err) : 0;
 }
 
 struct capture *capture_start(const struct capture_opts *opts, vigil_err *err)
@@ -114,35 +262,33 @@ struct capture *capture_start(const struct capture_opts *opts, vigil_err *err)
 		rc = verr_set(err, -ENOMEM, "out of memory");
 		goto fail;
 	}
-
-	cap->skel = capture_bpf__open();
-	if (cap->skel == NULL) {
-		rc = verr_set(err, -errno, "cannot open BPF program capture: %s", strerror(errno));
-		goto fail;
+	if (opts->pin_dir != NULL) {
+		if (snprintf(cap->pin_dir, sizeof(cap->pin_dir), "%s", opts->pin_dir) >=
+		    (int)sizeof(cap->pin_dir)) {
+			rc = verr_set(err, -ENAMETOOLONG, "bpf pin directory name too long");
+			goto fail;
+		}
+		if ((rc = pin_dir_ready(cap->pin_dir, err)) < 0)
+			goto fail;
+		cap->gen = pinned_gen(cap->pin_dir) + 1;
 	}
-	cap->skel->rodata->self_tgid = (uint32_t)getpid();
-	cap->skel->rodata->filter_read_repeat = opts->filter_read_repeat;
-	cap->skel->rodata->filter_failed_reads = opts->filter_failed_reads;
-	if ((rc = bpf_map__set_max_entries(cap->skel->maps.events, (uint32_t)rb)) < 0) {
-		rc = verr_set(err, rc, "cannot size the ring buffer to %zu bytes: %s", rb,
-			      strerror(-rc));
-		goto fail;
+	rc = load_and_attach(cap, opts, rb, err);
+	if (rc < 0 && cap->pin_dir[0] != '\0' && cap->gen > 1) {
+		/* What was left there does not fit this defender (another ring size, ...). */
+		log_warn("capture state left in %s cannot be taken over (%s); starting afresh",
+			 cap->pin_dir, err->msg);
+		ringread_close(cap->rr);
+		cap->rr = NULL;
+		capture_bpf__destroy(cap->skel);
+		cap->skel = NULL;
+		unpin_all(cap->pin_dir);
+		if ((rc = pin_dir_ready(cap->pin_dir, err)) == 0) {
+			cap->gen = 1;
+			rc = load_and_attach(cap, opts, rb, err);
+		}
 	}
-	if ((rc = capture_bpf__load(cap->skel)) < 0) {
-		rc = verr_set(err, rc, "cannot load BPF program capture: %s%s", strerror(-rc),
-			      geteuid() != 0 ? " (the defender must run as root)"
-					     : " (the kernel's verifier refused it)");
+	if (rc < 0)
 		goto fail;
-	}
-	if ((rc = capture_bpf__attach(cap->skel)) < 0) {
-		rc = verr_set(err, rc, "cannot attach the capture programs: %s", strerror(-rc));
-		goto fail;
-	}
-	cap->rb = ring_buffer__new(bpf_map__fd(cap->skel->maps.events), on_record, cap, NULL);
-	if (cap->rb == NULL) {
-		rc = verr_set(err, -errno, "cannot open the ring buffer: %s", strerror(errno));
-		goto fail;
-	}
 	return cap;
 fail:
 	capture_stop(cap);
@@ -156,17 +302,35 @@ int capture_poll(struct capture *cap, int timeout_ms, capture_record_fn fn, void
 
 	cap->fn = fn;
 	cap->fn_ctx = ctx;
-	n = ring_buffer__poll(cap->rb, timeout_ms);
+	n = ringread_poll(cap->rr, timeout_ms, on_record, cap);
 	if (n == -EINTR)
 		n = 0;
 	if (n < 0)
 		return n;
-	/*
-	 * The kernel side wakes us only once plenty is waiting (see emit()); what
-	 * arrived without a wakeup is read here, after the poll's timeout.
-	 */
-	int m = ring_buffer__consume(cap->rb);
-	return m < 0 ? m : n + m;
+	if (cap->pin_dir[0] == '\0') {
+		/* Nothing to hand over: what was read is given back at once. */
+		ringread_commit(cap->rr, ringread_read_pos(cap->rr));
+	}
+	/* The kernel side wakes us once WAKEUP_BYTES lie beyond what we read. */
+	struct ev_control c = {.read_pos = ringread_read_pos(cap->rr), .gen = cap->gen};
+	uint32_t zero = 0;
+	bpf_map__update_elem(cap->skel->maps.control, &zero, sizeof(zero), &c, sizeof(c), 0);
+	return n;
+}
+
+uint64_t capture_read_pos(const struct capture *cap)
+{
+	return ringread_read_pos(cap->rr);
+}
+
+void capture_commit(struct capture *cap, uint64_t pos)
+{
+	ringread_commit(cap->rr, pos);
+}
+
+bool capture_took_over(const struct capture *cap)
+{
+	return cap->took_over;
 }
 
 static void sum_map(struct capture *cap, struct bpf_map *map, uint64_t *out, int n)
@@ -219,8 +383,10 @@ void capture_stop(struct capture *cap)
 {
 	if (cap == NULL)
 		return;
-	ring_buffer__free(cap->rb);
+	ringread_close(cap->rr);
 	capture_bpf__destroy(cap->skel);
+	if (cap->pin_dir[0] != '\0')
+		unpin_all(cap->pin_dir);
 	free(cap->percpu);
 	free(cap);
 }
@@ -248,6 +414,24 @@ void capture_read_counters(struct capture *cap, struct capture_counters *out)
 {
 	(void)cap;
 	memset(out, 0, sizeof(*out));
+}
+
+uint64_t capture_read_pos(const struct capture *cap)
+{
+	(void)cap;
+	return 0;
+}
+
+void capture_commit(struct capture *cap, uint64_t pos)
+{
+	(void)cap;
+	(void)pos;
+}
+
+bool capture_took_over(const struct capture *cap)
+{
+	(void)cap;
+	return false;
 }
 
 uint64_t capture_exec_count(const struct capture *cap)

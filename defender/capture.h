@@ -22,9 +22,17 @@ struct capture_opts {
 	size_t ringbuf_bytes;	  /* power of two, >= 64 KiB; 0: 8 MiB */
 	bool filter_read_repeat;  /* report a read-only open once per (process, inode) */
 	bool filter_failed_reads; /* don't report read-only opens that failed */
+	/*
+	 * NULL: the ring is released as it is read, and capture ends with the
+	 * process.  A directory on bpffs: the programs, the ring and the counters
+	 * are pinned there and outlive a defender that is killed; the next one
+	 * takes them over, and reads on from what the last one committed
+	 * (capture_commit).  capture_stop releases them.
+	 */
+	const char *pin_dir;
 };
 
-#define CAPTURE_OPTS_DEFAULT {.ringbuf_bytes = 0, .filter_read_repeat = true, .filter_failed_reads = true}
+#define CAPTURE_OPTS_DEFAULT {.ringbuf_bytes = 0, .filter_read_repeat = true, .filter_failed_reads = true, .pin_dir = NULL}
 
 /* What the kernel side counted since load, summed over CPUs. */
 struct capture_counters {
@@ -54,6 +62,18 @@ typedef int (*capture_record_fn)(const struct ev_hdr *rec, size_t len, void *ctx
 /* Wait up to timeout_ms for records and deliver all that are ready.  Returns records seen or -errno. */
 int capture_poll(struct capture *cap, int timeout_ms, capture_record_fn fn, void *ctx);
 
+/*
+ * The ring position just after the record being handed out (inside the
+ * callback) or the last one read.  With pin_dir, the ring is given back to
+ * the kernel only up to what capture_commit was told: call it with a
+ * position once everything read before it is safe (spooled).
+ */
+uint64_t capture_read_pos(const struct capture *cap);
+void capture_commit(struct capture *cap, uint64_t pos);
+
+/* Whether this capture took over programs a previous defender left running. */
+bool capture_took_over(const struct capture *cap);
+
 void capture_read_counters(struct capture *cap, struct capture_counters *out);
 
 /* Sum of execs counted on all CPUs (the defender's own are not counted). */
@@ -65,7 +85,7 @@ size_t capture_ringbuf_bytes(const struct capture *cap);
 /* Human-readable list of what is loaded. */
 const char *capture_describe(const struct capture *cap);
 
-/* Detach and free; accepts NULL. */
+/* Detach (with pin_dir: unpin everything, so capture ends) and free; accepts NULL. */
 void capture_stop(struct capture *cap);
 
 #endif

@@ -11,6 +11,7 @@
 #include "log.h"
 
 #define DEFAULT_STATE_DIR "/var/lib/vigil/defender"
+#define DEFAULT_BPF_PIN_DIR "/sys/fs/bpf/vigil"
 #define DEFAULT_HEARTBEAT_MS 1000
 
 void defender_config_fini(struct defender_config *cfg)
@@ -26,6 +27,7 @@ void defender_config_fini(struct defender_config *cfg)
 	free(cfg->key);
 	free(cfg->server_name);
 	free(cfg->state_dir);
+	free(cfg->bpf_pin_dir);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -175,6 +177,18 @@ static int apply(struct defender_config *cfg, const struct kvconf *kv, vigil_err
 		} else if (strcmp(e->key, "spool_max_kb") == 0) {
 			/* Small spools are for tests of what a full spool does. */
 			rc = parse_int(&cfg->spool_max_kb, kv, e, 128, 1 << 30, err);
+		} else if (strcmp(e->key, "bpf_pin_dir") == 0) {
+			rc = cfg->bpf_pin_none ? verr_set(err, -EINVAL, "%s:%d: 'bpf_pin_dir' given twice",
+							   kv->source, e->line)
+					       : set_once(&cfg->bpf_pin_dir, kv, e, err);
+			if (rc == 0 && strcmp(cfg->bpf_pin_dir, "none") == 0) {
+				free(cfg->bpf_pin_dir);
+				cfg->bpf_pin_dir = NULL;
+				cfg->bpf_pin_none = true;
+			} else if (rc == 0 && cfg->bpf_pin_dir[0] != '/') {
+				rc = verr_set(err, -EINVAL, "%s:%d: bpf_pin_dir must be an absolute path or none",
+					      kv->source, e->line);
+			}
 		} else if (strcmp(e->key, "send_window") == 0) {
 			rc = parse_int(&cfg->send_window, kv, e, 1, DEFENDER_SEND_WINDOW_MAX, err);
 		} else if (strcmp(e->key, "all_reads") == 0) {
@@ -201,6 +215,9 @@ static int apply(struct defender_config *cfg, const struct kvconf *kv, vigil_err
 	if (cfg->ca == NULL || cfg->cert == NULL || cfg->key == NULL)
 		return verr_set(err, -EINVAL, "%s: 'ca', 'cert' and 'key' are all required",
 				kv->source);
+	if (cfg->bpf_pin_dir == NULL && !cfg->bpf_pin_none &&
+	    (cfg->bpf_pin_dir = strdup(DEFAULT_BPF_PIN_DIR)) == NULL)
+		return verr_set(err, -ENOMEM, "out of memory");
 	if (cfg->state_dir == NULL && (cfg->state_dir = strdup(DEFAULT_STATE_DIR)) == NULL)
 		return verr_set(err, -ENOMEM, "out of memory");
 	return 0;

@@ -18,6 +18,7 @@
  *   all_reads = false                           # true: every read-only open, not the first per process and file
  *   spool_max_mb = 256                          # disk spool for batches not yet acknowledged
  *   send_window = 4                             # batches in flight to the console at once (1..16)
+ *   bpf_pin_dir = /sys/fs/bpf/vigil             # kernel capture outlives a killed defender; none: off
  *   learning = true                             # learn a model per service, report deviations
  *   learn_window = 24h                          # how long a new model learns (s, m, h, d)
  *
@@ -60,6 +61,8 @@ struct defender_config {
 	bool all_reads;
 	int spool_max_kb; /* spool_max_mb, or spool_max_kb for tests */
 	int send_window;
+	char *bpf_pin_dir; /* NULL: capture ends with the process */
+	bool bpf_pin_none; /* bpf_pin_dir = none was given */
 	bool learning;
 	unsigned learn_window_s;
 };

@@ -68,6 +68,13 @@ struct delivery {
 	bool sending_gaps;
 	bool complained; /* "not delivered" was logged; say when it works again */
 
+	/*
+	 * Kernel ring positions (capture_read_pos): the end of the newest event
+	 * in the batch, and how far everything read is spooled (or lost and
+	 * counted), so the ring may be given back up to there.
+	 */
+	uint64_t batch_ring_end, ring_safe;
+
 	struct pending_event *batch;
 	size_t nbatch;
 	size_t batch_bytes;	/* JSON bytes in the batch */
@@ -145,6 +152,8 @@ out:
 	dl->nbatch = 0;
 	dl->batch_bytes = 0;
 	dl->extra_len = 0;
+	if (dl->batch_ring_end > dl->ring_safe)
+		dl->ring_safe = dl->batch_ring_end;
 }
 
 /* Copy act's strings into one block pe owns, and attach it to pe's event. */
@@ -166,7 +175,7 @@ static int attach_activity(struct pending_event *pe, const Vigil__Activity *act)
 }
 
 void delivery_add(struct delivery *dl, const struct event *ev, const struct event_enrich *en,
-		  const Vigil__Activity *act, int64_t clock_offset_ns)
+		  const Vigil__Activity *act, int64_t clock_offset_ns, uint64_t ring_end)
 {
 	struct pending_event *pe;
 	struct jsonw w;
@@ -178,6 +187,8 @@ void delivery_add(struct delivery *dl, const struct event *ev, const struct even
 	pthread_mutex_lock(&dl->lock);
 	if (dl->nbatch == 0)
 		dl->batch_started_ms = mono_ms();
+	if (ring_end > dl->batch_ring_end)
+		dl->batch_ring_end = ring_end;
 	pe = &dl->batch[dl->nbatch];
 	vigil__event__init(&pe->pb);
 	pe->act_strings = NULL;
@@ -257,13 +268,33 @@ void delivery_add_model_delta(struct delivery *dl, const Vigil__ModelDelta *d)
 	add_extra(dl, 4, &d->base);
 }
 
-void delivery_tick(struct delivery *dl)
+void delivery_tick(struct delivery *dl, uint64_t ring_pos)
 {
 	pthread_mutex_lock(&dl->lock);
 	if ((dl->nbatch > 0 || dl->extra_len > 0) &&
 	    mono_ms() - dl->batch_started_ms >= (uint64_t)dl->opts.batch_ms)
 		flush_locked(dl);
+	/* Nothing waiting: whatever was read up to here needed no spooling. */
+	if (dl->nbatch == 0 && dl->extra_len == 0 && ring_pos > dl->ring_safe)
+		dl->ring_safe = ring_pos;
 	pthread_mutex_unlock(&dl->lock);
+}
+
+void delivery_flush(struct delivery *dl)
+{
+	pthread_mutex_lock(&dl->lock);
+	flush_locked(dl);
+	pthread_mutex_unlock(&dl->lock);
+}
+
+uint64_t delivery_ring_safe(struct delivery *dl)
+{
+	uint64_t pos;
+
+	pthread_mutex_lock(&dl->lock);
+	pos = dl->ring_safe;
+	pthread_mutex_unlock(&dl->lock);
+	return pos;
 }
 
 /* seq was delivered: it is not lost, whatever a gap taken meanwhile says. */

@@ -65,17 +65,32 @@ struct delivery *delivery_start(const struct delivery_opts *opts, struct uplink 
 
 /*
  * Capture thread: add one event (ev with its description en, and act when it
- * is interactive activity; both copied).
+ * is interactive activity; both copied).  ring_end: the kernel ring position
+ * just after its record (capture_read_pos), see delivery_ring_safe.
  */
 void delivery_add(struct delivery *dl, const struct event *ev, const struct event_enrich *en,
-		  const Vigil__Activity *act, int64_t clock_offset_ns);
+		  const Vigil__Activity *act, int64_t clock_offset_ns, uint64_t ring_end);
 
 /* Capture thread: a deviation or a model change, into the same batches (copied). */
 void delivery_add_deviation(struct delivery *dl, const Vigil__Deviation *d);
 void delivery_add_model_delta(struct delivery *dl, const Vigil__ModelDelta *d);
 
-/* Capture thread, after each poll: flush a batch that has waited batch_ms, or pending gaps. */
-void delivery_tick(struct delivery *dl);
+/*
+ * Capture thread, after each poll: flush a batch that has waited batch_ms.
+ * ring_pos: how far the ring has been read (capture_read_pos).
+ */
+void delivery_tick(struct delivery *dl, uint64_t ring_pos);
+
+/* Capture thread: spool the batch being built now (the ring is filling up). */
+void delivery_flush(struct delivery *dl);
+
+/*
+ * The ring position up to which every event read is spooled (or was lost
+ * and counted): the kernel may have the ring back up to here
+ * (capture_commit).  What lies beyond is read again by the next defender
+ * if this one is killed.
+ */
+uint64_t delivery_ring_safe(struct delivery *dl);
 
 void delivery_stats(struct delivery *dl, struct delivery_stats *out);
 

@@ -312,7 +312,8 @@ static int on_capture_record(const struct ev_hdr *rec, size_t len, void *ctx)
 	uint64_t when_ms = (uint64_t)((int64_t)ev.hdr->ts_ns + d->clock_offset) / 1000000;
 	struct learn_activity act;
 	bool interactive = learner_event(d->learn, &ev, &en, &d->scratch.cls, when_ms, &act);
-	delivery_add(d->dl, &ev, &en, interactive ? &act.pb : NULL, d->clock_offset);
+	delivery_add(d->dl, &ev, &en, interactive ? &act.pb : NULL, d->clock_offset,
+		     capture_read_pos(d->cap));
 	enrich_end(d->pt, &ev);
 	return 0;
 }
@@ -379,7 +380,12 @@ static void *capture_main(void *arg)
 		uint64_t now_ns = (uint64_t)bt.tv_sec * 1000000000ull + (uint64_t)bt.tv_nsec;
 
 		learn_upkeep(d);
-		delivery_tick(d->dl);
+		delivery_tick(d->dl, capture_read_pos(d->cap));
+		/* Read but not spooled stays in the ring; spool early before it fills. */
+		if (capture_read_pos(d->cap) - delivery_ring_safe(d->dl) >
+		    capture_ringbuf_bytes(d->cap) / 4)
+			delivery_flush(d->dl);
+		capture_commit(d->cap, delivery_ring_safe(d->dl));
 		proctree_expire(d->pt, now_ns);
 		/* Exits lost to ring drops would leave dead entries filling the table. */
 		proctree_sweep(d->pt, now_ns, 200);
@@ -585,10 +591,15 @@ int main(int argc, char **argv)
 	struct capture_opts copts = CAPTURE_OPTS_DEFAULT;
 	copts.ringbuf_bytes = (size_t)d.cfg.ringbuf_kb * 1024;
 	copts.filter_read_repeat = copts.filter_failed_reads = !d.cfg.all_reads;
+	copts.pin_dir = d.cfg.bpf_pin_dir;
 	d.cap = capture_start(&copts, &err);
 	if (d.cap != NULL) {
 		snprintf(d.bpf_status, sizeof(d.bpf_status), "loaded: %s", capture_describe(d.cap));
 		log_info("BPF %s", d.bpf_status);
+		if (capture_took_over(d.cap))
+			log_warn("took over the capture a previous defender left running in %s: "
+				 "reading on from what it had spooled",
+				 d.cfg.bpf_pin_dir);
 	} else {
 		snprintf(d.bpf_status, sizeof(d.bpf_status), "not loaded: %s", err.msg);
 		log_warn("BPF %s; running without kernel capture", d.bpf_status);

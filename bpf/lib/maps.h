@@ -38,6 +38,26 @@ struct {
 } delivered SEC(".maps");
 
 /*
+ * Shared with user space.  gen: which defender's programs may emit.  A
+ * defender that restarts after a crash finds the previous one's programs
+ * still attached and feeding the ring (they are pinned); it attaches its
+ * own, then hands over by writing its generation here, and only then
+ * detaches the old ones: nothing is missed and nothing doubled meanwhile.
+ * read_pos: how far user space has read the ring (it commits the ring's
+ * consumer position only once what it read is spooled), for the wakeup
+ * decision in emit().
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ev_control);
+} control SEC(".maps");
+
+/* This object's generation (set before load); see struct control. */
+const volatile __u32 my_gen = 0;
+
+/*
  * Execs seen on the host (the defender's own excepted), whether delivered or
  * not: the heartbeat's exec_count.  One per-CPU counter.
  */
@@ -102,12 +122,18 @@ static __always_inline void count_in(void *map, __u32 idx)
 /* Send size bytes of rec; counts the delivery or the loss. */
 static __always_inline void emit(void *rec, __u32 size, __u16 type)
 {
+	__u32 zero = 0;
+	struct ev_control *c = bpf_map_lookup_elem(&control, &zero);
 	__u64 flags;
 
+	/* Not ours to emit: a newer defender took over (or none has yet). */
+	if (!c || c->gen != my_gen)
+		return;
 	if (size == 0 || size > EV_RECORD_MAX)
 		return;
-	flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP
-									      : BPF_RB_NO_WAKEUP;
+	flags = bpf_ringbuf_query(&events, BPF_RB_PROD_POS) - c->read_pos >= WAKEUP_BYTES
+			? BPF_RB_FORCE_WAKEUP
+			: BPF_RB_NO_WAKEUP;
 	if (bpf_ringbuf_output(&events, rec, size & (REC_BUF / 2 - 1), flags) != 0) {
 		count_drop(DROP_RINGBUF_FULL);
 		return;

@@ -50,7 +50,27 @@ Test(defender_config, defaults_state_dir_and_interval)
 	cr_expect_str_eq(cfg.state_dir, "/var/lib/vigil/defender");
 	cr_expect_eq(cfg.heartbeat_interval_ms, 1000);
 	cr_expect_eq(cfg.send_window, DEFENDER_SEND_WINDOW_DEFAULT);
+	cr_expect_str_eq(cfg.bpf_pin_dir, "/sys/fs/bpf/vigil");
 	defender_config_fini(&cfg);
+}
+
+Test(defender_config, bpf_pin_dir)
+{
+	const char *none = BASE "bpf_pin_dir = none\n", *own = BASE "bpf_pin_dir = /sys/fs/bpf/x\n";
+	struct defender_config cfg;
+	vigil_err err = {0};
+
+	cr_assert_eq(defender_config_parse(none, strlen(none), "d.conf", &cfg, &err), 0, "%s",
+		     err.msg);
+	cr_expect_null(cfg.bpf_pin_dir, "none turns pinning off");
+	defender_config_fini(&cfg);
+	cr_assert_eq(defender_config_parse(own, strlen(own), "d.conf", &cfg, &err), 0, "%s",
+		     err.msg);
+	cr_expect_str_eq(cfg.bpf_pin_dir, "/sys/fs/bpf/x");
+	defender_config_fini(&cfg);
+	fails(BASE "bpf_pin_dir = vigil\n", "d.conf:5: bpf_pin_dir must be an absolute path or none");
+	fails(BASE "bpf_pin_dir = none\nbpf_pin_dir = /x\n", "d.conf:6: 'bpf_pin_dir' given twice");
+	fails(BASE "bpf_pin_dir = /x\nbpf_pin_dir = none\n", "d.conf:6: 'bpf_pin_dir' given twice");
 }
 
 Test(defender_config, send_window)

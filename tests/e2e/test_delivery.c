@@ -76,11 +76,14 @@ static pid_t start_defender(const char *console_url, const char *extra)
 	char conf[H_PATH], text[4096], log[H_PATH];
 	FILE *f;
 
+	char pins[H_PATH];
+
+	h_bpf_pin_dir(dir, pins);
 	snprintf(conf, sizeof(conf), "%s/defender.conf", dir);
 	snprintf(text, sizeof(text),
 		 "console = %s\nca = %s\ncert = %s\nkey = %s\nstate_dir = %s/defender-state\n"
-		 "heartbeat_interval_ms = 500\n%s\n",
-		 console_url, pki.ca, pki.host_cert, pki.host_key, dir, extra ? extra : "");
+		 "bpf_pin_dir = %s\nheartbeat_interval_ms = 500\n%s\n",
+		 console_url, pki.ca, pki.host_cert, pki.host_key, dir, pins, extra ? extra : "");
 	f = fopen(conf, "w");
 	fputs(text, f);
 	fclose(f);
@@ -269,6 +272,31 @@ Test(delivery, defender_killed_with_unacknowledged_batches_loses_nothing)
 	gen_pid = start_generator(200, 300, 200);
 	wait_generator();
 	expect_exactly_once(300);
+}
+
+/*
+ * Killed while the load runs, down for 2 s: the programs it pinned keep
+ * capturing into the pinned ring, the new defender takes them over and
+ * reads on from what the old one had spooled.  Nothing the load did while
+ * no defender ran, and nothing the dead one held in memory, is missing.
+ */
+Test(delivery, defender_killed_while_events_happen_loses_nothing)
+{
+	h_console_start(&con, dir, &pki, NULL);
+	use_console_db();
+	defender_pid = start_defender(con.listen, NULL);
+	gen_pid = start_generator(0, 600, 100); /* 6 s of load */
+	h_sleep_ms(2000);
+	h_stop(defender_pid, SIGKILL, 5000);
+	h_sleep_ms(2000);
+	defender_pid = start_defender(con.listen, NULL);
+	wait_generator();
+	expect_exactly_once(600);
+	char log[H_PATH];
+	snprintf(log, sizeof(log), "%s/defender.log", dir);
+	char *text = h_slurp(log);
+	cr_expect(strstr(text, "took over") != NULL, "the restarted defender did not say it took over");
+	free(text);
 }
 
 /* ---- a TCP forwarder whose path we can cut ---- */

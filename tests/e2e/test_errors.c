@@ -128,9 +128,12 @@ Test(errors, defender_names_an_unreadable_key)
 	snprintf(missing, sizeof(missing), "%s/gone.key", dir);
 	snprintf(conf, sizeof(conf), "%s/d.conf", dir);
 	snprintf(log, sizeof(log), "%s/defender.log", dir);
+	char pins[H_PATH];
+	h_bpf_pin_dir(dir, pins);
 	snprintf(text, sizeof(text),
-		 "console = tls+tcp://127.0.0.1:1\nca = %s\ncert = %s\nkey = %s\nstate_dir = %s/s\n",
-		 pki.ca, pki.host_cert, missing, dir);
+		 "console = tls+tcp://127.0.0.1:1\nca = %s\ncert = %s\nkey = %s\nstate_dir = %s/s\n"
+		 "bpf_pin_dir = %s\n",
+		 pki.ca, pki.host_cert, missing, dir, pins);
 	FILE *f = fopen(conf, "w");
 	fputs(text, f);
 	fclose(f);

@@ -44,10 +44,31 @@ void h_tmpdir(char out[H_PATH])
 	chmod(out, 0755);
 }
 
+void h_bpf_pin_dir(const char *dir, char out[H_PATH])
+{
+	const char *base = strrchr(dir, '/');
+
+	snprintf(out, H_PATH, "/sys/fs/bpf/%s", base != NULL ? base + 1 : dir);
+}
+
 void h_rmrf(const char *dir)
 {
+	char pins[H_PATH];
 	char *argv[] = {"rm", "-rf", "--one-file-system", (char *)dir, NULL};
-	pid_t pid = fork();
+	pid_t pid;
+
+	/* A defender killed and never restarted leaves its programs pinned: detach them. */
+	h_bpf_pin_dir(dir, pins);
+	if (strncmp(pins, "/sys/fs/bpf/vigil-t-", 20) == 0) {
+		char *pargv[] = {"rm", "-rf", pins, NULL};
+		if ((pid = fork()) == 0) {
+			execvp("rm", pargv);
+			_exit(127);
+		}
+		if (pid > 0)
+			waitpid(pid, NULL, 0);
+	}
+	pid = fork();
 
 	if (pid == 0) {
 		execvp("rm", argv);
@@ -340,11 +361,14 @@ void h_defender_conf(const char *dir, const struct h_console *c, const char *ca,
 	vigil_err err = {0};
 	static int seq;
 
+	char pins[H_PATH];
+
+	h_bpf_pin_dir(dir, pins);
 	snprintf(out, H_PATH, "%s/defender-%d.conf", dir, ++seq);
 	snprintf(text, sizeof(text),
 		 "console = %s\nca = %s\ncert = %s\nkey = %s\nstate_dir = %s/defender-state\n"
-		 "label = env=test\nlabel = role=e2e\n%s\n",
-		 c->listen, ca, cert, key, dir, extra != NULL ? extra : "");
+		 "bpf_pin_dir = %s\nlabel = env=test\nlabel = role=e2e\n%s\n",
+		 c->listen, ca, cert, key, dir, pins, extra != NULL ? extra : "");
 	cr_assert_eq(fs_write_file(out, text, strlen(text), 0644, 0, &err), 0, "%s", err.msg);
 }
 

@@ -24,7 +24,10 @@
 
 /* New empty directory under /tmp (short, so Unix socket paths fit). */
 void h_tmpdir(char out[H_PATH]);
+/* Remove dir, and the BPF pins of defenders configured with h_bpf_pin_dir(dir). */
 void h_rmrf(const char *dir);
+/* A defender's bpf_pin_dir for test dir: /sys/fs/bpf/<its name>, never the host's own. */
+void h_bpf_pin_dir(const char *dir, char out[H_PATH]);
 
 /* Path of a built program: "vigil-console", "vigil-defender", "vigilctl". */
 const char *h_bin(const char *name);
