@@ -41,8 +41,11 @@ const char *capture_type_name(int t)
 #include <bpf/libbpf.h>
 #include <linux/magic.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/vfs.h>
 
 #include "capture.skel.h"
@@ -57,6 +60,7 @@ struct capture {
 	uint64_t *percpu; /* scratch for per-CPU lookups, ncpus long */
 	uint64_t user_malformed;
 	char pin_dir[256]; /* empty: not pinned */
+	int pin_lock_fd;
 	uint32_t gen;
 	bool took_over;
 	/* The current poll's callback. */
@@ -138,20 +142,59 @@ static void unpin_all(const char *dir)
 	rmdir(dir);
 }
 
-/* The generation of the programs a previous defender left pinned in dir, 0 when none. */
-static uint32_t pinned_gen(const char *dir)
+/*
+ * The generation of the programs a previous defender left pinned in dir: 0
+ * when none, -1 when what is pinned there is not a control map of ours (a
+ * lookup would write its value size into ours).
+ */
+static int64_t pinned_gen(const char *dir)
 {
 	struct ev_control c = {0};
+	struct bpf_map_info info = {0};
+	uint32_t len = sizeof(info), zero = 0;
 	char path[512];
-	uint32_t zero = 0;
 	int fd;
 
 	if (pin_path(path, sizeof(path), dir, "", "control") < 0 || (fd = bpf_obj_get(path)) < 0)
 		return 0;
-	if (bpf_map_lookup_elem(fd, &zero, &c) < 0)
-		c.gen = 0;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0 || info.type != BPF_MAP_TYPE_ARRAY ||
+	    info.key_size != sizeof(zero) || info.value_size != sizeof(c) || info.max_entries != 1 ||
+	    bpf_map_lookup_elem(fd, &zero, &c) < 0) {
+		close(fd);
+		return -1;
+	}
 	close(fd);
 	return c.gen;
+}
+
+/*
+ * One defender per pin directory: a second one would take the first one's
+ * programs over and, failing later (its spool is locked), remove them.  An
+ * abstract socket named after the directory is the lock; the kernel drops it
+ * with its holder, however that dies.
+ */
+static int pin_lock(const char *dir, vigil_err *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, n;
+
+	n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "vigil-defender:%s", dir);
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path) - 1)
+		return verr_set(err, -ENAMETOOLONG, "bpf pin directory name too long");
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return verr_set(err, -errno, "cannot create a socket: %s", strerror(errno));
+	socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+
+	if (bind(fd, (struct sockaddr *)&sa, salen) < 0) {
+		int e = errno;
+		close(fd);
+		return e == EADDRINUSE
+			       ? verr_set(err, -EBUSY,
+					  "another defender captures with bpf_pin_dir %s", dir)
+			       : verr_set(err, -e, "cannot lock %s: %s", dir, strerror(e));
+	}
+	return fd;
 }
 
 static int set_pin_paths(struct capture *cap, vigil_err *err)
@@ -251,6 +294,7 @@ struct capture *capture_start(const struct capture_opts *opts, vigil_err *err)
 		return NULL;
 	}
 	cap->ringbuf_bytes = rb;
+	cap->pin_lock_fd = -1;
 	cap->ncpus = libbpf_num_possible_cpus();
 	if (cap->ncpus <= 0) {
 		rc = verr_set(err, cap->ncpus < 0 ? cap->ncpus : -EINVAL,
@@ -268,9 +312,23 @@ struct capture *capture_start(const struct capture_opts *opts, vigil_err *err)
 			rc = verr_set(err, -ENAMETOOLONG, "bpf pin directory name too long");
 			goto fail;
 		}
+		if ((cap->pin_lock_fd = pin_lock(cap->pin_dir, err)) < 0) {
+			rc = cap->pin_lock_fd;
+			cap->pin_dir[0] = '\0'; /* not ours to unpin */
+			goto fail;
+		}
 		if ((rc = pin_dir_ready(cap->pin_dir, err)) < 0)
 			goto fail;
-		cap->gen = pinned_gen(cap->pin_dir) + 1;
+		int64_t old = pinned_gen(cap->pin_dir);
+		if (old < 0) {
+			log_warn("%s holds capture state this defender cannot read; starting afresh",
+				 cap->pin_dir);
+			unpin_all(cap->pin_dir);
+			if ((rc = pin_dir_ready(cap->pin_dir, err)) < 0)
+				goto fail;
+			old = 0;
+		}
+		cap->gen = (uint32_t)old + 1;
 	}
 	rc = load_and_attach(cap, opts, rb, err);
 	if (rc < 0 && cap->pin_dir[0] != '\0' && cap->gen > 1) {
@@ -387,6 +445,8 @@ void capture_stop(struct capture *cap)
 	capture_bpf__destroy(cap->skel);
 	if (cap->pin_dir[0] != '\0')
 		unpin_all(cap->pin_dir);
+	if (cap->pin_lock_fd >= 0)
+		close(cap->pin_lock_fd);
 	free(cap->percpu);
 	free(cap);
 }

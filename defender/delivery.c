@@ -297,23 +297,32 @@ uint64_t delivery_ring_safe(struct delivery *dl)
 	return pos;
 }
 
+/* Take seq out of gap g, which counted it as lost. */
+static void gap_forget(struct delivery *dl, size_t g, uint64_t seq)
+{
+	struct spool_gap *gp = &dl->gaps[g];
+
+	if (seq < gp->first_seq || seq > gp->last_seq || gp->count == 0)
+		return;
+	gp->count--;
+	if (gp->count == 0) {
+		dl->gaps[g] = dl->gaps[--dl->ngaps];
+	} else if (seq == gp->first_seq) {
+		gp->first_seq++;
+	} else if (seq == gp->last_seq) {
+		gp->last_seq--;
+	}
+}
+
 /* seq was delivered: it is not lost, whatever a gap taken meanwhile says. */
 static void gaps_forget_delivered(struct delivery *dl, uint64_t seq)
 {
 	for (size_t i = 0; i < dl->ngaps; i++) {
-		struct spool_gap *g = &dl->gaps[i];
-
-		if (seq < g->first_seq || seq > g->last_seq || g->count == 0)
-			continue;
-		g->count--;
-		if (g->count == 0) {
-			dl->gaps[i] = dl->gaps[--dl->ngaps];
-		} else if (seq == g->first_seq) {
-			g->first_seq++;
-		} else if (seq == g->last_seq) {
-			g->last_seq--;
+		if (seq >= dl->gaps[i].first_seq && seq <= dl->gaps[i].last_seq &&
+		    dl->gaps[i].count > 0) {
+			gap_forget(dl, i, seq);
+			return;
 		}
-		return;
 	}
 }
 
@@ -341,6 +350,30 @@ static void nap(struct delivery *dl, int ms)
 }
 
 /*
+ * Take the spool's new gaps.  A batch the console has acknowledged stays in
+ * the spool until every batch before it is acknowledged too (the spool's
+ * acknowledgement is cumulative), so the spool may drop it meanwhile and
+ * count it lost: it was not, take it out of the new gap.  Caller holds lock.
+ */
+static void take_gaps(struct delivery *dl)
+{
+	size_t old = dl->ngaps;
+
+	dl->ngaps += spool_take_gaps(dl->sp, dl->gaps + dl->ngaps, SPOOL_GAPS_MAX - dl->ngaps);
+	/* Backwards: a gap emptied here is replaced by the last one, already done. */
+	for (size_t g = dl->ngaps; g-- > old;) {
+		for (size_t i = 0; i < dl->nwindow; i++) {
+			size_t n = dl->ngaps;
+
+			if (dl->window[i].done)
+				gap_forget(dl, g, dl->window[i].seq);
+			if (dl->ngaps != n)
+				break;
+		}
+	}
+}
+
+/*
  * Take new gaps from the spool and send every unacknowledged one as a
  * gap-only batch (seq 0; the console stores each gap range once).  Gap
  * reports wait until no batch is in flight and hold new ones back while
@@ -358,7 +391,7 @@ static bool send_gaps(struct delivery *dl, struct uplink_chan *ch)
 	size_t n;
 	int rc;
 
-	dl->ngaps += spool_take_gaps(dl->sp, dl->gaps + dl->ngaps, SPOOL_GAPS_MAX - dl->ngaps);
+	take_gaps(dl);
 	if (dl->ngaps == 0)
 		return true;
 	if (dl->nwindow > 0 || dl->sending_gaps)
@@ -587,8 +620,7 @@ static void *sender_main(void *arg)
 		 * to make room and counted it as lost; it was delivered after
 		 * all, so take it out of that gap before the gap is reported.
 		 */
-		dl->ngaps += spool_take_gaps(dl->sp, dl->gaps + dl->ngaps,
-					     SPOOL_GAPS_MAX - dl->ngaps);
+		take_gaps(dl);
 		if (status == VIGIL__REPLY__STATUS__OK) {
 			gaps_forget_delivered(dl, seq);
 			dl->st.batches_acked++;

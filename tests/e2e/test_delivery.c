@@ -290,6 +290,33 @@ Test(delivery, defender_killed_while_events_happen_loses_nothing)
 	h_stop(defender_pid, SIGKILL, 5000);
 	h_sleep_ms(2000);
 	defender_pid = start_defender(con.listen, NULL);
+
+	/* A second defender on the same pins is refused, and the first captures on. */
+	char conf[H_PATH], log2[H_PATH], conftext[2048], pins[H_PATH];
+	h_bpf_pin_dir(dir, pins);
+	snprintf(conf, sizeof(conf), "%s/second.conf", dir);
+	snprintf(log2, sizeof(log2), "%s/second.log", dir);
+	snprintf(conftext, sizeof(conftext),
+		 "console = %s\nca = %s\ncert = %s\nkey = %s\nstate_dir = %s/second-state\n"
+		 "bpf_pin_dir = %s\n",
+		 con.listen, pki.ca, pki.host_cert, pki.host_key, dir, pins);
+	FILE *f = fopen(conf, "w");
+	fputs(conftext, f);
+	fclose(f);
+	char *argv[] = {(char *)h_bin("vigil-defender"), "--config", conf, NULL};
+	pid_t second = h_spawn(log2, argv);
+	char *out = NULL;
+	for (long long until = h_now_ms() + 10000; h_now_ms() < until; h_sleep_ms(100)) {
+		free(out);
+		out = h_slurp(log2);
+		if (strstr(out, "another defender captures with bpf_pin_dir") != NULL)
+			break;
+	}
+	cr_expect(strstr(out, "another defender captures with bpf_pin_dir") != NULL,
+		  "second defender's log: %s", out);
+	free(out);
+	h_stop(second, SIGTERM, 10000);
+
 	wait_generator();
 	expect_exactly_once(600);
 	char log[H_PATH];
