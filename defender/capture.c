@@ -42,6 +42,7 @@ const char *capture_type_name(int t)
 #include <linux/magic.h>
 #include <stdio.h>
 #include <stddef.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -61,6 +62,7 @@ struct capture {
 	uint64_t user_malformed;
 	char pin_dir[256]; /* empty: not pinned */
 	int pin_lock_fd;
+	struct ev_control *ctl; /* the control map, mmap'ed */
 	uint32_t gen;
 	bool took_over;
 	/* The current poll's callback. */
@@ -221,13 +223,10 @@ static int take_over(struct capture *cap, vigil_err *err)
 				    cap->skel->links.handle_exit, cap->skel->links.sys_exit};
 	struct bpf_program *progs[] = {cap->skel->progs.handle_exec, cap->skel->progs.handle_fork,
 				       cap->skel->progs.handle_exit, cap->skel->progs.sys_exit};
-	struct ev_control c = {.read_pos = ringread_read_pos(cap->rr), .gen = cap->gen};
-	uint32_t zero = 0;
 	char path[512];
 	int rc;
 
-	if (bpf_map__update_elem(cap->skel->maps.control, &zero, sizeof(zero), &c, sizeof(c), 0) < 0)
-		return verr_set(err, -errno, "cannot hand capture over: %s", strerror(errno));
+	__atomic_store_n(&cap->ctl->gen, cap->gen, __ATOMIC_RELEASE);
 	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
 		if (pin_path(path, sizeof(path), cap->pin_dir, "link_",
 			     bpf_program__name(progs[i])) < 0)
@@ -266,7 +265,15 @@ static int load_and_attach(struct capture *cap, const struct capture_opts *opts,
 					       : " (the kernel's verifier refused it)");
 	if ((rc = capture_bpf__attach(cap->skel)) < 0)
 		return verr_set(err, rc, "cannot attach the capture programs: %s", strerror(-rc));
-	cap->rr = ringread_open(bpf_map__fd(cap->skel->maps.events), rb, err);
+	void *m = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE, MAP_SHARED,
+		       bpf_map__fd(cap->skel->maps.control), 0);
+	if (m == MAP_FAILED)
+		return verr_set(err, -errno, "cannot map the control map: %s", strerror(errno));
+	cap->ctl = m;
+	/* Without pins nothing is handed over: records are given back as they are read. */
+	cap->rr = ringread_open(bpf_map__fd(cap->skel->maps.events), rb,
+				(volatile uint64_t *)&cap->ctl->read_pos,
+				cap->pin_dir[0] == '\0', err);
 	if (cap->rr == NULL)
 		return -errno;
 	return cap->pin_dir[0] != '\0' ? take_over(cap, err) : 0;
@@ -337,6 +344,9 @@ struct capture *capture_start(const struct capture_opts *opts, vigil_err *err)
 			 cap->pin_dir, err->msg);
 		ringread_close(cap->rr);
 		cap->rr = NULL;
+		if (cap->ctl != NULL)
+			munmap(cap->ctl, (size_t)sysconf(_SC_PAGESIZE));
+		cap->ctl = NULL;
 		capture_bpf__destroy(cap->skel);
 		cap->skel = NULL;
 		unpin_all(cap->pin_dir);
@@ -363,16 +373,6 @@ int capture_poll(struct capture *cap, int timeout_ms, capture_record_fn fn, void
 	n = ringread_poll(cap->rr, timeout_ms, on_record, cap);
 	if (n == -EINTR)
 		n = 0;
-	if (n < 0)
-		return n;
-	if (cap->pin_dir[0] == '\0') {
-		/* Nothing to hand over: what was read is given back at once. */
-		ringread_commit(cap->rr, ringread_read_pos(cap->rr));
-	}
-	/* The kernel side wakes us once WAKEUP_BYTES lie beyond what we read. */
-	struct ev_control c = {.read_pos = ringread_read_pos(cap->rr), .gen = cap->gen};
-	uint32_t zero = 0;
-	bpf_map__update_elem(cap->skel->maps.control, &zero, sizeof(zero), &c, sizeof(c), 0);
 	return n;
 }
 
@@ -442,6 +442,8 @@ void capture_stop(struct capture *cap)
 	if (cap == NULL)
 		return;
 	ringread_close(cap->rr);
+	if (cap->ctl != NULL)
+		munmap(cap->ctl, (size_t)sysconf(_SC_PAGESIZE));
 	capture_bpf__destroy(cap->skel);
 	if (cap->pin_dir[0] != '\0')
 		unpin_all(cap->pin_dir);

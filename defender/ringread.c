@@ -16,9 +16,13 @@ struct ringread {
 	const volatile uint64_t *producer;
 	const uint8_t *data;
 	uint64_t read_pos;
+	volatile uint64_t *publish;
+	bool autocommit;
+	bool more; /* the last poll stopped with records left */
 };
 
-struct ringread *ringread_open(int map_fd, size_t size, vigil_err *err)
+struct ringread *ringread_open(int map_fd, size_t size, volatile uint64_t *publish,
+			       bool autocommit, vigil_err *err)
 {
 	struct ringread *r = calloc(1, sizeof(*r));
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLET};
@@ -30,6 +34,8 @@ struct ringread *ringread_open(int map_fd, size_t size, vigil_err *err)
 	}
 	r->map_fd = map_fd;
 	r->epfd = -1;
+	r->publish = publish;
+	r->autocommit = autocommit;
 	r->size = size;
 	r->mask = size - 1;
 	r->page = (size_t)sysconf(_SC_PAGESIZE);
@@ -48,6 +54,8 @@ struct ringread *ringread_open(int map_fd, size_t size, vigil_err *err)
 	    epoll_ctl(r->epfd, EPOLL_CTL_ADD, map_fd, &ev) < 0)
 		goto fail;
 	r->read_pos = __atomic_load_n(r->consumer, __ATOMIC_ACQUIRE);
+	if (r->publish != NULL)
+		__atomic_store_n(r->publish, r->read_pos, __ATOMIC_RELAXED);
 	return r;
 fail:
 	verr_set(err, -errno, "cannot map the ring buffer: %s", strerror(errno));
@@ -60,13 +68,19 @@ int ringread_poll(struct ringread *r, int timeout_ms, ringread_fn fn, void *ctx)
 	struct epoll_event ev;
 	int n = 0;
 
-	if (epoll_wait(r->epfd, &ev, 1, timeout_ms) < 0 && errno != EINTR)
+	uint64_t limit;
+
+	if (epoll_wait(r->epfd, &ev, 1, r->more ? 0 : timeout_ms) < 0 && errno != EINTR)
 		return -errno;
+	limit = __atomic_load_n(r->producer, __ATOMIC_ACQUIRE);
+	r->more = false;
 	for (;;) {
 		uint64_t prod = __atomic_load_n(r->producer, __ATOMIC_ACQUIRE);
 
-		if (r->read_pos >= prod)
+		if (r->read_pos >= limit) {
+			r->more = prod > limit;
 			return n;
+		}
 		const uint32_t *hdr = (const uint32_t *)(r->data + (r->read_pos & r->mask));
 		uint32_t word = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
 
@@ -78,6 +92,10 @@ int ringread_poll(struct ringread *r, int timeout_ms, ringread_fn fn, void *ctx)
 		if (total > r->size || r->read_pos + total > prod)
 			return -EBADMSG; /* the kernel never writes this: do not read past it */
 		r->read_pos += total;
+		if (r->publish != NULL)
+			__atomic_store_n(r->publish, r->read_pos, __ATOMIC_RELAXED);
+		if (r->autocommit)
+			__atomic_store_n(r->consumer, r->read_pos, __ATOMIC_RELEASE);
 		if (!(word & BPF_RINGBUF_DISCARD_BIT)) {
 			n++;
 			if (fn(ctx, (const uint8_t *)hdr + BPF_RINGBUF_HDR_SZ, len, r->read_pos) < 0)

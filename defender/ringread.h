@@ -20,6 +20,7 @@
  * One thread.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,14 +31,22 @@ struct ringread;
 /* A record of len bytes; end is the position just after it.  Return < 0 to stop. */
 typedef int (*ringread_fn)(void *ctx, const void *data, size_t len, uint64_t end);
 
-/* Map the ring of map_fd (size bytes, a power of two).  NULL with err set. */
-struct ringread *ringread_open(int map_fd, size_t size, vigil_err *err);
+/*
+ * Map the ring of map_fd (size bytes, a power of two).  publish: where to
+ * store the read position after every record (the kernel's wakeup decision
+ * reads it), or NULL.  autocommit: give each record back as soon as it is
+ * read, as libbpf does.  NULL with err set.
+ */
+struct ringread *ringread_open(int map_fd, size_t size, volatile uint64_t *publish,
+			       bool autocommit, vigil_err *err);
 
 /*
  * Wait up to timeout_ms for the kernel's wakeup (it wakes the reader only
- * once plenty is waiting), then hand fn every complete record from the read
- * position on.  Returns how many, or -errno (a record with an impossible
- * length: -EBADMSG; the ring cannot be read further).
+ * once plenty is waiting; not at all when the last call left records
+ * behind), then hand fn the complete records from the read position up to
+ * where the kernel had written when the wait ended: under a steady load a
+ * call still returns, so that the caller can commit.  Returns how many, or
+ * -errno (a record with an impossible length: -EBADMSG).
  */
 int ringread_poll(struct ringread *r, int timeout_ms, ringread_fn fn, void *ctx);
 

@@ -49,6 +49,7 @@ struct {
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE); /* user space writes read_pos with a plain store */
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct ev_control);
