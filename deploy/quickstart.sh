@@ -16,6 +16,8 @@ console_state=$home/console
 pki=$console_state/pki
 link_port=${VIGIL_LINK_PORT:-7443}
 api_port=${VIGIL_API_PORT:-8443}
+# vigilctl (below, and in what this prints) finds the API here.
+export VIGIL_API="https://127.0.0.1:$api_port"
 build=$src/build
 vigilctl=$build/console/vigilctl
 
@@ -118,7 +120,7 @@ Vigil is up on this host.
   Defenders:  tls+tcp://<this host>:$link_port, certificates from: $vigilctl pki issue --dir $pki --client --cn <host>
   Logs:       $home/console.log, $home/defender.log
 
-Try:
+Try (with VIGIL_API=$VIGIL_API when the port is not 8443):
   $vigilctl hosts
   $vigilctl models      # one model per service on this host, learning for 24 h, then active
   $vigilctl activity    # what people did in interactive sessions (ssh, consoles, sudo)
