@@ -339,8 +339,12 @@ struct capture *capture_start(const struct capture_opts *opts, vigil_err *err)
 	}
 	rc = load_and_attach(cap, opts, rb, err);
 	if (rc < 0 && cap->pin_dir[0] != '\0' && cap->gen > 1) {
-		/* What was left there does not fit this defender (another ring size, ...). */
-		log_warn("capture state left in %s cannot be taken over (%s); starting afresh",
+		/*
+		 * What was left there does not fit this defender: another ring size
+		 * or version (libbpf refuses to reuse a map that differs).
+		 */
+		log_warn("capture state left in %s does not fit this defender (another ring size"
+			 " or version; loading on it: %s); starting afresh",
 			 cap->pin_dir, err->msg);
 		ringread_close(cap->rr);
 		cap->rr = NULL;
