@@ -101,10 +101,12 @@ static bool power_of_two(size_t v)
 /* ---- pinning ---- */
 
 /* The maps a defender hands to the next: the ring, the counters, the dedupe state. */
-#define PINNED_MAPS(skel)                                                                     \
-	{(skel)->maps.events, (skel)->maps.drops, (skel)->maps.filtered, (skel)->maps.delivered, \
-	 (skel)->maps.execs_seen, (skel)->maps.read_seen, (skel)->maps.control}
-#define NPINNED_MAPS 7
+static const char *const pinned_maps[] = {"events",	"drops",     "filtered", "delivered",
+					  "execs_seen", "read_seen", "control"};
+/* The programs, pinned by their links as link_<name>; in the skeleton's link order. */
+static const char *const pinned_progs[] = {"handle_exec", "handle_fork", "handle_exit",
+					   "sys_exit"};
+#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
 static int pin_path(char *buf, size_t size, const char *dir, const char *kind, const char *name)
 {
@@ -132,14 +134,12 @@ static int pin_dir_ready(const char *dir, vigil_err *err)
 static void unpin_all(const char *dir)
 {
 	char path[512];
-	static const char *const progs[] = {"handle_exec", "handle_fork", "handle_exit", "sys_exit"};
-	static const char *const maps[] = {"events",	 "drops",     "filtered", "delivered",
-					   "execs_seen", "read_seen", "control"};
-	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++)
-		if (pin_path(path, sizeof(path), dir, "link_", progs[i]) == 0)
+
+	for (size_t i = 0; i < NELEMS(pinned_progs); i++)
+		if (pin_path(path, sizeof(path), dir, "link_", pinned_progs[i]) == 0)
 			unlink(path);
-	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
-		if (pin_path(path, sizeof(path), dir, "", maps[i]) == 0)
+	for (size_t i = 0; i < NELEMS(pinned_maps); i++)
+		if (pin_path(path, sizeof(path), dir, "", pinned_maps[i]) == 0)
 			unlink(path);
 	rmdir(dir);
 }
@@ -201,12 +201,16 @@ static int pin_lock(const char *dir, vigil_err *err)
 
 static int set_pin_paths(struct capture *cap, vigil_err *err)
 {
-	struct bpf_map *maps[NPINNED_MAPS] = PINNED_MAPS(cap->skel);
 	char path[512];
 
-	for (int i = 0; i < NPINNED_MAPS; i++) {
-		if (pin_path(path, sizeof(path), cap->pin_dir, "", bpf_map__name(maps[i])) < 0 ||
-		    bpf_map__set_pin_path(maps[i], path) < 0)
+	for (size_t i = 0; i < NELEMS(pinned_maps); i++) {
+		struct bpf_map *map = bpf_object__find_map_by_name(cap->skel->obj, pinned_maps[i]);
+
+		if (map == NULL)
+			return verr_set(err, -ENOENT, "no map %s in the capture object",
+					pinned_maps[i]);
+		if (pin_path(path, sizeof(path), cap->pin_dir, "", pinned_maps[i]) < 0 ||
+		    bpf_map__set_pin_path(map, path) < 0)
 			return verr_set(err, -ENAMETOOLONG, "pin path under %s too long",
 					cap->pin_dir);
 	}
@@ -219,17 +223,15 @@ static int set_pin_paths(struct capture *cap, vigil_err *err)
  */
 static int take_over(struct capture *cap, vigil_err *err)
 {
-	struct bpf_link *links[] = {cap->skel->links.handle_exec, cap->skel->links.handle_fork,
-				    cap->skel->links.handle_exit, cap->skel->links.sys_exit};
-	struct bpf_program *progs[] = {cap->skel->progs.handle_exec, cap->skel->progs.handle_fork,
-				       cap->skel->progs.handle_exit, cap->skel->progs.sys_exit};
+	struct bpf_link *links[NELEMS(pinned_progs)] = {
+	    cap->skel->links.handle_exec, cap->skel->links.handle_fork,
+	    cap->skel->links.handle_exit, cap->skel->links.sys_exit};
 	char path[512];
 	int rc;
 
 	__atomic_store_n(&cap->ctl->gen, cap->gen, __ATOMIC_RELEASE);
-	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
-		if (pin_path(path, sizeof(path), cap->pin_dir, "link_",
-			     bpf_program__name(progs[i])) < 0)
+	for (size_t i = 0; i < NELEMS(pinned_progs); i++) {
+		if (pin_path(path, sizeof(path), cap->pin_dir, "link_", pinned_progs[i]) < 0)
 			return verr_set(err, -ENAMETOOLONG, "pin path under %s too long",
 					cap->pin_dir);
 		if (unlink(path) == 0)
@@ -241,6 +243,18 @@ static int take_over(struct capture *cap, vigil_err *err)
 }
 
 /* ---- start ---- */
+
+/* Close the ring and the control map and unload the object (pins stay). */
+static void unload(struct capture *cap)
+{
+	ringread_close(cap->rr);
+	cap->rr = NULL;
+	if (cap->ctl != NULL)
+		munmap(cap->ctl, (size_t)sysconf(_SC_PAGESIZE));
+	cap->ctl = NULL;
+	capture_bpf__destroy(cap->skel);
+	cap->skel = NULL;
+}
 
 static int load_and_attach(struct capture *cap, const struct capture_opts *opts, size_t rb,
 			   vigil_err *err)
@@ -346,13 +360,7 @@ struct capture *capture_start(const struct capture_opts *opts, vigil_err *err)
 		log_warn("capture state left in %s does not fit this defender (another ring size"
 			 " or version; loading on it: %s); starting afresh",
 			 cap->pin_dir, err->msg);
-		ringread_close(cap->rr);
-		cap->rr = NULL;
-		if (cap->ctl != NULL)
-			munmap(cap->ctl, (size_t)sysconf(_SC_PAGESIZE));
-		cap->ctl = NULL;
-		capture_bpf__destroy(cap->skel);
-		cap->skel = NULL;
+		unload(cap);
 		unpin_all(cap->pin_dir);
 		if ((rc = pin_dir_ready(cap->pin_dir, err)) == 0) {
 			cap->gen = 1;
@@ -445,10 +453,7 @@ void capture_stop(struct capture *cap)
 {
 	if (cap == NULL)
 		return;
-	ringread_close(cap->rr);
-	if (cap->ctl != NULL)
-		munmap(cap->ctl, (size_t)sysconf(_SC_PAGESIZE));
-	capture_bpf__destroy(cap->skel);
+	unload(cap);
 	if (cap->pin_dir[0] != '\0')
 		unpin_all(cap->pin_dir);
 	if (cap->pin_lock_fd >= 0)

@@ -297,13 +297,13 @@ uint64_t delivery_ring_safe(struct delivery *dl)
 	return pos;
 }
 
-/* Take seq out of gap g, which counted it as lost. */
-static void gap_forget(struct delivery *dl, size_t g, uint64_t seq)
+/* Take seq out of gap g, if g counted it as lost; returns whether it did. */
+static bool gap_forget(struct delivery *dl, size_t g, uint64_t seq)
 {
 	struct spool_gap *gp = &dl->gaps[g];
 
 	if (seq < gp->first_seq || seq > gp->last_seq || gp->count == 0)
-		return;
+		return false;
 	gp->count--;
 	if (gp->count == 0) {
 		dl->gaps[g] = dl->gaps[--dl->ngaps];
@@ -312,18 +312,15 @@ static void gap_forget(struct delivery *dl, size_t g, uint64_t seq)
 	} else if (seq == gp->last_seq) {
 		gp->last_seq--;
 	}
+	return true;
 }
 
 /* seq was delivered: it is not lost, whatever a gap taken meanwhile says. */
 static void gaps_forget_delivered(struct delivery *dl, uint64_t seq)
 {
-	for (size_t i = 0; i < dl->ngaps; i++) {
-		if (seq >= dl->gaps[i].first_seq && seq <= dl->gaps[i].last_seq &&
-		    dl->gaps[i].count > 0) {
-			gap_forget(dl, i, seq);
+	for (size_t i = 0; i < dl->ngaps; i++)
+		if (gap_forget(dl, i, seq))
 			return;
-		}
-	}
 }
 
 /* Wait on dl->changed for at most ms (also woken by any change).  Caller holds lock. */

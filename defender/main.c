@@ -380,10 +380,10 @@ static void *capture_main(void *arg)
 		uint64_t now_ns = (uint64_t)bt.tv_sec * 1000000000ull + (uint64_t)bt.tv_nsec;
 
 		learn_upkeep(d);
-		delivery_tick(d->dl, capture_read_pos(d->cap));
+		uint64_t read = capture_read_pos(d->cap);
+		delivery_tick(d->dl, read);
 		/* Read but not spooled stays in the ring; spool early before it fills. */
-		if (capture_read_pos(d->cap) - delivery_ring_safe(d->dl) >
-		    capture_ringbuf_bytes(d->cap) / 4)
+		if (read - delivery_ring_safe(d->dl) > capture_ringbuf_bytes(d->cap) / 4)
 			delivery_flush(d->dl);
 		capture_commit(d->cap, delivery_ring_safe(d->dl));
 		proctree_expire(d->pt, now_ns);
