@@ -94,13 +94,19 @@ int ringread_poll(struct ringread *r, int timeout_ms, ringread_fn fn, void *ctx)
 		r->read_pos += total;
 		if (r->publish != NULL)
 			__atomic_store_n(r->publish, r->read_pos, __ATOMIC_RELAXED);
-		if (r->autocommit)
-			__atomic_store_n(r->consumer, r->read_pos, __ATOMIC_RELEASE);
+		int rc = 0;
 		if (!(word & BPF_RINGBUF_DISCARD_BIT)) {
 			n++;
-			if (fn(ctx, (const uint8_t *)hdr + BPF_RINGBUF_HDR_SZ, len, r->read_pos) < 0)
-				return n;
+			rc = fn(ctx, (const uint8_t *)hdr + BPF_RINGBUF_HDR_SZ, len, r->read_pos);
 		}
+		/*
+		 * Give the space back only once fn is done with the record: from
+		 * then on the kernel may write the next records over it.
+		 */
+		if (r->autocommit)
+			__atomic_store_n(r->consumer, r->read_pos, __ATOMIC_RELEASE);
+		if (rc < 0)
+			return n;
 	}
 }
 
