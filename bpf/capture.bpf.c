@@ -87,17 +87,24 @@ struct sysargs {
 	__u32 flags; /* event header flags to add (EVF_COMPAT) */
 };
 
-struct read_key {
-	__u32 tgid;
-	__u32 dev;
-	__u64 ino;
-};
+/*
+ * Read-only opens already reported: a direct-mapped cache of 64-bit hashes
+ * of (process, its exec, inode).  An array lookup is inlined by the verifier
+ * and a slot is one 8-byte load and compare, where an LRU hash costs a call,
+ * a jhash and a bucket walk on every read-only open on the host.  A slot
+ * taken over by another key only means the next open of the evicted one is
+ * reported again (an extra event, never a lost one); a false "seen" needs two
+ * live keys with the same 64-bit hash in the same slot.  The process start
+ * time and exec count are in the key so that a reused pid, or a process that
+ * execs another program, starts with nothing seen.
+ */
+#define READ_SEEN_SLOTS (1 << 17)
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct read_key);
-	__type(value, __u8);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, READ_SEEN_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
 } read_seen SEC(".maps");
 
 static __always_inline bool watched(long nr)
@@ -218,14 +225,22 @@ static __always_inline struct file *fd_file(struct task_struct *task, long fd)
 {
 	struct fdtable *fdt;
 	struct file *f = NULL;
+	unsigned long slot;
 
 	fdt = task->files->fdt;
 	if (fd < 0 || fd >= fdt->max_fds)
 		return NULL;
-	bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]);
+	slot = (unsigned long)fdt->fd + fd * sizeof(struct file *);
+	/*
+	 * The slot is a bare struct file pointer, which BTF cannot type; struct
+	 * kiocb starts with one (ki_filp), so reading the slot as a kiocb is a
+	 * plain load.  Kernels where it does not start there take the helper.
+	 */
+	if (bpf_core_field_offset(struct kiocb, ki_filp) == 0)
+		return UNTRUSTED(struct kiocb, slot)->ki_filp;
+	bpf_probe_read_kernel(&f, sizeof(f), (void *)slot);
 	return f;
 }
-
 /* Append the absolute path of p to rec at off; returns its length (0 and flag on failure). */
 static __always_inline __u32 put_path(char *rec, __u32 off, struct path_buf *pb,
 				      const struct path *p, __u32 *flags, __u32 trunc_flag)
@@ -412,24 +427,42 @@ int handle_exit(struct bpf_raw_tracepoint_args *ctx)
 
 /* ---- syscalls ---- */
 
-/* Whether a read-only open of fd should be reported: the first one per (process, inode). */
+static __always_inline __u64 mix64(__u64 x)
+{
+	x ^= x >> 31;
+	x *= 0x7fb5d329728ea185ULL;
+	x ^= x >> 27;
+	x *= 0x81dadef4bc2dd44dULL;
+	x ^= x >> 33;
+	return x;
+}
+
+/* Whether a read-only open of fd should be reported: the first one per (process, exec, inode). */
 static __always_inline bool read_is_new(struct task_struct *task, long fd)
 {
 	struct file *f = fd_file(task, fd);
-	struct read_key k = {};
-	__u8 one = 1;
+	struct task_struct *leader;
+	struct inode *ino;
+	__u32 idx;
+	__u64 h, *slot;
 
 	if (!f)
 		return true;
-	k.tgid = bpf_get_current_pid_tgid() >> 32;
-	struct inode *ino = UNTRUSTED(struct file, f)->f_inode;
-	k.dev = ino->i_sb->s_dev;
-	k.ino = ino->i_ino;
-	if (bpf_map_lookup_elem(&read_seen, &k)) {
+	ino = UNTRUSTED(struct file, f)->f_inode;
+	leader = UNTRUSTED(struct task_struct, task->group_leader);
+	h = mix64(((__u64)ino->i_sb->s_dev << 32) ^ ino->i_ino);
+	h = mix64(h ^ leader->start_boottime ^ ((__u64)task->tgid << 40));
+	h = mix64(h ^ leader->self_exec_id) | 1; /* 0 is an empty slot */
+	idx = h >> 40;
+	idx &= READ_SEEN_SLOTS - 1;
+	slot = bpf_map_lookup_elem(&read_seen, &idx);
+	if (!slot)
+		return true;
+	if (*slot == h) {
 		count_filtered(FILTER_READ_REPEAT);
 		return false;
 	}
-	bpf_map_update_elem(&read_seen, &k, &one, BPF_ANY);
+	*slot = h;
 	return true;
 }
 
@@ -756,7 +789,7 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		a.args[4] = regs->r8;
 		a.args[5] = regs->r9;
 	}
-	if (self_tgid && (bpf_get_current_pid_tgid() >> 32) == self_tgid) {
+	if (self_tgid && task->tgid == self_tgid) {
 		count_filtered(FILTER_SELF);
 		return 0;
 	}

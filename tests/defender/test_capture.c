@@ -503,6 +503,32 @@ Test(capture, repeated_reads_are_reported_once_and_counted)
 	cr_expect_geq(json_integer_value(json_object_get(f, "read_failed")), 1);
 }
 
+static void do_reads_then_exec(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 3; i++)
+		close(open("/etc/hostname", O_RDONLY));
+	int null = open("/dev/null", O_WRONLY);
+	if (null < 0 || dup2(null, 1) < 0)
+		_exit(1);
+	execl("/bin/cat", "cat", "/etc/hostname", (char *)NULL);
+	_exit(1);
+}
+
+/* A process that execs another program is judged as that program: its reads count afresh. */
+Test(capture, a_read_after_exec_is_reported_again)
+{
+	start_defender(NULL);
+	pid_t c = in_child(do_reads_then_exec, NULL);
+	stop_defender();
+	size_t i, n = 0;
+	json_t *ev;
+	json_array_foreach(events, i, ev) if (strcmp(s_(ev, "type"), "file") == 0 &&
+					      i_(ev, "pid") == c &&
+					      strcmp(s_(ev, "path"), "/etc/hostname") == 0) n++;
+	cr_expect_eq(n, 2, "reads before and after exec reported %zu times, want once each", n);
+}
+
 /* ---- network ---- */
 
 struct net_result {
