@@ -201,6 +201,68 @@ Test(capture, exec_has_path_argv_cwd_and_parent)
 	cr_expect_eq(i_(ex, "exit_code"), 0);
 }
 
+/* Where the cgroup v2 hierarchy is mounted, in buf; false when it is not. */
+static bool cgroup2_mount(char *buf, size_t cap)
+{
+	char src[256], mnt[4096], fs[64];
+	bool found = false;
+	FILE *f = fopen("/proc/self/mounts", "re");
+
+	if (f == NULL)
+		return false;
+	while (!found && fscanf(f, "%255s %4095s %63s %*[^\n]", src, mnt, fs) == 3)
+		if (strcmp(fs, "cgroup2") == 0 && (size_t)snprintf(buf, cap, "%s", mnt) < cap)
+			found = true;
+	fclose(f);
+	return found;
+}
+
+struct as_other {
+	char procs[H_PATH]; /* cgroup.procs of the cgroup to join */
+};
+
+static void do_exec_as_other_user_in_cgroup(void *arg)
+{
+	struct as_other *o = arg;
+	int fd = open(o->procs, O_WRONLY);
+
+	if (fd < 0 || write(fd, "0", 1) != 1 || setgid(2345) != 0 || setuid(1234) != 0)
+		_exit(3);
+	close(fd);
+	execl("/bin/true", "true", (char *)NULL);
+	_exit(4);
+}
+
+Test(capture, exec_has_the_processs_user_group_command_and_cgroup)
+{
+	char root[H_PATH], cg[H_PATH];
+	struct as_other o;
+	struct stat st;
+
+	cr_assert(cgroup2_mount(root, sizeof(root)), "no cgroup v2 hierarchy mounted");
+	snprintf(cg, sizeof(cg), "%s/vigil-test-%d", root, (int)getpid());
+	cr_assert(mkdir(cg, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", cg, strerror(errno));
+	cr_assert_eq(stat(cg, &st), 0);
+	snprintf(o.procs, sizeof(o.procs), "%s/cgroup.procs", cg);
+
+	start_defender(NULL);
+	pid_t child = in_child(do_exec_as_other_user_in_cgroup, &o);
+	stop_defender();
+	rmdir(cg);
+
+	json_t *ev = find("exec", NULL, child, NULL);
+	cr_assert_not_null(ev, "no exec event for pid %d", child);
+	cr_expect_eq(i_(ev, "uid"), 1234);
+	cr_expect_eq(i_(ev, "euid"), 1234);
+	cr_expect_eq(i_(ev, "gid"), 2345);
+	cr_expect_str_eq(s_(ev, "comm"), "true");
+	cr_expect_eq(i_(ev, "tid"), child);
+	/* A cgroup v2 id is its directory's inode number. */
+	cr_expect_eq((unsigned long long)i_(ev, "cgroup_id"), (unsigned long long)st.st_ino,
+		     "cgroup_id %lld, want %llu", i_(ev, "cgroup_id"),
+		     (unsigned long long)st.st_ino);
+}
+
 static void do_exit_7(void *arg)
 {
 	(void)arg;
