@@ -60,6 +60,7 @@
 struct opts {
 	const char *defender;
 	int rounds, quick, json;
+	const char *only; /* comma-separated parts to run; NULL: all */
 };
 
 struct workload {
@@ -580,13 +581,6 @@ static json_t *json_doubles(const double *v, int n)
 	return a;
 }
 
-/*
- * One defender session per workload, as the defender costs a start-up: the
- * without-runs are split around it (half before, half after) so slow drift of
- * the machine weighs on both sides alike.  Pair i is the i-th run of each.
- * Returns 0, -1 when a run failed (the bench goes on), -2 when the defender
- * could not start (the bench stops).
- */
 /* Add the counters of one defender session's stats line into sum (a new object on first use). */
 static void stats_add(json_t **sum, json_t *s)
 {
@@ -642,12 +636,12 @@ static int run_floor(const struct workload *w, long n, double *ret_s)
 }
 
 /*
- * One workload: r rounds, each a run without the defender, a run with only
- * capture's floor attached, and a run with a defender started for it, back
- * to back; even rounds in that order, odd rounds the other way round.  This
- * VM's speed drifts by 10-40% within a minute, so the sides of a round must
- * be close in time, and alternating their order cancels a steady drift
- * instead of charging it to one side.
+ * One workload: r rounds, each a run with only capture's floor attached, a
+ * run without the defender and a run with a defender started for it, back to
+ * back; even rounds in that order, odd rounds the other way round.  This VM's
+ * speed drifts by 10-40% within a minute, so the two runs of a pair must be
+ * next to each other (the floor run is outside them), and alternating their
+ * order cancels a steady drift instead of charging it to one side.
  */
 static int bench_workload(const struct workload *w, const struct opts *o, json_t *rows)
 {
@@ -664,9 +658,9 @@ static int bench_workload(const struct workload *w, const struct opts *o, json_t
 		n);
 	rc = run_workload(w, n / 10 + 1, &t); /* warm-up: page cache, dentries, TCP state */
 	for (int i = 0; !rc && i < r; i++) {
-		if (i % 2 == 0 && (rc = run_workload(w, n, &wo[i])) != 0)
-			break;
 		if (i % 2 == 0 && (rc = run_floor(w, n, &fl[i])) < 0)
+			break;
+		if (i % 2 == 0 && (rc = run_workload(w, n, &wo[i])) != 0)
 			break;
 		if (defender_start(&g_def, o->defender, READY_TIMEOUT_MS) < 0) {
 			json_decref(stats);
@@ -678,8 +672,8 @@ static int bench_workload(const struct workload *w, const struct opts *o, json_t
 		json_decref(one);
 		events += g_def.events;
 		with_total += wi[i];
-		if (!rc && i % 2 == 1 && (rc = run_floor(w, n, &fl[i])) >= 0)
-			rc = run_workload(w, n, &wo[i]);
+		if (!rc && i % 2 == 1 && (rc = run_workload(w, n, &wo[i])) == 0)
+			rc = run_floor(w, n, &fl[i]);
 		rc = rc > 0 ? 0 : rc;
 	}
 	if (rc) {
@@ -927,13 +921,54 @@ static int bench_memory(const struct opts *o, json_t **ret)
 	return hwm < 0 ? -1 : 0;
 }
 
+/* Whether name is one element of the comma-separated list. */
+static bool in_list(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = list; *p;) {
+		size_t k = strcspn(p, ",");
+		if (k == n && strncmp(p, name, n) == 0)
+			return true;
+		p += k + (p[k] == ',');
+	}
+	return false;
+}
+
+static bool wanted(const struct opts *o, const char *part)
+{
+	return o->only == NULL || in_list(o->only, part);
+}
+
+/* Every element of an --only list names a part; an unknown one is reported. */
+static bool only_valid(const char *list)
+{
+	char buf[256];
+
+	if (snprintf(buf, sizeof(buf), "%s", list) >= (int)sizeof(buf) || !*buf)
+		return false;
+	for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		bool known = strcmp(t, "rate") == 0 || strcmp(t, "memory") == 0;
+		for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
+			known = known || strcmp(t, workloads[i].name) == 0;
+		if (!known) {
+			fprintf(stderr, "capture_bench: --only: no part named '%s'\n", t);
+			return false;
+		}
+	}
+	return true;
+}
+
 static int usage(FILE *f, int rc)
 {
-	fprintf(f, "usage: capture_bench [--defender PATH] [--rounds N] [--quick] [--json]\n"
+	fprintf(f, "usage: capture_bench [--defender PATH] [--rounds N] [--only LIST] [--quick]"
+		   " [--json]\n"
 		   "  --defender PATH  the vigil-defender to measure (default\n"
 		   "                   $VIGIL_BUILD_DIR/defender/vigil-defender, else\n"
 		   "                   ./build/defender/vigil-defender)\n"
 		   "  --rounds N       paired rounds per workload, 1..99 (default 7)\n"
+		   "  --only LIST      run only these parts, comma-separated: exec, open,\n"
+		   "                   open-write, connect, rate, memory (default all)\n"
 		   "  --quick          loops a tenth as long, rate test 1 s: for development\n"
 		   "  --json           one JSON object on stdout; the table goes to stderr\n");
 	return rc;
@@ -944,7 +979,8 @@ int main(int argc, char **argv)
 	static const struct option lopts[] = {
 	    {"defender", required_argument, NULL, 'd'}, {"rounds", required_argument, NULL, 'r'},
 	    {"quick", no_argument, NULL, 'q'},		{"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},		{0}};
+	    {"only", required_argument, NULL, 'o'},	{"help", no_argument, NULL, 'h'},
+	    {0}};
 	static char defpath[4096];
 	struct opts o = {.rounds = 7};
 	const char *bd = getenv("VIGIL_BUILD_DIR");
@@ -961,6 +997,8 @@ int main(int argc, char **argv)
 			return usage(stderr, 2);
 		else if (c == 'q' || c == 'j')
 			*(c == 'q' ? &o.quick : &o.json) = 1;
+		else if (c == 'o' && only_valid(optarg))
+			o.only = optarg;
 		else if (c == 'h')
 			return usage(stdout, 0);
 		else if (c != 'r')
@@ -1000,11 +1038,11 @@ int main(int argc, char **argv)
 	fprintf(stderr, "capture_bench: defender %s, %d rounds%s\n", o.defender, o.rounds,
 		o.quick ? ", quick" : "");
 	for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]) && rc > -2; i++)
-		if ((c = bench_workload(&workloads[i], &o, rows)) < rc)
+		if (wanted(&o, workloads[i].name) && (c = bench_workload(&workloads[i], &o, rows)) < rc)
 			rc = c;
-	if (rc > -2 && (c = bench_rate(&o, &rate)) < rc)
+	if (rc > -2 && wanted(&o, "rate") && (c = bench_rate(&o, &rate)) < rc)
 		rc = c;
-	if (rc > -2 && (c = bench_memory(&o, &mem)) < rc)
+	if (rc > -2 && wanted(&o, "memory") && (c = bench_memory(&o, &mem)) < rc)
 		rc = c;
 	if (rc == -2)
 		fprintf(stderr, "capture_bench: stopped: the defender could not be started\n");
