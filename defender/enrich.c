@@ -60,21 +60,10 @@ static void enrich_apply(struct proctree *pt, const struct event *ev)
 	}
 }
 
-/* Deep enough to reach init from any real process tree, for classification. */
-#define CHAIN_MAX 64
-
-void enrich_describe(struct proctree *pt, const struct event *ev, struct event_enrich *en,
-		     struct enrich_scratch *scratch)
+/* en from ev's ancestry chain (chain[0] is its process). */
+static void describe_chain(const struct proc_entry *const *chain, size_t n,
+			   struct event_enrich *en, struct enrich_scratch *scratch)
 {
-	const struct proc_entry *chain[CHAIN_MAX];
-	size_t n;
-
-	memset(en, 0, sizeof(*en));
-	/* The user name first: looking it up does not move tree entries, ancestry may. */
-	en->user = proctree_user_name(pt, ev->hdr->uid);
-	n = proctree_ancestry(pt, ev->hdr->pid, chain, CHAIN_MAX);
-	if (n == 0)
-		return;
 	classify(chain, n, &scratch->cls);
 	en->cls = scratch->cls.cls == CLASS_INTERACTIVE ? "interactive" : "service";
 	en->service = scratch->cls.service;
@@ -89,6 +78,37 @@ void enrich_describe(struct proctree *pt, const struct event *ev, struct event_e
 		en->ancestry[en->nancestry].exe = chain[i]->exe;
 		en->nancestry++;
 	}
+}
+
+/* Deep enough to reach init from any real process tree, for classification. */
+#define CHAIN_MAX 64
+
+void enrich_describe(struct proctree *pt, const struct event *ev, struct event_enrich *en,
+		     struct enrich_scratch *scratch)
+{
+	const struct proc_entry *chain[CHAIN_MAX];
+	const char *user;
+	size_t n;
+
+	/* The user name first: looking it up does not move tree entries, ancestry may. */
+	user = proctree_user_name(pt, ev->hdr->uid);
+	if (scratch->last.valid && scratch->last.pid == ev->hdr->pid &&
+	    scratch->last.gen == proctree_generation(pt)) {
+		*en = scratch->last.en;
+		en->user = user;
+		return;
+	}
+	memset(en, 0, sizeof(*en));
+	en->user = user;
+	scratch->last.valid = false;
+	n = proctree_ancestry(pt, ev->hdr->pid, chain, CHAIN_MAX);
+	if (n > 0)
+		describe_chain(chain, n, en, scratch);
+	/* After the walk: lazy loads during it change the generation. */
+	scratch->last.en = *en;
+	scratch->last.pid = ev->hdr->pid;
+	scratch->last.gen = proctree_generation(pt);
+	scratch->last.valid = true;
 }
 
 void enrich_begin(struct proctree *pt, const struct event *ev)

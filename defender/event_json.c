@@ -277,6 +277,23 @@ const char *event_net_proto_name(const struct ev_net *e)
 	}
 }
 
+char *event_ipv4_text(const uint8_t a[4], char out[16])
+{
+	char *p = out;
+
+	for (int i = 0; i < 4; i++) {
+		unsigned v = a[i];
+
+		if (v >= 100)
+			*p++ = (char)('0' + v / 100);
+		if (v >= 10)
+			*p++ = (char)('0' + v / 10 % 10);
+		*p++ = (char)('0' + v % 10);
+		*p++ = i < 3 ? '.' : '\0';
+	}
+	return out;
+}
+
 static void put_endpoint(struct jsonw *w, const char *key, unsigned family, const uint8_t *addr,
 			 unsigned port)
 {
@@ -285,7 +302,9 @@ static void put_endpoint(struct jsonw *w, const char *key, unsigned family, cons
 	jw_key(w, key);
 	jw_obj_begin(w);
 	jw_key(w, "addr");
-	if (inet_ntop(family == AF_INET6 ? AF_INET6 : AF_INET, addr, text, sizeof(text)) != NULL)
+	if (family != AF_INET6)
+		jw_cstr(w, event_ipv4_text(addr, text));
+	else if (inet_ntop(AF_INET6, addr, text, sizeof(text)) != NULL)
 		jw_cstr(w, text);
 	else
 		jw_null(w);

@@ -85,13 +85,35 @@ void jw_arr_end(struct jsonw *w)
 	w->depth--;
 }
 
-void jw_key(struct jsonw *w, const char *key)
+void jw_key_n(struct jsonw *w, const char *key, size_t len)
 {
 	sep(w);
-	putc_(w, '"');
-	str_body(w, key, strlen(key));
-	put(w, "\":", 2);
+	/* One bounds check for '"', the key and '":'; keys are never escaped. */
+	if (w->overflow || w->len + len + 4 > w->cap) {
+		w->overflow = true;
+		return;
+	}
+	w->buf[w->len] = '"';
+	memcpy(w->buf + w->len + 1, key, len);
+	memcpy(w->buf + w->len + 1 + len, "\":", 3);
+	w->len += len + 3;
+	w->buf[w->len] = '\0';
 	w->after_key = true;
+}
+
+/*
+ * Whether none of the 8 bytes in x needs more than copying: each is printable
+ * ASCII other than '"' and '\\'.  Word-at-a-time tests (a byte below 0x20,
+ * a byte equal to a constant, a byte with its top bit set); each is exact
+ * for the word as a whole, which is all this asks.
+ */
+static bool word_plain(uint64_t x)
+{
+	const uint64_t ones = 0x0101010101010101ULL, tops = ones * 0x80;
+	uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+	uint64_t flagged = ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b) | x;
+
+	return (flagged & tops) == 0;
 }
 
 static void str_body(struct jsonw *w, const char *s, size_t len)
@@ -104,7 +126,17 @@ static void str_body(struct jsonw *w, const char *s, size_t len)
 		unsigned char c = u[i];
 		char esc[8];
 		size_t n;
+		uint64_t word;
 
+		/* Most text needs no escaping: take it 8 bytes at a time. */
+		if (len - i >= 8) {
+			memcpy(&word, u + i, 8);
+			if (word_plain(word)) {
+				run += 8;
+				i += 8;
+				continue;
+			}
+		}
 		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
 			run++;
 			i++;

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define JW_DEPTH 8
 
@@ -35,8 +36,16 @@ void jw_obj_begin(struct jsonw *w);
 void jw_obj_end(struct jsonw *w);
 void jw_arr_begin(struct jsonw *w);
 void jw_arr_end(struct jsonw *w);
-/* A key in the current object; follow it with exactly one value. */
-void jw_key(struct jsonw *w, const char *key);
+/*
+ * A key in the current object; follow it with exactly one value.  Keys are
+ * names the program chose (string constants), never data, and are written
+ * without escaping; inline so that a constant key's length is folded.
+ */
+void jw_key_n(struct jsonw *w, const char *key, size_t len);
+static inline void jw_key(struct jsonw *w, const char *key)
+{
+	jw_key_n(w, key, strlen(key));
+}
 void jw_str(struct jsonw *w, const char *s, size_t len);
 void jw_cstr(struct jsonw *w, const char *s);
 void jw_u64(struct jsonw *w, uint64_t v);

@@ -83,6 +83,7 @@ struct proctree {
 	uint32_t free_head;
 	uint32_t exited_head, exited_tail;
 	uint32_t sweep_cursor;
+	uint64_t gen; /* bumped by every change to any entry: see proctree_generation */
 
 	/* pid map */
 	struct pt_slot *slots;
@@ -391,6 +392,7 @@ static void mark_exited(struct proctree *pt, uint32_t idx, int32_t code, uint64_
 {
 	struct proc_entry *e = &node_at(pt, idx)->e;
 
+	pt->gen++;
 	e->exit_code = code;
 	e->exit_ns = ts_ns;
 	if (e->flags & PROC_F_EXITED)
@@ -406,6 +408,7 @@ static void node_drop(struct proctree *pt, uint32_t idx)
 {
 	struct pt_node *n = node_at(pt, idx);
 
+	pt->gen++;
 	if (n->e.flags & PROC_F_EXITED) {
 		exited_unlink(pt, idx);
 		pt->st.exited--;
@@ -499,6 +502,8 @@ static struct pt_node *node_for(struct proctree *pt, uint32_t pid, uint64_t star
 	uint32_t idx = ht_find(pt, pid);
 	struct pt_node *n;
 
+	/* Callers change what they get (fresh or not). */
+	pt->gen++;
 	if (idx != NIL) {
 		n = node_at(pt, idx);
 		if (entry_is(pt, &n->e, start, coarse)) {
@@ -1264,6 +1269,7 @@ int proctree_on_exec(struct proctree *pt, const struct proctree_exec *ev)
 
 	if (ev->pid == 0)
 		return -EINVAL;
+	pt->gen++;
 	idx = ht_find(pt, ev->pid);
 	if (idx != NIL && entry_is(pt, &node_at(pt, idx)->e, ev->start_ns, false))
 		old = &node_at(pt, idx)->e;
@@ -1350,6 +1356,7 @@ int proctree_on_fork(struct proctree *pt, uint32_t parent_pid, uint32_t child_pi
 
 	if (child_pid == 0 || child_pid == parent_pid)
 		return -EINVAL;
+	pt->gen++;
 	idx = ht_find(pt, child_pid);
 	if (idx != NIL && entry_is(pt, &node_at(pt, idx)->e, child_start_ns, false)) {
 		/* Seen already (exec first, or seeded): newer than what the fork knows. */
@@ -1401,6 +1408,7 @@ int proctree_on_exit(struct proctree *pt, uint32_t pid, uint64_t start_ns, int32
 {
 	uint32_t idx = pid != 0 ? ht_find(pt, pid) : NIL;
 
+	pt->gen++;
 	if (idx == NIL || !entry_is(pt, &node_at(pt, idx)->e, start_ns, false)) {
 		pt->st.exit_unknown++;
 		return -ENOENT;
@@ -1627,6 +1635,11 @@ static char *resolve_user(struct proctree *pt, uint32_t uid, size_t *ret_len)
 	free(big);
 	*ret_len = len;
 	return name;
+}
+
+uint64_t proctree_generation(const struct proctree *pt)
+{
+	return pt->gen;
 }
 
 const char *proctree_user_name(struct proctree *pt, uint32_t uid)

@@ -258,6 +258,14 @@ size_t proctree_ancestry(struct proctree *pt, uint32_t pid, const struct proc_en
  */
 const char *proctree_user_name(struct proctree *pt, uint32_t uid);
 
+/*
+ * A number that changes whenever any entry is added, changed or removed
+ * (events, lazy loads, sweeps, expiry).  Whatever was derived from the tree,
+ * such as an ancestry chain and the pointers in it, is still what the tree
+ * says while the number stays the same.
+ */
+uint64_t proctree_generation(const struct proctree *pt);
+
 /* Counters and sizes. */
 void proctree_stats(const struct proctree *pt, struct proctree_stats *ret_stats);
 

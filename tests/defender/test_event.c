@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Decoding hostile records, joining paths, and writing JSON that stays valid. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <jansson.h>
@@ -152,6 +153,53 @@ Test(jsonw, escapes_control_quotes_and_non_utf8)
 			 "q\"b\\s\n\x01 h\xc3\xa9 \\xff\\xfe");
 	cr_expect_eq(json_array_size(json_object_get(doc, "l")), 4);
 	json_decref(doc);
+}
+
+/*
+ * Every byte that needs escaping, at every position of a 24-byte string (so
+ * in each lane of the 8-byte fast path and in the byte-wise tail), comes out
+ * exactly as the byte-wise rules say.
+ */
+Test(jsonw, escapes_at_every_position_of_a_string)
+{
+	static const struct {
+		const char *in;
+		size_t len;
+		const char *out;
+	} special[] = {
+	    {"\"", 1, "\\\""},	     {"\\", 1, "\\\\"},	     {"\n", 1, "\\u000a"},
+	    {"\x1f", 1, "\\u001f"},  {"\x7f", 1, "\x7f"},    {"\xff", 1, "\\\\xff"},
+	    {"\xc3\xa9", 2, "\xc3\xa9"}, {" ", 1, " "},	     {"~", 1, "~"},
+	};
+	char in[32], want[64], buf[128];
+	struct jsonw w;
+
+	for (size_t k = 0; k < sizeof(special) / sizeof(special[0]); k++) {
+		for (size_t pos = 0; pos + special[k].len <= 24; pos++) {
+			size_t tail = 24 - pos - special[k].len;
+
+			memset(in, 'a', 24);
+			memcpy(in + pos, special[k].in, special[k].len);
+			snprintf(want, sizeof(want), "\"%.*s%s%.*s\"", (int)pos,
+				 "aaaaaaaaaaaaaaaaaaaaaaaa", special[k].out, (int)tail,
+				 "aaaaaaaaaaaaaaaaaaaaaaaa");
+			jw_init(&w, buf, sizeof(buf));
+			jw_str(&w, in, 24);
+			cr_assert_str_eq(buf, want, "special %zu at %zu", k, pos);
+		}
+	}
+}
+
+Test(event_json, formats_ipv4_addresses_as_inet_ntop_does)
+{
+	static const uint8_t addrs[][4] = {{0, 0, 0, 0},     {255, 255, 255, 255}, {10, 0, 100, 9},
+					   {1, 20, 199, 250}, {127, 0, 0, 1},	   {99, 100, 9, 10}};
+	char mine[16], theirs[INET_ADDRSTRLEN];
+
+	for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+		cr_assert_not_null(inet_ntop(AF_INET, addrs[i], theirs, sizeof(theirs)));
+		cr_expect_str_eq(event_ipv4_text(addrs[i], mine), theirs);
+	}
 }
 
 Test(jsonw, overflow_stops_cleanly)

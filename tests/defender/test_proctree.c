@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "enrich.h"
 #include "proctree.h"
 
 #define ID64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -615,6 +616,58 @@ Test(proctree, fork_inherits_exec_replaces_exit_survives_grace)
 	cr_expect_eq(proctree_on_exit(pt, 1000, 4999, 0, 1), -ENOENT); /* other start */
 	stats(pt, &st);
 	cr_expect_eq(st.exit_unknown, 2);
+
+	proctree_free(pt);
+	rm_tree(root);
+	free(root);
+}
+
+/*
+ * enrich_describe keeps its last description: reused for the same process
+ * while the tree is unchanged, made again once anything in it changed.
+ */
+Test(proctree, a_remembered_description_follows_changes_to_the_tree)
+{
+	char *root = make_tmpdir();
+	struct proctree *pt = tree_at(root, 0);
+	static struct enrich_scratch scratch;
+	struct ev_hdr h = {.type = EV_FILE, .pid = 1001, .uid = 0};
+	struct event ev = {.hdr = &h};
+	struct event_enrich en;
+	uint64_t gen;
+
+	cr_assert_eq(exec_ev(pt, 1000, 1, 5000, "/usr/bin/bash", "bash", 5), 0);
+	cr_assert_eq(proctree_on_fork(pt, 1000, 1001, 6000), 0);
+	cr_assert_eq(exec_ev(pt, 1001, 1000, 6000, "/usr/bin/ls", "ls", 3), 0);
+
+	enrich_describe(pt, &ev, &en, &scratch);
+	cr_assert_eq(en.nancestry, 1);
+	cr_expect_str_eq(en.exe, "/usr/bin/ls");
+	cr_expect_str_eq(en.ancestry[0].exe, "/usr/bin/bash");
+	gen = proctree_generation(pt);
+	enrich_describe(pt, &ev, &en, &scratch);
+	cr_expect_eq(proctree_generation(pt), gen, "describing a known process changed the tree");
+	cr_expect_str_eq(en.ancestry[0].exe, "/usr/bin/bash");
+
+	/* The parent execs another program: the child's ancestry must say so. */
+	cr_assert_eq(exec_ev(pt, 1000, 1, 5000, "/usr/bin/zsh", "zsh", 4), 0);
+	cr_expect_neq(proctree_generation(pt), gen);
+	enrich_describe(pt, &ev, &en, &scratch);
+	cr_expect_str_eq(en.ancestry[0].exe, "/usr/bin/zsh");
+
+	/* Another process in between, then back: each described as itself. */
+	h.pid = 1000;
+	enrich_describe(pt, &ev, &en, &scratch);
+	cr_expect_str_eq(en.exe, "/usr/bin/zsh");
+	cr_expect_eq(en.nancestry, 0);
+	h.pid = 1001;
+	enrich_describe(pt, &ev, &en, &scratch);
+	cr_expect_str_eq(en.exe, "/usr/bin/ls");
+
+	/* Its exit is a change too. */
+	gen = proctree_generation(pt);
+	cr_assert_eq(proctree_on_exit(pt, 1001, 6000, 0, 1), 0);
+	cr_expect_neq(proctree_generation(pt), gen);
 
 	proctree_free(pt);
 	rm_tree(root);
