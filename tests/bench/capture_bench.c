@@ -22,6 +22,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #ifdef VIGIL_HAVE_BPF
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "floor.skel.h"
@@ -636,6 +637,144 @@ static int run_floor(const struct workload *w, long n, double *ret_s)
 }
 
 /*
+ * The defender's own time in the kernel, free of this VM's drift: BPF run-time
+ * statistics (BPF_ENABLE_STATS: on while the returned fd is open, off again
+ * when it closes, whatever happens to the bench) over one extra run.  They
+ * add two clock reads to every program run, so that run is not one of the
+ * timed ones.  The programs' own time only: the tracepoint dispatch around
+ * them is what the floor measures.
+ */
+#define KPROGS_MAX 16
+
+struct kprogs {
+	int n;
+	__u32 id[KPROGS_MAX];
+	char name[KPROGS_MAX][BPF_OBJ_NAME_LEN];
+	__u64 run_ns[KPROGS_MAX], runs[KPROGS_MAX];
+};
+
+#ifdef VIGIL_HAVE_BPF
+/* Ids of the BPF programs loaded now, into ids (up to max); returns how many. */
+static int prog_ids(__u32 *ids, int max)
+{
+	__u32 id = 0;
+	int n = 0;
+
+	while (n < max && bpf_prog_get_next_id(id, &id) == 0)
+		ids[n++] = id;
+	return n;
+}
+
+/* Fill k's counters for its programs (k->id); false when one is gone. */
+static bool kprogs_read(struct kprogs *k)
+{
+	for (int i = 0; i < k->n; i++) {
+		struct bpf_prog_info info = {0};
+		__u32 len = sizeof(info);
+		int fd = bpf_prog_get_fd_by_id(k->id[i]);
+
+		if (fd < 0)
+			return false;
+		if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
+			close(fd);
+			return false;
+		}
+		close(fd);
+		snprintf(k->name[i], sizeof(k->name[i]), "%s", info.name);
+		k->run_ns[i] = info.run_time_ns;
+		k->runs[i] = info.run_cnt;
+	}
+	return true;
+}
+
+/*
+ * What the statistics themselves add to a program run: the run time of the
+ * empty floor program over n iterations of w, per run (0 when unknown).
+ */
+static double stats_overhead_ns(const struct workload *w, long n)
+{
+	struct floor_bpf *fl = floor_bpf__open_and_load();
+	struct bpf_prog_info a = {0}, b = {0};
+	__u32 la = sizeof(a), lb = sizeof(b);
+	double t, ns = 0;
+	int fd, sfd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+
+	if (sfd >= 0 && fl != NULL && floor_bpf__attach(fl) == 0) {
+		fd = bpf_program__fd(fl->progs.floor_exit);
+		if (bpf_obj_get_info_by_fd(fd, &a, &la) == 0 && run_workload(w, n, &t) == 0 &&
+		    bpf_obj_get_info_by_fd(fd, &b, &lb) == 0 && b.run_cnt > a.run_cnt)
+			ns = (double)(b.run_time_ns - a.run_time_ns) / (double)(b.run_cnt - a.run_cnt);
+	}
+	floor_bpf__destroy(fl);
+	if (sfd >= 0)
+		close(sfd);
+	return ns;
+}
+
+/*
+ * One run of w with a defender and run-time statistics on.  *ret_ns is the
+ * defender's programs' time per loop iteration; the table goes to g_out.
+ * Returns 0, or -1 when it could not be measured (said why).
+ */
+static int kernel_time(const struct workload *w, long n, const struct opts *o, double *ret_ns)
+{
+	static __u32 before[4096], after[4096];
+	struct kprogs k0 = {0}, k1;
+	int nb, na, sfd, rc;
+	double t, total = 0, over;
+
+	sfd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+	if (sfd < 0) {
+		fprintf(g_out, "            kernel time not measured: BPF_ENABLE_STATS: %s\n",
+			strerror(errno));
+		return -1;
+	}
+	nb = prog_ids(before, 4096);
+	if (defender_start(&g_def, o->defender, READY_TIMEOUT_MS) < 0) {
+		close(sfd);
+		return -2;
+	}
+	/* The defender's programs: the ones that were not there before it started. */
+	na = prog_ids(after, 4096);
+	for (int i = 0; i < na && k0.n < KPROGS_MAX; i++) {
+		bool old = false;
+		for (int j = 0; j < nb && !old; j++)
+			old = before[j] == after[i];
+		if (!old)
+			k0.id[k0.n++] = after[i];
+	}
+	k1 = k0;
+	rc = kprogs_read(&k0) ? run_workload(w, n, &t) : -1;
+	if (rc == 0 && !kprogs_read(&k1))
+		rc = -1;
+	json_decref(defender_stop(&g_def));
+	close(sfd);
+	if (rc != 0 || k0.n == 0) {
+		fprintf(g_out, "            kernel time not measured: %s\n",
+			k0.n == 0 ? "no programs of the defender found" : "a run failed");
+		return -1;
+	}
+	over = stats_overhead_ns(w, n);
+	fprintf(g_out, "            in the kernel (separate runs with BPF run-time stats, which"
+		       " add %.0f ns to each program run, taken off):\n            ",
+		over);
+	for (int i = 0; i < k1.n; i++) {
+		__u64 runs = k1.runs[i] - k0.runs[i], ns = k1.run_ns[i] - k0.run_ns[i];
+		double per_run = (double)ns / (double)(runs ? runs : 1) - over;
+		if (runs == 0)
+			continue;
+		per_run = per_run > 0 ? per_run : 0;
+		total += per_run * (double)runs;
+		fprintf(g_out, " %s %.2f x %.0f ns;", k1.name[i], (double)runs / (double)n,
+			per_run);
+	}
+	*ret_ns = total / (double)n;
+	fprintf(g_out, " %.2f us per iteration\n", *ret_ns / 1000.0);
+	return 0;
+}
+#endif
+
+/*
  * One workload: r rounds, each a run with only capture's floor attached, a
  * run without the defender and a run with a defender started for it, back to
  * back; even rounds in that order, odd rounds the other way round.  This VM's
@@ -649,7 +788,7 @@ static int bench_workload(const struct workload *w, const struct opts *o, json_t
 	int r = o->rounds, rc, nfloor = 0;
 	double wo[MAX_ROUNDS], wi[MAX_ROUNDS], fl[MAX_ROUNDS], ratio[MAX_ROUNDS],
 	    fratio[MAX_ROUNDS], tmp[MAX_ROUNDS], with_total = 0, t, m_wo, m_wi, m_ratio,
-	    m_floor = 0, evs;
+	    m_floor = 0, evs, kns = 0;
 	unsigned long long events = 0;
 	long long lost;
 	json_t *stats = NULL;
@@ -707,19 +846,31 @@ static int bench_workload(const struct workload *w, const struct opts *o, json_t
 	fprintf(g_out, "            pairs:");
 	for (int i = 0; i < r; i++)
 		fprintf(g_out, " %.3f", ratio[i]);
-	fprintf(g_out, "\n            delivered %llu events, %.0f ev/s over the with-runs\n",
+	fprintf(g_out, "\n");
+#ifdef VIGIL_HAVE_BPF
+	if (kernel_time(w, n, o, &kns) == -2) {
+		json_decref(stats);
+		return -2;
+	}
+	if (kns > 0)
+		fprintf(g_out, "            that is %.1f%% of an iteration without the defender"
+			       " (%.2f us)\n",
+			100.0 * kns / (m_wo * 1e9 / (double)n), m_wo * 1e6 / (double)n);
+#endif
+	fprintf(g_out, "            delivered %llu events, %.0f ev/s over the with-runs\n",
 		events, evs);
 	print_stats(stats);
 	lost = stats_lost(stats);
 	json_array_append_new(
-	    rows, json_pack("{s:s, s:I, s:o, s:o, s:o, s:o, s:f, s:f, s:f, s:f, s:b, s:I, s:f, s:o, s:o*}",
+	    rows, json_pack("{s:s, s:I, s:o, s:o, s:o, s:o, s:f, s:f, s:f, s:f, s:b, s:I, s:f, s:o, s:o*, s:o}",
 			    "name", w->name, "iterations", (json_int_t)n, "without_s",
 			    json_doubles(wo, r), "with_s", json_doubles(wi, r), "floor_s",
 			    nfloor > 0 ? json_doubles(fl, r) : json_null(), "floor_ratio",
 			    nfloor > 0 ? json_real(m_floor) : json_null(), "without_median_s",
 			    m_wo, "with_median_s", m_wi, "ratio", m_ratio, "target", w->target,
 			    "pass", m_ratio <= w->target, "events", (json_int_t)events,
-			    "events_per_s", evs, "lost", json_lost(lost), "stats", stats));
+			    "events_per_s", evs, "lost", json_lost(lost), "stats", stats,
+			    "kernel_ns_per_iteration", kns > 0 ? json_real(kns) : json_null()));
 	return 0;
 }
 
@@ -966,7 +1117,7 @@ static int usage(FILE *f, int rc)
 		   "  --defender PATH  the vigil-defender to measure (default\n"
 		   "                   $VIGIL_BUILD_DIR/defender/vigil-defender, else\n"
 		   "                   ./build/defender/vigil-defender)\n"
-		   "  --rounds N       paired rounds per workload, 1..99 (default 7)\n"
+		   "  --rounds N       paired rounds per workload, 1..99 (default 11)\n"
 		   "  --only LIST      run only these parts, comma-separated: exec, open,\n"
 		   "                   open-write, connect, rate, memory (default all)\n"
 		   "  --quick          loops a tenth as long, rate test 1 s: for development\n"
@@ -982,7 +1133,7 @@ int main(int argc, char **argv)
 	    {"only", required_argument, NULL, 'o'},	{"help", no_argument, NULL, 'h'},
 	    {0}};
 	static char defpath[4096];
-	struct opts o = {.rounds = 7};
+	struct opts o = {.rounds = 11};
 	const char *bd = getenv("VIGIL_BUILD_DIR");
 	pthread_condattr_t ca;
 	json_t *rows = json_array(), *rate = NULL, *mem = NULL, *top;
