@@ -92,8 +92,9 @@ void enrich_describe(struct proctree *pt, const struct event *ev, struct event_e
 
 	/* The user name first: looking it up does not move tree entries, ancestry may. */
 	user = proctree_user_name(pt, ev->hdr->uid);
+	/* The rendered description holds the user name: the same uid too. */
 	if (scratch->last.valid && scratch->last.pid == ev->hdr->pid &&
-	    scratch->last.gen == proctree_generation(pt)) {
+	    scratch->last.uid == ev->hdr->uid && scratch->last.gen == proctree_generation(pt)) {
 		*en = scratch->last.en;
 		en->user = user;
 		return;
@@ -104,9 +105,13 @@ void enrich_describe(struct proctree *pt, const struct event *ev, struct event_e
 	n = proctree_ancestry(pt, ev->hdr->pid, chain, CHAIN_MAX);
 	if (n > 0)
 		describe_chain(chain, n, en, scratch);
+	en->json_len = event_json_enrich_render(en, scratch->json, sizeof(scratch->json),
+						&en->json_lossy);
+	en->json = en->json_len > 0 ? scratch->json : NULL;
 	/* After the walk: lazy loads during it change the generation. */
 	scratch->last.en = *en;
 	scratch->last.pid = ev->hdr->pid;
+	scratch->last.uid = ev->hdr->uid;
 	scratch->last.gen = proctree_generation(pt);
 	scratch->last.valid = true;
 }

@@ -16,6 +16,9 @@
 #include "classify.h"
 #include "proctree.h"
 
+/* Room for a rendered description; a larger one is written field by field each time. */
+#define ENRICH_JSON_MAX 8192
+
 /*
  * Scratch that enrich_describe fills and en points into; one per thread,
  * zeroed before first use.  It remembers the last description: the next
@@ -28,10 +31,11 @@ struct enrich_scratch {
 	struct classification cls;
 	struct {
 		bool valid;
-		uint32_t pid;
+		uint32_t pid, uid;
 		uint64_t gen; /* proctree_generation when it was made */
 		struct event_enrich en;
 	} last;
+	char json[ENRICH_JSON_MAX]; /* last.en rendered (en->json points here) */
 };
 
 /*

@@ -390,6 +390,19 @@ static void put_enrich(struct jsonw *w, const struct event_enrich *en)
 	}
 }
 
+size_t event_json_enrich_render(const struct event_enrich *en, char *buf, size_t cap, bool *lossy)
+{
+	struct jsonw w;
+
+	/* As inside an object that already has members: each key brings its comma. */
+	jw_init(&w, buf, cap);
+	w.depth = 1;
+	w.first[1] = false;
+	put_enrich(&w, en);
+	*lossy = w.lossy;
+	return w.overflow ? 0 : w.len;
+}
+
 void event_json_write(struct jsonw *w, const struct event *ev, const struct event_enrich *en,
 		      int64_t clock_offset_ns)
 {
@@ -434,7 +447,12 @@ void event_json_write(struct jsonw *w, const struct event *ev, const struct even
 		put_net(w, ev);
 		break;
 	}
-	put_enrich(w, en);
+	if (en != NULL && en->json != NULL) {
+		jw_append(w, en->json, en->json_len);
+		w->lossy = w->lossy || en->json_lossy;
+	} else {
+		put_enrich(w, en);
+	}
 	put_flags_list(w, h);
 	if (w->lossy) {
 		/* Names above hold bytes that are not UTF-8, shown as \xNN. */

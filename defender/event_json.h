@@ -31,6 +31,13 @@ struct event_enrich {
 		const char *comm;
 		const char *exe;
 	} ancestry[EVENT_ANCESTRY_MAX];
+	/*
+	 * The fields above already written as JSON (event_json_enrich_render),
+	 * used in their place when set: a process's next events reuse it.
+	 */
+	const char *json;
+	size_t json_len;
+	bool json_lossy; /* it holds names that are not UTF-8 */
 };
 
 /* Offset to add to CLOCK_BOOTTIME nanoseconds for wall-clock time; compute once at start. */
@@ -44,6 +51,13 @@ const char *event_net_proto_name(const struct ev_net *e);
 
 /* The dotted quad of a (network order) in out, returned; inet_ntop would format it through sprintf. */
 char *event_ipv4_text(const uint8_t a[4], char out[16]);
+
+/*
+ * en's fields as event_json_write puts them after an event's own (starting
+ * with a comma), into buf; returns the length, 0 when they do not fit in cap.
+ * *lossy tells whether they hold names that are not UTF-8.
+ */
+size_t event_json_enrich_render(const struct event_enrich *en, char *buf, size_t cap, bool *lossy);
 
 /* Write ev (and en, may be NULL) as one object into w. */
 void event_json_write(struct jsonw *w, const struct event *ev, const struct event_enrich *en,

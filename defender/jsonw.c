@@ -186,6 +186,13 @@ void jw_raw(struct jsonw *w, const char *s)
 	put(w, s, strlen(s));
 }
 
+void jw_append(struct jsonw *w, const char *s, size_t len)
+{
+	put(w, s, len);
+	if (len > 0 && w->depth < JW_DEPTH)
+		w->first[w->depth] = false;
+}
+
 /* Digits of v at the end of b[24]; returns where they start (every event has a dozen numbers). */
 static char *u64_digits(char b[24], uint64_t v)
 {

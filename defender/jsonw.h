@@ -54,5 +54,10 @@ void jw_bool(struct jsonw *w, bool v);
 void jw_null(struct jsonw *w);
 /* Pre-formatted JSON (a number or literal) the caller vouches for. */
 void jw_raw(struct jsonw *w, const char *s);
+/*
+ * Pre-formatted members of the current object, each with its leading comma,
+ * as written by another writer: appended as they are.
+ */
+void jw_append(struct jsonw *w, const char *s, size_t len);
 
 #endif

@@ -233,3 +233,42 @@ Test(event_json, writes_a_relative_open_as_absolute)
 	cr_expect_str_eq(json_string_value(json_object_get(doc, "mode")), "0644");
 	json_decref(doc);
 }
+
+/* A description rendered once and reused writes the same line as one written field by field. */
+Test(event_json, a_prerendered_description_writes_the_same_line)
+{
+	char rec[1024], once[8192], each[8192], frag[4096];
+	size_t len = make_file(rec, sizeof(rec), "x.txt", NULL, "/home/u");
+	struct event ev;
+	struct event_enrich en = {
+	    .cls = "service",
+	    .service = "unit:nginx.service",
+	    .class_reason = "systemd unit nginx.service",
+	    .user = "www-data",
+	    .exe = "/usr/sbin/nginx",
+	    .cgroup = "/system.slice/nginx.service",
+	    .nancestry = 2,
+	    .ancestry = {{.pid = 10, .comm = "nginx", .exe = "/usr/sbin/ng\xffinx"},
+			 {.pid = 1, .comm = "systemd", .exe = NULL}},
+	};
+	struct jsonw w;
+
+	cr_assert_eq(event_decode(rec, len, &ev), 0);
+	jw_init(&w, each, sizeof(each));
+	event_json_write(&w, &ev, &en, 0);
+	cr_assert_not(w.overflow);
+	cr_expect(w.lossy);
+
+	en.json_len = event_json_enrich_render(&en, frag, sizeof(frag), &en.json_lossy);
+	cr_assert_gt(en.json_len, 0);
+	cr_expect(en.json_lossy, "the non-UTF-8 exe was not noticed");
+	en.json = frag;
+	jw_init(&w, once, sizeof(once));
+	event_json_write(&w, &ev, &en, 0);
+	cr_assert_not(w.overflow);
+	cr_expect(w.lossy, "non_utf8 lost with the pre-rendered description");
+	cr_expect_str_eq(once, each);
+
+	/* Too large for its buffer: not rendered, so written field by field. */
+	cr_expect_eq(event_json_enrich_render(&en, frag, 16, &en.json_lossy), 0);
+}
