@@ -37,6 +37,7 @@ const volatile bool filter_read_repeat = true;
 const volatile bool filter_failed_reads = true;
 
 #define AT_FDCWD -100
+#define EINPROGRESS 115
 #define AT_REMOVEDIR 0x200
 #define O_ACCMODE 00000003
 #define O_RDONLY 00000000
@@ -650,51 +651,65 @@ static __always_inline void sock_addrs(struct ev_net *e, struct sock *sock, bool
 	}
 }
 
-/* A sockaddr from user space into the remote (connect) or local (bind) slot. */
+/*
+ * A sockaddr of len bytes from user space into the remote (connect) or local
+ * (bind) slot: one read for the family and the address (sun_path's first
+ * byte included), a second only for a Unix path.
+ */
 static __always_inline __u32 user_sockaddr(struct ev_net *e, char *rec, __u32 off, const void *uaddr,
-					   bool as_remote)
+					   __u64 len, bool as_remote)
 {
-	__u16 family = 0;
+	union {
+		__u16 family;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+		char b[sizeof(struct sockaddr_in6)];
+	} sa = {};
+	/* What the name may fill: the address's length less the family, at most sun_path. */
+	__u32 name_max = len > 2 + 108 ? 108 : len > 2 ? len - 2 : 0;
 
-	if (bpf_probe_read_user(&family, sizeof(family), uaddr) != 0) {
+	if (len > sizeof(sa))
+		len = sizeof(sa);
+	if (len < sizeof(sa.family) ||
+	    bpf_probe_read_user(&sa, len & (sizeof(sa) | (sizeof(sa) - 1)), uaddr) != 0) {
 		e->hdr.flags |= EVF_READ_FAIL;
 		return 0;
 	}
-	e->family = family;
-	if (family == AF_INET) {
-		struct sockaddr_in sin = {};
-		bpf_probe_read_user(&sin, sizeof(sin), uaddr);
+	e->family = sa.family;
+	if (sa.family == AF_INET) {
 		if (as_remote) {
-			e->remote_port = bpf_ntohs(sin.sin_port);
-			__builtin_memcpy(e->remote_addr, &sin.sin_addr, 4);
+			e->remote_port = bpf_ntohs(sa.in.sin_port);
+			__builtin_memcpy(e->remote_addr, &sa.in.sin_addr, 4);
 		} else {
-			e->local_port = bpf_ntohs(sin.sin_port);
-			__builtin_memcpy(e->local_addr, &sin.sin_addr, 4);
+			e->local_port = bpf_ntohs(sa.in.sin_port);
+			__builtin_memcpy(e->local_addr, &sa.in.sin_addr, 4);
 		}
-	} else if (family == AF_INET6) {
-		struct sockaddr_in6 sin6 = {};
-		bpf_probe_read_user(&sin6, sizeof(sin6), uaddr);
+	} else if (sa.family == AF_INET6) {
 		if (as_remote) {
-			e->remote_port = bpf_ntohs(sin6.sin6_port);
-			__builtin_memcpy(e->remote_addr, &sin6.sin6_addr, 16);
+			e->remote_port = bpf_ntohs(sa.in6.sin6_port);
+			__builtin_memcpy(e->remote_addr, &sa.in6.sin6_addr, 16);
 		} else {
-			e->local_port = bpf_ntohs(sin6.sin6_port);
-			__builtin_memcpy(e->local_addr, &sin6.sin6_addr, 16);
+			e->local_port = bpf_ntohs(sa.in6.sin6_port);
+			__builtin_memcpy(e->local_addr, &sa.in6.sin6_addr, 16);
 		}
-	} else if (family == AF_UNIX) {
+	} else if (sa.family == AF_UNIX) {
 		/*
 		 * sun_path: a path, or (first byte NUL) an abstract name: stored as
 		 * '@' + name, the convention of ss(8) and /proc/net/unix.
 		 */
 		const char *sp = (const char *)uaddr + 2;
-		char first = 0;
-		bpf_probe_read_user(&first, 1, sp);
-		if (first == '\0') {
+		long n;
+
+		/* Reads stop at the address's end: an abstract name is not NUL-terminated. */
+		if (name_max == 0)
+			return 0;
+		if (sa.b[2] == '\0') {
 			rec[off & REC_OFF_MASK] = '@';
-			long n = bpf_probe_read_user_str(&rec[(off + 1) & REC_OFF_MASK], 108, sp + 1);
+			n = bpf_probe_read_user_str(&rec[(off + 1) & REC_OFF_MASK], name_max & 127,
+						    sp + 1);
 			return n > 0 ? (__u32)(n + 1) & 255 : 0;
 		}
-		long n = bpf_probe_read_user_str(&rec[off & REC_OFF_MASK], 109, sp);
+		n = bpf_probe_read_user_str(&rec[off & REC_OFF_MASK], (name_max + 1) & 127, sp);
 		return n > 0 ? (__u32)n & 255 : 0;
 	}
 	return 0;
@@ -722,16 +737,27 @@ static __always_inline int net_event(struct sysargs *a, long ret, struct task_st
 	case NR_connect:
 		e->op = NOP_CONNECT;
 		sk = fd_sock(task, a->args[0]);
-		if (sk)
+		/*
+		 * A connect that succeeded or is under way left the peer in the
+		 * socket: read it there, not from user memory, which the process
+		 * may rewrite before the call returns.  A failed one has only the
+		 * address the process passed.
+		 */
+		if (sk && (ret == 0 || ret == -EINPROGRESS)) {
+			sock_addrs(e, sk, true);
+			if (e->family == AF_INET || e->family == AF_INET6)
+				break;
+		} else if (sk) {
 			sock_addrs(e, sk, false);
-		n = user_sockaddr(e, rec, off, (void *)a->args[1], true);
+		}
+		n = user_sockaddr(e, rec, off, (void *)a->args[1], a->args[2], true);
 		break;
 	case NR_bind:
 		e->op = NOP_BIND;
 		sk = fd_sock(task, a->args[0]);
 		if (sk)
 			sock_addrs(e, sk, false);
-		n = user_sockaddr(e, rec, off, (void *)a->args[1], false);
+		n = user_sockaddr(e, rec, off, (void *)a->args[1], a->args[2], false);
 		break;
 	case NR_listen:
 		e->op = NOP_LISTEN;

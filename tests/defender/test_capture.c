@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <pty.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -731,6 +732,13 @@ static void do_net(void *arg)
 	int uc = socket(AF_UNIX, SOCK_STREAM, 0);
 	if (connect(uc, (void *)&un, sizeof(un)))
 		_exit(7);
+	/* An abstract name, with the exact length the kernel is given. */
+	struct sockaddr_un ab = {.sun_family = AF_UNIX};
+	int alen = snprintf(ab.sun_path + 1, sizeof(ab.sun_path) - 1, "vigil-test-%d", (int)getpid());
+	socklen_t ablen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + alen);
+	int as = socket(AF_UNIX, SOCK_STREAM, 0), ac = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (bind(as, (void *)&ab, ablen) || listen(as, 1) || connect(ac, (void *)&ab, ablen))
+		_exit(8);
 	FILE *f = fopen(getenv("NET_OUT"), "w");
 	fprintf(f, "%d %d %d %d\n", ntohs(a4.sin_port), ntohs(a6.sin6_port), ntohs(cl4.sin_port),
 		ntohs(cl6.sin6_port));
@@ -758,7 +766,7 @@ Test(capture, ipv4_ipv6_udp_and_unix_socket_operations)
 
 	size_t i;
 	json_t *ev, *conn4 = NULL, *conn6 = NULL, *acc4 = NULL, *acc6 = NULL, *lis4 = NULL,
-		    *udp = NULL, *ubind = NULL, *uconn = NULL;
+		    *udp = NULL, *ubind = NULL, *uconn = NULL, *abind = NULL, *aconn = NULL;
 	json_array_foreach(events, i, ev)
 	{
 		if (strcmp(s_(ev, "type"), "net") != 0 || i_(ev, "pid") != c)
@@ -776,10 +784,11 @@ Test(capture, ipv4_ipv6_udp_and_unix_socket_operations)
 			lis4 = ev;
 		if (!strcmp(op, "connect") && !strcmp(proto, "udp"))
 			udp = ev;
+		bool abstract = s_(ev, "unix_path")[0] == '@';
 		if (!strcmp(op, "bind") && !strcmp(fam, "unix"))
-			ubind = ev;
+			*(abstract ? &abind : &ubind) = ev;
 		if (!strcmp(op, "connect") && !strcmp(fam, "unix"))
-			uconn = ev;
+			*(abstract ? &aconn : &uconn) = ev;
 	}
 	cr_assert_not_null(conn4, "no IPv4 connect");
 	cr_expect_str_eq(s_(ep(conn4, "remote"), "addr"), "127.0.0.1");
@@ -806,6 +815,12 @@ Test(capture, ipv4_ipv6_udp_and_unix_socket_operations)
 	cr_expect_str_eq(s_(ubind, "unix_path"), upath);
 	cr_assert_not_null(uconn, "no unix connect");
 	cr_expect_str_eq(s_(uconn, "unix_path"), upath);
+	snprintf(upath, sizeof(upath), "@vigil-test-%d", (int)c);
+	cr_assert_not_null(abind, "no bind of an abstract unix name");
+	cr_expect_str_eq(s_(abind, "unix_path"), upath);
+	cr_assert_not_null(aconn, "no connect to an abstract unix name");
+	cr_expect_str_eq(s_(aconn, "unix_path"), upath);
+	cr_expect_eq(i_(aconn, "result"), 0);
 }
 
 /* ---- loss ---- */
