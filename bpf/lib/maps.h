@@ -114,27 +114,31 @@ static __always_inline void count_in(void *map, __u32 idx)
 #define count_filtered(reason) count_in(&filtered, (reason))
 
 /*
- * Wake the reader only once this much is waiting: a wakeup per event costs
- * the host more than the event itself.  The reader also polls on a short
- * timeout, so a quiet host's events still arrive promptly.
+ * Wake the reader only when the bytes waiting cross a multiple of this: a
+ * wakeup per event costs the host more than the event itself.  Each wakeup
+ * is an irq_work (a self-interrupt, a VM exit in a guest), so it is sent
+ * once per crossing, not for every event while the reader has yet to catch
+ * up.  The reader drains everything once woken (edge-triggered) and also
+ * polls on a short timeout, so a quiet host's events still arrive promptly.
  */
-#define WAKEUP_BYTES (64 * 1024)
+#define WAKEUP_SHIFT 16
+#define WAKEUP_BYTES (1 << WAKEUP_SHIFT)
 
 /* Send size bytes of rec; counts the delivery or the loss. */
 static __always_inline void emit(void *rec, __u32 size, __u16 type)
 {
 	__u32 zero = 0;
 	struct ev_control *c = bpf_map_lookup_elem(&control, &zero);
-	__u64 flags;
+	__u64 flags, waiting;
 
 	/* Not ours to emit: a newer defender took over (or none has yet). */
 	if (!c || c->gen != my_gen)
 		return;
 	if (size == 0 || size > EV_RECORD_MAX)
 		return;
-	flags = bpf_ringbuf_query(&events, BPF_RB_PROD_POS) - c->read_pos >= WAKEUP_BYTES
-			? BPF_RB_FORCE_WAKEUP
-			: BPF_RB_NO_WAKEUP;
+	waiting = bpf_ringbuf_query(&events, BPF_RB_PROD_POS) - c->read_pos;
+	flags = (waiting + size) >> WAKEUP_SHIFT != waiting >> WAKEUP_SHIFT ? BPF_RB_FORCE_WAKEUP
+									   : BPF_RB_NO_WAKEUP;
 	if (bpf_ringbuf_output(&events, rec, size & (REC_BUF / 2 - 1), flags) != 0) {
 		count_drop(DROP_RINGBUF_FULL);
 		return;
