@@ -242,6 +242,7 @@ static __always_inline struct file *fd_file(struct task_struct *task, long fd)
 	bpf_probe_read_kernel(&f, sizeof(f), (void *)slot);
 	return f;
 }
+
 /* Append the absolute path of p to rec at off; returns its length (0 and flag on failure). */
 static __always_inline __u32 put_path(char *rec, __u32 off, struct path_buf *pb,
 				      const struct path *p, __u32 *flags, __u32 trunc_flag)
