@@ -276,6 +276,7 @@ static int load_and_attach(struct capture *cap, const struct capture_opts *opts,
 	if ((rc = capture_bpf__load(cap->skel)) < 0)
 		return verr_set(err, rc, "cannot load BPF program capture: %s%s", strerror(-rc),
 				geteuid() != 0 ? " (the defender must run as root)"
+				: cap->gen > 1 ? " (libbpf refuses pinned maps that differ from its own)"
 					       : " (the kernel's verifier refused it)");
 	if ((rc = capture_bpf__attach(cap->skel)) < 0)
 		return verr_set(err, rc, "cannot attach the capture programs: %s", strerror(-rc));
