@@ -120,6 +120,8 @@ static __always_inline void count_in(void *map, __u32 idx)
  * once per crossing, not for every event while the reader has yet to catch
  * up.  The reader drains everything once woken (edge-triggered) and also
  * polls on a short timeout, so a quiet host's events still arrive promptly.
+ * CPUs emitting at once may both wake it, or between them miss a crossing;
+ * the next crossing or that timeout wakes it then.
  */
 #define WAKEUP_SHIFT 16
 #define WAKEUP_BYTES (1 << WAKEUP_SHIFT)
