@@ -542,6 +542,18 @@ Test(capture, file_operations_have_absolute_paths_flags_and_results)
 	cr_expect(json_is_true(json_object_get(ev, "non_utf8")));
 }
 
+/* How many file events of pid name path. */
+static size_t file_events(pid_t pid, const char *path)
+{
+	size_t i, n = 0;
+	json_t *ev;
+
+	json_array_foreach(events, i, ev) if (strcmp(s_(ev, "type"), "file") == 0 &&
+					      i_(ev, "pid") == pid &&
+					      strcmp(s_(ev, "path"), path) == 0) n++;
+	return n;
+}
+
 static void do_reads(void *arg)
 {
 	(void)arg;
@@ -555,11 +567,7 @@ Test(capture, repeated_reads_are_reported_once_and_counted)
 	start_defender(NULL);
 	pid_t c = in_child(do_reads, NULL);
 	stop_defender();
-	size_t i, n = 0;
-	json_t *ev;
-	json_array_foreach(events, i, ev) if (strcmp(s_(ev, "type"), "file") == 0 &&
-					      i_(ev, "pid") == c &&
-					      strcmp(s_(ev, "path"), "/etc/hostname") == 0) n++;
+	size_t n = file_events(c, "/etc/hostname");
 	cr_expect_eq(n, 1, "read-only open of one file reported %zu times", n);
 	json_t *f = json_object_get(stats(), "filtered");
 	cr_expect_geq(json_integer_value(json_object_get(f, "read_repeat")), 49);
@@ -584,11 +592,7 @@ Test(capture, a_read_after_exec_is_reported_again)
 	start_defender(NULL);
 	pid_t c = in_child(do_reads_then_exec, NULL);
 	stop_defender();
-	size_t i, n = 0;
-	json_t *ev;
-	json_array_foreach(events, i, ev) if (strcmp(s_(ev, "type"), "file") == 0 &&
-					      i_(ev, "pid") == c &&
-					      strcmp(s_(ev, "path"), "/etc/hostname") == 0) n++;
+	size_t n = file_events(c, "/etc/hostname");
 	cr_expect_eq(n, 2, "reads before and after exec reported %zu times, want once each", n);
 }
 
