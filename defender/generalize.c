@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "generalize.h"
 
+#include "event_json.h"
+
 #include <arpa/inet.h>
 #include <limits.h>
 #include <pthread.h>
@@ -321,7 +323,9 @@ static bool fmt_addr(struct gen_out *o, int family, const uint8_t *addr, bool ra
 	memcpy(a, addr, n);
 	if (range)
 		memset(a + (family == AF_INET ? 3 : 8), 0, family == AF_INET ? 1 : 8);
-	if (inet_ntop(family, a, text, sizeof(text)) == NULL)
+	if (family == AF_INET)
+		event_ipv4_text(a, text);
+	else if (inet_ntop(family, a, text, sizeof(text)) == NULL)
 		return false;
 	out_str(o, text);
 	if (range)
