@@ -36,27 +36,51 @@ const volatile __u32 self_tgid = 0;
 const volatile bool filter_read_repeat = true;
 const volatile bool filter_failed_reads = true;
 
-#define AT_FDCWD -100
-#define EINPROGRESS 115
+#define AT_FDCWD     -100
+#define EINPROGRESS  115
 #define AT_REMOVEDIR 0x200
-#define O_ACCMODE 00000003
-#define O_RDONLY 00000000
-#define O_CREAT 00000100
-#define O_WRONLY 00000001
-#define O_TRUNC 00001000
-#define AF_UNIX 1
-#define AF_INET 2
-#define AF_INET6 10
+#define O_ACCMODE    00000003
+#define O_RDONLY     00000000
+#define O_CREAT	     00000100
+#define O_WRONLY     00000001
+#define O_TRUNC	     00001000
+#define AF_UNIX	     1
+#define AF_INET	     2
+#define AF_INET6     10
 
 /* x86_64 syscall numbers of what we watch. */
 enum {
-	NR_open = 2, NR_connect = 42, NR_accept = 43, NR_bind = 49, NR_listen = 50,
-	NR_truncate = 76, NR_ftruncate = 77, NR_rename = 82, NR_mkdir = 83, NR_rmdir = 84,
-	NR_creat = 85, NR_link = 86, NR_unlink = 87, NR_symlink = 88, NR_chmod = 90,
-	NR_fchmod = 91, NR_chown = 92, NR_fchown = 93, NR_lchown = 94, NR_openat = 257,
-	NR_mkdirat = 258, NR_fchownat = 260, NR_unlinkat = 263, NR_renameat = 264,
-	NR_linkat = 265, NR_symlinkat = 266, NR_fchmodat = 268, NR_accept4 = 288,
-	NR_renameat2 = 316, NR_openat2 = 437, NR_fchmodat2 = 452,
+	NR_open = 2,
+	NR_connect = 42,
+	NR_accept = 43,
+	NR_bind = 49,
+	NR_listen = 50,
+	NR_truncate = 76,
+	NR_ftruncate = 77,
+	NR_rename = 82,
+	NR_mkdir = 83,
+	NR_rmdir = 84,
+	NR_creat = 85,
+	NR_link = 86,
+	NR_unlink = 87,
+	NR_symlink = 88,
+	NR_chmod = 90,
+	NR_fchmod = 91,
+	NR_chown = 92,
+	NR_fchown = 93,
+	NR_lchown = 94,
+	NR_openat = 257,
+	NR_mkdirat = 258,
+	NR_fchownat = 260,
+	NR_unlinkat = 263,
+	NR_renameat = 264,
+	NR_linkat = 265,
+	NR_symlinkat = 266,
+	NR_fchmodat = 268,
+	NR_accept4 = 288,
+	NR_renameat2 = 316,
+	NR_openat2 = 437,
+	NR_fchmodat2 = 452,
 };
 
 /*
@@ -65,15 +89,42 @@ enum {
  * open and write files unseen.  i386 numbers of what we watch.
  */
 enum {
-	NR32_open = 5, NR32_creat = 8, NR32_link = 9, NR32_unlink = 10, NR32_chmod = 15,
-	NR32_lchown16 = 16, NR32_rename = 38, NR32_mkdir = 39, NR32_rmdir = 40, NR32_symlink = 83,
-	NR32_truncate = 92, NR32_ftruncate = 93, NR32_fchmod = 94, NR32_fchown16 = 95,
-	NR32_socketcall = 102, NR32_chown16 = 182, NR32_truncate64 = 193, NR32_ftruncate64 = 194,
-	NR32_lchown = 198, NR32_fchown = 207, NR32_chown = 212, NR32_openat = 295,
-	NR32_mkdirat = 296, NR32_fchownat = 298, NR32_unlinkat = 301, NR32_renameat = 302,
-	NR32_linkat = 303, NR32_symlinkat = 304, NR32_fchmodat = 306, NR32_renameat2 = 353,
-	NR32_bind = 361, NR32_connect = 362, NR32_listen = 363, NR32_accept4 = 364,
-	NR32_openat2 = 437, NR32_fchmodat2 = 452,
+	NR32_open = 5,
+	NR32_creat = 8,
+	NR32_link = 9,
+	NR32_unlink = 10,
+	NR32_chmod = 15,
+	NR32_lchown16 = 16,
+	NR32_rename = 38,
+	NR32_mkdir = 39,
+	NR32_rmdir = 40,
+	NR32_symlink = 83,
+	NR32_truncate = 92,
+	NR32_ftruncate = 93,
+	NR32_fchmod = 94,
+	NR32_fchown16 = 95,
+	NR32_socketcall = 102,
+	NR32_chown16 = 182,
+	NR32_truncate64 = 193,
+	NR32_ftruncate64 = 194,
+	NR32_lchown = 198,
+	NR32_fchown = 207,
+	NR32_chown = 212,
+	NR32_openat = 295,
+	NR32_mkdirat = 296,
+	NR32_fchownat = 298,
+	NR32_unlinkat = 301,
+	NR32_renameat = 302,
+	NR32_linkat = 303,
+	NR32_symlinkat = 304,
+	NR32_fchmodat = 306,
+	NR32_renameat2 = 353,
+	NR32_bind = 361,
+	NR32_connect = 362,
+	NR32_listen = 363,
+	NR32_accept4 = 364,
+	NR32_openat2 = 437,
+	NR32_fchmodat2 = 452,
 };
 
 /* socketcall(call, args): the calls we watch. */
@@ -111,14 +162,37 @@ struct {
 static __always_inline bool watched(long nr)
 {
 	switch (nr) {
-	case NR_open: case NR_creat: case NR_openat: case NR_openat2:
-	case NR_unlink: case NR_unlinkat: case NR_rmdir:
-	case NR_rename: case NR_renameat: case NR_renameat2:
-	case NR_chmod: case NR_fchmod: case NR_fchmodat: case NR_fchmodat2:
-	case NR_chown: case NR_fchown: case NR_lchown: case NR_fchownat:
-	case NR_link: case NR_linkat: case NR_symlink: case NR_symlinkat:
-	case NR_mkdir: case NR_mkdirat: case NR_truncate: case NR_ftruncate:
-	case NR_connect: case NR_accept: case NR_accept4: case NR_bind: case NR_listen:
+	case NR_open:
+	case NR_creat:
+	case NR_openat:
+	case NR_openat2:
+	case NR_unlink:
+	case NR_unlinkat:
+	case NR_rmdir:
+	case NR_rename:
+	case NR_renameat:
+	case NR_renameat2:
+	case NR_chmod:
+	case NR_fchmod:
+	case NR_fchmodat:
+	case NR_fchmodat2:
+	case NR_chown:
+	case NR_fchown:
+	case NR_lchown:
+	case NR_fchownat:
+	case NR_link:
+	case NR_linkat:
+	case NR_symlink:
+	case NR_symlinkat:
+	case NR_mkdir:
+	case NR_mkdirat:
+	case NR_truncate:
+	case NR_ftruncate:
+	case NR_connect:
+	case NR_accept:
+	case NR_accept4:
+	case NR_bind:
+	case NR_listen:
 		return true;
 	default:
 		return false;
@@ -129,38 +203,75 @@ static __always_inline bool watched(long nr)
 static __always_inline long native_nr(long nr32)
 {
 	switch (nr32) {
-	case NR32_open: return NR_open;
-	case NR32_creat: return NR_creat;
-	case NR32_link: return NR_link;
-	case NR32_unlink: return NR_unlink;
-	case NR32_chmod: return NR_chmod;
-	case NR32_lchown16: case NR32_lchown: return NR_lchown;
-	case NR32_rename: return NR_rename;
-	case NR32_mkdir: return NR_mkdir;
-	case NR32_rmdir: return NR_rmdir;
-	case NR32_symlink: return NR_symlink;
-	case NR32_truncate: case NR32_truncate64: return NR_truncate;
-	case NR32_ftruncate: case NR32_ftruncate64: return NR_ftruncate;
-	case NR32_fchmod: return NR_fchmod;
-	case NR32_fchown16: case NR32_fchown: return NR_fchown;
-	case NR32_chown16: case NR32_chown: return NR_chown;
-	case NR32_openat: return NR_openat;
-	case NR32_mkdirat: return NR_mkdirat;
-	case NR32_fchownat: return NR_fchownat;
-	case NR32_unlinkat: return NR_unlinkat;
-	case NR32_renameat: return NR_renameat;
-	case NR32_linkat: return NR_linkat;
-	case NR32_symlinkat: return NR_symlinkat;
-	case NR32_fchmodat: return NR_fchmodat;
-	case NR32_renameat2: return NR_renameat2;
-	case NR32_bind: return NR_bind;
-	case NR32_connect: return NR_connect;
-	case NR32_listen: return NR_listen;
-	case NR32_accept4: return NR_accept4;
-	case NR32_openat2: return NR_openat2;
-	case NR32_fchmodat2: return NR_fchmodat2;
-	case NR32_socketcall: return -1; /* decoded from its argument block */
-	default: return 0;
+	case NR32_open:
+		return NR_open;
+	case NR32_creat:
+		return NR_creat;
+	case NR32_link:
+		return NR_link;
+	case NR32_unlink:
+		return NR_unlink;
+	case NR32_chmod:
+		return NR_chmod;
+	case NR32_lchown16:
+	case NR32_lchown:
+		return NR_lchown;
+	case NR32_rename:
+		return NR_rename;
+	case NR32_mkdir:
+		return NR_mkdir;
+	case NR32_rmdir:
+		return NR_rmdir;
+	case NR32_symlink:
+		return NR_symlink;
+	case NR32_truncate:
+	case NR32_truncate64:
+		return NR_truncate;
+	case NR32_ftruncate:
+	case NR32_ftruncate64:
+		return NR_ftruncate;
+	case NR32_fchmod:
+		return NR_fchmod;
+	case NR32_fchown16:
+	case NR32_fchown:
+		return NR_fchown;
+	case NR32_chown16:
+	case NR32_chown:
+		return NR_chown;
+	case NR32_openat:
+		return NR_openat;
+	case NR32_mkdirat:
+		return NR_mkdirat;
+	case NR32_fchownat:
+		return NR_fchownat;
+	case NR32_unlinkat:
+		return NR_unlinkat;
+	case NR32_renameat:
+		return NR_renameat;
+	case NR32_linkat:
+		return NR_linkat;
+	case NR32_symlinkat:
+		return NR_symlinkat;
+	case NR32_fchmodat:
+		return NR_fchmodat;
+	case NR32_renameat2:
+		return NR_renameat2;
+	case NR32_bind:
+		return NR_bind;
+	case NR32_connect:
+		return NR_connect;
+	case NR32_listen:
+		return NR_listen;
+	case NR32_accept4:
+		return NR_accept4;
+	case NR32_openat2:
+		return NR_openat2;
+	case NR32_fchmodat2:
+		return NR_fchmodat2;
+	case NR32_socketcall:
+		return -1; /* decoded from its argument block */
+	default:
+		return 0;
 	}
 }
 
@@ -185,12 +296,23 @@ static __always_inline bool compat_args(struct pt_regs *regs, long nr32, struct 
 		__u32 w[3] = {};
 
 		switch ((__u32)regs->bx) {
-		case SYS_BIND: nr = NR_bind; break;
-		case SYS_CONNECT: nr = NR_connect; break;
-		case SYS_LISTEN: nr = NR_listen; break;
-		case SYS_ACCEPT: nr = NR_accept; break;
-		case SYS_ACCEPT4: nr = NR_accept4; break;
-		default: return false;
+		case SYS_BIND:
+			nr = NR_bind;
+			break;
+		case SYS_CONNECT:
+			nr = NR_connect;
+			break;
+		case SYS_LISTEN:
+			nr = NR_listen;
+			break;
+		case SYS_ACCEPT:
+			nr = NR_accept;
+			break;
+		case SYS_ACCEPT4:
+			nr = NR_accept4;
+			break;
+		default:
+			return false;
 		}
 		if (bpf_probe_read_user(w, sizeof(w), (void *)(unsigned long)(__u32)regs->cx) != 0)
 			return false;
@@ -370,8 +492,8 @@ int handle_exec(struct bpf_raw_tracepoint_args *ctx)
 
 	struct fs_struct *fs = BPF_CORE_READ(task, fs);
 	if (fs) {
-		n = put_path(rec, off, pb, __builtin_preserve_access_index(&fs->pwd),
-			     &e->hdr.flags, EVF_NO_CWD);
+		n = put_path(rec, off, pb, __builtin_preserve_access_index(&fs->pwd), &e->hdr.flags,
+			     EVF_NO_CWD);
 	} else {
 		n = 0;
 		e->hdr.flags |= EVF_NO_CWD;
@@ -511,36 +633,137 @@ static __always_inline int file_event(struct sysargs *a, long ret, struct task_s
 	char *rec;
 
 	switch (a->nr) {
-	case NR_open: op = FOP_OPEN; name = (void *)a->args[0]; flags = a->args[1]; mode = a->args[2]; break;
-	case NR_creat: op = FOP_OPEN; name = (void *)a->args[0]; flags = O_CREAT | O_WRONLY | O_TRUNC; mode = a->args[1]; break;
-	case NR_openat: op = FOP_OPEN; dirfd = a->args[0]; name = (void *)a->args[1]; flags = a->args[2]; mode = a->args[3]; break;
+	case NR_open:
+		op = FOP_OPEN;
+		name = (void *)a->args[0];
+		flags = a->args[1];
+		mode = a->args[2];
+		break;
+	case NR_creat:
+		op = FOP_OPEN;
+		name = (void *)a->args[0];
+		flags = O_CREAT | O_WRONLY | O_TRUNC;
+		mode = a->args[1];
+		break;
+	case NR_openat:
+		op = FOP_OPEN;
+		dirfd = a->args[0];
+		name = (void *)a->args[1];
+		flags = a->args[2];
+		mode = a->args[3];
+		break;
 	case NR_openat2: {
 		struct open_how how = {};
-		op = FOP_OPEN; dirfd = a->args[0]; name = (void *)a->args[1];
+		op = FOP_OPEN;
+		dirfd = a->args[0];
+		name = (void *)a->args[1];
 		bpf_probe_read_user(&how, sizeof(how), (void *)a->args[2]);
-		flags = how.flags; mode = how.mode;
+		flags = how.flags;
+		mode = how.mode;
 		break;
 	}
-	case NR_unlink: op = FOP_UNLINK; name = (void *)a->args[0]; break;
-	case NR_rmdir: op = FOP_RMDIR; name = (void *)a->args[0]; break;
-	case NR_unlinkat: op = (a->args[2] & AT_REMOVEDIR) ? FOP_RMDIR : FOP_UNLINK; dirfd = a->args[0]; name = (void *)a->args[1]; break;
-	case NR_rename: op = FOP_RENAME; name = (void *)a->args[0]; name2 = (void *)a->args[1]; break;
-	case NR_renameat: case NR_renameat2: op = FOP_RENAME; dirfd = a->args[0]; name = (void *)a->args[1]; dirfd2 = a->args[2]; name2 = (void *)a->args[3]; break;
-	case NR_link: op = FOP_LINK; name = (void *)a->args[0]; name2 = (void *)a->args[1]; break;
-	case NR_linkat: op = FOP_LINK; dirfd = a->args[0]; name = (void *)a->args[1]; dirfd2 = a->args[2]; name2 = (void *)a->args[3]; break;
+	case NR_unlink:
+		op = FOP_UNLINK;
+		name = (void *)a->args[0];
+		break;
+	case NR_rmdir:
+		op = FOP_RMDIR;
+		name = (void *)a->args[0];
+		break;
+	case NR_unlinkat:
+		op = (a->args[2] & AT_REMOVEDIR) ? FOP_RMDIR : FOP_UNLINK;
+		dirfd = a->args[0];
+		name = (void *)a->args[1];
+		break;
+	case NR_rename:
+		op = FOP_RENAME;
+		name = (void *)a->args[0];
+		name2 = (void *)a->args[1];
+		break;
+	case NR_renameat:
+	case NR_renameat2:
+		op = FOP_RENAME;
+		dirfd = a->args[0];
+		name = (void *)a->args[1];
+		dirfd2 = a->args[2];
+		name2 = (void *)a->args[3];
+		break;
+	case NR_link:
+		op = FOP_LINK;
+		name = (void *)a->args[0];
+		name2 = (void *)a->args[1];
+		break;
+	case NR_linkat:
+		op = FOP_LINK;
+		dirfd = a->args[0];
+		name = (void *)a->args[1];
+		dirfd2 = a->args[2];
+		name2 = (void *)a->args[3];
+		break;
 	/* symlink: path is the link created, path2 its target text (not resolved). */
-	case NR_symlink: op = FOP_SYMLINK; name2 = (void *)a->args[0]; name = (void *)a->args[1]; dirfd2 = -1; break;
-	case NR_symlinkat: op = FOP_SYMLINK; name2 = (void *)a->args[0]; dirfd = a->args[1]; name = (void *)a->args[2]; dirfd2 = -1; break;
-	case NR_chmod: op = FOP_CHMOD; name = (void *)a->args[0]; mode = a->args[1]; break;
-	case NR_fchmod: op = FOP_CHMOD; fd = a->args[0]; mode = a->args[1]; break;
-	case NR_fchmodat: case NR_fchmodat2: op = FOP_CHMOD; dirfd = a->args[0]; name = (void *)a->args[1]; mode = a->args[2]; break;
-	case NR_chown: case NR_lchown: op = FOP_CHOWN; name = (void *)a->args[0]; break;
-	case NR_fchown: op = FOP_CHOWN; fd = a->args[0]; break;
-	case NR_fchownat: op = FOP_CHOWN; dirfd = a->args[0]; name = (void *)a->args[1]; break;
-	case NR_mkdir: op = FOP_MKDIR; name = (void *)a->args[0]; mode = a->args[1]; break;
-	case NR_mkdirat: op = FOP_MKDIR; dirfd = a->args[0]; name = (void *)a->args[1]; mode = a->args[2]; break;
-	case NR_truncate: op = FOP_TRUNCATE; name = (void *)a->args[0]; break;
-	case NR_ftruncate: op = FOP_TRUNCATE; fd = a->args[0]; break;
+	case NR_symlink:
+		op = FOP_SYMLINK;
+		name2 = (void *)a->args[0];
+		name = (void *)a->args[1];
+		dirfd2 = -1;
+		break;
+	case NR_symlinkat:
+		op = FOP_SYMLINK;
+		name2 = (void *)a->args[0];
+		dirfd = a->args[1];
+		name = (void *)a->args[2];
+		dirfd2 = -1;
+		break;
+	case NR_chmod:
+		op = FOP_CHMOD;
+		name = (void *)a->args[0];
+		mode = a->args[1];
+		break;
+	case NR_fchmod:
+		op = FOP_CHMOD;
+		fd = a->args[0];
+		mode = a->args[1];
+		break;
+	case NR_fchmodat:
+	case NR_fchmodat2:
+		op = FOP_CHMOD;
+		dirfd = a->args[0];
+		name = (void *)a->args[1];
+		mode = a->args[2];
+		break;
+	case NR_chown:
+	case NR_lchown:
+		op = FOP_CHOWN;
+		name = (void *)a->args[0];
+		break;
+	case NR_fchown:
+		op = FOP_CHOWN;
+		fd = a->args[0];
+		break;
+	case NR_fchownat:
+		op = FOP_CHOWN;
+		dirfd = a->args[0];
+		name = (void *)a->args[1];
+		break;
+	case NR_mkdir:
+		op = FOP_MKDIR;
+		name = (void *)a->args[0];
+		mode = a->args[1];
+		break;
+	case NR_mkdirat:
+		op = FOP_MKDIR;
+		dirfd = a->args[0];
+		name = (void *)a->args[1];
+		mode = a->args[2];
+		break;
+	case NR_truncate:
+		op = FOP_TRUNCATE;
+		name = (void *)a->args[0];
+		break;
+	case NR_ftruncate:
+		op = FOP_TRUNCATE;
+		fd = a->args[0];
+		break;
 	default:
 		return 0;
 	}
@@ -657,8 +880,8 @@ static __always_inline void sock_addrs(struct ev_net *e, struct sock *sock, bool
  * (bind) slot: one read for the family and the address (sun_path's first
  * byte included), a second only for a Unix path.
  */
-static __always_inline __u32 user_sockaddr(struct ev_net *e, char *rec, __u32 off, const void *uaddr,
-					   __u64 len, bool as_remote)
+static __always_inline __u32 user_sockaddr(struct ev_net *e, char *rec, __u32 off,
+					   const void *uaddr, __u64 len, bool as_remote)
 {
 	union {
 		__u16 family;
@@ -824,7 +1047,11 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	if (read_filtered(&a, ret, task))
 		return 0;
 	switch (a.nr) {
-	case NR_connect: case NR_accept: case NR_accept4: case NR_bind: case NR_listen:
+	case NR_connect:
+	case NR_accept:
+	case NR_accept4:
+	case NR_bind:
+	case NR_listen:
 		return net_event(&a, ret, task);
 	default:
 		return file_event(&a, ret, task);

@@ -16,11 +16,11 @@
 #include <linux/types.h>
 #endif
 
-#define EV_PATH_MAX 4096   /* one path string, with its NUL */
-#define EV_ARGS_MAX 4096   /* argv joined by NULs, with the last NUL */
+#define EV_PATH_MAX   4096  /* one path string, with its NUL */
+#define EV_ARGS_MAX   4096  /* argv joined by NULs, with the last NUL */
 #define EV_RECORD_MAX 16384 /* largest record: hdr + fixed part + strings */
-#define EV_COMM_LEN 16
-#define EV_TTY_LEN 32
+#define EV_COMM_LEN   16
+#define EV_TTY_LEN    32
 
 enum ev_type {
 	EV_EXEC = 1,
@@ -45,10 +45,10 @@ struct ev_hdr {
 	__u16 type;
 	__u16 size;
 	__u32 flags;
-	__u64 ts_ns;	 /* CLOCK_BOOTTIME */
-	__u32 pid;	 /* thread group id */
+	__u64 ts_ns; /* CLOCK_BOOTTIME */
+	__u32 pid;   /* thread group id */
 	__u32 tid;
-	__u32 ppid;	 /* real parent's thread group id */
+	__u32 ppid; /* real parent's thread group id */
 	__u32 uid;
 	__u32 euid;
 	__u32 gid;
@@ -59,11 +59,11 @@ struct ev_hdr {
 /* sched_process_exec.  Strings: filename (absolute path of the executable), args, cwd. */
 struct ev_exec {
 	struct ev_hdr hdr;
-	__u32 sid;	   /* session id (global pid namespace) */
-	__u32 loginuid;	   /* audit login uid, (u32)-1 when unset */
-	__u64 start_ns;	   /* task start, CLOCK_BOOTTIME: with pid, identifies a process */
-	__u32 argc;	   /* arguments the program got (args may hold fewer if cut) */
-	__u32 exe_flags;   /* EXE_* */
+	__u32 sid;	 /* session id (global pid namespace) */
+	__u32 loginuid;	 /* audit login uid, (u32)-1 when unset */
+	__u64 start_ns;	 /* task start, CLOCK_BOOTTIME: with pid, identifies a process */
+	__u32 argc;	 /* arguments the program got (args may hold fewer if cut) */
+	__u32 exe_flags; /* EXE_* */
 	__u16 filename_len;
 	__u16 args_len;
 	__u16 cwd_len;
@@ -117,14 +117,14 @@ enum ev_file_op {
  */
 struct ev_file {
 	struct ev_hdr hdr;
-	__u16 op;	 /* enum ev_file_op */
+	__u16 op; /* enum ev_file_op */
 	__u16 syscall_nr_lo;
 	__u32 open_flags; /* O_* for opens */
-	__u32 mode;	 /* open/mkdir/chmod mode */
-	__u32 owner_uid; /* chown: new uid, (u32)-1 unchanged */
+	__u32 mode;	  /* open/mkdir/chmod mode */
+	__u32 owner_uid;  /* chown: new uid, (u32)-1 unchanged */
 	__u32 owner_gid;
-	__s32 result;	 /* syscall return: fd or 0, or -errno */
-	__s64 length;	 /* truncate length */
+	__s32 result; /* syscall return: fd or 0, or -errno */
+	__s64 length; /* truncate length */
 	__u16 path_len;
 	__u16 path2_len;
 	__u16 base_len;
@@ -145,16 +145,16 @@ enum ev_net_op {
  */
 struct ev_net {
 	struct ev_hdr hdr;
-	__u16 op;	/* enum ev_net_op */
-	__u16 family;	/* AF_INET, AF_INET6, AF_UNIX */
-	__u16 type;	/* SOCK_STREAM, SOCK_DGRAM, ... */
+	__u16 op;     /* enum ev_net_op */
+	__u16 family; /* AF_INET, AF_INET6, AF_UNIX */
+	__u16 type;   /* SOCK_STREAM, SOCK_DGRAM, ... */
 	__u16 protocol;
-	__s32 result;	/* syscall return: fd or 0, or -errno */
+	__s32 result;	   /* syscall return: fd or 0, or -errno */
 	__u16 local_port;  /* host byte order */
 	__u16 remote_port; /* host byte order */
 	__u8 local_addr[16];
 	__u8 remote_addr[16];
-	__s32 backlog;	/* listen */
+	__s32 backlog; /* listen */
 	__u16 unix_path_len;
 	__u16 pad;
 	char data[];
@@ -162,18 +162,19 @@ struct ev_net {
 
 /* Why an event was not delivered: one per-CPU counter each, exported by the defender. */
 enum ev_drop_reason {
-	DROP_RINGBUF_FULL = 0, /* bpf_ringbuf_output failed: user space too slow or ring too small */
-	DROP_SCRATCH,	       /* per-CPU scratch buffer unavailable */
-	DROP_PATH_TRUNCATED,   /* delivered, but a path was cut (counted, not lost) */
-	DROP_ARGS_TRUNCATED,   /* delivered, but argv was cut (counted, not lost) */
+	DROP_RINGBUF_FULL =
+	    0,		     /* bpf_ringbuf_output failed: user space too slow or ring too small */
+	DROP_SCRATCH,	     /* per-CPU scratch buffer unavailable */
+	DROP_PATH_TRUNCATED, /* delivered, but a path was cut (counted, not lost) */
+	DROP_ARGS_TRUNCATED, /* delivered, but argv was cut (counted, not lost) */
 	DROP_REASON_MAX,
 };
 
 /* Events the kernel filtered on purpose (not losses): per-CPU counters. */
 enum ev_filter_reason {
-	FILTER_SELF = 0,	 /* the defender's own activity */
-	FILTER_READ_REPEAT,	 /* read-only open seen recently by the same process */
-	FILTER_READ_FAILED,	 /* read-only open that failed (library/config probing) */
+	FILTER_SELF = 0,    /* the defender's own activity */
+	FILTER_READ_REPEAT, /* read-only open seen recently by the same process */
+	FILTER_READ_FAILED, /* read-only open that failed (library/config probing) */
 	FILTER_REASON_MAX,
 };
 

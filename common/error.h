@@ -13,7 +13,7 @@
  * that sentence once, where the error stops.  Secrets never go into messages.
  */
 typedef struct vigil_err {
-	int code;	/* negative errno, 0 when nothing failed */
+	int code; /* negative errno, 0 when nothing failed */
 	char msg[512];
 } vigil_err;
 
@@ -22,8 +22,7 @@ typedef struct vigil_err {
  * "return verr_set(err, -ENOENT, "...", ...);" reads as one step.
  * code must be a negative errno.
  */
-int verr_set(vigil_err *err, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+int verr_set(vigil_err *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Clear err (may be NULL). */
 void verr_clear(vigil_err *err);

@@ -114,8 +114,8 @@ int fs_write_file(const char *path, const void *data, size_t len, mode_t mode, i
 		return 0;
 	}
 	if (rename(tmp, path) < 0) {
-		rc = verr_set(err, -errno, "cannot rename %s to %s: %s", tmp, path,
-			      strerror(errno));
+		rc =
+		    verr_set(err, -errno, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
 		goto fail;
 	}
 	return 0;
@@ -134,7 +134,7 @@ int fs_mkdir_p(const char *path, mode_t mode, vigil_err *err)
 	if (len == 0 || len >= sizeof(buf))
 		return verr_set(err, -ENAMETOOLONG, "bad directory path '%s'", path);
 	memcpy(buf, path, len + 1);
-	for (char *p = buf + 1; ; p++) {
+	for (char *p = buf + 1;; p++) {
 		if (*p == '/' || *p == '\0') {
 			char c = *p;
 			*p = '\0';

@@ -118,8 +118,7 @@ static int parse_line(struct kvconf *conf, const char *s, size_t len, int line, 
 	while (klen > 0 && is_space(key[klen - 1]))
 		klen--;
 	if (klen == 0 || klen > KVCONF_MAX_KEY)
-		return verr_set(err, -EINVAL, "%s:%d: missing or too long key", conf->source,
-				line);
+		return verr_set(err, -EINVAL, "%s:%d: missing or too long key", conf->source, line);
 	for (size_t i = 0; i < klen; i++) {
 		char c = key[i];
 		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))

@@ -16,10 +16,10 @@
 
 #include "error.h"
 
-#define KVCONF_MAX_BYTES (64 * 1024)
+#define KVCONF_MAX_BYTES   (64 * 1024)
 #define KVCONF_MAX_ENTRIES 512
-#define KVCONF_MAX_KEY 64
-#define KVCONF_MAX_VALUE 4096
+#define KVCONF_MAX_KEY	   64
+#define KVCONF_MAX_VALUE   4096
 
 struct kvconf_entry {
 	char *key;

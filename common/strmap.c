@@ -18,8 +18,8 @@ struct slot {
 
 struct strmap {
 	struct slot *slots;
-	size_t cap; /* a power of two */
-	size_t used;	/* live entries */
+	size_t cap;    /* a power of two */
+	size_t used;   /* live entries */
 	size_t filled; /* live entries + tombstones: what probing has to walk past */
 	bool borrowed; /* keys belong to the caller */
 };

@@ -29,7 +29,7 @@
 
 #include "fsutil.h"
 
-#define TLS_CN_MAX 64
+#define TLS_CN_MAX   64
 #define TLS_NAME_MAX 256
 
 /*
@@ -40,13 +40,13 @@
  * server's order decides, and both ends share this list.
  */
 static const int tls_ciphersuites[] = {
-	MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-	MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-	MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-	MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-	0,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    0,
 };
 
 /* One DRBG for the process; mbedTLS is built with MBEDTLS_THREADING_C, so it locks itself. */
@@ -188,8 +188,8 @@ static bool crt_has_ip_san(const mbedtls_x509_crt *crt, const unsigned char *ip,
 
 				if (mbedtls_asn1_get_len(&q, q_end, &name_len))
 					return false;
-				if (tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) && name_len == iplen &&
-				    memcmp(q, ip, iplen) == 0)
+				if (tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) &&
+				    name_len == iplen && memcmp(q, ip, iplen) == 0)
 					return true;
 				q += name_len;
 			}
@@ -335,7 +335,7 @@ static int engine_config_init(nng_tls_engine_config *cfg, nng_tls_mode mode)
 		return NNG_ENOMEM;
 	/* Same defaults as nng: servers don't ask for certificates unless told, clients verify. */
 	cfg->auth_mode =
-		mode == NNG_TLS_MODE_SERVER ? MBEDTLS_SSL_VERIFY_NONE : MBEDTLS_SSL_VERIFY_REQUIRED;
+	    mode == NNG_TLS_MODE_SERVER ? MBEDTLS_SSL_VERIFY_NONE : MBEDTLS_SSL_VERIFY_REQUIRED;
 	mbedtls_ssl_conf_authmode(&cfg->conf, cfg->auth_mode);
 	mbedtls_ssl_conf_rng(&cfg->conf, mbedtls_ctr_drbg_random, &tls_drbg);
 	mbedtls_ssl_conf_min_version(&cfg->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
@@ -413,8 +413,8 @@ static int engine_config_own_cert(nng_tls_engine_config *cfg, const char *cert, 
 	/* One identity per configuration: a second call would leave the first half-replaced. */
 	if (cfg->own_cert.raw.p != NULL)
 		return NNG_EBUSY;
-	if (mbedtls_x509_crt_parse(&cfg->own_cert, (const unsigned char *)cert,
-				   strlen(cert) + 1) != 0)
+	if (mbedtls_x509_crt_parse(&cfg->own_cert, (const unsigned char *)cert, strlen(cert) + 1) !=
+	    0)
 		return NNG_EINVAL;
 	if (mbedtls_pk_parse_key(&cfg->own_key, (const unsigned char *)key, strlen(key) + 1,
 				 (const unsigned char *)pass, plen) != 0)
@@ -437,34 +437,34 @@ static int engine_config_version(nng_tls_engine_config *cfg, nng_tls_version min
 }
 
 static nng_tls_engine_config_ops engine_config_ops = {
-	.size = sizeof(nng_tls_engine_config),
-	.init = engine_config_init,
-	.fini = engine_config_fini,
-	.server = engine_config_server,
-	.auth = engine_config_auth,
-	.ca_chain = engine_config_ca_chain,
-	.own_cert = engine_config_own_cert,
-	.version = engine_config_version,
+    .size = sizeof(nng_tls_engine_config),
+    .init = engine_config_init,
+    .fini = engine_config_fini,
+    .server = engine_config_server,
+    .auth = engine_config_auth,
+    .ca_chain = engine_config_ca_chain,
+    .own_cert = engine_config_own_cert,
+    .version = engine_config_version,
 };
 
 static nng_tls_engine_conn_ops engine_conn_ops = {
-	.size = sizeof(nng_tls_engine_conn),
-	.init = engine_conn_init,
-	.fini = engine_conn_fini,
-	.close = engine_conn_close,
-	.handshake = engine_conn_handshake,
-	.recv = engine_conn_recv,
-	.send = engine_conn_send,
-	.verified = engine_conn_verified,
+    .size = sizeof(nng_tls_engine_conn),
+    .init = engine_conn_init,
+    .fini = engine_conn_fini,
+    .close = engine_conn_close,
+    .handshake = engine_conn_handshake,
+    .recv = engine_conn_recv,
+    .send = engine_conn_send,
+    .verified = engine_conn_verified,
 };
 
 static const nng_tls_engine vigil_engine = {
-	.version = NNG_TLS_ENGINE_VERSION,
-	.config_ops = &engine_config_ops,
-	.conn_ops = &engine_conn_ops,
-	.name = "vigil-mbedtls",
-	.description = "Vigil engine on mbedTLS (peer CN, pinned ECDHE+AEAD suites)",
-	.fips_mode = false,
+    .version = NNG_TLS_ENGINE_VERSION,
+    .config_ops = &engine_config_ops,
+    .conn_ops = &engine_conn_ops,
+    .name = "vigil-mbedtls",
+    .description = "Vigil engine on mbedTLS (peer CN, pinned ECDHE+AEAD suites)",
+    .fips_mode = false,
 };
 
 /* ---- public helpers ---- */
@@ -496,7 +496,8 @@ int tls_engine_install(vigil_err *err)
 		nng_tls_config_free(probe);
 	if (nng_tls_engine_register(&vigil_engine) != 0 ||
 	    strcmp(nng_tls_engine_name(), vigil_engine.name) != 0) {
-		rv = verr_set(err, -ENOTSUP, "nng refused Vigil's TLS engine (nng too old or too new?)");
+		rv = verr_set(err, -ENOTSUP,
+			      "nng refused Vigil's TLS engine (nng too old or too new?)");
 		goto out;
 	}
 	installed = true;
@@ -527,7 +528,8 @@ int tls_config_new(nng_tls_mode mode, nng_tls_auth_mode auth, const struct tls_f
 	    (rv = fs_read_file(files->key, TLS_PEM_MAX, &key, &key_len, err)) < 0)
 		goto out;
 	if ((files->cert == NULL) != (files->key == NULL)) {
-		rv = verr_set(err, -EINVAL, "a certificate needs its key and a key its certificate");
+		rv =
+		    verr_set(err, -EINVAL, "a certificate needs its key and a key its certificate");
 		goto out;
 	}
 	if (auth != NNG_TLS_AUTH_MODE_NONE && ca == NULL) {

@@ -276,10 +276,12 @@ int api_token_load_or_create(const char *path, char *buf, vigil_err *err)
 	if (rc == 0) {
 		while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
 			text[--len] = '\0';
-		if (len < 32 || len > API_TOKEN_LEN || strspn(text, "0123456789abcdefABCDEF") != len) {
+		if (len < 32 || len > API_TOKEN_LEN ||
+		    strspn(text, "0123456789abcdefABCDEF") != len) {
 			free(text);
 			return verr_set(err, -EINVAL,
-					"API token file %s must hold 32 to 64 hex characters", path);
+					"API token file %s must hold 32 to 64 hex characters",
+					path);
 		}
 		memcpy(buf, text, len + 1);
 		free(text);

@@ -56,9 +56,9 @@ static int request(const char *base_url, const char *path, const char *method, c
 	    (rv = nng_http_client_set_tls(client, tls)) != 0 ||
 	    (rv = nng_http_req_alloc(&req, url)) != 0 ||
 	    (rv = nng_http_req_set_method(req, method)) != 0 ||
-	    (body != NULL && ((rv = nng_http_req_copy_data(req, body, strlen(body))) != 0 ||
-			      (rv = nng_http_req_set_header(req, "Content-Type",
-							    "application/json")) != 0)) ||
+	    (body != NULL &&
+	     ((rv = nng_http_req_copy_data(req, body, strlen(body))) != 0 ||
+	      (rv = nng_http_req_set_header(req, "Content-Type", "application/json")) != 0)) ||
 	    (rv = nng_http_res_alloc(&res)) != 0 || (rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
 		rc = verr_set(err, -ENOMEM, "cannot set up a request to %s: %s", base_url,
 			      nng_strerror(rv));
@@ -103,10 +103,11 @@ static int request(const char *base_url, const char *path, const char *method, c
 		goto out;
 	}
 	if (rv != 0) {
-		rc = verr_set(err, rv == NNG_EPEERAUTH ? -EACCES : -ECONNREFUSED,
-			      "cannot reach the console API at %s: %s", base_url,
-			      rv == NNG_EPEERAUTH ? "its certificate was rejected (wrong CA or name)"
-						  : nng_strerror(rv));
+		rc =
+		    verr_set(err, rv == NNG_EPEERAUTH ? -EACCES : -ECONNREFUSED,
+			     "cannot reach the console API at %s: %s", base_url,
+			     rv == NNG_EPEERAUTH ? "its certificate was rejected (wrong CA or name)"
+						 : nng_strerror(rv));
 		goto out;
 	}
 	nng_http_res_get_data(res, &data, &len);

@@ -56,7 +56,7 @@ int apiq_word(struct apiq *q, const char *name, const char *const *allowed, cons
  * and limit (1..1000, default 100).  0, or -EINVAL as apiq_int.
  */
 #define APIQ_LIMIT_DEFAULT 100
-#define APIQ_LIMIT_MAX 1000
+#define APIQ_LIMIT_MAX	   1000
 int apiq_page(struct apiq *q, int64_t *before_id, int *limit);
 
 /* A decimal id "1".."9223372036854775807" (nothing else) into *ret; false when not. */

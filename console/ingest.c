@@ -130,7 +130,8 @@ static int audit_attempt(struct store *st, const char *host_id, uint64_t seq,
 
 	if (a->nskipped > 0) {
 		snprintf(summary, sizeof(summary),
-			 "%zu event(s) in batch %" PRIu64 " were not valid JSON/UTF-8 and were left out",
+			 "%zu event(s) in batch %" PRIu64
+			 " were not valid JSON/UTF-8 and were left out",
 			 a->nskipped, seq);
 		rc = audit_left_out(st, host_id, seq, "malformed_events", summary, a->nskipped,
 				    NULL, err);
@@ -167,7 +168,8 @@ static int ingest_learning(struct store *st, const char *host_id, const struct i
 		p->count += n - 1; /* one line for all of them */
 		return 0;
 	}
-	rc = ingest_copy_activity(st, host_id, b->events, b->nevents, a->skip, p, &res->activity, err);
+	rc = ingest_copy_activity(st, host_id, b->events, b->nevents, a->skip, p, &res->activity,
+				  err);
 	if (rc == 0)
 		rc = learning_store_deviations(st, host_id, b->deviations, b->ndeviations, p,
 					       &res->deviations, err);

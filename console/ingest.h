@@ -24,11 +24,11 @@
 #include "store.h"
 
 /* Batches with more than these are refused before they reach the database. */
-#define INGEST_EVENTS_MAX 10000
-#define INGEST_GAPS_MAX 64
-#define INGEST_JSON_MAX (64 * 1024)
+#define INGEST_EVENTS_MAX     10000
+#define INGEST_GAPS_MAX	      64
+#define INGEST_JSON_MAX	      (64 * 1024)
 #define INGEST_DEVIATIONS_MAX 10000
-#define INGEST_DELTAS_MAX 1024
+#define INGEST_DELTAS_MAX     1024
 /* Model entries over all deltas of a batch (one delta may have LEARN_DELTA_ENTRIES_MAX). */
 #define INGEST_ENTRIES_MAX 200000
 
@@ -45,7 +45,7 @@ struct store_event {
 	uint64_t ts_ns;
 	uint32_t pid, ppid, uid;
 	const char *comm;
-	const char *json;			 /* the event as a JSON object */
+	const char *json;		       /* the event as a JSON object */
 	const struct store_activity *activity; /* NULL unless an interactive session's */
 };
 
@@ -87,7 +87,7 @@ struct store_model_delta {
 	uint64_t learning_since_ms, active_since_ms; /* 0: not set */
 	uint64_t learn_drops;
 	const char *note;
-	bool reset; /* drop every stored entry before applying these */
+	bool reset;				 /* drop every stored entry before applying these */
 	const struct store_model_entry *entries; /* may be NULL when nentries is over the limit */
 	size_t nentries;
 };
@@ -110,9 +110,9 @@ struct ingest_batch {
 };
 
 struct ingest_result {
-	size_t stored;	 /* events written */
-	size_t refused;	 /* events that were not valid JSON/UTF-8, left out and audited */
-	int duplicate;	 /* 1: this (host, seq) was already committed; nothing written */
+	size_t stored;	   /* events written */
+	size_t refused;	   /* events that were not valid JSON/UTF-8, left out and audited */
+	int duplicate;	   /* 1: this (host, seq) was already committed; nothing written */
 	size_t activity;   /* activity rows written */
 	size_t deviations; /* deviation audits written */
 	size_t deltas;	   /* model deltas applied */

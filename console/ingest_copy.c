@@ -57,11 +57,21 @@ static void cb_text(struct copybuf *b, const char *s)
 	for (; s[i] != '\0'; i++) {
 		const char *esc = NULL;
 		switch (s[i]) {
-		case '\\': esc = "\\\\"; break;
-		case '\t': esc = "\\t"; break;
-		case '\n': esc = "\\n"; break;
-		case '\r': esc = "\\r"; break;
-		default: run++; continue;
+		case '\\':
+			esc = "\\\\";
+			break;
+		case '\t':
+			esc = "\\t";
+			break;
+		case '\n':
+			esc = "\\n";
+			break;
+		case '\r':
+			esc = "\\r";
+			break;
+		default:
+			run++;
+			continue;
 		}
 		cb_put(b, s + i - run, run);
 		run = 0;
@@ -138,8 +148,8 @@ static int copy_run(struct store *st, const char *sql, struct copybuf *b, const 
 	while ((res = PQgetResult(st->conn)) != NULL) {
 		if (rc == 0 && PQresultStatus(res) != PGRES_COMMAND_OK)
 			rc = PQstatus(st->conn) == CONNECTION_BAD
-				     ? store_err_down(st->conn, what, err)
-				     : store_err_sql(st->conn, res, what, err);
+				 ? store_err_down(st->conn, what, err)
+				 : store_err_sql(st->conn, res, what, err);
 		PQclear(res);
 	}
 	return rc;
@@ -148,7 +158,7 @@ static int copy_run(struct store *st, const char *sql, struct copybuf *b, const 
 /* Binary COPY: the signature, flags (no OIDs) and an empty header extension. */
 static const char copy_bin_header[] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
 #define COPY_BIN_HEADER_LEN (sizeof(copy_bin_header) - 1)
-#define EVENT_FIELDS 10
+#define EVENT_FIELDS	    10
 /* timestamptz counts microseconds from 2000-01-01 00:00:00 UTC. */
 #define PG_EPOCH_UNIX_US 946684800000000LL
 
@@ -212,8 +222,7 @@ static bool cb_row_bin(struct copybuf *b, const char *host_id, uint64_t seq, siz
 }
 
 int ingest_copy_events(struct store *st, const char *host_id, uint64_t seq,
-		       const struct store_event *events, size_t n, const bool *skip,
-		       vigil_err *err)
+		       const struct store_event *events, size_t n, const bool *skip, vigil_err *err)
 {
 	struct copybuf b = {0};
 
@@ -223,9 +232,10 @@ int ingest_copy_events(struct store *st, const char *host_id, uint64_t seq,
 			continue;
 		if (!cb_row_bin(&b, host_id, seq, i, &events[i])) {
 			free(b.p);
-			return verr_set(err, -EINVAL,
-					"storing events: event %zu: pid %u or ppid %u is out of range",
-					i, events[i].pid, events[i].ppid);
+			return verr_set(
+			    err, -EINVAL,
+			    "storing events: event %zu: pid %u or ppid %u is out of range", i,
+			    events[i].pid, events[i].ppid);
 		}
 	}
 	cb_i16(&b, -1);
@@ -258,12 +268,12 @@ int ingest_copy_activity(struct store *st, const char *host_id, const struct sto
 		free(b.p);
 		return 0;
 	}
-	rc = copy_run(st,
-		      "COPY activity (host_id, ts, session, username, tty, pid, type, summary, body)"
-		      " FROM STDIN",
-		      &b, "storing activity", err);
+	rc =
+	    copy_run(st,
+		     "COPY activity (host_id, ts, session, username, tty, pid, type, summary, body)"
+		     " FROM STDIN",
+		     &b, "storing activity", err);
 	if (rc == 0)
 		*ret_n = rows;
 	return rc;
 }
-

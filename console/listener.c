@@ -152,8 +152,8 @@ static bool counter_name_ok(const char *name, const char **ret_dot)
 	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
 		if (strlen(groups[i]) == glen && strncmp(name, groups[i], glen) == 0)
 			group_ok = true;
-	if (!group_ok || dot[1] == '\0' || strspn(dot + 1, "abcdefghijklmnopqrstuvwxyz0123456789_") !=
-						    strlen(dot + 1))
+	if (!group_ok || dot[1] == '\0' ||
+	    strspn(dot + 1, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(dot + 1))
 		return false;
 	*ret_dot = dot;
 	return true;
@@ -230,7 +230,8 @@ static nng_msg *handle_heartbeat(struct listener *l, const char *host_id,
 
 	if (counters_json(env->heartbeat, &counters) < 0)
 		return reply_msg(env->seq, VIGIL__REPLY__STATUS__REFUSED,
-				 "bad counters: at most 64, named group.name", l->heartbeat_interval_ms);
+				 "bad counters: at most 64, named group.name",
+				 l->heartbeat_interval_ms);
 	hb.capture_json = counters;
 	rc = store_host_heartbeat(worker_store, host_id, &hb, &err);
 	free(counters);
@@ -243,8 +244,8 @@ static nng_msg *handle_heartbeat(struct listener *l, const char *host_id,
 		return reply_msg(env->seq, status_for(rc), err.msg, l->heartbeat_interval_ms);
 	}
 	ncmds = heartbeat_commands(host_id, env->heartbeat, cmds);
-	return reply_cmds(env->seq, VIGIL__REPLY__STATUS__OK, NULL, l->heartbeat_interval_ms,
-			  cmds, ncmds);
+	return reply_cmds(env->seq, VIGIL__REPLY__STATUS__OK, NULL, l->heartbeat_interval_ms, cmds,
+			  ncmds);
 }
 
 static nng_msg *handle_batch(struct listener *l, const char *host_id, const Vigil__Envelope *env)
@@ -277,7 +278,8 @@ static nng_msg *handle_batch(struct listener *l, const char *host_id, const Vigi
 			 (unsigned long long)env->seq, host_id, res.malformed);
 	for (size_t i = 0; i < w.b.ngaps; i++)
 		log_warn("host %s reports %llu batch(es) lost (seq %llu..%llu, %s)", host_id,
-			 (unsigned long long)w.gaps[i].count, (unsigned long long)w.gaps[i].first_seq,
+			 (unsigned long long)w.gaps[i].count,
+			 (unsigned long long)w.gaps[i].first_seq,
 			 (unsigned long long)w.gaps[i].last_seq, w.gaps[i].reason);
 	wire_batch_free(&w);
 	return reply_msg(env->seq, VIGIL__REPLY__STATUS__OK, NULL, l->heartbeat_interval_ms);

@@ -25,8 +25,8 @@
 #include "tls.h"
 
 #define DEFAULT_STATE_DIR "/var/lib/vigil/console"
-#define DEFAULT_LISTEN "tls+tcp://0.0.0.0:7443"
-#define DEFAULT_API "https://127.0.0.1:8443"
+#define DEFAULT_LISTEN	  "tls+tcp://0.0.0.0:7443"
+#define DEFAULT_API	  "https://127.0.0.1:8443"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -59,11 +59,13 @@ static void usage(FILE *f)
 		"  --api URL                  HTTPS API; default %s\n"
 		"  --ca FILE                  CA that defender certificates must chain to;\n"
 		"                             default STATE/pki/ca.crt\n"
-		"  --cert FILE --key FILE     the console's certificate; default STATE/pki/console.{crt,key}\n"
+		"  --cert FILE --key FILE     the console's certificate; default "
+		"STATE/pki/console.{crt,key}\n"
 		"  --api-token-file FILE      bearer token for the API (created if missing);\n"
 		"                             default STATE/api-token\n"
 		"  --heartbeat-interval-ms N  how often defenders report; default 1000\n"
-		"  --host-timeout-ms N        silence after which a host is disconnected; default 10000\n"
+		"  --host-timeout-ms N        silence after which a host is disconnected; default "
+		"10000\n"
 		"  --log-level LEVEL          debug, info, warn or error\n",
 		DEFAULT_STATE_DIR, DEFAULT_LISTEN, DEFAULT_API);
 }
@@ -87,20 +89,20 @@ static int parse_int(const char *opt, const char *s, int min, int max, int *ret)
 static int parse_args(int argc, char **argv, struct console_opts *o)
 {
 	static const struct option opts[] = {
-		{"state-dir", required_argument, NULL, 's'},
-		{"db", required_argument, NULL, 'd'},
-		{"listen", required_argument, NULL, 'L'},
-		{"api", required_argument, NULL, 'A'},
-		{"ca", required_argument, NULL, 'C'},
-		{"cert", required_argument, NULL, 'c'},
-		{"key", required_argument, NULL, 'k'},
-		{"api-token-file", required_argument, NULL, 't'},
-		{"heartbeat-interval-ms", required_argument, NULL, 'H'},
-		{"host-timeout-ms", required_argument, NULL, 'T'},
-		{"log-level", required_argument, NULL, 'l'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"state-dir", required_argument, NULL, 's'},
+	    {"db", required_argument, NULL, 'd'},
+	    {"listen", required_argument, NULL, 'L'},
+	    {"api", required_argument, NULL, 'A'},
+	    {"ca", required_argument, NULL, 'C'},
+	    {"cert", required_argument, NULL, 'c'},
+	    {"key", required_argument, NULL, 'k'},
+	    {"api-token-file", required_argument, NULL, 't'},
+	    {"heartbeat-interval-ms", required_argument, NULL, 'H'},
+	    {"host-timeout-ms", required_argument, NULL, 'T'},
+	    {"log-level", required_argument, NULL, 'l'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	int opt;
 
@@ -112,14 +114,30 @@ static int parse_args(int argc, char **argv, struct console_opts *o)
 	o->log_level = LOG_LVL_INFO;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
-		case 's': o->state_dir = optarg; break;
-		case 'd': o->db = optarg; break;
-		case 'L': o->listen = optarg; break;
-		case 'A': o->api = optarg; break;
-		case 'C': o->ca = optarg; break;
-		case 'c': o->cert = optarg; break;
-		case 'k': o->key = optarg; break;
-		case 't': o->token_file = optarg; break;
+		case 's':
+			o->state_dir = optarg;
+			break;
+		case 'd':
+			o->db = optarg;
+			break;
+		case 'L':
+			o->listen = optarg;
+			break;
+		case 'A':
+			o->api = optarg;
+			break;
+		case 'C':
+			o->ca = optarg;
+			break;
+		case 'c':
+			o->cert = optarg;
+			break;
+		case 'k':
+			o->key = optarg;
+			break;
+		case 't':
+			o->token_file = optarg;
+			break;
 		case 'H':
 			if (parse_int("--heartbeat-interval-ms", optarg, 100, 600000,
 				      &o->heartbeat_interval_ms) < 0)
@@ -132,8 +150,10 @@ static int parse_args(int argc, char **argv, struct console_opts *o)
 			break;
 		case 'l':
 			if ((o->log_level = log_level_parse(optarg)) < 0) {
-				fprintf(stderr, "vigil-console: --log-level must be debug, info, "
-						"warn or error, not '%s'\n", optarg);
+				fprintf(stderr,
+					"vigil-console: --log-level must be debug, info, "
+					"warn or error, not '%s'\n",
+					optarg);
 				return 2;
 			}
 			break;
@@ -153,8 +173,9 @@ static int parse_args(int argc, char **argv, struct console_opts *o)
 		return 2;
 	}
 	if (o->host_timeout_ms <= o->heartbeat_interval_ms) {
-		fprintf(stderr, "vigil-console: --host-timeout-ms (%d) must be longer than "
-				"--heartbeat-interval-ms (%d)\n",
+		fprintf(stderr,
+			"vigil-console: --host-timeout-ms (%d) must be longer than "
+			"--heartbeat-interval-ms (%d)\n",
 			o->host_timeout_ms, o->heartbeat_interval_ms);
 		return 2;
 	}
@@ -197,8 +218,9 @@ static void sweep_until_stopped(struct store *st, struct pgembed *pg, int host_t
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (!stop_requested) {
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		bool grace = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 <
-			     host_timeout_ms;
+		bool grace =
+		    (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 <
+		    host_timeout_ms;
 		vigil_err err = {0};
 		int n = 0, rc;
 

@@ -947,12 +947,14 @@ int pgembed_watch(struct pgembed *pg, int timeout_ms, vigil_err *err)
 	fresh = pgembed_start(pg->state_dir, timeout_ms, &why);
 	if (fresh == NULL)
 		return verr_set(err, why.code < 0 ? why.code : -EIO,
-				"PostgreSQL stopped (%s); starting it again failed: %s", how, why.msg);
+				"PostgreSQL stopped (%s); starting it again failed: %s", how,
+				why.msg);
 	/* Same state directory, so the same DSN: the store reconnects to it. */
 	pg->pid = fresh->pid;
 	fresh->pid = 0;
 	pgembed_stop(fresh);
 	if (err != NULL)
-		snprintf(err->msg, sizeof(err->msg), "PostgreSQL stopped (%s); started it again", how);
+		snprintf(err->msg, sizeof(err->msg), "PostgreSQL stopped (%s); started it again",
+			 how);
 	return 1;
 }

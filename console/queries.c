@@ -21,19 +21,20 @@ int store_audits_list(struct store *st, const struct audit_filter *f, json_t **r
 	 * Every filter is a parameter; an absent one is NULL and matches all.
 	 * Paging goes backwards by id (newest first): pass the last id seen.
 	 */
-	static const char sql[] =
-	    "SELECT id, host_id, " TS_UTC("ts") ", kind, severity, summary, detail::text,"
-	    " service, exe FROM audits"
-	    " WHERE ($1::text IS NULL OR host_id = $1)"
-	    " AND ($2::text IS NULL OR kind = $2)"
-	    " AND ($3::timestamptz IS NULL OR ts >= $3::timestamptz)"
-	    " AND ($4::timestamptz IS NULL OR ts < $4::timestamptz)"
-	    " AND ($5::bigint IS NULL OR id < $5::bigint)"
-	    " AND ($7::text IS NULL OR service = $7)"
-	    " ORDER BY id DESC LIMIT $6::integer";
+	static const char sql[] = "SELECT id, host_id, " TS_UTC(
+	    "ts") ", kind, severity, summary, detail::text,"
+		  " service, exe FROM audits"
+		  " WHERE ($1::text IS NULL OR host_id = $1)"
+		  " AND ($2::text IS NULL OR kind = $2)"
+		  " AND ($3::timestamptz IS NULL OR ts >= $3::timestamptz)"
+		  " AND ($4::timestamptz IS NULL OR ts < $4::timestamptz)"
+		  " AND ($5::bigint IS NULL OR id < $5::bigint)"
+		  " AND ($7::text IS NULL OR service = $7)"
+		  " ORDER BY id DESC LIMIT $6::integer";
 	char before[24], limit[16];
-	const char *params[7] = {f->host_id, f->kind, f->since, f->until,
-				 f->before_id > 0 ? before : NULL, limit, f->service};
+	const char *params[7] = {
+	    f->host_id, f->kind,   f->since, f->until, f->before_id > 0 ? before : NULL,
+	    limit,	f->service};
 	PGresult *res = NULL;
 	json_t *arr;
 	int rc;
@@ -48,13 +49,13 @@ int store_audits_list(struct store *st, const struct audit_filter *f, json_t **r
 	arr = json_array();
 	for (int i = 0; i < PQntuples(res); i++) {
 		json_t *detail = json_loads(PQgetvalue(res, i, 6), 0, NULL);
-		json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:o}", "id",
-				      (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10),
-				      "host_id", PQgetvalue(res, i, 1), "ts", PQgetvalue(res, i, 2),
-				      "kind", PQgetvalue(res, i, 3), "severity", PQgetvalue(res, i, 4),
-				      "summary", PQgetvalue(res, i, 5), "detail",
-				      detail ? detail : json_object(), "service",
-				      store_json_text(res, i, 7), "exe", store_json_text(res, i, 8));
+		json_t *o = json_pack(
+		    "{s:I,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:o}", "id",
+		    (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10), "host_id",
+		    PQgetvalue(res, i, 1), "ts", PQgetvalue(res, i, 2), "kind",
+		    PQgetvalue(res, i, 3), "severity", PQgetvalue(res, i, 4), "summary",
+		    PQgetvalue(res, i, 5), "detail", detail ? detail : json_object(), "service",
+		    store_json_text(res, i, 7), "exe", store_json_text(res, i, 8));
 		if (o == NULL || json_array_append_new(arr, o) < 0) {
 			json_decref(arr);
 			PQclear(res);

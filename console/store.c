@@ -22,7 +22,6 @@
  */
 #define STORE_MIGRATE_LOCK "1447642956"
 
-
 #include "store_priv.h"
 
 static void store_notice_ignore(void *arg, const char *message)
@@ -117,8 +116,8 @@ int store_ensure(struct store *st, const char *what, vigil_err *err)
  * idempotent statements may pass retry (all of this module's autocommit ones are).
  */
 int store_exec(struct store *st, const char *what, const char *sql, int nparams,
-		      const char *const *params, ExecStatusType expect, bool retry,
-		      PGresult **ret_res, vigil_err *err)
+	       const char *const *params, ExecStatusType expect, bool retry, PGresult **ret_res,
+	       vigil_err *err)
 {
 	bool reset = false;
 	PGresult *res;
@@ -164,7 +163,7 @@ int store_exec(struct store *st, const char *what, const char *sql, int nparams,
 
 /* store_exec for statements whose result is only a status. */
 int store_cmd(struct store *st, const char *what, const char *sql, int nparams,
-		     const char *const *params, bool retry, vigil_err *err)
+	      const char *const *params, bool retry, vigil_err *err)
 {
 	PGresult *res = NULL;
 	int rc;

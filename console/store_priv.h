@@ -50,7 +50,8 @@ int store_exec(struct store *st, const char *what, const char *sql, int nparams,
 int store_cmd(struct store *st, const char *what, const char *sql, int nparams,
 	      const char *const *params, bool retry, vigil_err *err);
 
-/* Column col of row as a new JSON string, or JSON null when it is NULL (NULL when out of memory). */
+/* Column col of row as a new JSON string, or JSON null when it is NULL (NULL when out of memory).
+ */
 json_t *store_json_text(const PGresult *res, int row, int col);
 
 /* 1 if s is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
@@ -74,8 +75,8 @@ bool store_text_ok(const char *s, size_t max, bool required, char *why, size_t w
 
 /* What was left out of one batch and why, for its malformed_input audit. */
 struct ingest_problems {
-	json_t *list; /* [{"field": "deviation[2].kind", "why": "..."}], created on first use */
-	size_t count; /* items left out, listed or not */
+	json_t *list;	 /* [{"field": "deviation[2].kind", "why": "..."}], created on first use */
+	size_t count;	 /* items left out, listed or not */
 	char first[256]; /* "field: why" of the first, for the audit's summary */
 };
 

@@ -42,26 +42,27 @@ static const char *state_path(const char *file)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: vigilctl [--api URL] [--ca FILE] [--token-file FILE] COMMAND ...\n"
-		"  hosts [--json]       the fleet: every host, connected or not\n"
-		"  audits [--host H] [--kind K] [--service S] [--since T] [--until T] [--limit N]\n"
-		"         [--before-id ID] [--json]\n"
-		"                       what an operator must look at, newest first\n"
-		"  models [--host H] [--service S] [--state learning|active] [--limit N]\n"
-		"         [--before-id ID] [--json]\n"
-		"                       the services' models, newest first\n"
-		"  model ID [--json]    one model: what each executable of the service does\n"
-		"  relearn ID           ask the model's defender to learn the service again\n"
-		"  activity [--host H] [--user U] [--session N] [--since T] [--until T] [--limit N]\n"
-		"         [--before-id ID] [--json]\n"
-		"                       what people did in interactive sessions, newest first\n"
-		"  pki init|issue|show  certificate authority and host certificates\n"
-		"API options (defaults read the local console's state in %s, or $VIGIL_HOME/console):\n"
-		"  --api URL            console API; default %s (or $VIGIL_API)\n"
-		"  --ca FILE            CA that signed the console's certificate\n"
-		"  --token-file FILE    API bearer token (or $VIGIL_API_TOKEN)\n",
-		DEFAULT_STATE_DIR, DEFAULT_API);
+	fprintf(
+	    f,
+	    "usage: vigilctl [--api URL] [--ca FILE] [--token-file FILE] COMMAND ...\n"
+	    "  hosts [--json]       the fleet: every host, connected or not\n"
+	    "  audits [--host H] [--kind K] [--service S] [--since T] [--until T] [--limit N]\n"
+	    "         [--before-id ID] [--json]\n"
+	    "                       what an operator must look at, newest first\n"
+	    "  models [--host H] [--service S] [--state learning|active] [--limit N]\n"
+	    "         [--before-id ID] [--json]\n"
+	    "                       the services' models, newest first\n"
+	    "  model ID [--json]    one model: what each executable of the service does\n"
+	    "  relearn ID           ask the model's defender to learn the service again\n"
+	    "  activity [--host H] [--user U] [--session N] [--since T] [--until T] [--limit N]\n"
+	    "         [--before-id ID] [--json]\n"
+	    "                       what people did in interactive sessions, newest first\n"
+	    "  pki init|issue|show  certificate authority and host certificates\n"
+	    "API options (defaults read the local console's state in %s, or $VIGIL_HOME/console):\n"
+	    "  --api URL            console API; default %s (or $VIGIL_API)\n"
+	    "  --ca FILE            CA that signed the console's certificate\n"
+	    "  --token-file FILE    API bearer token (or $VIGIL_API_TOKEN)\n",
+	    DEFAULT_STATE_DIR, DEFAULT_API);
 }
 
 static int load_token(struct ctl *c)
@@ -84,7 +85,8 @@ static int load_token(struct ctl *c)
 	}
 	len = strcspn(text, "\r\n");
 	if (len == 0 || len >= sizeof(c->token)) {
-		fprintf(stderr, "vigilctl: API token file %s is empty or too long\n", c->token_file);
+		fprintf(stderr, "vigilctl: API token file %s is empty or too long\n",
+			c->token_file);
 		free(text);
 		return -1;
 	}
@@ -347,12 +349,9 @@ static int cmd_audits(struct ctl *c, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"api", required_argument, NULL, 'a'},
-		{"ca", required_argument, NULL, 'c'},
-		{"token-file", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{0},
+	    {"api", required_argument, NULL, 'a'},	  {"ca", required_argument, NULL, 'c'},
+	    {"token-file", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},	  {0},
 	};
 	struct ctl c = {0};
 	int opt;
@@ -362,12 +361,24 @@ int main(int argc, char **argv)
 	/* '+': stop at the command; its options are its own. */
 	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'a': c.api = optarg; break;
-		case 'c': c.ca = optarg; break;
-		case 't': c.token_file = optarg; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("vigilctl %s\n", VIGIL_VERSION); return 0;
-		default: usage(stderr); return 2;
+		case 'a':
+			c.api = optarg;
+			break;
+		case 'c':
+			c.ca = optarg;
+			break;
+		case 't':
+			c.token_file = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("vigilctl %s\n", VIGIL_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind >= argc) {

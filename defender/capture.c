@@ -7,18 +7,19 @@
 #include <unistd.h>
 
 static const char *const drop_names[DROP_REASON_MAX] = {
-	[DROP_RINGBUF_FULL] = "ringbuf_full",	[DROP_SCRATCH] = "scratch",
-	[DROP_PATH_TRUNCATED] = "path_truncated",
-	[DROP_ARGS_TRUNCATED] = "args_truncated",
+    [DROP_RINGBUF_FULL] = "ringbuf_full",
+    [DROP_SCRATCH] = "scratch",
+    [DROP_PATH_TRUNCATED] = "path_truncated",
+    [DROP_ARGS_TRUNCATED] = "args_truncated",
 };
 static const char *const filter_names[FILTER_REASON_MAX] = {
-	[FILTER_SELF] = "self",
-	[FILTER_READ_REPEAT] = "read_repeat",
-	[FILTER_READ_FAILED] = "read_failed",
+    [FILTER_SELF] = "self",
+    [FILTER_READ_REPEAT] = "read_repeat",
+    [FILTER_READ_FAILED] = "read_failed",
 };
 static const char *const type_names[EV_TYPE_MAX] = {
-	[0] = "unknown", [EV_EXEC] = "exec", [EV_FORK] = "fork",
-	[EV_EXIT] = "exit", [EV_FILE] = "file", [EV_NET] = "net",
+    [0] = "unknown",	[EV_EXEC] = "exec", [EV_FORK] = "fork",
+    [EV_EXIT] = "exit", [EV_FILE] = "file", [EV_NET] = "net",
 };
 
 const char *capture_drop_name(int r)
@@ -104,8 +105,7 @@ static bool power_of_two(size_t v)
 static const char *const pinned_maps[] = {"events",	"drops",     "filtered", "delivered",
 					  "execs_seen", "read_seen", "control"};
 /* The programs, pinned by their links as link_<name>; in the skeleton's link order. */
-static const char *const pinned_progs[] = {"handle_exec", "handle_fork", "handle_exit",
-					   "sys_exit"};
+static const char *const pinned_progs[] = {"handle_exec", "handle_fork", "handle_exit", "sys_exit"};
 #define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
 static int pin_path(char *buf, size_t size, const char *dir, const char *kind, const char *name)
@@ -120,7 +120,8 @@ static int pin_dir_ready(const char *dir, vigil_err *err)
 	struct statfs fs;
 
 	if (statfs("/sys/fs/bpf", &fs) == 0 && fs.f_type != BPF_FS_MAGIC &&
-	    strncmp(dir, "/sys/fs/bpf/", 12) == 0 && mount("bpf", "/sys/fs/bpf", "bpf", 0, NULL) < 0)
+	    strncmp(dir, "/sys/fs/bpf/", 12) == 0 &&
+	    mount("bpf", "/sys/fs/bpf", "bpf", 0, NULL) < 0)
 		return verr_set(err, -errno, "cannot mount bpffs on /sys/fs/bpf: %s",
 				strerror(errno));
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
@@ -160,8 +161,8 @@ static int64_t pinned_gen(const char *dir)
 	if (pin_path(path, sizeof(path), dir, "", "control") < 0 || (fd = bpf_obj_get(path)) < 0)
 		return 0;
 	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0 || info.type != BPF_MAP_TYPE_ARRAY ||
-	    info.key_size != sizeof(zero) || info.value_size != sizeof(c) || info.max_entries != 1 ||
-	    bpf_map_lookup_elem(fd, &zero, &c) < 0) {
+	    info.key_size != sizeof(zero) || info.value_size != sizeof(c) ||
+	    info.max_entries != 1 || bpf_map_lookup_elem(fd, &zero, &c) < 0) {
 		close(fd);
 		return -1;
 	}
@@ -192,9 +193,9 @@ static int pin_lock(const char *dir, vigil_err *err)
 		int e = errno;
 		close(fd);
 		return e == EADDRINUSE
-			       ? verr_set(err, -EBUSY,
-					  "another defender captures with bpf_pin_dir %s", dir)
-			       : verr_set(err, -e, "cannot lock %s: %s", dir, strerror(e));
+			   ? verr_set(err, -EBUSY, "another defender captures with bpf_pin_dir %s",
+				      dir)
+			   : verr_set(err, -e, "cannot lock %s: %s", dir, strerror(e));
 	}
 	return fd;
 }
@@ -235,7 +236,8 @@ static int take_over(struct capture *cap, vigil_err *err)
 			return verr_set(err, -ENAMETOOLONG, "pin path under %s too long",
 					cap->pin_dir);
 		if (unlink(path) == 0)
-			cap->took_over = true; /* the old program detaches with its last reference */
+			cap->took_over =
+			    true; /* the old program detaches with its last reference */
 		if ((rc = bpf_link__pin(links[i], path)) < 0)
 			return verr_set(err, rc, "cannot pin %s: %s", path, strerror(-rc));
 	}
@@ -263,7 +265,8 @@ static int load_and_attach(struct capture *cap, const struct capture_opts *opts,
 
 	cap->skel = capture_bpf__open();
 	if (cap->skel == NULL)
-		return verr_set(err, -errno, "cannot open BPF program capture: %s", strerror(errno));
+		return verr_set(err, -errno, "cannot open BPF program capture: %s",
+				strerror(errno));
 	cap->skel->rodata->self_tgid = (uint32_t)getpid();
 	cap->skel->rodata->filter_read_repeat = opts->filter_read_repeat;
 	cap->skel->rodata->filter_failed_reads = opts->filter_failed_reads;
@@ -276,8 +279,9 @@ static int load_and_attach(struct capture *cap, const struct capture_opts *opts,
 	if ((rc = capture_bpf__load(cap->skel)) < 0)
 		return verr_set(err, rc, "cannot load BPF program capture: %s%s", strerror(-rc),
 				geteuid() != 0 ? " (the defender must run as root)"
-				: cap->gen > 1 ? " (libbpf refuses pinned maps that differ from its own)"
-					       : " (the kernel's verifier refused it)");
+				: cap->gen > 1
+				    ? " (libbpf refuses pinned maps that differ from its own)"
+				    : " (the kernel's verifier refused it)");
 	if ((rc = capture_bpf__attach(cap->skel)) < 0)
 		return verr_set(err, rc, "cannot attach the capture programs: %s", strerror(-rc));
 	void *m = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE, MAP_SHARED,
@@ -286,9 +290,9 @@ static int load_and_attach(struct capture *cap, const struct capture_opts *opts,
 		return verr_set(err, -errno, "cannot map the control map: %s", strerror(errno));
 	cap->ctl = m;
 	/* Without pins nothing is handed over: records are given back as they are read. */
-	cap->rr = ringread_open(bpf_map__fd(cap->skel->maps.events), rb,
-				(volatile uint64_t *)&cap->ctl->read_pos,
-				cap->pin_dir[0] == '\0', err);
+	cap->rr =
+	    ringread_open(bpf_map__fd(cap->skel->maps.events), rb,
+			  (volatile uint64_t *)&cap->ctl->read_pos, cap->pin_dir[0] == '\0', err);
 	if (cap->rr == NULL)
 		return -errno;
 	return cap->pin_dir[0] != '\0' ? take_over(cap, err) : 0;
@@ -301,8 +305,8 @@ struct capture *capture_start(const struct capture_opts *opts, vigil_err *err)
 	int rc;
 
 	if (!power_of_two(rb) || rb < 64 * 1024 || rb > (1u << 30)) {
-		verr_set(err, -EINVAL, "ring buffer size %zu must be a power of two from 64 KiB to 1 GiB",
-			 rb);
+		verr_set(err, -EINVAL,
+			 "ring buffer size %zu must be a power of two from 64 KiB to 1 GiB", rb);
 		errno = EINVAL;
 		return NULL;
 	}
@@ -343,8 +347,9 @@ struct capture *capture_start(const struct capture_opts *opts, vigil_err *err)
 			goto fail;
 		int64_t old = pinned_gen(cap->pin_dir);
 		if (old < 0) {
-			log_warn("%s holds capture state this defender cannot read; starting afresh",
-				 cap->pin_dir);
+			log_warn(
+			    "%s holds capture state this defender cannot read; starting afresh",
+			    cap->pin_dir);
 			unpin_all(cap->pin_dir);
 			if ((rc = pin_dir_ready(cap->pin_dir, err)) < 0)
 				goto fail;
@@ -431,8 +436,8 @@ uint64_t capture_exec_count(const struct capture *cap)
 	uint32_t key = 0;
 	uint64_t sum = 0;
 
-	if (bpf_map__lookup_elem(cap->skel->maps.execs_seen, &key, sizeof(key),
-				 cap->percpu, sizeof(uint64_t) * (size_t)cap->ncpus, 0) != 0)
+	if (bpf_map__lookup_elem(cap->skel->maps.execs_seen, &key, sizeof(key), cap->percpu,
+				 sizeof(uint64_t) * (size_t)cap->ncpus, 0) != 0)
 		return 0;
 	for (int i = 0; i < cap->ncpus; i++)
 		sum += cap->percpu[i];
@@ -468,7 +473,8 @@ void capture_stop(struct capture *cap)
 struct capture *capture_start(const struct capture_opts *opts, vigil_err *err)
 {
 	(void)opts;
-	verr_set(err, -ENOTSUP, "this defender was built without BPF support (meson -Dbpf=disabled)");
+	verr_set(err, -ENOTSUP,
+		 "this defender was built without BPF support (meson -Dbpf=disabled)");
 	errno = ENOTSUP;
 	return NULL;
 }

@@ -32,7 +32,11 @@ struct capture_opts {
 	const char *pin_dir;
 };
 
-#define CAPTURE_OPTS_DEFAULT {.ringbuf_bytes = 0, .filter_read_repeat = true, .filter_failed_reads = true, .pin_dir = NULL}
+#define CAPTURE_OPTS_DEFAULT                                                                       \
+	{                                                                                          \
+		.ringbuf_bytes = 0, .filter_read_repeat = true, .filter_failed_reads = true,       \
+		.pin_dir = NULL                                                                    \
+	}
 
 /* What the kernel side counted since load, summed over CPUs. */
 struct capture_counters {
@@ -59,7 +63,8 @@ struct capture *capture_start(const struct capture_opts *opts, vigil_err *err);
  */
 typedef int (*capture_record_fn)(const struct ev_hdr *rec, size_t len, void *ctx);
 
-/* Wait up to timeout_ms for records and deliver all that are ready.  Returns records seen or -errno. */
+/* Wait up to timeout_ms for records and deliver all that are ready.  Returns records seen or
+ * -errno. */
 int capture_poll(struct capture *cap, int timeout_ms, capture_record_fn fn, void *ctx);
 
 /*

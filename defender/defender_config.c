@@ -10,8 +10,8 @@
 #include "kvconf.h"
 #include "log.h"
 
-#define DEFAULT_STATE_DIR "/var/lib/vigil/defender"
-#define DEFAULT_BPF_PIN_DIR "/sys/fs/bpf/vigil"
+#define DEFAULT_STATE_DIR    "/var/lib/vigil/defender"
+#define DEFAULT_BPF_PIN_DIR  "/sys/fs/bpf/vigil"
 #define DEFAULT_HEARTBEAT_MS 1000
 
 void defender_config_fini(struct defender_config *cfg)
@@ -38,8 +38,7 @@ static int set_once(char **slot, const struct kvconf *kv, const struct kvconf_en
 		return verr_set(err, -EINVAL, "%s:%d: '%s' given twice", kv->source, e->line,
 				e->key);
 	if (e->value[0] == '\0')
-		return verr_set(err, -EINVAL, "%s:%d: '%s' is empty", kv->source, e->line,
-				e->key);
+		return verr_set(err, -EINVAL, "%s:%d: '%s' is empty", kv->source, e->line, e->key);
 	*slot = strdup(e->value);
 	return *slot != NULL ? 0 : verr_set(err, -ENOMEM, "out of memory");
 }
@@ -96,7 +95,7 @@ static int add_label(struct defender_config *cfg, const struct kvconf *kv,
 
 /* An integer setting in [min, max] (milliseconds, kilobytes). */
 static int parse_int(int *slot, const struct kvconf *kv, const struct kvconf_entry *e, int min,
-		    int max, vigil_err *err)
+		     int max, vigil_err *err)
 {
 	char *end;
 	long v;
@@ -120,8 +119,11 @@ static int parse_duration(unsigned *slot, const struct kvconf *kv, const struct 
 	errno = 0;
 	v = strtoull(e->value, &end, 10);
 	if (end[0] != '\0' && end[1] == '\0') {
-		unit = end[0] == 's' ? 1 : end[0] == 'm' ? 60 : end[0] == 'h' ? 3600
-		     : end[0] == 'd' ? 86400 : 0;
+		unit = end[0] == 's'   ? 1
+		       : end[0] == 'm' ? 60
+		       : end[0] == 'h' ? 3600
+		       : end[0] == 'd' ? 86400
+				       : 0;
 		end++;
 	}
 	if (errno != 0 || end == e->value || *end != '\0' || e->value[0] == '-' || unit == 0 ||
@@ -169,7 +171,8 @@ static int apply(struct defender_config *cfg, const struct kvconf *kv, vigil_err
 		else if (strcmp(e->key, "ringbuf_kb") == 0) {
 			rc = parse_int(&cfg->ringbuf_kb, kv, e, 64, 1 << 20, err);
 			if (rc == 0 && (cfg->ringbuf_kb & (cfg->ringbuf_kb - 1)) != 0)
-				rc = verr_set(err, -EINVAL, "%s:%d: ringbuf_kb must be a power of two",
+				rc = verr_set(err, -EINVAL,
+					      "%s:%d: ringbuf_kb must be a power of two",
 					      kv->source, e->line);
 		} else if (strcmp(e->key, "spool_max_mb") == 0) {
 			rc = parse_int(&cfg->spool_max_kb, kv, e, 1, 1 << 20, err);
@@ -178,15 +181,17 @@ static int apply(struct defender_config *cfg, const struct kvconf *kv, vigil_err
 			/* Small spools are for tests of what a full spool does. */
 			rc = parse_int(&cfg->spool_max_kb, kv, e, 128, 1 << 30, err);
 		} else if (strcmp(e->key, "bpf_pin_dir") == 0) {
-			rc = cfg->bpf_pin_none ? verr_set(err, -EINVAL, "%s:%d: 'bpf_pin_dir' given twice",
-							   kv->source, e->line)
-					       : set_once(&cfg->bpf_pin_dir, kv, e, err);
+			rc = cfg->bpf_pin_none
+				 ? verr_set(err, -EINVAL, "%s:%d: 'bpf_pin_dir' given twice",
+					    kv->source, e->line)
+				 : set_once(&cfg->bpf_pin_dir, kv, e, err);
 			if (rc == 0 && strcmp(cfg->bpf_pin_dir, "none") == 0) {
 				free(cfg->bpf_pin_dir);
 				cfg->bpf_pin_dir = NULL;
 				cfg->bpf_pin_none = true;
 			} else if (rc == 0 && cfg->bpf_pin_dir[0] != '/') {
-				rc = verr_set(err, -EINVAL, "%s:%d: bpf_pin_dir must be an absolute path or none",
+				rc = verr_set(err, -EINVAL,
+					      "%s:%d: bpf_pin_dir must be an absolute path or none",
 					      kv->source, e->line);
 			}
 		} else if (strcmp(e->key, "send_window") == 0) {
@@ -200,10 +205,10 @@ static int apply(struct defender_config *cfg, const struct kvconf *kv, vigil_err
 		} else if (strcmp(e->key, "log_level") == 0) {
 			cfg->log_level = log_level_parse(e->value);
 			rc = cfg->log_level >= 0
-				     ? 0
-				     : verr_set(err, -EINVAL,
-						"%s:%d: log_level must be debug, info, warn or error",
-						kv->source, e->line);
+				 ? 0
+				 : verr_set(err, -EINVAL,
+					    "%s:%d: log_level must be debug, info, warn or error",
+					    kv->source, e->line);
 		} else
 			rc = verr_set(err, -EINVAL, "%s:%d: unknown key '%s'", kv->source, e->line,
 				      e->key);

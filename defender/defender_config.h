@@ -15,12 +15,13 @@
  *   heartbeat_interval_ms = 1000
  *   log_level = info
  *   ringbuf_kb = 8192                           # kernel ring buffer, a power of two
- *   all_reads = false                           # true: every read-only open, not the first per process and file
- *   spool_max_mb = 256                          # disk spool for batches not yet acknowledged
- *   send_window = 4                             # batches in flight to the console at once (1..16)
- *   bpf_pin_dir = /sys/fs/bpf/vigil             # kernel capture outlives a killed defender; none: off
- *   learning = true                             # learn a model per service, report deviations
- *   learn_window = 24h                          # how long a new model learns (s, m, h, d)
+ *   all_reads = false                           # true: every read-only open, not the first per
+ * process and file spool_max_mb = 256                          # disk spool for batches not yet
+ * acknowledged send_window = 4                             # batches in flight to the console at
+ * once (1..16) bpf_pin_dir = /sys/fs/bpf/vigil             # kernel capture outlives a killed
+ * defender; none: off learning = true                             # learn a model per service,
+ * report deviations learn_window = 24h                          # how long a new model learns (s,
+ * m, h, d)
  *
  * Unknown keys are errors (a typo must not silently drop a setting).
  */
@@ -30,8 +31,8 @@
 
 #include "error.h"
 
-#define DEFENDER_MAX_CONSOLES 8
-#define DEFENDER_MAX_LABELS 32
+#define DEFENDER_MAX_CONSOLES	 8
+#define DEFENDER_MAX_LABELS	 32
 #define DEFENDER_SEND_WINDOW_MAX 16
 /*
  * One batch in flight at a time leaves the console idle while the last

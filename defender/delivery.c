@@ -46,7 +46,7 @@ struct delivery {
 	size_t ngaps;
 	struct uplink *up;
 	struct spool *sp;
-	pthread_mutex_t lock; /* spool, batch, window, gaps, stats */
+	pthread_mutex_t lock;	/* spool, batch, window, gaps, stats */
 	pthread_cond_t changed; /* a batch was spooled, one was acknowledged, a barrier lifted */
 	struct sender senders[DEFENDER_SEND_WINDOW_MAX];
 	int nsenders;
@@ -211,11 +211,11 @@ void delivery_add(struct delivery *dl, const struct event *ev, const struct even
 	dl->nbatch++;
 	dl->batch_bytes += w.len + EV_COMM_LEN + 32;
 	dl->st.events_added++;
-	if (dl->nbatch >= (size_t)dl->opts.batch_max_events || dl->batch_bytes >= dl->batch_max_bytes)
+	if (dl->nbatch >= (size_t)dl->opts.batch_max_events ||
+	    dl->batch_bytes >= dl->batch_max_bytes)
 		flush_locked(dl);
 	pthread_mutex_unlock(&dl->lock);
 }
-
 
 /*
  * Append msg to the batch as field `field` (length-delimited).  Deviations
@@ -414,10 +414,11 @@ static bool send_gaps(struct delivery *dl, struct uplink_chan *ch)
 	if (rc == 0 && (reply->status == VIGIL__REPLY__STATUS__OK ||
 			reply->status == VIGIL__REPLY__STATUS__REFUSED)) {
 		for (size_t i = 0; i < n; i++)
-			log_warn("reported to the console: spool lost %llu batch(es), seq %llu..%llu "
-				 "(%s)",
-				 (unsigned long long)gpb[i].count, (unsigned long long)gpb[i].first_seq,
-				 (unsigned long long)gpb[i].last_seq, gpb[i].reason);
+			log_warn(
+			    "reported to the console: spool lost %llu batch(es), seq %llu..%llu "
+			    "(%s)",
+			    (unsigned long long)gpb[i].count, (unsigned long long)gpb[i].first_seq,
+			    (unsigned long long)gpb[i].last_seq, gpb[i].reason);
 		/* Only this thread touches gaps[0..n) meanwhile: no batch was in flight. */
 		memmove(dl->gaps, dl->gaps + n, (dl->ngaps - n) * sizeof(dl->gaps[0]));
 		dl->ngaps -= n;
@@ -451,8 +452,7 @@ static int take_next(struct delivery *dl, uint64_t *ret_seq, uint8_t **ret_msg, 
 	bool barrier;
 	int rc;
 
-	if (dl->sending_gaps || dl->barrier_seq != 0 ||
-	    dl->nwindow == (size_t)dl->nsenders) {
+	if (dl->sending_gaps || dl->barrier_seq != 0 || dl->nwindow == (size_t)dl->nsenders) {
 		wait_changed(dl, 200);
 		return -EAGAIN;
 	}
@@ -461,7 +461,8 @@ static int take_next(struct delivery *dl, uint64_t *ret_seq, uint8_t **ret_msg, 
 		wait_changed(dl, 200);
 		return -EAGAIN;
 	}
-	if (rc == 0 && (*ret_msg = batchwire_envelope(rec.seq, rec.payload, rec.len, ret_len)) == NULL)
+	if (rc == 0 &&
+	    (*ret_msg = batchwire_envelope(rec.seq, rec.payload, rec.len, ret_len)) == NULL)
 		rc = verr_set(&err, -ENOMEM, "out of memory");
 	if (rc < 0) {
 		log_error("cannot read the spool: %s", err.msg);
@@ -524,8 +525,8 @@ static Vigil__Reply__Status send_batch(struct delivery *dl, struct uplink_chan *
 			status = VIGIL__REPLY__STATUS__RETRY; /* the main thread says hello */
 		if (status == VIGIL__REPLY__STATUS__REFUSED)
 			/* Resending cannot help; counted and sent in heartbeats. */
-			log_error("console refused batch %llu for good: %s", (unsigned long long)seq,
-				  reply->error);
+			log_error("console refused batch %llu for good: %s",
+				  (unsigned long long)seq, reply->error);
 		pthread_mutex_lock(&dl->lock);
 		if (status == VIGIL__REPLY__STATUS__OK || status == VIGIL__REPLY__STATUS__REFUSED) {
 			if (dl->complained)
@@ -650,8 +651,7 @@ static void stop_senders(struct delivery *dl)
 		}
 }
 
-struct delivery *delivery_start(const struct delivery_opts *opts, struct uplink *up,
-				vigil_err *err)
+struct delivery *delivery_start(const struct delivery_opts *opts, struct uplink *up, vigil_err *err)
 {
 	struct delivery *dl = calloc(1, sizeof(*dl));
 	int rc;
@@ -667,8 +667,8 @@ struct delivery *delivery_start(const struct delivery_opts *opts, struct uplink 
 		dl->opts.batch_ms = 250;
 	dl->up = up;
 	/* At most 1 MiB, and small enough that a spool holds at least 8. */
-	dl->batch_max_bytes = opts->spool_max_bytes / 8 < (1u << 20) ? opts->spool_max_bytes / 8
-								      : (1u << 20);
+	dl->batch_max_bytes =
+	    opts->spool_max_bytes / 8 < (1u << 20) ? opts->spool_max_bytes / 8 : (1u << 20);
 	pthread_mutex_init(&dl->lock, NULL);
 	pthread_cond_init(&dl->changed, NULL);
 	dl->batch = calloc((size_t)dl->opts.batch_max_events, sizeof(*dl->batch));
@@ -682,9 +682,9 @@ struct delivery *delivery_start(const struct delivery_opts *opts, struct uplink 
 		goto fail;
 	/* Capture's batches are synced before they are sent (spool_next), not one by one. */
 	spool_set_sync(dl->sp, 0);
-	dl->nsenders = opts->window < 1 ? 1
-			: opts->window > DEFENDER_SEND_WINDOW_MAX ? DEFENDER_SEND_WINDOW_MAX
-								  : opts->window;
+	dl->nsenders = opts->window < 1				 ? 1
+		       : opts->window > DEFENDER_SEND_WINDOW_MAX ? DEFENDER_SEND_WINDOW_MAX
+								 : opts->window;
 	for (int i = 0; i < dl->nsenders; i++) {
 		struct sender *sd = &dl->senders[i];
 

@@ -53,7 +53,7 @@ struct delivery_stats {
 	uint64_t resends;
 	uint64_t spool_bytes;
 	uint64_t spool_pending;
-	uint64_t spool_dropped;	  /* batches the spool dropped (reported as gaps) */
+	uint64_t spool_dropped; /* batches the spool dropped (reported as gaps) */
 	uint64_t append_errors;
 };
 

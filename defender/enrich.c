@@ -27,24 +27,24 @@ static void enrich_apply(struct proctree *pt, const struct event *ev)
 	case EV_EXEC: {
 		const struct ev_exec *e = ev->exec;
 		struct proctree_exec x = {
-			.pid = h->pid,
-			.ppid = h->ppid,
-			.start_ns = e->start_ns,
-			.uid = h->uid,
-			.euid = h->euid,
-			.gid = h->gid,
-			.sid = e->sid,
-			.loginuid = e->loginuid,
-			.cgroup_id = h->cgroup_id,
-			.flags = exec_flags(e),
-			.comm = h->comm,
-			.filename = ev->s[0].p,
-			.filename_len = ev->s[0].p ? ev->s[0].len + 1 : 0,
-			.args = ev->s[1].p,
-			.args_len = ev->s[1].p ? ev->s[1].len + 1 : 0,
-			.cwd = (h->flags & EVF_NO_CWD) ? NULL : ev->s[2].p,
-			.cwd_len = ev->s[2].p ? ev->s[2].len + 1 : 0,
-			.tty = e->tty,
+		    .pid = h->pid,
+		    .ppid = h->ppid,
+		    .start_ns = e->start_ns,
+		    .uid = h->uid,
+		    .euid = h->euid,
+		    .gid = h->gid,
+		    .sid = e->sid,
+		    .loginuid = e->loginuid,
+		    .cgroup_id = h->cgroup_id,
+		    .flags = exec_flags(e),
+		    .comm = h->comm,
+		    .filename = ev->s[0].p,
+		    .filename_len = ev->s[0].p ? ev->s[0].len + 1 : 0,
+		    .args = ev->s[1].p,
+		    .args_len = ev->s[1].p ? ev->s[1].len + 1 : 0,
+		    .cwd = (h->flags & EVF_NO_CWD) ? NULL : ev->s[2].p,
+		    .cwd_len = ev->s[2].p ? ev->s[2].len + 1 : 0,
+		    .tty = e->tty,
 		};
 		/* -ENOSPC and friends are counted in the tree's stats. */
 		(void)proctree_on_exec(pt, &x);
@@ -61,8 +61,8 @@ static void enrich_apply(struct proctree *pt, const struct event *ev)
 }
 
 /* en from ev's ancestry chain (chain[0] is its process). */
-static void describe_chain(const struct proc_entry *const *chain, size_t n,
-			   struct event_enrich *en, struct enrich_scratch *scratch)
+static void describe_chain(const struct proc_entry *const *chain, size_t n, struct event_enrich *en,
+			   struct enrich_scratch *scratch)
 {
 	classify(chain, n, &scratch->cls);
 	en->cls = scratch->cls.cls == CLASS_INTERACTIVE ? "interactive" : "service";
@@ -105,8 +105,8 @@ void enrich_describe(struct proctree *pt, const struct event *ev, struct event_e
 	n = proctree_ancestry(pt, ev->hdr->pid, chain, CHAIN_MAX);
 	if (n > 0)
 		describe_chain(chain, n, en, scratch);
-	en->json_len = event_json_enrich_render(en, scratch->json, sizeof(scratch->json),
-						&en->json_lossy);
+	en->json_len =
+	    event_json_enrich_render(en, scratch->json, sizeof(scratch->json), &en->json_lossy);
 	en->json = en->json_len > 0 ? scratch->json : NULL;
 	/* After the walk: lazy loads during it change the generation. */
 	scratch->last.en = *en;

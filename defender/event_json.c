@@ -37,8 +37,9 @@ static void put_time(struct jsonw *w, const char *key, uint64_t boot_ns, int64_t
 		struct tm tm;
 
 		gmtime_r(&sec, &tm);
-		snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
-			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d.",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			 tm.tm_sec);
 		cached_len = strlen(cached);
 		cached_sec = sec;
 	}
@@ -73,10 +74,12 @@ static void put_flags_list(struct jsonw *w, const struct ev_hdr *h)
 		const char *name;
 		bool gap;
 	} names[] = {
-		{EVF_TRUNC_PATH, "path", false},   {EVF_TRUNC_ARGS, "args", false},
-		{EVF_TRUNC_PATH2, "path2", false}, {EVF_NO_CWD, "cwd_unreadable", true},
-		{EVF_NO_BASE, "directory_unresolved", true},
-		{EVF_READ_FAIL, "user_memory_unreadable", true},
+	    {EVF_TRUNC_PATH, "path", false},
+	    {EVF_TRUNC_ARGS, "args", false},
+	    {EVF_TRUNC_PATH2, "path2", false},
+	    {EVF_NO_CWD, "cwd_unreadable", true},
+	    {EVF_NO_BASE, "directory_unresolved", true},
+	    {EVF_READ_FAIL, "user_memory_unreadable", true},
 	};
 	if (h->flags & EVF_COMPAT) {
 		/* An ia32 syscall: a 32-bit program, or int 0x80 from a 64-bit one. */
@@ -151,8 +154,8 @@ static void put_exit(struct jsonw *w, const struct ev_exit *e)
 
 const char *event_file_op_name(unsigned op)
 {
-	static const char *const n[] = {"?",	 "open",     "unlink", "rename",   "chmod", "chown",
-					"link",	 "symlink",  "mkdir",  "truncate", "rmdir"};
+	static const char *const n[] = {"?",	"open",	   "unlink", "rename",	 "chmod", "chown",
+					"link", "symlink", "mkdir",  "truncate", "rmdir"};
 	return op < sizeof(n) / sizeof(n[0]) ? n[op] : "?";
 }
 
@@ -162,21 +165,28 @@ static void put_open_flags(struct jsonw *w, uint32_t f)
 		uint32_t bit;
 		const char *name;
 	} names[] = {
-		{O_CREAT, "O_CREAT"},	    {O_EXCL, "O_EXCL"},	      {O_TRUNC, "O_TRUNC"},
-		{O_APPEND, "O_APPEND"},	    {O_NONBLOCK, "O_NONBLOCK"}, {O_DIRECTORY, "O_DIRECTORY"},
-		{O_NOFOLLOW, "O_NOFOLLOW"}, {O_CLOEXEC, "O_CLOEXEC"},   {O_PATH, "O_PATH"},
+	    {O_CREAT, "O_CREAT"},	{O_EXCL, "O_EXCL"},	    {O_TRUNC, "O_TRUNC"},
+	    {O_APPEND, "O_APPEND"},	{O_NONBLOCK, "O_NONBLOCK"}, {O_DIRECTORY, "O_DIRECTORY"},
+	    {O_NOFOLLOW, "O_NOFOLLOW"}, {O_CLOEXEC, "O_CLOEXEC"},   {O_PATH, "O_PATH"},
 	};
 	jw_key(w, "flags");
 	jw_arr_begin(w);
 	switch (f & O_ACCMODE) {
-	case O_RDONLY: jw_cstr(w, "O_RDONLY"); break;
-	case O_WRONLY: jw_cstr(w, "O_WRONLY"); break;
-	default: jw_cstr(w, "O_RDWR"); break;
+	case O_RDONLY:
+		jw_cstr(w, "O_RDONLY");
+		break;
+	case O_WRONLY:
+		jw_cstr(w, "O_WRONLY");
+		break;
+	default:
+		jw_cstr(w, "O_RDWR");
+		break;
 	}
 	if ((f & O_TMPFILE) == O_TMPFILE)
 		jw_cstr(w, "O_TMPFILE");
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if ((f & names[i].bit) && !(names[i].bit == O_DIRECTORY && (f & O_TMPFILE) == O_TMPFILE))
+		if ((f & names[i].bit) &&
+		    !(names[i].bit == O_DIRECTORY && (f & O_TMPFILE) == O_TMPFILE))
 			jw_cstr(w, names[i].name);
 	jw_arr_end(w);
 	jw_key(w, "write");
@@ -265,15 +275,22 @@ static const char *family_name(unsigned f)
 const char *event_net_proto_name(const struct ev_net *e)
 {
 	if (e->family == AF_UNIX)
-		return e->type == SOCK_DGRAM ? "dgram" : e->type == SOCK_SEQPACKET ? "seqpacket"
-										    : "stream";
+		return e->type == SOCK_DGRAM	   ? "dgram"
+		       : e->type == SOCK_SEQPACKET ? "seqpacket"
+						   : "stream";
 	switch (e->protocol) {
-	case 6: return "tcp";
-	case 17: return "udp";
-	case 136: return "udplite";
-	case 132: return "sctp";
-	case 0: return e->type == SOCK_DGRAM ? "udp" : e->type == SOCK_STREAM ? "tcp" : "other";
-	default: return "other";
+	case 6:
+		return "tcp";
+	case 17:
+		return "udp";
+	case 136:
+		return "udplite";
+	case 132:
+		return "sctp";
+	case 0:
+		return e->type == SOCK_DGRAM ? "udp" : e->type == SOCK_STREAM ? "tcp" : "other";
+	default:
+		return "other";
 	}
 }
 

@@ -49,7 +49,8 @@ const char *event_file_op_name(unsigned op);
 /* "tcp", "udp", "stream" (unix), ... for a socket event. */
 const char *event_net_proto_name(const struct ev_net *e);
 
-/* The dotted quad of a (network order) in out, returned; inet_ntop would format it through sprintf. */
+/* The dotted quad of a (network order) in out, returned; inet_ntop would format it through sprintf.
+ */
 char *event_ipv4_text(const uint8_t a[4], char out[16]);
 
 /*

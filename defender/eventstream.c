@@ -173,7 +173,8 @@ int eventstream_run(const struct eventstream_opts *opts, volatile sig_atomic_t *
 	printf("{\"type\":\"ready\",\"pid\":%d,\"ringbuf_bytes\":%zu,\"programs\":\"%s\"}\n",
 	       (int)getpid(), capture_ringbuf_bytes(cap), capture_describe(cap));
 	fflush(stdout);
-	next_stats = opts->stats_interval_ms > 0 ? mono_ms() + (uint64_t)opts->stats_interval_ms : 0;
+	next_stats =
+	    opts->stats_interval_ms > 0 ? mono_ms() + (uint64_t)opts->stats_interval_ms : 0;
 	while (!*stop) {
 		int n = capture_poll(cap, 100, on_record, s);
 
@@ -195,8 +196,8 @@ int eventstream_run(const struct eventstream_opts *opts, volatile sig_atomic_t *
 			struct timespec bt;
 			clock_gettime(CLOCK_BOOTTIME, &bt);
 			proctree_expire(s->pt, s->last_ts);
-			proctree_sweep(s->pt, (uint64_t)bt.tv_sec * 1000000000ull + (uint64_t)bt.tv_nsec,
-				       200);
+			proctree_sweep(
+			    s->pt, (uint64_t)bt.tv_sec * 1000000000ull + (uint64_t)bt.tv_nsec, 200);
 			next_housekeeping = mono_ms() + 1000;
 		}
 		if (next_stats && mono_ms() >= next_stats) {

@@ -15,11 +15,11 @@
 #include "capture.h"
 
 struct eventstream_opts {
-	uint32_t type_mask;	/* bit (1 << enum ev_type); 0: all */
-	uint32_t pid;		/* only this process (and, with descendants, its children); 0: all */
+	uint32_t type_mask; /* bit (1 << enum ev_type); 0: all */
+	uint32_t pid;	    /* only this process (and, with descendants, its children); 0: all */
 	bool descendants;
-	const char *comm;	/* only this command name; NULL: all */
-	int stats_interval_ms;	/* 0: only at the end */
+	const char *comm;      /* only this command name; NULL: all */
+	int stats_interval_ms; /* 0: only at the end */
 	struct capture_opts capture;
 };
 

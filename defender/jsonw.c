@@ -157,7 +157,8 @@ static void str_body(struct jsonw *w, const char *s, size_t len)
 			put(w, s + i, n);
 			i += n;
 		} else {
-			/* Not UTF-8: the text \xNN, so the bytes stay visible and the line valid. */
+			/* Not UTF-8: the text \xNN, so the bytes stay visible and the line valid.
+			 */
 			char b[5] = {'\\', '\\', 'x', hex[c >> 4], hex[c & 15]};
 			put(w, b, 5);
 			w->lossy = true;

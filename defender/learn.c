@@ -19,11 +19,11 @@
  * half a minute; counts and last-seen times, which change on every event,
  * travel once a minute and are saved every ten.
  */
-#define DELTA_EVERY_MS 2000
-#define COUNTS_EVERY_MS 60000
-#define SAVE_EVERY_MS 30000
+#define DELTA_EVERY_MS	     2000
+#define COUNTS_EVERY_MS	     60000
+#define SAVE_EVERY_MS	     30000
 #define SAVE_COUNTS_EVERY_MS 600000
-#define PROMOTE_EVERY_MS 1000
+#define PROMOTE_EVERY_MS     1000
 
 struct learner {
 	struct model_set *models;
@@ -31,7 +31,7 @@ struct learner {
 	uint64_t last_promote_ms, last_delta_ms, last_counts_ms, last_save_ms, last_save_counts_ms;
 	uint64_t drops_seen;
 	bool drops_known;
-	bool modelling; /* false: learning is off, only activity is logged */
+	bool modelling;	       /* false: learning is off, only activity is logged */
 	struct learn_stats st; /* the capture thread's, unlocked */
 	/* A copy of st for other threads (the heartbeat), refreshed at every tick. */
 	pthread_mutex_t snap_lock;
@@ -60,7 +60,8 @@ struct learner *learner_new(const struct model_limits *lim, const char *dir,
 	l->modelling = lim->max_models > 0;
 	pthread_mutex_init(&l->snap_lock, NULL);
 	gen_ports_init();
-	if ((l->models = model_set_new(lim, dir, err)) == NULL || model_set_load(l->models, err) < 0) {
+	if ((l->models = model_set_new(lim, dir, err)) == NULL ||
+	    model_set_load(l->models, err) < 0) {
 		model_set_free(l->models);
 		pthread_mutex_destroy(&l->snap_lock);
 		free(l);
@@ -117,7 +118,7 @@ static bool abs_path(const struct ev_str *name, const struct ev_str *base, char 
 /* Files whose writes say nothing: terminals and the bit buckets. */
 static bool unremarkable(const char *path)
 {
-	static const char *const exact[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/tty",
+	static const char *const exact[] = {"/dev/null", "/dev/zero",	"/dev/full",   "/dev/tty",
 					    "/dev/ptmx", "/dev/random", "/dev/urandom"};
 
 	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
@@ -219,7 +220,8 @@ static size_t net_obs(const struct event *ev, struct obs *o)
 	switch (e->op) {
 	case NOP_LISTEN:
 	case NOP_BIND:
-		/* Binding a datagram socket to a port is how UDP serves; TCP says so by listening. */
+		/* Binding a datagram socket to a port is how UDP serves; TCP says so by listening.
+		 */
 		if (e->op == NOP_BIND && (e->type != SOCK_DGRAM || e->local_port == 0))
 			return 0;
 		o->m.kind = MK_LISTEN;
@@ -240,7 +242,8 @@ static size_t net_obs(const struct event *ev, struct obs *o)
 			o->m.kind = MK_CONNECT;
 			snprintf(o->pattern, sizeof(o->pattern), "%s:%s:%u", proto, addr,
 				 e->remote_port);
-			snprintf(o->fold, sizeof(o->fold), "%s:%s:%u", proto, range, e->remote_port);
+			snprintf(o->fold, sizeof(o->fold), "%s:%s:%u", proto, range,
+				 e->remote_port);
 			snprintf(o->raw, sizeof(o->raw), "%s %s port %u", proto, addr,
 				 e->remote_port);
 		} else {
@@ -296,10 +299,12 @@ static size_t exec_obs(const struct event *ev, const struct event_enrich *en,
 
 static const char *deviation_kind(enum model_kind k)
 {
-	static const char *const names[MK_COUNT] = {
-	    [MK_PROGRAM] = "new_program", [MK_WRITE] = "new_write",
-	    [MK_SENSITIVE_READ] = "sensitive_read", [MK_LISTEN] = "new_listen",
-	    [MK_CONNECT] = "new_peer", [MK_ACCEPT] = "new_client"};
+	static const char *const names[MK_COUNT] = {[MK_PROGRAM] = "new_program",
+						    [MK_WRITE] = "new_write",
+						    [MK_SENSITIVE_READ] = "sensitive_read",
+						    [MK_LISTEN] = "new_listen",
+						    [MK_CONNECT] = "new_peer",
+						    [MK_ACCEPT] = "new_client"};
 
 	return names[k];
 }
@@ -312,12 +317,11 @@ static bool under(const char *path, const char *dir)
 /* How loud a deviation is: an interpreter or shell started, secrets read, system files changed. */
 static const char *severity(enum model_kind k, const char *raw_path, const char *pattern)
 {
-	static const char *const loud_programs[] = {"sh", "bash", "dash", "zsh", "ksh", "csh",
-						    "tcsh", "fish", "busybox", "nc", "ncat",
-						    "socat", "python", "python3", "perl", "ruby",
-						    "curl", "wget"};
-	static const char *const system_dirs[] = {"/etc/", "/usr/", "/bin/", "/sbin/", "/lib",
-						  "/boot/", "/root/", "/var/spool/cron/"};
+	static const char *const loud_programs[] = {
+	    "sh", "bash", "dash",  "zsh",    "ksh",	"csh",	"tcsh", "fish", "busybox",
+	    "nc", "ncat", "socat", "python", "python3", "perl", "ruby", "curl", "wget"};
+	static const char *const system_dirs[] = {"/etc/", "/usr/",  "/bin/",  "/sbin/",
+						  "/lib",  "/boot/", "/root/", "/var/spool/cron/"};
 
 	switch (k) {
 	case MK_SENSITIVE_READ:
@@ -411,11 +415,10 @@ static void activity_line(const struct event *ev, const struct event_enrich *en,
 		if (!abs_path(&ev->s[0], &ev->s[2], path, sizeof(path)))
 			snprintf(path, sizeof(path), "%.*s", (int)ev->s[0].len,
 				 ev->s[0].p != NULL ? ev->s[0].p : "?");
-		snprintf(line, len, "%s %.900s%s%s%s", event_file_op_name(f->op), path,
-			 f->op == FOP_OPEN ? (open_writes(f->open_flags) ? " (write)" : " (read)")
-					   : "",
-			 f->result < 0 ? " failed: " : "",
-			 f->result < 0 ? strerror(-f->result) : "");
+		snprintf(
+		    line, len, "%s %.900s%s%s%s", event_file_op_name(f->op), path,
+		    f->op == FOP_OPEN ? (open_writes(f->open_flags) ? " (write)" : " (read)") : "",
+		    f->result < 0 ? " failed: " : "", f->result < 0 ? strerror(-f->result) : "");
 		break;
 	}
 	case EV_NET: {
@@ -423,11 +426,12 @@ static void activity_line(const struct event *ev, const struct event_enrich *en,
 		const struct ev_net *e = ev->net;
 
 		if (e->family == AF_UNIX)
-			snprintf(addr, sizeof(addr), "unix:%.*s", (int)(ev->s[0].len < 48 ? ev->s[0].len : 48),
+			snprintf(addr, sizeof(addr), "unix:%.*s",
+				 (int)(ev->s[0].len < 48 ? ev->s[0].len : 48),
 				 ev->s[0].p != NULL ? ev->s[0].p : "");
-		else if (gen_addr(e->family, e->op == NOP_CONNECT || e->op == NOP_ACCEPT
-						 ? e->remote_addr
-						 : e->local_addr,
+		else if (gen_addr(e->family,
+				  e->op == NOP_CONNECT || e->op == NOP_ACCEPT ? e->remote_addr
+									      : e->local_addr,
 				  addr, sizeof(addr)) < 0)
 			snprintf(addr, sizeof(addr), "?");
 		snprintf(line, len, "%s %s %s port %u%s", e->op < 5 ? ops[e->op] : "?",
@@ -502,9 +506,8 @@ void learner_tick(struct learner *l, uint64_t now_ms, uint64_t drops_total)
 	int changed = 0;
 
 	if (now_ms - l->last_promote_ms >= PROMOTE_EVERY_MS) {
-		uint64_t new_drops = l->drops_known && drops_total > l->drops_seen
-					     ? drops_total - l->drops_seen
-					     : 0;
+		uint64_t new_drops =
+		    l->drops_known && drops_total > l->drops_seen ? drops_total - l->drops_seen : 0;
 
 		l->drops_seen = drops_total;
 		l->drops_known = true;

@@ -57,20 +57,22 @@ static void nap(int ms)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: vigil-defender --config FILE [--log-level debug|info|warn|error] [--check]\n"
-		"       vigil-defender --events-json [--types exec,fork,exit,file,net] [--pid PID]\n"
-		"                      [--descendants] [--comm NAME] [--ringbuf-kb N] [--all-reads]\n"
-		"                      [--stats-interval-ms N]\n"
-		"  --config FILE        the defender's configuration (console URLs, certificates)\n"
-		"  --check              validate the configuration and certificates, then exit\n"
-		"  --events-json        no console: print captured events as JSON lines on stdout\n"
-		"  --types LIST         only these event types\n"
-		"  --pid PID            only this process (--descendants: and the processes it forks)\n"
-		"  --comm NAME          only processes with this command name\n"
-		"  --ringbuf-kb N       kernel ring buffer size, a power of two (default 8192)\n"
-		"  --all-reads          report every read-only open, not the first per process and file\n"
-		"  --stats-interval-ms N  print a stats line this often (default: only at the end)\n");
+	fprintf(
+	    f,
+	    "usage: vigil-defender --config FILE [--log-level debug|info|warn|error] [--check]\n"
+	    "       vigil-defender --events-json [--types exec,fork,exit,file,net] [--pid PID]\n"
+	    "                      [--descendants] [--comm NAME] [--ringbuf-kb N] [--all-reads]\n"
+	    "                      [--stats-interval-ms N]\n"
+	    "  --config FILE        the defender's configuration (console URLs, certificates)\n"
+	    "  --check              validate the configuration and certificates, then exit\n"
+	    "  --events-json        no console: print captured events as JSON lines on stdout\n"
+	    "  --types LIST         only these event types\n"
+	    "  --pid PID            only this process (--descendants: and the processes it forks)\n"
+	    "  --comm NAME          only processes with this command name\n"
+	    "  --ringbuf-kb N       kernel ring buffer size, a power of two (default 8192)\n"
+	    "  --all-reads          report every read-only open, not the first per process and "
+	    "file\n"
+	    "  --stats-interval-ms N  print a stats line this often (default: only at the end)\n");
 }
 
 static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t max, uint32_t *ret)
@@ -93,7 +95,7 @@ static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t max,
 #define COMMANDS_DONE_MAX 32
 
 struct defender {
-	struct proctree *pt; /* owned by the capture thread once it runs */
+	struct proctree *pt;   /* owned by the capture thread once it runs */
 	struct learner *learn; /* the capture thread's */
 	/* Relearn requests from the console, for the capture thread (which owns the models). */
 	pthread_mutex_t relearn_lock;
@@ -189,8 +191,8 @@ static void run_commands(struct defender *d, const Vigil__Reply *reply)
 					free(svc);
 					continue;
 				}
-				log_info("console command %llu: relearn %s", (unsigned long long)c->id,
-					 c->service);
+				log_info("console command %llu: relearn %s",
+					 (unsigned long long)c->id, c->service);
 			} else {
 				log_warn("console command %llu: unknown kind '%s'; ignored",
 					 (unsigned long long)c->id, c->kind);
@@ -221,14 +223,14 @@ static int send_heartbeat(struct defender *d, vigil_err *err)
 		struct capture_counters c;
 
 		capture_read_counters(d->cap, &c);
-#define ADD_COUNTER(group, name_, val)                                                          \
-	do {                                                                                    \
-		vigil__counter__init(&counters[n]);                                             \
-		snprintf(names[n], sizeof(names[n]), "%s.%s", group, name_);                    \
-		counters[n].name = names[n];                                                    \
-		counters[n].value = (val);                                                      \
-		counter_ptrs[n] = &counters[n];                                                 \
-		n++;                                                                            \
+#define ADD_COUNTER(group, name_, val)                                                             \
+	do {                                                                                       \
+		vigil__counter__init(&counters[n]);                                                \
+		snprintf(names[n], sizeof(names[n]), "%s.%s", group, name_);                       \
+		counters[n].name = names[n];                                                       \
+		counters[n].value = (val);                                                         \
+		counter_ptrs[n] = &counters[n];                                                    \
+		n++;                                                                               \
 	} while (0)
 		for (int i = 1; i < EV_TYPE_MAX; i++)
 			ADD_COUNTER("delivered", capture_type_name(i), c.delivered[i]);
@@ -260,9 +262,9 @@ static int send_heartbeat(struct defender *d, vigil_err *err)
 			ADD_COUNTER("learn", "deviations", ls.models.deviations);
 			ADD_COUNTER("learn", "deviations_repeated", ls.models.deviations_repeated);
 			ADD_COUNTER("learn", "folds", ls.models.folds);
-			ADD_COUNTER("learn", "over_bounds", ls.models.full_models +
-							    ls.models.full_sections +
-							    ls.models.full_entries);
+			ADD_COUNTER("learn", "over_bounds",
+				    ls.models.full_models + ls.models.full_sections +
+					ls.models.full_entries);
 			ADD_COUNTER("learn", "activity", ls.activity);
 			ADD_COUNTER("learn", "unplaced", ls.unplaced);
 			ADD_COUNTER("learn", "save_errors", ls.models.save_errors);
@@ -433,9 +435,10 @@ static void run(struct defender *d)
 			if (rc == -ETIMEDOUT && uplink_connections(d->up) > 0) {
 				int n = uplink_close_links(d->up);
 
-				log_warn("no answer over %d open connection(s) to the console in 5 s; "
-					 "closing them to dial again",
-					 n);
+				log_warn(
+				    "no answer over %d open connection(s) to the console in 5 s; "
+				    "closing them to dial again",
+				    n);
 			}
 			if (!reported_down || now_ms() - last_diag > 60000) {
 				char why[1024];
@@ -455,20 +458,20 @@ static void run(struct defender *d)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"log-level", required_argument, NULL, 'l'},
-		{"check", no_argument, NULL, 'k'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{"events-json", no_argument, NULL, 'E'},
-		{"types", required_argument, NULL, 'y'},
-		{"pid", required_argument, NULL, 'p'},
-		{"descendants", no_argument, NULL, 'D'},
-		{"comm", required_argument, NULL, 'm'},
-		{"ringbuf-kb", required_argument, NULL, 'r'},
-		{"all-reads", no_argument, NULL, 'a'},
-		{"stats-interval-ms", required_argument, NULL, 's'},
-		{0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"log-level", required_argument, NULL, 'l'},
+	    {"check", no_argument, NULL, 'k'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"events-json", no_argument, NULL, 'E'},
+	    {"types", required_argument, NULL, 'y'},
+	    {"pid", required_argument, NULL, 'p'},
+	    {"descendants", no_argument, NULL, 'D'},
+	    {"comm", required_argument, NULL, 'm'},
+	    {"ringbuf-kb", required_argument, NULL, 'r'},
+	    {"all-reads", no_argument, NULL, 'a'},
+	    {"stats-interval-ms", required_argument, NULL, 's'},
+	    {0},
 	};
 	struct defender d = {.relearn_lock = PTHREAD_MUTEX_INITIALIZER};
 	struct eventstream_opts es = {.capture = CAPTURE_OPTS_DEFAULT};
@@ -485,8 +488,9 @@ int main(int argc, char **argv)
 			break;
 		case 'l':
 			if ((log_level = log_level_parse(optarg)) < 0) {
-				fprintf(stderr, "vigil-defender: --log-level must be debug, info, "
-						"warn or error, not '%s'\n",
+				fprintf(stderr,
+					"vigil-defender: --log-level must be debug, info, "
+					"warn or error, not '%s'\n",
 					optarg);
 				return 2;
 			}
@@ -502,8 +506,9 @@ int main(int argc, char **argv)
 			break;
 		case 'y':
 			if (eventstream_parse_types(optarg, &es.type_mask) < 0) {
-				fprintf(stderr, "vigil-defender: --types takes a list of exec, fork, "
-						"exit, file, net; not '%s'\n",
+				fprintf(stderr,
+					"vigil-defender: --types takes a list of exec, fork, "
+					"exit, file, net; not '%s'\n",
 					optarg);
 				return 2;
 			}
@@ -615,7 +620,8 @@ int main(int argc, char **argv)
 	if (d.cap != NULL) {
 		char spool_dir[4096];
 		struct delivery_opts dopts = {.spool_dir = spool_dir,
-					      .spool_max_bytes = (uint64_t)d.cfg.spool_max_kb * 1024,
+					      .spool_max_bytes =
+						  (uint64_t)d.cfg.spool_max_kb * 1024,
 					      .window = d.cfg.send_window};
 
 		snprintf(spool_dir, sizeof(spool_dir), "%s/spool", d.cfg.state_dir);

@@ -14,8 +14,8 @@
 #include "model_priv.h"
 
 static const char *const kind_names[MK_COUNT] = {
-	[MK_PROGRAM] = "program", [MK_WRITE] = "write",	    [MK_SENSITIVE_READ] = "sensitive_read",
-	[MK_LISTEN] = "listen",	  [MK_CONNECT] = "connect", [MK_ACCEPT] = "accept",
+    [MK_PROGRAM] = "program", [MK_WRITE] = "write",	[MK_SENSITIVE_READ] = "sensitive_read",
+    [MK_LISTEN] = "listen",   [MK_CONNECT] = "connect", [MK_ACCEPT] = "accept",
 };
 
 const char *model_kind_name(enum model_kind k)
@@ -253,9 +253,9 @@ static bool is_path_kind(enum model_kind k)
  */
 static bool may_fold_into(const char *glob)
 {
-	static const char *const never[] = {"/etc/", "/usr/", "/bin/", "/sbin/", "/lib/",
-					    "/lib64/", "/lib32/", "/boot/", "/root/", "/home/",
-					    "/var/spool/cron/"};
+	static const char *const never[] = {"/etc/",  "/usr/",	 "/bin/",	    "/sbin/",
+					    "/lib/",  "/lib64/", "/lib32/",	    "/boot/",
+					    "/root/", "/home/",	 "/var/spool/cron/"};
 	const char *second;
 
 	for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
@@ -311,8 +311,8 @@ static void fold_into(struct model_set *s, struct model *m, struct section *sec,
 		count += e->count;
 		entry_remove(s, sec, e);
 	}
-	const char *next = glob && gen_parent_glob(fold, parent, sizeof(parent)) >= 0 ? parent
-										     : NULL;
+	const char *next =
+	    glob && gen_parent_glob(fold, parent, sizeof(parent)) >= 0 ? parent : NULL;
 	if ((f = model_entry_add(s, sec, kind, fold, next, false, now_ms)) == NULL)
 		return;
 	f->first_ms = first;
@@ -348,7 +348,8 @@ enum model_verdict model_observe(struct model_set *s, const char *service,
 	if ((sec = model_section(s, m, o->exe)) == NULL)
 		return MODEL_FULL;
 	if ((e = covered_by(sec, o)) != NULL) {
-		/* Counts change on every event: they travel and are saved now and then, not each time. */
+		/* Counts change on every event: they travel and are saved now and then, not each
+		 * time. */
 		e->count++;
 		e->last_ms = now_ms;
 		m->stale = true;
@@ -376,8 +377,8 @@ enum model_verdict model_observe(struct model_set *s, const char *service,
 	return MODEL_LEARNED;
 }
 
-void model_expected(struct model_set *s, const char *service, const char *exe,
-		    enum model_kind kind, char *out, size_t outlen)
+void model_expected(struct model_set *s, const char *service, const char *exe, enum model_kind kind,
+		    char *out, size_t outlen)
 {
 	struct model *m = strmap_get(s->by_service, service);
 	struct section *sec = m != NULL ? strmap_get(m->by_exe, exe) : NULL;
@@ -439,7 +440,8 @@ int model_set_tick(struct model_set *s, uint64_t now_ms, uint64_t new_drops)
 		m->dirty = m->unsaved = true;
 		changed++;
 		if (m->learn_drops > 0) {
-			/* Part of the window is missing: what the model lacks would become audits. */
+			/* Part of the window is missing: what the model lacks would become audits.
+			 */
 			format_utc(now_ms, since, sizeof(since));
 			snprintf(m->note, sizeof(m->note),
 				 "not promoted: the kernel dropped %" PRIu64

@@ -45,11 +45,11 @@ enum model_state { MODEL_LEARNING, MODEL_ACTIVE };
 struct model_limits {
 	uint64_t learn_window_ms; /* learning → active after this long */
 	size_t max_models;
-	size_t max_sections;	   /* per model */
+	size_t max_sections;	    /* per model */
 	size_t max_section_entries; /* per section, deviations included */
-	size_t max_entries;	   /* in all models together: the memory bound */
-	unsigned fold_paths_at;	   /* siblings under one directory before it folds to dir/ * */
-	unsigned fold_peers_at;	   /* addresses in one range before it folds to the range */
+	size_t max_entries;	    /* in all models together: the memory bound */
+	unsigned fold_paths_at;	    /* siblings under one directory before it folds to dir/ * */
+	unsigned fold_peers_at;	    /* addresses in one range before it folds to the range */
 };
 
 #define MODEL_LIMITS_DEFAULT                                                                       \
@@ -101,8 +101,8 @@ enum model_verdict model_observe(struct model_set *s, const char *service,
  * What service's model has for exe and kind, as one readable line for an
  * audit ("/usr/bin/date, /usr/bin/true" or why there is nothing).
  */
-void model_expected(struct model_set *s, const char *service, const char *exe,
-		    enum model_kind kind, char *out, size_t outlen);
+void model_expected(struct model_set *s, const char *service, const char *exe, enum model_kind kind,
+		    char *out, size_t outlen);
 
 /*
  * Once in a while: count kernel drops against learning models (new_drops
@@ -123,7 +123,8 @@ int model_set_relearn(struct model_set *s, const char *service, uint64_t now_ms)
  * cost the console a write per event).
  */
 #define MODEL_DELTA_MAX 500
-#define MODEL_DELTA_BYTES (48u << 10) /* and about this many bytes: a delta must fit small spools */
+/* And about this many bytes: a delta must fit small spools. */
+#define MODEL_DELTA_BYTES (48u << 10)
 void model_set_collect(struct model_set *s, bool counts,
 		       void (*emit)(const Vigil__ModelDelta *d, void *ctx), void *ctx);
 

@@ -19,7 +19,7 @@
 #include "model_priv.h"
 
 #define MODEL_FILE_VERSION 1
-#define MODEL_FILE_MAX (64u << 20)
+#define MODEL_FILE_MAX	   (64u << 20)
 
 static void model_path(const struct model_set *s, const char *service, char *out, size_t len)
 {
@@ -45,7 +45,8 @@ static json_t *model_json(const struct model *m)
 		for (size_t j = 0; j < sec->n; j++)
 			if (!sec->v[j]->removed)
 				json_array_append_new(ents, entry_json(sec->v[j]));
-		json_array_append_new(secs, json_pack("{s:s, s:o}", "exe", sec->exe, "entries", ents));
+		json_array_append_new(secs,
+				      json_pack("{s:s, s:o}", "exe", sec->exe, "entries", ents));
 	}
 	root = json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:s, s:o}", "version", MODEL_FILE_VERSION,
 			 "service", m->service, "state",
@@ -157,8 +158,8 @@ static int load_one(struct model_set *s, const char *path)
 	}
 	if (json_unpack(root, "{s:I, s:s, s:s, s:I, s:I, s:I, s?s, s:o}", "version", &version,
 			"service", &service, "state", &state, "learning_since_ms", &since,
-			"active_since_ms", &active, "learn_drops", &drops, "note", &note, "sections",
-			&secs) < 0 ||
+			"active_since_ms", &active, "learn_drops", &drops, "note", &note,
+			"sections", &secs) < 0 ||
 	    version != MODEL_FILE_VERSION || !str_ok(service, 512) || !json_is_array(secs) ||
 	    (strcmp(state, "active") != 0 && strcmp(state, "learning") != 0) || since < 0 ||
 	    active < 0 || drops < 0) {
@@ -196,7 +197,8 @@ static int load_one(struct model_set *s, const char *path)
 	}
 	json_decref(root);
 	if (rc < 0)
-		log_warn("%s: model %s did not fit the model bounds; loaded in part", path, service);
+		log_warn("%s: model %s did not fit the model bounds; loaded in part", path,
+			 service);
 	return 0;
 }
 

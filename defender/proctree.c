@@ -1310,7 +1310,8 @@ int proctree_on_exec(struct proctree *pt, const struct proctree_exec *ev)
 		n->e.source = PROC_SRC_EXEC;
 	} else {
 		entry_refine_start(&n->e, ev->start_ns, false);
-		/* The kernel's word at exec: an orphan has been reparented (daemons double-fork). */
+		/* The kernel's word at exec: an orphan has been reparented (daemons double-fork).
+		 */
 		if (ev->ppid != 0)
 			n->e.ppid = ev->ppid;
 	}

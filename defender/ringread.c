@@ -21,8 +21,8 @@ struct ringread {
 	bool more; /* the last poll stopped with records left */
 };
 
-struct ringread *ringread_open(int map_fd, size_t size, volatile uint64_t *publish,
-			       bool autocommit, vigil_err *err)
+struct ringread *ringread_open(int map_fd, size_t size, volatile uint64_t *publish, bool autocommit,
+			       vigil_err *err)
 {
 	struct ringread *r = calloc(1, sizeof(*r));
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLET};

@@ -37,8 +37,8 @@ typedef int (*ringread_fn)(void *ctx, const void *data, size_t len, uint64_t end
  * reads it), or NULL.  autocommit: give each record back as soon as it is
  * read, as libbpf does.  NULL with err set.
  */
-struct ringread *ringread_open(int map_fd, size_t size, volatile uint64_t *publish,
-			       bool autocommit, vigil_err *err);
+struct ringread *ringread_open(int map_fd, size_t size, volatile uint64_t *publish, bool autocommit,
+			       vigil_err *err);
 
 /*
  * Wait up to timeout_ms for the kernel's wakeup (it wakes the reader only

@@ -130,7 +130,8 @@ struct uplink *uplink_open(const struct defender_config *cfg, vigil_err *err)
 				      nng_strerror(rv));
 			goto fail;
 		}
-		if ((rv = nng_dialer_set_ptr(up->dialers[i], NNG_OPT_TLS_CONFIG, up->tls[i])) != 0) {
+		if ((rv = nng_dialer_set_ptr(up->dialers[i], NNG_OPT_TLS_CONFIG, up->tls[i])) !=
+		    0) {
 			rc = verr_set(err, -EINVAL, "cannot set TLS for '%s': %s", url,
 				      nng_strerror(rv));
 			goto fail;
@@ -198,8 +199,8 @@ void uplink_chan_close(struct uplink_chan *ch)
 	free(ch);
 }
 
-int uplink_request(struct uplink_chan *ch, const Vigil__Envelope *env, const void *data,
-		   size_t len, int timeout_ms, Vigil__Reply **ret_reply, vigil_err *err)
+int uplink_request(struct uplink_chan *ch, const Vigil__Envelope *env, const void *data, size_t len,
+		   int timeout_ms, Vigil__Reply **ret_reply, vigil_err *err)
 {
 	Vigil__Reply *reply;
 	nng_msg *msg;
@@ -294,16 +295,14 @@ void uplink_diagnose(struct uplink *up, char *buf, size_t len)
 			rv = nng_aio_result(aio);
 			nng_stream_free(s);
 		}
-		off += (size_t)snprintf(buf + off, len - off, "%s%s: %s", i ? "; " : "",
-					up->urls[i],
-					rv == 0 ? "TLS handshake succeeds (console busy?)"
-					: rv == NNG_EPEERAUTH
-						? "the console's certificate was rejected (CA, name "
-						  "or validity)"
-					: rv == NNG_ECRYPTO
-						? "TLS handshake failed (the console may have "
-						  "refused this host's certificate)"
-						: nng_strerror(rv));
+		off += (size_t)snprintf(
+		    buf + off, len - off, "%s%s: %s", i ? "; " : "", up->urls[i],
+		    rv == 0		  ? "TLS handshake succeeds (console busy?)"
+		    : rv == NNG_EPEERAUTH ? "the console's certificate was rejected (CA, name "
+					    "or validity)"
+		    : rv == NNG_ECRYPTO	  ? "TLS handshake failed (the console may have "
+					    "refused this host's certificate)"
+					  : nng_strerror(rv));
 		nng_aio_free(aio);
 		nng_stream_dialer_free(d);
 	}

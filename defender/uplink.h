@@ -50,8 +50,8 @@ void uplink_chan_abort(struct uplink_chan *ch);
  * message (free with vigil__reply__free_unpacked(r, NULL)).  Returns
  * -ETIMEDOUT when no console answered, -EBADMSG for a malformed reply.
  */
-int uplink_request(struct uplink_chan *ch, const Vigil__Envelope *env, const void *data,
-		   size_t len, int timeout_ms, Vigil__Reply **ret_reply, vigil_err *err);
+int uplink_request(struct uplink_chan *ch, const Vigil__Envelope *env, const void *data, size_t len,
+		   int timeout_ms, Vigil__Reply **ret_reply, vigil_err *err);
 
 /* How many console connections are up right now. */
 int uplink_connections(const struct uplink *up);

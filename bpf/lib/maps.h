@@ -74,10 +74,10 @@ struct {
  * under 32 KiB, so the two live in separate maps.  Offsets into them are
  * masked to their halves so the verifier can prove every access in bounds.
  */
-#define REC_BUF 32768
+#define REC_BUF	     32768
 #define REC_OFF_MASK (16384 - 1)
-#define STR_MASK (EV_PATH_MAX - 1)
-#define PATH_BUF (2 * EV_PATH_MAX)
+#define STR_MASK     (EV_PATH_MAX - 1)
+#define PATH_BUF     (2 * EV_PATH_MAX)
 
 struct rec_buf {
 	char b[REC_BUF];
@@ -110,7 +110,7 @@ static __always_inline void count_in(void *map, __u32 idx)
 		*v += 1;
 }
 
-#define count_drop(reason) count_in(&drops, (reason))
+#define count_drop(reason)     count_in(&drops, (reason))
 #define count_filtered(reason) count_in(&filtered, (reason))
 
 /*
@@ -140,7 +140,7 @@ static __always_inline void emit(void *rec, __u32 size, __u16 type)
 		return;
 	waiting = bpf_ringbuf_query(&events, BPF_RB_PROD_POS) - c->read_pos;
 	flags = (waiting + size) >> WAKEUP_SHIFT != waiting >> WAKEUP_SHIFT ? BPF_RB_FORCE_WAKEUP
-									   : BPF_RB_NO_WAKEUP;
+									    : BPF_RB_NO_WAKEUP;
 	if (bpf_ringbuf_output(&events, rec, size & (REC_BUF / 2 - 1), flags) != 0) {
 		count_drop(DROP_RINGBUF_FULL);
 		return;

@@ -92,12 +92,12 @@ static __always_inline struct walked path_walk(struct path_buf *buf, struct vfsm
 					       struct dentry *dentry)
 {
 	struct walk_ctx c = {
-		.buf = buf,
-		.mnt = container_of(vfsmnt, struct mount, mnt),
-		.dentry = dentry,
-		.mnt_root = BPF_CORE_READ(vfsmnt, mnt_root),
-		/* Truncated unless the walk reaches the root. */
-		.w = {.off = EV_PATH_MAX - 1, .len = 1, .truncated = true},
+	    .buf = buf,
+	    .mnt = container_of(vfsmnt, struct mount, mnt),
+	    .dentry = dentry,
+	    .mnt_root = BPF_CORE_READ(vfsmnt, mnt_root),
+	    /* Truncated unless the walk reaches the root. */
+	    .w = {.off = EV_PATH_MAX - 1, .len = 1, .truncated = true},
 	};
 
 	buf->b[EV_PATH_MAX - 1] = '\0';

@@ -21,7 +21,7 @@
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
 /* p (any pointer or address) as an untrusted struct of type `type`. */
-#define UNTRUSTED(type, p) \
+#define UNTRUSTED(type, p)                                                                         \
 	((type *)bpf_rdonly_cast((const void *)(unsigned long)(p), bpf_core_type_id_kernel(type)))
 
 #endif

@@ -551,9 +551,9 @@ static void print_stats(json_t *s)
 		"            drops: ringbuf_full %lld scratch %lld; cut: path %lld "
 		"args %lld; filtered: self %lld read_repeat %lld read_failed %lld\n",
 		stat_get(s, "drops", "ringbuf_full"), stat_get(s, "drops", "scratch"),
-		stat_get(s, "drops", "path_truncated"),
-		stat_get(s, "drops", "args_truncated"), stat_get(s, "filtered", "self"),
-		stat_get(s, "filtered", "read_repeat"), stat_get(s, "filtered", "read_failed"));
+		stat_get(s, "drops", "path_truncated"), stat_get(s, "drops", "args_truncated"),
+		stat_get(s, "filtered", "self"), stat_get(s, "filtered", "read_repeat"),
+		stat_get(s, "filtered", "read_failed"));
 }
 
 static json_t *json_lost(long long lost)
@@ -594,18 +594,21 @@ static void stats_add(json_t **sum, json_t *s)
 		*sum = json_deep_copy(s);
 		return;
 	}
-	json_object_foreach(s, group, members) {
+	json_object_foreach(s, group, members)
+	{
 		const char *key;
 		json_t *v, *into = json_object_get(*sum, group);
 
 		if (!json_is_object(members) || !json_is_object(into))
 			continue;
-		json_object_foreach(members, key, v) {
+		json_object_foreach(members, key, v)
+		{
 			json_t *t = json_object_get(into, key);
 			if (json_is_integer(v) && json_is_integer(t) && json_integer_value(t) >= 0)
 				json_integer_set(t, json_integer_value(v) < 0
 							? -1
-							: json_integer_value(t) + json_integer_value(v));
+							: json_integer_value(t) +
+							      json_integer_value(v));
 		}
 	}
 }
@@ -703,7 +706,8 @@ static double stats_overhead_ns(const struct workload *w, long n)
 		fd = bpf_program__fd(fl->progs.floor_exit);
 		if (bpf_obj_get_info_by_fd(fd, &a, &la) == 0 && run_workload(w, n, &t) == 0 &&
 		    bpf_obj_get_info_by_fd(fd, &b, &lb) == 0 && b.run_cnt > a.run_cnt)
-			ns = (double)(b.run_time_ns - a.run_time_ns) / (double)(b.run_cnt - a.run_cnt);
+			ns = (double)(b.run_time_ns - a.run_time_ns) /
+			     (double)(b.run_cnt - a.run_cnt);
 	}
 	floor_bpf__destroy(fl);
 	if (sfd >= 0)
@@ -755,8 +759,9 @@ static int kernel_time(const struct workload *w, long n, const struct opts *o, d
 		return -1;
 	}
 	over = stats_overhead_ns(w, n);
-	fprintf(g_out, "            in the kernel (separate runs with BPF run-time stats, which"
-		       " add %.0f ns to each program run, taken off):\n            ",
+	fprintf(g_out,
+		"            in the kernel (separate runs with BPF run-time stats, which"
+		" add %.0f ns to each program run, taken off):\n            ",
 		over);
 	for (int i = 0; i < k1.n; i++) {
 		__u64 runs = k1.runs[i] - k0.runs[i], ns = k1.run_ns[i] - k0.run_ns[i];
@@ -788,7 +793,7 @@ static int bench_workload(const struct workload *w, const struct opts *o, json_t
 	int r = o->rounds, rc, nfloor = 0;
 	double wo[MAX_ROUNDS], wi[MAX_ROUNDS], fl[MAX_ROUNDS], ratio[MAX_ROUNDS],
 	    fratio[MAX_ROUNDS], tmp[MAX_ROUNDS], with_total = 0, t, m_wo, m_wi, m_ratio,
-	    m_floor = 0, evs, kns = 0;
+						 m_floor = 0, evs, kns = 0;
 	unsigned long long events = 0;
 	long long lost;
 	json_t *stats = NULL;
@@ -853,24 +858,27 @@ static int bench_workload(const struct workload *w, const struct opts *o, json_t
 		return -2;
 	}
 	if (kns > 0)
-		fprintf(g_out, "            that is %.1f%% of an iteration without the defender"
-			       " (%.2f us)\n",
+		fprintf(g_out,
+			"            that is %.1f%% of an iteration without the defender"
+			" (%.2f us)\n",
 			100.0 * kns / (m_wo * 1e9 / (double)n), m_wo * 1e6 / (double)n);
 #endif
-	fprintf(g_out, "            delivered %llu events, %.0f ev/s over the with-runs\n",
-		events, evs);
+	fprintf(g_out, "            delivered %llu events, %.0f ev/s over the with-runs\n", events,
+		evs);
 	print_stats(stats);
 	lost = stats_lost(stats);
 	json_array_append_new(
-	    rows, json_pack("{s:s, s:I, s:o, s:o, s:o, s:o, s:f, s:f, s:f, s:f, s:b, s:I, s:f, s:o, s:o*, s:o}",
-			    "name", w->name, "iterations", (json_int_t)n, "without_s",
-			    json_doubles(wo, r), "with_s", json_doubles(wi, r), "floor_s",
-			    nfloor > 0 ? json_doubles(fl, r) : json_null(), "floor_ratio",
-			    nfloor > 0 ? json_real(m_floor) : json_null(), "without_median_s",
-			    m_wo, "with_median_s", m_wi, "ratio", m_ratio, "target", w->target,
-			    "pass", m_ratio <= w->target, "events", (json_int_t)events,
-			    "events_per_s", evs, "lost", json_lost(lost), "stats", stats,
-			    "kernel_ns_per_iteration", kns > 0 ? json_real(kns) : json_null()));
+	    rows,
+	    json_pack(
+		"{s:s, s:I, s:o, s:o, s:o, s:o, s:f, s:f, s:f, s:f, s:b, s:I, s:f, s:o, s:o*, s:o}",
+		"name", w->name, "iterations", (json_int_t)n, "without_s", json_doubles(wo, r),
+		"with_s", json_doubles(wi, r), "floor_s",
+		nfloor > 0 ? json_doubles(fl, r) : json_null(), "floor_ratio",
+		nfloor > 0 ? json_real(m_floor) : json_null(), "without_median_s", m_wo,
+		"with_median_s", m_wi, "ratio", m_ratio, "target", w->target, "pass",
+		m_ratio <= w->target, "events", (json_int_t)events, "events_per_s", evs, "lost",
+		json_lost(lost), "stats", stats, "kernel_ns_per_iteration",
+		kns > 0 ? json_real(kns) : json_null()));
 	return 0;
 }
 
@@ -1127,11 +1135,13 @@ static int usage(FILE *f, int rc)
 
 int main(int argc, char **argv)
 {
-	static const struct option lopts[] = {
-	    {"defender", required_argument, NULL, 'd'}, {"rounds", required_argument, NULL, 'r'},
-	    {"quick", no_argument, NULL, 'q'},		{"json", no_argument, NULL, 'j'},
-	    {"only", required_argument, NULL, 'o'},	{"help", no_argument, NULL, 'h'},
-	    {0}};
+	static const struct option lopts[] = {{"defender", required_argument, NULL, 'd'},
+					      {"rounds", required_argument, NULL, 'r'},
+					      {"quick", no_argument, NULL, 'q'},
+					      {"json", no_argument, NULL, 'j'},
+					      {"only", required_argument, NULL, 'o'},
+					      {"help", no_argument, NULL, 'h'},
+					      {0}};
 	static char defpath[4096];
 	struct opts o = {.rounds = 11};
 	const char *bd = getenv("VIGIL_BUILD_DIR");
@@ -1189,7 +1199,8 @@ int main(int argc, char **argv)
 	fprintf(stderr, "capture_bench: defender %s, %d rounds%s\n", o.defender, o.rounds,
 		o.quick ? ", quick" : "");
 	for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]) && rc > -2; i++)
-		if (wanted(&o, workloads[i].name) && (c = bench_workload(&workloads[i], &o, rows)) < rc)
+		if (wanted(&o, workloads[i].name) &&
+		    (c = bench_workload(&workloads[i], &o, rows)) < rc)
 			rc = c;
 	if (rc > -2 && wanted(&o, "rate") && (c = bench_rate(&o, &rate)) < rc)
 		rc = c;

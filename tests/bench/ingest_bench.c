@@ -85,11 +85,12 @@ static void make_batch(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	snprintf(json, sizeof(json),
-		 "{\"type\":\"file\",\"op\":\"open\",\"path\":\"/var/lib/app/state/item-12345.json\","
-		 "\"flags\":[\"O_WRONLY\",\"O_CREAT\",\"O_TRUNC\"],\"write\":true,\"mode\":\"0644\","
-		 "\"result\":3,\"pid\":4242,\"ppid\":1,\"uid\":1000,\"comm\":\"app\","
-		 "\"user\":\"app\",\"exe\":\"/usr/bin/app\"}");
+	snprintf(
+	    json, sizeof(json),
+	    "{\"type\":\"file\",\"op\":\"open\",\"path\":\"/var/lib/app/state/item-12345.json\","
+	    "\"flags\":[\"O_WRONLY\",\"O_CREAT\",\"O_TRUNC\"],\"write\":true,\"mode\":\"0644\","
+	    "\"result\":3,\"pid\":4242,\"ppid\":1,\"uid\":1000,\"comm\":\"app\","
+	    "\"user\":\"app\",\"exe\":\"/usr/bin/app\"}");
 	for (int i = 0; i < batch_events; i++) {
 		vigil__event__init(&evs[i]);
 		evs[i].type = 4;
@@ -304,9 +305,9 @@ static void run_phase(int n, double baseline)
 	double rate = (double)events / (t1 - t0);
 	printf("%3d defender(s): %9.0f events/s committed (%.2f x COPY alone), %zu batches of %d,"
 	       " send->commit p50 %.1f ms p99 %.1f ms, %" PRIu64 " refused/retried%s\n",
-	       n, rate, rate / baseline, nall, batch_events,
-	       nall ? all[nall / 2] * 1000 : 0.0, nall ? all[(nall * 99) / 100] * 1000 : 0.0,
-	       failures, rate >= 100000 ? "  (target >= 100000: PASS)" : "  (target >= 100000: FAIL)");
+	       n, rate, rate / baseline, nall, batch_events, nall ? all[nall / 2] * 1000 : 0.0,
+	       nall ? all[(nall * 99) / 100] * 1000 : 0.0, failures,
+	       rate >= 100000 ? "  (target >= 100000: PASS)" : "  (target >= 100000: FAIL)");
 	fflush(stdout);
 	free(all);
 }
@@ -315,27 +316,30 @@ static void run_phase(int n, double baseline)
 static double copy_baseline(void)
 {
 	char conninfo[400];
-	snprintf(conninfo, sizeof(conninfo), "host=%s/console/postgres/run port=5432 dbname=vigil user=vigil", dir);
+	snprintf(conninfo, sizeof(conninfo),
+		 "host=%s/console/postgres/run port=5432 dbname=vigil user=vigil", dir);
 	PGconn *c = PQconnectdb(conninfo);
 	if (PQstatus(c) != CONNECTION_OK)
 		die("baseline", PQerrorMessage(c));
 	const int rows = 200000;
-	const char *json = "{\"type\":\"file\",\"op\":\"open\",\"path\":\"/var/lib/app/state/item-12345.json\","
-			   "\"flags\":[\"O_WRONLY\",\"O_CREAT\",\"O_TRUNC\"],\"write\":true,\"mode\":\"0644\","
-			   "\"result\":3,\"pid\":4242,\"ppid\":1,\"uid\":1000,\"comm\":\"app\","
-			   "\"user\":\"app\",\"exe\":\"/usr/bin/app\"}";
+	const char *json =
+	    "{\"type\":\"file\",\"op\":\"open\",\"path\":\"/var/lib/app/state/item-12345.json\","
+	    "\"flags\":[\"O_WRONLY\",\"O_CREAT\",\"O_TRUNC\"],\"write\":true,\"mode\":\"0644\","
+	    "\"result\":3,\"pid\":4242,\"ppid\":1,\"uid\":1000,\"comm\":\"app\","
+	    "\"user\":\"app\",\"exe\":\"/usr/bin/app\"}";
 	/* Binary, as the console writes events (console/ingest_copy.c). */
 	char row[1024];
 	size_t jl = strlen(json), n = 0;
 	uint32_t v32;
 	uint64_t v64;
 #define PUT(p, l) (memcpy(row + n, (p), (l)), n += (l))
-#define PUT32(v) (v32 = htobe32((uint32_t)(v)), PUT(&v32, 4))
-#define PUT64(v) (v64 = htobe64((uint64_t)(v)), PUT(&v64, 8))
+#define PUT32(v)  (v32 = htobe32((uint32_t)(v)), PUT(&v32, 4))
+#define PUT64(v)  (v64 = htobe64((uint64_t)(v)), PUT(&v64, 8))
 	double t0 = now_s();
 	PQclear(PQexec(c, "BEGIN"));
-	PGresult *r = PQexec(c, "COPY events (host_id, seq, idx, type, ts, pid, ppid, uid, comm, body)"
-				" FROM STDIN (FORMAT binary)");
+	PGresult *r =
+	    PQexec(c, "COPY events (host_id, seq, idx, type, ts, pid, ppid, uid, comm, body)"
+		      " FROM STDIN (FORMAT binary)");
 	if (PQresultStatus(r) != PGRES_COPY_IN)
 		die("baseline COPY", PQerrorMessage(c));
 	PQclear(r);
@@ -396,7 +400,8 @@ int main(int argc, char **argv)
 			return 2;
 	}
 	if (seconds < 1 || batch_events < 1 || batch_events > 10000 || window < 1 || window > 16) {
-		fprintf(stderr, "usage: ingest_bench [--seconds N] [--batch 1..10000] [--window 1..16] [--console PATH]\n");
+		fprintf(stderr, "usage: ingest_bench [--seconds N] [--batch 1..10000] [--window "
+				"1..16] [--console PATH]\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -440,9 +445,9 @@ int main(int argc, char **argv)
 		int fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		dup2(fd, 1);
 		dup2(fd, 2);
-		execl(console_bin, "vigil-console", "--state-dir", state, "--listen", link_url, "--api",
-		      api_url, "--ca", ca, "--cert", cc, "--key", ck, "--log-level", "warn",
-		      (char *)NULL);
+		execl(console_bin, "vigil-console", "--state-dir", state, "--listen", link_url,
+		      "--api", api_url, "--ca", ca, "--cert", cc, "--key", ck, "--log-level",
+		      "warn", (char *)NULL);
 		_exit(127);
 	}
 	if (tls_engine_install(&err) < 0)
@@ -459,7 +464,8 @@ int main(int argc, char **argv)
 		tok = NULL;
 		if (fs_read_file(tokpath, 4096, &tok, NULL, NULL) == 0) {
 			tok[strcspn(tok, "\n")] = '\0';
-			if (apiclient_get(api_url, "/api/v1/hosts", tok, ca, &st, &body, NULL) == 0 &&
+			if (apiclient_get(api_url, "/api/v1/hosts", tok, ca, &st, &body, NULL) ==
+				0 &&
 			    st == 200) {
 				free(body);
 				break;

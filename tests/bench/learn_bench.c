@@ -91,8 +91,11 @@ int main(int argc, char **argv)
 	struct learn_sink sink = {no_deviation, no_delta, &deviations};
 	struct model_limits lim = MODEL_LIMITS_DEFAULT;
 	struct classification cls = {.cls = CLASS_SERVICE, .leader_pid = 1000};
-	struct event_enrich en = {.cls = "service", .service = cls.service, .user = "www-data",
-				  .exe = "/usr/sbin/benchd", .nancestry = 1};
+	struct event_enrich en = {.cls = "service",
+				  .service = cls.service,
+				  .user = "www-data",
+				  .exe = "/usr/sbin/benchd",
+				  .nancestry = 1};
 	vigil_err err;
 	double t0, base, with;
 	volatile size_t sink_len = 0;
@@ -108,8 +111,8 @@ int main(int argc, char **argv)
 		if (i % 4 == 0)
 			snprintf(path, sizeof(path), "/var/log/benchd/access-%d.log", 20261100 + i);
 		else if (i % 4 == 1)
-			snprintf(path, sizeof(path), "/var/lib/benchd/sess/s%dx%dq%d", i * 7, i * 13,
-				 i);
+			snprintf(path, sizeof(path), "/var/lib/benchd/sess/s%dx%dq%d", i * 7,
+				 i * 13, i);
 		else if (i % 4 == 2)
 			snprintf(path, sizeof(path), "/var/lib/benchd/cache/item-%c%c.bin",
 				 'a' + i % 26, 'a' + (i / 3) % 26);
@@ -170,10 +173,11 @@ int main(int argc, char **argv)
 			struct learn_activity act;
 
 			/* Words, not numbers: nothing generalizes, and /etc never folds. */
-			snprintf(path, sizeof(path), "/etc/bench/conf-%c%c%c-%c%c.d/file-%c%c%c.conf",
-				 'a' + (int)(m % 26), 'a' + (int)(m / 26 % 26), 'a' + (int)(m / 676),
-				 'a' + (int)(e % 26), 'a' + (int)(e / 26 % 26), 'a' + (int)(e % 7),
-				 'a' + (int)(e % 11), 'a' + (int)(e % 13));
+			snprintf(
+			    path, sizeof(path), "/etc/bench/conf-%c%c%c-%c%c.d/file-%c%c%c.conf",
+			    'a' + (int)(m % 26), 'a' + (int)(m / 26 % 26), 'a' + (int)(m / 676),
+			    'a' + (int)(e % 26), 'a' + (int)(e / 26 % 26), 'a' + (int)(e % 7),
+			    'a' + (int)(e % 11), 'a' + (int)(e % 13));
 			size_t len = make_write(rec, sizeof(rec), path);
 			if (event_decode(rec, len, &ev) < 0)
 				abort();

@@ -27,8 +27,9 @@ static void parse_fails(const char *text, size_t len, const char *want)
 
 Test(kvconf, parses_keys_values_comments_and_repeats)
 {
-	struct kvconf *kv = parse_ok("# comment\n\n  console = tls+tcp://a:1  \nconsole=tls+tcp://b:2\n"
-				     "label = \"  spaced  \"\r\nempty =\n");
+	struct kvconf *kv =
+	    parse_ok("# comment\n\n  console = tls+tcp://a:1  \nconsole=tls+tcp://b:2\n"
+		     "label = \"  spaced  \"\r\nempty =\n");
 
 	cr_assert_eq(kv->n, 4);
 	cr_expect_str_eq(kv->entries[0].key, "console");
@@ -55,10 +56,10 @@ Test(kvconf, refuses_bad_keys_unterminated_quotes_and_control_bytes)
 
 Test(kvconf, refuses_invalid_utf8_and_accepts_valid)
 {
-	parse_fails("k = \xc3\x28\n", 7, "UTF-8");	   /* bad continuation */
-	parse_fails("k = \xe0\x80\xaf\n", 8, "UTF-8");	   /* overlong */
-	parse_fails("k = \xed\xa0\x80\n", 8, "UTF-8");	   /* surrogate */
-	parse_fails("k = abc\xe2\x82\n", 10, "UTF-8");	   /* truncated at end */
+	parse_fails("k = \xc3\x28\n", 7, "UTF-8");     /* bad continuation */
+	parse_fails("k = \xe0\x80\xaf\n", 8, "UTF-8"); /* overlong */
+	parse_fails("k = \xed\xa0\x80\n", 8, "UTF-8"); /* surrogate */
+	parse_fails("k = abc\xe2\x82\n", 10, "UTF-8"); /* truncated at end */
 	struct kvconf *kv = parse_ok("k = h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x94\x92\n");
 	cr_expect_str_eq(kv->entries[0].value, "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x94\x92");
 	kvconf_free(kv);

@@ -24,8 +24,12 @@ static void mk(const char *ca_dir, const char *cn, enum pki_kind kind, const cha
 {
 	char cert[512], key[512];
 	const char *dnsv[] = {dns}, *ipv[] = {ip};
-	struct pki_issue_opts o = {.cn = cn, .kind = kind, .dns = dnsv, .ndns = dns ? 1 : 0,
-				   .ips = ipv, .nips = ip ? 1 : 0};
+	struct pki_issue_opts o = {.cn = cn,
+				   .kind = kind,
+				   .dns = dnsv,
+				   .ndns = dns ? 1 : 0,
+				   .ips = ipv,
+				   .nips = ip ? 1 : 0};
 	vigil_err err = {0};
 
 	snprintf(cert, sizeof(cert), "%s/%s.crt", ca_dir, cn);
@@ -75,7 +79,8 @@ struct server {
 
 static void server_start(struct server *s, nng_tls_auth_mode auth)
 {
-	const struct tls_files f = {.ca = path(dir, "ca.crt"), .cert = path(dir, "server.crt"),
+	const struct tls_files f = {.ca = path(dir, "ca.crt"),
+				    .cert = path(dir, "server.crt"),
 				    .key = path(dir, "server.key")};
 	nng_listener l;
 	vigil_err err = {0};
@@ -146,8 +151,8 @@ Test(tls, server_learns_the_verified_client_cn)
 			   sizeof(cn)));
 	cr_expect_str_eq(cn, "host-1");
 	/* And by DNS name, through the certificate's dNSName SAN. */
-	cr_assert(exchange(&s, path(dir, "host-1.crt"), path(dir, "host-1.key"), "console.test",
-			   cn, sizeof(cn)));
+	cr_assert(exchange(&s, path(dir, "host-1.crt"), path(dir, "host-1.key"), "console.test", cn,
+			   sizeof(cn)));
 	cr_expect_str_eq(cn, "host-1");
 	server_stop(&s);
 }

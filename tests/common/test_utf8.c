@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Bytes to UTF-8 for the console: valid text kept, every bad byte shown, cuts between characters. */
+/* Bytes to UTF-8 for the console: valid text kept, every bad byte shown, cuts between characters.
+ */
 #include <criterion/criterion.h>
 #include <string.h>
 
@@ -24,7 +25,10 @@ Test(utf8, valid_text_is_kept_as_it_is)
 
 Test(utf8, bad_bytes_become_escapes)
 {
-	cr_assert_str_eq(clean("a\xff" "b", 3, 256), "a\\xffb");
+	cr_assert_str_eq(clean("a\xff"
+			       "b",
+			       3, 256),
+			 "a\\xffb");
 	cr_assert_str_eq(clean("\xc3(", 2, 256), "\\xc3(", "a lead byte without its continuation");
 	cr_assert_str_eq(clean("\xc0\xaf", 2, 256), "\\xc0\\xaf", "an overlong '/'");
 	cr_assert_str_eq(clean("\xed\xa0\x80", 3, 256), "\\xed\\xa0\\x80", "a UTF-16 surrogate");

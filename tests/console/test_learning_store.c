@@ -28,7 +28,6 @@
 #include "pgfixture.h"
 #include "store.h"
 
-
 /* 2024-11-28T13:20:00Z and an hour later, in ms and ns. */
 #define T0_MS 1732800000000ull
 #define T1_MS 1732803600000ull
@@ -669,7 +668,8 @@ Test(learning_store, model_get_sorts_sections_and_entries_bytewise)
 /* Events go into PostgreSQL by binary COPY: every value must land as sent. */
 Test(learning_store, events_keep_every_value_through_copy)
 {
-	static const char body[] = "{\"path\":\t\"/tmp/a\\\\b\\tc\",\n \"name\":\"\xc3\xbc\\u00e9\"}";
+	static const char body[] =
+	    "{\"path\":\t\"/tmp/a\\\\b\\tc\",\n \"name\":\"\xc3\xbc\\u00e9\"}";
 	const struct store_event ev[2] = {
 	    {.type = 1,
 	     .ts_ns = T0_NS + 123456789,

@@ -36,8 +36,7 @@
 extern char **environ;
 
 /* Set by the PRE_ALL hook for the test processes (criterion re-executes them). */
-#define START_MS  20000
-
+#define START_MS 20000
 
 static int run_cmd(char *const argv[])
 {

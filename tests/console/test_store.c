@@ -42,11 +42,10 @@
 extern char **environ;
 
 /* Set by the PRE_ALL hook for the test processes (criterion re-executes them). */
-#define START_MS  20000
+#define START_MS 20000
 
 /* One more than store.c accepts. */
 #define STORE_TEST_MANY_LABELS 65
-
 
 static int run_cmd(char *const argv[])
 {
@@ -408,10 +407,9 @@ Test(store, mark_stale_timeout_is_in_milliseconds)
 Test(store, hosts_list_has_every_field_with_the_right_value)
 {
 	static const char *const keys[] = {
-	    "host_id",		"hostname",   "kernel",	   "os",
-	    "defender_version", "bpf_status", "labels",	   "exec_count",
-	    "first_seen",	"last_seen",  "connected", "disconnected_at",
-	    "capture",
+	    "host_id",	  "hostname",	     "kernel",	   "os",	 "defender_version",
+	    "bpf_status", "labels",	     "exec_count", "first_seen", "last_seen",
+	    "connected",  "disconnected_at", "capture",
 	};
 	struct store_hello h = hello_for("host-b");
 	struct store_heartbeat hb = {.exec_count = 42,

@@ -194,7 +194,7 @@ Test(capture, exec_has_path_argv_cwd_and_parent)
 	bool found = false;
 	size_t i;
 	json_array_foreach(events, i, fk) if (strcmp(s_(fk, "type"), "fork") == 0 &&
-					       i_(fk, "child_pid") == child) found = true;
+					      i_(fk, "child_pid") == child) found = true;
 	cr_expect(found, "no fork event with child_pid %d", child);
 
 	json_t *ex = find("exit", NULL, child, NULL);
@@ -617,16 +617,16 @@ static long int80(long nr, long b, long c, long d)
 	return ret;
 }
 
-#define I386_OPEN 5
-#define I386_UNLINK 10
-#define I386_CHMOD 15
+#define I386_OPEN	5
+#define I386_UNLINK	10
+#define I386_CHMOD	15
 #define I386_SOCKETCALL 102
 
 static void do_ia32(void *arg)
 {
 	const char *d = arg;
-	char *low = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT,
-			 -1, 0);
+	char *low = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
 	if (low == MAP_FAILED)
 		_exit(2);
 	char *path = low;
@@ -640,7 +640,8 @@ static void do_ia32(void *arg)
 	if (nfd < 0)
 		_exit(7);
 	close(nfd);
-	if (int80(I386_CHMOD, (long)path, 04755, 0) != 0 || int80(I386_UNLINK, (long)path, 0, 0) != 0)
+	if (int80(I386_CHMOD, (long)path, 04755, 0) != 0 ||
+	    int80(I386_UNLINK, (long)path, 0, 0) != 0)
 		_exit(4);
 	/* socket() and connect() through socketcall, the way i386 programs reach them. */
 	uint32_t *args = (uint32_t *)(low + 1024);
@@ -703,8 +704,8 @@ static void do_net(void *arg)
 	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
 	socklen_t l;
 	int s4 = socket(AF_INET, SOCK_STREAM, 0), s6 = socket(AF_INET6, SOCK_STREAM, 0);
-	if (bind(s4, (void *)&a4, sizeof(a4)) || listen(s4, 4) || bind(s6, (void *)&a6, sizeof(a6)) ||
-	    listen(s6, 4))
+	if (bind(s4, (void *)&a4, sizeof(a4)) || listen(s4, 4) ||
+	    bind(s6, (void *)&a6, sizeof(a6)) || listen(s6, 4))
 		_exit(2);
 	l = sizeof(a4);
 	getsockname(s4, (void *)&a4, &l);
@@ -724,8 +725,8 @@ static void do_net(void *arg)
 	getsockname(c6, (void *)&cl6, &l);
 	/* UDP connect, and a Unix socket by path. */
 	int u = socket(AF_INET, SOCK_DGRAM, 0);
-	struct sockaddr_in ud = {.sin_family = AF_INET, .sin_port = htons(9),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in ud = {
+	    .sin_family = AF_INET, .sin_port = htons(9), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	if (connect(u, (void *)&ud, sizeof(ud)))
 		_exit(5);
 	struct sockaddr_un un = {.sun_family = AF_UNIX};
@@ -738,7 +739,8 @@ static void do_net(void *arg)
 		_exit(7);
 	/* An abstract name, with the exact length the kernel is given. */
 	struct sockaddr_un ab = {.sun_family = AF_UNIX};
-	int alen = snprintf(ab.sun_path + 1, sizeof(ab.sun_path) - 1, "vigil-test-%d", (int)getpid());
+	int alen =
+	    snprintf(ab.sun_path + 1, sizeof(ab.sun_path) - 1, "vigil-test-%d", (int)getpid());
 	socklen_t ablen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + alen);
 	int as = socket(AF_UNIX, SOCK_STREAM, 0), ac = socket(AF_UNIX, SOCK_STREAM, 0);
 	if (bind(as, (void *)&ab, ablen) || listen(as, 1) || connect(ac, (void *)&ab, ablen))
@@ -873,10 +875,12 @@ Test(capture, a_ring_buffer_too_small_shows_drops_in_the_counters)
 	cr_assert_not_null(last, "no stats line");
 	json_t *st = json_loads(last, JSON_DISABLE_EOF_CHECK, NULL);
 	cr_assert_not_null(st);
-	long long full = json_integer_value(json_object_get(json_object_get(st, "drops"), "ringbuf_full"));
+	long long full =
+	    json_integer_value(json_object_get(json_object_get(st, "drops"), "ringbuf_full"));
 	long long file = json_integer_value(json_object_get(json_object_get(st, "events"), "file"));
 	cr_expect_gt(full, 0, "a full 64 KiB ring lost nothing? delivered %lld", file);
-	cr_log_info("small ring: %lld file events delivered, %lld counted as ringbuf_full", file, full);
+	cr_log_info("small ring: %lld file events delivered, %lld counted as ringbuf_full", file,
+		    full);
 	json_decref(st);
 	free(all);
 	close(fds[0]);

@@ -38,9 +38,9 @@ static void run(struct proc_entry *es, size_t n, struct classification *c)
 Test(classify, a_daemon_under_init_is_a_service_named_by_its_leader)
 {
 	struct proc_entry es[] = {
-		mk(300, "/usr/sbin/nginx", NULL, UNSET, "/"),
-		mk(200, "/usr/sbin/nginx", NULL, UNSET, "/"),
-		mk(1, "/sbin/init", NULL, UNSET, "/"),
+	    mk(300, "/usr/sbin/nginx", NULL, UNSET, "/"),
+	    mk(200, "/usr/sbin/nginx", NULL, UNSET, "/"),
+	    mk(1, "/sbin/init", NULL, UNSET, "/"),
 	};
 	struct classification c;
 
@@ -54,9 +54,9 @@ Test(classify, a_daemon_under_init_is_a_service_named_by_its_leader)
 Test(classify, a_systemd_unit_names_the_service)
 {
 	struct proc_entry es[] = {
-		mk(300, "/usr/bin/helper", NULL, UNSET, "/system.slice/app.service"),
-		mk(200, "/usr/bin/app", NULL, UNSET, "/system.slice/app.service"),
-		mk(1, "/lib/systemd/systemd", NULL, UNSET, "/init.scope"),
+	    mk(300, "/usr/bin/helper", NULL, UNSET, "/system.slice/app.service"),
+	    mk(200, "/usr/bin/app", NULL, UNSET, "/system.slice/app.service"),
+	    mk(1, "/lib/systemd/systemd", NULL, UNSET, "/init.scope"),
 	};
 	struct classification c;
 
@@ -68,8 +68,8 @@ Test(classify, a_systemd_unit_names_the_service)
 Test(classify, a_controlling_terminal_is_interactive)
 {
 	struct proc_entry es[] = {
-		mk(400, "/usr/bin/vim", "pts3", 1000, "/"),
-		mk(1, "/sbin/init", NULL, UNSET, "/"),
+	    mk(400, "/usr/bin/vim", "pts3", 1000, "/"),
+	    mk(1, "/sbin/init", NULL, UNSET, "/"),
 	};
 	struct classification c;
 
@@ -82,11 +82,11 @@ Test(classify, a_controlling_terminal_is_interactive)
 Test(classify, everything_under_an_ssh_session_is_interactive_even_without_a_tty)
 {
 	struct proc_entry es[] = {
-		mk(500, "/usr/bin/curl", NULL, UNSET, "/"),
-		mk(450, "/usr/bin/bash", NULL, UNSET, "/"),
-		mk(400, "/usr/sbin/sshd", NULL, UNSET, "/"),
-		mk(100, "/usr/sbin/sshd", NULL, UNSET, "/"),
-		mk(1, "/sbin/init", NULL, UNSET, "/"),
+	    mk(500, "/usr/bin/curl", NULL, UNSET, "/"),
+	    mk(450, "/usr/bin/bash", NULL, UNSET, "/"),
+	    mk(400, "/usr/sbin/sshd", NULL, UNSET, "/"),
+	    mk(100, "/usr/sbin/sshd", NULL, UNSET, "/"),
+	    mk(1, "/sbin/init", NULL, UNSET, "/"),
 	};
 	struct classification c;
 
@@ -99,8 +99,8 @@ Test(classify, everything_under_an_ssh_session_is_interactive_even_without_a_tty
 Test(classify, the_listening_sshd_itself_is_a_service)
 {
 	struct proc_entry es[] = {
-		mk(100, "/usr/sbin/sshd", NULL, UNSET, "/"),
-		mk(1, "/sbin/init", NULL, UNSET, "/"),
+	    mk(100, "/usr/sbin/sshd", NULL, UNSET, "/"),
+	    mk(1, "/sbin/init", NULL, UNSET, "/"),
 	};
 	struct classification c;
 
@@ -112,9 +112,9 @@ Test(classify, the_listening_sshd_itself_is_a_service)
 Test(classify, sudo_and_su_open_sessions)
 {
 	struct proc_entry es[] = {
-		mk(600, "/usr/bin/id", NULL, UNSET, "/"),
-		mk(590, "/usr/bin/sudo", NULL, UNSET, "/"),
-		mk(1, "/sbin/init", NULL, UNSET, "/"),
+	    mk(600, "/usr/bin/id", NULL, UNSET, "/"),
+	    mk(590, "/usr/bin/sudo", NULL, UNSET, "/"),
+	    mk(1, "/sbin/init", NULL, UNSET, "/"),
 	};
 	struct classification c;
 
@@ -126,13 +126,13 @@ Test(classify, sudo_and_su_open_sessions)
 Test(classify, a_login_session_without_a_terminal_is_interactive_but_cron_jobs_are_services)
 {
 	struct proc_entry login[] = {
-		mk(700, "/usr/bin/rsync", NULL, 1000, "/"),
-		mk(1, "/sbin/init", NULL, UNSET, "/"),
+	    mk(700, "/usr/bin/rsync", NULL, 1000, "/"),
+	    mk(1, "/sbin/init", NULL, UNSET, "/"),
 	};
 	struct proc_entry cron[] = {
-		mk(810, "/usr/bin/backup", NULL, 0, "/"),
-		mk(800, "/usr/sbin/cron", NULL, UNSET, "/"),
-		mk(1, "/sbin/init", NULL, UNSET, "/"),
+	    mk(810, "/usr/bin/backup", NULL, 0, "/"),
+	    mk(800, "/usr/sbin/cron", NULL, UNSET, "/"),
+	    mk(1, "/sbin/init", NULL, UNSET, "/"),
 	};
 	struct classification c;
 

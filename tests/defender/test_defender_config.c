@@ -18,9 +18,10 @@ static void fails(const char *text, const char *want)
 
 Test(defender_config, reads_every_setting)
 {
-	const char *text = BASE "console = tls+tcp://[::1]:7443\nlabel = env=prod\nlabel = rack=a=b\n"
-				"state_dir = /s\nheartbeat_interval_ms = 250\nlog_level = debug\n"
-				"server_name = console.example\n";
+	const char *text =
+	    BASE "console = tls+tcp://[::1]:7443\nlabel = env=prod\nlabel = rack=a=b\n"
+		 "state_dir = /s\nheartbeat_interval_ms = 250\nlog_level = debug\n"
+		 "server_name = console.example\n";
 	struct defender_config cfg;
 	vigil_err err = {0};
 
@@ -68,7 +69,8 @@ Test(defender_config, bpf_pin_dir)
 		     err.msg);
 	cr_expect_str_eq(cfg.bpf_pin_dir, "/sys/fs/bpf/x");
 	defender_config_fini(&cfg);
-	fails(BASE "bpf_pin_dir = vigil\n", "d.conf:5: bpf_pin_dir must be an absolute path or none");
+	fails(BASE "bpf_pin_dir = vigil\n",
+	      "d.conf:5: bpf_pin_dir must be an absolute path or none");
 	fails(BASE "bpf_pin_dir = none\nbpf_pin_dir = /x\n", "d.conf:6: 'bpf_pin_dir' given twice");
 	fails(BASE "bpf_pin_dir = /x\nbpf_pin_dir = none\n", "d.conf:6: 'bpf_pin_dir' given twice");
 }

@@ -99,7 +99,8 @@ Test(event, survives_random_records)
 static void join_is(const char *base, const char *name, const char *want)
 {
 	char out[256];
-	long n = event_path_join(base, base ? strlen(base) : 0, name, strlen(name), out, sizeof(out));
+	long n =
+	    event_path_join(base, base ? strlen(base) : 0, name, strlen(name), out, sizeof(out));
 
 	cr_expect_geq(n, 0);
 	cr_expect_str_eq(out, want, "join(%s, %s)", base ? base : "NULL", name);
@@ -167,9 +168,9 @@ Test(jsonw, escapes_at_every_position_of_a_string)
 		size_t len;
 		const char *out;
 	} special[] = {
-	    {"\"", 1, "\\\""},	     {"\\", 1, "\\\\"},	     {"\n", 1, "\\u000a"},
-	    {"\x1f", 1, "\\u001f"},  {"\x7f", 1, "\x7f"},    {"\xff", 1, "\\\\xff"},
-	    {"\xc3\xa9", 2, "\xc3\xa9"}, {" ", 1, " "},	     {"~", 1, "~"},
+	    {"\"", 1, "\\\""},		 {"\\", 1, "\\\\"},   {"\n", 1, "\\u000a"},
+	    {"\x1f", 1, "\\u001f"},	 {"\x7f", 1, "\x7f"}, {"\xff", 1, "\\\\xff"},
+	    {"\xc3\xa9", 2, "\xc3\xa9"}, {" ", 1, " "},	      {"~", 1, "~"},
 	};
 	char in[32], want[64], buf[128];
 	struct jsonw w;
@@ -192,8 +193,9 @@ Test(jsonw, escapes_at_every_position_of_a_string)
 
 Test(event_json, formats_ipv4_addresses_as_inet_ntop_does)
 {
-	static const uint8_t addrs[][4] = {{0, 0, 0, 0},     {255, 255, 255, 255}, {10, 0, 100, 9},
-					   {1, 20, 199, 250}, {127, 0, 0, 1},	   {99, 100, 9, 10}};
+	static const uint8_t addrs[][4] = {{0, 0, 0, 0},    {255, 255, 255, 255},
+					   {10, 0, 100, 9}, {1, 20, 199, 250},
+					   {127, 0, 0, 1},  {99, 100, 9, 10}};
 	char mine[16], theirs[INET_ADDRSTRLEN];
 
 	for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {

@@ -15,8 +15,8 @@
 #include "generalize.h"
 #include "model.h"
 
-#define SVC "exe:/usr/sbin/testd"
-#define EXE "/usr/sbin/testd"
+#define SVC  "exe:/usr/sbin/testd"
+#define EXE  "/usr/sbin/testd"
 #define HOUR (3600ull * 1000)
 
 static struct model_limits limits(void)
@@ -114,8 +114,8 @@ Test(model, changing_file_names_fold_into_their_directory)
 	cr_assert_eq(see_path(s, MK_WRITE, "/var/log/testd/app-20261127.log", 10), MODEL_LEARNED);
 	cr_assert_eq(see_path(s, MK_WRITE, "/var/log/testd/app-20261128.log", 11), MODEL_KNOWN);
 	/* Folding: names that are words, not numbers, still fold after eight siblings. */
-	static const char *const names[] = {"alpha", "bravo", "charlie", "delta", "echo",
-					    "foxtrot", "golf"};
+	static const char *const names[] = {"alpha", "bravo",	"charlie", "delta",
+					    "echo",  "foxtrot", "golf"};
 	for (size_t i = 0; i < 7; i++) {
 		snprintf(path, sizeof(path), "/var/lib/testd/state/%s.db", names[i]);
 		cr_assert_eq(see_path(s, MK_WRITE, path, 20 + i), MODEL_LEARNED);

@@ -118,7 +118,8 @@ static pid_t start_generator(int first, int last, int rate)
 	cr_assert(pid >= 0);
 	if (pid == 0) {
 		char p[H_PATH];
-		/* Not the forwarder's sockets: a copy here would keep its port bound through a cut. */
+		/* Not the forwarder's sockets: a copy here would keep its port bound through a cut.
+		 */
 		close_range(3, ~0U, 0);
 		for (int i = first; i < last; i++) {
 			snprintf(p, sizeof(p), "%s/f-%06d", loaddir, i);
@@ -147,7 +148,8 @@ static long long db_value(const char *conninfo, const char *sql)
 
 	if (PQstatus(c) == CONNECTION_OK) {
 		PGresult *r = PQexec(c, sql);
-		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+		    !PQgetisnull(r, 0, 0))
 			v = atoll(PQgetvalue(r, 0, 0));
 		PQclear(r);
 	}
@@ -159,8 +161,8 @@ static char conninfo[H_PATH];
 
 static void use_console_db(void)
 {
-	snprintf(conninfo, sizeof(conninfo), "host=%s/postgres/run port=5432 dbname=vigil user=vigil",
-		 con.state);
+	snprintf(conninfo, sizeof(conninfo),
+		 "host=%s/postgres/run port=5432 dbname=vigil user=vigil", con.state);
 }
 
 static long long events_for_load(void)
@@ -188,7 +190,8 @@ static void expect_exactly_once(int n)
 		snprintf(log, sizeof(log), "%s/defender.log", dir);
 		char *text = h_slurp(log);
 		size_t len = strlen(text);
-		cr_log_error("defender log (last 3000 bytes):\n%s", len > 3000 ? text + len - 3000 : text);
+		cr_log_error("defender log (last 3000 bytes):\n%s",
+			     len > 3000 ? text + len - 3000 : text);
 		free(text);
 	}
 	cr_expect_eq(got, n, "%lld events stored for %d files", got, n);
@@ -322,7 +325,8 @@ Test(delivery, defender_killed_while_events_happen_loses_nothing)
 	char log[H_PATH];
 	snprintf(log, sizeof(log), "%s/defender.log", dir);
 	char *text = h_slurp(log);
-	cr_expect(strstr(text, "took over") != NULL, "the restarted defender did not say it took over");
+	cr_expect(strstr(text, "took over") != NULL,
+		  "the restarted defender did not say it took over");
 	free(text);
 }
 
@@ -374,7 +378,8 @@ static void *proxy_main(void *arg)
 			continue;
 		}
 		if (lfd < 0) {
-			struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(p->port),
+			struct sockaddr_in sa = {.sin_family = AF_INET,
+						 .sin_port = htons(p->port),
 						 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 			int one = 1;
 			lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -402,10 +407,12 @@ static void *proxy_main(void *arg)
 			int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 			if (c >= 0) /* accept4 only to not block; the pair itself uses timeouts */
 				fcntl(c, F_SETFL, fcntl(c, F_GETFL) & ~O_NONBLOCK);
-			struct sockaddr_in ta = {.sin_family = AF_INET, .sin_port = htons(p->target),
+			struct sockaddr_in ta = {.sin_family = AF_INET,
+						 .sin_port = htons(p->target),
 						 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 			int t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-			/* Nothing in the forwarder may block for long: a stuck forwarder is a cut that never heals. */
+			/* Nothing in the forwarder may block for long: a stuck forwarder is a cut
+			 * that never heals. */
 			struct timeval tv = {.tv_sec = 2};
 			setsockopt(t, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 			setsockopt(t, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -439,7 +446,8 @@ static void *proxy_main(void *arg)
 					pairs[i][0] = pairs[npairs - 1][0];
 					pairs[i][1] = pairs[npairs - 1][1];
 					npairs--;
-					polled = 0; /* indexes moved: poll again before reading more */
+					polled =
+					    0; /* indexes moved: poll again before reading more */
 					break;
 				}
 			}
@@ -492,9 +500,10 @@ Test(delivery, network_path_cut_for_a_while_loses_nothing)
 		long loops = atomic_load(&px.loops);
 
 		h_sleep_ms(1000);
-		fprintf(stderr, "cut did not heal: forwarder loops %ld -> %ld in 1 s, pairs %d, "
-				"accepted %ld (at heal %ld), accept refused as full %ld, "
-				"console connect failed %ld\n",
+		fprintf(stderr,
+			"cut did not heal: forwarder loops %ld -> %ld in 1 s, pairs %d, "
+			"accepted %ld (at heal %ld), accept refused as full %ld, "
+			"console connect failed %ld\n",
 			loops, atomic_load(&px.loops), atomic_load(&px.pairs),
 			atomic_load(&px.accepted), accepted_at_heal, atomic_load(&px.refused_full),
 			atomic_load(&px.connect_failed));
@@ -545,11 +554,13 @@ Test(delivery, spool_too_small_reports_a_gap_with_the_right_count)
 	long long mx = db_value(conninfo, "SELECT max(seq) FROM batches");
 	cr_expect_gt(lost, 0);
 	/* Every seq is either stored or accounted for as lost. */
-	cr_expect_eq(stored + lost, mx, "stored %lld + lost %lld != %lld batches", stored, lost, mx);
+	cr_expect_eq(stored + lost, mx, "stored %lld + lost %lld != %lld batches", stored, lost,
+		     mx);
 	long long events = events_for_load();
 	cr_expect_lt(events, 1500, "a 128 KiB spool kept everything?");
-	cr_log_info("small spool: %lld batches stored, %lld reported lost, %lld of 1500 events kept",
-		    stored, lost, events);
+	cr_log_info(
+	    "small spool: %lld batches stored, %lld reported lost, %lld of 1500 events kept",
+	    stored, lost, events);
 }
 
 Test(delivery, fails_over_between_consoles_sharing_a_database)
@@ -563,7 +574,8 @@ Test(delivery, fails_over_between_consoles_sharing_a_database)
 	snprintf(bdir, sizeof(bdir), "%s/b", dir);
 	mkdir(bdir, 0755);
 	h_console_start(&b, bdir, &pki, extra);
-	/* Two endpoints in the defender's configuration: the first, and the other as a second line. */
+	/* Two endpoints in the defender's configuration: the first, and the other as a second line.
+	 */
 	snprintf(cfg_extra, sizeof(cfg_extra), "console = %s", b.listen);
 	defender_pid = start_defender(con.listen, cfg_extra);
 	gen_pid = start_generator(0, 300, 100);

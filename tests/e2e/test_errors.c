@@ -84,8 +84,18 @@ Test(errors, console_names_a_port_in_use)
 	snprintf(url, sizeof(url), "tls+tcp://127.0.0.1:%d", ntohs(sa.sin_port));
 	snprintf(log, sizeof(log), "%s/console.log", dir);
 	snprintf(state, sizeof(state), "%s/state", dir);
-	char *argv[] = {(char *)h_bin("vigil-console"), "--state-dir", state, "--listen", url,
-			"--ca", pki.ca, "--cert", pki.console_cert, "--key", pki.console_key, NULL};
+	char *argv[] = {(char *)h_bin("vigil-console"),
+			"--state-dir",
+			state,
+			"--listen",
+			url,
+			"--ca",
+			pki.ca,
+			"--cert",
+			pki.console_cert,
+			"--key",
+			pki.console_key,
+			NULL};
 	int rc = h_run(log, 30000, argv);
 	char *out = h_slurp(log);
 	cr_expect_gt(rc, 0);
@@ -98,9 +108,10 @@ Test(errors, console_names_an_unreachable_database)
 {
 	char dsn[H_PATH];
 
-	snprintf(dsn, sizeof(dsn), "host=%s/no-such-socket-dir dbname=vigil connect_timeout=2", dir);
-	char *extra[] = {"--db", dsn, "--ca", pki.ca, "--cert", pki.console_cert, "--key",
-			 pki.console_key, NULL};
+	snprintf(dsn, sizeof(dsn), "host=%s/no-such-socket-dir dbname=vigil connect_timeout=2",
+		 dir);
+	char *extra[] = {"--db",	   dsn,	    "--ca",	     pki.ca, "--cert",
+			 pki.console_cert, "--key", pki.console_key, NULL};
 	expect_console_fails("no-such-socket-dir", extra);
 }
 

@@ -27,7 +27,7 @@
 
 #include "harness.h"
 
-#define HOST "host-a"
+#define HOST	       "host-a"
 #define LEARN_WINDOW_S 6
 
 static char dir[H_PATH], svcdir[H_PATH];
@@ -140,7 +140,8 @@ static pid_t start_service(int listen_port, int peer_port, int new_listen, int n
 		/* Wait to be reparented, so the exec happens under init already. */
 		for (int i = 0; i < 2000 && getppid() != 1; i++)
 			usleep(1000);
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644), nul = open("/dev/null", O_RDONLY);
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644),
+		    nul = open("/dev/null", O_RDONLY);
 		dup2(nul, 0);
 		dup2(fd, 1);
 		dup2(fd, 2);
@@ -168,7 +169,8 @@ static void be_clients(int port, int n)
 		int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0, "%s", strerror(errno));
+		cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0, "%s",
+			     strerror(errno));
 		close(fd);
 	}
 }
@@ -230,8 +232,7 @@ static json_t *wait_model_state(const char *needle, const char *state, int timeo
 			return m;
 		json_decref(m);
 	}
-	cr_assert_fail("the model of %s did not become %s within %d ms", needle, state,
-		       timeout_ms);
+	cr_assert_fail("the model of %s did not become %s within %d ms", needle, state, timeout_ms);
 	return NULL;
 }
 
@@ -327,8 +328,8 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 
 	/* Five kinds of misbehaviour: exactly five audits, each of its kind. */
 	cr_assert_eq(kill(svc_pid, SIGUSR2), 0);
-	for (long long until = h_now_ms() + 20000;
-	     h_now_ms() < until && audits_of(service, "") < 5; h_sleep_ms(200))
+	for (long long until = h_now_ms() + 20000; h_now_ms() < until && audits_of(service, "") < 5;
+	     h_sleep_ms(200))
 		drain_peers();
 	h_sleep_ms(2000);
 	static const char *const kinds[] = {"new_program", "new_write", "sensitive_read",
@@ -378,8 +379,16 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 	snprintf(idtext, sizeof(idtext), "%lld", id);
 	char tokfile[H_PATH];
 	snprintf(tokfile, sizeof(tokfile), "%s/api-token", con.state);
-	char *argv[] = {(char *)h_bin("vigilctl"), "--api", con.api, "--ca", pki.ca,
-			"--token-file", tokfile, "relearn", idtext, NULL};
+	char *argv[] = {(char *)h_bin("vigilctl"),
+			"--api",
+			con.api,
+			"--ca",
+			pki.ca,
+			"--token-file",
+			tokfile,
+			"relearn",
+			idtext,
+			NULL};
 	/*
 	 * nng 1.5's HTTP client loses about 1 answer in 20; vigilctl then says the
 	 * relearn may have been queued.  Asking again is harmless (the console
@@ -393,7 +402,8 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 	char model_files[H_PATH];
 	snprintf(model_files, sizeof(model_files), "%s/defender-state/models", dir);
 	char grep[2 * H_PATH];
-	snprintf(grep, sizeof(grep), "grep -l '\"state\":\"learning\"' %s/*.json | xargs grep -q vigil-testsvc",
+	snprintf(grep, sizeof(grep),
+		 "grep -l '\"state\":\"learning\"' %s/*.json | xargs grep -q vigil-testsvc",
 		 model_files);
 	cr_assert_eq(system(grep), 0, "the defender's saved model is learning again");
 }
@@ -477,7 +487,8 @@ Test(learning, an_interactive_session_is_logged_in_full_and_not_modelled)
 			cr_expect_str_eq(user, "root");
 			cr_expect_eq(json_integer_value(json_object_get(row, "session")), sh,
 				     "the session is the shell that owns the terminal");
-			if (strcmp(type, "exec") == 0 && strncmp(summary, "/usr/bin/touch ", 15) == 0)
+			if (strcmp(type, "exec") == 0 &&
+			    strncmp(summary, "/usr/bin/touch ", 15) == 0)
 				saw_command = true;
 			if (strcmp(type, "file") == 0 && strstr(summary, "(write)") != NULL)
 				saw_write = true;

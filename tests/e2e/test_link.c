@@ -122,7 +122,7 @@ Test(link, defender_with_valid_certificate_appears_connected_within_2s)
 		cr_assert_not_null(h, "no capture counters reached the console");
 		cr_expect(json_is_integer(json_object_get(drops, "ringbuf_full")));
 		cr_expect(json_is_integer(json_object_get(
-			json_object_get(json_object_get(h, "capture"), "delivered"), "exec")));
+		    json_object_get(json_object_get(h, "capture"), "delivered"), "exec")));
 		json_decref(h);
 
 		/* exec_count: the execs the kernel side saw, three of them ours. */
@@ -141,7 +141,8 @@ Test(link, defender_with_valid_certificate_appears_connected_within_2s)
 				now = json_integer_value(json_object_get(h, "exec_count"));
 			json_decref(h);
 		}
-		cr_expect_geq(now, before + 3, "exec_count %lld -> %lld after 3 execs", before, now);
+		cr_expect_geq(now, before + 3, "exec_count %lld -> %lld after 3 execs", before,
+			      now);
 	}
 }
 
@@ -328,18 +329,33 @@ Test(link, vigilctl_hosts_prints_table_and_json)
 
 	snprintf(out, sizeof(out), "%s/vigilctl.out", dir);
 	snprintf(tokfile, sizeof(tokfile), "%s/api-token", con.state);
-	char *table[] = {(char *)h_bin("vigilctl"), "--api", con.api, "--ca", pki.ca,
-			 "--token-file", tokfile, "hosts", NULL};
+	char *table[] = {(char *)h_bin("vigilctl"),
+			 "--api",
+			 con.api,
+			 "--ca",
+			 pki.ca,
+			 "--token-file",
+			 tokfile,
+			 "hosts",
+			 NULL};
 	cr_assert_eq(h_run(out, 10000, table), 0, "%s", h_slurp(out));
 	char *text = h_slurp(out);
 	cr_expect(strstr(text, "HOST") != NULL && strstr(text, "host-a") != NULL &&
-		  strstr(text, "connected") != NULL && strstr(text, "env=test") != NULL,
+		      strstr(text, "connected") != NULL && strstr(text, "env=test") != NULL,
 		  "table:\n%s", text);
 	free(text);
 
 	unlink(out);
-	char *json_argv[] = {(char *)h_bin("vigilctl"), "--api", con.api, "--ca", pki.ca,
-			     "--token-file", tokfile, "hosts", "--json", NULL};
+	char *json_argv[] = {(char *)h_bin("vigilctl"),
+			     "--api",
+			     con.api,
+			     "--ca",
+			     pki.ca,
+			     "--token-file",
+			     tokfile,
+			     "hosts",
+			     "--json",
+			     NULL};
 	cr_assert_eq(h_run(out, 10000, json_argv), 0);
 	text = h_slurp(out);
 	json_t *doc = json_loads(text, 0, NULL);
@@ -350,8 +366,9 @@ Test(link, vigilctl_hosts_prints_table_and_json)
 
 	/* A wrong token is an error naming the status, with a non-zero exit. */
 	unlink(out);
-	char *bad_argv[] = {(char *)h_bin("vigilctl"), "--api", con.api, "--ca", pki.ca,
-			    "--token-file", conf /* not a token */, "hosts", NULL};
+	char *bad_argv[] = {
+	    (char *)h_bin("vigilctl"), "--api", con.api, "--ca", pki.ca, "--token-file",
+	    conf /* not a token */,    "hosts", NULL};
 	cr_expect_neq(h_run(out, 10000, bad_argv), 0);
 	text = h_slurp(out);
 	cr_expect(strstr(text, "401") != NULL, "vigilctl said:\n%s", text);
@@ -387,12 +404,13 @@ Test(link, console_survives_its_database_going_away)
 		h_sleep_ms(500);
 		/* The database may be down right now: count only a successful query. */
 		char sock[H_PATH];
-		snprintf(sock, sizeof(sock), "host=%s/postgres/run port=5432 dbname=vigil user=vigil",
-			 con.state);
+		snprintf(sock, sizeof(sock),
+			 "host=%s/postgres/run port=5432 dbname=vigil user=vigil", con.state);
 		PGconn *c = PQconnectdb(sock);
 		if (PQstatus(c) == CONNECTION_OK) {
 			PGresult *r = PQexec(c, fresh);
-			back = PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) == 1;
+			back =
+			    PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) == 1;
 			PQclear(r);
 		}
 		PQfinish(c);

@@ -567,7 +567,8 @@ Test(models_api, relearn_without_an_answer_says_it_may_have_been_queued)
 	long long t0;
 	char *text;
 
-	/* A server that takes the connection (the kernel does, from the backlog) and never answers. */
+	/* A server that takes the connection (the kernel does, from the backlog) and never answers.
+	 */
 	cr_assert(fd >= 0);
 	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	cr_assert_eq(listen(fd, 8), 0);
@@ -575,8 +576,16 @@ Test(models_api, relearn_without_an_answer_says_it_may_have_been_queued)
 	snprintf(api, sizeof(api), "https://127.0.0.1:%d", ntohs(sa.sin_port));
 	snprintf(out, sizeof(out), "%s/relearn.out", dir);
 	snprintf(tokfile, sizeof(tokfile), "%s/api-token", con.state);
-	char *argv[] = {(char *)h_bin("vigilctl"), "--api", api, "--ca", pki.ca, "--token-file",
-			tokfile, "relearn", "1", NULL};
+	char *argv[] = {(char *)h_bin("vigilctl"),
+			"--api",
+			api,
+			"--ca",
+			pki.ca,
+			"--token-file",
+			tokfile,
+			"relearn",
+			"1",
+			NULL};
 	t0 = h_now_ms();
 	cr_expect_eq(h_run(out, 30000, argv), 1);
 	text = h_slurp(out);

@@ -113,7 +113,8 @@ static void routine(const char *dir, int peer_port, unsigned iteration)
 	read_file(path);
 	snprintf(path, sizeof(path), "%s/log/svc-%u.log", dir, 100 + iteration);
 	write_file(path, "served\n", O_APPEND);
-	/* A state file with a fresh random name each time (like mktemp's); the previous one goes. */
+	/* A state file with a fresh random name each time (like mktemp's); the previous one goes.
+	 */
 	char name[13];
 	for (int i = 0; i < 12; i++)
 		name[i] = (char)(i % 2 ? '0' + random() % 10 : 'a' + random() % 26);

@@ -123,7 +123,8 @@ pid_t h_spawn(const char *log_path, char *const argv[])
 		 * test's forwarder) bound for as long as the daemon runs.
 		 */
 		close_range(3, ~0U, 0);
-		/* Our own process group, so nothing we start outlives a crashed test by accident. */
+		/* Our own process group, so nothing we start outlives a crashed test by accident.
+		 */
 		setpgid(0, 0);
 		execv(argv[0], argv);
 		_exit(127);
@@ -187,8 +188,8 @@ void h_pki_make(const char *dir, struct h_pki *pki)
 {
 	static const char *const dns[] = {"localhost"};
 	static const char *const ips[] = {"127.0.0.1", "::1"};
-	struct pki_issue_opts o = {.cn = "console", .kind = PKI_SERVER, .dns = dns, .ndns = 1,
-				   .ips = ips, .nips = 2};
+	struct pki_issue_opts o = {
+	    .cn = "console", .kind = PKI_SERVER, .dns = dns, .ndns = 1, .ips = ips, .nips = 2};
 	vigil_err err = {0};
 
 	snprintf(pki->dir, H_PATH, "%s/pki", dir);
@@ -206,8 +207,11 @@ void h_pki_make(const char *dir, struct h_pki *pki)
 void h_pki_issue_client(const struct h_pki *pki, const char *cn, time_t not_before,
 			time_t not_after, char cert[H_PATH], char key[H_PATH])
 {
-	struct pki_issue_opts o = {.cn = cn, .kind = PKI_CLIENT, .not_before = not_before,
-				   .not_after = not_after, .days = 30};
+	struct pki_issue_opts o = {.cn = cn,
+				   .kind = PKI_CLIENT,
+				   .not_before = not_before,
+				   .not_after = not_after,
+				   .days = 30};
 	vigil_err err = {0};
 
 	if (cert[0] == '\0')
@@ -252,12 +256,14 @@ static void console_wait_ready(struct h_console *c, const struct h_pki *pki)
 	while (h_now_ms() < until) {
 		if (h_exited(c->pid, &st)) {
 			char *log = h_slurp(c->log);
-			cr_assert_fail("vigil-console exited (status %d) while starting:\n%s", st, log);
+			cr_assert_fail("vigil-console exited (status %d) while starting:\n%s", st,
+				       log);
 		}
 		tok = h_slurp(path);
 		snprintf(c->token, sizeof(c->token), "%.*s", (int)strcspn(tok, "\n"), tok);
 		free(tok);
-		if (c->token[0] != '\0' && h_api_get(c, pki, "/api/v1/hosts", c->token, NULL) == 200)
+		if (c->token[0] != '\0' &&
+		    h_api_get(c, pki, "/api/v1/hosts", c->token, NULL) == 200)
 			return;
 		h_sleep_ms(100);
 	}
@@ -354,8 +360,8 @@ long long h_db_count(const struct h_console *c, const char *sql)
 	return v;
 }
 
-void h_defender_conf(const char *dir, const struct h_console *c, const char *ca,
-		     const char *cert, const char *key, const char *extra, char out[H_PATH])
+void h_defender_conf(const char *dir, const struct h_console *c, const char *ca, const char *cert,
+		     const char *key, const char *extra, char out[H_PATH])
 {
 	char text[4096];
 	vigil_err err = {0};

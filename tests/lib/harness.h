@@ -44,7 +44,8 @@ int h_stop(pid_t pid, int sig, int timeout_ms);
 /* Whether pid has exited (reaping it); *ret_status gets its wait status. */
 bool h_exited(pid_t pid, int *ret_status);
 
-/* Run argv to completion (at most timeout_ms); output into log_path.  Returns exit code, -1 on signal/timeout. */
+/* Run argv to completion (at most timeout_ms); output into log_path.  Returns exit code, -1 on
+ * signal/timeout. */
 int h_run(const char *log_path, int timeout_ms, char *const argv[]);
 
 /* Whole file as a new string ("" if unreadable); caller frees. */
@@ -100,8 +101,8 @@ PGconn *h_db(const struct h_console *c);
 long long h_db_count(const struct h_console *c, const char *sql);
 
 /* A defender configuration file; returns its path in out. */
-void h_defender_conf(const char *dir, const struct h_console *c, const char *ca,
-		     const char *cert, const char *key, const char *extra, char out[H_PATH]);
+void h_defender_conf(const char *dir, const struct h_console *c, const char *ca, const char *cert,
+		     const char *key, const char *extra, char out[H_PATH]);
 
 /*
  * POST path (empty JSON body) on the console API, sent once (apiclient_post);
