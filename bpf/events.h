@@ -162,8 +162,8 @@ struct ev_net {
 
 /* Why an event was not delivered: one per-CPU counter each, exported by the defender. */
 enum ev_drop_reason {
-	DROP_RINGBUF_FULL =
-	    0,		     /* bpf_ringbuf_output failed: user space too slow or ring too small */
+	/* bpf_ringbuf_output failed: user space too slow or ring too small */
+	DROP_RINGBUF_FULL = 0,
 	DROP_SCRATCH,	     /* per-CPU scratch buffer unavailable */
 	DROP_PATH_TRUNCATED, /* delivered, but a path was cut (counted, not lost) */
 	DROP_ARGS_TRUNCATED, /* delivered, but argv was cut (counted, not lost) */
@@ -187,5 +187,92 @@ struct ev_control {
 	__u32 gen;
 	__u32 pad;
 };
+
+/*
+ * The layout both compilers must agree on, checked wherever this header is
+ * compiled (clang -target bpf and gcc): a field moved, resized or padded
+ * differently on one side fails the build instead of garbling records.
+ * Changing a struct means changing these numbers on purpose.
+ */
+#define EV_ABI_AT(type, field, off)                                                                \
+	_Static_assert(__builtin_offsetof(type, field) == (off),                                   \
+		       #type "." #field " must sit at byte " #off)
+#define EV_ABI_SIZE(type, size)                                                                    \
+	_Static_assert(sizeof(type) == (size), #type " must be " #size " bytes")
+
+EV_ABI_SIZE(struct ev_hdr, 64);
+EV_ABI_AT(struct ev_hdr, type, 0);
+EV_ABI_AT(struct ev_hdr, size, 2);
+EV_ABI_AT(struct ev_hdr, flags, 4);
+EV_ABI_AT(struct ev_hdr, ts_ns, 8);
+EV_ABI_AT(struct ev_hdr, pid, 16);
+EV_ABI_AT(struct ev_hdr, tid, 20);
+EV_ABI_AT(struct ev_hdr, ppid, 24);
+EV_ABI_AT(struct ev_hdr, uid, 28);
+EV_ABI_AT(struct ev_hdr, euid, 32);
+EV_ABI_AT(struct ev_hdr, gid, 36);
+EV_ABI_AT(struct ev_hdr, cgroup_id, 40);
+EV_ABI_AT(struct ev_hdr, comm, 48);
+
+EV_ABI_SIZE(struct ev_exec, 128);
+EV_ABI_AT(struct ev_exec, sid, 64);
+EV_ABI_AT(struct ev_exec, loginuid, 68);
+EV_ABI_AT(struct ev_exec, start_ns, 72);
+EV_ABI_AT(struct ev_exec, argc, 80);
+EV_ABI_AT(struct ev_exec, exe_flags, 84);
+EV_ABI_AT(struct ev_exec, filename_len, 88);
+EV_ABI_AT(struct ev_exec, args_len, 90);
+EV_ABI_AT(struct ev_exec, cwd_len, 92);
+EV_ABI_AT(struct ev_exec, tty, 96);
+EV_ABI_AT(struct ev_exec, data, 128);
+
+EV_ABI_SIZE(struct ev_fork, 80);
+EV_ABI_AT(struct ev_fork, child_pid, 64);
+EV_ABI_AT(struct ev_fork, child_start_ns, 72);
+
+EV_ABI_SIZE(struct ev_exit, 80);
+EV_ABI_AT(struct ev_exit, exit_code, 64);
+EV_ABI_AT(struct ev_exit, start_ns, 72);
+
+EV_ABI_SIZE(struct ev_file, 104);
+EV_ABI_AT(struct ev_file, op, 64);
+EV_ABI_AT(struct ev_file, syscall_nr_lo, 66);
+EV_ABI_AT(struct ev_file, open_flags, 68);
+EV_ABI_AT(struct ev_file, mode, 72);
+EV_ABI_AT(struct ev_file, owner_uid, 76);
+EV_ABI_AT(struct ev_file, owner_gid, 80);
+EV_ABI_AT(struct ev_file, result, 84);
+EV_ABI_AT(struct ev_file, length, 88);
+EV_ABI_AT(struct ev_file, path_len, 96);
+EV_ABI_AT(struct ev_file, path2_len, 98);
+EV_ABI_AT(struct ev_file, base_len, 100);
+EV_ABI_AT(struct ev_file, base2_len, 102);
+EV_ABI_AT(struct ev_file, data, 104);
+
+EV_ABI_SIZE(struct ev_net, 120);
+EV_ABI_AT(struct ev_net, op, 64);
+EV_ABI_AT(struct ev_net, family, 66);
+EV_ABI_AT(struct ev_net, type, 68);
+EV_ABI_AT(struct ev_net, protocol, 70);
+EV_ABI_AT(struct ev_net, result, 72);
+EV_ABI_AT(struct ev_net, local_port, 76);
+EV_ABI_AT(struct ev_net, remote_port, 78);
+EV_ABI_AT(struct ev_net, local_addr, 80);
+EV_ABI_AT(struct ev_net, remote_addr, 96);
+EV_ABI_AT(struct ev_net, backlog, 112);
+EV_ABI_AT(struct ev_net, unix_path_len, 116);
+EV_ABI_AT(struct ev_net, data, 120);
+
+EV_ABI_SIZE(struct ev_control, 16);
+EV_ABI_AT(struct ev_control, read_pos, 0);
+EV_ABI_AT(struct ev_control, gen, 8);
+
+/* Records fit the u16 size field, and every fixed part fits a record. */
+_Static_assert(EV_RECORD_MAX <= 65535, "hdr.size is 16 bits");
+_Static_assert(sizeof(struct ev_exec) + EV_PATH_MAX + EV_ARGS_MAX + EV_PATH_MAX <= EV_RECORD_MAX,
+	       "an exec record with every string at its maximum must fit EV_RECORD_MAX");
+
+#undef EV_ABI_AT
+#undef EV_ABI_SIZE
 
 #endif

@@ -11,6 +11,15 @@
  * returns a negative errno and, when the caller passed a vigil_err, writes a
  * sentence naming what failed (file, field, address) and why.  The daemon logs
  * that sentence once, where the error stops.  Secrets never go into messages.
+ *
+ * "Does not fit" reads the same in every module:
+ *   -ENAMETOOLONG  a result (path, name, pattern, text) too long for the
+ *                  caller's buffer; the buffer holds a cut, NUL-terminated
+ *                  prefix where the function says so
+ *   -ENOSPC        a bounded table, queue or store is full (and the refusal
+ *                  is counted by whoever owns the bound)
+ *   -E2BIG         input over a count or size limit (too many entries, a
+ *                  message too large), refused whole
  */
 typedef struct vigil_err {
 	int code; /* negative errno, 0 when nothing failed */

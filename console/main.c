@@ -16,12 +16,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api.h"
+#include "api/api.h"
 #include "fsutil.h"
-#include "listener.h"
+#include "link/listener.h"
 #include "log.h"
-#include "pgembed.h"
-#include "store.h"
+#include "pg/pgembed.h"
+#include "store/store.h"
 #include "tls.h"
 
 #define DEFAULT_STATE_DIR "/var/lib/vigil/console"

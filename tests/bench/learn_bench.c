@@ -20,10 +20,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "event.h"
-#include "event_json.h"
-#include "jsonw.h"
-#include "learn.h"
+#include "event/event.h"
+#include "event/event_json.h"
+#include "event/json_writer.h"
+#include "learn/learn.h"
 
 static double now_s(void)
 {
@@ -126,9 +126,9 @@ int main(int argc, char **argv)
 	/* Baseline: the JSON line every event gets. */
 	t0 = now_s();
 	for (long i = 0; i < events; i++) {
-		struct jsonw w;
+		struct json_writer w;
 
-		jw_init(&w, line, sizeof(line));
+		json_writer_init(&w, line, sizeof(line));
 		event_json_write(&w, &evs[i & 63], &en, 0);
 		sink_len += w.len;
 	}
@@ -141,10 +141,10 @@ int main(int argc, char **argv)
 	}
 	t0 = now_s();
 	for (long i = 0; i < events; i++) {
-		struct jsonw w;
+		struct json_writer w;
 		struct learn_activity act;
 
-		jw_init(&w, line, sizeof(line));
+		json_writer_init(&w, line, sizeof(line));
 		event_json_write(&w, &evs[i & 63], &en, 0);
 		sink_len += w.len;
 		learner_event(l, &evs[i & 63], &en, &cls, 1000 + (uint64_t)i / 1000, &act);

@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "pgembed.h"
+#include "pg/pgembed.h"
 
 static char dir[H_PATH], loaddir[H_PATH];
 static struct h_pki pki;

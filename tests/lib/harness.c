@@ -18,7 +18,7 @@
 
 #include <nng/protocol/reqrep0/req.h>
 
-#include "apiclient.h"
+#include "cli/apiclient.h"
 #include "fsutil.h"
 #include "pki.h"
 #include "tls.h"

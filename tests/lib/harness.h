@@ -17,7 +17,7 @@
 #include <nng/nng.h>
 #include <nng/supplemental/tls/tls.h>
 
-#include "store.h"
+#include "store/store.h"
 #include "vigil.pb-c.h"
 
 #define H_PATH 512

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "pgembed.h"
+#include "pg/pgembed.h"
 
 #define ENV_ROOT  "VIGIL_TEST_PG_ROOT"
 #define ENV_STATE "VIGIL_TEST_PG_STATE"

@@ -1,0 +1,409 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vigilctl: the operator's command line.
+ *
+ *   vigilctl [API options] hosts [--json]
+ *   vigilctl [API options] audits [filters] [--json]
+ *   vigilctl [API options] models|model|relearn|activity ...  (vigilctl_learning.c)
+ *   vigilctl pki init|issue|show ...
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli/apiclient.h"
+#include "fsutil.h"
+#include "cli/vigilctl.h"
+#include "cli/vigilctl_pki.h"
+
+#define DEFAULT_STATE_DIR "/var/lib/vigil/console"
+
+/* The local console's state: $VIGIL_HOME/console, as deploy/quickstart.sh lays it out. */
+static const char *state_path(const char *file)
+{
+	static char paths[2][4096];
+	static int next;
+	const char *home = getenv("VIGIL_HOME");
+	char *out = paths[next++ % 2];
+
+	if (home != NULL && home[0] != '\0')
+		snprintf(out, sizeof(paths[0]), "%s/console/%s", home, file);
+	else
+		snprintf(out, sizeof(paths[0]), "%s/%s", DEFAULT_STATE_DIR, file);
+	return out;
+}
+#define DEFAULT_API "https://127.0.0.1:8443"
+
+static void usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: vigilctl [--api URL] [--ca FILE] [--token-file FILE] COMMAND ...\n"
+	    "  hosts [--json]       the fleet: every host, connected or not\n"
+	    "  audits [--host H] [--kind K] [--service S] [--since T] [--until T] [--limit N]\n"
+	    "         [--before-id ID] [--json]\n"
+	    "                       what an operator must look at, newest first\n"
+	    "  models [--host H] [--service S] [--state learning|active] [--limit N]\n"
+	    "         [--before-id ID] [--json]\n"
+	    "                       the services' models, newest first\n"
+	    "  model ID [--json]    one model: what each executable of the service does\n"
+	    "  relearn ID           ask the model's defender to learn the service again\n"
+	    "  activity [--host H] [--user U] [--session N] [--since T] [--until T] [--limit N]\n"
+	    "         [--before-id ID] [--json]\n"
+	    "                       what people did in interactive sessions, newest first\n"
+	    "  pki init|issue|show  certificate authority and host certificates\n"
+	    "API options (defaults read the local console's state in %s, or $VIGIL_HOME/console):\n"
+	    "  --api URL            console API; default %s (or $VIGIL_API)\n"
+	    "  --ca FILE            CA that signed the console's certificate\n"
+	    "  --token-file FILE    API bearer token (or $VIGIL_API_TOKEN)\n",
+	    DEFAULT_STATE_DIR, DEFAULT_API);
+}
+
+static int load_token(struct ctl *c)
+{
+	const char *env = getenv("VIGIL_API_TOKEN");
+	char *text;
+	size_t len;
+	vigil_err err = {0};
+
+	if (env != NULL && c->token_file == NULL) {
+		snprintf(c->token, sizeof(c->token), "%s", env);
+		return 0;
+	}
+	if (c->token_file == NULL)
+		c->token_file = state_path("api-token");
+	if (fs_read_file(c->token_file, 4096, &text, &len, &err) < 0) {
+		fprintf(stderr, "vigilctl: API token: %s (use --token-file or $VIGIL_API_TOKEN)\n",
+			err.msg);
+		return -1;
+	}
+	len = strcspn(text, "\r\n");
+	if (len == 0 || len >= sizeof(c->token)) {
+		fprintf(stderr, "vigilctl: API token file %s is empty or too long\n",
+			c->token_file);
+		free(text);
+		return -1;
+	}
+	memcpy(c->token, text, len);
+	c->token[len] = '\0';
+	free(text);
+	return 0;
+}
+
+/* The JSON of a 2xx answer, or NULL after printing the API's error. */
+static json_t *answer_json(struct ctl *c, const char *path, int status, char *body)
+{
+	json_error_t jerr;
+	json_t *doc = json_loads(body, 0, &jerr);
+
+	if (status < 200 || status > 299) {
+		json_t *e = doc != NULL ? json_object_get(doc, "error") : NULL;
+		fprintf(stderr, "vigilctl: %s%s answered %d: %s\n", c->api, path, status,
+			json_is_string(e) ? json_string_value(e) : "(no detail)");
+		json_decref(doc);
+		free(body);
+		return NULL;
+	}
+	if (doc == NULL)
+		fprintf(stderr, "vigilctl: %s%s sent invalid JSON: %s\n", c->api, path, jerr.text);
+	free(body);
+	return doc;
+}
+
+json_t *ctl_get_json(struct ctl *c, const char *path)
+{
+	vigil_err err = {0};
+	char *body = NULL;
+	int status;
+
+	if (load_token(c) < 0)
+		return NULL;
+	if (apiclient_get(c->api, path, c->token, c->ca, &status, &body, &err) < 0) {
+		fprintf(stderr, "vigilctl: %s\n", err.msg);
+		return NULL;
+	}
+	return answer_json(c, path, status, body);
+}
+
+json_t *ctl_post_json(struct ctl *c, const char *path, const char *if_lost)
+{
+	vigil_err err = {0};
+	char *body = NULL;
+	int status, rc;
+
+	if (load_token(c) < 0)
+		return NULL;
+	rc = apiclient_post(c->api, path, NULL, c->token, c->ca, &status, &body, &err);
+	if (rc == -EPROTO) {
+		fprintf(stderr, "vigilctl: %s.\nvigilctl: %s\n", err.msg, if_lost);
+		return NULL;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "vigilctl: %s\n", err.msg);
+		return NULL;
+	}
+	return answer_json(c, path, status, body);
+}
+
+const char *ctl_str(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_string(v) ? json_string_value(v) : "-";
+}
+
+/* Labels as "k=v,k=v" into buf. */
+static void labels_text(json_t *labels, char *buf, size_t len)
+{
+	const char *k;
+	json_t *v;
+	size_t off = 0;
+
+	buf[0] = '\0';
+	json_object_foreach(labels, k, v)
+	{
+		if (off >= len)
+			break;
+		off += (size_t)snprintf(buf + off, len - off, "%s%s=%s", off ? "," : "", k,
+					json_is_string(v) ? json_string_value(v) : "?");
+	}
+	if (buf[0] == '\0')
+		snprintf(buf, len, "-");
+}
+
+/* Events the host's kernel side could not deliver (truncations are not losses). */
+static long long lost_events(json_t *host)
+{
+	/* stash_full: sent by defenders before 2026-11-29 (arguments kept from sys_enter). */
+	static const char *const lossy[] = {"ringbuf_full", "scratch", "stash_full"};
+	json_t *drops = json_object_get(json_object_get(host, "capture"), "drops");
+	long long sum = 0;
+
+	if (!json_is_object(drops))
+		return -1;
+	for (size_t i = 0; i < sizeof(lossy) / sizeof(lossy[0]); i++)
+		sum += json_integer_value(json_object_get(drops, lossy[i]));
+	return sum;
+}
+
+static int cmd_hosts(struct ctl *c, int argc, char **argv)
+{
+	int json_out = 0;
+	json_t *doc, *hosts, *h;
+	size_t i;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0) {
+			json_out = 1;
+		} else {
+			fprintf(stderr, "vigilctl hosts: unknown option '%s'\n", argv[k]);
+			return 2;
+		}
+	}
+	if ((doc = ctl_get_json(c, "/api/v1/hosts")) == NULL)
+		return 1;
+	hosts = json_object_get(doc, "hosts");
+	if (!json_is_array(hosts)) {
+		fprintf(stderr, "vigilctl: the API's answer has no 'hosts' list\n");
+		json_decref(doc);
+		return 1;
+	}
+	if (json_out) {
+		json_dumpf(hosts, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(doc);
+		return 0;
+	}
+	printf("%-24s %-20s %-9s %-20s %-10s %-8s %-6s %s\n", "HOST", "HOSTNAME", "STATE",
+	       "LAST SEEN", "VERSION", "EXECS", "LOST", "LABELS");
+	json_array_foreach(hosts, i, h)
+	{
+		char labels[256];
+		json_t *conn = json_object_get(h, "connected");
+
+		labels_text(json_object_get(h, "labels"), labels, sizeof(labels));
+		/* Seconds are precise enough for a table; --json has the microseconds. */
+		long long lost = lost_events(h);
+		char lost_text[24];
+
+		if (lost < 0)
+			snprintf(lost_text, sizeof(lost_text), "-");
+		else
+			snprintf(lost_text, sizeof(lost_text), "%lld", lost);
+		printf("%-24s %-20s %-9s %-.19sZ %-10s %-8lld %-6s %s\n", ctl_str(h, "host_id"),
+		       ctl_str(h, "hostname"), json_is_true(conn) ? "connected" : "gone",
+		       ctl_str(h, "last_seen"), ctl_str(h, "defender_version"),
+		       (long long)json_integer_value(json_object_get(h, "exec_count")), lost_text,
+		       labels);
+	}
+	printf("%zu host(s)\n", json_array_size(hosts));
+	json_decref(doc);
+	return 0;
+}
+
+/* Percent-encode s for a query string into out. */
+static void url_encode(const char *s, char *out, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (; *s && o + 4 < len; s++) {
+		unsigned char c = (unsigned char)*s;
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '_' || c == '.' || c == '~' || c == ':') {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	out[o] = '\0';
+}
+
+int ctl_query_opts(const char *cmd, int argc, char **argv, const char *const *names, char *path,
+		   size_t len, bool *ret_json)
+{
+	size_t off = strlen(path);
+	char enc[1600], key[32];
+
+	*ret_json = false;
+	for (int k = 1; k < argc; k++) {
+		bool known = false;
+
+		if (strcmp(argv[k], "--json") == 0) {
+			*ret_json = true;
+			continue;
+		}
+		for (size_t p = 0; names[p] != NULL && !known; p++) {
+			if (strncmp(argv[k], "--", 2) != 0 || strcmp(argv[k] + 2, names[p]) != 0)
+				continue;
+			if (k + 1 >= argc) {
+				fprintf(stderr, "vigilctl %s: %s needs a value\n", cmd, argv[k]);
+				return 2;
+			}
+			snprintf(key, sizeof(key), "%s", names[p]);
+			for (char *d = strchr(key, '-'); d != NULL; d = strchr(d, '-'))
+				*d = '_';
+			url_encode(argv[++k], enc, sizeof(enc));
+			if (off >= len || (size_t)snprintf(path + off, len - off, "%c%s=%s",
+							   strchr(path, '?') ? '&' : '?', key,
+							   enc) >= len - off) {
+				fprintf(stderr, "vigilctl %s: options too long\n", cmd);
+				return 2;
+			}
+			off += strlen(path + off);
+			known = true;
+		}
+		if (!known) {
+			fprintf(stderr, "vigilctl %s: unknown option '%s' (", cmd, argv[k]);
+			for (size_t p = 0; names[p] != NULL; p++)
+				fprintf(stderr, "--%s, ", names[p]);
+			fprintf(stderr, "--json)\n");
+			return 2;
+		}
+	}
+	return 0;
+}
+
+static int cmd_audits(struct ctl *c, int argc, char **argv)
+{
+	static const char *const params[] = {"host",  "kind",  "service",   "since",
+					     "until", "limit", "before-id", NULL};
+	char path[4096] = "/api/v1/audits";
+	bool json_out;
+	json_t *doc, *audits, *a;
+	size_t i;
+	int rc;
+
+	if ((rc = ctl_query_opts("audits", argc, argv, params, path, sizeof(path), &json_out)) != 0)
+		return rc;
+	if ((doc = ctl_get_json(c, path)) == NULL)
+		return 1;
+	audits = json_object_get(doc, "audits");
+	if (json_out) {
+		json_dumpf(audits, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(doc);
+		return 0;
+	}
+	printf("%-8s %-20s %-20s %-16s %-8s %s\n", "ID", "TIME", "HOST", "KIND", "SEVERITY",
+	       "SUMMARY");
+	json_array_foreach(audits, i, a)
+	{
+		printf("%-8lld %-.19sZ %-20s %-16s %-8s %s\n",
+		       (long long)json_integer_value(json_object_get(a, "id")), ctl_str(a, "ts"),
+		       ctl_str(a, "host_id"), ctl_str(a, "kind"), ctl_str(a, "severity"),
+		       ctl_str(a, "summary"));
+	}
+	printf("%zu audit(s)\n", json_array_size(audits));
+	json_decref(doc);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"api", required_argument, NULL, 'a'},	  {"ca", required_argument, NULL, 'c'},
+	    {"token-file", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},	  {0},
+	};
+	struct ctl c = {0};
+	int opt;
+
+	c.api = getenv("VIGIL_API") != NULL ? getenv("VIGIL_API") : DEFAULT_API;
+	c.ca = state_path("pki/ca.crt");
+	/* '+': stop at the command; its options are its own. */
+	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'a':
+			c.api = optarg;
+			break;
+		case 'c':
+			c.ca = optarg;
+			break;
+		case 't':
+			c.token_file = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("vigilctl %s\n", VIGIL_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	argc -= optind;
+	argv += optind;
+	if (strcmp(argv[0], "hosts") == 0)
+		return cmd_hosts(&c, argc, argv);
+	if (strcmp(argv[0], "audits") == 0)
+		return cmd_audits(&c, argc, argv);
+	if (strcmp(argv[0], "models") == 0)
+		return ctl_cmd_models(&c, argc, argv);
+	if (strcmp(argv[0], "model") == 0)
+		return ctl_cmd_model(&c, argc, argv);
+	if (strcmp(argv[0], "relearn") == 0)
+		return ctl_cmd_relearn(&c, argc, argv);
+	if (strcmp(argv[0], "activity") == 0)
+		return ctl_cmd_activity(&c, argc, argv);
+	if (strcmp(argv[0], "pki") == 0) {
+		optind = 1; /* the subcommand parses its own options */
+		return vigilctl_pki_main(argc, argv);
+	}
+	fprintf(stderr, "vigilctl: unknown command '%s'\n", argv[0]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef VIGIL_CONSOLE_AUDIT_QUERIES_H
+#define VIGIL_CONSOLE_AUDIT_QUERIES_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "store/store.h"
+
+/* Filters for audits; NULL / 0 fields match everything.  Times are RFC 3339 text. */
+struct audit_filter {
+	const char *host_id;
+	const char *kind;
+	const char *service;
+	const char *since;
+	const char *until;
+	int64_t before_id; /* paging: only audits older than this id */
+	int limit;	   /* 1..1000, default 100 */
+};
+
+/*
+ * Audits matching f, newest first, as a new JSON array (caller decrefs):
+ * id, host_id, ts, kind, severity, summary, detail, service and exe (null
+ * unless the audit is about a model's service).  A malformed time in f
+ * is -EINVAL (the database says which).
+ */
+int store_audits_list(struct store *st, const struct audit_filter *f, json_t **ret, vigil_err *err);
+
+#endif

@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "store/ingest.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/store_priv.h"
+
+/* Whether the database will take this event: valid JSON object, UTF-8 comm, pids in range. */
+static bool event_acceptable(const struct store_event *e)
+{
+	json_error_t jerr;
+	json_t *doc;
+
+	if (e->json == NULL || strlen(e->json) > INGEST_JSON_MAX)
+		return false;
+	/* pid and ppid are integer columns. */
+	if (e->pid > INT32_MAX || e->ppid > INT32_MAX)
+		return false;
+	/* jansson checks UTF-8 as it parses; comm must be UTF-8 as well. */
+	doc = json_loads(e->json, JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(doc)) {
+		json_decref(doc);
+		return false;
+	}
+	json_decref(doc);
+	json_t *c = json_string(e->comm != NULL ? e->comm : "");
+	if (c == NULL)
+		return false;
+	json_decref(c);
+	return true;
+}
+
+static int add_audit(struct store *st, const char *host_id, const char *kind, const char *severity,
+		     const char *summary, json_t *detail, vigil_err *err)
+{
+	static const char sql[] = "INSERT INTO audits (host_id, kind, severity, summary, detail)"
+				  " VALUES ($1, $2, $3, $4, $5::jsonb)";
+	char *text = json_dumps(detail, JSON_COMPACT);
+	const char *params[5] = {host_id, kind, severity, summary, text};
+	int rc;
+
+	json_decref(detail);
+	if (text == NULL)
+		return verr_set(err, -ENOMEM, "out of memory");
+	rc = store_cmd(st, "recording an audit", sql, 5, params, false, err);
+	free(text);
+	return rc;
+}
+
+/*
+ * Record gap reports, each (host, range, reason) once however often the
+ * defender repeats it.  Caller holds the lock.
+ */
+static int store_gaps(struct store *st, const char *host_id, const struct store_gap *gaps,
+		      size_t ngaps, vigil_err *err)
+{
+	static const char sql[] =
+	    "INSERT INTO audits (host_id, kind, severity, summary, detail)"
+	    " SELECT $1, 'delivery_gap', 'high', $2, jsonb_build_object('first_seq', $3::bigint,"
+	    " 'last_seq', $4::bigint, 'count', $5::bigint, 'reason', $6::text)"
+	    " WHERE NOT EXISTS (SELECT 1 FROM audits WHERE host_id = $1 AND kind = 'delivery_gap'"
+	    " AND (detail->>'first_seq')::bigint = $3::bigint"
+	    " AND (detail->>'last_seq')::bigint = $4::bigint AND detail->>'reason' = $6::text)";
+	int rc = 0;
+
+	for (size_t i = 0; i < ngaps && rc == 0; i++) {
+		const struct store_gap *g = &gaps[i];
+		char summary[256], first[24], last[24], count[24];
+		const char *reason = g->reason ? g->reason : "unknown";
+		const char *params[6] = {host_id, summary, first, last, count, reason};
+
+		snprintf(summary, sizeof(summary),
+			 "defender dropped %" PRIu64 " batch(es), seq %" PRIu64 "..%" PRIu64
+			 " (%s): events in them are lost",
+			 g->count, g->first_seq, g->last_seq, reason);
+		snprintf(first, sizeof(first), "%" PRIu64, g->first_seq);
+		snprintf(last, sizeof(last), "%" PRIu64, g->last_seq);
+		snprintf(count, sizeof(count), "%" PRIu64, g->count);
+		rc = store_cmd(st, "recording a delivery gap", sql, 6, params, true, err);
+	}
+	return rc;
+}
+
+/*
+ * One audit for what a batch had to leave out, the same shape for events the
+ * database refused (malformed_events) and learning items that broke the
+ * rules (malformed_input): detail {seq, count[, problems]}.  Caller holds the
+ * lock, inside the batch's transaction.
+ */
+static int audit_left_out(struct store *st, const char *host_id, uint64_t seq, const char *kind,
+			  const char *summary, size_t count, json_t *problems, vigil_err *err)
+{
+	json_t *detail = json_pack("{s:I,s:I}", "seq", (json_int_t)seq, "count", (json_int_t)count);
+
+	if (detail != NULL && problems != NULL)
+		json_object_set(detail, "problems", problems);
+	if (detail == NULL)
+		return verr_set(err, -ENOMEM, "out of memory");
+	return add_audit(st, host_id, kind, "medium", summary, detail, err);
+}
+
+/* How one attempt at a batch's transaction goes. */
+struct attempt {
+	const bool *skip; /* events to leave out, or NULL */
+	size_t nskipped;
+	bool learning;		 /* write activity, deviations and model deltas */
+	const char *refused_why; /* without learning: why the database refused it */
+};
+
+static bool has_learning(const struct ingest_batch *b)
+{
+	for (size_t i = 0; i < b->nevents; i++)
+		if (b->events[i].activity != NULL)
+			return true;
+	return b->ndeviations > 0 || b->ndeltas > 0;
+}
+
+/* Record the attempt's left-out items; caller holds the lock, inside the transaction. */
+static int audit_attempt(struct store *st, const char *host_id, uint64_t seq,
+			 const struct attempt *a, struct ingest_problems *p, vigil_err *err)
+{
+	char summary[512];
+	int rc = 0;
+
+	if (a->nskipped > 0) {
+		snprintf(summary, sizeof(summary),
+			 "%zu event(s) in batch %" PRIu64
+			 " were not valid JSON/UTF-8 and were left out",
+			 a->nskipped, seq);
+		rc = audit_left_out(st, host_id, seq, "malformed_events", summary, a->nskipped,
+				    NULL, err);
+	}
+	if (rc == 0 && p->count > 0) {
+		snprintf(summary, sizeof(summary),
+			 "%zu malformed item(s) in batch %" PRIu64 " were left out; first: %s",
+			 p->count, seq, p->first);
+		rc = audit_left_out(st, host_id, seq, "malformed_input", summary, p->count, p->list,
+				    err);
+	}
+	return rc;
+}
+
+/* The learning part of a batch, in its transaction; counts go into res. */
+static int ingest_learning(struct store *st, const char *host_id, const struct ingest_batch *b,
+			   const struct attempt *a, struct ingest_problems *p,
+			   struct ingest_result *res, vigil_err *err)
+{
+	int rc;
+
+	if (!a->learning) {
+		char why[600];
+		size_t n = b->ndeviations + b->ndeltas;
+
+		for (size_t i = 0; i < b->nevents; i++)
+			n += b->events[i].activity != NULL;
+		if (n == 0)
+			return 0;
+		snprintf(why, sizeof(why), "the database refused the batch's learning data: %s",
+			 a->refused_why);
+		store_utf8_trim(why);
+		problems_add(p, "batch", why);
+		p->count += n - 1; /* one line for all of them */
+		return 0;
+	}
+	rc = ingest_copy_activity(st, host_id, b->events, b->nevents, a->skip, p, &res->activity,
+				  err);
+	if (rc == 0)
+		rc = learning_store_deviations(st, host_id, b->deviations, b->ndeviations, p,
+					       &res->deviations, err);
+	if (rc == 0)
+		rc = learning_store_deltas(st, host_id, b->deltas, b->ndeltas, p, &res->deltas,
+					   &res->entries, err);
+	return rc;
+}
+
+/* One attempt at the whole transaction. */
+static int ingest_once(struct store *st, const char *host_id, uint64_t seq,
+		       const struct ingest_batch *b, const struct attempt *a,
+		       struct ingest_result *res, vigil_err *err)
+{
+	static const char claim[] = "INSERT INTO batches (host_id, seq, n_events) VALUES ($1,"
+				    " $2::bigint, $3::integer) ON CONFLICT DO NOTHING RETURNING 1";
+	struct ingest_problems p = {0};
+	char seqtext[24], ntext[24];
+	const char *params[3] = {host_id, seqtext, ntext};
+	PGresult *r = NULL;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	snprintf(seqtext, sizeof(seqtext), "%" PRIu64, seq);
+	snprintf(ntext, sizeof(ntext), "%zu", b->nevents - a->nskipped);
+	if ((rc = store_cmd(st, "starting a batch", "BEGIN", 0, NULL, true, err)) < 0)
+		return rc;
+	rc = store_exec(st, "claiming a batch", claim, 3, params, PGRES_TUPLES_OK, false, &r, err);
+	if (rc < 0)
+		goto rollback;
+	if (PQntuples(r) == 0) {
+		/* Committed before: a resend.  Acknowledge without writing twice. */
+		PQclear(r);
+		res->duplicate = 1;
+		return store_cmd(st, "finishing a batch", "COMMIT", 0, NULL, false, err);
+	}
+	PQclear(r);
+	if (b->nevents > a->nskipped &&
+	    (rc = ingest_copy_events(st, host_id, seq, b->events, b->nevents, a->skip, err)) < 0)
+		goto rollback;
+	if ((rc = ingest_learning(st, host_id, b, a, &p, res, err)) < 0)
+		goto rollback;
+	if (b->ngaps > 0 && (rc = store_gaps(st, host_id, b->gaps, b->ngaps, err)) < 0)
+		goto rollback;
+	if ((rc = audit_attempt(st, host_id, seq, a, &p, err)) < 0)
+		goto rollback;
+	if ((rc = store_cmd(st, "committing a batch", "COMMIT", 0, NULL, false, err)) < 0)
+		goto out;
+	res->stored = b->nevents - a->nskipped;
+	res->refused = a->nskipped;
+	res->malformed = p.count;
+	goto out;
+rollback:
+	if (PQstatus(st->conn) == CONNECTION_OK) {
+		PGresult *rb = PQexec(st->conn, "ROLLBACK");
+		PQclear(rb);
+	}
+	memset(res, 0, sizeof(*res));
+out:
+	problems_reset(&p);
+	return rc;
+}
+
+int store_ingest_batch(struct store *st, const char *host_id, uint64_t seq,
+		       const struct store_event *events, size_t nevents,
+		       const struct store_gap *gaps, size_t ngaps, struct ingest_result *res,
+		       vigil_err *err)
+{
+	const struct ingest_batch b = {
+	    .events = events, .nevents = nevents, .gaps = gaps, .ngaps = ngaps};
+
+	return store_ingest(st, host_id, seq, &b, res, err);
+}
+
+/* -EINVAL unless the batch is within the limits that protect the console. */
+static int check_limits(uint64_t seq, const struct ingest_batch *b, vigil_err *err)
+{
+	size_t entries = 0;
+
+	if (b->nevents > INGEST_EVENTS_MAX || b->ngaps > INGEST_GAPS_MAX ||
+	    b->ndeviations > INGEST_DEVIATIONS_MAX || b->ndeltas > INGEST_DELTAS_MAX)
+		return verr_set(err, -EINVAL,
+				"batch of %zu events, %zu gaps, %zu deviations and %zu model deltas"
+				" is over the limits",
+				b->nevents, b->ngaps, b->ndeviations, b->ndeltas);
+	if ((b->nevents > 0 && b->events == NULL) || (b->ngaps > 0 && b->gaps == NULL) ||
+	    (b->ndeviations > 0 && b->deviations == NULL) || (b->ndeltas > 0 && b->deltas == NULL))
+		return verr_set(err, -EINVAL, "batch arrays missing");
+	for (size_t i = 0; i < b->ndeltas; i++)
+		entries += b->deltas[i].nentries;
+	if (entries > INGEST_ENTRIES_MAX)
+		return verr_set(err, -EINVAL, "batch of %zu model entries is over the limit of %d",
+				entries, INGEST_ENTRIES_MAX);
+	if (seq > (uint64_t)INT64_MAX)
+		return verr_set(err, -EINVAL, "batch sequence number %" PRIu64 " is out of range",
+				seq);
+	return 0;
+}
+
+int store_ingest(struct store *st, const char *host_id, uint64_t seq, const struct ingest_batch *b,
+		 struct ingest_result *res, vigil_err *err)
+{
+	struct attempt a = {.learning = true};
+	bool *skip = NULL;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	if ((rc = check_limits(seq, b, err)) < 0)
+		return rc;
+	if (seq == 0) {
+		/* Gap reports travel alone, outside the sequence (see delivery.c). */
+		if (b->nevents > 0 || has_learning(b))
+			return verr_set(err, -EINVAL, "events without a batch sequence number");
+		pthread_mutex_lock(&st->lock);
+		rc = store_gaps(st, host_id, b->gaps, b->ngaps, err);
+		pthread_mutex_unlock(&st->lock);
+		return rc;
+	}
+	pthread_mutex_lock(&st->lock);
+	rc = ingest_once(st, host_id, seq, b, &a, res, err);
+	if (rc == -EINVAL) {
+		/* The database refused some event's data: find and leave out the bad ones. */
+		skip = calloc(b->nevents ? b->nevents : 1, sizeof(bool));
+		if (skip == NULL) {
+			rc = verr_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+		a.skip = skip;
+		for (size_t i = 0; i < b->nevents; i++)
+			if (!event_acceptable(&b->events[i])) {
+				skip[i] = true;
+				a.nskipped++;
+			}
+		if (a.nskipped > 0)
+			rc = ingest_once(st, host_id, seq, b, &a, res, err);
+	}
+	if (rc == -EINVAL && has_learning(b)) {
+		/*
+		 * Still refused: something in the learning data passed our checks
+		 * but not the database's.  Store the events without it, and say so.
+		 */
+		char why[sizeof(err->msg)];
+
+		snprintf(why, sizeof(why), "%s", err != NULL ? err->msg : "invalid data");
+		a.learning = false;
+		a.refused_why = why;
+		rc = ingest_once(st, host_id, seq, b, &a, res, err);
+	}
+out:
+	pthread_mutex_unlock(&st->lock);
+	free(skip);
+	return rc;
+}

@@ -1,0 +1,538 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "capture/capture.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const drop_names[DROP_REASON_MAX] = {
+    [DROP_RINGBUF_FULL] = "ringbuf_full",
+    [DROP_SCRATCH] = "scratch",
+    [DROP_PATH_TRUNCATED] = "path_truncated",
+    [DROP_ARGS_TRUNCATED] = "args_truncated",
+};
+static const char *const filter_names[FILTER_REASON_MAX] = {
+    [FILTER_SELF] = "self",
+    [FILTER_READ_REPEAT] = "read_repeat",
+    [FILTER_READ_FAILED] = "read_failed",
+};
+static const char *const type_names[EV_TYPE_MAX] = {
+    [0] = "unknown",	[EV_EXEC] = "exec", [EV_FORK] = "fork",
+    [EV_EXIT] = "exit", [EV_FILE] = "file", [EV_NET] = "net",
+};
+
+const char *capture_drop_name(int r)
+{
+	return r >= 0 && r < DROP_REASON_MAX ? drop_names[r] : "unknown";
+}
+
+const char *capture_filter_name(int r)
+{
+	return r >= 0 && r < FILTER_REASON_MAX ? filter_names[r] : "unknown";
+}
+
+const char *capture_type_name(int t)
+{
+	return t > 0 && t < EV_TYPE_MAX ? type_names[t] : "unknown";
+}
+
+#ifdef VIGIL_HAVE_BPF
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <stddef.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/vfs.h>
+
+#include "capture.skel.h"
+#include "log.h"
+#include "capture/ringread.h"
+
+struct capture {
+	struct capture_bpf *skel;
+	struct ringread *rr;
+	size_t ringbuf_bytes;
+	int ncpus;
+	uint64_t *percpu; /* scratch for per-CPU lookups, ncpus long */
+	uint64_t user_malformed;
+	char pin_dir[256]; /* empty: not pinned */
+	int pin_lock_fd;
+	struct ev_control *ctl; /* the control map, mmap'ed */
+	uint32_t gen;
+	bool took_over;
+	/* The current poll's callback. */
+	capture_record_fn fn;
+	void *fn_ctx;
+};
+
+static int silent_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	/* libbpf's chatter would bypass our logger; errors come back as return codes. */
+	(void)level;
+	(void)fmt;
+	(void)ap;
+	return 0;
+}
+
+/* The ring hands us each record; check it before anyone reads it. */
+static int on_record(void *ctx, const void *data, size_t len, uint64_t end)
+{
+	struct capture *cap = ctx;
+	const struct ev_hdr *h = data;
+
+	(void)end;
+	if (len < sizeof(*h) || h->size != len || h->type == 0 || h->type >= EV_TYPE_MAX) {
+		cap->user_malformed++;
+		return 0;
+	}
+	return cap->fn(h, len, cap->fn_ctx);
+}
+
+static bool power_of_two(size_t v)
+{
+	return v != 0 && (v & (v - 1)) == 0;
+}
+
+/* ---- pinning ---- */
+
+/* The maps a defender hands to the next: the ring, the counters, the dedupe state. */
+static const char *const pinned_maps[] = {"events",	"drops",     "filtered", "delivered",
+					  "execs_seen", "read_seen", "control"};
+/* The programs, pinned by their links as link_<name>; in the skeleton's link order. */
+static const char *const pinned_progs[] = {"handle_exec", "handle_fork", "handle_exit", "sys_exit"};
+#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+static int pin_path(char *buf, size_t size, const char *dir, const char *kind, const char *name)
+{
+	int n = snprintf(buf, size, "%s/%s%s", dir, kind, name);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+/* dir exists on a bpffs (mounting /sys/fs/bpf when it is not). */
+static int pin_dir_ready(const char *dir, vigil_err *err)
+{
+	struct statfs fs;
+
+	if (statfs("/sys/fs/bpf", &fs) == 0 && fs.f_type != BPF_FS_MAGIC &&
+	    strncmp(dir, "/sys/fs/bpf/", 12) == 0 &&
+	    mount("bpf", "/sys/fs/bpf", "bpf", 0, NULL) < 0)
+		return verr_set(err, -errno, "cannot mount bpffs on /sys/fs/bpf: %s",
+				strerror(errno));
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return verr_set(err, -errno, "cannot create %s: %s", dir, strerror(errno));
+	if (statfs(dir, &fs) < 0 || fs.f_type != BPF_FS_MAGIC)
+		return verr_set(err, -EINVAL, "%s is not on a bpf filesystem", dir);
+	return 0;
+}
+
+/* Remove every pin of ours in dir (links first: their programs stop). */
+static void unpin_all(const char *dir)
+{
+	char path[512];
+
+	for (size_t i = 0; i < NELEMS(pinned_progs); i++)
+		if (pin_path(path, sizeof(path), dir, "link_", pinned_progs[i]) == 0)
+			unlink(path);
+	for (size_t i = 0; i < NELEMS(pinned_maps); i++)
+		if (pin_path(path, sizeof(path), dir, "", pinned_maps[i]) == 0)
+			unlink(path);
+	rmdir(dir);
+}
+
+/*
+ * The generation of the programs a previous defender left pinned in dir: 0
+ * when none, -1 when what is pinned there is not a control map of ours (a
+ * lookup would write its value size into ours).
+ */
+static int64_t pinned_gen(const char *dir)
+{
+	struct ev_control c = {0};
+	struct bpf_map_info info = {0};
+	uint32_t len = sizeof(info), zero = 0;
+	char path[512];
+	int fd;
+
+	if (pin_path(path, sizeof(path), dir, "", "control") < 0 || (fd = bpf_obj_get(path)) < 0)
+		return 0;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0 || info.type != BPF_MAP_TYPE_ARRAY ||
+	    info.key_size != sizeof(zero) || info.value_size != sizeof(c) ||
+	    info.max_entries != 1 || bpf_map_lookup_elem(fd, &zero, &c) < 0) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return c.gen;
+}
+
+/*
+ * One defender per pin directory: a second one would take the first one's
+ * programs over and, failing later (its spool is locked), remove them.  An
+ * abstract socket named after the directory is the lock; the kernel drops it
+ * with its holder, however that dies.
+ */
+static int pin_lock(const char *dir, vigil_err *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, n;
+
+	n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "vigil-defender:%s", dir);
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path) - 1)
+		return verr_set(err, -ENAMETOOLONG, "bpf pin directory name too long");
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return verr_set(err, -errno, "cannot create a socket: %s", strerror(errno));
+	socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+
+	if (bind(fd, (struct sockaddr *)&sa, salen) < 0) {
+		int e = errno;
+		close(fd);
+		return e == EADDRINUSE
+			   ? verr_set(err, -EBUSY, "another defender captures with bpf_pin_dir %s",
+				      dir)
+			   : verr_set(err, -e, "cannot lock %s: %s", dir, strerror(e));
+	}
+	return fd;
+}
+
+static int set_pin_paths(struct capture *cap, vigil_err *err)
+{
+	char path[512];
+
+	for (size_t i = 0; i < NELEMS(pinned_maps); i++) {
+		struct bpf_map *map = bpf_object__find_map_by_name(cap->skel->obj, pinned_maps[i]);
+
+		if (map == NULL)
+			return verr_set(err, -ENOENT, "no map %s in the capture object",
+					pinned_maps[i]);
+		if (pin_path(path, sizeof(path), cap->pin_dir, "", pinned_maps[i]) < 0 ||
+		    bpf_map__set_pin_path(map, path) < 0)
+			return verr_set(err, -ENAMETOOLONG, "pin path under %s too long",
+					cap->pin_dir);
+	}
+	return 0;
+}
+
+/*
+ * Our programs are attached: let them emit (the old ones stop at once, see
+ * struct ev_control), drop the old links and pin ours in their place.
+ */
+static int take_over(struct capture *cap, vigil_err *err)
+{
+	struct bpf_link *links[NELEMS(pinned_progs)] = {
+	    cap->skel->links.handle_exec, cap->skel->links.handle_fork,
+	    cap->skel->links.handle_exit, cap->skel->links.sys_exit};
+	char path[512];
+	int rc;
+
+	__atomic_store_n(&cap->ctl->gen, cap->gen, __ATOMIC_RELEASE);
+	for (size_t i = 0; i < NELEMS(pinned_progs); i++) {
+		if (pin_path(path, sizeof(path), cap->pin_dir, "link_", pinned_progs[i]) < 0)
+			return verr_set(err, -ENAMETOOLONG, "pin path under %s too long",
+					cap->pin_dir);
+		if (unlink(path) == 0)
+			cap->took_over =
+			    true; /* the old program detaches with its last reference */
+		if ((rc = bpf_link__pin(links[i], path)) < 0)
+			return verr_set(err, rc, "cannot pin %s: %s", path, strerror(-rc));
+	}
+	return 0;
+}
+
+/* ---- start ---- */
+
+/* Close the ring and the control map and unload the object (pins stay). */
+static void unload(struct capture *cap)
+{
+	ringread_close(cap->rr);
+	cap->rr = NULL;
+	if (cap->ctl != NULL)
+		munmap(cap->ctl, (size_t)sysconf(_SC_PAGESIZE));
+	cap->ctl = NULL;
+	capture_bpf__destroy(cap->skel);
+	cap->skel = NULL;
+}
+
+static int load_and_attach(struct capture *cap, const struct capture_opts *opts, size_t rb,
+			   vigil_err *err)
+{
+	int rc;
+
+	cap->skel = capture_bpf__open();
+	if (cap->skel == NULL)
+		return verr_set(err, -errno, "cannot open BPF program capture: %s",
+				strerror(errno));
+	cap->skel->rodata->self_tgid = (uint32_t)getpid();
+	cap->skel->rodata->filter_read_repeat = opts->filter_read_repeat;
+	cap->skel->rodata->filter_failed_reads = opts->filter_failed_reads;
+	cap->skel->rodata->my_gen = cap->gen;
+	if ((rc = bpf_map__set_max_entries(cap->skel->maps.events, (uint32_t)rb)) < 0)
+		return verr_set(err, rc, "cannot size the ring buffer to %zu bytes: %s", rb,
+				strerror(-rc));
+	if (cap->pin_dir[0] != '\0' && (rc = set_pin_paths(cap, err)) < 0)
+		return rc;
+	if ((rc = capture_bpf__load(cap->skel)) < 0)
+		return verr_set(err, rc, "cannot load BPF program capture: %s%s", strerror(-rc),
+				geteuid() != 0 ? " (the defender must run as root)"
+				: cap->gen > 1
+				    ? " (libbpf refuses pinned maps that differ from its own)"
+				    : " (the kernel's verifier refused it)");
+	if ((rc = capture_bpf__attach(cap->skel)) < 0)
+		return verr_set(err, rc, "cannot attach the capture programs: %s", strerror(-rc));
+	void *m = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE, MAP_SHARED,
+		       bpf_map__fd(cap->skel->maps.control), 0);
+	if (m == MAP_FAILED)
+		return verr_set(err, -errno, "cannot map the control map: %s", strerror(errno));
+	cap->ctl = m;
+	/* Without pins nothing is handed over: records are given back as they are read. */
+	cap->rr =
+	    ringread_open(bpf_map__fd(cap->skel->maps.events), rb,
+			  (volatile uint64_t *)&cap->ctl->read_pos, cap->pin_dir[0] == '\0', err);
+	if (cap->rr == NULL)
+		return -errno;
+	return cap->pin_dir[0] != '\0' ? take_over(cap, err) : 0;
+}
+
+struct capture *capture_start(const struct capture_opts *opts, vigil_err *err)
+{
+	struct capture *cap;
+	size_t rb = opts->ringbuf_bytes ? opts->ringbuf_bytes : 8u << 20;
+	int rc;
+
+	if (!power_of_two(rb) || rb < 64 * 1024 || rb > (1u << 30)) {
+		verr_set(err, -EINVAL,
+			 "ring buffer size %zu must be a power of two from 64 KiB to 1 GiB", rb);
+		errno = EINVAL;
+		return NULL;
+	}
+	/* VIGIL_BPF_DEBUG=1 shows libbpf's and the verifier's own words, for bug reports. */
+	if (getenv("VIGIL_BPF_DEBUG") == NULL)
+		libbpf_set_print(silent_print);
+	cap = calloc(1, sizeof(*cap));
+	if (cap == NULL) {
+		verr_set(err, -ENOMEM, "out of memory");
+		errno = ENOMEM;
+		return NULL;
+	}
+	cap->ringbuf_bytes = rb;
+	cap->pin_lock_fd = -1;
+	cap->ncpus = libbpf_num_possible_cpus();
+	if (cap->ncpus <= 0) {
+		rc = verr_set(err, cap->ncpus < 0 ? cap->ncpus : -EINVAL,
+			      "cannot count possible CPUs");
+		goto fail;
+	}
+	cap->percpu = calloc((size_t)cap->ncpus, sizeof(uint64_t));
+	if (cap->percpu == NULL) {
+		rc = verr_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (opts->pin_dir != NULL) {
+		if (snprintf(cap->pin_dir, sizeof(cap->pin_dir), "%s", opts->pin_dir) >=
+		    (int)sizeof(cap->pin_dir)) {
+			rc = verr_set(err, -ENAMETOOLONG, "bpf pin directory name too long");
+			goto fail;
+		}
+		if ((cap->pin_lock_fd = pin_lock(cap->pin_dir, err)) < 0) {
+			rc = cap->pin_lock_fd;
+			cap->pin_dir[0] = '\0'; /* not ours to unpin */
+			goto fail;
+		}
+		if ((rc = pin_dir_ready(cap->pin_dir, err)) < 0)
+			goto fail;
+		int64_t old = pinned_gen(cap->pin_dir);
+		if (old < 0) {
+			log_warn(
+			    "%s holds capture state this defender cannot read; starting afresh",
+			    cap->pin_dir);
+			unpin_all(cap->pin_dir);
+			if ((rc = pin_dir_ready(cap->pin_dir, err)) < 0)
+				goto fail;
+			old = 0;
+		}
+		cap->gen = (uint32_t)old + 1;
+	}
+	rc = load_and_attach(cap, opts, rb, err);
+	if (rc < 0 && cap->pin_dir[0] != '\0' && cap->gen > 1) {
+		/*
+		 * What was left there does not fit this defender: another ring size
+		 * or version (libbpf refuses to reuse a map that differs).
+		 */
+		log_warn("capture state left in %s does not fit this defender (another ring size"
+			 " or version; loading on it: %s); starting afresh",
+			 cap->pin_dir, err->msg);
+		unload(cap);
+		unpin_all(cap->pin_dir);
+		if ((rc = pin_dir_ready(cap->pin_dir, err)) == 0) {
+			cap->gen = 1;
+			rc = load_and_attach(cap, opts, rb, err);
+		}
+	}
+	if (rc < 0)
+		goto fail;
+	return cap;
+fail:
+	capture_stop(cap);
+	errno = -rc;
+	return NULL;
+}
+
+int capture_poll(struct capture *cap, int timeout_ms, capture_record_fn fn, void *ctx)
+{
+	int n;
+
+	cap->fn = fn;
+	cap->fn_ctx = ctx;
+	n = ringread_poll(cap->rr, timeout_ms, on_record, cap);
+	if (n == -EINTR)
+		n = 0;
+	return n;
+}
+
+uint64_t capture_read_pos(const struct capture *cap)
+{
+	return ringread_read_pos(cap->rr);
+}
+
+void capture_commit(struct capture *cap, uint64_t pos)
+{
+	ringread_commit(cap->rr, pos);
+}
+
+bool capture_took_over(const struct capture *cap)
+{
+	return cap->took_over;
+}
+
+static void sum_map(struct capture *cap, struct bpf_map *map, uint64_t *out, int n)
+{
+	for (int i = 0; i < n; i++) {
+		uint32_t key = (uint32_t)i;
+
+		out[i] = 0;
+		if (bpf_map__lookup_elem(map, &key, sizeof(key), cap->percpu,
+					 sizeof(uint64_t) * (size_t)cap->ncpus, 0) != 0)
+			continue;
+		for (int c = 0; c < cap->ncpus; c++)
+			out[i] += cap->percpu[c];
+	}
+}
+
+void capture_read_counters(struct capture *cap, struct capture_counters *out)
+{
+	sum_map(cap, cap->skel->maps.delivered, out->delivered, EV_TYPE_MAX);
+	sum_map(cap, cap->skel->maps.drops, out->drops, DROP_REASON_MAX);
+	sum_map(cap, cap->skel->maps.filtered, out->filtered, FILTER_REASON_MAX);
+	out->user_malformed = cap->user_malformed;
+}
+
+uint64_t capture_exec_count(const struct capture *cap)
+{
+	uint32_t key = 0;
+	uint64_t sum = 0;
+
+	if (bpf_map__lookup_elem(cap->skel->maps.execs_seen, &key, sizeof(key), cap->percpu,
+				 sizeof(uint64_t) * (size_t)cap->ncpus, 0) != 0)
+		return 0;
+	for (int i = 0; i < cap->ncpus; i++)
+		sum += cap->percpu[i];
+	return sum;
+}
+
+size_t capture_ringbuf_bytes(const struct capture *cap)
+{
+	return cap->ringbuf_bytes;
+}
+
+const char *capture_describe(const struct capture *cap)
+{
+	(void)cap;
+	return "capture (raw tracepoints sched_process_exec/fork/exit, sys_exit)";
+}
+
+void capture_stop(struct capture *cap)
+{
+	if (cap == NULL)
+		return;
+	unload(cap);
+	if (cap->pin_dir[0] != '\0')
+		unpin_all(cap->pin_dir);
+	if (cap->pin_lock_fd >= 0)
+		close(cap->pin_lock_fd);
+	free(cap->percpu);
+	free(cap);
+}
+
+#else /* !VIGIL_HAVE_BPF */
+
+struct capture *capture_start(const struct capture_opts *opts, vigil_err *err)
+{
+	(void)opts;
+	verr_set(err, -ENOTSUP,
+		 "this defender was built without BPF support (meson -Dbpf=disabled)");
+	errno = ENOTSUP;
+	return NULL;
+}
+
+int capture_poll(struct capture *cap, int timeout_ms, capture_record_fn fn, void *ctx)
+{
+	(void)cap;
+	(void)timeout_ms;
+	(void)fn;
+	(void)ctx;
+	return -ENOTSUP;
+}
+
+void capture_read_counters(struct capture *cap, struct capture_counters *out)
+{
+	(void)cap;
+	memset(out, 0, sizeof(*out));
+}
+
+uint64_t capture_read_pos(const struct capture *cap)
+{
+	(void)cap;
+	return 0;
+}
+
+void capture_commit(struct capture *cap, uint64_t pos)
+{
+	(void)cap;
+	(void)pos;
+}
+
+bool capture_took_over(const struct capture *cap)
+{
+	(void)cap;
+	return false;
+}
+
+uint64_t capture_exec_count(const struct capture *cap)
+{
+	(void)cap;
+	return 0;
+}
+
+size_t capture_ringbuf_bytes(const struct capture *cap)
+{
+	(void)cap;
+	return 0;
+}
+
+const char *capture_describe(const struct capture *cap)
+{
+	(void)cap;
+	return "none";
+}
+
+void capture_stop(struct capture *cap)
+{
+	(void)cap;
+}
+
+#endif

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "deliver/batch_frame.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define FIELD_MODELS 4 /* Batch.models */
+
+size_t batch_frame_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	do {
+		p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v != 0);
+	return n;
+}
+
+uint8_t *batch_frame_envelope(uint64_t seq, const void *batch, size_t len, size_t *ret_len)
+{
+	uint8_t *out = malloc(len + 2 + 2 * BATCH_FRAME_VARINT_MAX);
+	size_t n = 0;
+
+	if (out == NULL)
+		return NULL;
+	out[n++] = 0x08; /* field 1 (seq), varint */
+	n += batch_frame_varint(out + n, seq);
+	out[n++] = 0x22; /* field 4 (batch), length-delimited */
+	n += batch_frame_varint(out + n, len);
+	memcpy(out + n, batch, len);
+	*ret_len = n + len;
+	return out;
+}
+
+/* Read a varint at p[*i..len); false when it runs past the end or over 64 bits. */
+static bool read_varint(const uint8_t *p, size_t len, size_t *i, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; shift < 64; shift += 7) {
+		if (*i >= len)
+			return false;
+		uint8_t b = p[(*i)++];
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if ((b & 0x80) == 0)
+			return true;
+	}
+	return false;
+}
+
+bool batch_frame_has_models(const uint8_t *p, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		uint64_t key, v;
+
+		if (!read_varint(p, len, &i, &key) || key >> 3 == FIELD_MODELS)
+			return true;
+		/* A Batch holds only messages (length-delimited); a varint is tolerated. */
+		if ((key & 7) != 0 && (key & 7) != 2)
+			return true;
+		if (!read_varint(p, len, &i, &v))
+			return true;
+		if ((key & 7) == 2) {
+			if (v > len - i)
+				return true;
+			i += (size_t)v;
+		}
+	}
+	return false;
+}

@@ -1,0 +1,740 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "deliver/delivery.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "deliver/batch_frame.h"
+#include "event/json_writer.h"
+#include "log.h"
+#include "deliver/spool.h"
+#include "vigil.pb-c.h"
+
+#define LINE_MAX_BYTES (EV_RECORD_MAX * 3)
+
+struct pending_event {
+	Vigil__Event pb;
+	Vigil__Activity act; /* strings owned by act_strings */
+	char comm[EV_COMM_LEN + 1];
+	char *json;
+	char *act_strings;
+};
+
+/* A batch a sender has taken from the spool and not yet seen acknowledged. */
+struct in_flight {
+	uint64_t seq;
+	bool done; /* acknowledged (or refused for good) by the console */
+};
+
+/* One sender thread: one request channel, one batch in flight at a time. */
+struct sender {
+	struct delivery *dl;
+	int id;
+	pthread_t thread;
+	bool running;
+	struct uplink_chan *ch; /* under lock: what delivery_stop aborts */
+};
+
+struct delivery {
+	struct delivery_opts opts;
+	/* Gaps taken from the spool, kept until the console acknowledges them (under lock). */
+	struct spool_gap gaps[SPOOL_GAPS_MAX];
+	size_t ngaps;
+	struct uplink *up;
+	struct spool *sp;
+	pthread_mutex_t lock;	/* spool, batch, window, gaps, stats */
+	pthread_cond_t changed; /* a batch was spooled, one was acknowledged, a barrier lifted */
+	struct sender senders[DEFENDER_SEND_WINDOW_MAX];
+	int nsenders;
+	atomic_bool stop;
+
+	/*
+	 * The send window (under lock): batches taken by the senders, in seq
+	 * order.  The spool is acknowledged up to the first one not done.
+	 * taken_through is the newest seq handed to a sender.  A batch that
+	 * carries model deltas is a barrier: it is sent only once everything
+	 * before it is acknowledged, and nothing after it until it is, because
+	 * the console must apply a model's changes in the order they happened.
+	 * Gap reports are a barrier too (see send_gaps).
+	 */
+	struct in_flight window[DEFENDER_SEND_WINDOW_MAX];
+	size_t nwindow;
+	uint64_t taken_through;
+	uint64_t barrier_seq; /* 0: none in flight */
+	bool sending_gaps;
+	bool complained; /* "not delivered" was logged; say when it works again */
+
+	/*
+	 * Kernel ring positions (capture_read_pos): the end of the newest event
+	 * in the batch, and how far everything read is spooled (or lost and
+	 * counted), so the ring may be given back up to there.
+	 */
+	uint64_t batch_ring_end, ring_safe;
+
+	struct pending_event *batch;
+	size_t nbatch;
+	size_t batch_bytes;	/* JSON bytes in the batch */
+	size_t batch_max_bytes; /* flush past this: a batch must fit the spool many times over */
+	uint64_t batch_started_ms;
+	char *line; /* JSON scratch, capture thread */
+	/*
+	 * Deviations and model deltas, packed as Batch fields (tag + length +
+	 * message): repeated fields may follow the events in any order, so they
+	 * are appended to the packed batch as they are.
+	 */
+	uint8_t *extra;
+	size_t extra_len, extra_cap;
+
+	struct delivery_stats st;
+};
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Pack the current batch (with any gaps the spool owes) and append it.  Caller holds lock. */
+static void flush_locked(struct delivery *dl)
+{
+	Vigil__Batch b = VIGIL__BATCH__INIT;
+	Vigil__Event **evp = NULL;
+	size_t len;
+	uint8_t *buf = NULL;
+	vigil_err err = {0};
+	int rc;
+
+	/*
+	 * Gaps do not travel in spooled batches: a batch can itself be dropped,
+	 * and the news of a loss must not be lost with it.  The sender sends
+	 * them on their own (send_gaps) and forgets them only when acknowledged.
+	 */
+	if (dl->nbatch == 0 && dl->extra_len == 0)
+		return;
+	if (dl->nbatch > 0 && (evp = malloc(dl->nbatch * sizeof(*evp))) == NULL)
+		goto fail;
+	for (size_t i = 0; i < dl->nbatch; i++)
+		evp[i] = &dl->batch[i].pb;
+	b.n_events = dl->nbatch;
+	b.events = evp;
+	len = vigil__batch__get_packed_size(&b);
+	if ((buf = malloc(len + dl->extra_len + 1)) == NULL)
+		goto fail;
+	vigil__batch__pack(&b, buf);
+	if (dl->extra_len > 0)
+		memcpy(buf + len, dl->extra, dl->extra_len);
+	len += dl->extra_len;
+	rc = spool_append(dl->sp, buf, len, NULL, &err);
+	if (rc < 0) {
+		/* Counted and reported in heartbeats; the events are lost here, visibly. */
+		dl->st.append_errors++;
+		log_error("cannot spool a batch of %zu events: %s", dl->nbatch, err.msg);
+	} else {
+		dl->st.batches_spooled++;
+		pthread_cond_broadcast(&dl->changed);
+	}
+	goto out;
+fail:
+	dl->st.append_errors++;
+	log_error("out of memory packing a batch of %zu events", dl->nbatch);
+out:
+	free(buf);
+	free(evp);
+	for (size_t i = 0; i < dl->nbatch; i++) {
+		free(dl->batch[i].json);
+		free(dl->batch[i].act_strings);
+	}
+	dl->nbatch = 0;
+	dl->batch_bytes = 0;
+	dl->extra_len = 0;
+	if (dl->batch_ring_end > dl->ring_safe)
+		dl->ring_safe = dl->batch_ring_end;
+}
+
+/* Copy act's strings into one block pe owns, and attach it to pe's event. */
+static int attach_activity(struct pending_event *pe, const Vigil__Activity *act)
+{
+	size_t lu = strlen(act->user), lt = strlen(act->tty), ls = strlen(act->summary);
+	char *p = malloc(lu + lt + ls + 3);
+
+	if (p == NULL)
+		return -ENOMEM;
+	pe->act_strings = p;
+	vigil__activity__init(&pe->act);
+	pe->act.session = act->session;
+	pe->act.user = memcpy(p, act->user, lu + 1);
+	pe->act.tty = memcpy(p + lu + 1, act->tty, lt + 1);
+	pe->act.summary = memcpy(p + lu + lt + 2, act->summary, ls + 1);
+	pe->pb.activity = &pe->act;
+	return 0;
+}
+
+void delivery_add(struct delivery *dl, const struct event *ev, const struct event_enrich *en,
+		  const Vigil__Activity *act, int64_t clock_offset_ns, uint64_t ring_end)
+{
+	struct pending_event *pe;
+	struct json_writer w;
+
+	json_writer_init(&w, dl->line, LINE_MAX_BYTES);
+	event_json_write(&w, ev, en, clock_offset_ns);
+	if (w.overflow)
+		return;
+	pthread_mutex_lock(&dl->lock);
+	if (dl->nbatch == 0)
+		dl->batch_started_ms = mono_ms();
+	if (ring_end > dl->batch_ring_end)
+		dl->batch_ring_end = ring_end;
+	pe = &dl->batch[dl->nbatch];
+	vigil__event__init(&pe->pb);
+	pe->act_strings = NULL;
+	pe->json = strdup(dl->line);
+	if (pe->json == NULL || (act != NULL && attach_activity(pe, act) < 0)) {
+		free(pe->json);
+		dl->st.append_errors++;
+		pthread_mutex_unlock(&dl->lock);
+		return;
+	}
+	memcpy(pe->comm, ev->hdr->comm, EV_COMM_LEN);
+	pe->comm[EV_COMM_LEN] = '\0';
+	pe->pb.type = ev->hdr->type;
+	pe->pb.ts_ns = (uint64_t)((int64_t)ev->hdr->ts_ns + clock_offset_ns);
+	pe->pb.pid = ev->hdr->pid;
+	pe->pb.ppid = ev->hdr->ppid;
+	pe->pb.uid = ev->hdr->uid;
+	pe->pb.comm = pe->comm;
+	pe->pb.json = pe->json;
+	dl->nbatch++;
+	dl->batch_bytes += w.len + EV_COMM_LEN + 32;
+	dl->st.events_added++;
+	if (dl->nbatch >= (size_t)dl->opts.batch_max_events ||
+	    dl->batch_bytes >= dl->batch_max_bytes)
+		flush_locked(dl);
+	pthread_mutex_unlock(&dl->lock);
+}
+
+/*
+ * Append msg to the batch as field `field` (length-delimited).  Deviations
+ * and model changes take the same road as events: spooled, resent until
+ * acknowledged, stored once.
+ */
+static void add_extra(struct delivery *dl, uint32_t field, const ProtobufCMessage *msg)
+{
+	size_t len = protobuf_c_message_get_packed_size(msg), need;
+	uint8_t hdr[16];
+	size_t h = 0;
+
+	hdr[h++] = (uint8_t)((field << 3) | 2);
+	h += batch_frame_varint(hdr + h, len);
+	pthread_mutex_lock(&dl->lock);
+	need = dl->extra_len + h + len;
+	if (need > dl->extra_cap) {
+		size_t cap = dl->extra_cap ? dl->extra_cap : 4096;
+		uint8_t *p;
+
+		while (cap < need)
+			cap *= 2;
+		if ((p = realloc(dl->extra, cap)) == NULL) {
+			dl->st.append_errors++;
+			pthread_mutex_unlock(&dl->lock);
+			log_error("out of memory queueing a deviation or model change");
+			return;
+		}
+		dl->extra = p;
+		dl->extra_cap = cap;
+	}
+	if (dl->nbatch == 0 && dl->extra_len == 0)
+		dl->batch_started_ms = mono_ms();
+	memcpy(dl->extra + dl->extra_len, hdr, h);
+	protobuf_c_message_pack(msg, dl->extra + dl->extra_len + h);
+	dl->extra_len = need;
+	dl->batch_bytes += h + len;
+	if (dl->batch_bytes >= dl->batch_max_bytes)
+		flush_locked(dl);
+	pthread_mutex_unlock(&dl->lock);
+}
+
+void delivery_add_deviation(struct delivery *dl, const Vigil__Deviation *d)
+{
+	add_extra(dl, 3, &d->base);
+}
+
+void delivery_add_model_delta(struct delivery *dl, const Vigil__ModelDelta *d)
+{
+	add_extra(dl, 4, &d->base);
+}
+
+void delivery_tick(struct delivery *dl, uint64_t ring_pos)
+{
+	pthread_mutex_lock(&dl->lock);
+	if ((dl->nbatch > 0 || dl->extra_len > 0) &&
+	    mono_ms() - dl->batch_started_ms >= (uint64_t)dl->opts.batch_ms)
+		flush_locked(dl);
+	/* Nothing waiting: whatever was read up to here needed no spooling. */
+	if (dl->nbatch == 0 && dl->extra_len == 0 && ring_pos > dl->ring_safe)
+		dl->ring_safe = ring_pos;
+	pthread_mutex_unlock(&dl->lock);
+}
+
+void delivery_flush(struct delivery *dl)
+{
+	pthread_mutex_lock(&dl->lock);
+	flush_locked(dl);
+	pthread_mutex_unlock(&dl->lock);
+}
+
+uint64_t delivery_ring_safe(struct delivery *dl)
+{
+	uint64_t pos;
+
+	pthread_mutex_lock(&dl->lock);
+	pos = dl->ring_safe;
+	pthread_mutex_unlock(&dl->lock);
+	return pos;
+}
+
+/* Take seq out of gap g, if g counted it as lost; returns whether it did. */
+static bool gap_forget(struct delivery *dl, size_t g, uint64_t seq)
+{
+	struct spool_gap *gp = &dl->gaps[g];
+
+	if (seq < gp->first_seq || seq > gp->last_seq || gp->count == 0)
+		return false;
+	gp->count--;
+	if (gp->count == 0) {
+		dl->gaps[g] = dl->gaps[--dl->ngaps];
+	} else if (seq == gp->first_seq) {
+		gp->first_seq++;
+	} else if (seq == gp->last_seq) {
+		gp->last_seq--;
+	}
+	return true;
+}
+
+/* seq was delivered: it is not lost, whatever a gap taken meanwhile says. */
+static void gaps_forget_delivered(struct delivery *dl, uint64_t seq)
+{
+	for (size_t i = 0; i < dl->ngaps; i++)
+		if (gap_forget(dl, i, seq))
+			return;
+}
+
+/* Wait on dl->changed for at most ms (also woken by any change).  Caller holds lock. */
+static void wait_changed(struct delivery *dl, long ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += ms * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+	}
+	pthread_cond_timedwait(&dl->changed, &dl->lock, &until);
+}
+
+/* Sleep ms in steps, returning early on stop. */
+static void nap(struct delivery *dl, int ms)
+{
+	for (int slept = 0; slept < ms && !atomic_load(&dl->stop); slept += 50) {
+		struct timespec ts = {0, 50 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/*
+ * Take the spool's new gaps.  A batch the console has acknowledged stays in
+ * the spool until every batch before it is acknowledged too (the spool's
+ * acknowledgement is cumulative), so the spool may drop it meanwhile and
+ * count it lost: it was not, take it out of the new gap.  Caller holds lock.
+ */
+static void take_gaps(struct delivery *dl)
+{
+	size_t old = dl->ngaps;
+
+	dl->ngaps += spool_take_gaps(dl->sp, dl->gaps + dl->ngaps, SPOOL_GAPS_MAX - dl->ngaps);
+	/* Backwards: a gap emptied here is replaced by the last one, already done. */
+	for (size_t g = dl->ngaps; g-- > old;) {
+		for (size_t i = 0; i < dl->nwindow; i++) {
+			size_t n = dl->ngaps;
+
+			if (dl->window[i].done)
+				gap_forget(dl, g, dl->window[i].seq);
+			if (dl->ngaps != n)
+				break;
+		}
+	}
+}
+
+/*
+ * Take new gaps from the spool and send every unacknowledged one as a
+ * gap-only batch (seq 0; the console stores each gap range once).  Gap
+ * reports wait until no batch is in flight and hold new ones back while
+ * they travel: a batch acknowledged meanwhile would have to come out of a
+ * gap already reported (gaps_forget_delivered).  Caller holds lock (released
+ * while sending).  Returns true when none is left unsent.
+ */
+static bool send_gaps(struct delivery *dl, struct uplink_chan *ch)
+{
+	Vigil__Envelope env = VIGIL__ENVELOPE__INIT;
+	Vigil__Batch b = VIGIL__BATCH__INIT;
+	Vigil__Gap gpb[SPOOL_GAPS_MAX], *gpp[SPOOL_GAPS_MAX];
+	Vigil__Reply *reply = NULL;
+	vigil_err err = {0};
+	size_t n;
+	int rc;
+
+	take_gaps(dl);
+	if (dl->ngaps == 0)
+		return true;
+	if (dl->nwindow > 0 || dl->sending_gaps)
+		return false;
+	dl->sending_gaps = true;
+	n = dl->ngaps;
+	for (size_t i = 0; i < n; i++) {
+		vigil__gap__init(&gpb[i]);
+		gpb[i].first_seq = dl->gaps[i].first_seq;
+		gpb[i].last_seq = dl->gaps[i].last_seq;
+		gpb[i].count = dl->gaps[i].count;
+		gpb[i].reason = (char *)spool_gap_reason_str(dl->gaps[i].reason);
+		gpp[i] = &gpb[i];
+	}
+	pthread_mutex_unlock(&dl->lock);
+	b.n_gaps = n;
+	b.gaps = gpp;
+	env.seq = 0;
+	env.body_case = VIGIL__ENVELOPE__BODY_BATCH;
+	env.batch = &b;
+	rc = uplink_request(ch, &env, NULL, 0, 15000, &reply, &err);
+	pthread_mutex_lock(&dl->lock);
+	if (rc == 0 && (reply->status == VIGIL__REPLY__STATUS__OK ||
+			reply->status == VIGIL__REPLY__STATUS__REFUSED)) {
+		for (size_t i = 0; i < n; i++)
+			log_warn(
+			    "reported to the console: spool lost %llu batch(es), seq %llu..%llu "
+			    "(%s)",
+			    (unsigned long long)gpb[i].count, (unsigned long long)gpb[i].first_seq,
+			    (unsigned long long)gpb[i].last_seq, gpb[i].reason);
+		/* Only this thread touches gaps[0..n) meanwhile: no batch was in flight. */
+		memmove(dl->gaps, dl->gaps + n, (dl->ngaps - n) * sizeof(dl->gaps[0]));
+		dl->ngaps -= n;
+	}
+	dl->sending_gaps = false;
+	pthread_cond_broadcast(&dl->changed);
+	if (reply != NULL)
+		vigil__reply__free_unpacked(reply, NULL);
+	return dl->ngaps == 0;
+}
+
+/* Whether a batch before seq is still unacknowledged.  Caller holds lock. */
+static bool earlier_in_flight(const struct delivery *dl, uint64_t seq)
+{
+	for (size_t i = 0; i < dl->nwindow && dl->window[i].seq < seq; i++)
+		if (!dl->window[i].done)
+			return true;
+	return false;
+}
+
+/*
+ * Take the next batch into the window: its Envelope in *ret_msg (malloc'ed).
+ * Returns 0, -EAGAIN when there is nothing to take now (after waiting a
+ * little), or -EIO when the spool cannot be read.  Caller holds lock; it is
+ * released while waiting for the batches before a barrier.
+ */
+static int take_next(struct delivery *dl, uint64_t *ret_seq, uint8_t **ret_msg, size_t *ret_len)
+{
+	struct spool_record rec;
+	vigil_err err = {0};
+	bool barrier;
+	int rc;
+
+	if (dl->sending_gaps || dl->barrier_seq != 0 || dl->nwindow == (size_t)dl->nsenders) {
+		wait_changed(dl, 200);
+		return -EAGAIN;
+	}
+	rc = spool_next(dl->sp, dl->taken_through, &rec, &err);
+	if (rc == -ENOENT) {
+		wait_changed(dl, 200);
+		return -EAGAIN;
+	}
+	if (rc == 0 &&
+	    (*ret_msg = batch_frame_envelope(rec.seq, rec.payload, rec.len, ret_len)) == NULL)
+		rc = verr_set(&err, -ENOMEM, "out of memory");
+	if (rc < 0) {
+		log_error("cannot read the spool: %s", err.msg);
+		return -EIO;
+	}
+	barrier = batch_frame_has_models(rec.payload, rec.len);
+	*ret_seq = rec.seq;
+	dl->taken_through = rec.seq;
+	dl->window[dl->nwindow++] = (struct in_flight){.seq = rec.seq};
+	if (barrier) {
+		dl->barrier_seq = rec.seq;
+		while (earlier_in_flight(dl, rec.seq) && !atomic_load(&dl->stop))
+			wait_changed(dl, 200);
+	}
+	return 0;
+}
+
+/*
+ * seq is acknowledged (or refused for good): mark it, acknowledge in the
+ * spool everything up to the first batch still in flight, lift its barrier.
+ * Caller holds lock.
+ */
+static void window_done(struct delivery *dl, uint64_t seq)
+{
+	uint64_t through = 0;
+	size_t k = 0;
+	vigil_err err = {0};
+
+	for (size_t i = 0; i < dl->nwindow; i++)
+		if (dl->window[i].seq == seq)
+			dl->window[i].done = true;
+	while (k < dl->nwindow && dl->window[k].done)
+		through = dl->window[k++].seq;
+	memmove(dl->window, dl->window + k, (dl->nwindow - k) * sizeof(dl->window[0]));
+	dl->nwindow -= k;
+	if (through != 0 && spool_ack(dl->sp, through, &err) < 0)
+		log_error("cannot acknowledge batch %llu in the spool: %s",
+			  (unsigned long long)through, err.msg);
+	if (dl->barrier_seq == seq)
+		dl->barrier_seq = 0;
+	pthread_cond_broadcast(&dl->changed);
+}
+
+/*
+ * Send one batch until the console takes it (or refuses it for good, or the
+ * defender stops): returns the console's final status, or RETRY on stop.
+ */
+static Vigil__Reply__Status send_batch(struct delivery *dl, struct uplink_chan *ch, uint64_t seq,
+				       const uint8_t *msg, size_t len)
+{
+	int backoff_ms = 0;
+
+	while (!atomic_load(&dl->stop)) {
+		Vigil__Reply *reply = NULL;
+		vigil_err err = {0};
+		int rc = uplink_request(ch, NULL, msg, len, 15000, &reply, &err);
+		Vigil__Reply__Status status = rc == 0 ? reply->status : VIGIL__REPLY__STATUS__RETRY;
+
+		if (status == VIGIL__REPLY__STATUS__HELLO_REQUIRED)
+			status = VIGIL__REPLY__STATUS__RETRY; /* the main thread says hello */
+		if (status == VIGIL__REPLY__STATUS__REFUSED)
+			/* Resending cannot help; counted and sent in heartbeats. */
+			log_error("console refused batch %llu for good: %s",
+				  (unsigned long long)seq, reply->error);
+		pthread_mutex_lock(&dl->lock);
+		if (status == VIGIL__REPLY__STATUS__OK || status == VIGIL__REPLY__STATUS__REFUSED) {
+			if (dl->complained)
+				log_info("batches are delivered again");
+			dl->complained = false;
+		} else {
+			dl->st.resends++;
+			if (!dl->complained)
+				log_warn("batch %llu not delivered (%s); spooling and retrying",
+					 (unsigned long long)seq,
+					 rc < 0 ? err.msg
+						: (reply->error[0] ? reply->error : "retry"));
+			dl->complained = true;
+		}
+		pthread_mutex_unlock(&dl->lock);
+		if (reply != NULL)
+			vigil__reply__free_unpacked(reply, NULL);
+		if (status == VIGIL__REPLY__STATUS__OK || status == VIGIL__REPLY__STATUS__REFUSED)
+			return status;
+		backoff_ms = backoff_ms == 0 ? 100 : backoff_ms * 2;
+		if (backoff_ms > 2000)
+			backoff_ms = 2000;
+		nap(dl, backoff_ms);
+	}
+	return VIGIL__REPLY__STATUS__RETRY;
+}
+
+/*
+ * A sender: takes the next batch of the window, sends it until the console
+ * has it, acknowledges it, and again.  Sender 0 also reports the gaps.
+ */
+static void *sender_main(void *arg)
+{
+	struct sender *sd = arg;
+	struct delivery *dl = sd->dl;
+	struct uplink_chan *ch;
+	vigil_err err = {0};
+
+	if ((ch = uplink_chan_open(dl->up, &err)) == NULL) {
+		log_error("delivery cannot start: %s", err.msg);
+		return NULL;
+	}
+	/*
+	 * nng resends an unanswered request on its own after this long; a batch
+	 * commit can take a while under load, and a resend is harmless (stored
+	 * once per seq) but wasted work.
+	 */
+	uplink_chan_set_resend(ch, 10000);
+	pthread_mutex_lock(&dl->lock);
+	sd->ch = ch;
+	while (!atomic_load(&dl->stop)) {
+		uint8_t *msg = NULL;
+		size_t len = 0;
+		uint64_t seq = 0;
+		int rc;
+
+		/* Losses first: an operator should hear of them before anything else. */
+		if (sd->id == 0 && !send_gaps(dl, ch)) {
+			if (dl->nwindow == 0 && !dl->sending_gaps) {
+				pthread_mutex_unlock(&dl->lock);
+				nap(dl, 500); /* the report failed: not in a tight loop */
+				pthread_mutex_lock(&dl->lock);
+			} else {
+				wait_changed(dl, 200);
+			}
+			continue;
+		}
+		if (dl->ngaps > 0 && sd->id != 0) {
+			wait_changed(dl, 200); /* sender 0 reports them first */
+			continue;
+		}
+		rc = take_next(dl, &seq, &msg, &len);
+		if (rc == -EAGAIN)
+			continue;
+		if (rc < 0) {
+			pthread_mutex_unlock(&dl->lock);
+			nap(dl, 1000);
+			pthread_mutex_lock(&dl->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&dl->lock);
+		Vigil__Reply__Status status = send_batch(dl, ch, seq, msg, len);
+		free(msg);
+		pthread_mutex_lock(&dl->lock);
+		if (status != VIGIL__REPLY__STATUS__OK && status != VIGIL__REPLY__STATUS__REFUSED)
+			break; /* stopping: the batch stays in the spool for the next start */
+		/*
+		 * While this batch was in flight the spool may have dropped it
+		 * to make room and counted it as lost; it was delivered after
+		 * all, so take it out of that gap before the gap is reported.
+		 */
+		take_gaps(dl);
+		if (status == VIGIL__REPLY__STATUS__OK) {
+			gaps_forget_delivered(dl, seq);
+			dl->st.batches_acked++;
+		} else {
+			dl->st.batches_refused++;
+		}
+		window_done(dl, seq);
+	}
+	sd->ch = NULL;
+	pthread_mutex_unlock(&dl->lock);
+	uplink_chan_close(ch);
+	return NULL;
+}
+
+/* Stop and join every sender; a batch in flight stays in the spool. */
+static void stop_senders(struct delivery *dl)
+{
+	atomic_store(&dl->stop, true);
+	pthread_mutex_lock(&dl->lock);
+	pthread_cond_broadcast(&dl->changed);
+	/* A batch in flight to a console that does not answer would hold the stop for 15 s. */
+	for (int i = 0; i < dl->nsenders; i++)
+		if (dl->senders[i].ch != NULL)
+			uplink_chan_abort(dl->senders[i].ch);
+	pthread_mutex_unlock(&dl->lock);
+	for (int i = 0; i < dl->nsenders; i++)
+		if (dl->senders[i].running) {
+			pthread_join(dl->senders[i].thread, NULL);
+			dl->senders[i].running = false;
+		}
+}
+
+struct delivery *delivery_start(const struct delivery_opts *opts, struct uplink *up, vigil_err *err)
+{
+	struct delivery *dl = calloc(1, sizeof(*dl));
+	int rc;
+
+	if (dl == NULL) {
+		verr_set(err, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	dl->opts = *opts;
+	if (dl->opts.batch_max_events <= 0)
+		dl->opts.batch_max_events = 2000;
+	if (dl->opts.batch_ms <= 0)
+		dl->opts.batch_ms = 250;
+	dl->up = up;
+	/* At most 1 MiB, and small enough that a spool holds at least 8. */
+	dl->batch_max_bytes =
+	    opts->spool_max_bytes / 8 < (1u << 20) ? opts->spool_max_bytes / 8 : (1u << 20);
+	pthread_mutex_init(&dl->lock, NULL);
+	pthread_cond_init(&dl->changed, NULL);
+	dl->batch = calloc((size_t)dl->opts.batch_max_events, sizeof(*dl->batch));
+	dl->line = malloc(LINE_MAX_BYTES);
+	if (dl->batch == NULL || dl->line == NULL) {
+		verr_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	dl->sp = spool_open(opts->spool_dir, opts->spool_max_bytes, err);
+	if (dl->sp == NULL)
+		goto fail;
+	/* Capture's batches are synced before they are sent (spool_next), not one by one. */
+	spool_set_sync(dl->sp, 0);
+	dl->nsenders = opts->window < 1				 ? 1
+		       : opts->window > DEFENDER_SEND_WINDOW_MAX ? DEFENDER_SEND_WINDOW_MAX
+								 : opts->window;
+	for (int i = 0; i < dl->nsenders; i++) {
+		struct sender *sd = &dl->senders[i];
+
+		sd->dl = dl;
+		sd->id = i;
+		if ((rc = pthread_create(&sd->thread, NULL, sender_main, sd)) != 0) {
+			verr_set(err, -rc, "cannot start a sender thread: %s", strerror(rc));
+			goto fail;
+		}
+		sd->running = true;
+	}
+	return dl;
+fail:
+	stop_senders(dl);
+	spool_close(dl->sp);
+	free(dl->batch);
+	free(dl->line);
+	free(dl->extra);
+	pthread_mutex_destroy(&dl->lock);
+	pthread_cond_destroy(&dl->changed);
+	free(dl);
+	return NULL;
+}
+
+void delivery_stats(struct delivery *dl, struct delivery_stats *out)
+{
+	struct spool_stats ss;
+
+	pthread_mutex_lock(&dl->lock);
+	*out = dl->st;
+	spool_stats(dl->sp, &ss);
+	out->spool_bytes = ss.bytes;
+	out->spool_pending = ss.records_pending;
+	out->spool_dropped = ss.dropped_records + ss.lost_records;
+	pthread_mutex_unlock(&dl->lock);
+}
+
+void delivery_stop(struct delivery *dl)
+{
+	if (dl == NULL)
+		return;
+	pthread_mutex_lock(&dl->lock);
+	flush_locked(dl);
+	pthread_mutex_unlock(&dl->lock);
+	stop_senders(dl);
+	spool_close(dl->sp);
+	free(dl->batch);
+	free(dl->line);
+	free(dl->extra);
+	pthread_mutex_destroy(&dl->lock);
+	pthread_cond_destroy(&dl->changed);
+	free(dl);
+}

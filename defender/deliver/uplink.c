@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "deliver/uplink.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
+
+#include "log.h"
+#include "tls.h"
+
+struct uplink {
+	nng_socket sock;
+	bool sock_open;
+	size_t ndialers;
+	nng_dialer dialers[DEFENDER_MAX_CONSOLES];
+	nng_tls_config *tls[DEFENDER_MAX_CONSOLES];
+	const char *urls[DEFENDER_MAX_CONSOLES];
+	atomic_int connections;
+	/* The open connections, so that a dead one nng still believes in can be closed. */
+	pthread_mutex_t pipes_lock;
+	nng_pipe pipes[UPLINK_PIPES_MAX];
+	size_t npipes;
+};
+
+static void pipes_track(struct uplink *up, nng_pipe p, bool add)
+{
+	pthread_mutex_lock(&up->pipes_lock);
+	if (add && up->npipes < UPLINK_PIPES_MAX) {
+		up->pipes[up->npipes++] = p;
+	} else if (!add) {
+		for (size_t i = 0; i < up->npipes; i++) {
+			if (nng_pipe_id(up->pipes[i]) == nng_pipe_id(p)) {
+				up->pipes[i] = up->pipes[--up->npipes];
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&up->pipes_lock);
+}
+
+static void on_pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct uplink *up = arg;
+	nng_sockaddr sa;
+	char addr[64] = "console";
+
+	if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 && sa.s_family == NNG_AF_INET) {
+		const uint8_t *a = (const uint8_t *)&sa.s_in.sa_addr;
+		snprintf(addr, sizeof(addr), "%u.%u.%u.%u:%u", a[0], a[1], a[2], a[3],
+			 (unsigned)ntohs(sa.s_in.sa_port));
+	}
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		pipes_track(up, p, true);
+		atomic_fetch_add(&up->connections, 1);
+		log_info("connected to console %s (mutual TLS verified)", addr);
+	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		pipes_track(up, p, false);
+		atomic_fetch_sub(&up->connections, 1);
+		log_warn("lost connection to console %s; redialing", addr);
+	}
+}
+
+/* The host part of a tls+tcp:// URL, for the server-name check. */
+static int url_host(const char *url, char *buf, size_t len, vigil_err *err)
+{
+	nng_url *u;
+	int rv = nng_url_parse(&u, url);
+
+	if (rv != 0)
+		return verr_set(err, -EINVAL, "console URL '%s' is not valid: %s", url,
+				nng_strerror(rv));
+	if (u->u_hostname == NULL || u->u_hostname[0] == '\0' || u->u_port == NULL ||
+	    u->u_port[0] == '\0' || strcmp(u->u_port, "0") == 0) {
+		nng_url_free(u);
+		return verr_set(err, -EINVAL, "console URL '%s' needs a host and a port", url);
+	}
+	snprintf(buf, len, "%s", u->u_hostname);
+	nng_url_free(u);
+	return 0;
+}
+
+struct uplink *uplink_open(const struct defender_config *cfg, vigil_err *err)
+{
+	const struct tls_files files = {.ca = cfg->ca, .cert = cfg->cert, .key = cfg->key};
+	struct uplink *up;
+	int rv, rc;
+
+	up = calloc(1, sizeof(*up));
+	if (up == NULL) {
+		verr_set(err, -ENOMEM, "out of memory");
+		errno = ENOMEM;
+		return NULL;
+	}
+	pthread_mutex_init(&up->pipes_lock, NULL);
+	if ((rv = nng_req0_open(&up->sock)) != 0) {
+		rc = verr_set(err, -ENOMEM, "cannot open req socket: %s", nng_strerror(rv));
+		goto fail;
+	}
+	up->sock_open = true;
+	nng_socket_set_size(up->sock, NNG_OPT_RECVMAXSZ, UPLINK_REPLY_MAX);
+	nng_socket_set_ms(up->sock, NNG_OPT_RECONNMINT, 100);
+	nng_socket_set_ms(up->sock, NNG_OPT_RECONNMAXT, 5000);
+	/* A request caught by a connection drop is resent on the next connection. */
+	nng_socket_set_ms(up->sock, NNG_OPT_REQ_RESENDTIME, 2000);
+	nng_pipe_notify(up->sock, NNG_PIPE_EV_ADD_POST, on_pipe_event, up);
+	nng_pipe_notify(up->sock, NNG_PIPE_EV_REM_POST, on_pipe_event, up);
+
+	for (size_t i = 0; i < cfg->nconsoles; i++) {
+		const char *url = cfg->consoles[i];
+		char host[256];
+
+		if ((rc = url_host(url, host, sizeof(host), err)) < 0)
+			goto fail;
+		if ((rc = tls_config_new(NNG_TLS_MODE_CLIENT, NNG_TLS_AUTH_MODE_REQUIRED, &files,
+					 cfg->server_name != NULL ? cfg->server_name : host,
+					 &up->tls[i], err)) < 0)
+			goto fail;
+		up->urls[i] = url;
+		up->ndialers++;
+		if ((rv = nng_dialer_create(&up->dialers[i], up->sock, url)) != 0) {
+			rc = verr_set(err, -EINVAL, "cannot dial console '%s': %s", url,
+				      nng_strerror(rv));
+			goto fail;
+		}
+		if ((rv = nng_dialer_set_ptr(up->dialers[i], NNG_OPT_TLS_CONFIG, up->tls[i])) !=
+		    0) {
+			rc = verr_set(err, -EINVAL, "cannot set TLS for '%s': %s", url,
+				      nng_strerror(rv));
+			goto fail;
+		}
+		/* Non-blocking: a console that is down now is redialed in the background. */
+		if ((rv = nng_dialer_start(up->dialers[i], NNG_FLAG_NONBLOCK)) != 0) {
+			rc = verr_set(err, -EINVAL, "cannot start dialing '%s': %s", url,
+				      nng_strerror(rv));
+			goto fail;
+		}
+	}
+	return up;
+fail:
+	uplink_close(up);
+	errno = -rc;
+	return NULL;
+}
+
+struct uplink_chan {
+	nng_ctx ctx;
+	nng_aio *aio;
+};
+
+struct uplink_chan *uplink_chan_open(struct uplink *up, vigil_err *err)
+{
+	struct uplink_chan *ch = calloc(1, sizeof(*ch));
+	int rv;
+
+	if (ch == NULL) {
+		verr_set(err, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	if ((rv = nng_ctx_open(&ch->ctx, up->sock)) != 0) {
+		verr_set(err, -ENOMEM, "cannot open a request context: %s", nng_strerror(rv));
+		free(ch);
+		return NULL;
+	}
+	if ((rv = nng_aio_alloc(&ch->aio, NULL, NULL)) != 0) {
+		verr_set(err, -ENOMEM, "out of memory");
+		nng_ctx_close(ch->ctx);
+		free(ch);
+		return NULL;
+	}
+	/* A request caught by a connection drop is resent on the next connection. */
+	nng_ctx_set_ms(ch->ctx, NNG_OPT_REQ_RESENDTIME, 2000);
+	return ch;
+}
+
+void uplink_chan_set_resend(struct uplink_chan *ch, int ms)
+{
+	nng_ctx_set_ms(ch->ctx, NNG_OPT_REQ_RESENDTIME, ms);
+}
+
+void uplink_chan_abort(struct uplink_chan *ch)
+{
+	nng_aio_cancel(ch->aio);
+}
+
+void uplink_chan_close(struct uplink_chan *ch)
+{
+	if (ch == NULL)
+		return;
+	nng_aio_free(ch->aio);
+	nng_ctx_close(ch->ctx);
+	free(ch);
+}
+
+int uplink_request(struct uplink_chan *ch, const Vigil__Envelope *env, const void *data, size_t len,
+		   int timeout_ms, Vigil__Reply **ret_reply, vigil_err *err)
+{
+	Vigil__Reply *reply;
+	nng_msg *msg;
+	int rv;
+
+	if (env != NULL)
+		len = vigil__envelope__get_packed_size(env);
+	if ((rv = nng_msg_alloc(&msg, len)) != 0)
+		return verr_set(err, -ENOMEM, "out of memory");
+	if (env != NULL)
+		vigil__envelope__pack(env, nng_msg_body(msg));
+	else
+		memcpy(nng_msg_body(msg), data, len);
+	nng_aio_set_msg(ch->aio, msg);
+	nng_aio_set_timeout(ch->aio, timeout_ms);
+	nng_ctx_send(ch->ctx, ch->aio);
+	nng_aio_wait(ch->aio);
+	if ((rv = nng_aio_result(ch->aio)) != 0) {
+		nng_msg_free(nng_aio_get_msg(ch->aio));
+		return verr_set(err, rv == NNG_ETIMEDOUT ? -ETIMEDOUT : -EIO,
+				"cannot send to console: %s", nng_strerror(rv));
+	}
+	nng_aio_set_timeout(ch->aio, timeout_ms);
+	nng_ctx_recv(ch->ctx, ch->aio);
+	nng_aio_wait(ch->aio);
+	if ((rv = nng_aio_result(ch->aio)) != 0)
+		return verr_set(err, rv == NNG_ETIMEDOUT ? -ETIMEDOUT : -EIO,
+				"no reply from any console: %s", nng_strerror(rv));
+	msg = nng_aio_get_msg(ch->aio);
+	reply = vigil__reply__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
+	nng_msg_free(msg);
+	if (reply == NULL)
+		return verr_set(err, -EBADMSG, "console sent a malformed reply");
+	*ret_reply = reply;
+	return 0;
+}
+
+int uplink_close_links(struct uplink *up)
+{
+	nng_pipe pipes[UPLINK_PIPES_MAX];
+	size_t n;
+
+	pthread_mutex_lock(&up->pipes_lock);
+	n = up->npipes;
+	memcpy(pipes, up->pipes, n * sizeof(pipes[0]));
+	pthread_mutex_unlock(&up->pipes_lock);
+	/* The pipe-removal callback takes each out of the list; the dialers redial. */
+	for (size_t i = 0; i < n; i++)
+		nng_pipe_close(pipes[i]);
+	return (int)n;
+}
+
+int uplink_connections(const struct uplink *up)
+{
+	return atomic_load(&((struct uplink *)up)->connections);
+}
+
+void uplink_diagnose(struct uplink *up, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < up->ndialers && off < len; i++) {
+		nng_stream_dialer *d = NULL;
+		nng_aio *aio = NULL;
+		int rv;
+
+		rv = nng_stream_dialer_alloc(&d, up->urls[i]);
+		if (rv == 0)
+			rv = nng_stream_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, up->tls[i]);
+		if (rv == 0)
+			rv = nng_aio_alloc(&aio, NULL, NULL);
+		if (rv == 0) {
+			nng_aio_set_timeout(aio, 3000);
+			nng_stream_dialer_dial(d, aio);
+			nng_aio_wait(aio);
+			rv = nng_aio_result(aio);
+		}
+		if (rv == 0) {
+			/*
+			 * The TLS handshake runs on first I/O: read the console's
+			 * protocol header to find out whether it accepts us.
+			 */
+			nng_stream *s = nng_aio_get_output(aio, 0);
+			uint8_t hdr[8];
+			nng_iov iov = {.iov_buf = hdr, .iov_len = sizeof(hdr)};
+
+			nng_aio_set_iov(aio, 1, &iov);
+			nng_aio_set_timeout(aio, 3000);
+			nng_stream_recv(s, aio);
+			nng_aio_wait(aio);
+			rv = nng_aio_result(aio);
+			nng_stream_free(s);
+		}
+		off += (size_t)snprintf(
+		    buf + off, len - off, "%s%s: %s", i ? "; " : "", up->urls[i],
+		    rv == 0		  ? "TLS handshake succeeds (console busy?)"
+		    : rv == NNG_EPEERAUTH ? "the console's certificate was rejected (CA, name "
+					    "or validity)"
+		    : rv == NNG_ECRYPTO	  ? "TLS handshake failed (the console may have "
+					    "refused this host's certificate)"
+					  : nng_strerror(rv));
+		nng_aio_free(aio);
+		nng_stream_dialer_free(d);
+	}
+}
+
+void uplink_close(struct uplink *up)
+{
+	if (up == NULL)
+		return;
+	if (up->sock_open)
+		nng_close(up->sock);
+	for (size_t i = 0; i < DEFENDER_MAX_CONSOLES; i++)
+		if (up->tls[i] != NULL)
+			nng_tls_config_free(up->tls[i]);
+	pthread_mutex_destroy(&up->pipes_lock);
+	free(up);
+}

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef VIGIL_DEFENDER_UPLINK_H
+#define VIGIL_DEFENDER_UPLINK_H
+
+/*
+ * The defender's link to its consoles: one nng req socket with a dialer per
+ * configured console URL, each over mutual TLS with the host's certificate.
+ * nng redials on its own with exponential backoff (100 ms .. 5 s); a request
+ * goes to whichever console is connected, so a second console is a fail-over.
+ *
+ * Used by one thread (the defender's main loop).
+ */
+
+#include <stddef.h>
+
+#include "config/defender_config.h"
+#include "error.h"
+#include "vigil.pb-c.h"
+
+/* Replies are small; anything larger is refused by nng before we parse it. */
+#define UPLINK_REPLY_MAX (64 * 1024)
+
+struct uplink;
+
+/* Build TLS configurations from cfg's files and start dialing.  err names the file or URL. */
+struct uplink *uplink_open(const struct defender_config *cfg, vigil_err *err);
+
+/*
+ * A request channel: its own nng context on the socket, so the heartbeat
+ * (main thread) and batch delivery (sender thread) never wait on each other.
+ * One thread per channel.
+ */
+struct uplink_chan;
+
+struct uplink_chan *uplink_chan_open(struct uplink *up, vigil_err *err);
+void uplink_chan_close(struct uplink_chan *ch);
+
+/* After how long an unanswered request is sent again (default 2000 ms). */
+void uplink_chan_set_resend(struct uplink_chan *ch, int ms);
+
+/*
+ * From another thread: end the request ch is waiting on now (it fails with
+ * -EIO), so that a stop need not wait out its timeout.  No effect when none is.
+ */
+void uplink_chan_abort(struct uplink_chan *ch);
+
+/*
+ * Send env (or, with env NULL, the already packed Envelope bytes data/len)
+ * and wait up to timeout_ms for the reply.  On success *ret_reply is a new
+ * message (free with vigil__reply__free_unpacked(r, NULL)).  Returns
+ * -ETIMEDOUT when no console answered, -EBADMSG for a malformed reply.
+ */
+int uplink_request(struct uplink_chan *ch, const Vigil__Envelope *env, const void *data, size_t len,
+		   int timeout_ms, Vigil__Reply **ret_reply, vigil_err *err);
+
+/* How many console connections are up right now. */
+int uplink_connections(const struct uplink *up);
+
+/*
+ * Close every open connection so that the dialers dial again; returns how
+ * many were open.  For a connection nng still counts as open while nothing
+ * comes back on it: after a network cut, a connection whose end was lost
+ * may never be noticed as closed, and a req socket with a pipe never
+ * redials.  Requests in flight are resent on the new connection.
+ */
+#define UPLINK_PIPES_MAX 16
+int uplink_close_links(struct uplink *up);
+
+/*
+ * Why the consoles are unreachable: dials each URL once with the same TLS
+ * settings and describes what happened (refused, certificate rejected, ...).
+ * Writes into buf; for the log when requests keep timing out.
+ */
+void uplink_diagnose(struct uplink *up, char *buf, size_t len);
+
+void uplink_close(struct uplink *up);
+
+#endif

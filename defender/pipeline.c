@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "pipeline.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "event/event.h"
+#include "event/event_json.h"
+#include "log.h"
+#include "process/enrich.h"
+#include "process/proctree.h"
+
+#define RELEARN_QUEUE_MAX 16
+
+struct pipeline {
+	struct capture *cap; /* borrowed */
+	struct delivery *dl; /* borrowed */
+	struct proctree *pt; /* the thread's once it runs */
+	struct learner *learn; /* the thread's; learner_stats from any thread */
+	struct enrich_scratch scratch; /* the thread's */
+	int64_t clock_offset; /* CLOCK_BOOTTIME → wall clock, ns */
+	atomic_uint_fast64_t malformed; /* records that did not decode */
+	atomic_bool stop;
+	pthread_t thread;
+	bool running;
+	/* Relearn requests from the console, for the thread (which owns the models). */
+	pthread_mutex_t relearn_lock;
+	char *relearn[RELEARN_QUEUE_MAX];
+	size_t nrelearn;
+};
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t boottime_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* One ring record through every stage. */
+static int on_record(const struct ev_hdr *rec, size_t len, void *ctx)
+{
+	struct pipeline *p = ctx;
+	struct event ev;
+	struct event_enrich en;
+	struct learn_activity act;
+
+	if (event_decode(rec, len, &ev) < 0) {
+		atomic_fetch_add_explicit(&p->malformed, 1, memory_order_relaxed);
+		return 0;
+	}
+	enrich_begin(p->pt, &ev);
+	enrich_describe(p->pt, &ev, &en, &p->scratch);
+	uint64_t when_ms = (uint64_t)((int64_t)ev.hdr->ts_ns + p->clock_offset) / 1000000;
+	bool interactive = learner_event(p->learn, &ev, &en, &p->scratch.cls, when_ms, &act);
+	delivery_add(p->dl, &ev, &en, interactive ? &act.pb : NULL, p->clock_offset,
+		     capture_read_pos(p->cap));
+	enrich_end(p->pt, &ev);
+	return 0;
+}
+
+/* The kernel's losses so far (truncations are delivered, so they are not losses). */
+static uint64_t capture_losses(struct capture *cap)
+{
+	struct capture_counters c;
+
+	capture_read_counters(cap, &c);
+	return c.drops[DROP_RINGBUF_FULL] + c.drops[DROP_SCRATCH];
+}
+
+/* The models' upkeep: relearn requests, promotion, deltas. */
+static void learn_upkeep(struct pipeline *p)
+{
+	char *svc[RELEARN_QUEUE_MAX];
+	size_t n;
+	uint64_t now = wall_ms();
+
+	pthread_mutex_lock(&p->relearn_lock);
+	n = p->nrelearn;
+	memcpy(svc, p->relearn, n * sizeof(svc[0]));
+	p->nrelearn = 0;
+	pthread_mutex_unlock(&p->relearn_lock);
+	for (size_t i = 0; i < n; i++) {
+		if (learner_relearn(p->learn, svc[i], now) == -ENOENT)
+			log_warn("relearn %s: this host has no such model", svc[i]);
+		free(svc[i]);
+	}
+	learner_tick(p->learn, now, capture_losses(p->cap));
+}
+
+static void *pipeline_main(void *arg)
+{
+	struct pipeline *p = arg;
+
+	while (!atomic_load(&p->stop)) {
+		int n = capture_poll(p->cap, 200, on_record, p);
+		uint64_t now_ns = boottime_ns();
+
+		learn_upkeep(p);
+		uint64_t read = capture_read_pos(p->cap);
+		delivery_tick(p->dl, read);
+		/* Read but not spooled stays in the ring; spool early before it fills. */
+		if (read - delivery_ring_safe(p->dl) > capture_ringbuf_bytes(p->cap) / 4)
+			delivery_flush(p->dl);
+		capture_commit(p->cap, delivery_ring_safe(p->dl));
+		proctree_expire(p->pt, now_ns);
+		/* Exits lost to ring drops would leave dead entries filling the table. */
+		proctree_sweep(p->pt, now_ns, 200);
+		if (n < 0) {
+			log_error("capture stopped: ring buffer poll failed: %s", strerror(-n));
+			break;
+		}
+	}
+	return NULL;
+}
+
+static void learn_deviation(const Vigil__Deviation *dv, void *ctx)
+{
+	delivery_add_deviation(ctx, dv);
+}
+
+static void learn_delta(const Vigil__ModelDelta *md, void *ctx)
+{
+	delivery_add_model_delta(ctx, md);
+}
+
+struct pipeline *pipeline_start(const struct pipeline_opts *opts, struct capture *cap,
+				struct delivery *dl, vigil_err *err)
+{
+	struct learn_sink sink = {learn_deviation, learn_delta, dl};
+	struct pipeline *p = calloc(1, sizeof(*p));
+	int rc;
+
+	if (p == NULL) {
+		verr_set(err, -ENOMEM, "pipeline: out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&p->relearn_lock, NULL);
+	p->cap = cap;
+	p->dl = dl;
+	p->clock_offset = event_json_clock_offset();
+	p->learn = learner_new(&opts->limits, opts->model_dir, &sink, err);
+	if (p->learn == NULL)
+		goto fail;
+	p->pt = proctree_new(NULL);
+	if (p->pt == NULL) {
+		verr_set(err, -ENOMEM, "process tree: out of memory");
+		goto fail;
+	}
+	if (proctree_seed(p->pt, err) < 0)
+		goto fail;
+	if ((rc = pthread_create(&p->thread, NULL, pipeline_main, p)) != 0) {
+		verr_set(err, -rc, "cannot start the capture thread: %s", strerror(rc));
+		goto fail;
+	}
+	p->running = true;
+	return p;
+fail:
+	pipeline_stop(p);
+	return NULL;
+}
+
+int pipeline_relearn(struct pipeline *p, const char *service)
+{
+	char *svc = strdup(service);
+	int rc = 0;
+
+	if (svc == NULL)
+		return -ENOMEM;
+	pthread_mutex_lock(&p->relearn_lock);
+	if (p->nrelearn < RELEARN_QUEUE_MAX) {
+		p->relearn[p->nrelearn++] = svc;
+		svc = NULL;
+	} else {
+		rc = -EBUSY;
+	}
+	pthread_mutex_unlock(&p->relearn_lock);
+	free(svc);
+	return rc;
+}
+
+void pipeline_learn_stats(struct pipeline *p, struct learn_stats *ret_stats)
+{
+	learner_stats(p->learn, ret_stats);
+}
+
+uint64_t pipeline_malformed(struct pipeline *p)
+{
+	return atomic_load_explicit(&p->malformed, memory_order_relaxed);
+}
+
+void pipeline_stop(struct pipeline *p)
+{
+	if (p == NULL)
+		return;
+	if (p->running) {
+		atomic_store(&p->stop, true);
+		pthread_join(p->thread, NULL);
+	}
+	/* Models: what changed goes into the spool, and to disk. */
+	learner_free(p->learn);
+	proctree_free(p->pt);
+	for (size_t i = 0; i < p->nrelearn; i++)
+		free(p->relearn[i]);
+	pthread_mutex_destroy(&p->relearn_lock);
+	free(p);
+}

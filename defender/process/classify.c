@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "process/classify.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#define LOGINUID_UNSET UINT32_MAX
+
+static const char *base_name(const char *path)
+{
+	const char *s;
+
+	if (path == NULL)
+		return "";
+	s = strrchr(path, '/');
+	return s != NULL ? s + 1 : path;
+}
+
+/* The process's program name: its executable's basename, else its comm. */
+static const char *prog(const struct proc_entry *e)
+{
+	return e->exe != NULL ? base_name(e->exe) : e->comm;
+}
+
+static int is(const struct proc_entry *e, const char *name)
+{
+	return strcmp(prog(e), name) == 0;
+}
+
+const char *classify_unit(const char *cgroup, size_t *ret_len)
+{
+	const char *end, *start;
+
+	if (cgroup == NULL)
+		return NULL;
+	/* The last path component that names a .service (a unit's own cgroup). */
+	for (end = cgroup + strlen(cgroup); end > cgroup;) {
+		start = end;
+		while (start > cgroup && start[-1] != '/')
+			start--;
+		size_t len = (size_t)(end - start);
+		if (len > 8 && memcmp(end - 8, ".service", 8) == 0) {
+			*ret_len = len;
+			return start;
+		}
+		end = start > cgroup ? start - 1 : cgroup;
+	}
+	return NULL;
+}
+
+/* Whether chain[i] opens an interactive session, and how to say so. */
+static int session_opener(const struct proc_entry *const *chain, size_t n, size_t i,
+			  const char **what)
+{
+	const struct proc_entry *e = chain[i];
+
+	/* sshd's per-connection child: an sshd whose parent is the listening sshd. */
+	if (is(e, "sshd") && i + 1 < n && is(chain[i + 1], "sshd")) {
+		*what = "an ssh session";
+		return 1;
+	}
+	if (is(e, "login") || is(e, "agetty") || is(e, "getty") || is(e, "mingetty")) {
+		*what = "a console login";
+		return 1;
+	}
+	if (is(e, "su") || is(e, "sudo")) {
+		*what = "a su/sudo session";
+		return 1;
+	}
+	if (is(e, "tmux") || is(e, "tmux: server") || is(e, "screen") || is(e, "SCREEN")) {
+		*what = "a terminal multiplexer";
+		return 1;
+	}
+	return 0;
+}
+
+static int is_cron(const struct proc_entry *e)
+{
+	return is(e, "cron") || is(e, "crond") || is(e, "anacron");
+}
+
+void classify(const struct proc_entry *const *chain, size_t n, struct classification *out)
+{
+	const struct proc_entry *self = n > 0 ? chain[0] : NULL;
+	const char *what = NULL, *unit;
+	size_t unit_len = 0, leader = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (self == NULL) {
+		out->cls = CLASS_SERVICE;
+		snprintf(out->service, sizeof(out->service), "unknown");
+		snprintf(out->why, sizeof(out->why), "process not in the process tree");
+		return;
+	}
+	if (self->tty != NULL && self->tty[0] != '\0') {
+		out->cls = CLASS_INTERACTIVE;
+		out->leader_pid = self->sid;
+		snprintf(out->why, sizeof(out->why), "controlling terminal %s", self->tty);
+		return;
+	}
+	bool under_cron = false;
+	for (size_t i = 0; i < n; i++)
+		if (is_cron(chain[i]))
+			under_cron = true;
+	for (size_t i = 0; i < n; i++) {
+		if (session_opener(chain, n, i, &what)) {
+			out->cls = CLASS_INTERACTIVE;
+			out->leader_pid = chain[i]->pid;
+			snprintf(out->why, sizeof(out->why), "under %s (%s, pid %u)", what,
+				 prog(chain[i]), chain[i]->pid);
+			return;
+		}
+	}
+	if (self->loginuid != LOGINUID_UNSET && !under_cron) {
+		out->cls = CLASS_INTERACTIVE;
+		out->leader_pid = self->sid;
+		snprintf(out->why, sizeof(out->why), "in a login session (loginuid %u)",
+			 self->loginuid);
+		return;
+	}
+	out->cls = CLASS_SERVICE;
+	unit = classify_unit(self->cgroup, &unit_len);
+	/* The leader: the topmost known ancestor below init (pid 1). */
+	for (size_t i = 0; i < n; i++) {
+		if (chain[i]->pid == 1)
+			break;
+		leader = i;
+	}
+	out->leader_pid = chain[leader]->pid;
+	if (unit != NULL) {
+		snprintf(out->service, sizeof(out->service), "unit:%.*s", (int)unit_len, unit);
+		snprintf(out->why, sizeof(out->why), "systemd unit %.*s%s", (int)unit_len, unit,
+			 under_cron ? " (cron job)" : "");
+	} else {
+		snprintf(out->service, sizeof(out->service), "exe:%s",
+			 chain[leader]->exe != NULL ? chain[leader]->exe : chain[leader]->comm);
+		snprintf(out->why, sizeof(out->why), "%s leader %s (pid %u) under init",
+			 under_cron ? "cron job, service" : "service", prog(chain[leader]),
+			 chain[leader]->pid);
+	}
+}

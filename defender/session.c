@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "session.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "vigil.pb-c.h"
+
+#define COMMANDS_DONE_MAX 32
+
+struct session {
+	struct session_parts parts;
+	struct hostinfo host; /* a copy: protobuf-c wants char * */
+	struct uplink_chan *chan;
+	uint64_t started_ms;
+	uint64_t seq;
+	/* Commands carried out and not yet seen acknowledged. */
+	uint64_t done[COMMANDS_DONE_MAX];
+	size_t ndone;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Sleep ms, waking early when a stop is requested. */
+static void nap(int ms, volatile sig_atomic_t *stop)
+{
+	uint64_t until = now_ms() + (uint64_t)ms;
+
+	while (!*stop && now_ms() < until) {
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static int send_hello(struct session *s, vigil_err *err)
+{
+	const struct defender_config *cfg = s->parts.cfg;
+	Vigil__Envelope env = VIGIL__ENVELOPE__INIT;
+	Vigil__Hello hello = VIGIL__HELLO__INIT;
+	Vigil__Label labels[DEFENDER_MAX_LABELS];
+	Vigil__Label *label_ptrs[DEFENDER_MAX_LABELS];
+	Vigil__Reply *reply;
+	int rc;
+
+	hello.hostname = s->host.hostname;
+	hello.kernel = s->host.kernel;
+	hello.os = s->host.os;
+	hello.defender_version = VIGIL_VERSION;
+	hello.bpf_status = (char *)s->parts.bpf_status;
+	for (size_t i = 0; i < cfg->nlabels; i++) {
+		vigil__label__init(&labels[i]);
+		labels[i].key = cfg->labels[i].key;
+		labels[i].value = cfg->labels[i].value;
+		label_ptrs[i] = &labels[i];
+	}
+	hello.n_labels = cfg->nlabels;
+	hello.labels = label_ptrs;
+	env.seq = ++s->seq;
+	env.body_case = VIGIL__ENVELOPE__BODY_HELLO;
+	env.hello = &hello;
+	if ((rc = uplink_request(s->chan, &env, NULL, 0, 5000, &reply, err)) < 0)
+		return rc;
+	if (reply->status != VIGIL__REPLY__STATUS__OK)
+		rc = verr_set(err, reply->status == VIGIL__REPLY__STATUS__RETRY ? -EAGAIN : -EPERM,
+			      "console did not accept the hello: %s",
+			      reply->error[0] ? reply->error : "no reason given");
+	vigil__reply__free_unpacked(reply, NULL);
+	return rc;
+}
+
+static bool command_done(const struct session *s, uint64_t id)
+{
+	for (size_t i = 0; i < s->ndone; i++)
+		if (s->done[i] == id)
+			return true;
+	return false;
+}
+
+/*
+ * Carry out the console's commands once each.  The console resends a
+ * command until a heartbeat lists it as done; one it no longer sends was
+ * acknowledged and is forgotten here.
+ */
+static void run_commands(struct session *s, const Vigil__Reply *reply)
+{
+	uint64_t still[COMMANDS_DONE_MAX];
+	size_t nstill = 0;
+
+	for (size_t i = 0; i < reply->n_commands && i < COMMANDS_DONE_MAX; i++) {
+		const Vigil__Command *c = reply->commands[i];
+
+		if (!command_done(s, c->id)) {
+			if (strcmp(c->kind, "relearn") == 0 && c->service[0] != '\0') {
+				/* Not queued: not marked done, so the console sends it again. */
+				if (s->parts.pipe == NULL ||
+				    pipeline_relearn(s->parts.pipe, c->service) < 0)
+					continue;
+				log_info("console command %llu: relearn %s",
+					 (unsigned long long)c->id, c->service);
+			} else {
+				log_warn("console command %llu: unknown kind '%s'; ignored",
+					 (unsigned long long)c->id, c->kind);
+			}
+		}
+		still[nstill++] = c->id;
+	}
+	memcpy(s->done, still, nstill * sizeof(still[0]));
+	s->ndone = nstill;
+}
+
+/* The heartbeat's counters: capture, delivery, learning. */
+#define COUNTERS_MAX (EV_TYPE_MAX + DROP_REASON_MAX + FILTER_REASON_MAX + 1 + 8 + 12)
+
+struct counters {
+	Vigil__Counter c[COUNTERS_MAX];
+	Vigil__Counter *ptrs[COUNTERS_MAX];
+	char names[COUNTERS_MAX][48];
+	size_t n;
+};
+
+static void counter_add(struct counters *k, const char *group, const char *name, uint64_t value)
+{
+	if (k->n == COUNTERS_MAX)
+		return; /* COUNTERS_MAX counts every counter below */
+	vigil__counter__init(&k->c[k->n]);
+	snprintf(k->names[k->n], sizeof(k->names[k->n]), "%s.%s", group, name);
+	k->c[k->n].name = k->names[k->n];
+	k->c[k->n].value = value;
+	k->ptrs[k->n] = &k->c[k->n];
+	k->n++;
+}
+
+static void counters_fill(const struct session *s, struct counters *k)
+{
+	struct capture_counters c;
+	struct delivery_stats ds;
+	struct learn_stats ls;
+
+	capture_read_counters(s->parts.cap, &c);
+	for (int i = 1; i < EV_TYPE_MAX; i++)
+		counter_add(k, "delivered", capture_type_name(i), c.delivered[i]);
+	for (int i = 0; i < DROP_REASON_MAX; i++)
+		counter_add(k, "drops", capture_drop_name(i), c.drops[i]);
+	for (int i = 0; i < FILTER_REASON_MAX; i++)
+		counter_add(k, "filtered", capture_filter_name(i), c.filtered[i]);
+	counter_add(k, "user", "malformed",
+		    c.user_malformed + (s->parts.pipe ? pipeline_malformed(s->parts.pipe) : 0));
+	if (s->parts.dl != NULL) {
+		delivery_stats(s->parts.dl, &ds);
+		counter_add(k, "delivery", "batches_spooled", ds.batches_spooled);
+		counter_add(k, "delivery", "batches_acked", ds.batches_acked);
+		counter_add(k, "delivery", "batches_refused", ds.batches_refused);
+		counter_add(k, "delivery", "resends", ds.resends);
+		counter_add(k, "delivery", "spool_bytes", ds.spool_bytes);
+		counter_add(k, "delivery", "spool_pending", ds.spool_pending);
+		counter_add(k, "delivery", "spool_dropped", ds.spool_dropped);
+		counter_add(k, "delivery", "append_errors", ds.append_errors);
+	}
+	if (s->parts.pipe != NULL) {
+		pipeline_learn_stats(s->parts.pipe, &ls);
+		counter_add(k, "learn", "models", ls.models.models);
+		counter_add(k, "learn", "entries", ls.models.entries);
+		counter_add(k, "learn", "learned", ls.models.learned);
+		counter_add(k, "learn", "deviations", ls.models.deviations);
+		counter_add(k, "learn", "deviations_repeated", ls.models.deviations_repeated);
+		counter_add(k, "learn", "folds", ls.models.folds);
+		counter_add(k, "learn", "over_bounds",
+			    ls.models.full_models + ls.models.full_sections +
+				    ls.models.full_entries);
+		counter_add(k, "learn", "activity", ls.activity);
+		counter_add(k, "learn", "unplaced", ls.unplaced);
+		counter_add(k, "learn", "save_errors", ls.models.save_errors);
+		counter_add(k, "learn", "load_errors", ls.models.load_errors);
+	}
+}
+
+/* Returns 0, -ENOENT when the console wants a hello first, or another error. */
+static int send_heartbeat(struct session *s, vigil_err *err)
+{
+	Vigil__Envelope env = VIGIL__ENVELOPE__INIT;
+	Vigil__Heartbeat hb = VIGIL__HEARTBEAT__INIT;
+	Vigil__Reply *reply;
+	struct counters k = {.n = 0};
+	int rc;
+
+	hb.exec_count = s->parts.cap != NULL ? capture_exec_count(s->parts.cap) : 0;
+	hb.uptime_ms = now_ms() - s->started_ms;
+	if (s->parts.cap != NULL) {
+		counters_fill(s, &k);
+		hb.n_counters = k.n;
+		hb.counters = k.ptrs;
+	}
+	hb.n_commands_done = s->ndone;
+	hb.commands_done = s->done;
+	env.seq = ++s->seq;
+	env.body_case = VIGIL__ENVELOPE__BODY_HEARTBEAT;
+	env.heartbeat = &hb;
+	if ((rc = uplink_request(s->chan, &env, NULL, 0, 5000, &reply, err)) < 0)
+		return rc;
+	switch (reply->status) {
+	case VIGIL__REPLY__STATUS__OK:
+		run_commands(s, reply);
+		rc = 0;
+		break;
+	case VIGIL__REPLY__STATUS__HELLO_REQUIRED:
+		rc = -ENOENT;
+		break;
+	default:
+		rc = verr_set(err, -EAGAIN, "console did not take the heartbeat: %s",
+			      reply->error[0] ? reply->error : "no reason given");
+	}
+	vigil__reply__free_unpacked(reply, NULL);
+	return rc;
+}
+
+struct session *session_new(const struct session_parts *parts, vigil_err *err)
+{
+	struct session *s = calloc(1, sizeof(*s));
+
+	if (s == NULL) {
+		verr_set(err, -ENOMEM, "session: out of memory");
+		return NULL;
+	}
+	s->parts = *parts;
+	s->host = *parts->host;
+	if ((s->chan = uplink_chan_open(parts->up, err)) == NULL) {
+		free(s);
+		return NULL;
+	}
+	s->started_ms = now_ms();
+	return s;
+}
+
+void session_run(struct session *s, volatile sig_atomic_t *stop)
+{
+	bool registered = false, reported_down = false;
+	uint64_t last_diag = 0;
+	vigil_err err;
+
+	while (!*stop) {
+		int rc;
+
+		verr_clear(&err);
+		if (!registered) {
+			rc = send_hello(s, &err);
+			if (rc == 0) {
+				registered = true;
+				reported_down = false;
+				log_info("registered with the console (bpf: %s)", s->parts.bpf_status);
+			}
+		} else {
+			rc = send_heartbeat(s, &err);
+			if (rc == -ENOENT) {
+				registered = false;
+				continue; /* say hello at once */
+			}
+		}
+		if (rc == -ETIMEDOUT || rc == -EIO) {
+			/* Say hello again when a console answers: it may be a new one. */
+			registered = false;
+			/*
+			 * A heartbeat costs the console next to nothing: no answer over
+			 * an open connection means the connection is dead, whatever
+			 * nng believes (seen after network cuts).  Closing it makes
+			 * the dialer dial again.
+			 */
+			if (rc == -ETIMEDOUT && uplink_connections(s->parts.up) > 0) {
+				int n = uplink_close_links(s->parts.up);
+
+				log_warn("no answer over %d open connection(s) to the console in 5 s; "
+					 "closing them to dial again",
+					 n);
+			}
+			if (!reported_down || now_ms() - last_diag > 60000) {
+				char why[1024];
+
+				uplink_diagnose(s->parts.up, why, sizeof(why));
+				log_warn("no console answers (%s); retrying with backoff", why);
+				reported_down = true;
+				last_diag = now_ms();
+			}
+		} else if (rc < 0) {
+			log_warn("%s", err.msg);
+		}
+		nap(s->parts.cfg->heartbeat_interval_ms, stop);
+	}
+}
+
+void session_free(struct session *s)
+{
+	if (s == NULL)
+		return;
+	uplink_chan_close(s->chan);
+	free(s);
+}

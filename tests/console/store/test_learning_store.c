@@ -1,0 +1,720 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Learning data through store_ingest, and operator commands, against a real
+ * PostgreSQL.  Same fixture as test_store.c: one initdb per program (PRE_ALL
+ * hook), each test starts its own server on it, empties schema public and
+ * migrates; a lock file serializes tests that share the cluster.
+ */
+#include <criterion/criterion.h>
+#include <criterion/hooks.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "store/host_commands.h"
+#include "store/ingest.h"
+#include "store/learning_queries.h"
+#include "pg/pgembed.h"
+#include "pgfixture.h"
+#include "store/store.h"
+
+/* 2024-11-28T13:20:00Z and an hour later, in ms and ns. */
+#define T0_MS 1732800000000ull
+#define T1_MS 1732803600000ull
+#define T0_NS (T0_MS * 1000000ull)
+
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+	(void)set;
+	pgfix_create("state");
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+	(void)stats;
+	pgfix_remove();
+}
+
+static struct {
+	int lock_fd;
+	struct pgembed *pg;
+	struct store *st;
+	PGconn *sql; /* a plain connection for checks behind the store's back */
+} fx = {.lock_fd = -1};
+
+static void setup(void)
+{
+	vigil_err err = {0};
+	PGresult *res;
+
+	fx.pg = pgembed_start(pgfix_state(&fx.lock_fd), 20000, &err);
+	cr_assert_not_null(fx.pg, "pgembed_start: %s", err.msg);
+	fx.sql = PQconnectdb(pgembed_dsn(fx.pg));
+	cr_assert_eq(PQstatus(fx.sql), CONNECTION_OK, "%s", PQerrorMessage(fx.sql));
+	res = PQexec(fx.sql, "SET client_min_messages = warning;"
+			     "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public");
+	cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+	fx.st = store_open(pgembed_dsn(fx.pg), &err);
+	cr_assert_not_null(fx.st, "store_open: %s", err.msg);
+	cr_assert_eq(store_migrate(fx.st, NULL, &err), 0, "%s", err.msg);
+}
+
+static void teardown(void)
+{
+	store_close(fx.st);
+	fx.st = NULL;
+	if (fx.sql != NULL)
+		PQfinish(fx.sql);
+	fx.sql = NULL;
+	pgembed_stop(fx.pg);
+	fx.pg = NULL;
+	if (fx.lock_fd >= 0)
+		close(fx.lock_fd);
+	fx.lock_fd = -1;
+}
+
+TestSuite(learning_store, .init = setup, .fini = teardown, .timeout = 60);
+
+/* The one value of a one-row, one-column query, as text ("<null>" for NULL); static buffer. */
+static const char *q1(const char *sql)
+{
+	static char buf[8192];
+	PGresult *res = PQexec(fx.sql, sql);
+
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s: %s", sql,
+		     PQresultErrorMessage(res));
+	cr_assert_eq(PQntuples(res), 1, "%s: %d rows", sql, PQntuples(res));
+	snprintf(buf, sizeof(buf), "%s", PQgetisnull(res, 0, 0) ? "<null>" : PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return buf;
+}
+
+static long long qn(const char *sql)
+{
+	return atoll(q1(sql));
+}
+
+static struct ingest_result ingest(const char *host, uint64_t seq, const struct ingest_batch *b)
+{
+	struct ingest_result res;
+	vigil_err err = {0};
+
+	cr_assert_eq(store_ingest(fx.st, host, seq, b, &res, &err), 0, "store_ingest: %s", err.msg);
+	return res;
+}
+
+/* A batch as the defender sends it while a person works and a service is learned. */
+static const struct store_activity act_ls = {
+    .session = 4242, .user = "alice", .tty = "pts/0", .summary = "ls -la /etc"};
+static const struct store_activity act_cat = {
+    .session = 4242, .user = "alice", .tty = "pts/0", .summary = "cat /etc/passwd (read)"};
+static const struct store_chain_link chain[] = {{.pid = 900, .comm = "foo", .exe = "/usr/sbin/foo"},
+						{.pid = 1, .comm = "init", .exe = "/sbin/init"}};
+static const struct store_model_entry entries1[] = {
+    {.exe = "/usr/sbin/foo",
+     .kind = "program",
+     .pattern = "/bin/true",
+     .first_seen_ms = T0_MS,
+     .last_seen_ms = T0_MS + 5000,
+     .count = 3},
+    {.exe = "/usr/sbin/foo",
+     .kind = "write",
+     .pattern = "/var/lib/foo/*.tmp",
+     .first_seen_ms = T0_MS,
+     .last_seen_ms = T0_MS + 1000,
+     .count = 7},
+    {.exe = "/usr/sbin/foo",
+     .kind = "listen",
+     .pattern = "tcp:8080",
+     .first_seen_ms = T0_MS + 10,
+     .last_seen_ms = T0_MS + 10,
+     .count = 1},
+};
+
+static void first_batch(struct store_event ev[3], struct store_deviation dev[2],
+			struct store_model_delta *delta, struct ingest_batch *b)
+{
+	ev[0] = (struct store_event){.type = 1,
+				     .ts_ns = T0_NS + 123456789,
+				     .pid = 5000,
+				     .ppid = 4242,
+				     .uid = 1000,
+				     .comm = "ls",
+				     .json = "{\"type\":\"exec\",\"argv\":[\"ls\",\"-la\"]}",
+				     .activity = &act_ls};
+	ev[1] = (struct store_event){.type = 4,
+				     .ts_ns = T0_NS + 2000000000ull,
+				     .pid = 5001,
+				     .ppid = 4242,
+				     .uid = 1000,
+				     .comm = "cat",
+				     .json = "{\"type\":\"file\",\"path\":\"/etc/passwd\"}",
+				     .activity = &act_cat};
+	ev[2] = (struct store_event){.type = 1,
+				     .ts_ns = T0_NS,
+				     .pid = 900,
+				     .ppid = 1,
+				     .uid = 0,
+				     .comm = "foo",
+				     .json = "{\"type\":\"exec\"}"};
+	dev[0] = (struct store_deviation){.ts_ns = T0_NS + 999000,
+					  .service = "exe:/usr/sbin/foo",
+					  .exe = "/usr/sbin/foo",
+					  .kind = "new_program",
+					  .object = "/bin/sh",
+					  .raw = "/bin/sh",
+					  .expected = "/bin/true",
+					  .severity = "high",
+					  .pid = 900,
+					  .chain = chain,
+					  .nchain = 2};
+	dev[1] = (struct store_deviation){.ts_ns = T0_NS + 5,
+					  .service = "exe:/usr/sbin/foo",
+					  .exe = "/usr/sbin/foo",
+					  .kind = "new_write",
+					  .object = "/etc/*",
+					  .raw = "/etc/shadow",
+					  .severity = "medium",
+					  .pid = 901};
+	*delta = (struct store_model_delta){.service = "exe:/usr/sbin/foo",
+					    .state = "learning",
+					    .learning_since_ms = T0_MS,
+					    .learn_drops = 2,
+					    .note = "held back: 2 events lost while learning",
+					    .entries = entries1,
+					    .nentries = 3};
+	*b = (struct ingest_batch){.events = ev,
+				   .nevents = 3,
+				   .deviations = dev,
+				   .ndeviations = 2,
+				   .deltas = delta,
+				   .ndeltas = 1};
+}
+
+Test(learning_store, batch_lands_in_every_table_with_its_values)
+{
+	struct store_event ev[3];
+	struct store_deviation dev[2];
+	struct store_model_delta delta;
+	struct ingest_batch b;
+	struct ingest_result r;
+
+	first_batch(ev, dev, &delta, &b);
+	r = ingest("host-a", 1, &b);
+	cr_expect_eq(r.stored, 3);
+	cr_expect_eq(r.activity, 2);
+	cr_expect_eq(r.deviations, 2);
+	cr_expect_eq(r.deltas, 1);
+	cr_expect_eq(r.entries, 3);
+	cr_expect_eq(r.malformed, 0);
+
+	/* Activity: one row per interactive event, oldest first by id. */
+	cr_expect_eq(qn("SELECT count(*) FROM activity"), 2);
+	cr_expect_str_eq(
+	    q1("SELECT concat_ws('|', host_id, to_char(ts AT TIME ZONE 'UTC',"
+	       " 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), session, username, tty, pid, type,"
+	       " summary, body->'argv'->>1) FROM activity ORDER BY id LIMIT 1"),
+	    "host-a|2024-11-28T13:20:00.123456|4242|alice|pts/0|5000|exec|ls -la /etc|-la");
+	cr_expect_str_eq(q1("SELECT type || ' ' || summary FROM activity ORDER BY id DESC LIMIT 1"),
+			 "file cat /etc/passwd (read)");
+
+	/* Deviations: audits with the model's service and executable. */
+	cr_expect_str_eq(
+	    q1("SELECT concat_ws('|', host_id, kind, severity, service, exe, summary,"
+	       " to_char(ts AT TIME ZONE 'UTC', 'HH24:MI:SS.US')) FROM audits"
+	       " WHERE kind = 'new_program'"),
+	    "host-a|new_program|high|exe:/usr/sbin/foo|/usr/sbin/foo|exe:/usr/sbin/foo:"
+	    " /usr/sbin/foo started /bin/sh, not in its model|13:20:00.000999");
+	cr_expect_str_eq(q1("SELECT detail::text FROM audits WHERE kind = 'new_program'"),
+			 "{\"ts\": \"2024-11-28T13:20:00.000999000Z\", \"pid\": 900, \"raw\":"
+			 " \"/bin/sh\", \"chain\": [{\"exe\": \"/usr/sbin/foo\", \"pid\": 900,"
+			 " \"comm\": \"foo\"}, {\"exe\": \"/sbin/init\", \"pid\": 1, \"comm\":"
+			 " \"init\"}], \"object\": \"/bin/sh\", \"expected\": \"/bin/true\"}");
+	cr_expect_str_eq(q1("SELECT summary || '|' || (detail->>'expected') FROM audits"
+			    " WHERE kind = 'new_write'"),
+			 "exe:/usr/sbin/foo: /usr/sbin/foo wrote /etc/shadow, not in its model|");
+
+	/* The model and its entries, by value. */
+	cr_expect_str_eq(q1("SELECT concat_ws('|', host_id, service, state,"
+			    " (extract(epoch FROM learning_since) * 1000)::bigint,"
+			    " coalesce(active_since::text, 'null'), learn_drops, note,"
+			    " updated_at IS NOT NULL) FROM models"),
+			 "host-a|exe:/usr/sbin/foo|learning|1732800000000|null|2|held back: 2"
+			 " events lost while learning|t");
+	cr_expect_str_eq(q1("SELECT string_agg(concat_ws(',', exe, kind, pattern,"
+			    " (extract(epoch FROM first_seen) * 1000)::bigint,"
+			    " (extract(epoch FROM last_seen) * 1000)::bigint, count), ';'"
+			    " ORDER BY kind) FROM model_entries"),
+			 "/usr/sbin/foo,listen,tcp:8080,1732800000010,1732800000010,1;"
+			 "/usr/sbin/foo,program,/bin/true,1732800000000,1732800005000,3;"
+			 "/usr/sbin/foo,write,/var/lib/foo/*.tmp,1732800000000,1732800001000,7");
+	cr_expect_eq(qn("SELECT count(*) FROM audits WHERE kind LIKE 'malformed%'"), 0);
+}
+
+/* Row counts and the model's update time, to compare before and after a resend. */
+static const char *fingerprint(void)
+{
+	return q1("SELECT concat_ws('|', (SELECT count(*) FROM events),"
+		  " (SELECT count(*) FROM activity), (SELECT count(*) FROM audits),"
+		  " (SELECT count(*) FROM models), (SELECT string_agg(count::text, ','"
+		  " ORDER BY kind) FROM model_entries), (SELECT updated_at FROM models))");
+}
+
+Test(learning_store, resent_batch_changes_nothing)
+{
+	struct store_event ev[3];
+	struct store_deviation dev[2];
+	struct store_model_delta delta;
+	struct ingest_batch b;
+	struct ingest_result r;
+	char before[512];
+
+	first_batch(ev, dev, &delta, &b);
+	ingest("host-a", 7, &b);
+	snprintf(before, sizeof(before), "%s", fingerprint());
+	cr_expect(strncmp(before, "3|2|2|1|1,3,7|", 14) == 0, "%s", before);
+	r = ingest("host-a", 7, &b);
+	cr_expect_eq(r.duplicate, 1);
+	cr_expect_eq(r.activity + r.deviations + r.deltas + r.entries, 0);
+	cr_expect_str_eq(fingerprint(), before);
+}
+
+Test(learning_store, later_deltas_remove_update_and_reset_entries)
+{
+	struct store_event ev[3];
+	struct store_deviation dev[2];
+	struct store_model_delta delta;
+	struct ingest_batch b;
+	const struct store_model_entry entries2[] = {
+	    /* Folded into a wider pattern: removed. */
+	    {.exe = "/usr/sbin/foo",
+	     .kind = "write",
+	     .pattern = "/var/lib/foo/*.tmp",
+	     .removed = true},
+	    {.exe = "/usr/sbin/foo",
+	     .kind = "write",
+	     .pattern = "/var/lib/foo/*",
+	     .first_seen_ms = T0_MS,
+	     .last_seen_ms = T1_MS,
+	     .count = 9},
+	    /* Current values, not increments; the last of a repeated key wins. */
+	    {.exe = "/usr/sbin/foo",
+	     .kind = "program",
+	     .pattern = "/bin/true",
+	     .first_seen_ms = T0_MS,
+	     .last_seen_ms = T1_MS,
+	     .count = 4},
+	    {.exe = "/usr/sbin/foo",
+	     .kind = "program",
+	     .pattern = "/bin/true",
+	     .first_seen_ms = T0_MS,
+	     .last_seen_ms = T1_MS,
+	     .count = 5},
+	    /* Removing what is not there is no error. */
+	    {.exe = "/usr/sbin/bar",
+	     .kind = "connect",
+	     .pattern = "10.0.0.0/8:443",
+	     .removed = true},
+	};
+	const struct store_model_delta promote = {.service = "exe:/usr/sbin/foo",
+						  .state = "active",
+						  .learning_since_ms = T0_MS,
+						  .active_since_ms = T1_MS,
+						  .entries = entries2,
+						  .nentries = 5};
+	const struct store_model_entry entries3[] = {{.exe = "/usr/sbin/foo",
+						      .kind = "program",
+						      .pattern = "/bin/sh",
+						      .first_seen_ms = T1_MS,
+						      .last_seen_ms = T1_MS,
+						      .count = 1}};
+	const struct store_model_delta relearn = {.service = "exe:/usr/sbin/foo",
+						  .state = "learning",
+						  .learning_since_ms = T1_MS,
+						  .reset = true,
+						  .entries = entries3,
+						  .nentries = 1};
+	struct ingest_result r;
+
+	first_batch(ev, dev, &delta, &b);
+	ingest("host-a", 1, &b);
+	r = ingest("host-a", 2, &(struct ingest_batch){.deltas = &promote, .ndeltas = 1});
+	cr_expect_eq(r.deltas, 1);
+	cr_expect_eq(r.malformed, 0);
+	cr_expect_str_eq(q1("SELECT string_agg(concat_ws(',', kind, pattern, count,"
+			    " (extract(epoch FROM last_seen) * 1000)::bigint), ';'"
+			    " ORDER BY kind, pattern) FROM model_entries"),
+			 "listen,tcp:8080,1,1732800000010;program,/bin/true,5,1732803600000;"
+			 "write,/var/lib/foo/*,9,1732803600000");
+	cr_expect_str_eq(
+	    q1("SELECT state || '|' || (extract(epoch FROM active_since) * 1000)::bigint"
+	       " || '|' || learn_drops || '|' || note FROM models"),
+	    "active|1732803600000|0|");
+
+	r = ingest("host-a", 3, &(struct ingest_batch){.deltas = &relearn, .ndeltas = 1});
+	cr_expect_eq(r.entries, 1);
+	cr_expect_str_eq(q1("SELECT string_agg(kind || ',' || pattern || ',' || count, ';')"
+			    " FROM model_entries"),
+			 "program,/bin/sh,1");
+	cr_expect_str_eq(q1("SELECT state || '|' || coalesce(active_since::text, 'null') || '|' ||"
+			    " (extract(epoch FROM learning_since) * 1000)::bigint FROM models"),
+			 "learning|null|1732803600000");
+	cr_expect_eq(qn("SELECT count(*) FROM models"), 1, "a delta made a second model");
+}
+
+Test(learning_store, malformed_items_are_left_out_and_audited_once)
+{
+	static char long_service[600];
+	static struct store_chain_link many_links[65];
+	static struct store_model_entry too_many[20001];
+	const struct store_deviation good = {.ts_ns = T0_NS,
+					     .service = "nginx.service",
+					     .exe = "/usr/sbin/nginx",
+					     .kind = "new_listen",
+					     .object = "tcp:4444",
+					     .severity = "high",
+					     .pid = 77};
+	struct store_deviation dev[6] = {good, good, good, good, good, good};
+	const struct store_model_entry mixed[] = {
+	    {.exe = "/usr/sbin/nginx", .kind = "exec", .pattern = "/bin/sh", .count = 1},
+	    {.exe = "/usr/sbin/nginx", .kind = "listen", .pattern = "tcp:80", .count = 2},
+	};
+	struct store_model_delta deltas[3] = {
+	    {.service = "nginx.service", .state = "promoted"},
+	    {.service = "nginx.service",
+	     .state = "learning",
+	     .entries = too_many,
+	     .nentries = 20001},
+	    {.service = "nginx.service", .state = "learning", .entries = mixed, .nentries = 2},
+	};
+	const struct store_activity bad_user = {.session = 1, .user = "\xff\xfe", .tty = ""};
+	const struct store_event ev = {.type = 1,
+				       .ts_ns = T0_NS,
+				       .pid = 10,
+				       .comm = "sh",
+				       .json = "{}",
+				       .activity = &bad_user};
+	struct ingest_result r;
+
+	memset(long_service, 's', 513);
+	for (size_t i = 0; i < 65; i++)
+		many_links[i] = (struct store_chain_link){.pid = 1, .comm = "x", .exe = "/x"};
+	for (size_t i = 0; i < 20001; i++)
+		too_many[i] =
+		    (struct store_model_entry){.exe = "/e", .kind = "write", .pattern = "/p"};
+	dev[0].kind = "new_thing";
+	dev[1].severity = "urgent";
+	dev[2].service = long_service;
+	dev[3].exe = "/usr/sbin/\xc3\x28nginx";
+	dev[4].chain = many_links;
+	dev[4].nchain = 65;
+	r = ingest("host-a", 1,
+		   &(struct ingest_batch){.events = &ev,
+					  .nevents = 1,
+					  .deviations = dev,
+					  .ndeviations = 6,
+					  .deltas = deltas,
+					  .ndeltas = 3});
+	cr_expect_eq(r.stored, 1, "the event of a bad activity must be kept");
+	cr_expect_eq(r.activity, 0);
+	cr_expect_eq(r.deviations, 1);
+	cr_expect_eq(r.deltas, 1);
+	cr_expect_eq(r.entries, 1);
+	/* 5 deviations, 2 deltas, 1 entry, 1 activity. */
+	cr_expect_eq(r.malformed, 9);
+
+	cr_expect_eq(qn("SELECT count(*) FROM events"), 1);
+	cr_expect_eq(qn("SELECT count(*) FROM activity"), 0);
+	cr_expect_eq(qn("SELECT count(*) FROM audits WHERE kind = 'new_listen'"), 1);
+	cr_expect_str_eq(q1("SELECT string_agg(kind || ',' || pattern, ';') FROM model_entries"),
+			 "listen,tcp:80");
+	cr_expect_eq(qn("SELECT count(*) FROM audits WHERE kind = 'malformed_input'"), 1);
+	cr_expect_str_eq(q1("SELECT severity || '|' || summary FROM audits"
+			    " WHERE kind = 'malformed_input'"),
+			 "medium|9 malformed item(s) in batch 1 were left out; first:"
+			 " event[0].activity.user is not valid UTF-8");
+	cr_expect_str_eq(q1("SELECT detail->>'seq' || '|' || (detail->>'count') || '|' ||"
+			    " string_agg(p->>'field' || ' ' || (p->>'why'), '; ')"
+			    " FROM audits, jsonb_array_elements(detail->'problems') p"
+			    " WHERE kind = 'malformed_input' GROUP BY detail"),
+			 "1|9|event[0].activity.user is not valid UTF-8; deviation[0].kind is not"
+			 " new_program, new_write, sensitive_read, new_listen, new_peer or"
+			 " new_client; deviation[1].severity is not low, medium or high;"
+			 " deviation[2].service is longer than 512 bytes; deviation[3].exe is not"
+			 " valid UTF-8; deviation[4].chain has more than 64 links;"
+			 " model[0].state is not learning or active; model[1].entries has more"
+			 " than 20000 entries; model[2].entries[0].kind is not program, write,"
+			 " sensitive_read, listen, connect or accept");
+}
+
+Test(learning_store, event_refused_by_the_database_takes_its_activity_with_it)
+{
+	const struct store_event ev[2] = {
+	    {.type = 1,
+	     .ts_ns = T0_NS,
+	     .pid = 10,
+	     .comm = "sh",
+	     .json = "{not json",
+	     .activity = &act_ls},
+	    {.type = 1,
+	     .ts_ns = T0_NS,
+	     .pid = 11,
+	     .comm = "id",
+	     .json = "{}",
+	     .activity = &act_cat},
+	};
+	struct ingest_result r;
+
+	r = ingest("host-a", 1, &(struct ingest_batch){.events = ev, .nevents = 2});
+	cr_expect_eq(r.stored, 1);
+	cr_expect_eq(r.refused, 1);
+	cr_expect_eq(r.activity, 1);
+	cr_expect_str_eq(q1("SELECT string_agg(summary, ';') FROM activity"),
+			 "cat /etc/passwd (read)");
+	cr_expect_eq(qn("SELECT count(*) FROM audits WHERE kind = 'malformed_events'"
+			" AND (detail->>'count')::int = 1"),
+		     1);
+}
+
+Test(learning_store, learning_data_the_database_refuses_does_not_cost_the_events)
+{
+	struct store_event ev[3];
+	struct store_deviation dev[2];
+	struct store_model_delta delta;
+	struct ingest_batch b;
+	struct ingest_result r;
+	PGresult *res;
+
+	/* A rule the checks in C do not know: refuses new_program audits with a data error. */
+	res = PQexec(fx.sql, "ALTER TABLE audits ADD CONSTRAINT no_new_program"
+			     " CHECK (kind <> 'new_program' OR summary::integer > 0)");
+	cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+	first_batch(ev, dev, &delta, &b);
+	r = ingest("host-a", 1, &b);
+	cr_expect_eq(r.stored, 3);
+	cr_expect_eq(r.activity + r.deviations + r.deltas + r.entries, 0);
+	/* 2 activities, 2 deviations, 1 delta: left out together, in one line. */
+	cr_expect_eq(r.malformed, 5);
+	cr_expect_eq(qn("SELECT count(*) FROM events"), 3);
+	cr_expect_eq(qn("SELECT count(*) FROM activity") + qn("SELECT count(*) FROM models"), 0);
+	cr_expect_str_eq(q1("SELECT (detail->>'count') || '|' || (detail->'problems'->0->>'field')"
+			    " || '|' || jsonb_array_length(detail->'problems') FROM audits"
+			    " WHERE kind = 'malformed_input'"),
+			 "5|batch|1");
+	cr_expect(strstr(q1("SELECT summary FROM audits WHERE kind = 'malformed_input'"),
+			 "the database refused the batch's learning data") != NULL);
+}
+
+/* Put a model for (host, service) in place; returns its id. */
+static int64_t model_for(const char *host, const char *service, uint64_t seq)
+{
+	const struct store_model_delta d = {.service = service,
+					    .state = "active",
+					    .learning_since_ms = T0_MS,
+					    .active_since_ms = T1_MS};
+
+	ingest(host, seq, &(struct ingest_batch){.deltas = &d, .ndeltas = 1});
+	/* Each call here makes a new model: the newest id is its. */
+	return qn("SELECT max(id) FROM models");
+}
+
+static int64_t relearn(int64_t model, bool want_pending)
+{
+	vigil_err err = {0};
+	json_t *r = NULL;
+	int64_t id;
+
+	cr_assert_eq(store_model_relearn(fx.st, model, &r, &err), 0, "%s", err.msg);
+	cr_expect_eq(json_is_true(json_object_get(r, "already_pending")), want_pending);
+	cr_expect_str_eq(json_string_value(json_object_get(r, "service")), "nginx.service");
+	id = json_integer_value(json_object_get(r, "command_id"));
+	json_decref(r);
+	return id;
+}
+
+static size_t sync_cmds(const char *host, const uint64_t *done, size_t ndone,
+			struct store_command out[COMMANDS_PER_REPLY])
+{
+	vigil_err err = {0};
+	size_t n = 99;
+
+	cr_assert_eq(
+	    store_commands_sync(fx.st, host, done, ndone, out, COMMANDS_PER_REPLY, &n, &err), 0,
+	    "%s", err.msg);
+	return n;
+}
+
+Test(learning_store, commands_are_pending_per_host_until_acknowledged)
+{
+	struct store_command out[COMMANDS_PER_REPLY];
+	int64_t ma = model_for("host-a", "nginx.service", 1);
+	int64_t mb = model_for("host-b", "nginx.service", 1);
+	vigil_err err = {0};
+	json_t *r = NULL;
+
+	cr_expect_eq(store_model_relearn(fx.st, 999999, &r, &err), -ENOENT);
+	cr_expect_eq(sync_cmds("host-a", NULL, 0, out), 0);
+	uint64_t ca = (uint64_t)relearn(ma, false);
+	cr_expect_eq(relearn(ma, true), (int64_t)ca, "a second request queued a second command");
+	uint64_t cb = (uint64_t)relearn(mb, false);
+	cr_expect_neq(ca, cb);
+
+	/* Each host gets its own command only, again and again until done. */
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(sync_cmds("host-a", NULL, 0, out), 1);
+		cr_expect_eq(out[0].id, ca);
+		cr_expect_str_eq(out[0].kind, "relearn");
+		cr_expect_str_eq(out[0].service, "nginx.service");
+	}
+	/* A host cannot acknowledge another's command (nor one that does not exist). */
+	uint64_t foreign[] = {cb, 123456789, UINT64_MAX};
+	cr_expect_eq(sync_cmds("host-a", foreign, 3, out), 1);
+	cr_expect_eq(qn("SELECT count(*) FROM commands WHERE acked_at IS NULL"), 2);
+	/* Done: acknowledged, and not in this very reply any more. */
+	cr_expect_eq(sync_cmds("host-a", &ca, 1, out), 0);
+	cr_expect_eq(sync_cmds("host-a", &ca, 1, out), 0, "acknowledging twice is harmless");
+	cr_expect_str_eq(q1("SELECT string_agg(host_id || '=' || (acked_at IS NOT NULL), ','"
+			    " ORDER BY host_id) FROM commands"),
+			 "host-a=true,host-b=false");
+	cr_assert_eq(sync_cmds("host-b", NULL, 0, out), 1);
+	cr_expect_eq(out[0].id, cb);
+	/* After the relearn was carried out, a new request is a new command. */
+	cr_expect_neq(relearn(ma, false), (int64_t)ca);
+}
+
+Test(learning_store, commands_come_oldest_first_at_most_16)
+{
+	struct store_command out[COMMANDS_PER_REPLY];
+	char service[32];
+	int64_t first = 0;
+
+	for (int i = 0; i < 20; i++) {
+		const struct store_model_delta d = {.service = service, .state = "active"};
+		vigil_err err = {0};
+		json_t *r = NULL;
+
+		snprintf(service, sizeof(service), "svc-%02d", i);
+		ingest("host-a", (uint64_t)i + 1,
+		       &(struct ingest_batch){.deltas = &d, .ndeltas = 1});
+		cr_assert_eq(store_model_relearn(fx.st, qn("SELECT max(id) FROM models"), &r, &err),
+			     0, "%s", err.msg);
+		if (i == 0)
+			first = json_integer_value(json_object_get(r, "command_id"));
+		json_decref(r);
+	}
+	cr_assert_eq(sync_cmds("host-a", NULL, 0, out), 16);
+	for (int i = 0; i < 16; i++) {
+		snprintf(service, sizeof(service), "svc-%02d", i);
+		cr_expect_eq(out[i].id, (uint64_t)(first + i));
+		cr_expect_str_eq(out[i].service, service);
+	}
+}
+
+Test(learning_store, model_get_sorts_sections_and_entries_bytewise)
+{
+	const struct store_model_entry e[] = {
+	    {.exe = "/usr/bin/b", .kind = "write", .pattern = "/z", .count = 1},
+	    {.exe = "/usr/bin/a", .kind = "write", .pattern = "/b", .count = 2},
+	    {.exe = "/usr/bin/a", .kind = "listen", .pattern = "tcp:1", .count = 3},
+	    {.exe = "/usr/bin/B", .kind = "program", .pattern = "/a", .first_seen_ms = T0_MS},
+	    {.exe = "/usr/bin/a", .kind = "write", .pattern = "/a", .count = 4},
+	};
+	const struct store_model_delta d = {.service = "svc",
+					    .state = "learning",
+					    .learning_since_ms = T0_MS,
+					    .entries = e,
+					    .nentries = 5};
+	vigil_err err = {0};
+	json_t *m = NULL;
+	char *text;
+
+	ingest("host-a", 1, &(struct ingest_batch){.deltas = &d, .ndeltas = 1});
+	cr_assert_eq(store_model_get(fx.st, qn("SELECT id FROM models"), &m, &err), 0, "%s",
+		     err.msg);
+	json_object_del(m, "updated_at");
+	json_object_del(m, "id");
+	text = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS);
+	cr_expect_str_eq(
+	    text,
+	    "{\"active_since\":null,\"entries\":5,\"host\":\"host-a\",\"learn_drops\":0,"
+	    "\"learning_since\":\"2024-11-28T13:20:00.000000Z\",\"note\":\"\","
+	    "\"relearn_pending\":false,\"sections\":["
+	    "{\"entries\":[{\"count\":0,\"first_seen\":\"2024-11-28T13:20:00.000000Z\","
+	    "\"kind\":\"program\",\"last_seen\":null,\"pattern\":\"/a\"}],\"exe\":\"/usr/bin/B\"},"
+	    "{\"entries\":[{\"count\":3,\"first_seen\":null,\"kind\":\"listen\",\"last_seen\":null,"
+	    "\"pattern\":\"tcp:1\"},{\"count\":4,\"first_seen\":null,\"kind\":\"write\","
+	    "\"last_seen\":null,\"pattern\":\"/a\"},{\"count\":2,\"first_seen\":null,\"kind\":"
+	    "\"write\",\"last_seen\":null,\"pattern\":\"/b\"}],\"exe\":\"/usr/bin/a\"},"
+	    "{\"entries\":[{\"count\":1,\"first_seen\":null,\"kind\":\"write\",\"last_seen\":null,"
+	    "\"pattern\":\"/z\"}],\"exe\":\"/usr/bin/b\"}],"
+	    "\"service\":\"svc\",\"state\":\"learning\",\"truncated\":false}");
+	free(text);
+	json_decref(m);
+	cr_expect_eq(store_model_get(fx.st, 424242, &m, &err), -ENOENT);
+}
+
+/* Events go into PostgreSQL by binary COPY: every value must land as sent. */
+Test(learning_store, events_keep_every_value_through_copy)
+{
+	static const char body[] =
+	    "{\"path\":\t\"/tmp/a\\\\b\\tc\",\n \"name\":\"\xc3\xbc\\u00e9\"}";
+	const struct store_event ev[2] = {
+	    {.type = 1,
+	     .ts_ns = T0_NS + 123456789,
+	     .pid = INT32_MAX,
+	     .ppid = 0,
+	     .uid = 4294967294u,
+	     .comm = "a\tb\\c\nd \xc3\xbc",
+	     .json = body},
+	    {.type = 99, .ts_ns = 1000, .pid = 1, .ppid = 1, .uid = 0, .comm = "", .json = "{}"},
+	};
+	struct ingest_result r;
+
+	r = ingest("host-a", 7, &(struct ingest_batch){.events = ev, .nevents = 2});
+	cr_expect_eq(r.stored, 2);
+	cr_expect_eq(r.refused, 0);
+	cr_expect_str_eq(
+	    q1("SELECT string_agg(concat_ws('|', host_id, seq, idx, type,"
+	       " to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), pid, ppid, uid),"
+	       " ';' ORDER BY idx) FROM events"),
+	    "host-a|7|0|exec|2024-11-28 13:20:00.123456|2147483647|0|4294967294;"
+	    "host-a|7|1|unknown|1970-01-01 00:00:00.000001|1|1|0");
+	cr_expect_str_eq(q1("SELECT comm FROM events WHERE idx = 0"), "a\tb\\c\nd \xc3\xbc");
+	cr_expect_str_eq(q1("SELECT body::text FROM events WHERE idx = 0"), body);
+	cr_expect_str_eq(q1("SELECT body->>'path' FROM events WHERE idx = 0"), "/tmp/a\\b\tc");
+}
+
+Test(learning_store, events_the_columns_cannot_hold_are_left_out_and_audited)
+{
+	const struct store_event ev[6] = {
+	    {.type = 4, .ts_ns = T0_NS, .pid = 1, .comm = "ok", .json = "{}"},
+	    {.type = 4, .ts_ns = T0_NS, .pid = 2147483648u, .comm = "big", .json = "{}"},
+	    {.type = 4, .ts_ns = T0_NS, .pid = 3, .ppid = UINT32_MAX, .comm = "big", .json = "{}"},
+	    {.type = 4, .ts_ns = T0_NS, .pid = 4, .comm = "\xc3\x28", .json = "{}"},
+	    {.type = 4, .ts_ns = T0_NS, .pid = 5, .comm = "half", .json = "{\"a\":"},
+	    {.type = 4, .ts_ns = T0_NS, .pid = 6, .comm = "ok", .json = "{\"b\":1}"},
+	};
+	struct ingest_result r;
+
+	r = ingest("host-a", 1, &(struct ingest_batch){.events = ev, .nevents = 6});
+	cr_expect_eq(r.stored, 2);
+	cr_expect_eq(r.refused, 4);
+	cr_expect_str_eq(q1("SELECT string_agg(idx || ':' || pid, ',' ORDER BY idx) FROM events"),
+			 "0:1,5:6");
+	cr_expect_eq(qn("SELECT count(*) FROM audits WHERE kind = 'malformed_events'"
+			" AND (detail->>'count')::int = 4"),
+		     1);
+	cr_expect_eq(qn("SELECT n_events FROM batches WHERE host_id = 'host-a' AND seq = 1"), 2);
+}

@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Versioned migrations against a real PostgreSQL.
+ *
+ * The harness is the one in test_store.c (kept in step by hand until a shared
+ * tests/lib helper exists): initdb once per program in PRE_ALL, each test
+ * starts its own server on that data directory with an empty schema public.
+ */
+#include <criterion/criterion.h>
+#include <criterion/hooks.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "store/migrations.h"
+#include "pg/pgembed.h"
+#include "pgfixture.h"
+#include "store/store.h"
+
+extern char **environ;
+
+/* Set by the PRE_ALL hook for the test processes (criterion re-executes them). */
+#define START_MS 20000
+
+static int run_cmd(char *const argv[])
+{
+	pid_t pid;
+	int status;
+
+	if (posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ) != 0)
+		return -1;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void rm_rf(const char *path)
+{
+	char *const argv[] = {"rm", "-rf", (char *)path, NULL};
+
+	run_cmd(argv);
+}
+
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+	(void)set;
+	/* A quote and a backslash in the path: quoting must hold all the way to initdb. */
+	pgfix_create("it's a \\state dir");
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+	(void)stats;
+	pgfix_remove();
+}
+
+/* The per-test fixture. */
+static struct {
+	int lock_fd;
+	char dir[128]; /* a scratch directory, removed by teardown */
+	struct pgembed *pg;
+	struct store *st;
+	PGconn *sql; /* a plain connection for checks behind the store's back */
+} fx = {.lock_fd = -1};
+
+/* The shared state directory, once this test holds the cluster's lock. */
+static const char *shared_state(void)
+{
+	return pgfix_state(&fx.lock_fd);
+}
+
+static PGconn *sql_connect(void)
+{
+	PGconn *c = PQconnectdb(pgembed_dsn(fx.pg));
+
+	cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+	return c;
+}
+
+static void cluster_start(void)
+{
+	vigil_err err = {0};
+
+	fx.pg = pgembed_start(shared_state(), START_MS, &err);
+	cr_assert_not_null(fx.pg, "pgembed_start: %s", err.msg);
+}
+
+/* Start the shared cluster with an empty database vigil (no schema). */
+static void cluster_setup(void)
+{
+	PGresult *res;
+
+	cluster_start();
+	fx.sql = sql_connect();
+	res = PQexec(fx.sql, "SET client_min_messages = warning;"
+			     "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public");
+	cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+}
+
+static void teardown(void)
+{
+	store_close(fx.st);
+	fx.st = NULL;
+	if (fx.sql != NULL)
+		PQfinish(fx.sql);
+	fx.sql = NULL;
+	pgembed_stop(fx.pg);
+	fx.pg = NULL;
+	if (fx.dir[0] != '\0')
+		rm_rf(fx.dir);
+	fx.dir[0] = '\0';
+	if (fx.lock_fd >= 0)
+		close(fx.lock_fd);
+	fx.lock_fd = -1;
+}
+
+/* Run a parameterized statement on fx.sql; the result must be cleared. */
+static PGresult *sql_exec(const char *sql, int n, const char *const *params)
+{
+	PGresult *res = PQexecParams(fx.sql, sql, n, NULL, params, NULL, NULL, 0);
+	ExecStatusType s = PQresultStatus(res);
+
+	cr_assert(s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK, "%s: %s", sql,
+		  PQresultErrorMessage(res));
+	return res;
+}
+
+/*
+ * The schema as text: every column and every index of schema public, ordered,
+ * so two dumps compare byte for byte.  Caller frees.
+ */
+static char *schema_dump(void)
+{
+	static const char *const queries[] = {
+	    "SELECT table_name, column_name, ordinal_position::text, data_type, is_nullable,"
+	    " coalesce(column_default, '<none>') FROM information_schema.columns"
+	    " WHERE table_schema = 'public' ORDER BY table_name, ordinal_position",
+	    "SELECT tablename, indexname, indexdef FROM pg_indexes"
+	    " WHERE schemaname = 'public' ORDER BY tablename, indexname",
+	};
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+
+	cr_assert_not_null(out);
+	for (size_t q = 0; q < sizeof(queries) / sizeof(queries[0]); q++) {
+		PGresult *res = sql_exec(queries[q], 0, NULL);
+
+		for (int r = 0; r < PQntuples(res); r++) {
+			for (int c = 0; c < PQnfields(res); c++)
+				fprintf(out, "%s%s", c > 0 ? "|" : "", PQgetvalue(res, r, c));
+			fputc('\n', out);
+		}
+		fputs("--\n", out);
+		PQclear(res);
+	}
+	fclose(out);
+	return buf;
+}
+
+TestSuite(migrations, .init = cluster_setup, .fini = teardown, .timeout = 60);
+
+Test(migrations, compiled_in_versions_are_contiguous)
+{
+	const struct migration *ms;
+	size_t n;
+
+	ms = migrations_get(&n);
+	cr_assert_gt(n, 0);
+	for (size_t i = 0; i < n; i++) {
+		cr_expect_eq(ms[i].version, (int)i + 1, "migration %zu has version %d", i,
+			     ms[i].version);
+		cr_expect(ms[i].name != NULL && ms[i].name[0] != '\0');
+		cr_expect(ms[i].sql != NULL && ms[i].sql[0] != '\0');
+		/* store_migrate owns the transaction. */
+		cr_expect_null(strcasestr(ms[i].sql, "COMMIT"), "migration %d commits",
+			       ms[i].version);
+	}
+	cr_expect_eq(store_schema_version_latest(), ms[n - 1].version);
+	cr_expect_eq(migrations_latest(), ms[n - 1].version);
+}
+
+Test(migrations, applied_once_then_nothing_changes)
+{
+	const struct migration *ms;
+	vigil_err err = {0};
+	char *before, *after;
+	PGresult *res;
+	size_t n;
+	int applied = -1;
+
+	ms = migrations_get(&n);
+	fx.st = store_open(pgembed_dsn(fx.pg), &err);
+	cr_assert_not_null(fx.st, "%s", err.msg);
+	cr_assert_eq(store_migrate(fx.st, &applied, &err), 0, "%s", err.msg);
+	cr_expect_eq(applied, (int)n);
+	before = schema_dump();
+	cr_expect_not_null(strstr(before, "hosts|host_id|1|text|NO"), "%s", before);
+
+	applied = -1;
+	cr_assert_eq(store_migrate(fx.st, &applied, &err), 0, "%s", err.msg);
+	cr_expect_eq(applied, 0);
+	/* A console opening its own connection sees the same. */
+	store_close(fx.st);
+	fx.st = store_open(pgembed_dsn(fx.pg), &err);
+	cr_assert_not_null(fx.st, "%s", err.msg);
+	applied = -1;
+	cr_assert_eq(store_migrate(fx.st, NULL, &err), 0, "%s", err.msg);
+	cr_assert_eq(store_migrate(fx.st, &applied, &err), 0, "%s", err.msg);
+	cr_expect_eq(applied, 0);
+	after = schema_dump();
+	cr_expect_str_eq(after, before);
+
+	res = sql_exec("SELECT version, name, applied_at IS NOT NULL FROM schema_migrations"
+		       " ORDER BY version",
+		       0, NULL);
+	cr_assert_eq(PQntuples(res), (int)n);
+	for (int i = 0; i < (int)n; i++) {
+		cr_expect_eq(atoi(PQgetvalue(res, i, 0)), ms[i].version);
+		cr_expect_str_eq(PQgetvalue(res, i, 1), ms[i].name);
+		cr_expect_str_eq(PQgetvalue(res, i, 2), "t");
+	}
+	PQclear(res);
+	free(before);
+	free(after);
+}
+
+Test(migrations, hosts_table_has_the_documented_shape)
+{
+	static const char *const want[] = {
+	    "host_id|text|NO|<none>",
+	    "hostname|text|NO|<none>",
+	    "kernel|text|NO|''::text",
+	    "os|text|NO|''::text",
+	    "defender_version|text|NO|''::text",
+	    "bpf_status|text|NO|''::text",
+	    "labels|jsonb|NO|'{}'::jsonb",
+	    "exec_count|bigint|NO|0",
+	    "first_seen|timestamp with time zone|NO|now()",
+	    "last_seen|timestamp with time zone|NO|now()",
+	    "connected|boolean|NO|false",
+	    "disconnected_at|timestamp with time zone|YES|<none>",
+	    "capture|jsonb|NO|'{}'::jsonb",
+	};
+	vigil_err err = {0};
+	PGresult *res;
+	char row[256];
+
+	fx.st = store_open(pgembed_dsn(fx.pg), &err);
+	cr_assert_not_null(fx.st, "%s", err.msg);
+	cr_assert_eq(store_migrate(fx.st, NULL, &err), 0, "%s", err.msg);
+	res = sql_exec("SELECT column_name, data_type, is_nullable,"
+		       " coalesce(column_default, '<none>') FROM information_schema.columns"
+		       " WHERE table_schema = 'public' AND table_name = 'hosts'"
+		       " ORDER BY ordinal_position",
+		       0, NULL);
+	cr_assert_eq(PQntuples(res), (int)(sizeof(want) / sizeof(want[0])));
+	for (int i = 0; i < PQntuples(res); i++) {
+		snprintf(row, sizeof(row), "%s|%s|%s|%s", PQgetvalue(res, i, 0),
+			 PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
+		cr_expect_str_eq(row, want[i]);
+	}
+	PQclear(res);
+
+	res = sql_exec("SELECT indexdef FROM pg_indexes WHERE schemaname = 'public'"
+		       " AND tablename = 'hosts' AND indexdef LIKE '%(connected, last_seen)'",
+		       0, NULL);
+	cr_expect_eq(PQntuples(res), 1, "no index on hosts (connected, last_seen)");
+	PQclear(res);
+	res = sql_exec("SELECT 1 FROM pg_indexes WHERE schemaname = 'public'"
+		       " AND tablename = 'hosts' AND indexdef LIKE '%UNIQUE%(host_id)'",
+		       0, NULL);
+	cr_expect_eq(PQntuples(res), 1, "host_id is not the primary key");
+	PQclear(res);
+}
+
+struct racer {
+	const char *dsn;
+	int rc;
+	int applied;
+	char msg[512];
+};
+
+static void *migrate_racer(void *arg)
+{
+	struct racer *r = arg;
+	vigil_err err = {0};
+	struct store *st = store_open(r->dsn, &err);
+
+	r->rc = st != NULL ? store_migrate(st, &r->applied, &err) : -errno;
+	snprintf(r->msg, sizeof(r->msg), "%s", err.msg);
+	store_close(st);
+	return NULL;
+}
+
+/* Consoles starting together: the advisory lock lets exactly one apply each migration. */
+Test(migrations, concurrent_consoles_apply_each_version_once)
+{
+	enum { RACERS = 4 };
+	struct racer r[RACERS];
+	pthread_t t[RACERS];
+	size_t n;
+	int total = 0;
+	PGresult *res;
+
+	migrations_get(&n);
+	for (int i = 0; i < RACERS; i++) {
+		r[i] = (struct racer){.dsn = pgembed_dsn(fx.pg), .applied = -1};
+		cr_assert_eq(pthread_create(&t[i], NULL, migrate_racer, &r[i]), 0);
+	}
+	for (int i = 0; i < RACERS; i++) {
+		pthread_join(t[i], NULL);
+		cr_expect_eq(r[i].rc, 0, "racer %d: %s", i, r[i].msg);
+		total += r[i].applied;
+	}
+	cr_expect_eq(total, (int)n);
+	res = sql_exec("SELECT count(*) FROM schema_migrations", 0, NULL);
+	cr_expect_eq(atoi(PQgetvalue(res, 0, 0)), (int)n);
+	PQclear(res);
+}
+
+/*
+ * A migration that fails leaves no trace (no row, no half schema), the store
+ * stays usable, and the next run applies it once the obstacle is gone.
+ */
+Test(migrations, failed_migration_rolls_back)
+{
+	vigil_err err = {0};
+	json_t *hosts = NULL;
+	PGresult *res;
+	int applied = -1, rc;
+
+	PQclear(sql_exec("CREATE TABLE hosts (squatter int)", 0, NULL));
+	fx.st = store_open(pgembed_dsn(fx.pg), &err);
+	cr_assert_not_null(fx.st, "%s", err.msg);
+	rc = store_migrate(fx.st, &applied, &err);
+	cr_expect_lt(rc, 0);
+	cr_expect_eq(applied, -1);
+	cr_expect_not_null(strstr(err.msg, "migration 1 (hosts)"), "%s", err.msg);
+	res = sql_exec("SELECT count(*) FROM schema_migrations", 0, NULL);
+	cr_expect_str_eq(PQgetvalue(res, 0, 0), "0");
+	PQclear(res);
+	res = sql_exec("SELECT 1 FROM pg_indexes WHERE indexname = 'hosts_connected_last_seen_idx'",
+		       0, NULL);
+	cr_expect_eq(PQntuples(res), 0);
+	PQclear(res);
+
+	/* Not stuck in an aborted transaction: the next statement gets a real answer. */
+	rc = store_hosts_list(fx.st, &hosts, &err);
+	cr_expect_eq(rc, -EIO, "%d: %s", rc, err.msg);
+	cr_expect_null(strstr(err.msg, "aborted"), "%s", err.msg);
+
+	PQclear(sql_exec("DROP TABLE hosts", 0, NULL));
+	cr_assert_eq(store_migrate(fx.st, &applied, &err), 0, "%s", err.msg);
+	cr_expect_eq(applied, store_schema_version_latest());
+	cr_assert_eq(store_hosts_list(fx.st, &hosts, &err), 0, "%s", err.msg);
+	cr_expect_eq(json_array_size(hosts), 0);
+	json_decref(hosts);
+}
+
+Test(migrations, unreachable_database_is_reported)
+{
+	vigil_err err = {0};
+	int rc, applied = -1;
+
+	fx.st = store_open(pgembed_dsn(fx.pg), &err);
+	cr_assert_not_null(fx.st, "%s", err.msg);
+	PQfinish(fx.sql);
+	fx.sql = NULL;
+	pgembed_stop(fx.pg);
+	fx.pg = NULL;
+	rc = store_migrate(fx.st, NULL, &err);
+	cr_expect_eq(rc, -ECONNRESET, "%d: %s", rc, err.msg);
+	cr_expect_not_null(strstr(err.msg, "database vigil"), "%s", err.msg);
+
+	/* Back up: the same store reconnects and migrates. */
+	fx.pg = pgembed_start(shared_state(), START_MS, &err);
+	cr_assert_not_null(fx.pg, "%s", err.msg);
+	cr_assert_eq(store_migrate(fx.st, &applied, &err), 0, "%s", err.msg);
+	cr_expect_eq(applied, store_schema_version_latest());
+}
+
+/* A server restarted between two calls costs the migration nothing. */
+Test(migrations, restart_between_calls_is_transparent)
+{
+	vigil_err err = {0};
+	int applied = -1;
+
+	fx.st = store_open(pgembed_dsn(fx.pg), &err);
+	cr_assert_not_null(fx.st, "%s", err.msg);
+	PQfinish(fx.sql);
+	fx.sql = NULL;
+	pgembed_stop(fx.pg);
+	fx.pg = pgembed_start(shared_state(), START_MS, &err);
+	cr_assert_not_null(fx.pg, "%s", err.msg);
+	cr_assert_eq(store_migrate(fx.st, &applied, &err), 0, "%s", err.msg);
+	cr_expect_eq(applied, store_schema_version_latest());
+}

@@ -1,0 +1,314 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Models as pure logic plus their files: learning, folding, deviations
+ * reported once, promotion held back by drops, relearn, deltas, bounds, and
+ * a save/load round trip including a corrupt file.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "learn/generalize.h"
+#include "learn/model.h"
+
+#define SVC  "exe:/usr/sbin/testd"
+#define EXE  "/usr/sbin/testd"
+#define HOUR (3600ull * 1000)
+
+static struct model_limits limits(void)
+{
+	struct model_limits lim = MODEL_LIMITS_DEFAULT;
+
+	lim.learn_window_ms = HOUR;
+	return lim;
+}
+
+static enum model_verdict see_path(struct model_set *s, enum model_kind k, const char *path,
+				   uint64_t now)
+{
+	char pat[GENERALIZE_PATTERN_MAX], fold[GENERALIZE_PATTERN_MAX];
+	struct model_obs o = {.kind = k, .exe = EXE, .pattern = pat};
+
+	cr_assert_geq(generalize_path(path, pat, sizeof(pat)), 0);
+	if (generalize_parent_glob(pat, fold, sizeof(fold)) >= 0)
+		o.fold = fold;
+	return model_observe(s, SVC, &o, now);
+}
+
+static enum model_verdict see_peer(struct model_set *s, const char *addr, const char *range,
+				   uint64_t now)
+{
+	char pat[128], fold[128];
+	struct model_obs o = {.kind = MK_CONNECT, .exe = EXE, .pattern = pat, .fold = fold};
+
+	snprintf(pat, sizeof(pat), "tcp:%s:443", addr);
+	snprintf(fold, sizeof(fold), "tcp:%s:443", range);
+	return model_observe(s, SVC, &o, now);
+}
+
+/* Collected deltas, flattened: "kind pattern" for upserts, "-kind pattern" for removals. */
+struct seen {
+	char lines[256][600];
+	size_t n, deltas;
+	bool reset;
+	char state[16];
+};
+
+static void collect(const Vigil__ModelDelta *d, void *ctx)
+{
+	struct seen *s = ctx;
+
+	s->deltas++;
+	s->reset |= d->reset;
+	snprintf(s->state, sizeof(s->state), "%s", d->state);
+	for (size_t i = 0; i < d->n_entries && s->n < 256; i++)
+		snprintf(s->lines[s->n++], sizeof(s->lines[0]), "%s%s %s",
+			 d->entries[i]->removed ? "-" : "", d->entries[i]->kind,
+			 d->entries[i]->pattern);
+}
+
+static bool has(const struct seen *s, const char *line)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->lines[i], line) == 0)
+			return true;
+	return false;
+}
+
+Test(model, learns_then_reports_what_is_new_once)
+{
+	struct model_limits lim = limits();
+	struct model_set *s = model_set_new(&lim, NULL, NULL);
+	char expected[256];
+
+	cr_assert_eq(see_path(s, MK_PROGRAM, "/usr/bin/date", 1000), MODEL_LEARNED);
+	cr_assert_eq(see_path(s, MK_PROGRAM, "/usr/bin/date", 2000), MODEL_KNOWN);
+	cr_assert_eq(model_state_of(s, SVC), MODEL_LEARNING);
+	cr_assert_eq(model_set_tick(s, 1000 + HOUR, 0), 1);
+	cr_assert_eq(model_state_of(s, SVC), MODEL_ACTIVE);
+	cr_assert_eq(see_path(s, MK_PROGRAM, "/usr/bin/date", 3 * HOUR), MODEL_KNOWN);
+	cr_assert_eq(see_path(s, MK_PROGRAM, "/bin/sh", 3 * HOUR), MODEL_DEVIATION);
+	cr_assert_eq(see_path(s, MK_PROGRAM, "/bin/sh", 3 * HOUR + 1), MODEL_DEVIATION_SEEN);
+	/* A deviation is not learned: it is still one for another kind of look-up. */
+	model_expected(s, SVC, EXE, MK_PROGRAM, expected, sizeof(expected));
+	cr_assert_str_eq(expected, "/usr/bin/date");
+	model_expected(s, SVC, EXE, MK_LISTEN, expected, sizeof(expected));
+	cr_assert_str_eq(expected, "no listen entries for " EXE);
+	model_expected(s, SVC, "/other", MK_LISTEN, expected, sizeof(expected));
+	cr_assert_str_eq(expected, "nothing: /other is not in the model");
+	model_set_free(s);
+}
+
+Test(model, changing_file_names_fold_into_their_directory)
+{
+	struct model_limits lim = limits();
+	struct model_set *s = model_set_new(&lim, NULL, NULL);
+	struct seen seen = {0};
+	char path[128];
+
+	/* Generalization alone: a numbered log is one entry however many days pass. */
+	cr_assert_eq(see_path(s, MK_WRITE, "/var/log/testd/app-20261127.log", 10), MODEL_LEARNED);
+	cr_assert_eq(see_path(s, MK_WRITE, "/var/log/testd/app-20261128.log", 11), MODEL_KNOWN);
+	/* Folding: names that are words, not numbers, still fold after eight siblings. */
+	static const char *const names[] = {"alpha", "bravo",	"charlie", "delta",
+					    "echo",  "foxtrot", "golf"};
+	for (size_t i = 0; i < 7; i++) {
+		snprintf(path, sizeof(path), "/var/lib/testd/state/%s.db", names[i]);
+		cr_assert_eq(see_path(s, MK_WRITE, path, 20 + i), MODEL_LEARNED);
+	}
+	model_set_collect(s, true, collect, &seen);
+	cr_assert(has(&seen, "write /var/lib/testd/state/alpha.db"));
+	seen.n = 0;
+	/* The eighth sibling folds all of them, and what is below the directory too. */
+	cr_assert_eq(see_path(s, MK_WRITE, "/var/lib/testd/state/hotel.db", 30), MODEL_LEARNED);
+	model_set_collect(s, true, collect, &seen);
+	cr_assert(has(&seen, "-write /var/lib/testd/state/alpha.db"));
+	cr_assert(has(&seen, "write /var/lib/testd/state/*"));
+	cr_assert_not(has(&seen, "write /var/lib/testd/state/hotel.db"));
+	model_set_tick(s, 30 + HOUR, 0);
+	cr_assert_eq(see_path(s, MK_WRITE, "/var/lib/testd/state/india.db", 2 * HOUR), MODEL_KNOWN);
+	cr_assert_eq(see_path(s, MK_WRITE, "/var/lib/testd/state/x/y.db", 2 * HOUR), MODEL_KNOWN);
+	cr_assert_eq(see_path(s, MK_WRITE, "/var/lib/testd/other.db", 2 * HOUR), MODEL_DEVIATION);
+	model_set_free(s);
+}
+
+Test(model, system_directories_never_fold)
+{
+	struct model_limits lim = limits();
+	struct model_set *s = model_set_new(&lim, NULL, NULL);
+	char path[64];
+
+	for (int i = 0; i < 12; i++) {
+		snprintf(path, sizeof(path), "/etc/testd-%c.conf", 'a' + i);
+		see_path(s, MK_WRITE, path, 10);
+	}
+	model_set_tick(s, 10 + HOUR, 0);
+	cr_assert_eq(see_path(s, MK_WRITE, "/etc/passwd", 2 * HOUR), MODEL_DEVIATION);
+	/* Nor programs: eight tools learned must not admit a shell. */
+	for (int i = 0; i < 10; i++) {
+		snprintf(path, sizeof(path), "/usr/local/bin/tool%c", 'a' + i);
+		see_path(s, MK_PROGRAM, path, 2 * HOUR);
+	}
+	cr_assert_eq(see_path(s, MK_PROGRAM, "/usr/local/bin/sh", 2 * HOUR), MODEL_DEVIATION);
+	model_set_free(s);
+}
+
+Test(model, peers_fold_into_their_range)
+{
+	struct model_limits lim = limits();
+	struct model_set *s = model_set_new(&lim, NULL, NULL);
+
+	for (int i = 1; i <= 4; i++) {
+		char a[32];
+
+		snprintf(a, sizeof(a), "10.1.2.%d", i);
+		cr_assert_eq(see_peer(s, a, "10.1.2.0/24", 10), MODEL_LEARNED);
+	}
+	model_set_tick(s, 10 + HOUR, 0);
+	cr_assert_eq(see_peer(s, "10.1.2.200", "10.1.2.0/24", 2 * HOUR), MODEL_KNOWN);
+	cr_assert_eq(see_peer(s, "10.1.3.1", "10.1.3.0/24", 2 * HOUR), MODEL_DEVIATION);
+	model_set_free(s);
+}
+
+Test(model, drops_while_learning_hold_promotion_back_and_say_so)
+{
+	struct model_limits lim = limits();
+	struct model_set *s = model_set_new(&lim, NULL, NULL);
+	struct seen seen = {0};
+
+	see_path(s, MK_PROGRAM, "/usr/bin/date", 0);
+	model_set_tick(s, 10, 5);
+	cr_assert_eq(model_set_tick(s, HOUR + 1, 0), 1);
+	cr_assert_eq(model_state_of(s, SVC), MODEL_LEARNING);
+	model_set_collect(s, true, collect, &seen);
+	cr_assert_str_eq(seen.state, "learning");
+	/* A clean window after that promotes it. */
+	cr_assert_eq(model_set_tick(s, 2 * HOUR + 2, 0), 1);
+	cr_assert_eq(model_state_of(s, SVC), MODEL_ACTIVE);
+	model_set_free(s);
+}
+
+Test(model, relearn_forgets_and_sends_a_reset)
+{
+	struct model_limits lim = limits();
+	struct model_set *s = model_set_new(&lim, NULL, NULL);
+	struct seen seen = {0};
+
+	see_path(s, MK_PROGRAM, "/usr/bin/date", 0);
+	model_set_tick(s, HOUR, 0);
+	model_set_collect(s, true, collect, &seen);
+	cr_assert_not(seen.reset);
+	cr_assert_eq(model_set_relearn(s, "exe:/nope", 2 * HOUR), -ENOENT);
+	cr_assert_eq(model_set_relearn(s, SVC, 2 * HOUR), 0);
+	cr_assert_eq(model_state_of(s, SVC), MODEL_LEARNING);
+	memset(&seen, 0, sizeof(seen));
+	model_set_collect(s, true, collect, &seen);
+	cr_assert(seen.reset);
+	cr_assert_str_eq(seen.state, "learning");
+	/* Learning again: what was known is new (learned), not a deviation. */
+	cr_assert_eq(see_path(s, MK_PROGRAM, "/bin/sh", 2 * HOUR + 1), MODEL_LEARNED);
+	model_set_free(s);
+}
+
+Test(model, bounds_turn_observations_away_and_count_them)
+{
+	struct model_limits lim = limits();
+	struct model_stats st;
+	char path[64];
+
+	lim.max_entries = 5;
+	lim.max_models = 1;
+	struct model_set *s = model_set_new(&lim, NULL, NULL);
+	for (int i = 0; i < 8; i++) {
+		snprintf(path, sizeof(path), "/usr/bin/t%d", i);
+		cr_assert_eq(see_path(s, MK_PROGRAM, path, 0), i < 5 ? MODEL_LEARNED : MODEL_FULL);
+	}
+	struct model_obs o = {.kind = MK_LISTEN, .exe = EXE, .pattern = "tcp:80"};
+	cr_assert_eq(model_observe(s, "exe:/another", &o, 0), MODEL_FULL);
+	model_set_stats(s, &st);
+	cr_assert_eq(st.entries, 5);
+	cr_assert_eq(st.full_entries, 3);
+	cr_assert_eq(st.full_models, 1);
+	model_set_free(s);
+}
+
+static void make_dir(char *dir, size_t len)
+{
+	snprintf(dir, len, "/tmp/vigil-model-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+}
+
+static void remove_dir(const char *dir)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+Test(model, survives_a_restart_with_state_entries_and_reported_deviations)
+{
+	struct model_limits lim = limits();
+	char dir[64], path[128];
+	vigil_err err;
+	FILE *f;
+
+	make_dir(dir, sizeof(dir));
+	struct model_set *s = model_set_new(&lim, dir, &err);
+	cr_assert_not_null(s);
+	see_path(s, MK_PROGRAM, "/usr/bin/date", 0);
+	see_path(s, MK_WRITE, "/var/log/testd/app-11.log", 0);
+	struct model_obs port = {.kind = MK_LISTEN, .exe = EXE, .pattern = "tcp:8080"};
+	cr_assert_eq(model_observe(s, SVC, &port, 0), MODEL_LEARNED);
+	model_set_tick(s, HOUR, 0);
+	cr_assert_eq(see_path(s, MK_PROGRAM, "/bin/sh", HOUR + 1), MODEL_DEVIATION);
+	cr_assert_eq(model_set_save(s, false, &err), 0, "%s", err.msg);
+	model_set_free(s);
+
+	/* A corrupt file next to it is set aside, not loaded and not fatal. */
+	snprintf(path, sizeof(path), "%s/0000000000000bad.json", dir);
+	cr_assert_not_null(f = fopen(path, "w"));
+	fputs("{\"version\":1,\"service\":", f);
+	fclose(f);
+
+	s = model_set_new(&lim, dir, &err);
+	cr_assert_eq(model_set_load(s, &err), 0);
+	cr_assert_eq(model_state_of(s, SVC), MODEL_ACTIVE);
+	cr_assert_eq(see_path(s, MK_PROGRAM, "/usr/bin/date", 2 * HOUR), MODEL_KNOWN);
+	cr_assert_eq(see_path(s, MK_WRITE, "/var/log/testd/app-12.log", 2 * HOUR), MODEL_KNOWN);
+	cr_assert_eq(see_path(s, MK_PROGRAM, "/bin/sh", 2 * HOUR), MODEL_DEVIATION_SEEN);
+	cr_assert_eq(model_observe(s, SVC, &port, 2 * HOUR), MODEL_KNOWN, "an entry with no fold");
+	struct model_stats st;
+	model_set_stats(s, &st);
+	cr_assert_eq(st.load_errors, 1);
+	snprintf(path, sizeof(path), "%s/0000000000000bad.json.bad", dir);
+	struct stat sb;
+	cr_assert_eq(stat(path, &sb), 0, "the corrupt file is kept aside as .bad");
+	model_set_free(s);
+	remove_dir(dir);
+}
+
+Test(model, counts_travel_only_when_asked_new_entries_always)
+{
+	struct model_limits lim = limits();
+	struct model_set *s = model_set_new(&lim, NULL, NULL);
+	struct seen seen = {0};
+
+	see_path(s, MK_PROGRAM, "/usr/bin/date", 0);
+	model_set_collect(s, false, collect, &seen);
+	cr_assert(has(&seen, "program /usr/bin/date"), "a new entry leaves at once");
+	memset(&seen, 0, sizeof(seen));
+	cr_assert_eq(see_path(s, MK_PROGRAM, "/usr/bin/date", 5), MODEL_KNOWN);
+	model_set_collect(s, false, collect, &seen);
+	cr_assert_eq(seen.deltas, 0, "a count change alone waits");
+	model_set_collect(s, true, collect, &seen);
+	cr_assert(has(&seen, "program /usr/bin/date"), "and leaves with the counts");
+	memset(&seen, 0, sizeof(seen));
+	model_set_collect(s, true, collect, &seen);
+	cr_assert_eq(seen.deltas, 0, "once");
+	model_set_free(s);
+}
