@@ -1,12 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "pg/pgembed.h"
 
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
-#include <grp.h>
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
@@ -17,18 +15,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
 
 #include "fsutil.h"
+#include "pg/child.h"
+#include "pg/pq_error.h"
 
 #define PG_PORT		   "5432"
 #define PG_SOCKET_NAME	   "/.s.PGSQL." PG_PORT
@@ -60,65 +57,6 @@ struct pg_paths {
 	char dsn[2 * PATH_MAX];	      /* database vigil */
 	char dsn_admin[2 * PATH_MAX]; /* database postgres, which always exists */
 };
-
-/* Who the server runs as: ourselves, or (when we are root) the postgres user. */
-struct pg_user {
-	bool drop;
-	uid_t uid;
-	gid_t gid;
-};
-
-struct pg_spawn {
-	const char *path; /* absolute path of the binary */
-	char *const *argv;
-	const char *cwd;
-	int out_fd; /* becomes stdout and stderr */
-	const struct pg_user *user;
-};
-
-/* What the child reports through the exec pipe when it cannot exec. */
-enum pg_step {
-	PG_STEP_FD,
-	PG_STEP_SETGROUPS,
-	PG_STEP_SETGID,
-	PG_STEP_SETUID,
-	PG_STEP_PDEATHSIG,
-	PG_STEP_SETSID,
-	PG_STEP_CHDIR,
-	PG_STEP_EXEC,
-};
-
-struct pg_child_fail {
-	int step;
-	int err;
-};
-
-static const char *const pg_step_names[] = {
-    [PG_STEP_FD] = "setting up stdio",
-    [PG_STEP_SETGROUPS] = "setgroups",
-    [PG_STEP_SETGID] = "setgid",
-    [PG_STEP_SETUID] = "setuid",
-    [PG_STEP_PDEATHSIG] = "prctl(PR_SET_PDEATHSIG)",
-    [PG_STEP_SETSID] = "setsid",
-    [PG_STEP_CHDIR] = "chdir",
-    [PG_STEP_EXEC] = "exec",
-};
-
-static int64_t pg_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void pg_sleep_ms(int ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-	/* An interrupted sleep is fine: every caller re-checks its deadline. */
-	nanosleep(&ts, NULL);
-}
 
 static int pg_path(char *buf, size_t size, vigil_err *err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -293,13 +231,15 @@ static int pg_paths_init(struct pg_paths *p, const char *state_dir, vigil_err *e
 	return 0;
 }
 
-static int pg_user_init(struct pg_user *u, vigil_err *err)
+/* Who the server runs as: ourselves, or (when we are root) the postgres user. */
+static int pg_user_init(struct child_user *u, vigil_err *err)
 {
 	struct passwd *pw;
 
 	u->drop = geteuid() == 0;
 	u->uid = geteuid();
 	u->gid = getegid();
+	u->name = PG_RUN_AS;
 	if (!u->drop)
 		return 0;
 	errno = 0;
@@ -319,7 +259,7 @@ static int pg_user_init(struct pg_user *u, vigil_err *err)
 }
 
 /* chown name (under dir parent) and everything below it, without following symlinks. */
-static int pg_chown_at(int parent, const char *name, const char *top, const struct pg_user *u,
+static int pg_chown_at(int parent, const char *name, const char *top, const struct child_user *u,
 		       int depth, vigil_err *err)
 {
 	struct stat st;
@@ -360,7 +300,7 @@ static int pg_chown_at(int parent, const char *name, const char *top, const stru
 	return rc;
 }
 
-static int pg_dirs_prepare(const struct pg_paths *p, const struct pg_user *u, vigil_err *err)
+static int pg_dirs_prepare(const struct pg_paths *p, const struct child_user *u, vigil_err *err)
 {
 	const char *dirs[] = {p->base, p->data, p->run};
 	int rc;
@@ -378,254 +318,6 @@ static int pg_dirs_prepare(const struct pg_paths *p, const struct pg_user *u, vi
 	if (u->drop)
 		return pg_chown_at(AT_FDCWD, p->base, p->base, u, 0, err);
 	return 0;
-}
-
-/*
- * Open a log file for a child; when the server runs as another user the file
- * must be theirs, since the server reopens nothing but writes to it.
- */
-static int pg_log_open(const char *path, bool append, const struct pg_user *u, vigil_err *err)
-{
-	int fd, flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY;
-
-	flags |= append ? O_APPEND : O_TRUNC;
-	fd = open(path, flags, 0600);
-	if (fd < 0)
-		return verr_set(err, -errno, "cannot open %s: %s", path, strerror(errno));
-	if (u->drop && fchown(fd, u->uid, u->gid) < 0) {
-		int rc = verr_set(err, -errno, "cannot chown %s: %s", path, strerror(errno));
-		close(fd);
-		return rc;
-	}
-	return fd;
-}
-
-/* The last few lines of a log, on one line, for an error message. */
-static void pg_log_tail(const char *path, char *out, size_t size)
-{
-	char buf[1024];
-	ssize_t n = 0;
-	off_t end;
-	int fd, lines = 0;
-	char *start;
-	size_t len;
-
-	out[0] = '\0';
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return;
-	end = lseek(fd, 0, SEEK_END);
-	if (end > 0) {
-		off_t from = end > (off_t)(sizeof(buf) - 1) ? end - (off_t)(sizeof(buf) - 1) : 0;
-		n = pread(fd, buf, sizeof(buf) - 1, from);
-	}
-	close(fd);
-	if (n <= 0)
-		return;
-	buf[n] = '\0';
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		buf[--n] = '\0';
-	start = buf;
-	for (ssize_t i = n - 1; i >= 0; i--) {
-		if (buf[i] == '\n' && ++lines == 3) {
-			start = buf + i + 1;
-			break;
-		}
-	}
-	for (char *c = start; *c != '\0'; c++) {
-		if (*c == '\n')
-			*c = '|';
-		else if (!isprint((unsigned char)*c) && !((unsigned char)*c & 0x80))
-			*c = ' ';
-	}
-	/* Keep the end, where the reason is; do not start inside a UTF-8 sequence. */
-	len = strlen(start);
-	if (len >= size) {
-		start += len - (size - 1);
-		while ((*start & 0xc0) == 0x80)
-			start++;
-		len = strlen(start);
-	}
-	memcpy(out, start, len + 1);
-}
-
-static void pg_status_text(int status, char *out, size_t size)
-{
-	if (WIFEXITED(status))
-		snprintf(out, size, "exit status %d", WEXITSTATUS(status));
-	else if (WIFSIGNALED(status))
-		snprintf(out, size, "killed by signal %d (%s)", WTERMSIG(status),
-			 strsignal(WTERMSIG(status)));
-	else
-		snprintf(out, size, "wait status %d", status);
-}
-
-static void pg_child_fail(int fd, enum pg_step step, int e) __attribute__((noreturn));
-
-static void pg_child_fail(int fd, enum pg_step step, int e)
-{
-	struct pg_child_fail f = {.step = step, .err = e};
-	ssize_t n;
-
-	do
-		n = write(fd, &f, sizeof(f));
-	while (n < 0 && errno == EINTR);
-	_exit(127);
-}
-
-/*
- * Between fork and exec: async-signal-safe calls only, since the console may
- * have other threads.  Anything that fails goes back through errfd.
- */
-static void pg_child(const struct pg_spawn *sp, pid_t parent, int devnull, int errfd, int maxfd,
-		     char *const envp[]) __attribute__((noreturn));
-
-static void pg_child(const struct pg_spawn *sp, pid_t parent, int devnull, int errfd, int maxfd,
-		     char *const envp[])
-{
-	struct sigaction dfl;
-	sigset_t none;
-	int in, out, ep;
-
-	/* Handlers, ignored signals and the mask the console set must not reach
-	 * the server: it has to see SIGINT/SIGTERM like any postmaster. */
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	for (int s = 1; s < NSIG; s++)
-		sigaction(s, &dfl, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-
-	/* Move our fds above stdio first, in case the console closed its stdio. */
-	ep = fcntl(errfd, F_DUPFD_CLOEXEC, 3);
-	if (ep < 0)
-		pg_child_fail(errfd, PG_STEP_FD, errno);
-	in = fcntl(devnull, F_DUPFD_CLOEXEC, 3);
-	out = fcntl(sp->out_fd, F_DUPFD_CLOEXEC, 3);
-	if (in < 0 || out < 0)
-		pg_child_fail(ep, PG_STEP_FD, errno);
-
-	if (sp->user->drop) {
-		gid_t gid = sp->user->gid;
-
-		if (setgroups(1, &gid) < 0)
-			pg_child_fail(ep, PG_STEP_SETGROUPS, errno);
-		if (setgid(gid) < 0)
-			pg_child_fail(ep, PG_STEP_SETGID, errno);
-		if (setuid(sp->user->uid) < 0)
-			pg_child_fail(ep, PG_STEP_SETUID, errno);
-	}
-	/* After the uid change: changing credentials clears the death signal. */
-	if (prctl(PR_SET_PDEATHSIG, SIGINT) < 0)
-		pg_child_fail(ep, PG_STEP_PDEATHSIG, errno);
-	/* The console may have died before prctl took effect. */
-	if (getppid() != parent)
-		_exit(127);
-	/* Its own session: a Ctrl-C on the console's terminal must not stop the
-	 * database under a console that is still flushing to it. */
-	if (setsid() < 0)
-		pg_child_fail(ep, PG_STEP_SETSID, errno);
-	if (chdir(sp->cwd) < 0)
-		pg_child_fail(ep, PG_STEP_CHDIR, errno);
-	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
-		pg_child_fail(ep, PG_STEP_FD, errno);
-	/* Listening sockets and files the console opened without O_CLOEXEC. */
-	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
-		for (int fd = 3; fd < maxfd; fd++)
-			fcntl(fd, F_SETFD, FD_CLOEXEC);
-	}
-	execve(sp->path, sp->argv, envp);
-	pg_child_fail(ep, PG_STEP_EXEC, errno);
-}
-
-/* Start a child; 0 once it has exec'd, *ret_pid set. */
-static int pg_spawn(const struct pg_spawn *sp, pid_t *ret_pid, vigil_err *err)
-{
-	static char env_path[] = "PATH=/usr/bin:/bin";
-	static char env_lang[] = "LANG=C.UTF-8";
-	char *envp[] = {env_path, env_lang, NULL};
-	struct pg_child_fail f;
-	struct rlimit rl;
-	pid_t parent = getpid(), pid;
-	int pfd[2], devnull, maxfd = 1024, rc;
-	ssize_t n;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-		maxfd = rl.rlim_cur > 65536 ? 65536 : (int)rl.rlim_cur;
-	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (devnull < 0)
-		return verr_set(err, -errno, "cannot open /dev/null: %s", strerror(errno));
-	if (pipe2(pfd, O_CLOEXEC) < 0) {
-		rc = verr_set(err, -errno, "cannot create a pipe: %s", strerror(errno));
-		close(devnull);
-		return rc;
-	}
-	pid = fork();
-	if (pid < 0) {
-		rc = verr_set(err, -errno, "cannot fork for %s: %s", sp->path, strerror(errno));
-		close(pfd[0]);
-		close(pfd[1]);
-		close(devnull);
-		return rc;
-	}
-	if (pid == 0)
-		pg_child(sp, parent, devnull, pfd[1], maxfd, envp);
-
-	close(pfd[1]);
-	close(devnull);
-	/* EOF means exec closed the pipe: the program is running. */
-	do
-		n = read(pfd[0], &f, sizeof(f));
-	while (n < 0 && errno == EINTR);
-	close(pfd[0]);
-	if (n != (ssize_t)sizeof(f)) {
-		*ret_pid = pid;
-		return 0;
-	}
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
-	if (f.step == PG_STEP_CHDIR && sp->user->drop)
-		return verr_set(err, -f.err,
-				"user " PG_RUN_AS " cannot enter %s: %s (the state directory "
-				"and every directory above it must be searchable by that user)",
-				sp->cwd, strerror(f.err));
-	return verr_set(err, -f.err, "cannot start %s%s: %s failed: %s", sp->path,
-			sp->user->drop ? " as user " PG_RUN_AS : "", pg_step_names[f.step],
-			strerror(f.err));
-}
-
-/* Reap pid before deadline: 0 (status in *ret_status), -ETIMEDOUT, or -errno. */
-static int pg_wait_child(pid_t pid, int64_t deadline, int *ret_status)
-{
-	int status;
-
-	for (;;) {
-		pid_t r = waitpid(pid, &status, WNOHANG);
-
-		if (r == pid) {
-			if (ret_status != NULL)
-				*ret_status = status;
-			return 0;
-		}
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (pg_now_ms() >= deadline)
-			return -ETIMEDOUT;
-		pg_sleep_ms(PG_POLL_MS);
-	}
-}
-
-/* Send sig, wait up to wait_ms, then SIGKILL; the child is reaped either way. */
-static void pg_kill_wait(pid_t pid, int sig, int wait_ms)
-{
-	kill(pid, sig);
-	if (pg_wait_child(pid, pg_now_ms() + wait_ms, NULL) != -ETIMEDOUT)
-		return;
-	kill(pid, SIGKILL);
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
 }
 
 /* Is pid a live (not zombie) process named postgres? */
@@ -680,17 +372,51 @@ static int pg_wait_previous(const struct pg_paths *p, int64_t deadline, vigil_er
 	if (pid <= 0 || pid > INT32_MAX)
 		return 0;
 	while (pg_pid_is_postgres((pid_t)pid)) {
-		if (pg_now_ms() >= deadline)
+		if (child_now_ms() >= deadline)
 			return verr_set(err, -EBUSY,
 					"data directory %s is still in use by PostgreSQL pid %ld "
 					"(is another console running on this state directory?)",
 					p->data, pid);
-		pg_sleep_ms(50);
+		child_sleep_ms(50);
 	}
 	return 0;
 }
 
-static int pg_initdb(const struct pg_paths *p, const struct pg_user *u, vigil_err *err)
+/*
+ * Start one of the cluster's programs (argv[0], in the base directory, as u)
+ * with its output appended to or replacing log.  Should the console die
+ * without stopping it, it gets SIGINT: PostgreSQL's fast shutdown, and what
+ * lets initdb remove what it created.
+ */
+static int pg_spawn(const struct pg_paths *p, const struct child_user *u, char *const argv[],
+		    const char *log, bool append, pid_t *ret_pid, vigil_err *err)
+{
+	static char env_path[] = "PATH=/usr/bin:/bin";
+	static char env_lang[] = "LANG=C.UTF-8";
+	char *envp[] = {env_path, env_lang, NULL};
+	struct child_spec sp = {.path = argv[0],
+				.argv = argv,
+				.envp = envp,
+				.cwd = p->base,
+				.user = u,
+				.death_signal = SIGINT};
+	enum child_step step;
+	int rc;
+
+	sp.out_fd = child_log_open(log, append, u, err);
+	if (sp.out_fd < 0)
+		return sp.out_fd;
+	rc = child_spawn(&sp, ret_pid, &step, err);
+	close(sp.out_fd);
+	if (rc < 0 && step == CHILD_STEP_CHDIR && u->drop)
+		return verr_set(err, rc,
+				"user " PG_RUN_AS " cannot enter %s: %s (the state directory "
+				"and every directory above it must be searchable by that user)",
+				p->base, strerror(-rc));
+	return rc;
+}
+
+static int pg_initdb(const struct pg_paths *p, const struct child_user *u, vigil_err *err)
 {
 	char *const argv[] = {
 	    (char *)p->bin_initdb,
@@ -705,23 +431,17 @@ static int pg_initdb(const struct pg_paths *p, const struct pg_user *u, vigil_er
 	    "--no-instructions",
 	    NULL,
 	};
-	struct pg_spawn sp = {.path = p->bin_initdb, .argv = argv, .cwd = p->base, .user = u};
 	char tail[300], how[64];
 	pid_t pid;
-	int fd, rc, status;
+	int rc, status;
 
-	fd = pg_log_open(p->initdb_log, false, u, err);
-	if (fd < 0)
-		return fd;
-	sp.out_fd = fd;
-	rc = pg_spawn(&sp, &pid, err);
-	close(fd);
+	rc = pg_spawn(p, u, argv, p->initdb_log, false, &pid, err);
 	if (rc < 0)
 		return rc;
-	rc = pg_wait_child(pid, pg_now_ms() + PG_INITDB_WAIT_MS, &status);
+	rc = child_wait(pid, child_now_ms() + PG_INITDB_WAIT_MS, &status);
 	if (rc == -ETIMEDOUT) {
 		/* SIGINT lets initdb remove what it created. */
-		pg_kill_wait(pid, SIGINT, PG_STOP_WAIT_MS);
+		child_kill_wait(pid, SIGINT, PG_STOP_WAIT_MS);
 		return verr_set(err, -ETIMEDOUT, "initdb of %s took more than %d s; see %s",
 				p->data, PG_INITDB_WAIT_MS / 1000, p->initdb_log);
 	}
@@ -729,35 +449,10 @@ static int pg_initdb(const struct pg_paths *p, const struct pg_user *u, vigil_er
 		return verr_set(err, rc, "cannot wait for initdb: %s", strerror(-rc));
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
-	pg_status_text(status, how, sizeof(how));
-	pg_log_tail(p->initdb_log, tail, sizeof(tail));
+	child_status_text(status, how, sizeof(how));
+	child_log_tail(p->initdb_log, tail, sizeof(tail));
 	return verr_set(err, -EIO, "initdb of %s failed (%s); see %s: %s", p->data, how,
 			p->initdb_log, tail);
-}
-
-/* A libpq message (multi-line, trailing newline) as one line. */
-static const char *pg_flat(const char *msg, char *buf, size_t size)
-{
-	size_t o = 0;
-
-	for (const char *c = msg; *c != '\0' && o + 1 < size; c++) {
-		if (*c == '\n' || *c == '\t' || *c == '\r') {
-			if (o > 0 && buf[o - 1] != ' ')
-				buf[o++] = ' ';
-		} else {
-			buf[o++] = *c;
-		}
-	}
-	while (o > 0 && buf[o - 1] == ' ')
-		o--;
-	buf[o] = '\0';
-	return buf;
-}
-
-static void pg_notice_ignore(void *arg, const char *message)
-{
-	(void)arg;
-	(void)message;
 }
 
 /* Create database vigil unless it exists. */
@@ -774,15 +469,15 @@ static int pg_ensure_db(const struct pg_paths *p, vigil_err *err)
 		return verr_set(err, -ENOMEM, "out of memory connecting to PostgreSQL");
 	if (PQstatus(c) != CONNECTION_OK) {
 		rc = verr_set(err, -ECONNREFUSED, "cannot connect to PostgreSQL at %s: %s", p->run,
-			      pg_flat(PQerrorMessage(c), msg, sizeof(msg)));
+			      pq_error_flat(PQerrorMessage(c), msg, sizeof(msg)));
 		goto out;
 	}
-	PQsetNoticeProcessor(c, pg_notice_ignore, NULL);
+	PQsetNoticeProcessor(c, pq_error_notice_ignore, NULL);
 	res = PQexecParams(c, "SELECT 1 FROM pg_database WHERE datname = $1", 1, NULL, params, NULL,
 			   NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		rc = verr_set(err, -EIO, "cannot list databases at %s: %s", p->run,
-			      pg_flat(PQresultErrorMessage(res), msg, sizeof(msg)));
+			      pq_error_flat(PQresultErrorMessage(res), msg, sizeof(msg)));
 		goto out;
 	}
 	if (PQntuples(res) > 0)
@@ -796,7 +491,8 @@ static int pg_ensure_db(const struct pg_paths *p, vigil_err *err)
 		/* 42P04 duplicate_database: created meanwhile, fine. */
 		if (state == NULL || strcmp(state, "42P04") != 0)
 			rc = verr_set(err, -EIO, "cannot create database " PG_DB " at %s: %s",
-				      p->run, pg_flat(PQresultErrorMessage(res), msg, sizeof(msg)));
+				      p->run,
+				      pq_error_flat(PQresultErrorMessage(res), msg, sizeof(msg)));
 	}
 out:
 	PQclear(res);
@@ -804,57 +500,51 @@ out:
 	return rc;
 }
 
-static int pg_server_start(const struct pg_paths *p, const struct pg_user *u, int64_t deadline,
+static int pg_server_start(const struct pg_paths *p, const struct child_user *u, int64_t deadline,
 			   int timeout_ms, pid_t *ret_pid, vigil_err *err)
 {
 	char *const argv[] = {
 	    (char *)p->bin_postgres, "-D", (char *)p->data, "-k", (char *)p->run, "-c",
 	    "listen_addresses=",     "-p", PG_PORT,	    NULL,
 	};
-	struct pg_spawn sp = {.path = p->bin_postgres, .argv = argv, .cwd = p->base, .user = u};
 	char tail[300], how[64];
 	pid_t pid;
-	int fd, rc, status;
+	int rc, status;
 
-	fd = pg_log_open(p->server_log, true, u, err);
-	if (fd < 0)
-		return fd;
-	sp.out_fd = fd;
-	rc = pg_spawn(&sp, &pid, err);
-	close(fd);
+	rc = pg_spawn(p, u, argv, p->server_log, true, &pid, err);
 	if (rc < 0)
 		return rc;
 
 	for (;;) {
 		PGPing ping;
 
-		rc = pg_wait_child(pid, 0, &status);
+		rc = child_wait(pid, 0, &status);
 		if (rc == 0) {
-			pg_status_text(status, how, sizeof(how));
-			pg_log_tail(p->server_log, tail, sizeof(tail));
+			child_status_text(status, how, sizeof(how));
+			child_log_tail(p->server_log, tail, sizeof(tail));
 			return verr_set(err, -EIO,
 					"PostgreSQL exited during startup (%s); see %s: %s", how,
 					p->server_log, tail);
 		}
 		if (rc != -ETIMEDOUT) {
-			pg_kill_wait(pid, SIGKILL, PG_STOP_WAIT_MS);
+			child_kill_wait(pid, SIGKILL, PG_STOP_WAIT_MS);
 			return verr_set(err, rc, "cannot wait for PostgreSQL: %s", strerror(-rc));
 		}
 		ping = PQping(p->dsn_admin);
 		if (ping == PQPING_OK)
 			break;
 		if (ping == PQPING_NO_ATTEMPT) {
-			pg_kill_wait(pid, SIGINT, PG_STOP_WAIT_MS);
+			child_kill_wait(pid, SIGINT, PG_STOP_WAIT_MS);
 			return verr_set(err, -EINVAL, "bad connection parameters for %s", p->run);
 		}
-		if (pg_now_ms() >= deadline) {
-			pg_kill_wait(pid, SIGINT, PG_STOP_WAIT_MS);
+		if (child_now_ms() >= deadline) {
+			child_kill_wait(pid, SIGINT, PG_STOP_WAIT_MS);
 			return verr_set(err, -ETIMEDOUT,
 					"PostgreSQL did not accept connections on %s within %d ms; "
 					"see %s",
 					p->run, timeout_ms, p->server_log);
 		}
-		pg_sleep_ms(PG_POLL_MS);
+		child_sleep_ms(PG_POLL_MS);
 	}
 	*ret_pid = pid;
 	return 0;
@@ -864,7 +554,7 @@ struct pgembed *pgembed_start(const char *state_dir, int timeout_ms, vigil_err *
 {
 	struct pg_paths *p = NULL;
 	struct pgembed *pg = NULL;
-	struct pg_user u;
+	struct child_user u;
 	int64_t deadline;
 	pid_t pid = 0;
 	int rc;
@@ -873,7 +563,7 @@ struct pgembed *pgembed_start(const char *state_dir, int timeout_ms, vigil_err *
 		rc = verr_set(err, -EINVAL, "pgembed_start needs a state directory and a timeout");
 		goto fail;
 	}
-	deadline = pg_now_ms() + timeout_ms;
+	deadline = child_now_ms() + timeout_ms;
 	p = calloc(1, sizeof(*p));
 	pg = calloc(1, sizeof(*pg));
 	if (p == NULL || pg == NULL) {
@@ -906,7 +596,7 @@ struct pgembed *pgembed_start(const char *state_dir, int timeout_ms, vigil_err *
 	return pg;
 fail:
 	if (pid > 0)
-		pg_kill_wait(pid, SIGINT, PG_STOP_WAIT_MS);
+		child_kill_wait(pid, SIGINT, PG_STOP_WAIT_MS);
 	free(p);
 	free(pg);
 	errno = -rc;
@@ -924,7 +614,7 @@ void pgembed_stop(struct pgembed *pg)
 		return;
 	/* SIGINT is PostgreSQL's fast shutdown: sessions end, a checkpoint is written. */
 	if (pg->pid > 0)
-		pg_kill_wait(pg->pid, SIGINT, PG_STOP_WAIT_MS);
+		child_kill_wait(pg->pid, SIGINT, PG_STOP_WAIT_MS);
 	free(pg->dsn);
 	free(pg->state_dir);
 	free(pg);
@@ -937,10 +627,10 @@ int pgembed_watch(struct pgembed *pg, int timeout_ms, vigil_err *err)
 	char how[64];
 	int status;
 
-	if (pg->pid > 0 && pg_wait_child(pg->pid, 0, &status) == -ETIMEDOUT)
+	if (pg->pid > 0 && child_wait(pg->pid, 0, &status) == -ETIMEDOUT)
 		return 0; /* still running */
 	if (pg->pid > 0)
-		pg_status_text(status, how, sizeof(how));
+		child_status_text(status, how, sizeof(how));
 	else
 		snprintf(how, sizeof(how), "not running");
 	pg->pid = 0;

@@ -10,11 +10,6 @@
 
 #include "store/store_priv.h"
 
-json_t *store_json_text(const PGresult *res, int row, int col)
-{
-	return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
-}
-
 int store_audits_list(struct store *st, const struct audit_filter *f, json_t **ret, vigil_err *err)
 {
 	/*

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "store/store_priv.h"
+#include "utf8.h"
 
 /* 9999-12-31T23:59:59.999Z in ms: anything later is a defender's bug, not a time. */
 #define LEARN_MS_MAX 253402300799999ull
@@ -54,7 +55,7 @@ bool store_text_ok(const char *s, size_t max, bool required, char *why, size_t w
 		snprintf(why, whylen, "is missing or empty");
 	else if (len > max)
 		snprintf(why, whylen, "is longer than %zu bytes", max);
-	else if (len > 0 && !store_utf8_valid(s))
+	else if (len > 0 && !utf8_valid(s, len))
 		snprintf(why, whylen, "is not valid UTF-8");
 	else
 		return true;
@@ -66,9 +67,9 @@ void store_utf8_trim(char *s)
 	size_t n = strlen(s);
 
 	/* A UTF-8 character is at most 4 bytes: at most 3 of a cut one remain. */
-	for (int i = 0; i < 4 && !store_utf8_valid(s); i++)
+	for (int i = 0; i < 4 && !utf8_valid(s, n); i++)
 		s[n > 0 ? --n : 0] = '\0';
-	if (!store_utf8_valid(s))
+	if (!utf8_valid(s, n))
 		s[0] = '\0';
 }
 

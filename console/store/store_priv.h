@@ -3,10 +3,11 @@
 #define VIGIL_CONSOLE_STORE_PRIV_H
 
 /*
- * What the store's modules (store.c, ingest*.c, queries.c, learning_*.c,
- * commands.c) share: the connection and its lock, the statement helpers with their
- * reconnect and error translation, and the checks of hostile input.  Not
- * for use outside those files.
+ * What the store's modules (store.c, migrate.c, hosts.c, ingest*.c,
+ * learning_*.c, host_commands.c, audit_queries.c) share: the connection and
+ * its lock, the statement helpers with their reconnect and error translation
+ * (store.c), and the checks of hostile input (learning_store.c; UTF-8 by
+ * common/utf8.h).  Not for use outside those files.
  */
 
 #include <pthread.h>
@@ -53,9 +54,6 @@ int store_cmd(struct store *st, const char *what, const char *sql, int nparams,
 /* Column col of row as a new JSON string, or JSON null when it is NULL (NULL when out of memory).
  */
 json_t *store_json_text(const PGresult *res, int row, int col);
-
-/* 1 if s is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
-bool store_utf8_valid(const char *s);
 
 /*
  * Make s valid UTF-8 in place: drop a character cut off at its end (by a

@@ -50,3 +50,23 @@ Test(utf8, validity)
 	cr_assert_not(utf8_valid("\xf4\x90\x80\x80", 4), "past U+10FFFF");
 	cr_assert_not(utf8_valid("\xe2\x82", 2), "cut short");
 }
+
+/* What PostgreSQL text refuses, the store's checks (utf8_valid(s, strlen(s))) refuse too. */
+Test(utf8, validity_refuses_what_postgresql_refuses)
+{
+	cr_assert(utf8_valid("", 0));
+	cr_assert(utf8_valid("\xc2\x80\xdf\xbf", 4), "U+0080, U+07FF");
+	cr_assert(utf8_valid("\xe0\xa0\x80\xef\xbf\xbf", 6), "U+0800, U+FFFF");
+	cr_assert(utf8_valid("\xf0\x90\x80\x80\xf4\x8f\xbf\xbf", 8), "U+10000, U+10FFFF");
+	cr_assert_not(utf8_valid("\xc0\xaf", 2), "overlong in 2 bytes");
+	cr_assert_not(utf8_valid("\xc1\xbf", 2), "overlong in 2 bytes");
+	cr_assert_not(utf8_valid("\xe0\x9f\xbf", 3), "overlong in 3 bytes");
+	cr_assert_not(utf8_valid("\xf0\x8f\xbf\xbf", 4), "overlong in 4 bytes");
+	cr_assert_not(utf8_valid("\xed\xa0\x80", 3), "surrogate U+D800");
+	cr_assert_not(utf8_valid("\xed\xbf\xbf", 3), "surrogate U+DFFF");
+	cr_assert_not(utf8_valid("\xf5\x80\x80\x80", 4), "lead byte past U+10FFFF");
+	cr_assert_not(utf8_valid("\x80", 1), "continuation without a lead");
+	cr_assert_not(utf8_valid("\xc3\x28", 2), "lead without its continuation");
+	cr_assert_not(utf8_valid("\xff", 1));
+	cr_assert_not(utf8_valid("ok\xe2\x82", 4), "cut at the end");
+}
