@@ -11,6 +11,7 @@ packages=(
 	libpq-dev libjansson-dev libcriterion-dev
 	postgresql-15 postgresql-client-15
 	iproute2 procps
+	clang-format # tests/run.sh checks the house format
 )
 
 missing=()

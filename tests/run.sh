@@ -23,6 +23,14 @@ fi
 ninja -C build
 
 status=0
+
+# The house format (root .clang-format) for user space and bpf/ alike: a file
+# that differs fails the run, after the tests, with the names and the fix.
+unformatted=()
+while IFS= read -r -d '' f; do
+	clang-format --dry-run -Werror "$f" >/dev/null 2>&1 || unformatted+=("$f")
+done < <(find bpf common console defender proto tests -name '*.[ch]' -print0 | sort -z)
+
 meson test -C "$builddir" --print-errorlogs --num-processes 2 "$@" || status=$?
 
 # One line a person (and CI) can read: the criterion tests across all suites.
@@ -42,5 +50,10 @@ if [ -f "$log" ]; then
 		END {
 			printf "vigil: %d passed, %d failed, %d skipped\n", passed, failed, skipped
 		}' "$log"
+fi
+if [ ${#unformatted[@]} -gt 0 ]; then
+	echo "vigil: ${#unformatted[@]} file(s) differ from .clang-format (run clang-format -i on them):"
+	printf '  %s\n' "${unformatted[@]}"
+	status=1
 fi
 exit $status

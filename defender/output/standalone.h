@@ -23,7 +23,11 @@ struct standalone_opts {
 	struct capture_opts capture;
 };
 
-/* Parse "exec,file,net" into a type mask; returns -1 naming nothing valid. */
+/*
+ * Parse "exec,file,net" into a type mask (bit 1 << enum ev_type).  Returns 0;
+ * -EINVAL for an unknown name or an empty list (*ret_mask untouched);
+ * -ENAMETOOLONG for a list of 128 bytes or more.
+ */
 int standalone_parse_types(const char *list, uint32_t *ret_mask);
 
 /* Run until *stop is set.  Returns the process exit status; errors are logged. */
