@@ -248,14 +248,20 @@ int main(int argc, char **argv)
 		}
 		popts.limits.learn_window_ms = (uint64_t)cfg.learn_window_s * 1000;
 		if (!cfg.learning)
-			popts.limits.max_models = 0; /* activity is still logged; no service is modelled */
+			popts.limits.max_models =
+			    0; /* activity is still logged; no service is modelled */
 		if ((pipe = pipeline_start(&popts, cap, dl, &err)) == NULL) {
 			log_error("%s", err.msg);
 			goto out;
 		}
 	}
-	struct session_parts parts = {.cfg = &cfg, .host = &host, .up = up, .cap = cap,
-				      .dl = dl, .pipe = pipe, .bpf_status = bpf_status};
+	struct session_parts parts = {.cfg = &cfg,
+				      .host = &host,
+				      .up = up,
+				      .cap = cap,
+				      .dl = dl,
+				      .pipe = pipe,
+				      .bpf_status = bpf_status};
 	if ((sess = session_new(&parts, &err)) == NULL) {
 		log_error("%s", err.msg);
 		goto out;

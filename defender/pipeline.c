@@ -17,12 +17,12 @@
 #define RELEARN_QUEUE_MAX 16
 
 struct pipeline {
-	struct capture *cap; /* borrowed */
-	struct delivery *dl; /* borrowed */
-	struct proctree *pt; /* the thread's once it runs */
-	struct learner *learn; /* the thread's; learner_stats from any thread */
-	struct enrich_scratch scratch; /* the thread's */
-	int64_t clock_offset; /* CLOCK_BOOTTIME → wall clock, ns */
+	struct capture *cap;		/* borrowed */
+	struct delivery *dl;		/* borrowed */
+	struct proctree *pt;		/* the thread's once it runs */
+	struct learner *learn;		/* the thread's; learner_stats from any thread */
+	struct enrich_scratch scratch;	/* the thread's */
+	int64_t clock_offset;		/* CLOCK_BOOTTIME → wall clock, ns */
 	atomic_uint_fast64_t malformed; /* records that did not decode */
 	atomic_bool stop;
 	pthread_t thread;

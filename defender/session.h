@@ -28,9 +28,9 @@ struct session_parts {
 	const struct defender_config *cfg;
 	const struct hostinfo *host; /* for the hello */
 	struct uplink *up;
-	struct capture *cap; /* NULL: running without kernel capture */
-	struct delivery *dl; /* NULL when cap is */
-	struct pipeline *pipe; /* NULL when cap is */
+	struct capture *cap;	/* NULL: running without kernel capture */
+	struct delivery *dl;	/* NULL when cap is */
+	struct pipeline *pipe;	/* NULL when cap is */
 	const char *bpf_status; /* "loaded: ..." or "not loaded: why" */
 };
 

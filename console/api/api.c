@@ -159,7 +159,8 @@ static void handle_audits(nng_aio *aio)
 	f.host_id = api_query_get(&q, "host");
 	f.kind = api_query_get(&q, "kind");
 	f.service = api_query_get(&q, "service");
-	if (api_query_time(&q, "since", &f.since) < 0 || api_query_time(&q, "until", &f.until) < 0 ||
+	if (api_query_time(&q, "since", &f.since) < 0 ||
+	    api_query_time(&q, "until", &f.until) < 0 ||
 	    api_query_page(&q, &f.before_id, &f.limit) < 0) {
 		api_respond_bad_param(aio, &q);
 		return;

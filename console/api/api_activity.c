@@ -22,7 +22,8 @@ void api_handle_activity(nng_aio *aio)
 	f.user = api_query_get(&q, "user");
 	/* A session is the pid of its root process: an integer column. */
 	if (api_query_int(&q, "session", 0, INT32_MAX, &f.session) < 0 ||
-	    api_query_time(&q, "since", &f.since) < 0 || api_query_time(&q, "until", &f.until) < 0 ||
+	    api_query_time(&q, "since", &f.since) < 0 ||
+	    api_query_time(&q, "until", &f.until) < 0 ||
 	    api_query_page(&q, &f.before_id, &f.limit) < 0) {
 		api_respond_bad_param(aio, &q);
 		return;

@@ -209,7 +209,8 @@ int api_query_time(struct api_query *q, const char *name, const char **ret)
 	return 0;
 }
 
-int api_query_word(struct api_query *q, const char *name, const char *const *allowed, const char **ret)
+int api_query_word(struct api_query *q, const char *name, const char *const *allowed,
+		   const char **ret)
 {
 	const char *v = api_query_get(q, name);
 	char why[160];

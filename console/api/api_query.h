@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define API_QUERY_TEXT_MAX	2048
+#define API_QUERY_TEXT_MAX   2048
 #define API_QUERY_PARAMS_MAX 16
 
 struct api_query {
@@ -49,14 +49,15 @@ int api_query_int(struct api_query *q, const char *name, int64_t min, int64_t ma
 int api_query_time(struct api_query *q, const char *name, const char **ret);
 
 /* name must be one of the NULL-terminated values in allowed.  0, 1 or -EINVAL. */
-int api_query_word(struct api_query *q, const char *name, const char *const *allowed, const char **ret);
+int api_query_word(struct api_query *q, const char *name, const char *const *allowed,
+		   const char **ret);
 
 /*
  * The list endpoints' paging: before_id (an id, default 0: from the newest)
  * and limit (1..1000, default 100).  0, or -EINVAL as api_query_int.
  */
 #define API_QUERY_LIMIT_DEFAULT 100
-#define API_QUERY_LIMIT_MAX	   1000
+#define API_QUERY_LIMIT_MAX	1000
 int api_query_page(struct api_query *q, int64_t *before_id, int *limit);
 
 /* A decimal id "1".."9223372036854775807" (nothing else) into *ret; false when not. */

@@ -311,8 +311,8 @@ char *event_ipv4_text(const uint8_t a[4], char out[16])
 	return out;
 }
 
-static void put_endpoint(struct json_writer *w, const char *key, unsigned family, const uint8_t *addr,
-			 unsigned port)
+static void put_endpoint(struct json_writer *w, const char *key, unsigned family,
+			 const uint8_t *addr, unsigned port)
 {
 	char text[INET6_ADDRSTRLEN];
 

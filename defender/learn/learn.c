@@ -154,7 +154,8 @@ static bool path_obs(struct obs *o, enum model_kind kind, const char *path)
 		return false;
 	o->m.kind = kind;
 	o->m.pattern = o->pattern;
-	o->m.fold = generalize_parent_glob(o->pattern, o->fold, sizeof(o->fold)) >= 0 ? o->fold : NULL;
+	o->m.fold =
+	    generalize_parent_glob(o->pattern, o->fold, sizeof(o->fold)) >= 0 ? o->fold : NULL;
 	text_copy(o->raw, sizeof(o->raw), path);
 	return true;
 }
@@ -173,7 +174,9 @@ static size_t file_obs(const struct event *ev, struct obs *o)
 	if (f->result < 0 || !abs_path(&ev->s[0], &ev->s[2], path, sizeof(path)))
 		return 0;
 	if (f->op == FOP_OPEN && !open_writes(f->open_flags))
-		return generalize_is_sensitive(path) && path_obs(&o[0], MK_SENSITIVE_READ, path) ? 1 : 0;
+		return generalize_is_sensitive(path) && path_obs(&o[0], MK_SENSITIVE_READ, path)
+			   ? 1
+			   : 0;
 	if (path_obs(&o[n], MK_WRITE, path))
 		n++;
 	/* rename and link create a second name; a symlink's target is only text. */
@@ -201,7 +204,8 @@ static size_t net_obs(const struct event *ev, struct obs *o)
 	if (family == AF_UNIX) {
 		char path[EV_PATH_MAX], gen[GENERALIZE_PATTERN_MAX - 8];
 
-		if (ev->s[0].p == NULL || ev->s[0].len == 0 || ev->s[0].len >= GENERALIZE_PATTERN_MAX ||
+		if (ev->s[0].p == NULL || ev->s[0].len == 0 ||
+		    ev->s[0].len >= GENERALIZE_PATTERN_MAX ||
 		    (e->op != NOP_CONNECT && e->op != NOP_LISTEN))
 			return 0;
 		memcpy(path, ev->s[0].p, ev->s[0].len + 1);
@@ -430,9 +434,10 @@ static void activity_line(const struct event *ev, const struct event_enrich *en,
 				 (int)(ev->s[0].len < 48 ? ev->s[0].len : 48),
 				 ev->s[0].p != NULL ? ev->s[0].p : "");
 		else if (generalize_addr(e->family,
-				  e->op == NOP_CONNECT || e->op == NOP_ACCEPT ? e->remote_addr
-									      : e->local_addr,
-				  addr, sizeof(addr)) < 0)
+					 e->op == NOP_CONNECT || e->op == NOP_ACCEPT
+					     ? e->remote_addr
+					     : e->local_addr,
+					 addr, sizeof(addr)) < 0)
 			snprintf(addr, sizeof(addr), "?");
 		snprintf(line, len, "%s %s %s port %u%s", e->op < 5 ? ops[e->op] : "?",
 			 event_net_proto_name(e), addr,

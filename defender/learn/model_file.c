@@ -117,8 +117,8 @@ static int load_entries(struct model_set *s, struct model *m, const char *exe, j
 				&fold, "pattern", &pattern, "first_seen_ms", &first, "last_seen_ms",
 				&last, "count", &count, "deviation", &dev) < 0 ||
 		    (k = model_kind_parse(kind)) < 0 || !str_ok(pattern, GENERALIZE_PATTERN_MAX) ||
-		    (fold != NULL && !str_ok(fold, GENERALIZE_PATTERN_MAX)) || first < 0 || last < 0 ||
-		    count < 0) {
+		    (fold != NULL && !str_ok(fold, GENERALIZE_PATTERN_MAX)) || first < 0 ||
+		    last < 0 || count < 0) {
 			log_warn("%s: entry %zu of %s is malformed; left out", file, i, exe);
 			s->st.load_errors++;
 			continue;
