@@ -118,7 +118,7 @@ static void run_commands(struct session *s, const Vigil__Reply *reply)
 }
 
 /* The heartbeat's counters: capture, delivery, learning. */
-#define COUNTERS_MAX (EV_TYPE_MAX + DROP_REASON_MAX + FILTER_REASON_MAX + 1 + 8 + 12)
+#define COUNTERS_MAX (EV_TYPE_MAX + DROP_REASON_MAX + FILTER_REASON_MAX + 1 + 9 + 11)
 
 struct counters {
 	Vigil__Counter c[COUNTERS_MAX];
@@ -164,6 +164,7 @@ static void counters_fill(const struct session *s, struct counters *k)
 		counter_add(k, "delivery", "spool_pending", ds.spool_pending);
 		counter_add(k, "delivery", "spool_dropped", ds.spool_dropped);
 		counter_add(k, "delivery", "append_errors", ds.append_errors);
+		counter_add(k, "delivery", "oversize", ds.oversize);
 	}
 	if (s->parts.pipe != NULL) {
 		pipeline_learn_stats(s->parts.pipe, &ls);
@@ -175,7 +176,7 @@ static void counters_fill(const struct session *s, struct counters *k)
 		counter_add(k, "learn", "folds", ls.models.folds);
 		counter_add(k, "learn", "over_bounds",
 			    ls.models.full_models + ls.models.full_sections +
-				    ls.models.full_entries);
+				ls.models.full_entries);
 		counter_add(k, "learn", "activity", ls.activity);
 		counter_add(k, "learn", "unplaced", ls.unplaced);
 		counter_add(k, "learn", "save_errors", ls.models.save_errors);
@@ -255,7 +256,8 @@ void session_run(struct session *s, volatile sig_atomic_t *stop)
 			if (rc == 0) {
 				registered = true;
 				reported_down = false;
-				log_info("registered with the console (bpf: %s)", s->parts.bpf_status);
+				log_info("registered with the console (bpf: %s)",
+					 s->parts.bpf_status);
 			}
 		} else {
 			rc = send_heartbeat(s, &err);
@@ -276,9 +278,10 @@ void session_run(struct session *s, volatile sig_atomic_t *stop)
 			if (rc == -ETIMEDOUT && uplink_connections(s->parts.up) > 0) {
 				int n = uplink_close_links(s->parts.up);
 
-				log_warn("no answer over %d open connection(s) to the console in 5 s; "
-					 "closing them to dial again",
-					 n);
+				log_warn(
+				    "no answer over %d open connection(s) to the console in 5 s; "
+				    "closing them to dial again",
+				    n);
 			}
 			if (!reported_down || now_ms() - last_diag > 60000) {
 				char why[1024];

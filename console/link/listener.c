@@ -262,6 +262,7 @@ static nng_msg *handle_batch(struct listener *l, const char *host_id, const Vigi
 				 rc == -EINVAL ? VIGIL__REPLY__STATUS__REFUSED
 					       : VIGIL__REPLY__STATUS__RETRY,
 				 why, l->heartbeat_interval_ms);
+	w.b.incarnation = env->incarnation;
 	rc = store_ingest(worker_store, host_id, env->seq, &w.b, &res, &err);
 	if (rc < 0) {
 		log_warn("batch %llu from host %s not stored: %s", (unsigned long long)env->seq,
@@ -269,6 +270,10 @@ static nng_msg *handle_batch(struct listener *l, const char *host_id, const Vigi
 		batch_decode_free(&w);
 		return reply_msg(env->seq, status_for(rc), err.msg, l->heartbeat_interval_ms);
 	}
+	if (res.new_stream)
+		log_warn("host %s started a new delivery stream (%llu): its defender's state was"
+			 " reset (audited as defender_reset)",
+			 host_id, (unsigned long long)env->incarnation);
 	if (res.refused > 0)
 		log_warn("batch %llu from host %s: %zu malformed event(s) left out (audited)",
 			 (unsigned long long)env->seq, host_id, res.refused);

@@ -13,13 +13,14 @@
  */
 
 #include "error.h"
+#include "wire_limits.h"
 #include "store/store.h"
 
 #include <nng/nng.h>
 #include <nng/supplemental/tls/tls.h>
 
 /* Largest request accepted; protobuf-c never sees more (upstream #796). */
-#define LISTENER_MSG_MAX (1024 * 1024)
+#define LISTENER_MSG_MAX VIGIL_MSG_MAX
 #define LISTENER_WORKERS 8
 
 struct listener;

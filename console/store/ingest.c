@@ -57,23 +57,27 @@ static int add_audit(struct store *st, const char *host_id, const char *kind, co
  * Record gap reports, each (host, range, reason) once however often the
  * defender repeats it.  Caller holds the lock.
  */
-static int store_gaps(struct store *st, const char *host_id, const struct store_gap *gaps,
-		      size_t ngaps, vigil_err *err)
+static int store_gaps(struct store *st, const char *host_id, uint64_t incarnation,
+		      const struct store_gap *gaps, size_t ngaps, vigil_err *err)
 {
 	static const char sql[] =
 	    "INSERT INTO audits (host_id, kind, severity, summary, detail)"
 	    " SELECT $1, 'delivery_gap', 'high', $2, jsonb_build_object('first_seq', $3::bigint,"
-	    " 'last_seq', $4::bigint, 'count', $5::bigint, 'reason', $6::text)"
+	    " 'last_seq', $4::bigint, 'count', $5::bigint, 'reason', $6::text,"
+	    " 'incarnation', $7::bigint)"
 	    " WHERE NOT EXISTS (SELECT 1 FROM audits WHERE host_id = $1 AND kind = 'delivery_gap'"
 	    " AND (detail->>'first_seq')::bigint = $3::bigint"
-	    " AND (detail->>'last_seq')::bigint = $4::bigint AND detail->>'reason' = $6::text)";
+	    " AND (detail->>'last_seq')::bigint = $4::bigint AND detail->>'reason' = $6::text"
+	    " AND coalesce((detail->>'incarnation')::bigint, 0) = $7::bigint)";
+	char inc[24];
 	int rc = 0;
 
+	snprintf(inc, sizeof(inc), "%" PRIu64, incarnation);
 	for (size_t i = 0; i < ngaps && rc == 0; i++) {
 		const struct store_gap *g = &gaps[i];
 		char summary[256], first[24], last[24], count[24];
 		const char *reason = g->reason ? g->reason : "unknown";
-		const char *params[6] = {host_id, summary, first, last, count, reason};
+		const char *params[7] = {host_id, summary, first, last, count, reason, inc};
 
 		snprintf(summary, sizeof(summary),
 			 "defender dropped %" PRIu64 " batch(es), seq %" PRIu64 "..%" PRIu64
@@ -82,7 +86,7 @@ static int store_gaps(struct store *st, const char *host_id, const struct store_
 		snprintf(first, sizeof(first), "%" PRIu64, g->first_seq);
 		snprintf(last, sizeof(last), "%" PRIu64, g->last_seq);
 		snprintf(count, sizeof(count), "%" PRIu64, g->count);
-		rc = store_cmd(st, "recording a delivery gap", sql, 6, params, true, err);
+		rc = store_cmd(st, "recording a delivery gap", sql, 7, params, true, err);
 	}
 	return rc;
 }
@@ -103,6 +107,71 @@ static int audit_left_out(struct store *st, const char *host_id, uint64_t seq, c
 	if (detail == NULL)
 		return verr_set(err, -ENOMEM, "out of memory");
 	return add_audit(st, host_id, kind, "medium", summary, detail, err);
+}
+
+/*
+ * The batch being claimed is the first of (host, incarnation)?  Then record
+ * the stream, and when the host had another one before, audit the reset
+ * with what the console knows of the old stream: its last stored batch and
+ * how many below it never arrived.  Concurrent first batches of one stream
+ * wait on the key, so the reset is audited once.  Caller holds the lock,
+ * inside the batch's transaction.
+ */
+static int stream_register(struct store *st, const char *host_id, uint64_t incarnation,
+			   int *ret_new, vigil_err *err)
+{
+	static const char add[] = "INSERT INTO delivery_streams (host_id, incarnation)"
+				  " VALUES ($1, $2::bigint) ON CONFLICT DO NOTHING RETURNING 1";
+	static const char prev[] =
+	    "SELECT s.incarnation, coalesce(max(b.seq), 0), count(b.seq),"
+	    " coalesce(" TS_UTC("max(b.received_at)") ", '')"
+						      " FROM (SELECT incarnation FROM "
+						      "delivery_streams WHERE host_id = $1"
+						      " AND incarnation <> $2::bigint ORDER BY "
+						      "first_seen DESC LIMIT 1) s"
+						      " LEFT JOIN batches b ON b.host_id = $1 AND "
+						      "b.incarnation = s.incarnation"
+						      " GROUP BY s.incarnation";
+	char inc[24], summary[512];
+	const char *params[2] = {host_id, inc};
+	PGresult *r = NULL;
+	json_t *detail;
+	int rc;
+
+	*ret_new = 0;
+	snprintf(inc, sizeof(inc), "%" PRIu64, incarnation);
+	if ((rc = store_exec(st, "recording a delivery stream", add, 2, params, PGRES_TUPLES_OK,
+			     false, &r, err)) < 0)
+		return rc;
+	bool added = PQntuples(r) == 1;
+	PQclear(r);
+	if (!added)
+		return 0;
+	if ((rc = store_exec(st, "looking up the previous delivery stream", prev, 2, params,
+			     PGRES_TUPLES_OK, false, &r, err)) < 0)
+		return rc;
+	if (PQntuples(r) == 0) {
+		PQclear(r); /* the host's first stream */
+		return 0;
+	}
+	long long old = atoll(PQgetvalue(r, 0, 0)), last = atoll(PQgetvalue(r, 0, 1));
+	long long stored = atoll(PQgetvalue(r, 0, 2));
+	snprintf(summary, sizeof(summary),
+		 "defender state reset: a new delivery stream started at seq 1; the old one's"
+		 " last stored batch was %lld, %lld batch(es) below it never arrived, and"
+		 " whatever it had not sent yet is lost",
+		 last, last - stored);
+	detail = json_pack("{s:I,s:I,s:I,s:I,s:I,s:s}", "incarnation", (json_int_t)incarnation,
+			   "old_incarnation", (json_int_t)old, "old_last_seq", (json_int_t)last,
+			   "old_batches_stored", (json_int_t)stored, "old_batches_missing",
+			   (json_int_t)(last - stored), "old_last_received", PQgetvalue(r, 0, 3));
+	PQclear(r);
+	if (detail == NULL)
+		return verr_set(err, -ENOMEM, "out of memory");
+	if ((rc = add_audit(st, host_id, "defender_reset", "high", summary, detail, err)) < 0)
+		return rc;
+	*ret_new = 1;
+	return 0;
 }
 
 /* How one attempt at a batch's transaction goes. */
@@ -184,20 +253,23 @@ static int ingest_once(struct store *st, const char *host_id, uint64_t seq,
 		       const struct ingest_batch *b, const struct attempt *a,
 		       struct ingest_result *res, vigil_err *err)
 {
-	static const char claim[] = "INSERT INTO batches (host_id, seq, n_events) VALUES ($1,"
-				    " $2::bigint, $3::integer) ON CONFLICT DO NOTHING RETURNING 1";
+	static const char claim[] =
+	    "INSERT INTO batches (host_id, seq, n_events, incarnation) VALUES ($1,"
+	    " $2::bigint, $3::integer, $4::bigint) ON CONFLICT DO NOTHING RETURNING 1";
 	struct ingest_problems p = {0};
-	char seqtext[24], ntext[24];
-	const char *params[3] = {host_id, seqtext, ntext};
+	char seqtext[24], ntext[24], inctext[24];
+	const char *params[4] = {host_id, seqtext, ntext, inctext};
+	int new_stream = 0;
 	PGresult *r = NULL;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
 	snprintf(seqtext, sizeof(seqtext), "%" PRIu64, seq);
 	snprintf(ntext, sizeof(ntext), "%zu", b->nevents - a->nskipped);
+	snprintf(inctext, sizeof(inctext), "%" PRIu64, b->incarnation);
 	if ((rc = store_cmd(st, "starting a batch", "BEGIN", 0, NULL, true, err)) < 0)
 		return rc;
-	rc = store_exec(st, "claiming a batch", claim, 3, params, PGRES_TUPLES_OK, false, &r, err);
+	rc = store_exec(st, "claiming a batch", claim, 4, params, PGRES_TUPLES_OK, false, &r, err);
 	if (rc < 0)
 		goto rollback;
 	if (PQntuples(r) == 0) {
@@ -207,12 +279,15 @@ static int ingest_once(struct store *st, const char *host_id, uint64_t seq,
 		return store_cmd(st, "finishing a batch", "COMMIT", 0, NULL, false, err);
 	}
 	PQclear(r);
+	if ((rc = stream_register(st, host_id, b->incarnation, &new_stream, err)) < 0)
+		goto rollback;
 	if (b->nevents > a->nskipped &&
 	    (rc = ingest_copy_events(st, host_id, seq, b->events, b->nevents, a->skip, err)) < 0)
 		goto rollback;
 	if ((rc = ingest_learning(st, host_id, b, a, &p, res, err)) < 0)
 		goto rollback;
-	if (b->ngaps > 0 && (rc = store_gaps(st, host_id, b->gaps, b->ngaps, err)) < 0)
+	if (b->ngaps > 0 &&
+	    (rc = store_gaps(st, host_id, b->incarnation, b->gaps, b->ngaps, err)) < 0)
 		goto rollback;
 	if ((rc = audit_attempt(st, host_id, seq, a, &p, err)) < 0)
 		goto rollback;
@@ -221,6 +296,7 @@ static int ingest_once(struct store *st, const char *host_id, uint64_t seq,
 	res->stored = b->nevents - a->nskipped;
 	res->refused = a->nskipped;
 	res->malformed = p.count;
+	res->new_stream = new_stream;
 	goto out;
 rollback:
 	if (PQstatus(st->conn) == CONNECTION_OK) {
@@ -266,6 +342,9 @@ static int check_limits(uint64_t seq, const struct ingest_batch *b, vigil_err *e
 	if (seq > (uint64_t)INT64_MAX)
 		return verr_set(err, -EINVAL, "batch sequence number %" PRIu64 " is out of range",
 				seq);
+	if (b->incarnation > (uint64_t)INT64_MAX)
+		return verr_set(err, -EINVAL, "delivery stream %" PRIu64 " is out of range",
+				b->incarnation);
 	return 0;
 }
 
@@ -284,7 +363,7 @@ int store_ingest(struct store *st, const char *host_id, uint64_t seq, const stru
 		if (b->nevents > 0 || has_learning(b))
 			return verr_set(err, -EINVAL, "events without a batch sequence number");
 		pthread_mutex_lock(&st->lock);
-		rc = store_gaps(st, host_id, b->gaps, b->ngaps, err);
+		rc = store_gaps(st, host_id, b->incarnation, b->gaps, b->ngaps, err);
 		pthread_mutex_unlock(&st->lock);
 		return rc;
 	}

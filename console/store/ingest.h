@@ -3,7 +3,7 @@
 #define VIGIL_CONSOLE_INGEST_H
 
 /*
- * Committing defenders' batches: each (host, seq) is stored exactly once,
+ * Committing defenders' batches: each (host, incarnation, seq) is stored exactly once,
  * in one transaction with its events (COPY), its interactive activity
  * (COPY), its gap audits, its deviations (audits) and its model deltas,
  * however often the defender resends it.  The listener acknowledges a batch
@@ -99,6 +99,13 @@ struct store_gap {
 
 /* Everything one batch carries; the arrays are read, never kept. */
 struct ingest_batch {
+	/*
+	 * The defender's delivery stream (Envelope.incarnation, at most
+	 * INT64_MAX; 0 for a defender from before streams): seqs are numbered
+	 * within it, and the first batch of a host's new stream is audited
+	 * (defender_reset: its state was lost and it started over).
+	 */
+	uint64_t incarnation;
 	const struct store_event *events;
 	size_t nevents;
 	const struct store_gap *gaps;
@@ -118,6 +125,7 @@ struct ingest_result {
 	size_t deltas;	   /* model deltas applied */
 	size_t entries;	   /* model entries upserted or removed */
 	size_t malformed;  /* activities, deviations, deltas and entries left out (audited) */
+	int new_stream;	   /* 1: the first batch of a stream that replaced another (audited) */
 };
 
 /*

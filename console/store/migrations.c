@@ -155,6 +155,29 @@ static const struct migration migrations[] = {
 	       "ALTER TABLE audits ADD COLUMN service text, ADD COLUMN exe text;"
 	       "CREATE INDEX audits_host_service_ts_idx ON audits (host_id, service, ts);",
     },
+    {
+	.version = 7,
+	.name = "delivery_streams",
+	/*
+	 * A defender's batches are numbered within its spool's incarnation (a
+	 * random id given when the spool was created), so a defender whose state
+	 * was lost, starting again at seq 1, is a new stream and never a run of
+	 * "duplicates".  batches are keyed by (host, incarnation, seq); what was
+	 * stored before has incarnation 0, which a defender from before keeps.
+	 * delivery_streams: every stream a host has used, first one first; a new
+	 * one after the first is audited (defender_reset).
+	 */
+	.sql = "ALTER TABLE batches ADD COLUMN incarnation bigint NOT NULL DEFAULT 0;"
+	       "ALTER TABLE batches DROP CONSTRAINT batches_pkey;"
+	       "ALTER TABLE batches ADD PRIMARY KEY (host_id, incarnation, seq);"
+	       "CREATE TABLE delivery_streams ("
+	       " host_id text NOT NULL,"
+	       " incarnation bigint NOT NULL,"
+	       " first_seen timestamptz NOT NULL DEFAULT now(),"
+	       " PRIMARY KEY (host_id, incarnation));"
+	       "INSERT INTO delivery_streams (host_id, incarnation, first_seen)"
+	       " SELECT host_id, 0, min(received_at) FROM batches GROUP BY host_id;",
+    },
 };
 
 const struct migration *migrations_get(size_t *ret_count)

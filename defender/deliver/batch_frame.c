@@ -17,15 +17,20 @@ size_t batch_frame_varint(uint8_t *p, uint64_t v)
 	return n;
 }
 
-uint8_t *batch_frame_envelope(uint64_t seq, const void *batch, size_t len, size_t *ret_len)
+uint8_t *batch_frame_envelope(uint64_t incarnation, uint64_t seq, const void *batch, size_t len,
+			      size_t *ret_len)
 {
-	uint8_t *out = malloc(len + 2 + 2 * BATCH_FRAME_VARINT_MAX);
+	uint8_t *out = malloc(len + BATCH_FRAME_ENVELOPE_OVERHEAD);
 	size_t n = 0;
 
 	if (out == NULL)
 		return NULL;
 	out[n++] = 0x08; /* field 1 (seq), varint */
 	n += batch_frame_varint(out + n, seq);
+	if (incarnation != 0) {
+		out[n++] = 0x28; /* field 5 (incarnation), varint */
+		n += batch_frame_varint(out + n, incarnation);
+	}
 	out[n++] = 0x22; /* field 4 (batch), length-delimited */
 	n += batch_frame_varint(out + n, len);
 	memcpy(out + n, batch, len);

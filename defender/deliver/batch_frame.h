@@ -18,8 +18,15 @@
 /* Write v as a protobuf varint at p (room for BATCH_FRAME_VARINT_MAX); returns its length. */
 size_t batch_frame_varint(uint8_t *p, uint64_t v);
 
-/* Envelope{seq = 1, batch = 4} around packed Batch bytes: malloc'ed, NULL when out of memory. */
-uint8_t *batch_frame_envelope(uint64_t seq, const void *batch, size_t len, size_t *ret_len);
+/* What batch_frame_envelope adds at most around a batch: three keys and three varints. */
+#define BATCH_FRAME_ENVELOPE_OVERHEAD (3 + 3 * BATCH_FRAME_VARINT_MAX)
+
+/*
+ * Envelope{seq = 1, incarnation = 5 (left out when 0), batch = 4} around
+ * packed Batch bytes: malloc'ed, NULL when out of memory.
+ */
+uint8_t *batch_frame_envelope(uint64_t incarnation, uint64_t seq, const void *batch, size_t len,
+			      size_t *ret_len);
 
 /*
  * Whether a packed Batch of len bytes carries model deltas (field 4): such a

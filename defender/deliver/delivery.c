@@ -13,8 +13,15 @@
 #include "log.h"
 #include "deliver/spool.h"
 #include "vigil.pb-c.h"
+#include "wire_limits.h"
 
 #define LINE_MAX_BYTES (EV_RECORD_MAX * 3)
+
+/*
+ * The largest packed Batch a console accepts, once framed in its Envelope and
+ * behind nng's 4-byte request id (the receiver's limit counts both).
+ */
+#define BATCH_WIRE_MAX (VIGIL_MSG_MAX - BATCH_FRAME_ENVELOPE_OVERHEAD - 64)
 
 struct pending_event {
 	Vigil__Event pb;
@@ -27,7 +34,8 @@ struct pending_event {
 /* A batch a sender has taken from the spool and not yet seen acknowledged. */
 struct in_flight {
 	uint64_t seq;
-	bool done; /* acknowledged (or refused for good) by the console */
+	bool done;    /* acknowledged (or refused for good) by the console */
+	bool dropped; /* never sent: too large for a console (a gap says so) */
 };
 
 /* One sender thread: one request channel, one batch in flight at a time. */
@@ -77,8 +85,8 @@ struct delivery {
 
 	struct pending_event *batch;
 	size_t nbatch;
-	size_t batch_bytes;	/* JSON bytes in the batch */
-	size_t batch_max_bytes; /* flush past this: a batch must fit the spool many times over */
+	size_t batch_bytes;	/* the batch's packed size: events and extras, exactly */
+	size_t batch_max_bytes; /* flush before this: a batch must fit the spool many times over */
 	uint64_t batch_started_ms;
 	char *line; /* JSON scratch, capture thread */
 	/*
@@ -123,6 +131,15 @@ static void flush_locked(struct delivery *dl)
 	b.n_events = dl->nbatch;
 	b.events = evp;
 	len = vigil__batch__get_packed_size(&b);
+	if (len + dl->extra_len != dl->batch_bytes || len + dl->extra_len > BATCH_WIRE_MAX) {
+		/* The accounting above is exact; a batch a console refuses must never be spooled.
+		 */
+		dl->st.append_errors++;
+		log_error(
+		    "a batch of %zu events packs to %zu bytes, not the %zu counted: not spooled",
+		    dl->nbatch, len + dl->extra_len, dl->batch_bytes);
+		goto out;
+	}
 	if ((buf = malloc(len + dl->extra_len + 1)) == NULL)
 		goto fail;
 	vigil__batch__pack(&b, buf);
@@ -156,6 +173,31 @@ out:
 		dl->ring_safe = dl->batch_ring_end;
 }
 
+/* Bytes a length-delimited field of len bytes takes in a packed Batch: key, length, value. */
+static size_t field_bytes(size_t len)
+{
+	uint8_t v[BATCH_FRAME_VARINT_MAX];
+
+	return 1 + batch_frame_varint(v, len) + len;
+}
+
+/*
+ * Make room for an item of `bytes` in the batch being built: flush first when
+ * it would not fit beside what is there.  An item too large for any batch a
+ * console accepts is refused (-E2BIG): it could never be delivered.  Caller
+ * holds lock.
+ */
+static int make_room_locked(struct delivery *dl, size_t bytes)
+{
+	if (bytes > BATCH_WIRE_MAX)
+		return -E2BIG;
+	if ((dl->nbatch > 0 || dl->extra_len > 0) &&
+	    (dl->batch_bytes + bytes > dl->batch_max_bytes ||
+	     dl->nbatch >= (size_t)dl->opts.batch_max_events))
+		flush_locked(dl);
+	return 0;
+}
+
 /* Copy act's strings into one block pe owns, and attach it to pe's event. */
 static int attach_activity(struct pending_event *pe, const Vigil__Activity *act)
 {
@@ -177,20 +219,42 @@ static int attach_activity(struct pending_event *pe, const Vigil__Activity *act)
 void delivery_add(struct delivery *dl, const struct event *ev, const struct event_enrich *en,
 		  const Vigil__Activity *act, int64_t clock_offset_ns, uint64_t ring_end)
 {
+	Vigil__Event probe = VIGIL__EVENT__INIT;
 	struct pending_event *pe;
 	struct json_writer w;
+	char comm[EV_COMM_LEN + 1];
+	size_t bytes;
 
 	json_writer_init(&w, dl->line, LINE_MAX_BYTES);
 	event_json_write(&w, ev, en, clock_offset_ns);
 	if (w.overflow)
 		return;
+	/* Its exact packed size, before it joins a batch: the batch must fit a console. */
+	memcpy(comm, ev->hdr->comm, EV_COMM_LEN);
+	comm[EV_COMM_LEN] = '\0';
+	probe.type = ev->hdr->type;
+	probe.ts_ns = (uint64_t)((int64_t)ev->hdr->ts_ns + clock_offset_ns);
+	probe.pid = ev->hdr->pid;
+	probe.ppid = ev->hdr->ppid;
+	probe.uid = ev->hdr->uid;
+	probe.comm = comm;
+	probe.json = dl->line;
+	probe.activity = (Vigil__Activity *)act;
+	bytes = field_bytes(vigil__event__get_packed_size(&probe));
 	pthread_mutex_lock(&dl->lock);
-	if (dl->nbatch == 0)
+	if (make_room_locked(dl, bytes) < 0) {
+		dl->st.oversize++;
+		pthread_mutex_unlock(&dl->lock);
+		log_error(
+		    "an event of %zu bytes is larger than a console accepts: not sent (counted"
+		    " as delivery.oversize)",
+		    bytes);
+		return;
+	}
+	if (dl->nbatch == 0 && dl->extra_len == 0)
 		dl->batch_started_ms = mono_ms();
-	if (ring_end > dl->batch_ring_end)
-		dl->batch_ring_end = ring_end;
 	pe = &dl->batch[dl->nbatch];
-	vigil__event__init(&pe->pb);
+	pe->pb = probe;
 	pe->act_strings = NULL;
 	pe->json = strdup(dl->line);
 	if (pe->json == NULL || (act != NULL && attach_activity(pe, act) < 0)) {
@@ -199,21 +263,17 @@ void delivery_add(struct delivery *dl, const struct event *ev, const struct even
 		pthread_mutex_unlock(&dl->lock);
 		return;
 	}
-	memcpy(pe->comm, ev->hdr->comm, EV_COMM_LEN);
-	pe->comm[EV_COMM_LEN] = '\0';
-	pe->pb.type = ev->hdr->type;
-	pe->pb.ts_ns = (uint64_t)((int64_t)ev->hdr->ts_ns + clock_offset_ns);
-	pe->pb.pid = ev->hdr->pid;
-	pe->pb.ppid = ev->hdr->ppid;
-	pe->pb.uid = ev->hdr->uid;
+	if (act == NULL)
+		pe->pb.activity = NULL;
+	memcpy(pe->comm, comm, sizeof(pe->comm));
 	pe->pb.comm = pe->comm;
 	pe->pb.json = pe->json;
+	/* After any flush above: that batch did not hold this event. */
+	if (ring_end > dl->batch_ring_end)
+		dl->batch_ring_end = ring_end;
 	dl->nbatch++;
-	dl->batch_bytes += w.len + EV_COMM_LEN + 32;
+	dl->batch_bytes += bytes;
 	dl->st.events_added++;
-	if (dl->nbatch >= (size_t)dl->opts.batch_max_events ||
-	    dl->batch_bytes >= dl->batch_max_bytes)
-		flush_locked(dl);
 	pthread_mutex_unlock(&dl->lock);
 }
 
@@ -231,6 +291,15 @@ static void add_extra(struct delivery *dl, uint32_t field, const ProtobufCMessag
 	hdr[h++] = (uint8_t)((field << 3) | 2);
 	h += batch_frame_varint(hdr + h, len);
 	pthread_mutex_lock(&dl->lock);
+	if (make_room_locked(dl, h + len) < 0) {
+		dl->st.oversize++;
+		pthread_mutex_unlock(&dl->lock);
+		log_error(
+		    "a deviation or model change of %zu bytes is larger than a console accepts:"
+		    " not sent (counted as delivery.oversize)",
+		    h + len);
+		return;
+	}
 	need = dl->extra_len + h + len;
 	if (need > dl->extra_cap) {
 		size_t cap = dl->extra_cap ? dl->extra_cap : 4096;
@@ -253,8 +322,6 @@ static void add_extra(struct delivery *dl, uint32_t field, const ProtobufCMessag
 	protobuf_c_message_pack(msg, dl->extra + dl->extra_len + h);
 	dl->extra_len = need;
 	dl->batch_bytes += h + len;
-	if (dl->batch_bytes >= dl->batch_max_bytes)
-		flush_locked(dl);
 	pthread_mutex_unlock(&dl->lock);
 }
 
@@ -362,7 +429,7 @@ static void take_gaps(struct delivery *dl)
 		for (size_t i = 0; i < dl->nwindow; i++) {
 			size_t n = dl->ngaps;
 
-			if (dl->window[i].done)
+			if (dl->window[i].done && !dl->window[i].dropped)
 				gap_forget(dl, g, dl->window[i].seq);
 			if (dl->ngaps != n)
 				break;
@@ -407,6 +474,7 @@ static bool send_gaps(struct delivery *dl, struct uplink_chan *ch)
 	b.n_gaps = n;
 	b.gaps = gpp;
 	env.seq = 0;
+	env.incarnation = spool_incarnation(dl->sp);
 	env.body_case = VIGIL__ENVELOPE__BODY_BATCH;
 	env.batch = &b;
 	rc = uplink_request(ch, &env, NULL, 0, 15000, &reply, &err);
@@ -439,6 +507,8 @@ static bool earlier_in_flight(const struct delivery *dl, uint64_t seq)
 	return false;
 }
 
+static void window_done(struct delivery *dl, uint64_t seq);
+
 /*
  * Take the next batch into the window: its Envelope in *ret_msg (malloc'ed).
  * Returns 0, -EAGAIN when there is nothing to take now (after waiting a
@@ -461,12 +531,31 @@ static int take_next(struct delivery *dl, uint64_t *ret_seq, uint8_t **ret_msg, 
 		wait_changed(dl, 200);
 		return -EAGAIN;
 	}
-	if (rc == 0 &&
-	    (*ret_msg = batch_frame_envelope(rec.seq, rec.payload, rec.len, ret_len)) == NULL)
+	if (rc == 0 && (*ret_msg = batch_frame_envelope(spool_incarnation(dl->sp), rec.seq,
+							rec.payload, rec.len, ret_len)) == NULL)
 		rc = verr_set(&err, -ENOMEM, "out of memory");
 	if (rc < 0) {
 		log_error("cannot read the spool: %s", err.msg);
 		return -EIO;
+	}
+	if (rec.len > BATCH_WIRE_MAX) {
+		/*
+		 * Spooled by a defender that packed past the console's limit: the
+		 * console would cut the connection at every attempt, forever.
+		 * Dropped, and reported as a gap like any other lost batch.
+		 */
+		free(*ret_msg);
+		*ret_msg = NULL;
+		log_error("spooled batch %llu is %zu bytes, more than a console accepts (%d):"
+			  " dropped and reported as lost",
+			  (unsigned long long)rec.seq, rec.len, BATCH_WIRE_MAX);
+		if (spool_discard(dl->sp, rec.seq, SPOOL_GAP_OVERSIZE, &err) < 0)
+			log_error("cannot record the dropped batch in the spool: %s", err.msg);
+		dl->st.oversize++;
+		dl->taken_through = rec.seq;
+		dl->window[dl->nwindow++] = (struct in_flight){.seq = rec.seq, .dropped = true};
+		window_done(dl, rec.seq);
+		return -EAGAIN;
 	}
 	barrier = batch_frame_has_models(rec.payload, rec.len);
 	*ret_seq = rec.seq;
@@ -666,9 +755,10 @@ struct delivery *delivery_start(const struct delivery_opts *opts, struct uplink 
 	if (dl->opts.batch_ms <= 0)
 		dl->opts.batch_ms = 250;
 	dl->up = up;
-	/* At most 1 MiB, and small enough that a spool holds at least 8. */
-	dl->batch_max_bytes =
-	    opts->spool_max_bytes / 8 < (1u << 20) ? opts->spool_max_bytes / 8 : (1u << 20);
+	/* At most what a console accepts, and small enough that a spool holds at least 8. */
+	dl->batch_max_bytes = opts->spool_max_bytes / 8 < BATCH_WIRE_MAX
+				  ? (size_t)(opts->spool_max_bytes / 8)
+				  : (size_t)BATCH_WIRE_MAX;
 	pthread_mutex_init(&dl->lock, NULL);
 	pthread_cond_init(&dl->changed, NULL);
 	dl->batch = calloc((size_t)dl->opts.batch_max_events, sizeof(*dl->batch));

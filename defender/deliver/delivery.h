@@ -55,6 +55,8 @@ struct delivery_stats {
 	uint64_t spool_pending;
 	uint64_t spool_dropped; /* batches the spool dropped (reported as gaps) */
 	uint64_t append_errors;
+	uint64_t oversize; /* events, deviations, model changes or spooled batches too large
+			      for a console: not sent, logged (a spooled batch also as a gap) */
 };
 
 struct delivery;

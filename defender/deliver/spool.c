@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -24,7 +25,8 @@
 #define SEG_SCAN_MAX  ((uint64_t)SEG_MAX + HDR + SPOOL_RECORD_MAX) /* ours are never larger */
 #define SEQ_LIMIT     (UINT64_C(1) << 62)
 #define STATE_MAGIC   "VGSTATE1"
-#define STATE_HDR     48u
+#define STATE_HDR_V1  48u /* version 1: no incarnation (a spool from before them: 0) */
+#define STATE_HDR     56u /* version 2: the incarnation after version 1's fields */
 #define STATE_GAP     32u
 #define STATE_MAX     (STATE_HDR + SPOOL_GAPS_MAX * STATE_GAP + 4u)
 #define STATE_RESERVE (2u * STATE_MAX) /* state and its temporary copy during a rewrite */
@@ -48,6 +50,7 @@ struct spool {
 	uint64_t max_bytes, seg_max, seg_bytes, state_size;
 	unsigned sync_every, unsynced;
 	uint64_t next_seq, acked, dropped_through, lost_hw, synced_seq;
+	uint64_t incarnation;
 	int state_dirty;
 	struct seg *segs; /* oldest first, in [seg_head, seg_head + seg_n) */
 	size_t seg_head, seg_n, seg_cap;
@@ -252,12 +255,13 @@ static int state_write(struct spool *sp, vigil_err *err)
 	int rc;
 
 	memcpy(b, STATE_MAGIC, 8);
-	put_le(b + 8, 1, 4);
+	put_le(b + 8, 2, 4);
 	put_le(b + 12, sp->ngaps, 4);
 	put_le(b + 16, sp->next_seq, 8);
 	put_le(b + 24, sp->acked, 8);
 	put_le(b + 32, sp->dropped_through, 8);
 	put_le(b + 40, sp->lost_hw, 8);
+	put_le(b + 48, sp->incarnation, 8);
 	for (size_t i = 0; i < sp->ngaps; i++) {
 		uint8_t *g = b + STATE_HDR + i * STATE_GAP;
 		put_le(g, sp->gaps[i].first_seq, 8);
@@ -281,37 +285,43 @@ static int state_load(struct spool *sp, vigil_err *err)
 {
 	char path[PATH_MAX], *c = NULL;
 	const uint8_t *b;
-	size_t n = 0, ngaps;
+	size_t n = 0, ngaps, hdr;
+	uint32_t version;
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/state", sp->dir);
 	if (!fs_exists(path))
-		return 0;
+		return -ENOENT;
 	rc = fs_read_file(path, STATE_MAX, &c, &n, err);
 	if (rc < 0 && rc != -EFBIG)
 		return rc;
 	b = (const uint8_t *)c;
-	if (b == NULL || n < STATE_HDR + 4 || memcmp(b, STATE_MAGIC, 8) != 0 ||
-	    get_le(b + 8, 4) != 1)
+	if (b == NULL || n < STATE_HDR_V1 + 4 || memcmp(b, STATE_MAGIC, 8) != 0)
 		goto bad;
+	version = (uint32_t)get_le(b + 8, 4);
+	if (version != 1 && version != 2)
+		goto bad;
+	hdr = version == 1 ? STATE_HDR_V1 : STATE_HDR;
 	ngaps = get_le(b + 12, 4);
-	if (ngaps > SPOOL_GAPS_MAX || n != STATE_HDR + ngaps * STATE_GAP + 4 ||
+	if (ngaps > SPOOL_GAPS_MAX || n != hdr + ngaps * STATE_GAP + 4 ||
 	    get_le(b + n - 4, 4) != spool_crc32c(0, b, n - 4))
 		goto bad;
 	sp->next_seq = get_le(b + 16, 8);
 	sp->acked = get_le(b + 24, 8);
 	sp->dropped_through = get_le(b + 32, 8);
 	sp->lost_hw = get_le(b + 40, 8);
-	if (sp->next_seq == 0 || sp->next_seq >= SEQ_LIMIT ||
+	sp->incarnation = version == 1 ? 0 : get_le(b + 48, 8);
+	/* 0 stays 0: a spool from before incarnations keeps numbering its one stream. */
+	if (sp->incarnation > INT64_MAX || sp->next_seq == 0 || sp->next_seq >= SEQ_LIMIT ||
 	    max64(max64(sp->acked, sp->dropped_through), sp->lost_hw) >= sp->next_seq)
 		goto bad;
 	for (size_t i = 0; i < ngaps; i++) {
-		const uint8_t *g = b + STATE_HDR + i * STATE_GAP;
+		const uint8_t *g = b + hdr + i * STATE_GAP;
 		struct spool_gap *o = &sp->gaps[i];
 		*o = (struct spool_gap){get_le(g, 8), get_le(g + 8, 8), get_le(g + 16, 8),
 					(enum spool_gap_reason)get_le(g + 24, 8)};
 		if (o->first_seq == 0 || o->first_seq > o->last_seq ||
-		    o->last_seq >= sp->next_seq || get_le(g + 24, 8) - 1 >= SPOOL_GAP_LOST)
+		    o->last_seq >= sp->next_seq || get_le(g + 24, 8) - 1 >= SPOOL_GAP_OVERSIZE)
 			goto bad;
 	}
 	sp->ngaps = ngaps;
@@ -599,6 +609,37 @@ static void spool_free(struct spool *sp)
 	free(sp);
 }
 
+/* A random id in 1..INT64_MAX (the console keeps it in a bigint). */
+static int new_incarnation(uint64_t *ret, vigil_err *err)
+{
+	uint64_t v = 0;
+
+	while (v == 0) {
+		if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
+			return verr_set(err, -errno,
+					"no random bytes for the spool's incarnation: %s",
+					strerror(errno));
+		v &= (uint64_t)INT64_MAX;
+	}
+	*ret = v;
+	return 0;
+}
+
+int spool_discard(struct spool *sp, uint64_t seq, enum spool_gap_reason why, vigil_err *err)
+{
+	if (seq <= spool_floor(sp) || seq >= sp->next_seq)
+		return verr_set(err, -ENOENT, "batch %" PRIu64 " is not pending in spool %s", seq,
+				sp->dir);
+	gap_add(sp, seq, seq, 1, why);
+	sp->st.dropped_records++;
+	return state_write(sp, err);
+}
+
+uint64_t spool_incarnation(const struct spool *sp)
+{
+	return sp->incarnation;
+}
+
 struct spool *spool_open(const char *dir, uint64_t max_bytes, vigil_err *err)
 {
 	struct spool *sp = NULL;
@@ -631,8 +672,20 @@ struct spool *spool_open(const char *dir, uint64_t max_bytes, vigil_err *err)
 			 rc == -EBUSY ? "another spool has it open" : strerror(-rc));
 		goto fail;
 	}
-	if ((rc = state_load(sp, err)) < 0 || (rc = list_segments(sp, err)) < 0 ||
-	    (rc = recover(sp, err)) < 0)
+	rc = state_load(sp, err);
+	if (rc == -ENOENT) {
+		/*
+		 * A new stream: the console tells it from the old one's batches by
+		 * this id, so a defender whose state was lost is never taken for a
+		 * run of duplicates.  Written at once, before any seq is handed out.
+		 */
+		if ((rc = new_incarnation(&sp->incarnation, err)) < 0 ||
+		    (rc = state_write(sp, err)) < 0)
+			goto fail;
+	} else if (rc < 0) {
+		goto fail;
+	}
+	if ((rc = list_segments(sp, err)) < 0 || (rc = recover(sp, err)) < 0)
 		goto fail;
 	make_room(sp, 0); /* max_bytes may have shrunk since the last run */
 	return sp;
@@ -899,9 +952,10 @@ size_t spool_take_gaps(struct spool *sp, struct spool_gap *out, size_t max)
 
 const char *spool_gap_reason_str(enum spool_gap_reason reason)
 {
-	static const char *const names[] = {"unknown", "spool_full", "disk_full", "spool_lost"};
+	static const char *const names[] = {"unknown", "spool_full", "disk_full", "spool_lost",
+					    "oversize"};
 
-	return (unsigned)reason <= SPOOL_GAP_LOST ? names[reason] : names[0];
+	return (unsigned)reason <= SPOOL_GAP_OVERSIZE ? names[reason] : names[0];
 }
 
 void spool_stats(const struct spool *sp, struct spool_stats *out)

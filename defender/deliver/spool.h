@@ -106,6 +106,7 @@ enum spool_gap_reason {
 	SPOOL_GAP_FULL = 1,	 /* "spool_full": dropped to stay under max_bytes */
 	SPOOL_GAP_DISK_FULL = 2, /* "disk_full": dropped because the filesystem was full */
 	SPOOL_GAP_LOST = 3,	 /* "spool_lost": stored, then found missing or damaged */
+	SPOOL_GAP_OVERSIZE = 4,	 /* "oversize": larger than a console accepts, never sendable */
 };
 
 /* Seqs first_seq..last_seq, of which count records were lost (count <= the range). */
@@ -197,6 +198,22 @@ size_t spool_take_gaps(struct spool *sp, struct spool_gap *out, size_t max);
 
 /* "spool_full", "disk_full", "spool_lost", or "unknown". */
 const char *spool_gap_reason_str(enum spool_gap_reason reason);
+
+/*
+ * Give up on pending record seq, which can never be delivered: it becomes a
+ * gap of one with reason why (taken by spool_take_gaps like any other), and is
+ * acknowledged with the records around it.  The gap is written to the state
+ * file before this returns.  -ENOENT when seq is not pending.
+ */
+int spool_discard(struct spool *sp, uint64_t seq, enum spool_gap_reason why, vigil_err *err);
+
+/*
+ * The spool's incarnation: a random id (1..INT64_MAX) given when the spool
+ * was created (no state file), kept for its life.  Seqs are numbered within
+ * it, so (incarnation, seq) names a batch even after the spool was lost and
+ * began again at seq 1.  0 for a spool written before incarnations existed.
+ */
+uint64_t spool_incarnation(const struct spool *sp);
 
 void spool_stats(const struct spool *sp, struct spool_stats *out);
 

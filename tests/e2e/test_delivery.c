@@ -210,6 +210,116 @@ static void expect_exactly_once(int n)
 	cr_log_info("%d events exactly once in %lld batches", n, nb);
 }
 
+/* Wait (at most 90 s) until n files of the load are stored; returns how many are. */
+static long long wait_events(long long n)
+{
+	long long until = h_now_ms() + 90000, got = -1;
+
+	while (h_now_ms() < until && (got = events_for_load()) < n)
+		h_sleep_ms(250);
+	return got;
+}
+
+/*
+ * The defender's state directory is wiped (a re-imaged host, a container
+ * without a volume, an operator clearing a stuck spool): the new defender
+ * numbers its batches from 1 again, in a new delivery stream.  Before
+ * streams, the console took those batches for duplicates of the old ones,
+ * acknowledged them and stored nothing.  Now everything after the restart
+ * is stored exactly once, and the reset is audited once.
+ */
+Test(delivery, a_defender_whose_state_was_wiped_is_a_new_stream_not_duplicates)
+{
+	char state[H_PATH], sql[1024];
+
+	h_console_start(&con, dir, &pki, NULL);
+	use_console_db();
+	defender_pid = start_defender(con.listen, NULL);
+	gen_pid = start_generator(0, 100, 100);
+	wait_generator();
+	cr_assert_eq(wait_events(100), 100, "the first defender's events");
+	h_stop(defender_pid, SIGTERM, 10000);
+	defender_pid = 0;
+	snprintf(state, sizeof(state), "%s/defender-state", dir);
+	h_rmrf(state);
+	defender_pid = start_defender(con.listen, NULL);
+	gen_pid = start_generator(100, 400, 100);
+	wait_generator();
+	cr_expect_eq(wait_events(400), 400, "every file, before and after the reset");
+	h_sleep_ms(1500); /* a late duplicate would show up now */
+	cr_expect_eq(events_for_load(), 400, "exactly once");
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(DISTINCT body->>'path') FROM events WHERE type = 'file' AND"
+		 " body->>'op' = 'open' AND body->>'path' LIKE '%s/f-%%'",
+		 loaddir);
+	cr_expect_eq(db_value(conninfo, sql), 400, "distinct paths");
+	cr_expect_eq(db_value(conninfo, "SELECT count(*) FROM delivery_streams"
+					" WHERE host_id = 'host-a'"),
+		     2, "two streams");
+	cr_expect_eq(db_value(conninfo, "SELECT count(*) FROM batches"
+					" WHERE host_id = 'host-a' AND seq = 1"),
+		     2, "batch 1 of each stream");
+	/* The new stream: batches 1..max without a hole. */
+	const char *newest = "(SELECT incarnation FROM delivery_streams WHERE host_id = 'host-a'"
+			     " ORDER BY first_seen DESC LIMIT 1)";
+	snprintf(sql, sizeof(sql),
+		 "SELECT max(seq) - count(*) FROM batches WHERE host_id = 'host-a'"
+		 " AND incarnation = %s",
+		 newest);
+	cr_expect_eq(db_value(conninfo, sql), 0, "a hole in the new stream");
+	cr_expect_eq(db_value(conninfo, "SELECT count(*) FROM audits WHERE host_id = 'host-a'"
+					" AND kind = 'defender_reset'"),
+		     1, "the reset is audited once");
+	cr_expect_eq(db_value(conninfo, "SELECT (detail->>'old_batches_missing')::bigint"
+					" FROM audits WHERE kind = 'defender_reset'"),
+		     0, "the old stream had delivered everything");
+	cr_expect_eq(db_value(conninfo, "SELECT count(*) FROM audits WHERE kind = 'delivery_gap'"),
+		     0);
+}
+
+/*
+ * Any user could blind a host's defender: 2,000 execs with a 4,000-byte
+ * argument from an interactive session made batches whose activity lines
+ * the size estimate left out, twice the console's 1 MiB limit.  The console
+ * cut the connection at every attempt and the defender resent the same batch
+ * forever.  Batches are now packed to their exact size: every exec arrives,
+ * nothing is resent, no gap.
+ */
+Test(delivery, an_exec_storm_with_long_arguments_is_delivered_whole)
+{
+	char sql[512];
+	long long got = -1;
+
+	h_console_start(&con, dir, &pki, NULL);
+	use_console_db();
+	defender_pid = start_defender(con.listen, NULL);
+	h_pty_session("a=$(printf '%04000d' 0); i=0; while [ $i -lt 2000 ]; do"
+		      " /bin/true vigil-storm $a; i=$((i+1)); done; exit\n",
+		      120000);
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM events WHERE type = 'exec' AND comm = 'true'"
+		 " AND body::text LIKE '%%vigil-storm%%'");
+	for (long long until = h_now_ms() + 60000; h_now_ms() < until; h_sleep_ms(500))
+		if ((got = db_value(conninfo, sql)) >= 2000)
+			break;
+	cr_expect_eq(got, 2000, "every exec of the storm is stored once");
+	cr_expect_gt(db_value(conninfo, "SELECT count(*) FROM activity WHERE host_id = 'host-a'"
+					" AND summary LIKE '%vigil-storm%'"),
+		     1999, "and its activity lines");
+	cr_expect_eq(db_value(conninfo, "SELECT count(*) FROM audits WHERE kind = 'delivery_gap'"),
+		     0);
+	cr_expect_eq(db_value(conninfo, "SELECT max(seq) - count(*) FROM batches"
+					" WHERE host_id = 'host-a'"),
+		     0, "batches without a hole");
+	char log[H_PATH];
+	snprintf(log, sizeof(log), "%s/defender.log", dir);
+	char *text = h_slurp(log);
+	cr_expect_null(strstr(text, "not delivered"), "a batch was resent");
+	cr_expect_null(strstr(text, "lost connection"), "the console cut the link");
+	cr_expect_null(strstr(text, "oversize"), "something was too large to send");
+	free(text);
+}
+
 Test(delivery, console_killed_for_a_while_loses_nothing)
 {
 	h_console_start(&con, dir, &pki, NULL);

@@ -408,51 +408,6 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 	cr_assert_eq(system(grep), 0, "the defender's saved model is learning again");
 }
 
-/* Run commands in a shell on a new pseudo-terminal (its controlling terminal); returns its pid. */
-static pid_t pty_session(const char *commands)
-{
-	int master = posix_openpt(O_RDWR | O_NOCTTY);
-	char buf[4096];
-	pid_t pid;
-
-	cr_assert_geq(master, 0);
-	cr_assert_eq(grantpt(master), 0);
-	cr_assert_eq(unlockpt(master), 0);
-	const char *slave = ptsname(master);
-	cr_assert_not_null(slave);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		setsid();
-		int fd = open(slave, O_RDWR);
-		if (fd < 0 || ioctl(fd, TIOCSCTTY, 0) < 0)
-			_exit(126);
-		dup2(fd, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		close(master);
-		execl("/bin/sh", "sh", "-i", NULL);
-		_exit(127);
-	}
-	cr_assert_eq(write(master, commands, strlen(commands)), (ssize_t)strlen(commands));
-	/* Keep the terminal drained until the shell exits. */
-	for (long long until = h_now_ms() + 20000; h_now_ms() < until;) {
-		struct pollfd p = {.fd = master, .events = POLLIN};
-		int st;
-
-		if (poll(&p, 1, 100) > 0 && read(master, buf, sizeof(buf)) <= 0)
-			break;
-		if (waitpid(pid, &st, WNOHANG) == pid) {
-			close(master);
-			return pid;
-		}
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	close(master);
-	return pid;
-}
-
 Test(learning, an_interactive_session_is_logged_in_full_and_not_modelled)
 {
 	char marker[64], commands[512], q[512];
@@ -464,7 +419,7 @@ Test(learning, an_interactive_session_is_logged_in_full_and_not_modelled)
 	snprintf(marker, sizeof(marker), "vigil-marker-%d", (int)getpid());
 	snprintf(commands, sizeof(commands), "/usr/bin/touch %s/%s\n/bin/echo %s\nexit\n", dir,
 		 marker, marker);
-	pid_t sh = pty_session(commands);
+	pid_t sh = h_pty_session(commands, 20000);
 
 	for (long long until = h_now_ms() + 20000;
 	     h_now_ms() < until && !(saw_command && saw_write); h_sleep_ms(250)) {

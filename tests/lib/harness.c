@@ -6,10 +6,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -453,4 +455,48 @@ void h_link_close(struct h_link *l)
 	if (l->tls != NULL)
 		nng_tls_config_free(l->tls);
 	l->tls = NULL;
+}
+
+pid_t h_pty_session(const char *commands, int timeout_ms)
+{
+	int master = posix_openpt(O_RDWR | O_NOCTTY);
+	char buf[4096];
+	pid_t pid;
+
+	cr_assert_geq(master, 0);
+	cr_assert_eq(grantpt(master), 0);
+	cr_assert_eq(unlockpt(master), 0);
+	const char *slave = ptsname(master);
+	cr_assert_not_null(slave);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		setsid();
+		int fd = open(slave, O_RDWR);
+		if (fd < 0 || ioctl(fd, TIOCSCTTY, 0) < 0)
+			_exit(126);
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		close(master);
+		execl("/bin/sh", "sh", "-i", NULL);
+		_exit(127);
+	}
+	cr_assert_eq(write(master, commands, strlen(commands)), (ssize_t)strlen(commands));
+	/* Keep the terminal drained until the shell exits. */
+	for (long long until = h_now_ms() + timeout_ms; h_now_ms() < until;) {
+		struct pollfd p = {.fd = master, .events = POLLIN};
+		int st;
+
+		if (poll(&p, 1, 100) > 0 && read(master, buf, sizeof(buf)) <= 0)
+			break;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			close(master);
+			return pid;
+		}
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	close(master);
+	return pid;
 }

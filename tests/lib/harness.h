@@ -129,4 +129,12 @@ void h_link_open(struct h_link *l, const struct h_console *c, const struct h_pki
 Vigil__Reply *h_link_request(struct h_link *l, const Vigil__Envelope *env);
 void h_link_close(struct h_link *l);
 
+/*
+ * Run commands in "sh -i" on a new pseudo-terminal (its controlling
+ * terminal, so the defender sees an interactive session), keep the terminal
+ * drained, and wait at most timeout_ms for the shell to exit (then kill it).
+ * Returns the shell's pid (reaped).
+ */
+pid_t h_pty_session(const char *commands, int timeout_ms);
+
 #endif

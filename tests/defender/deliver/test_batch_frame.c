@@ -75,21 +75,40 @@ Test(batchwire, unreadable_bytes_are_a_barrier)
 	free(buf);
 }
 
-Test(batchwire, envelope_unpacks_to_seq_and_batch)
+Test(batchwire, envelope_unpacks_to_incarnation_seq_and_batch)
 {
 	size_t len, elen;
 	uint8_t *buf = packed_batch(2, true, &len);
-	uint8_t *env = batch_frame_envelope(300, buf, len, &elen);
+	uint8_t *env = batch_frame_envelope(INT64_MAX, UINT64_MAX, buf, len, &elen);
 
 	cr_assert_not_null(env);
+	cr_expect_leq(elen, len + BATCH_FRAME_ENVELOPE_OVERHEAD);
 	Vigil__Envelope *e = vigil__envelope__unpack(NULL, elen, env);
 	cr_assert_not_null(e);
-	cr_expect_eq(e->seq, 300);
+	cr_expect_eq(e->seq, UINT64_MAX);
+	cr_expect_eq(e->incarnation, INT64_MAX);
 	cr_assert_eq(e->body_case, VIGIL__ENVELOPE__BODY_BATCH);
 	cr_expect_eq(e->batch->n_events, 2);
 	cr_expect_eq(e->batch->events[1]->pid, 101);
 	cr_expect_eq(e->batch->n_models, 1);
 	cr_expect_str_eq(e->batch->models[0]->service, "nginx.service");
+	vigil__envelope__free_unpacked(e, NULL);
+	free(env);
+	free(buf);
+}
+
+Test(batchwire, a_legacy_spool_frames_without_an_incarnation)
+{
+	size_t len, elen;
+	uint8_t *buf = packed_batch(1, false, &len);
+	uint8_t *env = batch_frame_envelope(0, 7, buf, len, &elen);
+
+	cr_assert_not_null(env);
+	Vigil__Envelope *e = vigil__envelope__unpack(NULL, elen, env);
+	cr_assert_not_null(e);
+	cr_expect_eq(e->seq, 7);
+	cr_expect_eq(e->incarnation, 0);
+	cr_expect_eq(e->batch->n_events, 1);
 	vigil__envelope__free_unpacked(e, NULL);
 	free(env);
 	free(buf);

@@ -232,6 +232,60 @@ Test(spool, seq_survives_reopen_even_when_everything_was_acked)
 	spool_close(sp);
 }
 
+Test(spool, incarnation_is_kept_across_reopens_and_new_when_the_state_is_lost)
+{
+	struct spool *sp = open_ok(4 * MiB);
+	uint64_t first = spool_incarnation(sp);
+	struct spool_stats st;
+
+	cr_expect_neq(first, 0);
+	cr_expect_leq(first, (uint64_t)INT64_MAX, "the console keeps it in a bigint");
+	for (int i = 0; i < 3; i++)
+		put(sp, 100);
+	spool_close(sp);
+	sp = open_ok(4 * MiB);
+	cr_expect_eq(spool_incarnation(sp), first);
+	spool_close(sp);
+	/* The state directory is wiped (re-imaged host, container without a volume). */
+	teardown();
+	cr_assert_eq(mkdir(base, 0700), 0);
+	sp = open_ok(4 * MiB);
+	spool_stats(sp, &st);
+	cr_expect_eq(st.next_seq, 1);
+	cr_expect_neq(spool_incarnation(sp), 0);
+	cr_expect_neq(spool_incarnation(sp), first, "a new stream must not reuse the old id");
+	spool_close(sp);
+}
+
+Test(spool, a_version_1_state_file_loads_as_the_legacy_incarnation_0)
+{
+	uint8_t b[52] = "VGSTATE1";
+	char path[256];
+	int fd;
+
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	b[8] = 1;  /* version */
+	b[16] = 5; /* next_seq */
+	b[24] = 4; /* acked */
+	uint32_t crc = spool_crc32c(0, b, 48);
+	for (int i = 0; i < 4; i++)
+		b[48 + i] = (uint8_t)(crc >> (8 * i));
+	snprintf(path, sizeof(path), "%s/state", dir);
+	cr_assert_geq(fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600), 0);
+	cr_assert_eq(write(fd, b, sizeof(b)), (ssize_t)sizeof(b));
+	close(fd);
+
+	struct spool *sp = open_ok(4 * MiB);
+	cr_expect_eq(spool_incarnation(sp), 0);
+	cr_expect_eq(put(sp, 10), 5, "the old stream goes on numbering");
+	spool_close(sp);
+	/* Written back as version 2, it is still incarnation 0. */
+	sp = open_ok(4 * MiB);
+	cr_expect_eq(spool_incarnation(sp), 0);
+	cr_expect_eq(put(sp, 10), 6);
+	spool_close(sp);
+}
+
 Test(spool, reopen_replays_exactly_the_unacked_records)
 {
 	struct spool *sp = open_ok(4 * MiB);
