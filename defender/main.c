@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,69 @@ static void on_stop_signal(int sig)
 {
 	(void)sig;
 	stop_requested = 1;
+}
+
+/*
+ * A stop ends the daemon within 5 s whatever its link is doing.  SIGTERM and
+ * SIGINT are blocked in every thread and taken by one thread, which can do
+ * what a signal handler cannot: end the requests under way (the session's,
+ * a diagnosis dial) instead of letting them run out their timeouts.  If the
+ * rest still takes too long, it says so and exits: the spool and the pinned
+ * capture are built to survive a kill, so nothing is lost, and the log names
+ * the stop that hung.
+ */
+#define STOP_DEADLINE_MS 4500
+
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct session *live_session; /* under live_lock */
+static struct uplink *live_uplink;   /* under live_lock */
+
+static void set_live(struct session *sess, struct uplink *up)
+{
+	pthread_mutex_lock(&live_lock);
+	live_session = sess;
+	live_uplink = up;
+	pthread_mutex_unlock(&live_lock);
+}
+
+static void *stopper_main(void *arg)
+{
+	const sigset_t *set = arg;
+	struct timespec deadline = {STOP_DEADLINE_MS / 1000, (STOP_DEADLINE_MS % 1000) * 1000000L};
+	int sig = 0;
+
+	if (sigwait(set, &sig) != 0)
+		return NULL;
+	pthread_mutex_lock(&live_lock);
+	if (live_session != NULL)
+		session_abort(live_session);
+	if (live_uplink != NULL)
+		uplink_abort(live_uplink);
+	stop_requested = 1;
+	pthread_mutex_unlock(&live_lock);
+	while (nanosleep(&deadline, &deadline) < 0 && errno == EINTR)
+		;
+	log_error("stop (%s) did not finish within %d ms: exiting now; the spool and the"
+		  " pinned capture are kept for the next start",
+		  strsignal(sig), STOP_DEADLINE_MS);
+	_exit(1);
+}
+
+/* Block the stop signals in this thread and every thread it starts; one thread takes them. */
+static int stopper_start(vigil_err *err)
+{
+	static sigset_t set;
+	pthread_t t;
+	int rc;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if ((rc = pthread_sigmask(SIG_BLOCK, &set, NULL)) != 0 ||
+	    (rc = pthread_create(&t, NULL, stopper_main, &set)) != 0)
+		return verr_set(err, -rc, "cannot set up the stop signals: %s", strerror(rc));
+	pthread_detach(t);
+	return 0;
 }
 
 static void usage(FILE *f)
@@ -98,7 +162,6 @@ int main(int argc, char **argv)
 	const char *config_path = NULL;
 	int log_level = -1, check = 0, events_json = 0, opt, rc;
 	uint32_t u;
-	struct sigaction sa = {0};
 	vigil_err err = {0};
 
 	while ((opt = getopt_long(argc, argv, "c:l:kVh", opts, NULL)) != -1) {
@@ -189,6 +252,11 @@ int main(int argc, char **argv)
 	}
 	log_init("vigil-defender", log_level >= 0 ? log_level : cfg.log_level);
 	rc = 1;
+	/* Before anything starts a thread (nng does, from the next call on). */
+	if (stopper_start(&err) < 0) {
+		log_error("%s", err.msg);
+		goto out;
+	}
 	if (tls_engine_install(&err) < 0) {
 		log_error("%s", err.msg);
 		goto out;
@@ -225,9 +293,6 @@ int main(int argc, char **argv)
 		log_warn("BPF %s; running without kernel capture", bpf_status);
 	}
 
-	sa.sa_handler = on_stop_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	log_info("vigil-defender %s starting: host %s, %zu console(s), first %s", VIGIL_VERSION,
@@ -266,7 +331,9 @@ int main(int argc, char **argv)
 		log_error("%s", err.msg);
 		goto out;
 	}
+	set_live(sess, up);
 	session_run(sess, &stop_requested);
+	set_live(NULL, NULL);
 	/* Models: what changed goes into the spool, and to disk. */
 	pipeline_stop(pipe);
 	pipe = NULL;

@@ -291,11 +291,16 @@ void session_run(struct session *s, volatile sig_atomic_t *stop)
 				reported_down = true;
 				last_diag = now_ms();
 			}
-		} else if (rc < 0) {
+		} else if (rc < 0 && rc != -ECANCELED) {
 			log_warn("%s", err.msg);
 		}
 		nap(s->parts.cfg->heartbeat_interval_ms, stop);
 	}
+}
+
+void session_abort(struct session *s)
+{
+	uplink_chan_abort(s->chan);
 }
 
 void session_free(struct session *s)

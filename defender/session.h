@@ -42,6 +42,12 @@ struct session *session_new(const struct session_parts *parts, vigil_err *err);
 /* Hello, heartbeats and commands until *stop is set. */
 void session_run(struct session *s, volatile sig_atomic_t *stop);
 
+/*
+ * For a stop, from another thread: end the request under way at once (and
+ * refuse new ones), so session_run returns as soon as *stop is set.
+ */
+void session_abort(struct session *s);
+
 /* Close the channel and free.  Accepts NULL. */
 void session_free(struct session *s);
 

@@ -16,6 +16,17 @@
 #include "log.h"
 #include "tls.h"
 
+/*
+ * nng's pipe events for one pipe may come in any order and on any thread:
+ * REM_POST follows every ADD_PRE, also when ADD_POST never came (the pipe
+ * died while being added), and may run before or beside ADD_POST.  So the
+ * open connections are a table keyed by pipe id, the count is derived from
+ * it, and a removal that comes first leaves a tombstone that the late
+ * ADD_POST finds (and then adds nothing).  Pipe ids are not reused while the
+ * socket lives, so a tombstone never hides another pipe.
+ */
+#define PIPE_TOMBSTONES 32
+
 struct uplink {
 	nng_socket sock;
 	bool sock_open;
@@ -23,27 +34,55 @@ struct uplink {
 	nng_dialer dialers[DEFENDER_MAX_CONSOLES];
 	nng_tls_config *tls[DEFENDER_MAX_CONSOLES];
 	const char *urls[DEFENDER_MAX_CONSOLES];
-	atomic_int connections;
-	/* The open connections, so that a dead one nng still believes in can be closed. */
-	pthread_mutex_t pipes_lock;
-	nng_pipe pipes[UPLINK_PIPES_MAX];
+	pthread_mutex_t pipes_lock;	  /* pipes, npipes, gone, ngone, pipes_untracked */
+	nng_pipe pipes[UPLINK_PIPES_MAX]; /* open: added and not yet removed */
 	size_t npipes;
+	int gone[PIPE_TOMBSTONES]; /* removed before their ADD_POST, newest last */
+	size_t ngone;
+	uint64_t pipes_untracked; /* added while the table was full (not closable by id) */
+	/* Stopping: no new diagnosis, and the one under way is cancelled (under pipes_lock). */
+	bool aborted;
+	nng_aio *diag_aio;
 };
 
-static void pipes_track(struct uplink *up, nng_pipe p, bool add)
+/* Whether the pipe was added; called with the lock held. */
+static bool pipe_add_locked(struct uplink *up, nng_pipe p)
 {
-	pthread_mutex_lock(&up->pipes_lock);
-	if (add && up->npipes < UPLINK_PIPES_MAX) {
-		up->pipes[up->npipes++] = p;
-	} else if (!add) {
-		for (size_t i = 0; i < up->npipes; i++) {
-			if (nng_pipe_id(up->pipes[i]) == nng_pipe_id(p)) {
-				up->pipes[i] = up->pipes[--up->npipes];
-				break;
-			}
+	int id = nng_pipe_id(p);
+
+	for (size_t i = 0; i < up->ngone; i++) {
+		if (up->gone[i] == id) {
+			memmove(up->gone + i, up->gone + i + 1, (up->ngone - i - 1) * sizeof(id));
+			up->ngone--;
+			return false; /* already removed: nothing to add */
 		}
 	}
-	pthread_mutex_unlock(&up->pipes_lock);
+	if (up->npipes == UPLINK_PIPES_MAX) {
+		up->pipes_untracked++;
+		return false;
+	}
+	up->pipes[up->npipes++] = p;
+	return true;
+}
+
+/* Whether the pipe was one of the open ones; called with the lock held. */
+static bool pipe_remove_locked(struct uplink *up, nng_pipe p)
+{
+	int id = nng_pipe_id(p);
+
+	for (size_t i = 0; i < up->npipes; i++) {
+		if (nng_pipe_id(up->pipes[i]) == id) {
+			up->pipes[i] = up->pipes[--up->npipes];
+			return true;
+		}
+	}
+	/* Before (or instead of) its ADD_POST: remember it, dropping the oldest. */
+	if (up->ngone == PIPE_TOMBSTONES) {
+		memmove(up->gone, up->gone + 1, (PIPE_TOMBSTONES - 1) * sizeof(id));
+		up->ngone--;
+	}
+	up->gone[up->ngone++] = id;
+	return false;
 }
 
 static void on_pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
@@ -51,21 +90,20 @@ static void on_pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 	struct uplink *up = arg;
 	nng_sockaddr sa;
 	char addr[64] = "console";
+	bool counted;
 
 	if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 && sa.s_family == NNG_AF_INET) {
 		const uint8_t *a = (const uint8_t *)&sa.s_in.sa_addr;
 		snprintf(addr, sizeof(addr), "%u.%u.%u.%u:%u", a[0], a[1], a[2], a[3],
 			 (unsigned)ntohs(sa.s_in.sa_port));
 	}
-	if (ev == NNG_PIPE_EV_ADD_POST) {
-		pipes_track(up, p, true);
-		atomic_fetch_add(&up->connections, 1);
+	pthread_mutex_lock(&up->pipes_lock);
+	counted = ev == NNG_PIPE_EV_ADD_POST ? pipe_add_locked(up, p) : pipe_remove_locked(up, p);
+	pthread_mutex_unlock(&up->pipes_lock);
+	if (ev == NNG_PIPE_EV_ADD_POST && counted)
 		log_info("connected to console %s (mutual TLS verified)", addr);
-	} else if (ev == NNG_PIPE_EV_REM_POST) {
-		pipes_track(up, p, false);
-		atomic_fetch_sub(&up->connections, 1);
+	else if (ev == NNG_PIPE_EV_REM_POST && counted)
 		log_warn("lost connection to console %s; redialing", addr);
-	}
 }
 
 /* The host part of a tls+tcp:// URL, for the server-name check. */
@@ -153,6 +191,7 @@ fail:
 struct uplink_chan {
 	nng_ctx ctx;
 	nng_aio *aio;
+	atomic_bool aborted; /* for good: every later request fails at once */
 };
 
 struct uplink_chan *uplink_chan_open(struct uplink *up, vigil_err *err)
@@ -187,6 +226,7 @@ void uplink_chan_set_resend(struct uplink_chan *ch, int ms)
 
 void uplink_chan_abort(struct uplink_chan *ch)
 {
+	atomic_store(&ch->aborted, true);
 	nng_aio_cancel(ch->aio);
 }
 
@@ -199,6 +239,11 @@ void uplink_chan_close(struct uplink_chan *ch)
 	free(ch);
 }
 
+static int request_errno(int rv)
+{
+	return rv == NNG_ETIMEDOUT ? -ETIMEDOUT : rv == NNG_ECANCELED ? -ECANCELED : -EIO;
+}
+
 int uplink_request(struct uplink_chan *ch, const Vigil__Envelope *env, const void *data, size_t len,
 		   int timeout_ms, Vigil__Reply **ret_reply, vigil_err *err)
 {
@@ -206,6 +251,8 @@ int uplink_request(struct uplink_chan *ch, const Vigil__Envelope *env, const voi
 	nng_msg *msg;
 	int rv;
 
+	if (atomic_load(&ch->aborted))
+		return verr_set(err, -ECANCELED, "stopping");
 	if (env != NULL)
 		len = vigil__envelope__get_packed_size(env);
 	if ((rv = nng_msg_alloc(&msg, len)) != 0)
@@ -217,18 +264,23 @@ int uplink_request(struct uplink_chan *ch, const Vigil__Envelope *env, const voi
 	nng_aio_set_msg(ch->aio, msg);
 	nng_aio_set_timeout(ch->aio, timeout_ms);
 	nng_ctx_send(ch->ctx, ch->aio);
+	/* An abort between the check above and the send must not wait out the timeout. */
+	if (atomic_load(&ch->aborted))
+		nng_aio_cancel(ch->aio);
 	nng_aio_wait(ch->aio);
 	if ((rv = nng_aio_result(ch->aio)) != 0) {
 		nng_msg_free(nng_aio_get_msg(ch->aio));
-		return verr_set(err, rv == NNG_ETIMEDOUT ? -ETIMEDOUT : -EIO,
-				"cannot send to console: %s", nng_strerror(rv));
+		return verr_set(err, request_errno(rv), "cannot send to console: %s",
+				nng_strerror(rv));
 	}
 	nng_aio_set_timeout(ch->aio, timeout_ms);
 	nng_ctx_recv(ch->ctx, ch->aio);
+	if (atomic_load(&ch->aborted))
+		nng_aio_cancel(ch->aio);
 	nng_aio_wait(ch->aio);
 	if ((rv = nng_aio_result(ch->aio)) != 0)
-		return verr_set(err, rv == NNG_ETIMEDOUT ? -ETIMEDOUT : -EIO,
-				"no reply from any console: %s", nng_strerror(rv));
+		return verr_set(err, request_errno(rv), "no reply from any console: %s",
+				nng_strerror(rv));
 	msg = nng_aio_get_msg(ch->aio);
 	reply = vigil__reply__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
 	nng_msg_free(msg);
@@ -253,9 +305,14 @@ int uplink_close_links(struct uplink *up)
 	return (int)n;
 }
 
-int uplink_connections(const struct uplink *up)
+int uplink_connections(struct uplink *up)
 {
-	return atomic_load(&((struct uplink *)up)->connections);
+	size_t n;
+
+	pthread_mutex_lock(&up->pipes_lock);
+	n = up->npipes;
+	pthread_mutex_unlock(&up->pipes_lock);
+	return (int)n;
 }
 
 void uplink_diagnose(struct uplink *up, char *buf, size_t len)
@@ -273,6 +330,15 @@ void uplink_diagnose(struct uplink *up, char *buf, size_t len)
 			rv = nng_stream_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, up->tls[i]);
 		if (rv == 0)
 			rv = nng_aio_alloc(&aio, NULL, NULL);
+		if (rv == 0) {
+			/* uplink_abort cancels what is under way here. */
+			pthread_mutex_lock(&up->pipes_lock);
+			if (up->aborted)
+				rv = NNG_ECANCELED;
+			else
+				up->diag_aio = aio;
+			pthread_mutex_unlock(&up->pipes_lock);
+		}
 		if (rv == 0) {
 			nng_aio_set_timeout(aio, 3000);
 			nng_stream_dialer_dial(d, aio);
@@ -295,6 +361,9 @@ void uplink_diagnose(struct uplink *up, char *buf, size_t len)
 			rv = nng_aio_result(aio);
 			nng_stream_free(s);
 		}
+		pthread_mutex_lock(&up->pipes_lock);
+		up->diag_aio = NULL;
+		pthread_mutex_unlock(&up->pipes_lock);
 		off += (size_t)snprintf(
 		    buf + off, len - off, "%s%s: %s", i ? "; " : "", up->urls[i],
 		    rv == 0		  ? "TLS handshake succeeds (console busy?)"
@@ -306,6 +375,15 @@ void uplink_diagnose(struct uplink *up, char *buf, size_t len)
 		nng_aio_free(aio);
 		nng_stream_dialer_free(d);
 	}
+}
+
+void uplink_abort(struct uplink *up)
+{
+	pthread_mutex_lock(&up->pipes_lock);
+	up->aborted = true;
+	if (up->diag_aio != NULL)
+		nng_aio_cancel(up->diag_aio);
+	pthread_mutex_unlock(&up->pipes_lock);
 }
 
 void uplink_close(struct uplink *up)

@@ -39,8 +39,9 @@ void uplink_chan_close(struct uplink_chan *ch);
 void uplink_chan_set_resend(struct uplink_chan *ch, int ms);
 
 /*
- * From another thread: end the request ch is waiting on now (it fails with
- * -EIO), so that a stop need not wait out its timeout.  No effect when none is.
+ * From another thread, for a stop: end the request ch is waiting on now, and
+ * every later one at once, with -ECANCELED, so that a stop never waits out a
+ * timeout.  For good: the channel is only good for closing afterwards.
  */
 void uplink_chan_abort(struct uplink_chan *ch);
 
@@ -53,8 +54,8 @@ void uplink_chan_abort(struct uplink_chan *ch);
 int uplink_request(struct uplink_chan *ch, const Vigil__Envelope *env, const void *data, size_t len,
 		   int timeout_ms, Vigil__Reply **ret_reply, vigil_err *err);
 
-/* How many console connections are up right now. */
-int uplink_connections(const struct uplink *up);
+/* How many console connections are up right now (any thread). */
+int uplink_connections(struct uplink *up);
 
 /*
  * Close every open connection so that the dialers dial again; returns how
@@ -72,6 +73,12 @@ int uplink_close_links(struct uplink *up);
  * Writes into buf; for the log when requests keep timing out.
  */
 void uplink_diagnose(struct uplink *up, char *buf, size_t len);
+
+/*
+ * Stopping (any thread): cancel a diagnosis under way and refuse new ones.
+ * Request channels are aborted on their own (uplink_chan_abort).
+ */
+void uplink_abort(struct uplink *up);
 
 void uplink_close(struct uplink *up);
 

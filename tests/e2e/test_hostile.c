@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The link under attack, with real daemons: a defender stops within 5 s of
+ * SIGTERM whatever its link is doing (the console frozen mid-handshake,
+ * frozen mid-batch, killed mid-batch), and a storm of connects, unverified
+ * peers and console restarts leaves it connected again within its backoff
+ * ceiling once the storm ends.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+/* The defender's backoff ceiling (uplink.c: NNG_OPT_RECONNMAXT). */
+#define BACKOFF_CEILING_MS 5000
+
+static char dir[H_PATH], loaddir[H_PATH];
+static struct h_pki pki;
+static struct h_console con;
+static pid_t defender_pid, load_pid;
+static int frozen_fd = -1;
+
+static void setup(void)
+{
+	if (geteuid() != 0)
+		cr_skip_test("these tests run a real defender: they need root for BPF");
+	h_tmpdir(dir);
+	h_pki_make(dir, &pki);
+	snprintf(loaddir, sizeof(loaddir), "%s/load", dir);
+	mkdir(loaddir, 0755);
+}
+
+static void teardown(void)
+{
+	if (load_pid > 0)
+		h_stop(load_pid, SIGKILL, 2000);
+	if (defender_pid > 0)
+		h_stop(defender_pid, SIGKILL, 5000);
+	if (con.pid > 0) {
+		kill(con.pid, SIGCONT);
+		h_console_kill(&con, SIGTERM);
+	}
+	if (frozen_fd >= 0)
+		close(frozen_fd);
+	if (!getenv("VIGIL_KEEP_TEST_DIRS"))
+		h_rmrf(dir);
+}
+
+TestSuite(hostile, .init = setup, .fini = teardown, .timeout = 300);
+
+static void defender_log(char out[H_PATH])
+{
+	snprintf(out, H_PATH, "%s/defender.log", dir);
+}
+
+/* How often needle occurs in the defender's log. */
+static int log_count(const char *needle)
+{
+	char log[H_PATH];
+	int n = 0;
+
+	defender_log(log);
+	char *t = h_slurp(log);
+	for (char *p = t; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	free(t);
+	return n;
+}
+
+/* Start a defender for console URL url; waits until it loaded its BPF programs. */
+static pid_t start_defender_at(const char *url)
+{
+	struct h_console target = {0};
+	char conf[H_PATH], log[H_PATH];
+	int before = log_count("BPF loaded");
+
+	snprintf(target.listen, sizeof(target.listen), "%s", url);
+	h_defender_conf(dir, &target, pki.ca, pki.host_cert, pki.host_key,
+			"heartbeat_interval_ms = 500", conf);
+	defender_log(log);
+	char *argv[] = {(char *)h_bin("vigil-defender"), "--config", conf, NULL};
+	pid_t pid = h_spawn(log, argv);
+	for (long long until = h_now_ms() + 30000; h_now_ms() < until; h_sleep_ms(50))
+		if (log_count("BPF loaded") > before)
+			return pid;
+	cr_assert_fail("the defender did not load its BPF programs");
+	return -1;
+}
+
+/* Wait until the defender's log has more than n of needle; returns whether it did in time. */
+static bool wait_log(const char *needle, int n, int timeout_ms)
+{
+	for (long long until = h_now_ms() + timeout_ms; h_now_ms() < until; h_sleep_ms(50))
+		if (log_count(needle) > n)
+			return true;
+	return false;
+}
+
+/* SIGTERM the defender; returns how long it took to exit (ms), or -1 after 15 s (then killed). */
+static long long sigterm_ms(void)
+{
+	long long t0 = h_now_ms();
+	int st;
+
+	cr_assert_eq(kill(defender_pid, SIGTERM), 0);
+	while (!h_exited(defender_pid, &st)) {
+		if (h_now_ms() - t0 > 15000) {
+			h_stop(defender_pid, SIGKILL, 5000);
+			defender_pid = 0;
+			return -1;
+		}
+		h_sleep_ms(20);
+	}
+	defender_pid = 0;
+	return h_now_ms() - t0;
+}
+
+/* A file creator in a child, until killed: events for the defender to batch. */
+static pid_t start_load(void)
+{
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		char p[H_PATH];
+		close_range(3, ~0U, 0);
+		for (unsigned i = 0;; i++) {
+			snprintf(p, sizeof(p), "%s/f-%u", loaddir, i % 1000);
+			int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+			if (fd >= 0)
+				close(fd);
+			usleep(500);
+		}
+	}
+	return pid;
+}
+
+static void expect_clean_stop(long long ms, const char *what)
+{
+	cr_expect_geq(ms, 0, "%s: the defender did not stop within 15 s", what);
+	cr_expect_leq(ms, 5000, "%s: the defender took %lld ms to stop", what, ms);
+	cr_expect_eq(log_count("did not finish within"), 0,
+		     "%s: the stop hung and the deadline ended it", what);
+	cr_expect_eq(log_count("stopping"), 1, "%s: the defender logged its stop", what);
+	cr_log_info("%s: stopped in %lld ms", what, ms);
+}
+
+/* A TCP listener on 127.0.0.1 that accepts (the kernel does) and never answers. */
+static int frozen_listener(int *ret_port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(fd, 64), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	*ret_port = ntohs(a.sin_port);
+	return fd;
+}
+
+Test(hostile, sigterm_stops_the_defender_while_its_console_is_frozen_mid_handshake)
+{
+	char url[128];
+	int port;
+
+	frozen_fd = frozen_listener(&port);
+	snprintf(url, sizeof(url), "tls+tcp://127.0.0.1:%d", port);
+	defender_pid = start_defender_at(url);
+	/* Its first hello waits on a handshake the peer never answers; then its diagnosis does. */
+	h_sleep_ms(6000);
+	expect_clean_stop(sigterm_ms(), "frozen mid-handshake");
+}
+
+Test(hostile, sigterm_stops_the_defender_while_its_console_is_frozen_mid_batch)
+{
+	h_console_start(&con, dir, &pki, NULL);
+	defender_pid = start_defender_at(con.listen);
+	cr_assert(wait_log("registered with the console", 0, 20000), "positive control");
+	load_pid = start_load();
+	h_sleep_ms(1500);
+	cr_assert_eq(kill(con.pid, SIGSTOP), 0);
+	h_sleep_ms(3000); /* batches and a heartbeat now wait on the frozen console */
+	expect_clean_stop(sigterm_ms(), "frozen mid-batch");
+}
+
+Test(hostile, sigterm_stops_the_defender_after_its_console_was_killed_mid_batch)
+{
+	h_console_start(&con, dir, &pki, NULL);
+	defender_pid = start_defender_at(con.listen);
+	cr_assert(wait_log("registered with the console", 0, 20000), "positive control");
+	load_pid = start_load();
+	h_sleep_ms(1500);
+	h_console_kill(&con, SIGKILL);
+	h_sleep_ms(2000);
+	expect_clean_stop(sigterm_ms(), "killed mid-batch");
+}
+
+/* Connect to port and close at once, or after sending junk, count times as fast as it can. */
+static void *storm_peers(void *arg)
+{
+	const int *port = arg;
+
+	for (int i = 0; i < 400; i++) {
+		struct sockaddr_in a = {.sin_family = AF_INET,
+					.sin_port = htons((uint16_t)*port),
+					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (fd < 0)
+			continue;
+		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && i % 2 == 0)
+			(void)!write(fd, "\x16\x03\x01\x00\x05junk!", 10);
+		close(fd);
+		usleep(5000);
+	}
+	return NULL;
+}
+
+Test(hostile, a_storm_leaves_the_defender_connected_again_within_its_backoff_ceiling)
+{
+	pthread_t peers;
+
+	h_console_start(&con, dir, &pki, NULL);
+	defender_pid = start_defender_at(con.listen);
+	cr_assert(wait_log("registered with the console", 0, 20000), "positive control");
+	load_pid = start_load();
+	/* The storm: 400 unverified peers, and the console killed and restarted three times. */
+	cr_assert_eq(pthread_create(&peers, NULL, storm_peers, &con.link_port), 0);
+	for (int i = 0; i < 3; i++) {
+		h_sleep_ms(700);
+		h_console_kill(&con, SIGKILL);
+		h_sleep_ms(300);
+		h_console_restart(&con, &pki, NULL);
+	}
+	pthread_join(peers, NULL);
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	long long end = h_now_ms(), end_wall = now.tv_sec * 1000LL + now.tv_nsec / 1000000;
+	/*
+	 * Once it ends: the last console hears from the defender (a hello or a
+	 * heartbeat) within the backoff ceiling and a heartbeat interval.
+	 */
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+		 "SELECT coalesce(max((extract(epoch FROM last_seen) * 1000)::bigint), 0)"
+		 " FROM hosts WHERE host_id = 'host-a' AND connected");
+	long long seen = 0;
+	while (h_now_ms() - end < BACKOFF_CEILING_MS + 2500 &&
+	       (seen = h_db_count(&con, sql)) <= end_wall)
+		h_sleep_ms(100);
+	long long took = h_now_ms() - end;
+	cr_expect_gt(seen, end_wall,
+		     "the console did not hear from the defender within %d ms of"
+		     " the storm's end",
+		     BACKOFF_CEILING_MS + 2500);
+	cr_log_info("the last console heard from the defender %lld ms after the storm", took);
+	/* And it stays up: still heard from two heartbeats later, shown as connected. */
+	h_sleep_ms(2000);
+	long long later = h_db_count(&con, sql);
+	cr_expect_gt(later, seen, "heartbeats stopped after the storm");
+	json_t *host = h_api_host(&con, &pki, "host-a");
+	cr_assert_not_null(host);
+	cr_expect(json_is_true(json_object_get(host, "connected")), "the host shows as connected");
+	json_decref(host);
+	expect_clean_stop(sigterm_ms(), "after the storm");
+}
