@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "log.h"
 
+#include "utf8.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,11 +30,11 @@ int log_level_parse(const char *s)
 
 void log_msg(enum log_level level, const char *fmt, ...)
 {
-	char line[2048];
+	char line[2048], safe[2048 + 64];
 	struct timespec ts;
 	struct tm tm;
 	va_list ap;
-	int n, m;
+	int n, m, prefix;
 
 	if (level < log_min)
 		return;
@@ -42,6 +44,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%d] %s: ", tm.tm_year + 1900,
 		     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 		     ts.tv_nsec / 1000000, log_progname, (int)getpid(), level_names[level]);
+	prefix = n;
 	va_start(ap, fmt);
 	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);
@@ -50,10 +53,15 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	n += m;
 	if (n > (int)sizeof(line) - 2)
 		n = (int)sizeof(line) - 2;
-	/* Control characters from peers must not forge log lines. */
-	for (int i = 0; i < n; i++)
-		if ((unsigned char)line[i] < 0x20 && line[i] != '\t')
-			line[i] = '?';
-	line[n++] = '\n';
-	(void)!write(STDERR_FILENO, line, (size_t)n);
+	/*
+	 * Names, paths and messages from hosts and peers reach this line: their
+	 * control characters and terminal escapes must neither forge log lines
+	 * nor act on the terminal of whoever reads the log.  The prefix is ours.
+	 */
+	memcpy(safe, line, (size_t)prefix);
+	size_t len =
+	    (size_t)prefix + utf8_escape_controls(line + prefix, (size_t)(n - prefix),
+						  safe + prefix, sizeof(safe) - (size_t)prefix - 1);
+	safe[len++] = '\n';
+	(void)!write(STDERR_FILENO, safe, len);
 }

@@ -67,6 +67,42 @@ size_t utf8_sanitize(const char *in, size_t len, char *out, size_t outlen)
 	return o;
 }
 
+size_t utf8_escape_controls(const char *in, size_t len, char *out, size_t outlen)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	size_t i = 0, o = 0;
+
+	if (outlen == 0)
+		return 0;
+	while (i < len) {
+		size_t n = utf8_char_len(s + i, len - i);
+		char esc[8];
+		size_t elen = 0;
+
+		if (n == 1 && (s[i] < 0x20 || s[i] == 0x7f))
+			elen = (size_t)snprintf(esc, sizeof(esc), "\\x%02x", s[i]);
+		else if (n == 2 && s[i] == 0xc2 && s[i + 1] < 0xa0)
+			elen = (size_t)snprintf(esc, sizeof(esc), "\\u00%02x", s[i + 1]);
+		else if (n == 0)
+			elen = (size_t)snprintf(esc, sizeof(esc), "\\x%02x", s[i]);
+		if (elen > 0) {
+			if (o + elen >= outlen)
+				break;
+			memcpy(out + o, esc, elen);
+			o += elen;
+			i += n > 0 ? n : 1;
+			continue;
+		}
+		if (o + n >= outlen)
+			break;
+		memcpy(out + o, s + i, n);
+		o += n;
+		i += n;
+	}
+	out[o] = '\0';
+	return o;
+}
+
 bool utf8_valid(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;

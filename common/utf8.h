@@ -16,6 +16,15 @@
 /* Copy len bytes of in to out (outlen > 0) as above; returns the length written. */
 size_t utf8_sanitize(const char *in, size_t len, char *out, size_t outlen);
 
+/*
+ * For a terminal or a log line: as utf8_sanitize, and every control
+ * character is written out too, so text from a host cannot move the cursor,
+ * recolour, retitle or forge lines: C0 controls and DEL as \xNN, C1 controls
+ * (U+0080..U+009F, which some terminals obey) as \u00NN.  A backslash stays
+ * a backslash (the rare ambiguity is the price of readable paths).
+ */
+size_t utf8_escape_controls(const char *in, size_t len, char *out, size_t outlen);
+
 /* Length (1..4) of the valid UTF-8 sequence at s (n bytes available), or 0 when invalid. */
 size_t utf8_char_len(const unsigned char *s, size_t n);
 

@@ -19,6 +19,7 @@
 
 #include "cli/apiclient.h"
 #include "fsutil.h"
+#include "utf8.h"
 #include "cli/vigilctl.h"
 #include "cli/vigilctl_pki.h"
 
@@ -105,7 +106,7 @@ static json_t *answer_json(struct ctl *c, const char *path, int status, char *bo
 	if (status < 200 || status > 299) {
 		json_t *e = doc != NULL ? json_object_get(doc, "error") : NULL;
 		fprintf(stderr, "vigilctl: %s%s answered %d: %s\n", c->api, path, status,
-			json_is_string(e) ? json_string_value(e) : "(no detail)");
+			json_is_string(e) ? ctl_term(json_string_value(e)) : "(no detail)");
 		json_decref(doc);
 		free(body);
 		return NULL;
@@ -151,10 +152,21 @@ json_t *ctl_post_json(struct ctl *c, const char *path, const char *if_lost)
 	return answer_json(c, path, status, body);
 }
 
+const char *ctl_term(const char *s)
+{
+	/* Enough for every string of one printed row; vigilctl is single-threaded. */
+	static char ring[16][4096];
+	static unsigned next;
+	char *out = ring[next++ % 16];
+
+	utf8_escape_controls(s, strlen(s), out, sizeof(ring[0]));
+	return out;
+}
+
 const char *ctl_str(json_t *o, const char *k)
 {
 	json_t *v = json_object_get(o, k);
-	return json_is_string(v) ? json_string_value(v) : "-";
+	return json_is_string(v) ? ctl_term(json_string_value(v)) : "-";
 }
 
 /* Labels as "k=v,k=v" into buf. */
@@ -169,8 +181,11 @@ static void labels_text(json_t *labels, char *buf, size_t len)
 	{
 		if (off >= len)
 			break;
-		off += (size_t)snprintf(buf + off, len - off, "%s%s=%s", off ? "," : "", k,
-					json_is_string(v) ? json_string_value(v) : "?");
+		off += (size_t)snprintf(buf + off, len - off, "%s%s=", off ? "," : "", ctl_term(k));
+		if (off < len)
+			off += (size_t)snprintf(buf + off, len - off, "%s",
+						json_is_string(v) ? ctl_term(json_string_value(v))
+								  : "?");
 	}
 	if (buf[0] == '\0')
 		snprintf(buf, len, "-");

@@ -30,8 +30,15 @@ json_t *ctl_get_json(struct ctl *c, const char *path);
  */
 json_t *ctl_post_json(struct ctl *c, const char *path, const char *if_lost);
 
-/* o[k] when it is a string, else "-". */
+/* o[k] when it is a string (made safe for a terminal, as ctl_term), else "-". */
 const char *ctl_str(json_t *o, const char *k);
+
+/*
+ * s made safe for a terminal: control characters and terminal escapes from
+ * hosts written out as \xNN / \u00NN (utf8_escape_controls).  The result
+ * lives in one of 16 rotating buffers: enough for one printed row.
+ */
+const char *ctl_term(const char *s);
 
 /*
  * Options "--NAME VALUE" of a command, mapped to query parameters of path

@@ -70,3 +70,37 @@ Test(utf8, validity_refuses_what_postgresql_refuses)
 	cr_assert_not(utf8_valid("\xff", 1));
 	cr_assert_not(utf8_valid("ok\xe2\x82", 4), "cut at the end");
 }
+
+Test(utf8, controls_and_terminal_escapes_are_written_out_for_a_terminal)
+{
+	char out[256];
+	/* ESC ] title BEL, ESC [ 2J, a C1 CSI, CR LF forging a line, DEL, NUL, a bad byte. */
+	const char in[] = "\x1b]0;pwned\x07host\x1b[2J\xc2\x9b"
+			  "31m\r\nforged\x7f\x00\xff ok é";
+	size_t n = utf8_escape_controls(in, sizeof(in) - 1, out, sizeof(out));
+
+	cr_expect_str_eq(out, "\\x1b]0;pwned\\x07host\\x1b[2J\\u009b31m\\x0d\\x0aforged\\x7f\\x00"
+			      "\\xff ok é");
+	cr_expect_eq(n, strlen(out));
+	for (size_t i = 0; i < n; i++)
+		cr_expect((unsigned char)out[i] >= 0x20 && (unsigned char)out[i] != 0x7f,
+			  "a control byte at %zu", i);
+}
+
+Test(utf8, escaping_that_does_not_fit_is_cut_between_escapes)
+{
+	char out[8];
+
+	utf8_escape_controls("ab\x1b"
+			     "cd",
+			     5, out, 6);
+	cr_expect_str_eq(out, "ab", "\\x1b needs 4 more bytes and the NUL one");
+	utf8_escape_controls("ab\x1b"
+			     "cd",
+			     5, out, 7);
+	cr_expect_str_eq(out, "ab\\x1b");
+	utf8_escape_controls("\x1b", 1, out, 4);
+	cr_expect_str_eq(out, "");
+	utf8_escape_controls("\x1b", 1, out, 5);
+	cr_expect_str_eq(out, "\\x1b");
+}

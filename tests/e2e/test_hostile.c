@@ -281,3 +281,74 @@ Test(hostile, a_storm_leaves_the_defender_connected_again_within_its_backoff_cei
 	json_decref(host);
 	expect_clean_stop(sigterm_ms(), "after the storm");
 }
+
+/* Whether text has a byte a terminal would act on (C0 but newline, DEL, or a C1 control). */
+static bool has_terminal_control(const char *text)
+{
+	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+		if ((*p < 0x20 && *p != '\n') || *p == 0x7f)
+			return true;
+		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] < 0xa0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A host's own strings (hostname, OS, labels: whatever its hello says) with
+ * terminal escapes must not act on the terminal of an operator running
+ * vigilctl, nor forge lines in the console's log.
+ */
+Test(hostile, escapes_in_host_strings_reach_neither_vigilctl_nor_the_log_raw)
+{
+	static const char evil[] = "\x1b]0;owned\x07web\x1b[2J\xc2\x9b"
+				   "31m\r\nforged line";
+	Vigil__Envelope env = VIGIL__ENVELOPE__INIT;
+	Vigil__Hello hello = VIGIL__HELLO__INIT;
+	Vigil__Label label = VIGIL__LABEL__INIT, *labels[1] = {&label};
+	struct h_link link;
+	char out[H_PATH], tokfile[H_PATH];
+
+	h_console_start(&con, dir, &pki, NULL);
+	hello.hostname = (char *)evil;
+	hello.os = (char *)evil;
+	hello.kernel = "6.18";
+	hello.defender_version = "0.1.0";
+	label.key = "env";
+	label.value = (char *)evil;
+	hello.labels = labels;
+	hello.n_labels = 1;
+	env.seq = 1;
+	env.body_case = VIGIL__ENVELOPE__BODY_HELLO;
+	env.hello = &hello;
+	h_link_open(&link, &con, &pki, pki.host_cert, pki.host_key);
+	Vigil__Reply *r = h_link_request(&link, &env);
+	cr_assert_eq(r->status, VIGIL__REPLY__STATUS__OK, "positive control: the hello is stored");
+	vigil__reply__free_unpacked(r, NULL);
+	h_link_close(&link);
+
+	snprintf(out, sizeof(out), "%s/vigilctl.out", dir);
+	snprintf(tokfile, sizeof(tokfile), "%s/api-token", con.state);
+	char *argv[] = {(char *)h_bin("vigilctl"),
+			"--api",
+			con.api,
+			"--ca",
+			pki.ca,
+			"--token-file",
+			tokfile,
+			"hosts",
+			NULL};
+	cr_assert_eq(h_run(out, 15000, argv), 0);
+	char *text = h_slurp(out);
+	cr_expect(strstr(text, "\\x1b]0;owned\\x07web") != NULL, "the hostname, written out:\n%s",
+		  text);
+	cr_expect(strstr(text, "env=\\x1b]0;owned") != NULL, "the label, written out:\n%s", text);
+	cr_expect_not(has_terminal_control(text), "vigilctl printed a control character");
+	free(text);
+	/* The console logs the hostname when the host registers. */
+	text = h_slurp(con.log);
+	cr_expect(strstr(text, "\\x1b]0;owned") != NULL,
+		  "positive control: the log names the host");
+	cr_expect_not(has_terminal_control(text), "the console's log has a control character");
+	free(text);
+}
