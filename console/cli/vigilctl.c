@@ -229,7 +229,7 @@ static int cmd_hosts(struct ctl *c, int argc, char **argv)
 		return 1;
 	}
 	if (json_out) {
-		json_dumpf(hosts, stdout, JSON_INDENT(2));
+		json_dumpf(hosts, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 		putchar('\n');
 		json_decref(doc);
 		return 0;
@@ -342,7 +342,7 @@ static int cmd_audits(struct ctl *c, int argc, char **argv)
 		return 1;
 	audits = json_object_get(doc, "audits");
 	if (json_out) {
-		json_dumpf(audits, stdout, JSON_INDENT(2));
+		json_dumpf(audits, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 		putchar('\n');
 		json_decref(doc);
 		return 0;

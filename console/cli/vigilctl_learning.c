@@ -21,7 +21,7 @@ static long long int_field(json_t *o, const char *k)
 
 static void print_json(json_t *v)
 {
-	json_dumpf(v, stdout, JSON_INDENT(2));
+	json_dumpf(v, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 	putchar('\n');
 }
 

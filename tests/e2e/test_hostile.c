@@ -345,6 +345,22 @@ Test(hostile, escapes_in_host_strings_reach_neither_vigilctl_nor_the_log_raw)
 	cr_expect(strstr(text, "env=\\x1b]0;owned") != NULL, "the label, written out:\n%s", text);
 	cr_expect_not(has_terminal_control(text), "vigilctl printed a control character");
 	free(text);
+	char *jargv[] = {(char *)h_bin("vigilctl"),
+			 "--api",
+			 con.api,
+			 "--ca",
+			 pki.ca,
+			 "--token-file",
+			 tokfile,
+			 "hosts",
+			 "--json",
+			 NULL};
+	cr_assert_eq(h_run(out, 15000, jargv), 0);
+	text = h_slurp(out);
+	cr_expect(strstr(text, "\\u001b]0;owned") != NULL, "the JSON keeps the hostname:\n%s",
+		  text);
+	cr_expect_not(has_terminal_control(text), "vigilctl --json printed a control character");
+	free(text);
 	/* The console logs the hostname when the host registers. */
 	text = h_slurp(con.log);
 	cr_expect(strstr(text, "\\x1b]0;owned") != NULL,
