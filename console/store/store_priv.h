@@ -24,9 +24,16 @@
 /* A timestamptz column as RFC 3339 UTC text with microseconds, in SQL. */
 #define TS_UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
+/* Delivery streams this connection has seen committed (ingest.c): a direct-mapped cache. */
+#define STORE_STREAMS_KNOWN 256
+
 struct store {
-	pthread_mutex_t lock; /* held around every use of conn */
+	pthread_mutex_t lock; /* held around every use of conn, and the fields below */
 	PGconn *conn;
+	/* (hash of host, incarnation) of streams known to be in delivery_streams; 0: empty. */
+	struct {
+		uint64_t host_hash, incarnation;
+	} streams_known[STORE_STREAMS_KNOWN];
 };
 
 /* "<what>: database D on H is unreachable: <why>" as -ECONNRESET. */

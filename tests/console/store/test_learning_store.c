@@ -718,3 +718,59 @@ Test(learning_store, events_the_columns_cannot_hold_are_left_out_and_audited)
 		     1);
 	cr_expect_eq(qn("SELECT n_events FROM batches WHERE host_id = 'host-a' AND seq = 1"), 2);
 }
+
+/* One event batch of host's delivery stream incarnation, numbered seq. */
+static struct ingest_result ingest_stream(const char *host, uint64_t incarnation, uint64_t seq)
+{
+	static const struct store_event ev = {
+	    .type = 4, .ts_ns = T0_NS, .pid = 10, .ppid = 1, .uid = 0, .comm = "x", .json = "{}"};
+
+	return ingest(
+	    host, seq,
+	    &(struct ingest_batch){.incarnation = incarnation, .events = &ev, .nevents = 1});
+}
+
+Test(learning_store, a_new_delivery_stream_is_stored_beside_the_old_and_its_reset_audited_once)
+{
+	/* A defender from before streams (0), then its state is lost: a new stream from seq 1. */
+	for (uint64_t seq = 1; seq <= 5; seq++)
+		cr_expect_eq(ingest_stream("host-a", 0, seq).new_stream, 0);
+	cr_expect_eq(ingest_stream("host-a", 0, 3).duplicate, 1, "a resend is still a duplicate");
+	struct ingest_result r = ingest_stream("host-a", 77, 1);
+	cr_expect_eq(r.duplicate, 0, "seq 1 of a new stream is not a duplicate of the old seq 1");
+	cr_expect_eq(r.stored, 1);
+	cr_expect_eq(r.new_stream, 1);
+	cr_expect_eq(ingest_stream("host-a", 77, 2).new_stream, 0);
+	cr_expect_eq(ingest_stream("host-a", 77, 1).duplicate, 1);
+	cr_expect_eq(qn("SELECT count(*) FROM events WHERE host_id = 'host-a'"), 7);
+	cr_expect_eq(qn("SELECT count(*) FROM audits WHERE kind = 'defender_reset'"), 1);
+	cr_expect_str_eq(q1("SELECT concat_ws('|', severity, detail->>'incarnation',"
+			    " detail->>'old_incarnation', detail->>'old_last_seq',"
+			    " detail->>'old_batches_stored', detail->>'old_batches_missing')"
+			    " FROM audits WHERE kind = 'defender_reset'"),
+			 "high|77|0|5|5|0");
+	/* Another host's first stream is no reset; an old stream's late batch is stored too. */
+	cr_expect_eq(ingest_stream("host-b", 77, 1).new_stream, 0);
+	r = ingest_stream("host-a", 0, 9);
+	cr_expect_eq(r.stored, 1, "a batch is never discarded unstored");
+	cr_expect_eq(r.new_stream, 0);
+	cr_expect_eq(qn("SELECT count(*) FROM audits WHERE kind = 'defender_reset'"), 1);
+	/* A third stream reports what the second delivered: seqs 1 and 2, none missing. */
+	ingest_stream("host-a", 78, 1);
+	cr_expect_str_eq(q1("SELECT concat_ws('|', detail->>'old_incarnation',"
+			    " detail->>'old_last_seq', detail->>'old_batches_missing')"
+			    " FROM audits WHERE kind = 'defender_reset' AND"
+			    " detail->>'incarnation' = '78'"),
+			 "77|2|0");
+}
+
+Test(learning_store, a_stream_id_past_int64_is_refused)
+{
+	struct ingest_result res;
+	vigil_err err = {0};
+	const struct ingest_batch b = {.incarnation = (uint64_t)INT64_MAX + 1};
+
+	cr_expect_eq(store_ingest(fx.st, "host-a", 1, &b, &res, &err), -EINVAL);
+	cr_expect(strstr(err.msg, "stream") != NULL, "%s", err.msg);
+	cr_expect_eq(qn("SELECT count(*) FROM batches"), 0);
+}
