@@ -100,9 +100,12 @@ void classify(const struct proc_entry *const *chain, size_t n, struct classifica
 		return;
 	}
 	bool under_cron = false;
-	for (size_t i = 0; i < n; i++)
-		if (is_cron(chain[i]))
+	size_t cron_at = 0; /* the cron process nearest to self */
+	for (size_t i = n; i-- > 0;)
+		if (is_cron(chain[i])) {
 			under_cron = true;
+			cron_at = i;
+		}
 	for (size_t i = 0; i < n; i++) {
 		if (session_opener(chain, n, i, &what)) {
 			out->cls = CLASS_INTERACTIVE;
@@ -138,5 +141,18 @@ void classify(const struct proc_entry *const *chain, size_t n, struct classifica
 		snprintf(out->why, sizeof(out->why), "%s leader %s (pid %u) under init",
 			 under_cron ? "cron job, service" : "service", prog(chain[leader]),
 			 chain[leader]->pid);
+	}
+	/*
+	 * Every user's crontab runs under the same cron: a job is modelled per
+	 * owner, or any user could teach root's jobs' model what their own jobs
+	 * do while it learns.  The owner is the job's first process below cron
+	 * (cron sets its user before the exec); its descendants keep the key
+	 * whatever they change their ids to.
+	 */
+	if (under_cron && cron_at > 0) {
+		size_t len = strlen(out->service);
+
+		snprintf(out->service + len, sizeof(out->service) - len, "/uid:%u",
+			 chain[cron_at - 1]->uid);
 	}
 }

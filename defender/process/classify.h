@@ -11,7 +11,8 @@
  * loginuid is set by pam_loginuid at login) that is not a cron job; or an
  * sshd per-connection child, login, getty, su or sudo among the ancestors.
  * Everything else under init or a supervisor is a service, cron jobs
- * included (they are patterned).  A service's identity is its systemd unit
+ * included (they are patterned, and modelled per owner: "<service>/uid:N").
+ * A service's identity is its systemd unit
  * (from the cgroup path) where there is one, else its leader's executable:
  * the ancestor right below init (systemd is not PID 1 on every host).
  * The reason is recorded, so an operator can see why.
@@ -32,7 +33,9 @@ enum proc_class {
 struct classification {
 	enum proc_class cls;
 	uint32_t leader_pid; /* service: the leader; interactive: the session's root */
-	char service[160];   /* "unit:cron.service" or "exe:/usr/sbin/nginx"; "" when interactive */
+	/* "unit:nginx.service", "exe:/usr/sbin/nginx", a cron job's "unit:cron.service/uid:1000";
+	 * "" when interactive */
+	char service[160];
 	char why[192];
 };
 

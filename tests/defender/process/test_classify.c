@@ -141,8 +141,39 @@ Test(classify, a_login_session_without_a_terminal_is_interactive_but_cron_jobs_a
 	cr_expect(strstr(c.why, "loginuid 1000") != NULL, "%s", c.why);
 	run(cron, 3, &c);
 	cr_expect_eq(c.cls, CLASS_SERVICE, "cron jobs are patterned: services");
-	cr_expect_str_eq(c.service, "exe:/usr/sbin/cron");
+	cr_expect_str_eq(c.service, "exe:/usr/sbin/cron/uid:0");
 	cr_expect(strstr(c.why, "cron job") != NULL, "%s", c.why);
+}
+
+Test(classify, cron_jobs_are_modelled_per_owner_so_no_user_teaches_roots_model)
+{
+	struct proc_entry alice[] = {
+	    mk(912, "/usr/bin/curl", NULL, 1000, "/system.slice/cron.service"),
+	    mk(911, "/bin/sh", NULL, 1000, "/system.slice/cron.service"),
+	    mk(910, "/usr/sbin/cron", NULL, 1000, "/system.slice/cron.service"),
+	    mk(800, "/usr/sbin/cron", NULL, UNSET, "/system.slice/cron.service"),
+	    mk(1, "/sbin/init", NULL, UNSET, "/"),
+	};
+	struct proc_entry root_job[] = {
+	    mk(922, "/usr/bin/curl", NULL, 0, "/system.slice/cron.service"),
+	    mk(921, "/bin/sh", NULL, 0, "/system.slice/cron.service"),
+	    mk(920, "/usr/sbin/cron", NULL, 0, "/system.slice/cron.service"),
+	    mk(800, "/usr/sbin/cron", NULL, UNSET, "/system.slice/cron.service"),
+	    mk(1, "/sbin/init", NULL, UNSET, "/"),
+	};
+	struct classification c;
+
+	alice[0].uid = 0; /* a setuid program the job ran: still alice's job */
+	alice[1].uid = 1000;
+	alice[2].uid = 0; /* cron's child before it set the user: not the key */
+	run(alice, 5, &c);
+	cr_expect_eq(c.cls, CLASS_SERVICE);
+	cr_expect_str_eq(c.service, "unit:cron.service/uid:1000");
+	run(root_job, 5, &c);
+	cr_expect_str_eq(c.service, "unit:cron.service/uid:0");
+	/* The daemon itself is the plain service. */
+	run(alice + 3, 2, &c);
+	cr_expect_str_eq(c.service, "unit:cron.service");
 }
 
 Test(classify, unit_parsing_takes_the_innermost_service)
