@@ -27,6 +27,9 @@ struct pipeline {
 	atomic_bool stop;
 	pthread_t thread;
 	bool running;
+	/* The tree's counters, for other threads: refreshed every poll (under stats_lock). */
+	pthread_mutex_t stats_lock;
+	struct proctree_stats tree_stats;
 	/* Relearn requests from the console, for the thread (which owns the models). */
 	pthread_mutex_t relearn_lock;
 	char *relearn[RELEARN_QUEUE_MAX];
@@ -116,6 +119,11 @@ static void *pipeline_main(void *arg)
 		proctree_expire(p->pt, now_ns);
 		/* Exits lost to ring drops would leave dead entries filling the table. */
 		proctree_sweep(p->pt, now_ns, 200);
+		struct proctree_stats ts;
+		proctree_stats(p->pt, &ts);
+		pthread_mutex_lock(&p->stats_lock);
+		p->tree_stats = ts;
+		pthread_mutex_unlock(&p->stats_lock);
 		if (n < 0) {
 			log_error("capture stopped: ring buffer poll failed: %s", strerror(-n));
 			break;
@@ -146,6 +154,7 @@ struct pipeline *pipeline_start(const struct pipeline_opts *opts, struct capture
 		return NULL;
 	}
 	pthread_mutex_init(&p->relearn_lock, NULL);
+	pthread_mutex_init(&p->stats_lock, NULL);
 	p->cap = cap;
 	p->dl = dl;
 	p->clock_offset = event_json_clock_offset();
@@ -194,6 +203,13 @@ void pipeline_learn_stats(struct pipeline *p, struct learn_stats *ret_stats)
 	learner_stats(p->learn, ret_stats);
 }
 
+void pipeline_process_stats(struct pipeline *p, struct proctree_stats *ret_stats)
+{
+	pthread_mutex_lock(&p->stats_lock);
+	*ret_stats = p->tree_stats;
+	pthread_mutex_unlock(&p->stats_lock);
+}
+
 uint64_t pipeline_malformed(struct pipeline *p)
 {
 	return atomic_load_explicit(&p->malformed, memory_order_relaxed);
@@ -213,5 +229,6 @@ void pipeline_stop(struct pipeline *p)
 	for (size_t i = 0; i < p->nrelearn; i++)
 		free(p->relearn[i]);
 	pthread_mutex_destroy(&p->relearn_lock);
+	pthread_mutex_destroy(&p->stats_lock);
 	free(p);
 }

@@ -15,8 +15,8 @@
  * what is spooled, and expires the process tree.
  *
  * Ownership: the pipeline owns the learner and the process tree; capture and
- * delivery are borrowed and must outlive pipeline_stop.  pipeline_relearn,
- * pipeline_learn_stats and pipeline_malformed may be called from any thread.
+ * delivery are borrowed and must outlive pipeline_stop.  pipeline_relearn and
+ * the stats functions may be called from any thread.
  */
 
 #include "capture/capture.h"
@@ -24,6 +24,7 @@
 #include "error.h"
 #include "learn/learn.h"
 #include "learn/model.h"
+#include "process/proctree.h"
 
 struct pipeline;
 
@@ -49,6 +50,9 @@ int pipeline_relearn(struct pipeline *p, const char *service);
 
 /* The learner's counters (a snapshot refreshed at every upkeep). */
 void pipeline_learn_stats(struct pipeline *p, struct learn_stats *ret_stats);
+
+/* The process tree's counters (a snapshot refreshed at every poll). */
+void pipeline_process_stats(struct pipeline *p, struct proctree_stats *ret_stats);
 
 /* Records the ring held that did not decode (the capture's own count is separate). */
 uint64_t pipeline_malformed(struct pipeline *p);

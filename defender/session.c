@@ -118,7 +118,7 @@ static void run_commands(struct session *s, const Vigil__Reply *reply)
 }
 
 /* The heartbeat's counters: capture, delivery, learning. */
-#define COUNTERS_MAX (EV_TYPE_MAX + DROP_REASON_MAX + FILTER_REASON_MAX + 1 + 9 + 11)
+#define COUNTERS_MAX (EV_TYPE_MAX + DROP_REASON_MAX + FILTER_REASON_MAX + 1 + 9 + 11 + 4)
 
 struct counters {
 	Vigil__Counter c[COUNTERS_MAX];
@@ -144,6 +144,7 @@ static void counters_fill(const struct session *s, struct counters *k)
 	struct capture_counters c;
 	struct delivery_stats ds;
 	struct learn_stats ls;
+	struct proctree_stats ps;
 
 	capture_read_counters(s->parts.cap, &c);
 	for (int i = 1; i < EV_TYPE_MAX; i++)
@@ -181,6 +182,12 @@ static void counters_fill(const struct session *s, struct counters *k)
 		counter_add(k, "learn", "unplaced", ls.unplaced);
 		counter_add(k, "learn", "save_errors", ls.models.save_errors);
 		counter_add(k, "learn", "load_errors", ls.models.load_errors);
+		/* Processes the tree could not keep: events of theirs lose their context. */
+		pipeline_process_stats(s->parts.pipe, &ps);
+		counter_add(k, "process", "evicted_live", ps.evicted_live);
+		counter_add(k, "process", "evicted_exited", ps.evicted_exited);
+		counter_add(k, "process", "table_full_drops", ps.table_full_drops);
+		counter_add(k, "process", "entries", ps.entries);
 	}
 }
 

@@ -123,11 +123,12 @@ static void print_stats(struct capture *cap, struct stream *s)
 	proctree_stats(s->pt, &ps);
 	printf("},\"proctree\":{\"entries\":%llu,\"live\":%llu,\"max\":%llu,\"seeded\":%llu,"
 	       "\"lazy_loads\":%llu,\"table_full_drops\":%llu,\"evicted_exited\":%llu,"
-	       "\"bytes\":%llu}",
+	       "\"evicted_live\":%llu,\"bytes\":%llu}",
 	       (unsigned long long)ps.entries, (unsigned long long)ps.live,
 	       (unsigned long long)ps.max, (unsigned long long)ps.seeded,
 	       (unsigned long long)ps.lazy_loads, (unsigned long long)ps.table_full_drops,
-	       (unsigned long long)ps.evicted_exited, (unsigned long long)ps.bytes);
+	       (unsigned long long)ps.evicted_exited, (unsigned long long)ps.evicted_live,
+	       (unsigned long long)ps.bytes);
 	printf(",\"malformed\":%llu,\"written\":%llu,\"ringbuf_bytes\":%zu}\n",
 	       (unsigned long long)(s->malformed + c.user_malformed),
 	       (unsigned long long)s->written, capture_ringbuf_bytes(cap));

@@ -106,18 +106,98 @@ static void node_drop(struct proctree *pt, uint32_t idx)
 	pt->st.entries--;
 }
 
-/* A free pool index, evicting the oldest exited entry when the table is full. */
+/*
+ * Whose process an entry is, for eviction: the login uid when the process
+ * belongs to a login session (set at login, not changeable without
+ * CAP_AUDIT_CONTROL, kept across user namespaces and setuid), else the uid.
+ * Bit 32 keeps the two apart.
+ */
+static uint64_t owner_key(const struct proc_entry *e)
+{
+	return e->loginuid != UINT32_MAX ? (1ull << 32) | e->loginuid : e->uid;
+}
+
+static bool evictable(const struct proc_entry *e)
+{
+	return e->pid != 0 && e->pid != 1 && !(e->flags & (PROC_F_EXITED | PROC_F_KTHREAD));
+}
+
+#define OWNER_SLOTS 1024 /* distinct owners counted; more is an attack in itself */
+
+/*
+ * The table is full of live processes.  Whoever filled it owns the most
+ * entries: drop a slice (1/16, at least 1, at most 256) of that owner's, so
+ * that a user who forks to fill the table evicts their own processes, never
+ * the services the table is for.  Owners are login uids where there is one,
+ * so spreading the flood over the uids of a user namespace does not help.
+ * Kernel threads and init are never dropped.  One pass to count, one to
+ * drop, amortized over the slice.  Returns how many were dropped (counted
+ * as evicted_live).
+ */
+static uint32_t evict_top_owner(struct proctree *pt)
+{
+	struct {
+		uint64_t key;
+		uint32_t n;
+	} owners[OWNER_SLOTS]; /* 16 KiB of stack, once per slice */
+	uint64_t top_key = 0;
+	uint32_t top_n = 0, want, dropped = 0;
+
+	memset(owners, 0, sizeof(owners));
+	for (uint32_t idx = 0; idx < pt->nused; idx++) {
+		const struct proc_entry *e = &node_at(pt, idx)->e;
+		uint64_t key;
+		size_t h;
+
+		if (!evictable(e))
+			continue;
+		key = owner_key(e) + 1; /* 0 marks a free slot */
+		h = (size_t)((key * 0x9e3779b97f4a7c15ull) >> 54) % OWNER_SLOTS;
+		for (size_t probe = 0; probe < OWNER_SLOTS; probe++, h = (h + 1) % OWNER_SLOTS) {
+			if (owners[h].key == 0)
+				owners[h].key = key;
+			if (owners[h].key == key) {
+				if (++owners[h].n > top_n) {
+					top_n = owners[h].n;
+					top_key = key;
+				}
+				break;
+			}
+		}
+	}
+	if (top_n == 0)
+		return 0;
+	want = top_n / 16 < 1 ? 1 : top_n / 16 > 256 ? 256 : top_n / 16;
+	for (uint32_t step = 0; step < pt->nused && dropped < want; step++) {
+		uint32_t idx = (pt->evict_cursor + step) % pt->nused;
+		const struct proc_entry *e = &node_at(pt, idx)->e;
+
+		if (evictable(e) && owner_key(e) + 1 == top_key) {
+			node_drop(pt, idx);
+			dropped++;
+			pt->evict_cursor = idx + 1;
+		}
+	}
+	pt->st.evicted_live += dropped;
+	return dropped;
+}
+
+/*
+ * A free pool index.  When the table is full: the oldest exited entry makes
+ * room, else a slice of the biggest owner's live entries.
+ */
 static uint32_t node_alloc(struct proctree *pt)
 {
 	uint32_t idx;
 
 	if (pt->free_head == NIL && pt->nused == pt->max) {
-		if (pt->exited_head == NIL) {
+		if (pt->exited_head != NIL) {
+			node_drop(pt, pt->exited_head);
+			pt->st.evicted_exited++;
+		} else if (evict_top_owner(pt) == 0) {
 			pt->st.table_full_drops++;
 			return NIL;
 		}
-		node_drop(pt, pt->exited_head);
-		pt->st.evicted_exited++;
 	}
 	if (pt->free_head != NIL) {
 		idx = pt->free_head;

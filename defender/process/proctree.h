@@ -32,9 +32,12 @@
  * their strings (exe, cwd, args, tty, cgroup, container id) are interned with
  * reference counts, so the thousands of processes that share /usr/bin/bash
  * or one cgroup pay for the string once.  When the table is full an insert
- * evicts the oldest exited entry; when every entry is live the insert is
- * refused and counted (table_full_drops): the table never grows past the
- * limit.  Every drop is counted in proctree_stats.
+ * evicts the oldest exited entry; when every entry is live, a slice of the
+ * entries of the owner with the most (login uid, else uid) goes
+ * (evicted_live), so a user who forks to fill the table evicts only their
+ * own processes; only when nothing is evictable is the insert refused
+ * (table_full_drops).  The table never grows past the limit.  Every drop is
+ * counted in proctree_stats.
  *
  * Untrusted input: /proc contents and event strings are bytes, not text.
  * They are read with bounds, stored as-is (non-UTF-8, newlines and all) and
@@ -151,7 +154,8 @@ struct proctree_stats {
 	uint64_t lookup_misses;	   /* lookups that found no entry (before any lazy load) */
 	uint64_t expired;	   /* exited entries dropped after their grace period */
 	uint64_t evicted_exited;   /* exited entries dropped early to make room */
-	uint64_t table_full_drops; /* inserts refused: table full of live entries */
+	uint64_t evicted_live;	   /* live entries of the biggest owner dropped to make room */
+	uint64_t table_full_drops; /* inserts refused: nothing left to evict */
 	uint64_t replaced;	   /* entries replaced because their pid was reused */
 	uint64_t exit_unknown;	   /* exit events for processes not in the table */
 	uint64_t stale_reaped;	   /* live entries proctree_sweep found gone */

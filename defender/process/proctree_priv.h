@@ -49,7 +49,8 @@ struct proctree {
 	uint32_t free_head;
 	uint32_t exited_head, exited_tail;
 	uint32_t sweep_cursor;
-	uint64_t gen; /* bumped by every change to any entry: see proctree_generation */
+	uint32_t evict_cursor; /* where the last eviction of live entries stopped */
+	uint64_t gen;	       /* bumped by every change to any entry: see proctree_generation */
 
 	struct pidmap pids;
 	struct intern strs;

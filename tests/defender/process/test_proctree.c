@@ -747,53 +747,90 @@ Test(proctree, coarse_seed_start_matches_precise_event_start)
 	free(root);
 }
 
-Test(proctree, table_bound_evicts_exited_first_then_refuses)
+/* exec_ev for a process of owner uid / loginuid (UINT32_MAX: a service, no login). */
+static int exec_as(struct proctree *pt, uint32_t pid, uint32_t uid, uint32_t loginuid)
+{
+	struct proctree_exec ev = {
+	    .pid = pid,
+	    .ppid = 1,
+	    .start_ns = pid,
+	    .uid = uid,
+	    .euid = uid,
+	    .gid = uid,
+	    .sid = pid,
+	    .loginuid = loginuid,
+	    .comm = "cmd",
+	    .filename = "/bin/x",
+	    .filename_len = 7,
+	};
+
+	return proctree_on_exec(pt, &ev);
+}
+
+Test(proctree, table_bound_evicts_exited_first_then_the_biggest_owners_processes)
 {
 	char *root = make_tmpdir();
 	struct proctree *pt = tree_at(root, 100);
 	struct proctree_stats st;
 	uint32_t pid;
 
-	/* 100 live, then 30 of them exit (in pid order). */
-	for (pid = 2; pid < 102; pid++)
-		cr_assert_eq(exec_ev(pt, pid, 1, pid, "/bin/x", NULL, 0), 0);
-	for (pid = 2; pid < 32; pid++)
+	/* 40 service processes (uid 33, no login) and 60 of a logged-in user; 30 of those exit. */
+	for (pid = 2; pid < 42; pid++)
+		cr_assert_eq(exec_as(pt, pid, 33, UINT32_MAX), 0);
+	for (pid = 42; pid < 102; pid++)
+		cr_assert_eq(exec_as(pt, pid, 1000, 1000), 0);
+	for (pid = 42; pid < 72; pid++)
 		cr_assert_eq(proctree_on_exit(pt, pid, pid, 0, pid), 0);
 
-	/* 1000 more inserts: 30 fit by evicting the exited, oldest first; 970 refused. */
+	/*
+	 * The user forks 1,000 more, spread over the uids of a user namespace:
+	 * the exited go first (oldest first), then only the user's own live ones.
+	 */
 	for (pid = 1000; pid < 2000; pid++) {
-		int r = exec_ev(pt, pid, 1, pid, "/bin/y", NULL, 0);
-
-		cr_assert(r == 0 || r == -ENOSPC);
+		cr_assert_eq(exec_as(pt, pid, 100000 + pid, 1000), 0, "pid %u refused", pid);
 		stats(pt, &st);
 		cr_assert_leq(st.entries, 100);
 		if (pid == 1000) {
-			cr_expect_null(proctree_peek(pt, 2)); /* the oldest exited went first */
-			cr_expect_not_null(proctree_peek(pt, 3));
+			cr_expect_null(proctree_peek(pt, 42)); /* the oldest exited went first */
+			cr_expect_not_null(proctree_peek(pt, 43));
 		}
 	}
 	stats(pt, &st);
-	cr_expect_eq(st.entries, 100);
-	cr_expect_eq(st.live, 100);
-	cr_expect_eq(st.exited, 0);
+	/* A slice goes at a time (room for the next ones): every entry is accounted for. */
+	cr_expect_leq(st.entries, 100);
 	cr_expect_eq(st.evicted_exited, 30);
-	cr_expect_eq(st.table_full_drops, 970);
-	for (pid = 32; pid < 102; pid++)
-		cr_expect_not_null(proctree_peek(pt, pid), "live %u evicted", pid);
-	for (pid = 1000; pid < 1030; pid++)
-		cr_expect_not_null(proctree_peek(pt, pid));
-	cr_expect_null(proctree_peek(pt, 1030));
+	cr_expect_geq(st.evicted_live, 1000 - 30);
+	cr_expect_eq(st.entries, 100 + 1000 - 30 - st.evicted_live);
+	cr_expect_eq(st.table_full_drops, 0);
+	for (pid = 2; pid < 42; pid++)
+		cr_expect_not_null(proctree_peek(pt, pid), "service process %u evicted", pid);
+	cr_expect_not_null(proctree_peek(pt, 1999), "the newest is in");
 
-	/* Forks and lazy loads obey the same bound. */
-	cr_expect_eq(proctree_on_fork(pt, 50, 5000, 5000), -ENOSPC);
+	/* A service that starts now still gets its entry, and forks and lazy loads obey the bound.
+	 */
+	cr_expect_eq(exec_as(pt, 3000, 33, UINT32_MAX), 0);
+	cr_expect_not_null(proctree_peek(pt, 3000));
+	cr_expect_eq(proctree_on_fork(pt, 3000, 3001, 3001), 0);
 	stats(pt, &st);
-	cr_expect_eq(st.table_full_drops, 971);
-	cr_expect_eq(st.entries, 100);
+	cr_expect_leq(st.entries, 100);
+	for (pid = 2; pid < 42; pid++)
+		cr_expect_not_null(proctree_peek(pt, pid), "service process %u evicted", pid);
+	proctree_free(pt);
+	rm_tree(root);
+	free(root);
+}
 
-	/* After exits and expiry, room again. */
-	cr_assert_eq(proctree_on_exit(pt, 50, 50, 0, 1), 0);
-	cr_expect_eq(proctree_expire(pt, 1 + PROCTREE_GRACE_NS_DEFAULT), 1);
-	cr_expect_eq(proctree_on_fork(pt, 51, 5000, 5000), 0);
+Test(proctree, a_table_of_init_alone_refuses_and_counts)
+{
+	char *root = make_tmpdir();
+	struct proctree *pt = tree_at(root, 1);
+	struct proctree_stats st;
+
+	cr_assert_eq(exec_as(pt, 1, 0, UINT32_MAX), 0);
+	cr_expect_eq(exec_as(pt, 5, 1000, 1000), -ENOSPC, "init is never evicted");
+	stats(pt, &st);
+	cr_expect_eq(st.table_full_drops, 1);
+	cr_expect_not_null(proctree_peek(pt, 1));
 	proctree_free(pt);
 	rm_tree(root);
 	free(root);
