@@ -4,13 +4,19 @@
  * configurations from files.  See tls.h for why the engine exists.
  *
  * nng allocates (zeroed) and frees our config and connection structs; it
- * serializes calls on one connection under that connection's lock.
+ * serializes calls on one connection under that connection's lock.  Two
+ * things run outside that lock: the handshake deadline's callback (it
+ * shares only conn->hs_watch, an atomic, with the connection's calls) and
+ * the per-address table (its own lock, taken last, nothing called under it).
+ *
+ * Line numbers "tls_common.c:N" are nng v1.5.2's src/supplemental/tls/.
  */
 #include "tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,8 +35,29 @@
 
 #include "fsutil.h"
 
+/*
+ * The engine follows nng 1.5.2's TLS framework closely: when it may return
+ * NNG_EAGAIN, which errors stop listeners and dialers, and that the
+ * connection handed to conn init is the nng_stream (tls_common.c:56-57).
+ * Another nng must be read again before this builds against it.
+ */
+#if NNG_MAJOR_VERSION != 1 || NNG_MINOR_VERSION != 5
+#error "common/tls.c was written against nng 1.5's TLS framework; re-check it for this nng"
+#endif
+
 #define TLS_CN_MAX   64
 #define TLS_NAME_MAX 256
+
+/*
+ * mbedTLS calls that ended in WANT_READ/WRITE without a BIO callback having
+ * blocked (it consumed a record that carried no data, e.g. a warning alert),
+ * repeated at once before the call gives up: a peer sending nothing but
+ * such records fails rather than spinning.
+ */
+#define TLS_SPURIOUS_MAX 32
+
+/* Slots of the per-address table: a power of two, twice TLS_ADDRS_MAX so probes stay short. */
+#define TLS_ADDR_SLOTS (2 * TLS_ADDRS_MAX)
 
 /*
  * TLS 1.2 with ECDHE key exchange and AEAD ciphers only (design: pin suites).
@@ -62,6 +89,7 @@ static __thread char tls_peer_cn_slot[TLS_CN_MAX + 1];
 
 struct nng_tls_engine_config {
 	mbedtls_ssl_config conf;
+	bool server;
 	mbedtls_x509_crt ca;
 	mbedtls_x509_crl crl;
 	mbedtls_x509_crt own_cert;
@@ -73,38 +101,196 @@ struct nng_tls_engine_config {
 	char server_name[TLS_NAME_MAX];
 };
 
+/* Where a connection's handshake deadline stands (conn->hs_watch). */
+enum {
+	HS_UNWATCHED = 0, /* no deadline */
+	HS_WATCHING,	  /* the deadline's sleep is running */
+	HS_DONE,	  /* the handshake ended (over, failed or closed) before the deadline */
+	HS_EXPIRED,	  /* the deadline came first: the connection fails with NNG_ETIMEDOUT */
+};
+
+/* The deadline callback's steps, one aio for all: sleep, then poke the send and recv queues. */
+enum tls_poke { POKE_SLEEP, POKE_SEND, POKE_RECV, POKE_DONE };
+
 struct nng_tls_engine_conn {
-	void *nng_conn; /* nng's side, for nng_tls_engine_send/recv */
+	void *nng_conn; /* nng's side, for nng_tls_engine_send/recv; in nng 1.5 its nng_stream */
 	struct nng_tls_engine_config *cfg;
 	mbedtls_ssl_context ssl;
 	bool ssl_ready;
+	bool hs_over; /* mbedTLS finished the handshake; peer identity below is set */
 	bool verified;
+	bool bio_blocked; /* in the current mbedTLS call, a BIO callback got NNG_EAGAIN */
+	int bio_err;	  /* ... or this other error */
+	int fatal;	  /* latched nng error: every later call returns it, mbedTLS untouched */
+	bool addr_counted;
+	unsigned char addr_key[16];
+	atomic_int hs_watch;
+	nng_aio *hs_aio;
+	enum tls_poke poke; /* only the deadline callback (and fini, after stopping it) */
+	uint8_t poke_byte;  /* the pokes' buffer: how the engine tells them from real I/O */
 	char peer_cn[TLS_CN_MAX + 1];
 };
+
+/* ---- limits and counters (tls.h: tls_limits) ---- */
+
+static atomic_uint limit_handshake_ms = TLS_HANDSHAKE_MS_DEFAULT;
+static atomic_uint limit_per_addr = TLS_HANDSHAKES_PER_ADDR_DEFAULT;
+static atomic_ullong stat_timeouts;
+
+/*
+ * Server connections in handshake per source address: open addressing with
+ * linear probing, keyed by the address (IPv4 as ::ffff:a.b.c.d, IPv6 cut to
+ * its /64) hashed with a per-process seed.  An entry lives while its count
+ * is above zero; at TLS_ADDRS_MAX entries new addresses are refused.
+ */
+struct tls_addr_slot {
+	unsigned char key[16];
+	uint32_t count; /* 0: free */
+};
+
+static pthread_mutex_t addr_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tls_addr_slot addr_slots[TLS_ADDR_SLOTS];
+static size_t addr_entries;
+static uint64_t addr_seed;
+static uint64_t addr_handshaking, addr_refused_cap, addr_refused_full;
+
+static size_t addr_hash(const unsigned char key[16])
+{
+	uint64_t h = 0xcbf29ce484222325ULL ^ addr_seed;
+
+	for (int i = 0; i < 16; i++) {
+		h ^= key[i];
+		h *= 0x100000001b3ULL;
+	}
+	return (size_t)(h ^ (h >> 32)) & (TLS_ADDR_SLOTS - 1);
+}
+
+/* The slot holding key, or the free slot where it would go.  Call with addr_lock. */
+static size_t addr_find(const unsigned char key[16])
+{
+	size_t i = addr_hash(key);
+
+	while (addr_slots[i].count != 0 && memcmp(addr_slots[i].key, key, 16) != 0)
+		i = (i + 1) & (TLS_ADDR_SLOTS - 1);
+	return i;
+}
+
+/* Free slot i, moving later entries of its probe run back (no tombstones).  With addr_lock. */
+static void addr_slot_free(size_t i)
+{
+	size_t j = i;
+
+	for (;;) {
+		size_t k;
+
+		j = (j + 1) & (TLS_ADDR_SLOTS - 1);
+		if (addr_slots[j].count == 0)
+			break;
+		k = addr_hash(addr_slots[j].key);
+		/* j stays if its home k lies cyclically in (i, j]. */
+		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+			continue;
+		addr_slots[i] = addr_slots[j];
+		i = j;
+	}
+	addr_slots[i].count = 0;
+}
+
+/* Count one more handshake from key.  Returns 0, -EBUSY (at cap) or -ENOSPC (table full). */
+static int addr_take(const unsigned char key[16], unsigned cap)
+{
+	size_t i;
+	int rv = 0;
+
+	pthread_mutex_lock(&addr_lock);
+	i = addr_find(key);
+	if (addr_slots[i].count >= cap) { /* cap >= 1: a free slot never matches */
+		addr_refused_cap++;
+		rv = -EBUSY;
+	} else if (addr_slots[i].count == 0 && addr_entries >= TLS_ADDRS_MAX) {
+		addr_refused_full++;
+		rv = -ENOSPC;
+	} else {
+		if (addr_slots[i].count++ == 0) {
+			memcpy(addr_slots[i].key, key, 16);
+			addr_entries++;
+		}
+		addr_handshaking++;
+	}
+	pthread_mutex_unlock(&addr_lock);
+	return rv;
+}
+
+static void addr_give(const unsigned char key[16])
+{
+	size_t i;
+
+	pthread_mutex_lock(&addr_lock);
+	i = addr_find(key);
+	if (addr_slots[i].count != 0) {
+		addr_handshaking--;
+		if (--addr_slots[i].count == 0) {
+			addr_slot_free(i);
+			addr_entries--;
+		}
+	}
+	pthread_mutex_unlock(&addr_lock);
+}
+
+/* The table key for sa, or -EAFNOSUPPORT. */
+static int addr_key(const nng_sockaddr *sa, unsigned char key[16])
+{
+	static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	memset(key, 0, 16);
+	switch (sa->s_family) {
+	case NNG_AF_INET:
+		memcpy(key, v4mapped, sizeof(v4mapped));
+		memcpy(key + 12, &sa->s_in.sa_addr, 4);
+		return 0;
+	case NNG_AF_INET6:
+		memcpy(key, sa->s_in6.sa_addr, 16);
+		if (memcmp(key, v4mapped, sizeof(v4mapped)) != 0)
+			memset(key + 8, 0, 8); /* one /64: what one host usually gets */
+		return 0;
+	default:
+		return -EAFNOSUPPORT;
+	}
+}
 
 /* ---- transport callbacks ---- */
 
 static int bio_send(void *ctx, const unsigned char *buf, size_t len)
 {
+	struct nng_tls_engine_conn *ec = ctx;
 	size_t sz = len;
-	int rv = nng_tls_engine_send(ctx, buf, &sz);
+	int rv = nng_tls_engine_send(ec->nng_conn, buf, &sz);
 
 	if (rv == 0)
 		return (int)sz;
-	if (rv == NNG_EAGAIN)
+	if (rv == NNG_EAGAIN) {
+		/* The ring is full, so a TCP send is in flight and will call us back. */
+		ec->bio_blocked = true;
 		return MBEDTLS_ERR_SSL_WANT_WRITE;
+	}
+	ec->bio_err = rv;
 	return MBEDTLS_ERR_NET_SEND_FAILED;
 }
 
 static int bio_recv(void *ctx, unsigned char *buf, size_t len)
 {
+	struct nng_tls_engine_conn *ec = ctx;
 	size_t sz = len;
-	int rv = nng_tls_engine_recv(ctx, buf, &sz);
+	int rv = nng_tls_engine_recv(ec->nng_conn, buf, &sz);
 
 	if (rv == 0)
 		return (int)sz;
-	if (rv == NNG_EAGAIN)
+	if (rv == NNG_EAGAIN) {
+		/* nng started (or has) a TCP recv, which will call us back (tls_common.c:1212). */
+		ec->bio_blocked = true;
 		return MBEDTLS_ERR_SSL_WANT_READ;
+	}
+	ec->bio_err = rv;
 	return MBEDTLS_ERR_NET_RECV_FAILED;
 }
 
@@ -217,100 +403,306 @@ static int verify_cb(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flag
 
 /* ---- connection operations ---- */
 
-static int engine_conn_init(nng_tls_engine_conn *ec, void *nng_conn, nng_tls_engine_config *cfg)
+/* The stream nng handed to conn init: in nng 1.5, tls_conn starts with its nng_stream. */
+static nng_stream *conn_stream(const struct nng_tls_engine_conn *ec)
 {
-	int rv;
+	return (nng_stream *)ec->nng_conn;
+}
 
-	ec->nng_conn = nng_conn;
-	ec->cfg = cfg;
-	mbedtls_ssl_init(&ec->ssl);
-	if ((rv = mbedtls_ssl_setup(&ec->ssl, &cfg->conf)) != 0) {
-		mbedtls_ssl_free(&ec->ssl);
-		return rv == MBEDTLS_ERR_SSL_ALLOC_FAILED ? NNG_ENOMEM : NNG_EINTERNAL;
+/* No longer in handshake: give back the address's slot. */
+static void conn_addr_give(struct nng_tls_engine_conn *ec)
+{
+	if (ec->addr_counted)
+		addr_give(ec->addr_key);
+	ec->addr_counted = false;
+}
+
+/*
+ * The handshake ended (over, failed, closed): stop the deadline and give
+ * back the address slot.  Returns false when the deadline came first.
+ */
+static bool conn_watch_end(struct nng_tls_engine_conn *ec)
+{
+	int watch = HS_WATCHING;
+	bool in_time = true;
+
+	/*
+	 * Whoever moves hs_watch off HS_WATCHING decides.  Cancelling the sleep is
+	 * safe under nng's connection lock: while HS_WATCHING, the aio is only
+	 * sleeping (the pokes start after HS_EXPIRED), and a sleep's cancel takes
+	 * no lock of the connection's.
+	 */
+	if (atomic_compare_exchange_strong(&ec->hs_watch, &watch, HS_DONE))
+		nng_aio_cancel(ec->hs_aio);
+	else
+		in_time = watch != HS_EXPIRED;
+	conn_addr_give(ec);
+	return in_time;
+}
+
+/* Latch err (an nng error) unless an error is latched already; returns the latched one. */
+static int conn_fail(struct nng_tls_engine_conn *ec, int err)
+{
+	if (ec->fatal == 0) {
+		ec->fatal = err;
+		(void)conn_watch_end(ec);
 	}
-	ec->ssl_ready = true;
-	mbedtls_ssl_set_bio(&ec->ssl, nng_conn, bio_send, bio_recv, NULL);
-	if (cfg->server_name[0] != '\0' && !cfg->server_is_ip &&
-	    mbedtls_ssl_set_hostname(&ec->ssl, cfg->server_name) != 0)
-		return NNG_ENOMEM;
-	return 0;
+	return ec->fatal;
 }
 
-static void engine_conn_fini(nng_tls_engine_conn *ec)
+/* What every call checks first: a latched error, or a deadline that has passed. */
+static int conn_check(struct nng_tls_engine_conn *ec)
 {
-	if (ec->ssl_ready)
-		mbedtls_ssl_free(&ec->ssl);
-	ec->ssl_ready = false;
+	if (ec->fatal == 0 && atomic_load(&ec->hs_watch) == HS_EXPIRED)
+		return conn_fail(ec, NNG_ETIMEDOUT);
+	return ec->fatal;
 }
 
-static void engine_conn_close(nng_tls_engine_conn *ec)
-{
-	if (ec->ssl_ready)
-		(void)mbedtls_ssl_close_notify(&ec->ssl);
-}
-
-static int engine_conn_handshake(nng_tls_engine_conn *ec)
+/* After each mbedTLS call: when the handshake has just ended, record the peer's identity. */
+static void conn_note_handshake(struct nng_tls_engine_conn *ec)
 {
 	const mbedtls_x509_crt *peer;
-	int rv = mbedtls_ssl_handshake(&ec->ssl);
 
-	switch (rv) {
-	case 0:
-		break;
-	case MBEDTLS_ERR_SSL_WANT_READ:
-	case MBEDTLS_ERR_SSL_WANT_WRITE:
-		return NNG_EAGAIN;
-	case MBEDTLS_ERR_X509_CERT_VERIFY_FAILED:
-	case MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE:
-	case MBEDTLS_ERR_SSL_PEER_VERIFY_FAILED:
-		return NNG_EPEERAUTH;
-	default:
-		return NNG_ECRYPTO;
-	}
+	if (ec->hs_over || ec->ssl.state != MBEDTLS_SSL_HANDSHAKE_OVER)
+		return;
+	ec->hs_over = true;
 	peer = mbedtls_ssl_get_peer_cert(&ec->ssl);
 	ec->verified = ec->cfg->auth_mode != MBEDTLS_SSL_VERIFY_NONE && peer != NULL &&
 		       mbedtls_ssl_get_verify_result(&ec->ssl) == 0 &&
 		       subject_cn(peer, ec->peer_cn);
 	if (!ec->verified)
 		ec->peer_cn[0] = '\0';
+	if (!conn_watch_end(ec))
+		(void)conn_fail(ec, NNG_ETIMEDOUT);
+}
+
+/* The nng error for a fatal mbedTLS result (tls.h says which and why). */
+static int conn_map_error(const struct nng_tls_engine_conn *ec, int rv)
+{
+	bool server = ec->cfg->server;
+	int high = -rv & 0xff80; /* mbedTLS adds a low-level code to a high-level one */
+
+	switch (rv) {
+	case MBEDTLS_ERR_NET_SEND_FAILED:
+	case MBEDTLS_ERR_NET_RECV_FAILED:
+		/* In nng 1.5.2 only a closed connection fails these (tls_common.c:1166). */
+		return ec->bio_err == NNG_ECLOSED ? NNG_ECLOSED : NNG_ECONNRESET;
+	case 0: /* mbedtls_ssl_read: end of stream */
+	case MBEDTLS_ERR_SSL_CONN_EOF:
+	case MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY:
+		return server ? NNG_ECONNRESET : NNG_ECONNSHUT;
+	case MBEDTLS_ERR_SSL_ALLOC_FAILED:
+		return NNG_ENOMEM;
+	case MBEDTLS_ERR_X509_CERT_VERIFY_FAILED:
+	case MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE:
+	case MBEDTLS_ERR_SSL_PEER_VERIFY_FAILED:
+	case MBEDTLS_ERR_SSL_BAD_HS_CERTIFICATE:
+		return NNG_EPEERAUTH;
+	default:
+		/* X.509 errors come from parsing the peer's certificate. */
+		if (high >= -MBEDTLS_ERR_X509_FEATURE_UNAVAILABLE &&
+		    high <= -MBEDTLS_ERR_X509_FATAL_ERROR)
+			return NNG_EPEERAUTH;
+		return server ? NNG_ECONNABORTED : NNG_ECRYPTO;
+	}
+}
+
+enum tls_op { OP_HANDSHAKE, OP_RECV, OP_SEND };
+
+/*
+ * Run one mbedTLS operation to a result nng can act on.  NNG_EAGAIN only when
+ * a BIO callback was told EAGAIN: nng then has a TCP operation in flight and
+ * calls us again when it completes (tls_common.c:1025-1083).  A WANT_READ or
+ * WANT_WRITE without that means mbedTLS consumed a record carrying no data
+ * (mbedtls_ssl_read returns WANT_READ after a no_renegotiation warning alert,
+ * ssl_msg.c:5394 in 2.28.3) while more may already sit in nng's buffer,
+ * where no TCP recv is started (tls_common.c:1090): nobody would call again,
+ * so call mbedTLS again now.
+ */
+static int conn_drive(struct nng_tls_engine_conn *ec, enum tls_op op, uint8_t *rbuf,
+		      const uint8_t *sbuf, size_t *szp)
+{
+	int rv;
+
+	if ((rv = conn_check(ec)) != 0)
+		return rv;
+	for (int i = 0; i < TLS_SPURIOUS_MAX; i++) {
+		ec->bio_blocked = false;
+		ec->bio_err = 0;
+		switch (op) {
+		case OP_HANDSHAKE:
+			rv = mbedtls_ssl_handshake(&ec->ssl);
+			break;
+		case OP_RECV:
+			rv = mbedtls_ssl_read(&ec->ssl, rbuf, *szp);
+			break;
+		default:
+			rv = mbedtls_ssl_write(&ec->ssl, sbuf, *szp);
+			break;
+		}
+		conn_note_handshake(ec);
+		if (ec->fatal != 0)
+			return ec->fatal;
+		if (op == OP_HANDSHAKE ? rv == 0 : (rv > 0 || (op == OP_SEND && rv == 0))) {
+			if (szp != NULL)
+				*szp = (size_t)rv;
+			return 0;
+		}
+		if (rv != MBEDTLS_ERR_SSL_WANT_READ && rv != MBEDTLS_ERR_SSL_WANT_WRITE)
+			return conn_fail(ec, conn_map_error(ec, rv));
+		if (ec->bio_blocked)
+			return NNG_EAGAIN;
+	}
+	return conn_fail(ec, ec->cfg->server ? NNG_ECONNABORTED : NNG_EPROTO);
+}
+
+/*
+ * The handshake deadline.  First it sleeps; if the handshake is still under
+ * way then, it marks the connection expired and queues a one-byte send and
+ * then a one-byte recv of poke_byte on the connection's own stream.  nng runs
+ * the engine for the head of each queue first (tls_common.c:930-1023): every
+ * call now fails with NNG_ETIMEDOUT, and so does each poke, never NNG_EAGAIN,
+ * so each poke finishes before nng_stream_send/recv returns.
+ */
+static void conn_deadline_cb(void *arg)
+{
+	struct nng_tls_engine_conn *ec = arg;
+	nng_iov iov = {.iov_buf = &ec->poke_byte, .iov_len = 1};
+	int watch = HS_WATCHING;
+
+	switch (ec->poke) {
+	case POKE_SLEEP:
+		if (nng_aio_result(ec->hs_aio) != 0 ||
+		    !atomic_compare_exchange_strong(&ec->hs_watch, &watch, HS_EXPIRED))
+			return;
+		atomic_fetch_add(&stat_timeouts, 1);
+		ec->poke = POKE_SEND;
+		nng_aio_set_iov(ec->hs_aio, 1, &iov);
+		nng_stream_send(conn_stream(ec), ec->hs_aio);
+		return;
+	case POKE_SEND:
+		ec->poke = POKE_RECV;
+		nng_aio_set_iov(ec->hs_aio, 1, &iov);
+		nng_stream_recv(conn_stream(ec), ec->hs_aio);
+		return;
+	default:
+		ec->poke = POKE_DONE;
+		return;
+	}
+}
+
+/* A poke fails the way the connection did; it never reaches mbedTLS. */
+static int conn_poke_result(struct nng_tls_engine_conn *ec)
+{
+	int rv = conn_check(ec);
+
+	return rv != 0 ? rv : NNG_ECANCELED; /* not reached: pokes follow HS_EXPIRED */
+}
+
+/* Server side: count the connection against its source address, or refuse it. */
+static int conn_addr_take(struct nng_tls_engine_conn *ec)
+{
+	unsigned cap = atomic_load(&limit_per_addr);
+	nng_sockaddr sa;
+
+	if (cap == 0)
+		return 0;
+	/* tls_get asks the TCP stream, which is set before init (tls_common.c:785-796, 889). */
+	if (nng_stream_get_addr(conn_stream(ec), NNG_OPT_REMADDR, &sa) != 0)
+		return NNG_ECONNABORTED; /* the peer is gone already */
+	if (addr_key(&sa, ec->addr_key) != 0)
+		return 0;
+	if (addr_take(ec->addr_key, cap) != 0)
+		return NNG_ECONNABORTED; /* no accept pause: core/listener.c:392 */
+	ec->addr_counted = true;
 	return 0;
+}
+
+static int conn_deadline_start(struct nng_tls_engine_conn *ec, unsigned ms)
+{
+	int rv;
+
+	if ((rv = nng_aio_alloc(&ec->hs_aio, conn_deadline_cb, ec)) != 0)
+		return rv;
+	ec->poke = POKE_SLEEP;
+	atomic_store(&ec->hs_watch, HS_WATCHING);
+	nng_sleep_aio((nng_duration)ms, ec->hs_aio);
+	return 0;
+}
+
+/*
+ * nng calls init right after TCP connect/accept (tls_start, tls_common.c:884),
+ * and fini in any case, also after a failed init (tls_conn_cb :131-154 frees
+ * the stream, tls_reap :859), even on a zeroed struct when TCP failed.
+ * An init error on the server side reaches the listener as an accept error.
+ */
+static int engine_conn_init(nng_tls_engine_conn *ec, void *nng_conn, nng_tls_engine_config *cfg)
+{
+	unsigned deadline_ms = atomic_load(&limit_handshake_ms);
+	int rv;
+
+	ec->nng_conn = nng_conn;
+	ec->cfg = cfg;
+	if (cfg->server && (rv = conn_addr_take(ec)) != 0)
+		return rv;
+	mbedtls_ssl_init(&ec->ssl);
+	ec->ssl_ready = true;
+	if ((rv = mbedtls_ssl_setup(&ec->ssl, &cfg->conf)) != 0)
+		return rv == MBEDTLS_ERR_SSL_ALLOC_FAILED ? NNG_ENOMEM : NNG_EINTERNAL;
+	mbedtls_ssl_set_bio(&ec->ssl, ec, bio_send, bio_recv, NULL);
+	if (cfg->server_name[0] != '\0' && !cfg->server_is_ip &&
+	    mbedtls_ssl_set_hostname(&ec->ssl, cfg->server_name) != 0)
+		return NNG_ENOMEM;
+	if (deadline_ms > 0 && (rv = conn_deadline_start(ec, deadline_ms)) != 0)
+		return rv;
+	return 0;
+}
+
+static void engine_conn_fini(nng_tls_engine_conn *ec)
+{
+	/* Waits for a running deadline callback; a poke it then starts is refused by nng. */
+	if (ec->hs_aio != NULL) {
+		nng_aio_stop(ec->hs_aio);
+		nng_aio_free(ec->hs_aio);
+		ec->hs_aio = NULL;
+	}
+	conn_addr_give(ec);
+	if (ec->ssl_ready)
+		mbedtls_ssl_free(&ec->ssl);
+	ec->ssl_ready = false;
+}
+
+/*
+ * nng closes the TCP stream right after this (tls_close, tls_common.c:736-746).
+ * close_notify only on a sound, established connection; from now on every
+ * call answers NNG_ECLOSED: nng 1.5.2 never marks its side closed
+ * (tls_common.c:695, 720), and a recv that reached mbedTLS now would wait on
+ * a TCP aio nng has stopped, for ever.
+ */
+static void engine_conn_close(nng_tls_engine_conn *ec)
+{
+	if (ec->fatal == 0 && ec->ssl_ready && ec->hs_over)
+		(void)mbedtls_ssl_close_notify(&ec->ssl);
+	(void)conn_fail(ec, NNG_ECLOSED);
+}
+
+static int engine_conn_handshake(nng_tls_engine_conn *ec)
+{
+	return conn_drive(ec, OP_HANDSHAKE, NULL, NULL, NULL);
 }
 
 static int engine_conn_recv(nng_tls_engine_conn *ec, uint8_t *buf, size_t *szp)
 {
-	int rv = mbedtls_ssl_read(&ec->ssl, buf, *szp);
-
-	if (rv > 0) {
-		*szp = (size_t)rv;
-		return 0;
-	}
-	switch (rv) {
-	case MBEDTLS_ERR_SSL_WANT_READ:
-	case MBEDTLS_ERR_SSL_WANT_WRITE:
-		return NNG_EAGAIN;
-	case 0:
-	case MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY:
-		return NNG_ECLOSED;
-	default:
-		return NNG_ECRYPTO;
-	}
+	if (buf == &ec->poke_byte)
+		return conn_poke_result(ec);
+	return conn_drive(ec, OP_RECV, buf, NULL, szp);
 }
 
 static int engine_conn_send(nng_tls_engine_conn *ec, const uint8_t *buf, size_t *szp)
 {
-	int rv = mbedtls_ssl_write(&ec->ssl, buf, *szp);
-
-	if (rv > 0) {
-		*szp = (size_t)rv;
-		return 0;
-	}
-	switch (rv) {
-	case MBEDTLS_ERR_SSL_WANT_READ:
-	case MBEDTLS_ERR_SSL_WANT_WRITE:
-		return NNG_EAGAIN;
-	default:
-		return NNG_ECRYPTO;
-	}
+	if (buf == &ec->poke_byte)
+		return conn_poke_result(ec);
+	return conn_drive(ec, OP_SEND, NULL, buf, szp);
 }
 
 static bool engine_conn_verified(nng_tls_engine_conn *ec)
@@ -325,6 +717,7 @@ static int engine_config_init(nng_tls_engine_config *cfg, nng_tls_mode mode)
 {
 	int endpoint = mode == NNG_TLS_MODE_SERVER ? MBEDTLS_SSL_IS_SERVER : MBEDTLS_SSL_IS_CLIENT;
 
+	cfg->server = mode == NNG_TLS_MODE_SERVER;
 	mbedtls_ssl_config_init(&cfg->conf);
 	mbedtls_x509_crt_init(&cfg->ca);
 	mbedtls_x509_crl_init(&cfg->crl);
@@ -481,10 +874,19 @@ int tls_engine_install(vigil_err *err)
 	pthread_mutex_lock(&install_lock);
 	if (installed)
 		goto out;
+	/* The engine leans on nng 1.5 internals (tls.h: tls_limits); the soname does not say. */
+	if (strncmp(nng_version(), "1.5.", 4) != 0) {
+		rv = verr_set(err, -ENOTSUP,
+			      "nng %s is loaded, but Vigil's TLS engine is written for nng 1.5",
+			      nng_version());
+		goto out;
+	}
 	mbedtls_entropy_init(&tls_entropy);
 	mbedtls_ctr_drbg_init(&tls_drbg);
 	if (mbedtls_ctr_drbg_seed(&tls_drbg, mbedtls_entropy_func, &tls_entropy,
-				  (const unsigned char *)pers, sizeof(pers) - 1) != 0) {
+				  (const unsigned char *)pers, sizeof(pers) - 1) != 0 ||
+	    mbedtls_ctr_drbg_random(&tls_drbg, (unsigned char *)&addr_seed, sizeof(addr_seed)) !=
+		0) {
 		rv = verr_set(err, -EIO, "cannot seed the TLS random generator");
 		goto out;
 	}
@@ -509,6 +911,33 @@ out:
 const char *tls_engine_name(void)
 {
 	return nng_tls_engine_name();
+}
+
+int tls_limits_set(const struct tls_limits *lim, vigil_err *err)
+{
+	if (lim->handshake_ms > TLS_HANDSHAKE_MS_MAX)
+		return verr_set(err, -EINVAL,
+				"TLS handshake deadline %u ms is over the limit (%u ms)",
+				lim->handshake_ms, (unsigned)TLS_HANDSHAKE_MS_MAX);
+	atomic_store(&limit_handshake_ms, lim->handshake_ms);
+	atomic_store(&limit_per_addr, lim->handshakes_per_addr);
+	return 0;
+}
+
+void tls_limits_get(struct tls_limits *ret)
+{
+	ret->handshake_ms = atomic_load(&limit_handshake_ms);
+	ret->handshakes_per_addr = atomic_load(&limit_per_addr);
+}
+
+void tls_stats_get(struct tls_stats *ret)
+{
+	pthread_mutex_lock(&addr_lock);
+	ret->handshaking = addr_handshaking;
+	ret->refused_addr_cap = addr_refused_cap;
+	ret->refused_addrs_full = addr_refused_full;
+	pthread_mutex_unlock(&addr_lock);
+	ret->handshake_timeouts = atomic_load(&stat_timeouts);
 }
 
 int tls_config_new(nng_tls_mode mode, nng_tls_auth_mode auth, const struct tls_files *files,

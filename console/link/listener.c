@@ -140,8 +140,8 @@ static nng_msg *handle_hello(struct listener *l, const char *host_id, const Vigi
 /* A counter name from a defender: "<group>.<name>", lowercase, digits and '_'. */
 static bool counter_name_ok(const char *name, const char **ret_dot)
 {
-	static const char *const groups[] = {"delivered", "drops",    "filtered",
-					     "user",	  "delivery", "learn"};
+	static const char *const groups[] = {"delivered", "drops", "filtered", "user",
+					     "delivery",  "learn", "process"};
 	const char *dot = strchr(name, '.');
 	size_t glen, n = strlen(name);
 
