@@ -20,7 +20,23 @@ for p in "${packages[@]}"; do
 		missing+=("$p")
 	fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+# The console's private PostgreSQL runs as its own system user, not the
+# distribution's shared postgres user (console/pg/pgembed.h).
+ensure_pg_user() {
+	getent passwd vigil-pg >/dev/null && return 0
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "install-deps: there is no vigil-pg user; run as root to create it" >&2
+		return 1
+	fi
+	useradd --system --user-group --no-create-home --home-dir /nonexistent \
+		--shell /usr/sbin/nologin vigil-pg
+	echo "install-deps: created system user vigil-pg (runs the console's private PostgreSQL)"
+}
+
+if [ ${#missing[@]} -eq 0 ]; then
+	ensure_pg_user
+	exit 0
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "install-deps: missing packages: ${missing[*]}; run as root to install them" >&2
@@ -38,3 +54,4 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+ensure_pg_user

@@ -30,7 +30,7 @@
 #define PG_PORT		   "5432"
 #define PG_SOCKET_NAME	   "/.s.PGSQL." PG_PORT
 #define PG_BIN_GLOB	   "/usr/lib/postgresql/*/bin/postgres"
-#define PG_RUN_AS	   "postgres"
+#define PG_RUN_AS	   "vigil-pg"
 #define PG_DB		   "vigil"
 #define PG_STOP_WAIT_MS	   10000
 #define PG_INITDB_WAIT_MS  120000
@@ -245,10 +245,14 @@ static int pg_user_init(struct child_user *u, vigil_err *err)
 	errno = 0;
 	pw = getpwnam(PG_RUN_AS);
 	if (pw == NULL)
-		return verr_set(err, errno != 0 ? -errno : -ENOENT,
-				"running as root, but there is no \"" PG_RUN_AS
-				"\" user to run PostgreSQL as (initdb refuses root); create "
-				"that user or run the console unprivileged");
+		return verr_set(
+		    err, errno != 0 ? -errno : -ENOENT,
+		    "running as root, but there is no \"" PG_RUN_AS
+		    "\" user to run PostgreSQL as (initdb refuses root, and the "
+		    "distribution's shared postgres user is not ours to use); create it "
+		    "(deploy/install-deps.sh does: useradd --system --user-group "
+		    "--no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin " PG_RUN_AS
+		    ") or run the console unprivileged");
 	if (pw->pw_uid == 0)
 		return verr_set(err, -EPERM,
 				"user \"" PG_RUN_AS "\" is root; refusing to run "
@@ -424,7 +428,8 @@ static int pg_initdb(const struct pg_paths *p, const struct child_user *u, vigil
 	    (char *)p->data,
 	    "-U",
 	    "vigil",
-	    "--auth=trust",
+	    /* Replaced before the first start (pg_auth_write); never trust. */
+	    "--auth=peer",
 	    "-E",
 	    "UTF8",
 	    "--locale=C.UTF-8",
@@ -498,6 +503,51 @@ out:
 	PQclear(res);
 	PQfinish(c);
 	return rc;
+}
+
+/*
+ * Who may connect: nobody over TCP (the server listens on no address), and
+ * over the Unix socket only the console's own OS user and the cluster's,
+ * proven by the kernel (peer), as role vigil.  Written at every start, so a
+ * cluster made by an older console (trust, the distribution's postgres user)
+ * is closed too.  The files belong to the cluster's user, mode 0600.
+ */
+static int pg_auth_write(const struct pg_paths *p, const struct child_user *u, vigil_err *err)
+{
+	static const char hba[] =
+	    "# Written by vigil-console at every start; edits are lost.\n"
+	    "# Unix socket only, the peer's OS user mapped through pg_ident.conf.\n"
+	    "local all all peer map=vigil\n";
+	char path[PATH_MAX], ident[1024], self[256];
+	struct passwd pw, *pwp = NULL;
+	char pwbuf[4096];
+	int n, rc;
+
+	if (getpwuid_r(geteuid(), &pw, pwbuf, sizeof(pwbuf), &pwp) != 0 || pwp == NULL)
+		return verr_set(err, -ENOENT, "the console's uid %u has no user name for pg_ident",
+				(unsigned)geteuid());
+	snprintf(self, sizeof(self), "%s", pw.pw_name);
+	n = snprintf(ident, sizeof(ident),
+		     "# Written by vigil-console at every start; edits are lost.\n"
+		     "vigil %s vigil\n",
+		     self);
+	if (strcmp(self, u->name) != 0 && n > 0 && (size_t)n < sizeof(ident))
+		n += snprintf(ident + n, sizeof(ident) - (size_t)n, "vigil %s vigil\n", u->name);
+	if (n < 0 || (size_t)n >= sizeof(ident))
+		return verr_set(err, -ENAMETOOLONG, "user names too long for pg_ident.conf");
+	const struct {
+		const char *name, *text;
+		size_t len;
+	} files[] = {{"pg_hba.conf", hba, sizeof(hba) - 1}, {"pg_ident.conf", ident, (size_t)n}};
+	for (size_t i = 0; i < 2; i++) {
+		if ((rc = pg_path(path, sizeof(path), err, "%s/%s", p->data, files[i].name)) < 0 ||
+		    (rc = fs_write_file(path, files[i].text, files[i].len, 0600, 0, err)) < 0)
+			return rc;
+		if (u->drop && chown(path, u->uid, u->gid) < 0)
+			return verr_set(err, -errno, "cannot give %s to user %s: %s", path, u->name,
+					strerror(errno));
+	}
+	return 0;
 }
 
 static int pg_server_start(const struct pg_paths *p, const struct child_user *u, int64_t deadline,
@@ -575,6 +625,8 @@ struct pgembed *pgembed_start(const char *state_dir, int timeout_ms, vigil_err *
 	    (rc = pg_wait_previous(p, deadline, err)) < 0)
 		goto fail;
 	if (!fs_exists(p->version) && (rc = pg_initdb(p, &u, err)) < 0)
+		goto fail;
+	if ((rc = pg_auth_write(p, &u, err)) < 0)
 		goto fail;
 	if ((rc = pg_server_start(p, &u, deadline, timeout_ms, &pid, err)) < 0)
 		goto fail;

@@ -8,7 +8,11 @@
  * Layout under state_dir: postgres/data (the cluster, created by initdb on
  * first start) and postgres/run (the Unix socket; no TCP listener at all).
  * When the caller is root, initdb and postgres run as the unprivileged
- * "postgres" user (initdb refuses root); the directories are owned by it.
+ * "vigil-pg" user (initdb refuses root; the distribution's shared postgres
+ * user is not used, so nothing else running as it can reach this cluster);
+ * the directories are owned by it.  Clients authenticate by peer identity on
+ * the Unix socket: only the console's OS user and vigil-pg, as role vigil
+ * (pg_hba.conf and pg_ident.conf are rewritten at every start).
  * The server is a child of the console: it is stopped by pgembed_stop and,
  * should the console die without stopping it, it gets SIGINT (fast shutdown)
  * through PR_SET_PDEATHSIG, so a restarted console finds its data free.
@@ -23,7 +27,7 @@
  * server runs in its own session (a terminal's Ctrl-C does not reach it) with
  * default signal handlers, an empty signal mask and no inherited descriptors.
  * As root, the state directory and every directory above it must be
- * searchable by user postgres.
+ * searchable by user vigil-pg.
  */
 
 #include "error.h"

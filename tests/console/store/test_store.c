@@ -25,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -833,4 +835,55 @@ Test(pgembed, waits_for_the_server_of_a_killed_console)
 	cr_assert_not_null(fx.pg, "%s", err.msg);
 	fx.sql = sql_connect();
 	PQclear(sql_exec("SELECT 1", 0, NULL));
+}
+
+/* Whether OS user name can open a session on dsn (tried in a child that becomes that user). */
+static bool connects_as(const char *name, const char *dsn)
+{
+	struct passwd *pw = getpwnam(name);
+	pid_t pid;
+	int st;
+
+	cr_assert_not_null(pw, "no user %s on this machine", name);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+			_exit(3);
+		PGconn *c = PQconnectdb(dsn);
+		_exit(PQstatus(c) == CONNECTION_OK ? 0 : 1);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 3, "could not become %s", name);
+	return WEXITSTATUS(st) == 0;
+}
+
+/*
+ * The private cluster runs as its own user and lets in only the console's
+ * OS user: not the distribution's shared postgres user (whatever else runs
+ * as it), not any other local user, and never by trust.
+ */
+Test(pgembed, only_the_consoles_own_user_may_connect, .init = cluster_setup)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root (the cluster runs as vigil-pg only under root)");
+	snprintf(path, sizeof(path), "%s/postgres/data", shared_state());
+	cr_assert_eq(stat(path, &st), 0);
+	cr_expect_eq(st.st_uid, getpwnam("vigil-pg")->pw_uid, "the data belongs to vigil-pg");
+	snprintf(path, sizeof(path), "%s/postgres/data/pg_hba.conf", shared_state());
+	char *hba = NULL;
+	size_t len = 0;
+	cr_assert_eq(fs_read_file(path, 1 << 16, &hba, &len, NULL), 0);
+	cr_expect_not_null(strstr(hba, "local all all peer map=vigil"), "%s", hba);
+	cr_expect_null(strstr(hba, "trust"), "%s", hba);
+	cr_expect_null(strstr(hba, "host "), "no TCP entries: %s", hba);
+	free(hba);
+	cr_expect(connects_as("root", pgembed_dsn(fx.pg)), "positive control: the console's user");
+	if (getpwnam("postgres") != NULL)
+		cr_expect_not(connects_as("postgres", pgembed_dsn(fx.pg)),
+			      "the distribution's postgres user got in");
+	cr_expect_not(connects_as("nobody", pgembed_dsn(fx.pg)), "another local user got in");
 }
