@@ -43,7 +43,7 @@ if [ "${1:-}" = "stop" ]; then
 	exit 0
 fi
 [ $# -eq 0 ] || die "usage: deploy/quickstart.sh [stop]"
-[ "$(id -u)" -eq 0 ] || die "run as root: the defender loads BPF programs and the console runs PostgreSQL as the postgres user"
+[ "$(id -u)" -eq 0 ] || die "run as root: the defender loads BPF programs and the console runs PostgreSQL as the vigil-pg user"
 
 deploy/install-deps.sh
 if [ ! -f "$build/build.ninja" ]; then
@@ -52,7 +52,7 @@ fi
 ninja -C "$build" >/dev/null
 
 mkdir -p "$home" && chmod 0755 "$home"
-# 0711: the private PostgreSQL runs as the postgres user and must reach its directory.
+# 0711: the private PostgreSQL runs as the vigil-pg user and must reach its directory.
 mkdir -p "$console_state" && chmod 0711 "$console_state"
 
 # Host identity is the certificate's CN: this host's name, made safe for a CN.
