@@ -248,6 +248,19 @@ static nng_msg *handle_heartbeat(struct listener *l, const char *host_id,
 			  ncmds);
 }
 
+/* A batch refused for good: the defender drops it, so an operator must hear of it. */
+static void audit_refused(const char *host_id, const Vigil__Envelope *env, const char *why)
+{
+	vigil_err err = {0};
+
+	log_warn("batch %llu from host %s refused for good: %s", (unsigned long long)env->seq,
+		 host_id, why);
+	if (env->seq != 0 &&
+	    store_batch_refused(worker_store, host_id, env->incarnation, env->seq, why, &err) < 0)
+		log_warn("cannot record the refused batch %llu of host %s: %s",
+			 (unsigned long long)env->seq, host_id, err.msg);
+}
+
 static nng_msg *handle_batch(struct listener *l, const char *host_id, const Vigil__Envelope *env)
 {
 	struct batch_decode w;
@@ -257,16 +270,22 @@ static nng_msg *handle_batch(struct listener *l, const char *host_id, const Vigi
 	int rc;
 
 	rc = batch_decode_pb(env->batch, &w, &why);
-	if (rc < 0)
+	if (rc < 0) {
+		if (rc == -EINVAL)
+			audit_refused(host_id, env, why);
 		return reply_msg(env->seq,
 				 rc == -EINVAL ? VIGIL__REPLY__STATUS__REFUSED
 					       : VIGIL__REPLY__STATUS__RETRY,
 				 why, l->heartbeat_interval_ms);
+	}
 	w.b.incarnation = env->incarnation;
 	rc = store_ingest(worker_store, host_id, env->seq, &w.b, &res, &err);
 	if (rc < 0) {
-		log_warn("batch %llu from host %s not stored: %s", (unsigned long long)env->seq,
-			 host_id, err.msg);
+		if (rc == -EINVAL)
+			audit_refused(host_id, env, err.msg);
+		else
+			log_warn("batch %llu from host %s not stored: %s",
+				 (unsigned long long)env->seq, host_id, err.msg);
 		batch_decode_free(&w);
 		return reply_msg(env->seq, status_for(rc), err.msg, l->heartbeat_interval_ms);
 	}

@@ -444,3 +444,32 @@ out:
 	free(skip);
 	return rc;
 }
+
+int store_batch_refused(struct store *st, const char *host_id, uint64_t incarnation, uint64_t seq,
+			const char *why, vigil_err *err)
+{
+	static const char sql[] =
+	    "INSERT INTO audits (host_id, kind, severity, summary, detail)"
+	    " SELECT $1, 'batch_refused', 'high', $2, jsonb_build_object('incarnation',"
+	    " $3::bigint, 'seq', $4::bigint, 'why', $5::text)"
+	    " WHERE NOT EXISTS (SELECT 1 FROM audits WHERE host_id = $1 AND kind = 'batch_refused'"
+	    " AND (detail->>'incarnation')::bigint = $3::bigint"
+	    " AND (detail->>'seq')::bigint = $4::bigint)";
+	char summary[512], inc[24], seqtext[24];
+	const char *params[5] = {host_id, summary, inc, seqtext, why};
+	int rc;
+
+	if (incarnation > (uint64_t)INT64_MAX || seq > (uint64_t)INT64_MAX)
+		return verr_set(err, -EINVAL,
+				"batch %" PRIu64 " of stream %" PRIu64 " is out of range", seq,
+				incarnation);
+	snprintf(summary, sizeof(summary),
+		 "batch %" PRIu64 " was refused for good (%s): what it carried is lost", seq, why);
+	store_utf8_trim(summary);
+	snprintf(inc, sizeof(inc), "%" PRIu64, incarnation);
+	snprintf(seqtext, sizeof(seqtext), "%" PRIu64, seq);
+	pthread_mutex_lock(&st->lock);
+	rc = store_cmd(st, "recording a refused batch", sql, 5, params, true, err);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}

@@ -152,4 +152,13 @@ int store_ingest_batch(struct store *st, const char *host_id, uint64_t seq,
 int store_ingest(struct store *st, const char *host_id, uint64_t seq, const struct ingest_batch *b,
 		 struct ingest_result *res, vigil_err *err);
 
+/*
+ * A batch the console refuses for good (over the limits, undecodable): the
+ * defender drops it, so what it carried is lost; say so once per (host,
+ * incarnation, seq) as a batch_refused audit.  why is the console's own
+ * text (built from names and numbers, never from the batch).
+ */
+int store_batch_refused(struct store *st, const char *host_id, uint64_t incarnation, uint64_t seq,
+			const char *why, vigil_err *err);
+
 #endif

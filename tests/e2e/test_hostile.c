@@ -358,8 +358,8 @@ Test(hostile, escapes_in_host_strings_reach_neither_vigilctl_nor_the_log_raw)
 	unlink(out); /* h_run appends */
 	cr_assert_eq(h_run(out, 15000, jargv), 0);
 	text = h_slurp(out);
-	cr_expect(strstr(text, "\\u001B]0;owned\\u0007web") != NULL, "the JSON keeps the hostname:\n%s",
-		  text);
+	cr_expect(strstr(text, "\\u001B]0;owned\\u0007web") != NULL,
+		  "the JSON keeps the hostname:\n%s", text);
 	cr_expect_not(has_terminal_control(text), "vigilctl --json printed a control character");
 	free(text);
 	/* The console logs the hostname when the host registers. */
@@ -368,4 +368,49 @@ Test(hostile, escapes_in_host_strings_reach_neither_vigilctl_nor_the_log_raw)
 		  "positive control: the log names the host");
 	cr_expect_not(has_terminal_control(text), "the console's log has a control character");
 	free(text);
+}
+
+/* A batch the console refuses for good is lost: an operator hears of it once, however resent. */
+Test(hostile, a_batch_refused_for_good_is_audited_once)
+{
+	Vigil__Envelope env = VIGIL__ENVELOPE__INIT;
+	Vigil__Hello hello = VIGIL__HELLO__INIT;
+	Vigil__Batch batch = VIGIL__BATCH__INIT;
+	Vigil__Gap gaps[65], *gp[65];
+	struct h_link link;
+
+	h_console_start(&con, dir, &pki, NULL);
+	h_link_open(&link, &con, &pki, pki.host_cert, pki.host_key);
+	hello.hostname = "host-a";
+	env.seq = 1;
+	env.body_case = VIGIL__ENVELOPE__BODY_HELLO;
+	env.hello = &hello;
+	Vigil__Reply *r = h_link_request(&link, &env);
+	cr_assert_eq(r->status, VIGIL__REPLY__STATUS__OK);
+	vigil__reply__free_unpacked(r, NULL);
+	for (int i = 0; i < 65; i++) {
+		vigil__gap__init(&gaps[i]);
+		gaps[i].first_seq = gaps[i].last_seq = (uint64_t)i + 1;
+		gaps[i].count = 1;
+		gaps[i].reason = "spool_full";
+		gp[i] = &gaps[i];
+	}
+	batch.n_gaps = 65; /* one over the console's limit */
+	batch.gaps = gp;
+	vigil__envelope__init(&env);
+	env.seq = 5;
+	env.incarnation = 42;
+	env.body_case = VIGIL__ENVELOPE__BODY_BATCH;
+	env.batch = &batch;
+	for (int i = 0; i < 2; i++) {
+		r = h_link_request(&link, &env);
+		cr_expect_eq(r->status, VIGIL__REPLY__STATUS__REFUSED);
+		vigil__reply__free_unpacked(r, NULL);
+	}
+	h_link_close(&link);
+	cr_expect_eq(h_db_count(&con, "SELECT count(*) FROM audits WHERE kind = 'batch_refused'"
+				      " AND host_id = 'host-a' AND detail->>'seq' = '5'"
+				      " AND detail->>'incarnation' = '42'"),
+		     1);
+	cr_expect_eq(h_db_count(&con, "SELECT count(*) FROM batches"), 0, "nothing was stored");
 }
