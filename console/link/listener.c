@@ -318,6 +318,17 @@ static nng_msg *handle(struct listener *l, nng_msg *req)
 	int rc;
 
 	rc = tls_pipe_peer_cn(nng_msg_get_pipe(req), host_id, sizeof(host_id));
+	if (rc == -ENOTCONN) {
+		/*
+		 * The connection closed while the request waited for a worker (a
+		 * storm, a redial): no answer can reach it, and the defender sends
+		 * the request again on its next connection.  Not a refusal: a
+		 * refused batch would be dropped for good.
+		 */
+		log_debug("request on a connection that has closed since: not answered");
+		return reply_msg(0, VIGIL__REPLY__STATUS__RETRY, "connection closed",
+				 l->heartbeat_interval_ms);
+	}
 	if (rc < 0) {
 		/* Cannot happen with auth REQUIRED; refuse rather than guess an identity. */
 		log_warn("request from a peer without a verified certificate identity refused");
