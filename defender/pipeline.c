@@ -64,7 +64,8 @@ static int on_record(const struct ev_hdr *rec, size_t len, void *ctx)
 	}
 	enrich_begin(p->pt, &ev);
 	enrich_describe(p->pt, &ev, &en, &p->scratch);
-	uint64_t when_ms = (uint64_t)((int64_t)ev.hdr->ts_ns + p->clock_offset) / 1000000;
+	int64_t wall_ns = event_wall_ns(ev.hdr->ts_ns, p->clock_offset);
+	uint64_t when_ms = wall_ns > 0 ? (uint64_t)wall_ns / 1000000 : 0;
 	bool interactive = learner_event(p->learn, &ev, &en, &p->scratch.cls, when_ms, &act);
 	delivery_add(p->dl, &ev, &en, interactive ? &act.pb : NULL, p->clock_offset,
 		     capture_read_pos(p->cap));

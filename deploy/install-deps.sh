@@ -12,6 +12,7 @@ packages=(
 	postgresql-15 postgresql-client-15
 	iproute2 procps
 	clang-format # tests/run.sh checks the house format
+	libclang-rt-14-dev # libFuzzer, for tests/fuzz
 )
 
 missing=()

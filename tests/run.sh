@@ -33,6 +33,11 @@ done < <(find bpf common console defender proto tests -name '*.[ch]' -print0 | s
 
 meson test -C "$builddir" --print-errorlogs --num-processes 2 "$@" || status=$?
 
+# The fuzz targets (docs/reliability.md): replay every input that once failed
+# and the seeds, then 5 s of fuzzing per target.  A failure fails the run
+# after the rest has run; it comes before the summary, which stays last.
+tests/fuzz/run.sh 5 || status=1
+
 # One line a person (and CI) can read: the criterion tests across all suites.
 # Criterion leaves skipped tests out of "Tested"; they are counted from --verbose [SKIP] lines.
 log="$builddir/meson-logs/testlog.txt"

@@ -176,7 +176,8 @@ static int apply(struct defender_config *cfg, const struct kvconf *kv, vigil_err
 					      kv->source, e->line);
 		} else if (strcmp(e->key, "spool_max_mb") == 0) {
 			rc = parse_int(&cfg->spool_max_kb, kv, e, 1, 1 << 20, err);
-			cfg->spool_max_kb *= 1024;
+			if (rc == 0)
+				cfg->spool_max_kb *= 1024;
 		} else if (strcmp(e->key, "spool_max_kb") == 0) {
 			/* Small spools are for tests of what a full spool does. */
 			rc = parse_int(&cfg->spool_max_kb, kv, e, 128, 1 << 30, err);

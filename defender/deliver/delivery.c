@@ -233,7 +233,8 @@ void delivery_add(struct delivery *dl, const struct event *ev, const struct even
 	memcpy(comm, ev->hdr->comm, EV_COMM_LEN);
 	comm[EV_COMM_LEN] = '\0';
 	probe.type = ev->hdr->type;
-	probe.ts_ns = (uint64_t)((int64_t)ev->hdr->ts_ns + clock_offset_ns);
+	int64_t wall_ns = event_wall_ns(ev->hdr->ts_ns, clock_offset_ns);
+	probe.ts_ns = wall_ns > 0 ? (uint64_t)wall_ns : 0;
 	probe.pid = ev->hdr->pid;
 	probe.ppid = ev->hdr->ppid;
 	probe.uid = ev->hdr->uid;

@@ -320,8 +320,9 @@ static int state_load(struct spool *sp, vigil_err *err)
 		struct spool_gap *o = &sp->gaps[i];
 		*o = (struct spool_gap){get_le(g, 8), get_le(g + 8, 8), get_le(g + 16, 8),
 					(enum spool_gap_reason)get_le(g + 24, 8)};
-		if (o->first_seq == 0 || o->first_seq > o->last_seq ||
-		    o->last_seq >= sp->next_seq || get_le(g + 24, 8) - 1 >= SPOOL_GAP_OVERSIZE)
+		if (o->first_seq == 0 || o->first_seq > o->last_seq || o->count == 0 ||
+		    o->count > o->last_seq - o->first_seq + 1 || o->last_seq >= sp->next_seq ||
+		    get_le(g + 24, 8) - 1 >= SPOOL_GAP_OVERSIZE)
 			goto bad;
 	}
 	sp->ngaps = ngaps;

@@ -18,13 +18,22 @@ int64_t event_json_clock_offset(void)
 	return ((int64_t)rt.tv_sec - bt.tv_sec) * 1000000000LL + (rt.tv_nsec - bt.tv_nsec);
 }
 
+int64_t event_wall_ns(uint64_t boot_ns, int64_t offset)
+{
+	int64_t ns;
+
+	if (boot_ns > (uint64_t)INT64_MAX || __builtin_add_overflow((int64_t)boot_ns, offset, &ns))
+		return INT64_MAX;
+	return ns;
+}
+
 static void put_time(struct json_writer *w, const char *key, uint64_t boot_ns, int64_t offset)
 {
 	/* Events come in bursts within a second: format its date and time once (per thread). */
 	static __thread time_t cached_sec = -1;
 	static __thread char cached[40];
 	static __thread size_t cached_len;
-	int64_t ns = (int64_t)boot_ns + offset;
+	int64_t ns = event_wall_ns(boot_ns, offset);
 	time_t sec = (time_t)(ns / 1000000000LL);
 	long us = (long)((ns % 1000000000LL) / 1000);
 	char buf[64];

@@ -43,6 +43,13 @@ struct event_enrich {
 /* Offset to add to CLOCK_BOOTTIME nanoseconds for wall-clock time; compute once at start. */
 int64_t event_json_clock_offset(void);
 
+/*
+ * A CLOCK_BOOTTIME time from a record as wall-clock ns (boot_ns + offset).
+ * Record times are hostile input too: a sum past INT64_MAX (year 2262) is
+ * INT64_MAX, never a wrapped (undefined) value.  May be negative.
+ */
+int64_t event_wall_ns(uint64_t boot_ns, int64_t offset);
+
 /* "open", "unlink", ... for enum ev_file_op. */
 const char *event_file_op_name(unsigned op);
 

@@ -16,6 +16,7 @@
 #include "fsutil.h"
 #include "learn/generalize.h"
 #include "log.h"
+#include "utf8.h"
 #include "learn/model_priv.h"
 
 #define MODEL_FILE_VERSION 1
@@ -76,7 +77,11 @@ int model_set_save(struct model_set *s, bool counts, vigil_err *err)
 		text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
 		json_decref(j);
 		if (text == NULL) {
-			rc = verr_set(err, -ENOMEM, "out of memory saving model %s", m->service);
+			/* json_dumps fails on invalid UTF-8 as well as on memory. */
+			rc = verr_set(
+			    err, -EILSEQ,
+			    "cannot write model %s as JSON (out of memory or invalid text)",
+			    m->service);
 		} else {
 			rc = fs_write_file(path, text, strlen(text), 0600, 0, err);
 			free(text);
@@ -179,7 +184,8 @@ static int load_one(struct model_set *s, const char *path)
 	m->state = strcmp(state, "active") == 0 ? MODEL_ACTIVE : MODEL_LEARNING;
 	m->active_since_ms = (uint64_t)active;
 	m->learn_drops = (uint64_t)drops;
-	snprintf(m->note, sizeof(m->note), "%s", note);
+	/* Cut between characters: a note cut inside one could never be saved or sent. */
+	utf8_sanitize(note, strlen(note), m->note, sizeof(m->note));
 	m->dirty = m->unsaved = m->touched = m->stale = false;
 	json_array_foreach(secs, i, js)
 	{
