@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/api_pool.h"
 #include "fsutil.h"
 #include "link/listener.h"
 #include "log.h"
@@ -45,6 +46,8 @@ struct console_opts {
 	const char *token_file;
 	int heartbeat_interval_ms;
 	int host_timeout_ms;
+	int api_workers;
+	int api_query_timeout_ms;
 	int log_level;
 	char pki_ca[PATH_MAX], pki_cert[PATH_MAX], pki_key[PATH_MAX], token_path[PATH_MAX];
 };
@@ -63,11 +66,16 @@ static void usage(FILE *f)
 		"STATE/pki/console.{crt,key}\n"
 		"  --api-token-file FILE      bearer token for the API (created if missing);\n"
 		"                             default STATE/api-token\n"
+		"  --api-workers N            threads answering API requests, each with its own\n"
+		"                             database connection; default %d\n"
+		"  --api-query-timeout-ms N   an API query running longer is cancelled (504);\n"
+		"                             default %d\n"
 		"  --heartbeat-interval-ms N  how often defenders report; default 1000\n"
 		"  --host-timeout-ms N        silence after which a host is disconnected; default "
 		"10000\n"
 		"  --log-level LEVEL          debug, info, warn or error\n",
-		DEFAULT_STATE_DIR, DEFAULT_LISTEN, DEFAULT_API);
+		DEFAULT_STATE_DIR, DEFAULT_LISTEN, DEFAULT_API, API_POOL_WORKERS_DEFAULT,
+		API_QUERY_TIMEOUT_MS_DEFAULT);
 }
 
 static int parse_int(const char *opt, const char *s, int min, int max, int *ret)
@@ -97,6 +105,8 @@ static int parse_args(int argc, char **argv, struct console_opts *o)
 	    {"cert", required_argument, NULL, 'c'},
 	    {"key", required_argument, NULL, 'k'},
 	    {"api-token-file", required_argument, NULL, 't'},
+	    {"api-workers", required_argument, NULL, 'W'},
+	    {"api-query-timeout-ms", required_argument, NULL, 'Q'},
 	    {"heartbeat-interval-ms", required_argument, NULL, 'H'},
 	    {"host-timeout-ms", required_argument, NULL, 'T'},
 	    {"log-level", required_argument, NULL, 'l'},
@@ -111,6 +121,8 @@ static int parse_args(int argc, char **argv, struct console_opts *o)
 	o->api = DEFAULT_API;
 	o->heartbeat_interval_ms = 1000;
 	o->host_timeout_ms = 10000;
+	o->api_workers = API_POOL_WORKERS_DEFAULT;
+	o->api_query_timeout_ms = API_QUERY_TIMEOUT_MS_DEFAULT;
 	o->log_level = LOG_LVL_INFO;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
@@ -146,6 +158,16 @@ static int parse_args(int argc, char **argv, struct console_opts *o)
 		case 'T':
 			if (parse_int("--host-timeout-ms", optarg, 200, 86400000,
 				      &o->host_timeout_ms) < 0)
+				return 2;
+			break;
+		case 'W':
+			if (parse_int("--api-workers", optarg, 1, API_POOL_WORKERS_MAX,
+				      &o->api_workers) < 0)
+				return 2;
+			break;
+		case 'Q':
+			if (parse_int("--api-query-timeout-ms", optarg, 100, 3600000,
+				      &o->api_query_timeout_ms) < 0)
 				return 2;
 			break;
 		case 'l':
@@ -319,7 +341,14 @@ int main(int argc, char **argv)
 	}
 	log_info("database schema at version %d (%d migration(s) applied now)",
 		 store_schema_version_latest(), applied);
-	if ((api = api_start(o.api, api_tls, st_api, token, &err)) == NULL) {
+	/* The API's workers open their own connections, with a statement timeout. */
+	const struct api_opts api_opts = {.url = o.api,
+					  .tls = api_tls,
+					  .dsn = dsn,
+					  .token = token,
+					  .workers = o.api_workers,
+					  .query_timeout_ms = o.api_query_timeout_ms};
+	if ((api = api_start(&api_opts, &err)) == NULL) {
 		log_error("%s", err.msg);
 		goto out;
 	}

@@ -2,6 +2,7 @@
 #include "api/api.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "store/audit_queries.h"
+#include "store/store.h"
 
 /* Compare without leaking through timing how much of the token matched. */
 static bool token_equal(const char *given, const char *want)
@@ -36,33 +38,215 @@ static bool authorized(const struct api *api, nng_http_req *req)
 	return token_equal(h + 7, api->token);
 }
 
-void api_respond_json(nng_aio *aio, uint16_t status, json_t *body)
+/* A route: the api and the handler its requests are queued for. */
+struct api_route {
+	struct api *api;
+	api_pool_fn fn; /* NULL: answered at once on nng's thread (needs no database) */
+};
+
+/* json_dump_callback's sink: the text, up to API_BODY_MAX. */
+struct body_buf {
+	char *text;
+	size_t len, cap;
+	bool over;
+};
+
+static int body_append(const char *buf, size_t size, void *arg)
+{
+	struct body_buf *b = arg;
+
+	if (size > API_BODY_MAX - b->len) {
+		b->over = true;
+		return -1;
+	}
+	if (b->len + size > b->cap) {
+		size_t cap = b->cap > 0 ? b->cap : 64 * 1024;
+		char *text;
+
+		while (cap < b->len + size)
+			cap *= 2;
+		if (cap > API_BODY_MAX)
+			cap = API_BODY_MAX;
+		if ((text = realloc(b->text, cap)) == NULL)
+			return -1;
+		b->text = text;
+		b->cap = cap;
+	}
+	memcpy(b->text + b->len, buf, size);
+	b->len += size;
+	return 0;
+}
+
+/* The extra headers of an answer with status (NULL-terminated name, value pairs). */
+static int answer_headers(uint16_t status, const char *allow, const char *h[12])
+{
+	int n = 0;
+
+	h[n++] = "Content-Type";
+	h[n++] = "application/json";
+	h[n++] = "Cache-Control";
+	h[n++] = "no-store";
+	if (status == 401) {
+		h[n++] = "WWW-Authenticate";
+		h[n++] = "Bearer";
+	}
+	if (status == 503) {
+		/* Busy, or the database away: both pass; a second is a fair pause. */
+		h[n++] = "Retry-After";
+		h[n++] = "1";
+	}
+	if (allow != NULL) {
+		h[n++] = "Allow";
+		h[n++] = allow;
+	}
+	h[n] = NULL;
+	return n;
+}
+
+static const char *reason(uint16_t status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 202:
+		return "Accepted";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 500:
+		return "Internal Server Error";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	default:
+		return "Unknown";
+	}
+}
+
+/*
+ * The whole answer as one text (api_linger_answer writes it in one piece):
+ * status line, headers, "Connection: close", Content-Length, then the body
+ * unless head.  NULL when out of memory.
+ */
+static char *answer_text(uint16_t status, const char *const *h, const struct body_buf *b, bool head,
+			 size_t *ret_len)
+{
+	char top[1024];
+	size_t n;
+	char *text;
+
+	n = (size_t)snprintf(top, sizeof(top), "HTTP/1.1 %u %s\r\n", status, reason(status));
+	for (int i = 0; h[i] != NULL && n < sizeof(top); i += 2)
+		n += (size_t)snprintf(top + n, sizeof(top) - n, "%s: %s\r\n", h[i], h[i + 1]);
+	if (n < sizeof(top))
+		n += (size_t)snprintf(top + n, sizeof(top) - n,
+				      "Connection: close\r\nContent-Length: %zu\r\n\r\n", b->len);
+	if (n >= sizeof(top) || (text = malloc(n + (head ? 0 : b->len))) == NULL)
+		return NULL;
+	memcpy(text, top, n);
+	if (!head)
+		memcpy(text + n, b->text, b->len);
+	*ret_len = n + (head ? 0 : b->len);
+	return text;
+}
+
+/* The answer for nng's server to write (keep-alive requests); NULL when out of memory. */
+static nng_http_res *answer_res(uint16_t status, const char *const *h, const struct body_buf *b,
+				bool head)
 {
 	nng_http_res *res = NULL;
-	char *text = json_dumps(body, JSON_COMPACT);
 	int rv;
 
-	json_decref(body);
-	if (text == NULL || (rv = nng_http_res_alloc(&res)) != 0 ||
-	    (rv = nng_http_res_set_status(res, status)) != 0 ||
-	    (rv = nng_http_res_set_header(res, "Content-Type", "application/json")) != 0 ||
-	    (rv = nng_http_res_set_header(res, "Cache-Control", "no-store")) != 0 ||
-	    (status == 401 &&
-	     (rv = nng_http_res_set_header(res, "WWW-Authenticate", "Bearer")) != 0) ||
-	    (rv = nng_http_res_copy_data(res, text, strlen(text))) != 0) {
-		free(text);
+	if (nng_http_res_alloc(&res) != 0)
+		return NULL;
+	rv = nng_http_res_set_status(res, status);
+	for (int i = 0; h[i] != NULL && rv == 0; i += 2)
+		rv = nng_http_res_set_header(res, h[i], h[i + 1]);
+	/* HEAD: the GET's Content-Length and no body (as nng does for its own answers). */
+	if (rv == 0)
+		rv = head ? nng_http_res_set_data(res, NULL, b->len)
+			  : nng_http_res_copy_data(res, b->text, b->len);
+	if (rv != 0) {
 		nng_http_res_free(res);
+		return NULL;
+	}
+	return res;
+}
+
+static void respond(nng_aio *aio, uint16_t status, json_t *body, const char *allow)
+{
+	struct api *api = api_of(aio);
+	bool head = strcmp(nng_http_req_get_method(nng_aio_get_input(aio, 0)), "HEAD") == 0;
+	struct body_buf b = {0};
+	const char *h[12];
+	nng_http_res *res;
+	char *text;
+	size_t len;
+	int rv;
+
+	rv = json_dump_callback(body, body_append, &b, JSON_COMPACT);
+	json_decref(body);
+	if (rv != 0 && b.over) {
+		char path[256];
+		char msg[200];
+
+		free(b.text);
+		atomic_fetch_add(&api->over_cap, 1);
+		log_warn("%s %s: the answer is over %u MiB, refused",
+			 nng_http_req_get_method(nng_aio_get_input(aio, 0)),
+			 api_path(aio, path, sizeof(path)) != NULL ? path : "(long path)",
+			 API_BODY_MAX >> 20);
+		snprintf(msg, sizeof(msg),
+			 "the answer would be larger than the API's %u MiB limit; ask for less"
+			 " (a smaller limit, or narrower filters)",
+			 API_BODY_MAX >> 20);
+		respond(aio, 500, json_pack("{s:s}", "error", msg), NULL);
+		return;
+	}
+	if (rv != 0) {
+		free(b.text);
+		nng_aio_finish(aio, NNG_ENOMEM); /* nng's server closes the connection */
+		return;
+	}
+	answer_headers(status, allow, h);
+	if (api_linger_wanted(aio)) {
+		text = answer_text(status, h, &b, head, &len);
+		free(b.text);
+		if (text == NULL)
+			nng_aio_finish(aio, NNG_ENOMEM);
+		else
+			api_linger_answer(api->linger, aio, text, len);
+		return;
+	}
+	res = answer_res(status, h, &b, head);
+	free(b.text);
+	if (res == NULL) {
 		nng_aio_finish(aio, NNG_ENOMEM);
 		return;
 	}
-	free(text);
 	nng_aio_set_output(aio, 0, res);
 	nng_aio_finish(aio, 0);
+}
+
+void api_respond_json(nng_aio *aio, uint16_t status, json_t *body)
+{
+	respond(aio, status, body, NULL);
 }
 
 void api_respond_error(nng_aio *aio, uint16_t status, const char *msg)
 {
 	api_respond_json(aio, status, json_pack("{s:s}", "error", msg));
+}
+
+void api_respond_not_allowed(nng_aio *aio, const char *allow, const char *msg)
+{
+	respond(aio, 405, json_pack("{s:s}", "error", msg), allow);
 }
 
 void api_respond_bad_param(nng_aio *aio, const struct api_query *q)
@@ -78,17 +262,46 @@ void api_respond_bad_param(nng_aio *aio, const struct api_query *q)
 
 void api_respond_store_error(nng_aio *aio, int rc, const char *what, const char *msg)
 {
+	struct api *api = api_of(aio);
+	char text[300];
+
 	if (rc == -EINVAL) {
 		api_respond_error(aio, 400, "the database refused a filter value");
 		return;
 	}
 	log_warn("%s: %s", what, msg);
+	/* The store names the SQLSTATE; 57014 is query_canceled, here by statement_timeout. */
+	if (strstr(msg, "SQLSTATE 57014") != NULL) {
+		atomic_fetch_add(&api->timeouts, 1);
+		snprintf(text, sizeof(text),
+			 "the query timed out after %d ms and was cancelled (the database is busy"
+			 " or the query too broad); retry later, or narrow it",
+			 api->query_timeout_ms);
+		api_respond_json(
+		    aio, 504,
+		    json_pack("{s:s,s:i}", "error", text, "timeout_ms", api->query_timeout_ms));
+		return;
+	}
 	api_respond_error(aio, 503, "database unavailable; retry");
 }
 
 struct api *api_of(nng_aio *aio)
 {
-	return nng_http_handler_get_data(nng_aio_get_input(aio, 1));
+	struct api_route *r = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
+
+	return r->api;
+}
+
+struct store *api_store(nng_aio *aio)
+{
+	return api_pool_store(aio);
+}
+
+bool api_method_get(nng_aio *aio)
+{
+	const char *m = nng_http_req_get_method(nng_aio_get_input(aio, 0));
+
+	return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
 }
 
 bool api_auth(nng_aio *aio)
@@ -109,7 +322,13 @@ bool api_read_query(nng_aio *aio, const char *const *known, struct api_query *q)
 
 bool api_begin(nng_aio *aio, const char *const *known, struct api_query *q)
 {
-	return api_auth(aio) && api_read_query(aio, known, q);
+	if (!api_auth(aio))
+		return false;
+	if (!api_method_get(aio)) {
+		api_respond_not_allowed(aio, "GET, HEAD", "use GET on this endpoint");
+		return false;
+	}
+	return api_read_query(aio, known, q);
 }
 
 const char *api_path(nng_aio *aio, char *buf, size_t len)
@@ -127,16 +346,15 @@ const char *api_path(nng_aio *aio, char *buf, size_t len)
 static void handle_hosts(nng_aio *aio)
 {
 	static const char *const known[] = {NULL};
-	struct api *api = api_of(aio);
 	json_t *hosts = NULL;
 	vigil_err err = {0};
 	struct api_query q;
+	int rc;
 
 	if (!api_begin(aio, known, &q))
 		return;
-	if (store_hosts_list(api->st, &hosts, &err) < 0) {
-		log_warn("GET /api/v1/hosts: %s", err.msg);
-		api_respond_error(aio, 503, "database unavailable; retry");
+	if ((rc = store_hosts_list(api_store(aio), &hosts, &err)) < 0) {
+		api_respond_store_error(aio, rc, "GET /api/v1/hosts", err.msg);
 		return;
 	}
 	api_respond_json(aio, 200, json_pack("{s:o}", "hosts", hosts));
@@ -147,7 +365,6 @@ static void handle_audits(nng_aio *aio)
 {
 	static const char *const known[] = {"host",  "kind",	  "service", "since",
 					    "until", "before_id", "limit",   NULL};
-	struct api *api = api_of(aio);
 	struct audit_filter f = {0};
 	json_t *audits = NULL;
 	vigil_err err = {0};
@@ -165,7 +382,7 @@ static void handle_audits(nng_aio *aio)
 		api_respond_bad_param(aio, &q);
 		return;
 	}
-	rc = store_audits_list(api->st, &f, &audits, &err);
+	rc = store_audits_list(api_store(aio), &f, &audits, &err);
 	if (rc < 0) {
 		api_respond_store_error(aio, rc, "GET /api/v1/audits", err.msg);
 		return;
@@ -173,44 +390,74 @@ static void handle_audits(nng_aio *aio)
 	api_respond_json(aio, 200, json_pack("{s:o}", "audits", audits));
 }
 
-/* Everything else under /api/: 401 before 404, so probing reveals nothing. */
-static void handle_api_fallback(nng_aio *aio)
+/* Everything else: 401 before 404, so probing reveals nothing.  Needs no database. */
+static void handle_fallback(nng_aio *aio)
 {
-	nng_http_req *req = nng_aio_get_input(aio, 0);
-
-	if (!authorized(api_of(aio), req)) {
-		api_respond_error(aio, 401, "missing or wrong API token");
-		return;
-	}
-	api_respond_error(aio, 404, "no such API endpoint");
+	if (api_auth(aio))
+		api_respond_error(aio, 404, "no such API endpoint");
 }
 
 /*
- * Serve path (and with tree, everything below it) with cb for method, or
- * for every method when method is NULL (cb then checks it).  Request bodies
- * are read up to 64 KiB; nothing here takes more.
+ * Every request arrives here, on one of nng's threads, which must never
+ * wait: queue it for a worker, or answer 503 at once when the queue is full.
  */
-static int add_handler(struct api *api, const char *path, void (*cb)(nng_aio *), bool tree,
-		       const char *method)
+static void route_request(nng_aio *aio)
 {
+	struct api_route *r = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
+	uint64_t refused;
+
+	if (r->fn == NULL) {
+		handle_fallback(aio);
+		return;
+	}
+	if (api_pool_submit(r->api->pool, r->fn, aio) == 0)
+		return;
+	refused = api_pool_refused(r->api->pool);
+	if (refused == 1 || refused % 100 == 0)
+		log_warn("API busy: every worker is answering and %d requests wait; %" PRIu64
+			 " request(s) refused with 503 so far",
+			 API_POOL_QUEUE_MAX, refused);
+	api_respond_error(aio, 503,
+			  "the API is busy (all workers are answering and the queue is"
+			  " full); retry shortly");
+}
+
+/*
+ * Serve path (and with tree, everything below it), every method (the
+ * handlers check it, so that even a wrong method gets the API's JSON rather
+ * than nng's HTML page).  fn runs on a worker; NULL answers with
+ * handle_fallback.  Request bodies are read up to 64 KiB; nothing here takes
+ * more.
+ */
+static int add_handler(struct api *api, const char *path, api_pool_fn fn, bool tree)
+{
+	struct api_route *r = malloc(sizeof(*r));
 	nng_http_handler *h;
 	int rv;
 
-	if ((rv = nng_http_handler_alloc(&h, path, cb)) != 0)
+	if (r == NULL)
+		return NNG_ENOMEM;
+	*r = (struct api_route){.api = api, .fn = fn};
+	if ((rv = nng_http_handler_alloc(&h, path, route_request)) != 0) {
+		free(r);
 		return rv;
-	if ((rv = nng_http_handler_set_data(h, api, NULL)) != 0 ||
-	    (rv = nng_http_handler_set_method(h, method)) != 0 ||
+	}
+	if ((rv = nng_http_handler_set_data(h, r, free)) != 0) {
+		free(r);
+		nng_http_handler_free(h);
+		return rv;
+	}
+	if ((rv = nng_http_handler_set_method(h, NULL)) != 0 ||
 	    (rv = nng_http_handler_collect_body(h, true, 64 * 1024)) != 0 ||
 	    (tree && (rv = nng_http_handler_set_tree(h)) != 0) ||
 	    (rv = nng_http_server_add_handler(api->srv, h)) != 0) {
-		nng_http_handler_free(h);
+		nng_http_handler_free(h); /* frees r */
 		return rv;
 	}
 	return 0;
 }
 
-struct api *api_start(const char *url, nng_tls_config *tls, struct store *st, const char *token,
-		      vigil_err *err)
+struct api *api_start(const struct api_opts *o, vigil_err *err)
 {
 	struct api *api = calloc(1, sizeof(*api));
 	nng_url *u = NULL;
@@ -220,29 +467,34 @@ struct api *api_start(const char *url, nng_tls_config *tls, struct store *st, co
 		verr_set(err, -ENOMEM, "out of memory");
 		return NULL;
 	}
-	api->st = st;
-	snprintf(api->token, sizeof(api->token), "%s", token);
-	if ((rv = nng_url_parse(&u, url)) != 0 || strcmp(u->u_scheme, "https") != 0) {
-		verr_set(err, -EINVAL, "API address '%s' must be an https:// URL", url);
+	api->query_timeout_ms = o->query_timeout_ms;
+	snprintf(api->token, sizeof(api->token), "%s", o->token);
+	if ((rv = nng_url_parse(&u, o->url)) != 0 || strcmp(u->u_scheme, "https") != 0) {
+		verr_set(err, -EINVAL, "API address '%s' must be an https:// URL", o->url);
 		goto fail;
 	}
+	if ((api->linger = api_linger_new(err)) == NULL)
+		goto fail;
+	if ((api->pool = api_pool_start(o->dsn, o->workers, o->query_timeout_ms, err)) == NULL)
+		goto fail;
 	if ((rv = nng_http_server_hold(&api->srv, u)) != 0) {
-		verr_set(err, -EINVAL, "cannot create the API server on %s: %s", url,
+		verr_set(err, -EINVAL, "cannot create the API server on %s: %s", o->url,
 			 nng_strerror(rv));
 		goto fail;
 	}
-	if ((rv = nng_http_server_set_tls(api->srv, tls)) != 0 ||
-	    (rv = add_handler(api, "/api/v1/hosts", handle_hosts, false, "GET")) != 0 ||
-	    (rv = add_handler(api, "/api/v1/audits", handle_audits, false, "GET")) != 0 ||
-	    (rv = add_handler(api, "/api/v1/activity", api_handle_activity, false, "GET")) != 0 ||
-	    (rv = add_handler(api, "/api/v1/models", api_handle_models, true, NULL)) != 0 ||
-	    (rv = add_handler(api, "/api", handle_api_fallback, true, NULL)) != 0) {
-		verr_set(err, -ENOMEM, "cannot set up the API on %s: %s", url, nng_strerror(rv));
+	if ((rv = nng_http_server_set_tls(api->srv, o->tls)) != 0 ||
+	    (rv = add_handler(api, "/api/v1/hosts", handle_hosts, false)) != 0 ||
+	    (rv = add_handler(api, "/api/v1/audits", handle_audits, false)) != 0 ||
+	    (rv = add_handler(api, "/api/v1/activity", api_handle_activity, false)) != 0 ||
+	    (rv = add_handler(api, "/api/v1/models", api_handle_models, true)) != 0 ||
+	    (rv = add_handler(api, "/api", NULL, true)) != 0 ||
+	    (rv = add_handler(api, "/", NULL, true)) != 0) {
+		verr_set(err, -ENOMEM, "cannot set up the API on %s: %s", o->url, nng_strerror(rv));
 		goto fail;
 	}
 	if ((rv = nng_http_server_start(api->srv)) != 0) {
 		verr_set(err, rv == NNG_EADDRINUSE ? -EADDRINUSE : -EINVAL,
-			 "cannot serve the API on %s: %s%s", url, nng_strerror(rv),
+			 "cannot serve the API on %s: %s%s", o->url, nng_strerror(rv),
 			 rv == NNG_EADDRINUSE ? " (another process has the port)" : "");
 		goto fail;
 	}
@@ -251,6 +503,8 @@ struct api *api_start(const char *url, nng_tls_config *tls, struct store *st, co
 fail:
 	if (api->srv != NULL)
 		nng_http_server_release(api->srv);
+	api_pool_stop(api->pool);
+	api_linger_free(api->linger);
 	if (u != NULL)
 		nng_url_free(u);
 	free(api);
@@ -259,10 +513,30 @@ fail:
 
 void api_stop(struct api *api)
 {
+	struct api_linger_stats ls;
+	uint64_t refused;
+
 	if (api == NULL)
 		return;
+	/*
+	 * The server waits for the requests handed out (their aios), which the
+	 * workers still answer; then nothing new comes, and the pool and the
+	 * lingering connections can go.
+	 */
 	nng_http_server_stop(api->srv);
+	refused = api_pool_refused(api->pool);
+	api_pool_stop(api->pool);
+	api_linger_stats(api->linger, &ls);
+	api_linger_free(api->linger);
 	nng_http_server_release(api->srv);
+	log_info("API stopped: %" PRIu64 " answer(s) to \"Connection: close\" requests closed after"
+		 " the client, %" PRIu64 " after the linger, %" PRIu64
+		 " on a failed or stalled write, %" PRIu64 " dropped (out of memory); %" PRIu64
+		 " request(s) refused busy, %" PRIu64 " query timeout(s), %" PRIu64
+		 " answer(s) over %u MiB",
+		 ls.client_closed, ls.at_deadline, ls.write_failed, ls.dropped, refused,
+		 (uint64_t)atomic_load(&api->timeouts), (uint64_t)atomic_load(&api->over_cap),
+		 API_BODY_MAX >> 20);
 	free(api);
 }
 

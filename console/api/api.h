@@ -15,27 +15,42 @@
  *   GET  /api/v1/activity                  interactive sessions' activity log
  *
  * Unknown or malformed query parameters get 400 {"error", "parameter"}.
- * docs/api.md has the fields.
+ * Handlers run on the API's own workers, each with its own database
+ * connection and a statement timeout (504 when a query takes longer); when
+ * every worker is busy and the queue is full a request gets 503 with
+ * Retry-After.  Answers over 16 MiB are refused (500).  A request that asks
+ * to close the connection gets its answer whole before the close
+ * (api_linger.h).  docs/api.md has the fields.
  */
 
 #include <nng/nng.h>
 #include <nng/supplemental/tls/tls.h>
 
 #include "error.h"
-#include "store/store.h"
 
 /* API tokens are 64 hex characters (32 random bytes). */
 #define API_TOKEN_LEN 64
 
 struct api;
 
-/*
- * Serve url (https://addr:port) with tls (held) answering from st (not
- * owned, must outlive the api).  token is copied.  err names the address.
- */
-struct api *api_start(const char *url, nng_tls_config *tls, struct store *st, const char *token,
-		      vigil_err *err);
+struct api_opts {
+	const char *url;     /* https://addr:port */
+	nng_tls_config *tls; /* held while the API runs */
+	const char *dsn;     /* each worker opens its own connection */
+	const char *token;   /* copied */
+	int workers;	     /* 1..API_POOL_WORKERS_MAX */
+	int query_timeout_ms;
+};
 
+#define API_QUERY_TIMEOUT_MS_DEFAULT 10000
+
+/*
+ * Serve o->url with o->tls, answering from the database at o->dsn.  NULL
+ * with err naming the address (or the database) when it cannot start.
+ */
+struct api *api_start(const struct api_opts *o, vigil_err *err);
+
+/* Stop serving: waits for the requests being answered.  Accepts NULL. */
 void api_stop(struct api *api);
 
 /*

@@ -28,7 +28,7 @@ void api_handle_activity(nng_aio *aio)
 		api_respond_bad_param(aio, &q);
 		return;
 	}
-	rc = store_activity_list(api_of(aio)->st, &f, &rows, &err);
+	rc = store_activity_list(api_store(aio), &f, &rows, &err);
 	if (rc < 0) {
 		api_respond_store_error(aio, rc, "GET /api/v1/activity", err.msg);
 		return;

@@ -38,7 +38,7 @@ static void models_list(nng_aio *aio)
 		api_respond_bad_param(aio, &q);
 		return;
 	}
-	rc = store_models_list(api_of(aio)->st, &f, &models, &err);
+	rc = store_models_list(api_store(aio), &f, &models, &err);
 	if (rc < 0) {
 		api_respond_store_error(aio, rc, "GET " MODELS_PATH, err.msg);
 		return;
@@ -56,7 +56,7 @@ static void model_get(nng_aio *aio, int64_t id)
 
 	if (!api_read_query(aio, known, &q))
 		return;
-	rc = store_model_get(api_of(aio)->st, id, &model, &err);
+	rc = store_model_get(api_store(aio), id, &model, &err);
 	if (rc == -ENOENT) {
 		api_respond_error(aio, 404, "no such model");
 		return;
@@ -78,7 +78,7 @@ static void model_relearn(nng_aio *aio, int64_t id)
 
 	if (!api_read_query(aio, known, &q))
 		return;
-	rc = store_model_relearn(api_of(aio)->st, id, &cmd, &err);
+	rc = store_model_relearn(api_store(aio), id, &cmd, &err);
 	if (rc == -ENOENT) {
 		api_respond_error(aio, 404, "no such model");
 		return;
@@ -101,7 +101,7 @@ void api_handle_models(nng_aio *aio)
 	const char *method = nng_http_req_get_method(nng_aio_get_input(aio, 0));
 	char buf[256];
 	const char *path = api_path(aio, buf, sizeof(buf)), *rest, *slash;
-	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+	bool get = api_method_get(aio);
 	int64_t id;
 
 	/* Auth first, for every path and method: nothing is revealed without a token. */
@@ -116,7 +116,7 @@ void api_handle_models(nng_aio *aio)
 		if (get)
 			models_list(aio);
 		else
-			api_respond_error(aio, 405, "use GET on " MODELS_PATH);
+			api_respond_not_allowed(aio, "GET, HEAD", "use GET on " MODELS_PATH);
 		return;
 	}
 	rest++; /* past '/' */
@@ -129,12 +129,14 @@ void api_handle_models(nng_aio *aio)
 		if (get)
 			model_get(aio, id);
 		else
-			api_respond_error(aio, 405, "use GET on " MODELS_PATH "/{id}");
+			api_respond_not_allowed(aio, "GET, HEAD",
+						"use GET on " MODELS_PATH "/{id}");
 	} else if (strcmp(slash, "/relearn") == 0) {
 		if (strcmp(method, "POST") == 0)
 			model_relearn(aio, id);
 		else
-			api_respond_error(aio, 405, "use POST on " MODELS_PATH "/{id}/relearn");
+			api_respond_not_allowed(aio, "POST",
+						"use POST on " MODELS_PATH "/{id}/relearn");
 	} else {
 		api_respond_error(aio, 404, "no such API endpoint");
 	}

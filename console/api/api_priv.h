@@ -4,10 +4,12 @@
 
 /*
  * What the API's modules (api.c, api_models.c, api_activity.c) share.  A
- * handler runs on an nng thread; it answers through the api_respond_*
- * functions exactly once, and they take ownership of the JSON given.
+ * handler runs on one of the API's workers (api_pool.h), never on nng's
+ * threads; it answers through the api_respond_* functions exactly once, and
+ * they take ownership of the JSON given.
  */
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -16,16 +18,28 @@
 #include <nng/supplemental/http/http.h>
 
 #include "api/api.h"
+#include "api/api_linger.h"
+#include "api/api_pool.h"
 #include "api/api_query.h"
+
+/* Answers larger than this are refused whole (500), never sent cut. */
+#define API_BODY_MAX (16u * 1024 * 1024)
 
 struct api {
 	nng_http_server *srv;
-	struct store *st; /* not owned; its own lock serializes the handlers' queries */
+	struct api_pool *pool;	   /* the workers and their database connections */
+	struct api_linger *linger; /* answers to requests that asked to close */
+	int query_timeout_ms;
 	char token[API_TOKEN_LEN + 1];
+	atomic_uint_fast64_t over_cap; /* answers refused for API_BODY_MAX */
+	atomic_uint_fast64_t timeouts; /* queries cancelled by the statement timeout */
 };
 
 /* The api a handler was registered with. */
 struct api *api_of(nng_aio *aio);
+
+/* In a handler: the store of the worker running it (its own connection, with the timeout). */
+struct store *api_store(nng_aio *aio);
 
 /* Finish aio with a JSON response; body is consumed (json_decref). */
 void api_respond_json(nng_aio *aio, uint16_t status, json_t *body);
@@ -33,10 +47,16 @@ void api_respond_json(nng_aio *aio, uint16_t status, json_t *body);
 /* {"error": msg} with status. */
 void api_respond_error(nng_aio *aio, uint16_t status, const char *msg);
 
+/* 405 {"error": msg} with "Allow: allow". */
+void api_respond_not_allowed(nng_aio *aio, const char *allow, const char *msg);
+
 /* 400 {"error": "parameter 'p': why", "parameter": p} from a failed api_query_* call. */
 void api_respond_bad_param(nng_aio *aio, const struct api_query *q);
 
-/* 400 for a database refusal of input, 503 for anything else (logged with what). */
+/*
+ * 400 for a database refusal of input, 504 for a query cancelled by the
+ * statement timeout, 503 for anything else (logged with what).
+ */
 void api_respond_store_error(nng_aio *aio, int rc, const char *what, const char *msg);
 
 /*
@@ -44,7 +64,7 @@ void api_respond_store_error(nng_aio *aio, int rc, const char *what, const char 
  * (the handler then returns at once), true to go on.
  *   api_auth:  401 without the right bearer token.
  *   api_query: 400 when the query has unknown or malformed parameters; q filled.
- *   api_begin: both, in that order (401 before anything else).
+ *   api_begin: api_auth, then 405 unless GET or HEAD, then api_query.
  */
 bool api_auth(nng_aio *aio);
 bool api_read_query(nng_aio *aio, const char *const *known, struct api_query *q);
@@ -52,6 +72,9 @@ bool api_begin(nng_aio *aio, const char *const *known, struct api_query *q);
 
 /* The request's path without its query, copied into buf; NULL when too long. */
 const char *api_path(nng_aio *aio, char *buf, size_t len);
+
+/* Whether the request's method is GET or HEAD (HEAD: the GET's headers, no body). */
+bool api_method_get(nng_aio *aio);
 
 /* Handlers of the learning endpoints (api_models.c, api_activity.c). */
 void api_handle_models(nng_aio *aio);

@@ -9,20 +9,27 @@
 
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
-#include <nng/supplemental/util/platform.h>
 
 #include "tls.h"
 
-/* Failures after which nothing was answered: worth another attempt where that is safe. */
-static bool transient(int rv)
+/*
+ * How long one request may take.  Longer than the console's default query
+ * timeout (10 s), so that a slow query comes back as the console's 504
+ * rather than as a timeout here.
+ */
+#define APICLIENT_TIMEOUT_MS 15000
+
+/* Failures after which no (whole) answer came: the request may have been carried out. */
+static bool lost(int rv)
 {
 	return rv == NNG_ECONNSHUT || rv == NNG_ETIMEDOUT || rv == NNG_ECONNRESET ||
 	       rv == NNG_ECLOSED;
 }
 
 /*
- * One request.  A GET is safe to repeat; anything else is sent at most once
- * (see apiclient.h).
+ * One request, sent once.  The console writes every answer whole before it
+ * closes the connection (nng's client asks it to close after each), so a
+ * lost answer is a real failure, reported, never retried here.
  */
 static int request(const char *base_url, const char *path, const char *method, const char *body,
 		   const char *token, const char *ca_file, int *ret_status, char **ret_body,
@@ -71,35 +78,19 @@ static int request(const char *base_url, const char *path, const char *method, c
 		}
 		nng_http_req_set_header(req, "Authorization", auth);
 	}
-	/*
-	 * nng 1.5's HTTP client now and then loses a response (measured: ~5% of
-	 * requests end in "connection shutdown" or hang; curl against the same
-	 * server never fails).  A GET is safe to repeat: short attempts, retried.
-	 * Anything else may have been carried out when its answer is lost, so it
-	 * is sent once.  (Connecting separately to retry only the connection was
-	 * tried: nng_http_conn_close then hangs now and then in nng 1.5.2.)
-	 */
-	for (int attempt = 0; attempt < (get ? 4 : 1); attempt++) {
-		if (attempt > 0) {
-			nng_http_res_reset(res);
-			nng_msleep(50);
-		}
-		nng_aio_set_timeout(aio, get ? 3000 : 10000);
-		nng_http_client_transact(client, req, res, aio);
-		nng_aio_wait(aio);
-		rv = nng_aio_result(aio);
-		if (!transient(rv))
-			break;
-	}
+	nng_aio_set_timeout(aio, APICLIENT_TIMEOUT_MS);
+	nng_http_client_transact(client, req, res, aio);
+	nng_aio_wait(aio);
+	rv = nng_aio_result(aio);
 	/*
 	 * Refused connections and certificates fail before the request is
 	 * written; a connection lost later may have carried it.
 	 */
-	if (rv != 0 && !get && transient(rv)) {
+	if (rv != 0 && lost(rv)) {
 		rc = verr_set(err, -EPROTO,
-			      "sent %s %s to the console API at %s but got no answer (%s): it may"
-			      " have been carried out",
-			      method, path, base_url, nng_strerror(rv));
+			      "sent %s %s to the console API at %s but got no answer (%s)%s",
+			      method, path, base_url, nng_strerror(rv),
+			      get ? "" : ": it may have been carried out");
 		goto out;
 	}
 	if (rv != 0) {

@@ -14,19 +14,21 @@
 
 /*
  * GET base_url + path with "Authorization: Bearer token" (token may be NULL:
- * no header).  On success *ret_status is the HTTP status and *ret_body a new
- * NUL-terminated copy of the body (caller frees).  Transport and TLS failures
- * return a negative errno with err naming the URL.
+ * no header), sent once: the console writes every answer whole before it
+ * closes the connection, so nothing here needs repeating.  On success
+ * *ret_status is the HTTP status and *ret_body a new NUL-terminated copy of
+ * the body (caller frees).  Transport and TLS failures return a negative
+ * errno with err naming the URL: -EPROTO when the connection was lost (or
+ * timed out, after 15 s) without a whole answer.
  */
 int apiclient_get(const char *base_url, const char *path, const char *token, const char *ca_file,
 		  int *ret_status, char **ret_body, vigil_err *err);
 
 /*
  * POST body (JSON text; NULL sends "{}") to base_url + path, otherwise as
- * apiclient_get.  Sent once, never repeated, since a POST may not be
- * idempotent.  When the connection was lost without an answer (nng 1.5's
- * client loses some) it returns -EPROTO with err saying the request may
- * have been carried out; the caller must check before sending it again.
+ * apiclient_get.  When the connection was lost without an answer it returns
+ * -EPROTO with err saying the request may have been carried out; the caller
+ * must check before sending it again (a POST may not be idempotent).
  */
 int apiclient_post(const char *base_url, const char *path, const char *body, const char *token,
 		   const char *ca_file, int *ret_status, char **ret_body, vigil_err *err);

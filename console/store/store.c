@@ -214,6 +214,68 @@ void store_close(struct store *st)
 	free(st);
 }
 
+int store_set_statement_timeout(struct store *st, int ms, vigil_err *err)
+{
+	/*
+	 * A SET would be lost at the next PQreset (store_exec's reconnect), which
+	 * reuses only the connection's parameters: so reconnect with "-c
+	 * statement_timeout" added to its options (after the DSN's own, so it wins).
+	 */
+	PQconninfoOption *opts;
+	const char **keys = NULL, **values = NULL;
+	char options[1024];
+	size_t n = 0, k = 0;
+	PGconn *conn = NULL;
+	int rc = 0;
+
+	if (ms <= 0)
+		return verr_set(err, -EINVAL, "statement timeout must be positive, not %d ms", ms);
+	pthread_mutex_lock(&st->lock);
+	opts = PQconninfo(st->conn);
+	while (opts != NULL && opts[n].keyword != NULL)
+		n++;
+	keys = calloc(n + 2, sizeof(*keys));
+	values = calloc(n + 2, sizeof(*values));
+	if (opts == NULL || keys == NULL || values == NULL) {
+		rc = verr_set(err, -ENOMEM, "out of memory setting the statement timeout");
+		goto out;
+	}
+	snprintf(options, sizeof(options), "-c statement_timeout=%d", ms);
+	for (size_t i = 0; i < n; i++) {
+		if (opts[i].val == NULL)
+			continue;
+		if (strcmp(opts[i].keyword, "options") == 0) {
+			if (snprintf(options, sizeof(options), "%s -c statement_timeout=%d",
+				     opts[i].val, ms) >= (int)sizeof(options)) {
+				rc = verr_set(err, -E2BIG, "the DSN's options are too long");
+				goto out;
+			}
+			continue;
+		}
+		keys[k] = opts[i].keyword;
+		values[k++] = opts[i].val;
+	}
+	keys[k] = "options";
+	values[k] = options;
+	conn = PQconnectdbParams(keys, values, 0);
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+		rc = conn == NULL
+			 ? verr_set(err, -ENOMEM, "out of memory reconnecting")
+			 : store_err_down(conn, "reconnecting with a statement timeout", err);
+		PQfinish(conn);
+		goto out;
+	}
+	PQsetNoticeProcessor(conn, pq_error_notice_ignore, NULL);
+	PQfinish(st->conn);
+	st->conn = conn;
+out:
+	pthread_mutex_unlock(&st->lock);
+	PQconninfoFree(opts);
+	free(keys);
+	free(values);
+	return rc;
+}
+
 json_t *store_json_text(const PGresult *res, int row, int col)
 {
 	return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));

@@ -64,6 +64,15 @@ struct store *store_open(const char *dsn, vigil_err *err);
 void store_close(struct store *st);
 
 /*
+ * Make every statement on st that runs longer than ms (> 0) fail with
+ * SQLSTATE 57014 ("canceling statement due to statement timeout"; -EIO,
+ * with the SQLSTATE in err).  The timeout goes into the connection's startup
+ * options, so it outlives the reconnects: st reconnects once, here, with
+ * them.  On failure st keeps its old connection (without the timeout).
+ */
+int store_set_statement_timeout(struct store *st, int ms, vigil_err *err);
+
+/*
  * Apply the versioned migrations not yet applied, each in its own transaction,
  * serialized between consoles with an advisory lock.  Running it again changes
  * nothing.  ret_applied (may be NULL) gets how many were applied now.
