@@ -124,7 +124,7 @@ struct tls_limits {
 
 #define TLS_HANDSHAKE_MS_DEFAULT	10000
 #define TLS_HANDSHAKE_MS_MAX		(24 * 3600 * 1000)
-#define TLS_HANDSHAKES_PER_ADDR_DEFAULT 16
+#define TLS_HANDSHAKES_PER_ADDR_DEFAULT 256
 /* Distinct source addresses with handshakes in progress; more are refused (and counted). */
 #define TLS_ADDRS_MAX 4096
 

@@ -248,8 +248,13 @@ static void *defender_main(void *arg)
 	vigil__envelope__pack(&env, nng_msg_body(m));
 	if (nng_ctx_open(&ctx, s) != 0 || nng_aio_alloc(&aio, NULL, NULL) != 0)
 		die("nng", "cannot open a context");
-	if (request(ctx, aio, m, &st) != 0 || st != VIGIL__REPLY__STATUS__OK)
-		die("hello", "refused");
+	int rv = request(ctx, aio, m, &st);
+	if (rv != 0 || st != VIGIL__REPLY__STATUS__OK) {
+		char why[96];
+		snprintf(why, sizeof(why), "%s (status %d)", rv != 0 ? nng_strerror(rv) : "answered",
+			 (int)st);
+		die("hello", why);
+	}
 	nng_ctx_close(ctx);
 	nng_aio_free(aio);
 	for (int i = 0; i < window; i++) {
