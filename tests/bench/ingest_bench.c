@@ -251,8 +251,8 @@ static void *defender_main(void *arg)
 	int rv = request(ctx, aio, m, &st);
 	if (rv != 0 || st != VIGIL__REPLY__STATUS__OK) {
 		char why[96];
-		snprintf(why, sizeof(why), "%s (status %d)", rv != 0 ? nng_strerror(rv) : "answered",
-			 (int)st);
+		snprintf(why, sizeof(why), "%s (status %d)",
+			 rv != 0 ? nng_strerror(rv) : "answered", (int)st);
 		die("hello", why);
 	}
 	nng_ctx_close(ctx);
