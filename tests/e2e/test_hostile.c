@@ -294,6 +294,28 @@ static bool has_terminal_control(const char *text)
 	return false;
 }
 
+/* Run "vigilctl hosts [extra]" against the console; its output (caller frees). */
+static char *vigilctl_hosts(const char *extra)
+{
+	char out[H_PATH], tokfile[H_PATH];
+	char *argv[] = {(char *)h_bin("vigilctl"),
+			"--api",
+			con.api,
+			"--ca",
+			pki.ca,
+			"--token-file",
+			tokfile,
+			"hosts",
+			(char *)extra,
+			NULL};
+
+	snprintf(out, sizeof(out), "%s/vigilctl.out", dir);
+	snprintf(tokfile, sizeof(tokfile), "%s/api-token", con.state);
+	unlink(out); /* h_run appends */
+	cr_assert_eq(h_run(out, 15000, argv), 0);
+	return h_slurp(out);
+}
+
 /*
  * A host's own strings (hostname, OS, labels: whatever its hello says) with
  * terminal escapes must not act on the terminal of an operator running
@@ -307,7 +329,6 @@ Test(hostile, escapes_in_host_strings_reach_neither_vigilctl_nor_the_log_raw)
 	Vigil__Hello hello = VIGIL__HELLO__INIT;
 	Vigil__Label label = VIGIL__LABEL__INIT, *labels[1] = {&label};
 	struct h_link link;
-	char out[H_PATH], tokfile[H_PATH];
 
 	h_console_start(&con, dir, &pki, NULL);
 	hello.hostname = (char *)evil;
@@ -327,37 +348,13 @@ Test(hostile, escapes_in_host_strings_reach_neither_vigilctl_nor_the_log_raw)
 	vigil__reply__free_unpacked(r, NULL);
 	h_link_close(&link);
 
-	snprintf(out, sizeof(out), "%s/vigilctl.out", dir);
-	snprintf(tokfile, sizeof(tokfile), "%s/api-token", con.state);
-	char *argv[] = {(char *)h_bin("vigilctl"),
-			"--api",
-			con.api,
-			"--ca",
-			pki.ca,
-			"--token-file",
-			tokfile,
-			"hosts",
-			NULL};
-	cr_assert_eq(h_run(out, 15000, argv), 0);
-	char *text = h_slurp(out);
+	char *text = vigilctl_hosts(NULL);
 	cr_expect(strstr(text, "\\x1b]0;owned\\x07web") != NULL, "the hostname, written out:\n%s",
 		  text);
 	cr_expect(strstr(text, "env=\\x1b]0;owned") != NULL, "the label, written out:\n%s", text);
 	cr_expect_not(has_terminal_control(text), "vigilctl printed a control character");
 	free(text);
-	char *jargv[] = {(char *)h_bin("vigilctl"),
-			 "--api",
-			 con.api,
-			 "--ca",
-			 pki.ca,
-			 "--token-file",
-			 tokfile,
-			 "hosts",
-			 "--json",
-			 NULL};
-	unlink(out); /* h_run appends */
-	cr_assert_eq(h_run(out, 15000, jargv), 0);
-	text = h_slurp(out);
+	text = vigilctl_hosts("--json");
 	cr_expect(strstr(text, "\\u001B]0;owned\\u0007web") != NULL,
 		  "the JSON keeps the hostname:\n%s", text);
 	cr_expect_not(has_terminal_control(text), "vigilctl --json printed a control character");
