@@ -26,6 +26,7 @@
 #include "events.h"
 #include "lib/maps.h"
 #include "lib/path.h"
+#include "lib/stash.h"
 #include "lib/task.h"
 #include "lib/untrusted.h"
 
@@ -536,6 +537,8 @@ int handle_exit(struct bpf_raw_tracepoint_args *ctx)
 	bool group_dead = (bool)ctx->args[1];
 	struct ev_exit e = {};
 
+	/* A thread that dies inside a watched call frees the slot its entry took. */
+	stash_release(stash_held(bpf_get_current_pid_tgid()));
 	/* Only the last thread's exit ends the process. */
 	if (!group_dead)
 		return 0;
@@ -590,28 +593,315 @@ static __always_inline bool read_is_new(struct task_struct *task, long fd)
 	return true;
 }
 
+/* What a file syscall works on, from its number and arguments (pointers into user memory). */
+struct operands {
+	const char *name;  /* the path operated on */
+	const char *name2; /* rename/link: the new name; symlink: the target text */
+	const void *how;   /* openat2: its struct open_how */
+	long dirfd;	   /* what a relative name is relative to */
+	long dirfd2;	   /* the same for name2; -1: name2 is not a path */
+	long fd;	   /* fd-based calls: the file operated on */
+	__u32 op;
+	__u32 flags; /* open flags (openat2: filled in from how) */
+	__u32 mode;
+};
+
+static __always_inline bool file_operands(const struct sysargs *a, struct operands *o)
+{
+	o->name = o->name2 = NULL;
+	o->how = NULL;
+	o->dirfd = o->dirfd2 = AT_FDCWD;
+	o->fd = -1;
+	o->flags = o->mode = 0;
+	switch (a->nr) {
+	case NR_open:
+		o->op = FOP_OPEN;
+		o->name = (void *)a->args[0];
+		o->flags = a->args[1];
+		o->mode = a->args[2];
+		break;
+	case NR_creat:
+		o->op = FOP_OPEN;
+		o->name = (void *)a->args[0];
+		o->flags = O_CREAT | O_WRONLY | O_TRUNC;
+		o->mode = a->args[1];
+		break;
+	case NR_openat:
+		o->op = FOP_OPEN;
+		o->dirfd = a->args[0];
+		o->name = (void *)a->args[1];
+		o->flags = a->args[2];
+		o->mode = a->args[3];
+		break;
+	case NR_openat2:
+		o->op = FOP_OPEN;
+		o->dirfd = a->args[0];
+		o->name = (void *)a->args[1];
+		o->how = (void *)a->args[2];
+		break;
+	case NR_unlink:
+		o->op = FOP_UNLINK;
+		o->name = (void *)a->args[0];
+		break;
+	case NR_rmdir:
+		o->op = FOP_RMDIR;
+		o->name = (void *)a->args[0];
+		break;
+	case NR_unlinkat:
+		o->op = (a->args[2] & AT_REMOVEDIR) ? FOP_RMDIR : FOP_UNLINK;
+		o->dirfd = a->args[0];
+		o->name = (void *)a->args[1];
+		break;
+	case NR_rename:
+		o->op = FOP_RENAME;
+		o->name = (void *)a->args[0];
+		o->name2 = (void *)a->args[1];
+		break;
+	case NR_renameat:
+	case NR_renameat2:
+		o->op = FOP_RENAME;
+		o->dirfd = a->args[0];
+		o->name = (void *)a->args[1];
+		o->dirfd2 = a->args[2];
+		o->name2 = (void *)a->args[3];
+		break;
+	case NR_link:
+		o->op = FOP_LINK;
+		o->name = (void *)a->args[0];
+		o->name2 = (void *)a->args[1];
+		break;
+	case NR_linkat:
+		o->op = FOP_LINK;
+		o->dirfd = a->args[0];
+		o->name = (void *)a->args[1];
+		o->dirfd2 = a->args[2];
+		o->name2 = (void *)a->args[3];
+		break;
+	/* symlink: name is the link created, name2 its target text (not resolved). */
+	case NR_symlink:
+		o->op = FOP_SYMLINK;
+		o->name2 = (void *)a->args[0];
+		o->name = (void *)a->args[1];
+		o->dirfd2 = -1;
+		break;
+	case NR_symlinkat:
+		o->op = FOP_SYMLINK;
+		o->name2 = (void *)a->args[0];
+		o->dirfd = a->args[1];
+		o->name = (void *)a->args[2];
+		o->dirfd2 = -1;
+		break;
+	case NR_chmod:
+		o->op = FOP_CHMOD;
+		o->name = (void *)a->args[0];
+		o->mode = a->args[1];
+		break;
+	case NR_fchmod:
+		o->op = FOP_CHMOD;
+		o->fd = a->args[0];
+		o->mode = a->args[1];
+		break;
+	case NR_fchmodat:
+	case NR_fchmodat2:
+		o->op = FOP_CHMOD;
+		o->dirfd = a->args[0];
+		o->name = (void *)a->args[1];
+		o->mode = a->args[2];
+		break;
+	case NR_chown:
+	case NR_lchown:
+		o->op = FOP_CHOWN;
+		o->name = (void *)a->args[0];
+		break;
+	case NR_fchown:
+		o->op = FOP_CHOWN;
+		o->fd = a->args[0];
+		break;
+	case NR_fchownat:
+		o->op = FOP_CHOWN;
+		o->dirfd = a->args[0];
+		o->name = (void *)a->args[1];
+		break;
+	case NR_mkdir:
+		o->op = FOP_MKDIR;
+		o->name = (void *)a->args[0];
+		o->mode = a->args[1];
+		break;
+	case NR_mkdirat:
+		o->op = FOP_MKDIR;
+		o->dirfd = a->args[0];
+		o->name = (void *)a->args[1];
+		o->mode = a->args[2];
+		break;
+	case NR_truncate:
+		o->op = FOP_TRUNCATE;
+		o->name = (void *)a->args[0];
+		break;
+	case NR_ftruncate:
+		o->op = FOP_TRUNCATE;
+		o->fd = a->args[0];
+		break;
+	default:
+		return false;
+	}
+	return true;
+}
+
+/*
+ * What a relative name of task resolves against, as an identity to compare
+ * (not a path): dirfd's file, or the cwd's dentry.  Another thread can
+ * chdir, or dup2 another directory onto dirfd, while the call runs.
+ */
+static __always_inline __u64 base_id(struct task_struct *task, long dirfd)
+{
+	if ((int)dirfd == AT_FDCWD)
+		return (__u64)UNTRUSTED(struct task_struct, task)->fs->pwd.dentry;
+	return (__u64)fd_file(task, (int)dirfd);
+}
+
+static __always_inline bool open_is_read(__u32 flags)
+{
+	return (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_TRUNC));
+}
+
+#define SOCKADDR_STASH 128 /* sockaddr_un and sockaddr_in6 fit */
+
+/*
+ * Per-syscall enter tracepoints (attached by the defender to each watched
+ * syscall's sys_enter_* event): copy what the call was given, see stash.h.
+ * Read-only opens copy nothing when failed ones are filtered: a successful
+ * one's path comes from its new file, a failed one is not reported.
+ */
+SEC("tracepoint")
+int stash_args(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct task_struct *task;
+	struct pt_regs *regs;
+	struct sysargs a = {};
+	struct operands o;
+	struct open_how how = {};
+	struct stash *s;
+	long n;
+
+	if (self_tgid && (id >> 32) == self_tgid)
+		return 0;
+	task = bpf_get_current_task_btf();
+	/*
+	 * The arguments from the caller's registers: each sys_enter_* record
+	 * holds only its own syscall's arguments, and the kernel refuses to
+	 * attach a program that reads past them, so one program for all of them
+	 * reads no more of the record than the syscall number.
+	 */
+	regs = UNTRUSTED(struct pt_regs, bpf_task_pt_regs(task));
+	a.nr = ctx->id;
+	a.args[0] = regs->di;
+	a.args[1] = regs->si;
+	a.args[2] = regs->dx;
+	a.args[3] = regs->r10;
+	a.args[4] = regs->r8;
+	a.args[5] = regs->r9;
+	if (a.nr == NR_connect || a.nr == NR_bind) {
+		__u64 len = a.args[2] > SOCKADDR_STASH ? SOCKADDR_STASH : a.args[2];
+
+		if ((s = stash_claim(id)) == NULL)
+			return 0;
+		s->nr = a.nr;
+		s->flags = 0;
+		if (len > 0 && bpf_probe_read_user(s->name, len, (void *)a.args[1]) == 0) {
+			s->len = len;
+			s->flags = STASH_NAME;
+		}
+		return 0;
+	}
+	if (!file_operands(&a, &o))
+		return 0;
+	if (o.how && bpf_probe_read_user(&how, sizeof(how), o.how) == 0)
+		o.flags = how.flags;
+	if (o.op == FOP_OPEN && filter_failed_reads && open_is_read(o.flags) && !o.how)
+		return 0;
+	if ((s = stash_claim(id)) == NULL)
+		return 0;
+	s->nr = a.nr;
+	s->flags = 0;
+	if (o.how) {
+		s->how_flags = how.flags;
+		s->how_mode = how.mode;
+		s->flags |= STASH_HOW;
+	}
+	if (o.name && (n = bpf_probe_read_user_str(s->name, EV_PATH_MAX, o.name)) > 0) {
+		s->len = n;
+		s->flags |= STASH_NAME;
+		s->base = base_id(task, o.dirfd);
+	}
+	if (o.name2 && (n = bpf_probe_read_user_str(s->name2, EV_PATH_MAX, o.name2)) > 0) {
+		s->len2 = n;
+		s->flags |= STASH_NAME2;
+		s->base2 = o.dirfd2 != -1 ? base_id(task, o.dirfd2) : 0;
+	}
+	s->fdfile = o.fd >= 0 ? (__u64)fd_file(task, o.fd) : 0;
+	return 0;
+}
+
+/*
+ * A name argument into rec at off: the copy made when the call entered, or
+ * (none made) the caller's memory now, flagged.  With a copy, the caller's
+ * memory is read again: a difference means another thread rewrote it while
+ * the call ran (EVF_RACED).  Returns its length with NUL.
+ */
+static __always_inline __u32 put_name(char *rec, __u32 off, const char *uptr, const char *copy,
+				      struct path_buf *pb, __u32 *flags)
+{
+	long n, now;
+
+	if (!copy) {
+		*flags |= EVF_ARG_AT_EXIT;
+		return put_user_str(rec, off, uptr, flags);
+	}
+	n = bpf_probe_read_kernel_str(&rec[off & REC_OFF_MASK], EV_PATH_MAX, copy);
+	if (n <= 0)
+		return 0;
+	now = bpf_probe_read_user_str(pb->b, EV_PATH_MAX, uptr);
+	if (now != n || bytes_differ(copy, pb->b, n))
+		*flags |= EVF_RACED;
+	return (__u32)n & (EV_PATH_MAX * 2 - 1);
+}
+
+/* openat2's flags and mode: from the entry copy, else from the caller's memory now. */
+static __always_inline void open_how_now(struct operands *o, const struct stash *st,
+					 __u32 *hdr_flags)
+{
+	struct open_how how = {};
+
+	if (!o->how)
+		return;
+	if (st && (st->flags & STASH_HOW)) {
+		o->flags = st->how_flags;
+		o->mode = st->how_mode;
+		return;
+	}
+	bpf_probe_read_user(&how, sizeof(how), o->how);
+	o->flags = how.flags;
+	o->mode = how.mode;
+	if (hdr_flags)
+		*hdr_flags |= EVF_ARG_AT_EXIT;
+}
+
 /*
  * Whether a is a read-only open the kernel side drops (counted): a failed
  * one, or one of an inode this process opened before.  Decided first thing
  * in sys_exit, in few instructions: these are the bulk of all file syscalls.
  */
 static __always_inline bool read_filtered(const struct sysargs *a, long ret,
-					  struct task_struct *task)
+					  struct task_struct *task, const struct stash *st)
 {
-	__u64 flags;
+	struct operands o;
 
-	if (a->nr == NR_openat) {
-		flags = a->args[2];
-	} else if (a->nr == NR_open) {
-		flags = a->args[1];
-	} else if (a->nr == NR_openat2) {
-		struct open_how how = {};
-		bpf_probe_read_user(&how, sizeof(how), (void *)a->args[2]);
-		flags = how.flags;
-	} else {
+	if (a->nr != NR_openat && a->nr != NR_open && a->nr != NR_openat2)
 		return false;
-	}
-	if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)))
+	file_operands(a, &o);
+	open_how_now(&o, st, NULL);
+	if (!open_is_read(o.flags))
 		return false;
 	if (ret < 0) {
 		if (!filter_failed_reads)
@@ -622,152 +912,20 @@ static __always_inline bool read_filtered(const struct sysargs *a, long ret,
 	return filter_read_repeat && !read_is_new(task, ret);
 }
 
-/* A watched file syscall that returned ret in task (the current task, BTF-typed). */
-static __always_inline int file_event(struct sysargs *a, long ret, struct task_struct *task)
+/*
+ * A watched file syscall that returned ret in task (the current task,
+ * BTF-typed); st: what its entry copied, or NULL.
+ */
+static __always_inline int file_event(struct sysargs *a, long ret, struct task_struct *task,
+				      const struct stash *st)
 {
-	const char *name = NULL, *name2 = NULL;
-	long dirfd = AT_FDCWD, dirfd2 = AT_FDCWD, fd = -1;
-	__u32 flags = 0, mode = 0, op;
+	struct operands o;
 	struct path_buf *pb;
 	struct ev_file *e;
 	char *rec;
 
-	switch (a->nr) {
-	case NR_open:
-		op = FOP_OPEN;
-		name = (void *)a->args[0];
-		flags = a->args[1];
-		mode = a->args[2];
-		break;
-	case NR_creat:
-		op = FOP_OPEN;
-		name = (void *)a->args[0];
-		flags = O_CREAT | O_WRONLY | O_TRUNC;
-		mode = a->args[1];
-		break;
-	case NR_openat:
-		op = FOP_OPEN;
-		dirfd = a->args[0];
-		name = (void *)a->args[1];
-		flags = a->args[2];
-		mode = a->args[3];
-		break;
-	case NR_openat2: {
-		struct open_how how = {};
-		op = FOP_OPEN;
-		dirfd = a->args[0];
-		name = (void *)a->args[1];
-		bpf_probe_read_user(&how, sizeof(how), (void *)a->args[2]);
-		flags = how.flags;
-		mode = how.mode;
-		break;
-	}
-	case NR_unlink:
-		op = FOP_UNLINK;
-		name = (void *)a->args[0];
-		break;
-	case NR_rmdir:
-		op = FOP_RMDIR;
-		name = (void *)a->args[0];
-		break;
-	case NR_unlinkat:
-		op = (a->args[2] & AT_REMOVEDIR) ? FOP_RMDIR : FOP_UNLINK;
-		dirfd = a->args[0];
-		name = (void *)a->args[1];
-		break;
-	case NR_rename:
-		op = FOP_RENAME;
-		name = (void *)a->args[0];
-		name2 = (void *)a->args[1];
-		break;
-	case NR_renameat:
-	case NR_renameat2:
-		op = FOP_RENAME;
-		dirfd = a->args[0];
-		name = (void *)a->args[1];
-		dirfd2 = a->args[2];
-		name2 = (void *)a->args[3];
-		break;
-	case NR_link:
-		op = FOP_LINK;
-		name = (void *)a->args[0];
-		name2 = (void *)a->args[1];
-		break;
-	case NR_linkat:
-		op = FOP_LINK;
-		dirfd = a->args[0];
-		name = (void *)a->args[1];
-		dirfd2 = a->args[2];
-		name2 = (void *)a->args[3];
-		break;
-	/* symlink: path is the link created, path2 its target text (not resolved). */
-	case NR_symlink:
-		op = FOP_SYMLINK;
-		name2 = (void *)a->args[0];
-		name = (void *)a->args[1];
-		dirfd2 = -1;
-		break;
-	case NR_symlinkat:
-		op = FOP_SYMLINK;
-		name2 = (void *)a->args[0];
-		dirfd = a->args[1];
-		name = (void *)a->args[2];
-		dirfd2 = -1;
-		break;
-	case NR_chmod:
-		op = FOP_CHMOD;
-		name = (void *)a->args[0];
-		mode = a->args[1];
-		break;
-	case NR_fchmod:
-		op = FOP_CHMOD;
-		fd = a->args[0];
-		mode = a->args[1];
-		break;
-	case NR_fchmodat:
-	case NR_fchmodat2:
-		op = FOP_CHMOD;
-		dirfd = a->args[0];
-		name = (void *)a->args[1];
-		mode = a->args[2];
-		break;
-	case NR_chown:
-	case NR_lchown:
-		op = FOP_CHOWN;
-		name = (void *)a->args[0];
-		break;
-	case NR_fchown:
-		op = FOP_CHOWN;
-		fd = a->args[0];
-		break;
-	case NR_fchownat:
-		op = FOP_CHOWN;
-		dirfd = a->args[0];
-		name = (void *)a->args[1];
-		break;
-	case NR_mkdir:
-		op = FOP_MKDIR;
-		name = (void *)a->args[0];
-		mode = a->args[1];
-		break;
-	case NR_mkdirat:
-		op = FOP_MKDIR;
-		dirfd = a->args[0];
-		name = (void *)a->args[1];
-		mode = a->args[2];
-		break;
-	case NR_truncate:
-		op = FOP_TRUNCATE;
-		name = (void *)a->args[0];
-		break;
-	case NR_ftruncate:
-		op = FOP_TRUNCATE;
-		fd = a->args[0];
-		break;
-	default:
+	if (!file_operands(a, &o))
 		return 0;
-	}
-
 	rec = scratch_rec();
 	pb = scratch_path();
 	if (!rec || !pb) {
@@ -777,35 +935,43 @@ static __always_inline int file_event(struct sysargs *a, long ret, struct task_s
 	e = (struct ev_file *)rec;
 	hdr_fill(&e->hdr, EV_FILE, task);
 	e->hdr.flags |= a->flags;
-	e->op = op;
+	open_how_now(&o, st, &e->hdr.flags);
+	e->op = o.op;
 	e->syscall_nr_lo = a->nr;
-	e->open_flags = op == FOP_OPEN ? flags : 0;
-	e->mode = mode;
+	e->open_flags = o.op == FOP_OPEN ? o.flags : 0;
+	e->mode = o.mode;
 	e->owner_uid = (__u32)-1;
 	e->owner_gid = (__u32)-1;
-	if (op == FOP_CHOWN) {
+	if (o.op == FOP_CHOWN) {
 		int i = a->nr == NR_fchownat ? 2 : 1;
 		e->owner_uid = i == 2 ? a->args[2] : a->args[1];
 		e->owner_gid = i == 2 ? a->args[3] : a->args[2];
 	}
 	e->result = ret;
-	e->length = op == FOP_TRUNCATE ? (__s64)a->args[1] : 0;
+	e->length = o.op == FOP_TRUNCATE ? (__s64)a->args[1] : 0;
 	e->path_len = e->path2_len = e->base_len = e->base2_len = 0;
 
 	__u32 off = sizeof(*e), n;
 	/* A successful open or an fd-based call: the kernel's own absolute path for the file. */
 	struct file *f = NULL;
-	if (op == FOP_OPEN && ret >= 0)
+	if (o.op == FOP_OPEN && ret >= 0) {
 		f = fd_file(task, ret);
-	else if (fd >= 0)
-		f = fd_file(task, fd);
+	} else if (o.fd >= 0) {
+		f = fd_file(task, o.fd);
+		if (!st)
+			e->hdr.flags |= EVF_ARG_AT_EXIT;
+		else if (st->fdfile != (__u64)f)
+			e->hdr.flags |= EVF_RACED; /* another file was put on the fd meanwhile */
+	}
+	const char *name = o.name;
 	__u32 name_off = off;
 	if (f) {
 		n = put_path(rec, off, pb, __builtin_preserve_access_index(&f->f_path),
 			     &e->hdr.flags, EVF_TRUNC_PATH);
 		name = NULL;
 	} else if (name) {
-		n = put_user_str(rec, off, name, &e->hdr.flags);
+		n = put_name(rec, off, name, st && (st->flags & STASH_NAME) ? st->name : NULL, pb,
+			     &e->hdr.flags);
 	} else {
 		n = 0;
 	}
@@ -813,23 +979,30 @@ static __always_inline int file_event(struct sysargs *a, long ret, struct task_s
 	off += n;
 
 	__u32 name2_off = off;
-	if (name2) {
-		n = put_user_str(rec, off, name2, &e->hdr.flags);
+	if (o.name2) {
+		n = put_name(rec, off, o.name2, st && (st->flags & STASH_NAME2) ? st->name2 : NULL,
+			     pb, &e->hdr.flags);
 		e->path2_len = n;
 		off += n;
 	}
 	if (name) {
-		n = put_base(rec, off, name_off, e->path_len, dirfd, task, pb, &e->hdr.flags);
+		n = put_base(rec, off, name_off, e->path_len, o.dirfd, task, pb, &e->hdr.flags);
 		e->base_len = n;
 		off += n;
+		if (n && st && (st->flags & STASH_NAME) && st->base != base_id(task, o.dirfd))
+			e->hdr.flags |= EVF_RACED; /* chdir, or another directory on dirfd */
 	}
-	if (name2 && dirfd2 != -1) {
-		n = put_base(rec, off, name2_off, e->path2_len, dirfd2, task, pb, &e->hdr.flags);
+	if (o.name2 && o.dirfd2 != -1) {
+		n = put_base(rec, off, name2_off, e->path2_len, o.dirfd2, task, pb, &e->hdr.flags);
 		e->base2_len = n;
 		off += n;
+		if (n && st && (st->flags & STASH_NAME2) && st->base2 != base_id(task, o.dirfd2))
+			e->hdr.flags |= EVF_RACED;
 	}
 	if (e->hdr.flags & EVF_TRUNC_PATH)
 		count_drop(DROP_PATH_TRUNCATED);
+	if (e->hdr.flags & EVF_ARG_AT_EXIT)
+		count_drop(DROP_ARGS_AT_EXIT);
 	e->hdr.size = off;
 	emit(rec, off, EV_FILE);
 	return 0;
@@ -881,7 +1054,8 @@ static __always_inline void sock_addrs(struct ev_net *e, struct sock *sock, bool
  * byte included), a second only for a Unix path.
  */
 static __always_inline __u32 user_sockaddr(struct ev_net *e, char *rec, __u32 off,
-					   const void *uaddr, __u64 len, bool as_remote)
+					   const void *uaddr, __u64 len, bool as_remote,
+					   bool is_copy)
 {
 	union {
 		__u16 family;
@@ -895,7 +1069,8 @@ static __always_inline __u32 user_sockaddr(struct ev_net *e, char *rec, __u32 of
 	if (len > sizeof(sa))
 		len = sizeof(sa);
 	if (len < sizeof(sa.family) ||
-	    bpf_probe_read_user(&sa, len & (sizeof(sa) | (sizeof(sa) - 1)), uaddr) != 0) {
+	    (is_copy ? bpf_probe_read_kernel(&sa, len & (sizeof(sa) | (sizeof(sa) - 1)), uaddr)
+		     : bpf_probe_read_user(&sa, len & (sizeof(sa) | (sizeof(sa) - 1)), uaddr)) != 0) {
 		e->hdr.flags |= EVF_READ_FAIL;
 		return 0;
 	}
@@ -927,20 +1102,52 @@ static __always_inline __u32 user_sockaddr(struct ev_net *e, char *rec, __u32 of
 		/* Reads stop at the address's end: an abstract name is not NUL-terminated. */
 		if (name_max == 0)
 			return 0;
-		if (sa.b[2] == '\0') {
+		/* An abstract name: '@' first, then the bytes after the leading NUL. */
+		__u32 skip = sa.b[2] == '\0';
+		__u32 size = name_max + 1 - skip;
+		char *dst;
+
+		if (skip)
 			rec[off & REC_OFF_MASK] = '@';
-			n = bpf_probe_read_user_str(&rec[(off + 1) & REC_OFF_MASK], name_max & 127,
-						    sp + 1);
-			return n > 0 ? (__u32)(n + 1) & 255 : 0;
-		}
-		n = bpf_probe_read_user_str(&rec[off & REC_OFF_MASK], (name_max + 1) & 127, sp);
-		return n > 0 ? (__u32)n & 255 : 0;
+		dst = &rec[(off + skip) & REC_OFF_MASK];
+		barrier_var(size); /* masked as unsigned where the helper takes it */
+		size &= 127;
+		n = is_copy ? bpf_probe_read_kernel_str(dst, size, sp + skip)
+			    : bpf_probe_read_user_str(dst, size, sp + skip);
+		return n > 0 ? (__u32)(n + skip) & 255 : 0;
 	}
 	return 0;
 }
 
-/* A watched socket syscall that returned ret in task (the current task, BTF-typed). */
-static __always_inline int net_event(struct sysargs *a, long ret, struct task_struct *task)
+/*
+ * The address a connect or bind was given, into the remote or local slot:
+ * the copy its entry made (checked against the caller's memory now, as
+ * put_name does), else the caller's memory now, flagged.
+ */
+static __always_inline __u32 put_sockaddr(struct ev_net *e, char *rec, __u32 off,
+					  const struct sysargs *a, bool as_remote,
+					  const struct stash *st)
+{
+	const void *uaddr = (void *)a->args[1];
+	struct path_buf *pb = scratch_path();
+	__u32 len;
+
+	if (!st || !(st->flags & STASH_NAME) || !pb) {
+		e->hdr.flags |= EVF_ARG_AT_EXIT;
+		return user_sockaddr(e, rec, off, uaddr, a->args[2], as_remote, false);
+	}
+	len = st->len > SOCKADDR_STASH ? SOCKADDR_STASH : st->len;
+	if (bpf_probe_read_user(pb->b, len, uaddr) != 0 || bytes_differ(st->name, pb->b, len))
+		e->hdr.flags |= EVF_RACED;
+	return user_sockaddr(e, rec, off, st->name, len, as_remote, true);
+}
+
+/*
+ * A watched socket syscall that returned ret in task (the current task,
+ * BTF-typed); st: what its entry copied, or NULL.
+ */
+static __always_inline int net_event(struct sysargs *a, long ret, struct task_struct *task,
+				     const struct stash *st)
 {
 	struct ev_net *e;
 	struct sock *sk;
@@ -974,14 +1181,14 @@ static __always_inline int net_event(struct sysargs *a, long ret, struct task_st
 		} else if (sk) {
 			sock_addrs(e, sk, false);
 		}
-		n = user_sockaddr(e, rec, off, (void *)a->args[1], a->args[2], true);
+		n = put_sockaddr(e, rec, off, a, true, st);
 		break;
 	case NR_bind:
 		e->op = NOP_BIND;
 		sk = fd_sock(task, a->args[0]);
 		if (sk)
 			sock_addrs(e, sk, false);
-		n = user_sockaddr(e, rec, off, (void *)a->args[1], a->args[2], false);
+		n = put_sockaddr(e, rec, off, a, false, st);
 		break;
 	case NR_listen:
 		e->op = NOP_LISTEN;
@@ -1003,9 +1210,29 @@ static __always_inline int net_event(struct sysargs *a, long ret, struct task_st
 	}
 	e->unix_path_len = n;
 	off += n;
+	if (e->hdr.flags & EVF_ARG_AT_EXIT)
+		count_drop(DROP_ARGS_AT_EXIT);
 	e->hdr.size = off;
 	emit(rec, off, EV_NET);
 	return 0;
+}
+
+/* A watched syscall's exit, with what its entry copied (st, or NULL). */
+static __always_inline int syscall_exit(struct sysargs *a, long ret, struct task_struct *task,
+					const struct stash *st)
+{
+	if (read_filtered(a, ret, task, st))
+		return 0;
+	switch (a->nr) {
+	case NR_connect:
+	case NR_accept:
+	case NR_accept4:
+	case NR_bind:
+	case NR_listen:
+		return net_event(a, ret, task, st);
+	default:
+		return file_event(a, ret, task, st);
+	}
 }
 
 SEC("raw_tracepoint/sys_exit")
@@ -1014,8 +1241,9 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	struct pt_regs *regs = UNTRUSTED(struct pt_regs, ctx->args[0]);
 	struct sysargs a = {};
 	struct task_struct *task;
+	struct stash *st;
 	long nr = regs->orig_ax;
-	long ret;
+	int rc;
 
 	/*
 	 * Every syscall on the host comes through here: rule out by number the
@@ -1025,6 +1253,7 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	task = bpf_get_current_task_btf();
 	if (task->thread_info.status & TS_COMPAT) {
+		/* The per-syscall tracepoints do not fire for ia32 calls: nothing was copied. */
 		if (!compat_args(regs, nr, &a))
 			return 0;
 		a.flags = EVF_COMPAT;
@@ -1043,17 +1272,8 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		count_filtered(FILTER_SELF);
 		return 0;
 	}
-	ret = ctx->args[1];
-	if (read_filtered(&a, ret, task))
-		return 0;
-	switch (a.nr) {
-	case NR_connect:
-	case NR_accept:
-	case NR_accept4:
-	case NR_bind:
-	case NR_listen:
-		return net_event(&a, ret, task);
-	default:
-		return file_event(&a, ret, task);
-	}
+	st = stash_held(bpf_get_current_pid_tgid());
+	rc = syscall_exit(&a, ctx->args[1], task, st && st->nr == a.nr && !a.flags ? st : NULL);
+	stash_release(st);
+	return rc;
 }

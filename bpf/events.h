@@ -39,6 +39,18 @@ enum ev_flag {
 	EVF_NO_BASE = 1 << 4,	  /* relative path whose directory could not be resolved */
 	EVF_READ_FAIL = 1 << 5,	  /* a user-memory string could not be read (bad pointer) */
 	EVF_COMPAT = 1 << 6,	  /* a 32-bit (ia32) syscall: int 0x80, or a 32-bit program */
+	/*
+	 * A path or address was read from the caller's memory after the call,
+	 * not copied at its entry (see bpf/lib/stash.h): another thread could
+	 * have rewritten it meanwhile.
+	 */
+	EVF_ARG_AT_EXIT = 1 << 7,
+	/*
+	 * The caller's path or address, or the directory or fd it names, changed
+	 * while the call ran: another thread rewrote it.  What is reported is
+	 * what the call was given at its entry.
+	 */
+	EVF_RACED = 1 << 8,
 };
 
 struct ev_hdr {
@@ -167,6 +179,7 @@ enum ev_drop_reason {
 	DROP_SCRATCH,	     /* per-CPU scratch buffer unavailable */
 	DROP_PATH_TRUNCATED, /* delivered, but a path was cut (counted, not lost) */
 	DROP_ARGS_TRUNCATED, /* delivered, but argv was cut (counted, not lost) */
+	DROP_ARGS_AT_EXIT,   /* delivered, but a path was read after the call (EVF_ARG_AT_EXIT) */
 	DROP_REASON_MAX,
 };
 

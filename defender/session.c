@@ -118,7 +118,7 @@ static void run_commands(struct session *s, const Vigil__Reply *reply)
 }
 
 /* The heartbeat's counters: capture, delivery, learning. */
-#define COUNTERS_MAX (EV_TYPE_MAX + DROP_REASON_MAX + FILTER_REASON_MAX + 1 + 9 + 11 + 4)
+#define COUNTERS_MAX (EV_TYPE_MAX + DROP_REASON_MAX + FILTER_REASON_MAX + 1 + 9 + 12 + 4)
 
 struct counters {
 	Vigil__Counter c[COUNTERS_MAX];
@@ -180,6 +180,7 @@ static void counters_fill(const struct session *s, struct counters *k)
 				ls.models.full_entries);
 		counter_add(k, "learn", "activity", ls.activity);
 		counter_add(k, "learn", "unplaced", ls.unplaced);
+		counter_add(k, "learn", "rewritten", ls.rewritten);
 		counter_add(k, "learn", "save_errors", ls.models.save_errors);
 		counter_add(k, "learn", "load_errors", ls.models.load_errors);
 		/* Processes the tree could not keep: events of theirs lose their context. */

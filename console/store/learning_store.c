@@ -29,11 +29,17 @@
 	" ELSE to_timestamp(" p "::bigint / 1000::double precision) END"
 
 static const char *const deviation_kinds[] = {
-    "new_program", "new_write", "sensitive_read", "new_listen", "new_peer", "new_client", NULL};
+    "new_program", "new_write", "sensitive_read",     "new_listen",
+    "new_peer",	   "new_client", "rewritten_argument", NULL};
 /* What a deviation of each kind (same order) did, for its one-line summary. */
 static const char *const deviation_verbs[] = {
-    "started",	   "wrote",	   "read the sensitive file",
-    "listened on", "connected to", "accepted a connection from"};
+    "started",	   "wrote",	   "read the sensitive file",	"listened on",
+    "connected to", "accepted a connection from", "rewrote, while the call ran, the argument"};
+/* How the summary ends: a rewritten argument is an attack sign whatever the model holds. */
+static const char *deviation_tail(const char *kind)
+{
+	return strcmp(kind, "rewritten_argument") == 0 ? " of a call" : ", not in its model";
+}
 static const char *const entry_kinds[] = {"program", "write", "sensitive_read", "listen", "connect",
 					  "accept",  NULL};
 static const char *const severities[] = {"low", "medium", "high", NULL};
@@ -135,8 +141,8 @@ static bool deviation_ok(const struct store_deviation *d, size_t i, struct inges
 		return false;
 	if (name_index(deviation_kinds, d->kind) < 0)
 		return refuse(p, prefix, "kind",
-			      "is not new_program, new_write, sensitive_read, new_listen, new_peer"
-			      " or new_client");
+			      "is not new_program, new_write, sensitive_read, new_listen, new_peer,"
+			      " new_client or rewritten_argument");
 	if (!text_ok(p, prefix, "object", d->object, LEARN_PATH_MAX, true) ||
 	    !text_ok(p, prefix, "raw", d->raw, LEARN_PATH_MAX, false) ||
 	    !text_ok(p, prefix, "expected", d->expected, LEARN_EXPECTED_MAX, false))
@@ -198,10 +204,10 @@ static json_t *deviation_row(const struct store_deviation *d)
 	json_t *chain = json_array(), *detail;
 
 	/* A line an operator reads in a list; the detail keeps every byte. */
-	snprintf(summary, sizeof(summary), "%s: %.*s%s %s %.*s%s, not in its model", d->service,
+	snprintf(summary, sizeof(summary), "%s: %.*s%s %s %.*s%s%s", d->service,
 		 utf8_prefix(d->exe, 1024), d->exe, strlen(d->exe) > 1024 ? "..." : "",
 		 deviation_verbs[name_index(deviation_kinds, d->kind)], utf8_prefix(what, 1024),
-		 what, strlen(what) > 1024 ? "..." : "");
+		 what, strlen(what) > 1024 ? "..." : "", deviation_tail(d->kind));
 	for (size_t j = 0; j < d->nchain; j++)
 		json_array_append_new(
 		    chain, json_pack("{s:I,s:s,s:s}", "pid", (json_int_t)d->chain[j].pid, "comm",

@@ -11,6 +11,7 @@ static const char *const drop_names[DROP_REASON_MAX] = {
     [DROP_SCRATCH] = "scratch",
     [DROP_PATH_TRUNCATED] = "path_truncated",
     [DROP_ARGS_TRUNCATED] = "args_truncated",
+    [DROP_ARGS_AT_EXIT] = "args_read_at_exit",
 };
 static const char *const filter_names[FILTER_REASON_MAX] = {
     [FILTER_SELF] = "self",
@@ -45,6 +46,7 @@ const char *capture_type_name(int t)
 #include <stddef.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -66,6 +68,9 @@ struct capture {
 	struct ev_control *ctl; /* the control map, mmap'ed */
 	uint32_t gen;
 	bool took_over;
+	/* stash_args on each sys_enter_<name> of entry_syscalls; NULL where not attached. */
+	struct bpf_link *entry_links[28];
+	int entry_attached;
 	/* The current poll's callback. */
 	capture_record_fn fn;
 	void *fn_ctx;
@@ -101,12 +106,29 @@ static bool power_of_two(size_t v)
 
 /* ---- pinning ---- */
 
-/* The maps a defender hands to the next: the ring, the counters, the dedupe state. */
-static const char *const pinned_maps[] = {"events",	"drops",     "filtered", "delivered",
-					  "execs_seen", "read_seen", "control"};
+/*
+ * The maps a defender hands to the next: the ring, the counters, the dedupe
+ * state, and the argument copies of calls in flight.
+ */
+static const char *const pinned_maps[] = {"events",    "drops",	  "filtered", "delivered",
+					  "execs_seen", "read_seen", "control",	 "stash",
+					  "stash_key"};
 /* The programs, pinned by their links as link_<name>; in the skeleton's link order. */
 static const char *const pinned_progs[] = {"handle_exec", "handle_fork", "handle_exit", "sys_exit"};
+/*
+ * The syscalls whose user-memory arguments stash_args copies at entry (see
+ * bpf/lib/stash.h), each from its own sys_enter_<name> tracepoint: unlike a
+ * program on every syscall's entry, these cost only the calls watched.
+ * Pinned as link_enter_<name>.
+ */
+static const char *const entry_syscalls[] = {
+    "open",  "creat",	  "openat",    "openat2", "unlink",  "unlinkat", "rmdir",
+    "rename", "renameat",  "renameat2", "link",	  "linkat",  "symlink",	 "symlinkat",
+    "chmod", "fchmod",	  "fchmodat",  "fchmodat2", "chown", "fchown",	 "lchown",
+    "fchownat", "mkdir",   "mkdirat",   "truncate", "ftruncate", "connect", "bind"};
 #define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
+_Static_assert(NELEMS(entry_syscalls) == NELEMS(((struct capture *)0)->entry_links),
+	       "one link slot per entry syscall");
 
 static int pin_path(char *buf, size_t size, const char *dir, const char *kind, const char *name)
 {
@@ -138,6 +160,9 @@ static void unpin_all(const char *dir)
 
 	for (size_t i = 0; i < NELEMS(pinned_progs); i++)
 		if (pin_path(path, sizeof(path), dir, "link_", pinned_progs[i]) == 0)
+			unlink(path);
+	for (size_t i = 0; i < NELEMS(entry_syscalls); i++)
+		if (pin_path(path, sizeof(path), dir, "link_enter_", entry_syscalls[i]) == 0)
 			unlink(path);
 	for (size_t i = 0; i < NELEMS(pinned_maps); i++)
 		if (pin_path(path, sizeof(path), dir, "", pinned_maps[i]) == 0)
@@ -241,6 +266,84 @@ static int take_over(struct capture *cap, vigil_err *err)
 		if ((rc = bpf_link__pin(links[i], path)) < 0)
 			return verr_set(err, rc, "cannot pin %s: %s", path, strerror(-rc));
 	}
+	for (size_t i = 0; i < NELEMS(entry_syscalls); i++) {
+		if (pin_path(path, sizeof(path), cap->pin_dir, "link_enter_", entry_syscalls[i]) <
+		    0)
+			return verr_set(err, -ENAMETOOLONG, "pin path under %s too long",
+					cap->pin_dir);
+		unlink(path);
+		if (cap->entry_links[i] != NULL &&
+		    (rc = bpf_link__pin(cap->entry_links[i], path)) < 0)
+			return verr_set(err, rc, "cannot pin %s: %s", path, strerror(-rc));
+	}
+	return 0;
+}
+
+/*
+ * The syscall tracepoints live in tracefs, which libbpf looks for under
+ * /sys/kernel/tracing or /sys/kernel/debug/tracing; mount it where systemd
+ * would when neither has it.
+ */
+static bool tracefs_ready(void)
+{
+	struct statfs fs;
+
+	if (access("/sys/kernel/tracing/events/syscalls", F_OK) == 0 ||
+	    access("/sys/kernel/debug/tracing/events/syscalls", F_OK) == 0)
+		return true;
+	if (statfs("/sys/kernel/tracing", &fs) == 0 && fs.f_type != TRACEFS_MAGIC &&
+	    mount("nodev", "/sys/kernel/tracing", "tracefs", 0, NULL) < 0)
+		log_warn("cannot mount tracefs on /sys/kernel/tracing: %s", strerror(errno));
+	return access("/sys/kernel/tracing/events/syscalls", F_OK) == 0;
+}
+
+/*
+ * stash_args on each watched syscall's entry.  Where it cannot be attached,
+ * those calls' paths are read at exit and flagged (EVF_ARG_AT_EXIT): capture
+ * goes on, and the log and the args_read_at_exit counter say so.
+ */
+static void attach_entries(struct capture *cap)
+{
+	char tp[64];
+	int missing = 0;
+
+	if (!tracefs_ready()) {
+		log_warn("no tracefs: paths of file and socket calls are read when the call"
+			 " returns, where another thread of the caller can rewrite them first");
+		return;
+	}
+	for (size_t i = 0; i < NELEMS(entry_syscalls); i++) {
+		snprintf(tp, sizeof(tp), "sys_enter_%s", entry_syscalls[i]);
+		cap->entry_links[i] =
+		    bpf_program__attach_tracepoint(cap->skel->progs.stash_args, "syscalls", tp);
+		if (cap->entry_links[i] == NULL) {
+			log_debug("cannot attach to syscalls/%s: %s", tp, strerror(errno));
+			missing++;
+			continue;
+		}
+		cap->entry_attached++;
+	}
+	if (missing > 0)
+		log_warn("%d of %zu syscall entry tracepoints could not be attached; those"
+			 " calls' paths are read when the call returns (VIGIL_LOG=debug names them)",
+			 missing, NELEMS(entry_syscalls));
+}
+
+/* The stash's key, once: a defender taking over pinned maps keeps its predecessor's. */
+static int stash_key_set(struct capture *cap, vigil_err *err)
+{
+	uint32_t zero = 0;
+	uint64_t key = 0;
+	int fd = bpf_map__fd(cap->skel->maps.stash_key);
+
+	if (bpf_map_lookup_elem(fd, &zero, &key) == 0 && key != 0)
+		return 0;
+	while (key == 0)
+		if (getrandom(&key, sizeof(key), 0) != sizeof(key))
+			return verr_set(err, -errno, "cannot get random bytes: %s",
+					strerror(errno));
+	if (bpf_map_update_elem(fd, &zero, &key, BPF_ANY) < 0)
+		return verr_set(err, -errno, "cannot set the stash key: %s", strerror(errno));
 	return 0;
 }
 
@@ -249,6 +352,11 @@ static int take_over(struct capture *cap, vigil_err *err)
 /* Close the ring and the control map and unload the object (pins stay). */
 static void unload(struct capture *cap)
 {
+	for (size_t i = 0; i < NELEMS(entry_syscalls); i++) {
+		bpf_link__destroy(cap->entry_links[i]);
+		cap->entry_links[i] = NULL;
+	}
+	cap->entry_attached = 0;
 	ringread_close(cap->rr);
 	cap->rr = NULL;
 	if (cap->ctl != NULL)
@@ -271,6 +379,8 @@ static int load_and_attach(struct capture *cap, const struct capture_opts *opts,
 	cap->skel->rodata->filter_read_repeat = opts->filter_read_repeat;
 	cap->skel->rodata->filter_failed_reads = opts->filter_failed_reads;
 	cap->skel->rodata->my_gen = cap->gen;
+	/* Attached per syscall by attach_entries, not by the skeleton. */
+	bpf_program__set_autoattach(cap->skel->progs.stash_args, false);
 	if ((rc = bpf_map__set_max_entries(cap->skel->maps.events, (uint32_t)rb)) < 0)
 		return verr_set(err, rc, "cannot size the ring buffer to %zu bytes: %s", rb,
 				strerror(-rc));
@@ -282,6 +392,10 @@ static int load_and_attach(struct capture *cap, const struct capture_opts *opts,
 				: cap->gen > 1
 				    ? " (libbpf refuses pinned maps that differ from its own)"
 				    : " (the kernel's verifier refused it)");
+	if ((rc = stash_key_set(cap, err)) < 0)
+		return rc;
+	/* Entries first: a call whose exit the new sys_exit sees had its arguments copied. */
+	attach_entries(cap);
 	if ((rc = capture_bpf__attach(cap->skel)) < 0)
 		return verr_set(err, rc, "cannot attach the capture programs: %s", strerror(-rc));
 	void *m = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE, MAP_SHARED,
@@ -451,8 +565,11 @@ size_t capture_ringbuf_bytes(const struct capture *cap)
 
 const char *capture_describe(const struct capture *cap)
 {
-	(void)cap;
-	return "capture (raw tracepoints sched_process_exec/fork/exit, sys_exit)";
+	return cap->entry_attached == (int)NELEMS(entry_syscalls)
+		   ? "capture (raw tracepoints sched_process_exec/fork/exit, sys_exit;"
+		     " syscall entry tracepoints for arguments)"
+		   : "capture (raw tracepoints sched_process_exec/fork/exit, sys_exit;"
+		     " some arguments read at exit)";
 }
 
 void capture_stop(struct capture *cap)

@@ -89,7 +89,13 @@ static void put_flags_list(struct json_writer *w, const struct ev_hdr *h)
 	    {EVF_NO_CWD, "cwd_unreadable", true},
 	    {EVF_NO_BASE, "directory_unresolved", true},
 	    {EVF_READ_FAIL, "user_memory_unreadable", true},
+	    {EVF_ARG_AT_EXIT, "path_read_after_call", true},
 	};
+	if (h->flags & EVF_RACED) {
+		/* Another thread changed the path, address, fd or cwd while the call ran. */
+		json_writer_key(w, "rewritten_during_call");
+		json_writer_bool(w, true);
+	}
 	if (h->flags & EVF_COMPAT) {
 		/* An ia32 syscall: a 32-bit program, or int 0x80 from a 64-bit one. */
 		json_writer_key(w, "syscall_abi");

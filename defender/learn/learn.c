@@ -351,8 +351,12 @@ static const char *severity(enum model_kind k, const char *raw_path, const char 
 	}
 }
 
+/*
+ * Report o as a deviation.  rewritten: the caller changed the call's path or
+ * address while it ran (EVF_RACED), whatever the model holds.
+ */
 static void report(struct learner *l, const struct event *ev, const struct event_enrich *en,
-		   const char *service, const struct obs *o, uint64_t now_ms)
+		   const char *service, const struct obs *o, bool rewritten, uint64_t now_ms)
 {
 	Vigil__Deviation d = VIGIL__DEVIATION__INIT;
 	enum { LINKS = 1 + EVENT_ANCESTRY_MAX };
@@ -381,11 +385,11 @@ static void report(struct learner *l, const struct event *ev, const struct event
 	d.ts_ns = now_ms * 1000000ull;
 	d.service = (char *)service;
 	d.exe = (char *)o->m.exe;
-	d.kind = (char *)deviation_kind(o->m.kind);
+	d.kind = rewritten ? "rewritten_argument" : (char *)deviation_kind(o->m.kind);
 	d.object = (char *)o->m.pattern;
 	d.raw = (char *)o->raw;
 	d.expected = expected;
-	d.severity = (char *)severity(o->m.kind, o->raw, o->m.pattern);
+	d.severity = rewritten ? "high" : (char *)severity(o->m.kind, o->raw, o->m.pattern);
 	d.pid = ev->hdr->pid;
 	d.n_chain = n;
 	d.chain = lp;
@@ -420,9 +424,10 @@ static void activity_line(const struct event *ev, const struct event_enrich *en,
 			snprintf(path, sizeof(path), "%.*s", (int)ev->s[0].len,
 				 ev->s[0].p != NULL ? ev->s[0].p : "?");
 		snprintf(
-		    line, len, "%s %.900s%s%s%s", event_file_op_name(f->op), path,
+		    line, len, "%s %.900s%s%s%s%s", event_file_op_name(f->op), path,
 		    f->op == FOP_OPEN ? (open_writes(f->open_flags) ? " (write)" : " (read)") : "",
-		    f->result < 0 ? " failed: " : "", f->result < 0 ? strerror(-f->result) : "");
+		    f->result < 0 ? " failed: " : "", f->result < 0 ? strerror(-f->result) : "",
+		    ev->hdr->flags & EVF_RACED ? " [path rewritten while the call ran]" : "");
 		break;
 	}
 	case EV_NET: {
@@ -439,11 +444,13 @@ static void activity_line(const struct event *ev, const struct event_enrich *en,
 					     : e->local_addr,
 					 addr, sizeof(addr)) < 0)
 			snprintf(addr, sizeof(addr), "?");
-		snprintf(line, len, "%s %s %s port %u%s", e->op < 5 ? ops[e->op] : "?",
+		snprintf(line, len, "%s %s %s port %u%s%s", e->op < 5 ? ops[e->op] : "?",
 			 event_net_proto_name(e), addr,
 			 e->op == NOP_CONNECT || e->op == NOP_ACCEPT ? e->remote_port
 								     : e->local_port,
-			 e->result < 0 && e->result != -EINPROGRESS ? " (failed)" : "");
+			 e->result < 0 && e->result != -EINPROGRESS ? " (failed)" : "",
+			 ev->hdr->flags & EVF_RACED ? " [address rewritten while the call ran]"
+						    : "");
 		break;
 	}
 	}
@@ -498,9 +505,18 @@ bool learner_event(struct learner *l, const struct event *ev, const struct event
 	text_copy(service, sizeof(service), cls->service);
 	for (size_t i = 0; i < n; i++) {
 		o[i].m.exe = exe;
+		/*
+		 * What a call reports when its caller rewrote the argument meanwhile
+		 * may not be what it did: never learned, always reported.
+		 */
+		if (ev->hdr->flags & EVF_RACED) {
+			l->st.rewritten++;
+			report(l, ev, en, service, &o[i], true, now_ms);
+			continue;
+		}
 		l->st.observed++;
 		if (model_observe(l->models, service, &o[i].m, now_ms) == MODEL_DEVIATION)
-			report(l, ev, en, service, &o[i], now_ms);
+			report(l, ev, en, service, &o[i], false, now_ms);
 	}
 	return false;
 }

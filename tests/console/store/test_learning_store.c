@@ -449,8 +449,8 @@ Test(learning_store, malformed_items_are_left_out_and_audited_once)
 			    " FROM audits, jsonb_array_elements(detail->'problems') p"
 			    " WHERE kind = 'malformed_input' GROUP BY detail"),
 			 "1|9|event[0].activity.user is not valid UTF-8; deviation[0].kind is not"
-			 " new_program, new_write, sensitive_read, new_listen, new_peer or"
-			 " new_client; deviation[1].severity is not low, medium or high;"
+			 " new_program, new_write, sensitive_read, new_listen, new_peer,"
+			 " new_client or rewritten_argument; deviation[1].severity is not low, medium or high;"
 			 " deviation[2].service is longer than 512 bytes; deviation[3].exe is not"
 			 " valid UTF-8; deviation[4].chain has more than 64 links;"
 			 " model[0].state is not learning or active; model[1].entries has more"

@@ -10,16 +10,21 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <linux/userfaultfd.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <pty.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -133,6 +138,17 @@ static json_t *find(const char *type, const char *op, pid_t pid, const char *pat
 		return ev;
 	}
 	return NULL;
+}
+
+/* Whether ev's "gaps" list names gap. */
+static bool has_gap(json_t *ev, const char *gap)
+{
+	size_t i;
+	json_t *g;
+
+	json_array_foreach(json_object_get(ev, "gaps"), i,
+			   g) if (!strcmp(json_string_value(g), gap)) return true;
+	return false;
 }
 
 static json_t *stats(void)
@@ -540,6 +556,312 @@ Test(capture, file_operations_have_absolute_paths_flags_and_results)
 	ev = find("file", "open", c, p);
 	cr_assert_not_null(ev, "non-UTF-8 name not reported as %s", p);
 	cr_expect(json_is_true(json_object_get(ev, "non_utf8")));
+
+	/* Nobody rewrote anything: every path was copied as the call entered. */
+	size_t i;
+	json_array_foreach(events, i, ev)
+	{
+		if (i_(ev, "pid") != c || strcmp(s_(ev, "type"), "file") != 0)
+			continue;
+		cr_expect_null(json_object_get(ev, "rewritten_during_call"),
+			       "%s %s marked rewritten", s_(ev, "op"), s_(ev, "path"));
+		cr_expect(!has_gap(ev, "path_read_after_call"), "%s %s read after the call",
+			  s_(ev, "op"), s_(ev, "path"));
+	}
+}
+
+/* ---- arguments another thread rewrites while the call runs ---- */
+
+/*
+ * The attack: the kernel copies a path when the call starts; a second thread
+ * then rewrites the buffer, so that whoever reads it after the call reports
+ * a name the call never used.  Each test holds the call inside the kernel
+ * after its copy (a FIFO with no reader, a full listen backlog, a page the
+ * kernel must fault in) so that the rewrite lands there every time.
+ */
+
+/* Whether thread tid of this process sleeps inside syscall nr. */
+static bool blocked_in(pid_t tid, long nr)
+{
+	char p[64], buf[64] = "";
+	int fd;
+	ssize_t n;
+
+	snprintf(p, sizeof(p), "/proc/self/task/%d/syscall", (int)tid);
+	if ((fd = open(p, O_RDONLY)) < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 && strtol(buf, NULL, 10) == nr;
+}
+
+struct rewrite {
+	char *buf;	     /* what the call was given */
+	const char *decoy;   /* what the other thread writes there */
+	pid_t tid;	     /* the thread in the call */
+	long nr;	     /* its syscall */
+	int wake_fd;	     /* a listener to accept from, to let the call go on; -1: signal it */
+	int uffd;	     /* or: a userfaultfd whose fault holds the call */
+	size_t decoy_offset; /* where in buf the decoy goes */
+};
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+}
+
+/* The second thread: wait until the call is held, rewrite, let it go on. */
+static void *rewriter(void *arg)
+{
+	struct rewrite *r = arg;
+
+	while (!blocked_in(r->tid, r->nr))
+		usleep(1000);
+	strcpy(r->buf + r->decoy_offset, r->decoy);
+	if (r->wake_fd >= 0)
+		close(accept(r->wake_fd, NULL, NULL));
+	else
+		syscall(SYS_tgkill, getpid(), r->tid, SIGUSR1);
+	return NULL;
+}
+
+static void run_rewritten(struct rewrite *r, long (*call)(void *), void *arg, long *rc)
+{
+	pthread_t t;
+
+	r->tid = (pid_t)syscall(SYS_gettid);
+	if (pthread_create(&t, NULL, rewriter, r) != 0)
+		_exit(20);
+	*rc = call(arg);
+	pthread_join(t, NULL);
+}
+
+static long openat_wronly(void *path)
+{
+	return syscall(SYS_openat, AT_FDCWD, path, O_WRONLY);
+}
+
+/* An open for writing, held by a FIFO with no reader, then cut short by a signal: it fails. */
+static void do_open_rewritten(void *arg)
+{
+	struct sigaction sa = {.sa_handler = on_usr1}; /* no SA_RESTART: the open fails */
+	struct rewrite r = {.decoy = arg, .nr = SYS_openat, .wake_fd = -1};
+	long rc;
+
+	r.buf = malloc(H_PATH);
+	snprintf(r.buf, H_PATH, "%s/fifo0", dir);
+	if (sigaction(SIGUSR1, &sa, NULL) != 0 || mkfifo(r.buf, 0600) != 0)
+		_exit(2);
+	run_rewritten(&r, openat_wronly, r.buf, &rc);
+	if (rc != -1 || errno != EINTR)
+		_exit(3);
+}
+
+Test(capture, a_failed_open_reports_the_path_the_call_was_given)
+{
+	char real[H_PATH], decoy[H_PATH];
+
+	snprintf(real, sizeof(real), "%s/fifo0", dir);
+	snprintf(decoy, sizeof(decoy), "%s/decoy", dir);
+	start_defender(NULL);
+	pid_t c = in_child(do_open_rewritten, decoy);
+	stop_defender();
+	cr_expect_null(find("file", "open", c, decoy), "the rewritten name was reported");
+	json_t *ev = find("file", "open", c, real);
+	cr_assert_not_null(ev, "the failed open of %s was not reported as such", real);
+	cr_expect_lt(i_(ev, "result"), 0);
+	cr_expect(json_is_true(json_object_get(ev, "rewritten_during_call")),
+		  "the rewrite is not marked");
+}
+
+static long connect_unix(void *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	return connect(fd, sa, sizeof(struct sockaddr_un));
+}
+
+/* A connect held by a full backlog (listen(0), one connection queued): it succeeds later. */
+static void do_connect_rewritten(void *arg)
+{
+	struct sockaddr_un *sa = calloc(1, sizeof(*sa));
+	struct rewrite r = {.decoy = arg, .nr = SYS_connect};
+	int l = socket(AF_UNIX, SOCK_STREAM, 0), first = socket(AF_UNIX, SOCK_STREAM, 0);
+	long rc;
+
+	sa->sun_family = AF_UNIX;
+	snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/sock0", dir);
+	if (bind(l, (struct sockaddr *)sa, sizeof(*sa)) != 0 || listen(l, 0) != 0 ||
+	    connect(first, (struct sockaddr *)sa, sizeof(*sa)) != 0)
+		_exit(2);
+	r.buf = (char *)sa;
+	r.decoy_offset = offsetof(struct sockaddr_un, sun_path);
+	r.wake_fd = l;
+	run_rewritten(&r, connect_unix, sa, &rc);
+	if (rc != 0)
+		_exit(3);
+}
+
+Test(capture, a_unix_connect_reports_the_address_the_call_was_given)
+{
+	char real[H_PATH], decoy[H_PATH];
+	size_t i;
+	json_t *ev, *conn = NULL;
+
+	snprintf(real, sizeof(real), "%s/sock0", dir);
+	snprintf(decoy, sizeof(decoy), "%s/sockX", dir);
+	start_defender(NULL);
+	pid_t c = in_child(do_connect_rewritten, decoy);
+	stop_defender();
+	/* The second connect: the one the rewrite raced. */
+	json_array_foreach(events, i, ev) if (i_(ev, "pid") == c &&
+					      !strcmp(s_(ev, "type"), "net") &&
+					      !strcmp(s_(ev, "op"), "connect")) conn = ev;
+	cr_assert_not_null(conn, "no connect");
+	cr_expect_str_eq(s_(conn, "unix_path"), real);
+	cr_expect(json_is_true(json_object_get(conn, "rewritten_during_call")),
+		  "the rewrite is not marked");
+}
+
+/*
+ * Pages the kernel must fault in through a userfaultfd: a call that copies a
+ * name from one waits, inside the kernel, until the pager thread fills it.
+ */
+struct pager {
+	int uffd;
+	char *base;
+	long psz;
+	int npages;
+	const char *names[2]; /* what each page is filled with */
+	int order[2];	      /* the pages in the order the kernel asked for them */
+	char *rewrite;	      /* rewritten with decoy before the first page is filled */
+	const char *decoy;
+};
+
+static int uffd_open(void)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+	struct uffdio_api api = {.api = UFFD_API};
+
+	if (fd >= 0 && ioctl(fd, UFFDIO_API, &api) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void pager_map(struct pager *p, int npages)
+{
+	p->psz = sysconf(_SC_PAGESIZE);
+	p->npages = npages;
+	p->uffd = uffd_open();
+	p->base = mmap(NULL, (size_t)(p->psz * npages), PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct uffdio_register reg = {
+	    .range = {.start = (unsigned long)p->base, .len = (unsigned long)(p->psz * npages)},
+	    .mode = UFFDIO_REGISTER_MODE_MISSING};
+	if (p->base == MAP_FAILED || p->uffd < 0 || ioctl(p->uffd, UFFDIO_REGISTER, &reg) != 0)
+		_exit(40);
+}
+
+static void *pager_run(void *arg)
+{
+	struct pager *p = arg;
+	char *src = aligned_alloc((size_t)p->psz, (size_t)p->psz);
+
+	for (int k = 0; k < p->npages; k++) {
+		struct uffd_msg msg;
+
+		if (read(p->uffd, &msg, sizeof(msg)) != sizeof(msg) ||
+		    msg.event != UFFD_EVENT_PAGEFAULT)
+			_exit(41);
+		int idx = (int)((char *)(uintptr_t)msg.arg.pagefault.address - p->base) / p->psz;
+		p->order[k] = idx;
+		/* The kernel has copied whatever it copies before this page: rewrite it now. */
+		if (k == 0 && p->rewrite != NULL)
+			strcpy(p->rewrite, p->decoy);
+		memset(src, 0, (size_t)p->psz);
+		snprintf(src, (size_t)p->psz, "%s", p->names[idx]);
+		struct uffdio_copy cp = {.dst = (unsigned long)(p->base + idx * p->psz),
+					 .src = (unsigned long)src,
+					 .len = (unsigned long)p->psz};
+		if (ioctl(p->uffd, UFFDIO_COPY, &cp) != 0)
+			_exit(42);
+	}
+	free(src);
+	return NULL;
+}
+
+static int paged_rename(struct pager *p, const char *old, const char *new)
+{
+	pthread_t t;
+	int rc;
+
+	if (pthread_create(&t, NULL, pager_run, p) != 0)
+		_exit(43);
+	rc = rename(old, new);
+	pthread_join(t, NULL);
+	return rc;
+}
+
+/*
+ * rename copies its two names in an order the compiler chose (they are the
+ * arguments of one call).  Learn it with both names paged, then page only
+ * the second one: the kernel has copied the first, which is in ordinary
+ * memory (so its entry copy was made), when it waits for the second; the
+ * pager rewrites the first just then.  arg: the directory's decoy name.
+ */
+static void do_rename_rewritten(void *arg)
+{
+	struct pager probe = {0}, held = {0};
+	char *old = malloc(H_PATH), *new = malloc(H_PATH), *pa = malloc(H_PATH),
+	     *pb = malloc(H_PATH);
+
+	snprintf(pa, H_PATH, "%s/probeA", dir);
+	snprintf(pb, H_PATH, "%s/probeB", dir);
+	close(open(pa, O_WRONLY | O_CREAT, 0600));
+	pager_map(&probe, 2);
+	probe.names[0] = pa;
+	probe.names[1] = pb;
+	if (paged_rename(&probe, probe.base, probe.base + probe.psz) != 0)
+		_exit(2);
+	bool old_first = probe.order[0] == 0;
+
+	snprintf(old, H_PATH, "%s/real0", dir);
+	snprintf(new, H_PATH, "%s/moved", dir);
+	close(open(old, O_WRONLY | O_CREAT, 0600));
+	pager_map(&held, 1);
+	held.names[0] = old_first ? new : old;
+	held.rewrite = old_first ? old : new;
+	held.decoy = arg;
+	if (paged_rename(&held, old_first ? old : held.base, old_first ? held.base : new) != 0)
+		_exit(3);
+}
+
+Test(capture, a_rename_reports_the_names_the_call_was_given)
+{
+	char real[H_PATH], decoy[H_PATH], moved[H_PATH];
+	int probe = uffd_open();
+
+	if (probe < 0)
+		cr_skip_test("userfaultfd is not available here (%s): the call cannot be held",
+			     strerror(errno));
+	close(probe);
+	snprintf(real, sizeof(real), "%s/real0", dir);
+	snprintf(decoy, sizeof(decoy), "%s/decoy", dir);
+	snprintf(moved, sizeof(moved), "%s/moved", dir);
+	start_defender(NULL);
+	pid_t c = in_child(do_rename_rewritten, decoy);
+	stop_defender();
+	cr_assert(access(moved, F_OK) == 0, "the rename did not happen");
+	cr_expect_null(find("file", "rename", c, decoy), "the rewritten name was reported");
+	json_t *ev = find("file", "rename", c, real);
+	cr_assert_not_null(ev, "the rename of %s was not reported as such", real);
+	cr_expect_str_eq(s_(ev, "path2"), moved);
+	cr_expect(json_is_true(json_object_get(ev, "rewritten_during_call")),
+		  "the rewrite is not marked");
+	/* The paged name was not in memory when the call entered: read after it, and said so. */
+	cr_expect(has_gap(ev, "path_read_after_call"), "the late read is not marked");
 }
 
 /* How many file events of pid name path. */
