@@ -33,6 +33,15 @@ struct learner {
 	bool drops_known;
 	bool modelling;	       /* false: learning is off, only activity is logged */
 	struct learn_stats st; /* the capture thread's, unlocked */
+	/*
+	 * Rewritten-argument audits per service (by a hash of its name) in the
+	 * current minute: each is an attack sign and is never folded into a
+	 * model, so a service doing it in a loop is capped, and counted.
+	 */
+	struct {
+		uint64_t service_hash, minute;
+		uint32_t audits;
+	} rewrite_budget[32];
 	/* A copy of st for other threads (the heartbeat), refreshed at every tick. */
 	pthread_mutex_t snap_lock;
 	struct learn_stats snap;
@@ -369,7 +378,10 @@ static void report(struct learner *l, const struct event *ev, const struct event
 		return;
 	memcpy(comm, ev->hdr->comm, EV_COMM_LEN);
 	comm[EV_COMM_LEN] = '\0';
-	model_expected(l->models, service, o->m.exe, o->m.kind, expected, sizeof(expected));
+	if (rewritten)
+		expected[0] = '\0'; /* no model entry could make it ordinary */
+	else
+		model_expected(l->models, service, o->m.exe, o->m.kind, expected, sizeof(expected));
 	for (size_t i = 0; i <= en->nancestry && i < LINKS; i++, n++) {
 		const char *c = i == 0 ? comm : en->ancestry[i - 1].comm;
 		const char *x = i == 0 ? en->exe : en->ancestry[i - 1].exe;
@@ -397,25 +409,25 @@ static void report(struct learner *l, const struct event *ev, const struct event
 	l->sink.deviation(&d, l->sink.ctx);
 }
 
-static void activity_line(const struct event *ev, const struct event_enrich *en,
-			  const struct classification *cls, struct learn_activity *act)
+/* Why a call failed, in words; the kernel's restart codes mean a signal cut it short. */
+static const char *failure_text(long result)
+{
+	return result <= -512 && result >= -516 ? "interrupted by a signal"
+						: strerror((int)-result);
+}
+
+/* What ev did, as one line of text into line (len bytes): the command, or the file or address. */
+static void event_line(const struct event *ev, const struct event_enrich *en, char *line,
+		       size_t len)
 {
 	char path[EV_PATH_MAX * 2], addr[64];
-	size_t len = sizeof(act->summary);
 
-	char line[sizeof(act->summary)] = "";
-
-	vigil__activity__init(&act->pb);
-	text_copy(act->user, sizeof(act->user), en->user != NULL ? en->user : "");
-	if (act->user[0] == '\0')
-		snprintf(act->user, sizeof(act->user), "%u", ev->hdr->uid);
-	text_copy(act->tty, sizeof(act->tty), en->tty != NULL ? en->tty : "");
-	act->summary[0] = '\0';
+	line[0] = '\0';
 	switch (ev->hdr->type) {
 	case EV_EXEC:
-		join_args(&ev->s[1], act->summary, len);
-		if (act->summary[0] == '\0')
-			text_copy(act->summary, len, en->exe != NULL ? en->exe : "?");
+		join_args(&ev->s[1], line, len);
+		if (line[0] == '\0')
+			text_copy(line, len, en->exe != NULL ? en->exe : "?");
 		break;
 	case EV_FILE: {
 		const struct ev_file *f = ev->file;
@@ -426,7 +438,7 @@ static void activity_line(const struct event *ev, const struct event_enrich *en,
 		snprintf(
 		    line, len, "%s %.900s%s%s%s%s", event_file_op_name(f->op), path,
 		    f->op == FOP_OPEN ? (open_writes(f->open_flags) ? " (write)" : " (read)") : "",
-		    f->result < 0 ? " failed: " : "", f->result < 0 ? strerror(-f->result) : "",
+		    f->result < 0 ? " failed: " : "", f->result < 0 ? failure_text(f->result) : "",
 		    ev->hdr->flags & EVF_RACED ? " [path rewritten while the call ran]" : "");
 		break;
 	}
@@ -444,22 +456,68 @@ static void activity_line(const struct event *ev, const struct event_enrich *en,
 					     : e->local_addr,
 					 addr, sizeof(addr)) < 0)
 			snprintf(addr, sizeof(addr), "?");
-		snprintf(line, len, "%s %s %s port %u%s%s", e->op < 5 ? ops[e->op] : "?",
-			 event_net_proto_name(e), addr,
-			 e->op == NOP_CONNECT || e->op == NOP_ACCEPT ? e->remote_port
-								     : e->local_port,
-			 e->result < 0 && e->result != -EINPROGRESS ? " (failed)" : "",
-			 ev->hdr->flags & EVF_RACED ? " [address rewritten while the call ran]"
-						    : "");
+		snprintf(
+		    line, len, "%s %s %s port %u%s%s", e->op < 5 ? ops[e->op] : "?",
+		    event_net_proto_name(e), addr,
+		    e->op == NOP_CONNECT || e->op == NOP_ACCEPT ? e->remote_port : e->local_port,
+		    e->result < 0 && e->result != -EINPROGRESS ? " (failed)" : "",
+		    ev->hdr->flags & EVF_RACED ? " [address rewritten while the call ran]" : "");
 		break;
 	}
 	}
-	if (line[0] != '\0')
-		text_copy(act->summary, len, line);
+}
+
+static void activity_line(const struct event *ev, const struct event_enrich *en,
+			  const struct classification *cls, struct learn_activity *act)
+{
+	char line[sizeof(act->summary)];
+
+	vigil__activity__init(&act->pb);
+	text_copy(act->user, sizeof(act->user), en->user != NULL ? en->user : "");
+	if (act->user[0] == '\0')
+		snprintf(act->user, sizeof(act->user), "%u", ev->hdr->uid);
+	text_copy(act->tty, sizeof(act->tty), en->tty != NULL ? en->tty : "");
+	event_line(ev, en, line, sizeof(line));
+	text_copy(act->summary, sizeof(act->summary), line);
 	act->pb.session = cls->leader_pid;
 	act->pb.user = act->user;
 	act->pb.tty = act->tty;
 	act->pb.summary = act->summary;
+}
+
+#define REWRITTEN_AUDITS_PER_MINUTE 10
+
+/* Whether another rewritten-argument audit of service fits this minute's budget. */
+static bool rewrite_audit_due(struct learner *l, const char *service, uint64_t now_ms)
+{
+	uint64_t h = 1469598103934665603ull, minute = now_ms / 60000;
+
+	for (const char *c = service; *c != '\0'; c++)
+		h = (h ^ (unsigned char)*c) * 1099511628211ull;
+	__typeof__(l->rewrite_budget[0]) *b =
+	    &l->rewrite_budget[h % (sizeof(l->rewrite_budget) / sizeof(l->rewrite_budget[0]))];
+	if (b->service_hash != h || b->minute != minute) {
+		b->service_hash = h;
+		b->minute = minute;
+		b->audits = 0;
+	}
+	return b->audits++ < REWRITTEN_AUDITS_PER_MINUTE;
+}
+
+/*
+ * A file or socket call of a service whose caller rewrote the path or
+ * address while it ran (EVF_RACED): what it reports may not be what it did,
+ * so it is never learned, and it is reported whether it succeeded or not.
+ */
+static size_t rewritten_obs(const struct event *ev, const struct event_enrich *en, struct obs *o)
+{
+	if (!(ev->hdr->flags & EVF_RACED) || (ev->hdr->type != EV_FILE && ev->hdr->type != EV_NET))
+		return 0;
+	o->m.kind = ev->hdr->type == EV_FILE ? MK_WRITE : MK_CONNECT;
+	event_line(ev, en, o->raw, sizeof(o->raw));
+	o->m.pattern = o->raw;
+	o->m.fold = NULL;
+	return 1;
 }
 
 bool learner_event(struct learner *l, const struct event *ev, const struct event_enrich *en,
@@ -480,7 +538,11 @@ bool learner_event(struct learner *l, const struct event *ev, const struct event
 	}
 	if (!l->modelling)
 		return false;
-	switch (ev->hdr->type) {
+	bool rewritten = (n = rewritten_obs(ev, en, &o[0])) > 0;
+
+	switch (rewritten ? 0 : ev->hdr->type) {
+	case 0:
+		break;
 	case EV_EXEC:
 		n = exec_obs(ev, en, cls, &o[0], &section);
 		break;
@@ -505,13 +567,10 @@ bool learner_event(struct learner *l, const struct event *ev, const struct event
 	text_copy(service, sizeof(service), cls->service);
 	for (size_t i = 0; i < n; i++) {
 		o[i].m.exe = exe;
-		/*
-		 * What a call reports when its caller rewrote the argument meanwhile
-		 * may not be what it did: never learned, always reported.
-		 */
-		if (ev->hdr->flags & EVF_RACED) {
+		if (rewritten) {
 			l->st.rewritten++;
-			report(l, ev, en, service, &o[i], true, now_ms);
+			if (rewrite_audit_due(l, service, now_ms))
+				report(l, ev, en, service, &o[i], true, now_ms);
 			continue;
 		}
 		l->st.observed++;

@@ -4,7 +4,7 @@
  * PostgreSQL.  A test service (vigil-testsvc, started detached with no
  * terminal) runs its routine while its model learns; once the model is
  * active, the same routine with new file names and client ports produces no
- * audit, and five kinds of misbehaviour produce exactly five.  The model
+ * audit, and six kinds of misbehaviour produce exactly six.  The model
  * survives a defender restart without relearning, and relearn from the API
  * puts it back in learning on the defender.  A session on a real
  * pseudo-terminal lands in the activity log and in no model.
@@ -326,20 +326,27 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 	h_sleep_ms(3000);
 	cr_assert_eq(audits_of(service, ""), 0, "the routine of an active model is not audited");
 
-	/* Five kinds of misbehaviour: exactly five audits, each of its kind. */
+	/* Six kinds of misbehaviour: exactly six audits, each of its kind. */
 	cr_assert_eq(kill(svc_pid, SIGUSR2), 0);
-	for (long long until = h_now_ms() + 20000; h_now_ms() < until && audits_of(service, "") < 5;
+	for (long long until = h_now_ms() + 20000; h_now_ms() < until && audits_of(service, "") < 6;
 	     h_sleep_ms(200))
 		drain_peers();
 	h_sleep_ms(2000);
 	static const char *const kinds[] = {"new_program", "new_write", "sensitive_read",
-					    "new_listen", "new_peer"};
-	for (size_t i = 0; i < 5; i++)
+					    "new_listen",  "new_peer",	"rewritten_argument"};
+	for (size_t i = 0; i < 6; i++)
 		cr_expect_eq(audits_of(service, kinds[i]), 1, "one %s audit", kinds[i]);
-	cr_assert_eq(audits_of(service, ""), 5, "exactly five audits");
+	cr_assert_eq(audits_of(service, ""), 6, "exactly six audits");
 	char exe[H_PATH];
 	snprintf(exe, sizeof(exe), "%s/tests/vigil-testsvc", getenv("VIGIL_BUILD_DIR"));
 	char q[1024];
+	/* The rewritten path is high and names the path the open was given, not the decoy. */
+	snprintf(q, sizeof(q),
+		 "SELECT count(*) FROM audits WHERE host_id = '" HOST "' AND exe = '%s'"
+		 " AND kind = 'rewritten_argument' AND severity = 'high'"
+		 " AND summary LIKE '%%/fifo0 %%' AND summary NOT LIKE '%%decoy%%'",
+		 exe);
+	cr_assert_eq(h_db_count(&con, q), 1, "the rewritten open names the path it was given");
 	snprintf(q, sizeof(q),
 		 "SELECT count(*) FROM audits WHERE host_id = '" HOST "' AND exe = '%s'"
 		 " AND detail->>'expected' <> '' AND jsonb_array_length(detail->'chain') >= 2",
@@ -371,7 +378,9 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 	cr_assert_str_eq(json_string_value(json_object_get(m, "state")), "active",
 			 "the model did not relearn after a restart");
 	json_decref(m);
-	cr_assert_eq(audits_of(service, ""), 5, "no new audits after the restart");
+	/* Only the rewrite again: an attack each time, never part of a model. */
+	cr_assert_eq(audits_of(service, "rewritten_argument"), 2, "the second rewrite is audited");
+	cr_assert_eq(audits_of(service, ""), 7, "no other new audits after the restart");
 
 	/* Relearn from the API (through vigilctl): the defender learns again. */
 	snprintf(cmd_out, sizeof(cmd_out), "%s/relearn.out", dir);

@@ -5,8 +5,9 @@
  * on a port and serves whoever connects; each SIGUSR1 runs its routine once
  * (reads its config, writes a numbered log and a randomly named state file,
  * runs a helper program, connects to its peer); SIGUSR2 makes it misbehave
- * in five ways (starts a shell, writes outside its files, reads
- * /etc/shadow, listens on a new port, connects to a new peer).
+ * in six ways (starts a shell, writes outside its files, reads
+ * /etc/shadow, listens on a new port, connects to a new peer, rewrites the
+ * path of an open while the open runs).
  *
  *   vigil-testsvc WORKDIR LISTEN_PORT PEER_PORT NEW_LISTEN_PORT NEW_PEER_PORT
  *
@@ -17,11 +18,14 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -129,6 +133,65 @@ static void routine(const char *dir, int peer_port, unsigned iteration)
 	tcp_connect(peer_port);
 }
 
+struct rewrite {
+	char *path;
+	pid_t tid;
+};
+
+static void on_wake(int sig)
+{
+	(void)sig;
+}
+
+/* Wait until the open sleeps in the kernel, its path copied; rewrite it; cut the open short. */
+static void *rewrite_path(void *arg)
+{
+	struct rewrite *r = arg;
+	char p[64], buf[64];
+
+	snprintf(p, sizeof(p), "/proc/self/task/%d/syscall", (int)r->tid);
+	for (;;) {
+		int fd = open(p, O_RDONLY);
+		ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+		if (fd >= 0)
+			close(fd);
+		if (n > 0 && strtol(buf, NULL, 10) == SYS_openat)
+			break;
+		usleep(1000);
+	}
+	memcpy(strrchr(r->path, '/') + 1, "decoy", 5);
+	syscall(SYS_tgkill, getpid(), r->tid, SIGWINCH);
+	return NULL;
+}
+
+/*
+ * Open a FIFO nobody reads (the open sleeps) while a second thread rewrites
+ * the path the open was given, then interrupts it: an exploit's way to make
+ * a monitor that reads the path late report another file.
+ */
+static void rewrite_during_open(const char *dir)
+{
+	struct sigaction sa = {.sa_handler = on_wake}; /* no SA_RESTART: the open fails */
+	struct rewrite r = {.path = malloc(512), .tid = (pid_t)syscall(SYS_gettid)};
+	pthread_t t;
+
+	static unsigned n;
+
+	/* A new FIFO each time: an unlink would be a deviation of its own. */
+	snprintf(r.path, 512, "%s/fifo%u", dir, n++ % 10);
+	if (sigaction(SIGWINCH, &sa, NULL) != 0 || mkfifo(r.path, 0600) != 0 ||
+	    pthread_create(&t, NULL, rewrite_path, &r) != 0) {
+		fprintf(stderr, "testsvc: cannot set up the rewrite: %s\n", strerror(errno));
+		free(r.path);
+		return;
+	}
+	if (syscall(SYS_openat, AT_FDCWD, r.path, O_WRONLY) >= 0 || errno != EINTR)
+		fprintf(stderr, "testsvc: the held open did not fail with EINTR\n");
+	pthread_join(t, NULL);
+	free(r.path);
+}
+
 static void misbehave(const char *dir, int new_listen, int new_peer)
 {
 	char path[512];
@@ -139,6 +202,7 @@ static void misbehave(const char *dir, int new_listen, int new_peer)
 	read_file("/etc/shadow");
 	close(tcp_listen(new_listen));
 	tcp_connect(new_peer);
+	rewrite_during_open(dir);
 }
 
 int main(int argc, char **argv)
