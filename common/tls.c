@@ -4,10 +4,12 @@
  * configurations from files.  See tls.h for why the engine exists.
  *
  * nng allocates (zeroed) and frees our config and connection structs; it
- * serializes calls on one connection under that connection's lock.  Two
- * things run outside that lock: the handshake deadline's callback (it
- * shares only conn->hs_watch, an atomic, with the connection's calls) and
- * the per-address table (its own lock, taken last, nothing called under it).
+ * serializes calls on one connection under that connection's lock.  What
+ * runs outside that lock: the handshake deadline's callback (it shares only
+ * conn->hs_watch, an atomic, with the connection's calls), the idle limit's
+ * callback (the atomics idle_watch, idle_since, rx_wait, tx_wait, and
+ * hs_watch), and the per-address tables (each with its own lock, taken
+ * last, nothing called under it).
  *
  * Line numbers "tls_common.c:N" are nng v1.5.2's src/supplemental/tls/.
  */
@@ -17,8 +19,10 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <mbedtls/asn1.h>
 #include <mbedtls/ctr_drbg.h>
@@ -99,7 +103,17 @@ struct nng_tls_engine_config {
 	unsigned char server_ip[16];
 	size_t server_ip_len;
 	char server_name[TLS_NAME_MAX];
+	_Atomic(struct tls_guard *) guard; /* connection limits (tls_conn_limits_set); NULL: none */
 };
+
+/*
+ * The bridge from an nng_tls_config to our part of it (config_engine()):
+ * nng 1.5 offers no accessor, but it calls our version op synchronously,
+ * under the configuration's lock and with our part, and never refuses
+ * (tls_common.c:1281-1295: cfg->busy is never set in 1.5.2).
+ */
+static __thread bool tls_cfg_probe;
+static __thread struct nng_tls_engine_config *tls_cfg_probe_slot;
 
 /* Where a connection's handshake deadline stands (conn->hs_watch). */
 enum {
@@ -111,6 +125,14 @@ enum {
 
 /* The deadline callback's steps, one aio for all: sleep, then poke the send and recv queues. */
 enum tls_poke { POKE_SLEEP, POKE_SEND, POKE_RECV, POKE_DONE };
+
+/* Where a connection's idle limit stands (conn->idle_watch; tls.h: tls_conn_limits). */
+enum {
+	IDLE_UNWATCHED = 0, /* no idle limit */
+	IDLE_WATCHING,	    /* the idle timer runs */
+	IDLE_ENDED,	    /* the connection failed or closed first: the timer stops */
+	IDLE_EXPIRED,	    /* the limit came first: the connection fails with NNG_ETIMEDOUT */
+};
 
 struct nng_tls_engine_conn {
 	void *nng_conn; /* nng's side, for nng_tls_engine_send/recv; in nng 1.5 its nng_stream */
@@ -129,6 +151,16 @@ struct nng_tls_engine_conn {
 	enum tls_poke poke; /* only the deadline callback (and fini, after stopping it) */
 	uint8_t poke_byte;  /* the pokes' buffer: how the engine tells them from real I/O */
 	char peer_cn[TLS_CN_MAX + 1];
+	bool addr_known;	 /* addr_key holds the peer's address (server connections) */
+	struct tls_guard *guard; /* its configuration's connection limits, or NULL */
+	bool guard_counted;	 /* counted in guard: give back at fini */
+	/* The idle limit: the timer's callback reads these without the connection's lock. */
+	atomic_int idle_watch;
+	nng_aio *idle_aio;
+	enum tls_poke idle_poke; /* only the idle callback (and fini, after stopping it) */
+	atomic_llong idle_since; /* monotonic ms: accepted, or the last data the server sent */
+	atomic_bool rx_wait;	 /* the last application recv found nothing: a read waits */
+	atomic_bool tx_wait;	 /* the last application send found no room: a write waits */
 };
 
 /* ---- limits and counters (tls.h: tls_limits) ---- */
@@ -138,23 +170,36 @@ static atomic_uint limit_per_addr = TLS_HANDSHAKES_PER_ADDR_DEFAULT;
 static atomic_ullong stat_timeouts;
 
 /*
- * Server connections in handshake per source address: open addressing with
- * linear probing, keyed by the address (IPv4 as ::ffff:a.b.c.d, IPv6 cut to
- * its /64) hashed with a per-process seed.  An entry lives while its count
- * is above zero; at TLS_ADDRS_MAX entries new addresses are refused.
+ * Connections per source address: open addressing with linear probing,
+ * keyed by the address (IPv4 as ::ffff:a.b.c.d, IPv6 cut to its /64) hashed
+ * with a per-process seed.  An entry lives while its count is above zero; at
+ * max_entries entries new addresses are refused.  Two kinds of tables: the
+ * process-wide one of server connections in handshake (hs_table, under
+ * addr_lock), and one per configuration with connection limits (struct
+ * tls_guard, under its lock).  The functions below expect the table's lock.
  */
 struct tls_addr_slot {
 	unsigned char key[16];
 	uint32_t count; /* 0: free */
 };
 
+struct tls_addr_table {
+	struct tls_addr_slot *slots;
+	size_t mask;	    /* slots - 1; the number of slots is a power of two */
+	size_t entries;	    /* slots in use */
+	size_t max_entries; /* at most half the slots, so probes stay short */
+};
+
+static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
 static pthread_mutex_t addr_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct tls_addr_slot addr_slots[TLS_ADDR_SLOTS];
-static size_t addr_entries;
+static struct tls_addr_slot hs_slots[TLS_ADDR_SLOTS];
+static struct tls_addr_table hs_table = {
+    .slots = hs_slots, .mask = TLS_ADDR_SLOTS - 1, .max_entries = TLS_ADDRS_MAX};
 static uint64_t addr_seed;
 static uint64_t addr_handshaking, addr_refused_cap, addr_refused_full;
 
-static size_t addr_hash(const unsigned char key[16])
+static size_t addr_hash(const struct tls_addr_table *t, const unsigned char key[16])
 {
 	uint64_t h = 0xcbf29ce484222325ULL ^ addr_seed;
 
@@ -162,86 +207,98 @@ static size_t addr_hash(const unsigned char key[16])
 		h ^= key[i];
 		h *= 0x100000001b3ULL;
 	}
-	return (size_t)(h ^ (h >> 32)) & (TLS_ADDR_SLOTS - 1);
+	return (size_t)(h ^ (h >> 32)) & t->mask;
 }
 
-/* The slot holding key, or the free slot where it would go.  Call with addr_lock. */
-static size_t addr_find(const unsigned char key[16])
+/* The slot holding key, or the free slot where it would go. */
+static size_t addr_find(const struct tls_addr_table *t, const unsigned char key[16])
 {
-	size_t i = addr_hash(key);
+	size_t i = addr_hash(t, key);
 
-	while (addr_slots[i].count != 0 && memcmp(addr_slots[i].key, key, 16) != 0)
-		i = (i + 1) & (TLS_ADDR_SLOTS - 1);
+	while (t->slots[i].count != 0 && memcmp(t->slots[i].key, key, 16) != 0)
+		i = (i + 1) & t->mask;
 	return i;
 }
 
-/* Free slot i, moving later entries of its probe run back (no tombstones).  With addr_lock. */
-static void addr_slot_free(size_t i)
+/* Free slot i, moving later entries of its probe run back (no tombstones). */
+static void addr_slot_free(struct tls_addr_table *t, size_t i)
 {
 	size_t j = i;
 
 	for (;;) {
 		size_t k;
 
-		j = (j + 1) & (TLS_ADDR_SLOTS - 1);
-		if (addr_slots[j].count == 0)
+		j = (j + 1) & t->mask;
+		if (t->slots[j].count == 0)
 			break;
-		k = addr_hash(addr_slots[j].key);
+		k = addr_hash(t, t->slots[j].key);
 		/* j stays if its home k lies cyclically in (i, j]. */
 		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
 			continue;
-		addr_slots[i] = addr_slots[j];
+		t->slots[i] = t->slots[j];
 		i = j;
 	}
-	addr_slots[i].count = 0;
+	t->slots[i].count = 0;
+}
+
+/* Count one more connection from key.  Returns 0, -EBUSY (at cap, >= 1) or -ENOSPC (full). */
+static int table_take(struct tls_addr_table *t, const unsigned char key[16], unsigned cap)
+{
+	size_t i = addr_find(t, key);
+
+	if (t->slots[i].count >= cap) /* cap >= 1: a free slot never matches */
+		return -EBUSY;
+	if (t->slots[i].count == 0 && t->entries >= t->max_entries)
+		return -ENOSPC;
+	if (t->slots[i].count++ == 0) {
+		memcpy(t->slots[i].key, key, 16);
+		t->entries++;
+	}
+	return 0;
+}
+
+/* Count one connection from key less; returns whether key was counted. */
+static bool table_give(struct tls_addr_table *t, const unsigned char key[16])
+{
+	size_t i = addr_find(t, key);
+
+	if (t->slots[i].count == 0)
+		return false;
+	if (--t->slots[i].count == 0) {
+		addr_slot_free(t, i);
+		t->entries--;
+	}
+	return true;
 }
 
 /* Count one more handshake from key.  Returns 0, -EBUSY (at cap) or -ENOSPC (table full). */
 static int addr_take(const unsigned char key[16], unsigned cap)
 {
-	size_t i;
-	int rv = 0;
+	int rv;
 
 	pthread_mutex_lock(&addr_lock);
-	i = addr_find(key);
-	if (addr_slots[i].count >= cap) { /* cap >= 1: a free slot never matches */
+	rv = table_take(&hs_table, key, cap);
+	if (rv == -EBUSY)
 		addr_refused_cap++;
-		rv = -EBUSY;
-	} else if (addr_slots[i].count == 0 && addr_entries >= TLS_ADDRS_MAX) {
+	else if (rv == -ENOSPC)
 		addr_refused_full++;
-		rv = -ENOSPC;
-	} else {
-		if (addr_slots[i].count++ == 0) {
-			memcpy(addr_slots[i].key, key, 16);
-			addr_entries++;
-		}
+	else
 		addr_handshaking++;
-	}
 	pthread_mutex_unlock(&addr_lock);
 	return rv;
 }
 
 static void addr_give(const unsigned char key[16])
 {
-	size_t i;
-
 	pthread_mutex_lock(&addr_lock);
-	i = addr_find(key);
-	if (addr_slots[i].count != 0) {
+	if (table_give(&hs_table, key))
 		addr_handshaking--;
-		if (--addr_slots[i].count == 0) {
-			addr_slot_free(i);
-			addr_entries--;
-		}
-	}
 	pthread_mutex_unlock(&addr_lock);
 }
 
 /* The table key for sa, or -EAFNOSUPPORT. */
 static int addr_key(const nng_sockaddr *sa, unsigned char key[16])
 {
-	static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
 	memset(key, 0, 16);
 	switch (sa->s_family) {
 	case NNG_AF_INET:
@@ -256,6 +313,143 @@ static int addr_key(const nng_sockaddr *sa, unsigned char key[16])
 	default:
 		return -EAFNOSUPPORT;
 	}
+}
+
+/* A key as text for logs: "192.0.2.1", or "2001:db8:1:2::/64". */
+static void addr_key_text(const unsigned char key[16], char out[TLS_ADDR_TEXT])
+{
+	if (memcmp(key, v4mapped, sizeof(v4mapped)) == 0) {
+		inet_ntop(AF_INET, key + 12, out, TLS_ADDR_TEXT);
+		return;
+	}
+	if (inet_ntop(AF_INET6, key, out, TLS_ADDR_TEXT - 4) == NULL)
+		snprintf(out, TLS_ADDR_TEXT, "?");
+	else
+		strcat(out, "/64");
+}
+
+/* ---- connection limits of one configuration (tls.h: tls_conn_limits) ---- */
+
+/*
+ * Owned by its engine configuration and freed with it (engine_config_fini),
+ * so after its last connection: each connection holds a reference on the
+ * configuration until after our conn fini (tls_common.c, tls_alloc and
+ * tls_reap).  lim is fixed once set; table and stats are under lock, taken
+ * last, with nothing called under it.
+ */
+struct tls_guard {
+	struct tls_conn_limits lim;
+	pthread_mutex_t lock;
+	struct tls_addr_table table; /* open connections per address; unused without a cap */
+	struct tls_conn_stats stats;
+};
+
+/*
+ * How soon the idle timer looks again at a connection that is past its
+ * limit while its server is busy with it (not waiting on the peer).
+ */
+#define TLS_IDLE_RECHECK_MS 250
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void guard_free(struct tls_guard *g)
+{
+	if (g == NULL)
+		return;
+	pthread_mutex_destroy(&g->lock);
+	free(g->table.slots);
+	free(g);
+}
+
+/* A new guard for lim (checked by the caller); NULL when out of memory. */
+static struct tls_guard *guard_new(const struct tls_conn_limits *lim)
+{
+	struct tls_guard *g = calloc(1, sizeof(*g));
+	size_t slots = 2;
+
+	if (g == NULL)
+		return NULL;
+	g->lim = *lim;
+	if (lim->conns_per_addr > 0) {
+		/* An entry per open connection at most; twice as many slots keep probes short. */
+		while (slots < 2 * (size_t)lim->conns_max)
+			slots *= 2;
+		if ((g->table.slots = calloc(slots, sizeof(*g->table.slots))) == NULL) {
+			free(g);
+			return NULL;
+		}
+		g->table.mask = slots - 1;
+		g->table.max_entries = lim->conns_max;
+	}
+	pthread_mutex_init(&g->lock, NULL);
+	return g;
+}
+
+/* The peer of a server connection as text, for the counters' last addresses. */
+static void conn_addr_text(const struct nng_tls_engine_conn *ec, char out[TLS_ADDR_TEXT])
+{
+	if (ec->addr_known)
+		addr_key_text(ec->addr_key, out);
+	else
+		snprintf(out, TLS_ADDR_TEXT, "(no IP address)");
+}
+
+/*
+ * Count a new server connection against g, or refuse it.  Returns 0,
+ * -EBUSY (its address is at conns_per_addr) or -ENOSPC (conns_max are open).
+ */
+static int guard_take(struct tls_guard *g, struct nng_tls_engine_conn *ec)
+{
+	int rv = 0;
+
+	pthread_mutex_lock(&g->lock);
+	if (g->stats.open >= g->lim.conns_max)
+		rv = -ENOSPC;
+	else if (g->lim.conns_per_addr > 0 && ec->addr_known)
+		rv = table_take(&g->table, ec->addr_key, g->lim.conns_per_addr);
+	if (rv == 0) {
+		g->stats.open++;
+		ec->guard_counted = true;
+	} else {
+		/* The table cannot be full: it has no more entries than connections open. */
+		if (rv == -EBUSY)
+			g->stats.refused_addr_cap++;
+		else
+			g->stats.refused_conns_max++;
+		conn_addr_text(ec, g->stats.last_refused);
+	}
+	pthread_mutex_unlock(&g->lock);
+	return rv;
+}
+
+static void guard_give(struct tls_guard *g, struct nng_tls_engine_conn *ec)
+{
+	if (!ec->guard_counted)
+		return;
+	pthread_mutex_lock(&g->lock);
+	g->stats.open--;
+	if (g->lim.conns_per_addr > 0 && ec->addr_known)
+		(void)table_give(&g->table, ec->addr_key);
+	pthread_mutex_unlock(&g->lock);
+	ec->guard_counted = false;
+}
+
+/* Count a connection failed by the idle limit (or its handshake deadline). */
+static void guard_note_idle(struct tls_guard *g, const struct nng_tls_engine_conn *ec,
+			    bool in_handshake)
+{
+	pthread_mutex_lock(&g->lock);
+	g->stats.idle_closed++;
+	if (in_handshake)
+		g->stats.idle_in_handshake++;
+	conn_addr_text(ec, g->stats.last_idle);
+	pthread_mutex_unlock(&g->lock);
 }
 
 /* ---- transport callbacks ---- */
@@ -443,17 +637,26 @@ static bool conn_watch_end(struct nng_tls_engine_conn *ec)
 /* Latch err (an nng error) unless an error is latched already; returns the latched one. */
 static int conn_fail(struct nng_tls_engine_conn *ec, int err)
 {
+	int idle = IDLE_WATCHING;
+
 	if (ec->fatal == 0) {
 		ec->fatal = err;
+		/*
+		 * The idle timer stops at its next wake-up: the connection is going
+		 * anyway.  Before the handshake watch ends, so that an idle timer
+		 * that reads HS_DONE meanwhile loses its race here (and counts nothing).
+		 */
+		(void)atomic_compare_exchange_strong(&ec->idle_watch, &idle, IDLE_ENDED);
 		(void)conn_watch_end(ec);
 	}
 	return ec->fatal;
 }
 
-/* What every call checks first: a latched error, or a deadline that has passed. */
+/* What every call checks first: a latched error, or a deadline or idle limit that has passed. */
 static int conn_check(struct nng_tls_engine_conn *ec)
 {
-	if (ec->fatal == 0 && atomic_load(&ec->hs_watch) == HS_EXPIRED)
+	if (ec->fatal == 0 && (atomic_load(&ec->hs_watch) == HS_EXPIRED ||
+			       atomic_load(&ec->idle_watch) == IDLE_EXPIRED))
 		return conn_fail(ec, NNG_ETIMEDOUT);
 	return ec->fatal;
 }
@@ -557,38 +760,93 @@ static int conn_drive(struct nng_tls_engine_conn *ec, enum tls_op op, uint8_t *r
 }
 
 /*
+ * A timer that found its connection expired (the handshake deadline, the
+ * idle limit) pokes it: a one-byte send and then a one-byte recv of
+ * poke_byte on the connection's own stream, one after the other on the
+ * timer's aio (*step says which is next).  nng runs the engine for the head
+ * of each queue first (tls_common.c:930-1023): every call now fails with
+ * NNG_ETIMEDOUT, so whatever the owner has queued fails and the owner
+ * closes; each poke fails too, never NNG_EAGAIN, so it finishes before
+ * nng_stream_send/recv returns.
+ */
+static void conn_poke_next(struct nng_tls_engine_conn *ec, nng_aio *aio, enum tls_poke *step)
+{
+	nng_iov iov = {.iov_buf = &ec->poke_byte, .iov_len = 1};
+
+	switch (*step) {
+	case POKE_SLEEP:
+		*step = POKE_SEND;
+		nng_aio_set_iov(aio, 1, &iov);
+		nng_stream_send(conn_stream(ec), aio);
+		return;
+	case POKE_SEND:
+		*step = POKE_RECV;
+		nng_aio_set_iov(aio, 1, &iov);
+		nng_stream_recv(conn_stream(ec), aio);
+		return;
+	default:
+		*step = POKE_DONE;
+		return;
+	}
+}
+
+/*
  * The handshake deadline.  First it sleeps; if the handshake is still under
- * way then, it marks the connection expired and queues a one-byte send and
- * then a one-byte recv of poke_byte on the connection's own stream.  nng runs
- * the engine for the head of each queue first (tls_common.c:930-1023): every
- * call now fails with NNG_ETIMEDOUT, and so does each poke, never NNG_EAGAIN,
- * so each poke finishes before nng_stream_send/recv returns.
+ * way then, it marks the connection expired and pokes it (conn_poke_next).
  */
 static void conn_deadline_cb(void *arg)
 {
 	struct nng_tls_engine_conn *ec = arg;
-	nng_iov iov = {.iov_buf = &ec->poke_byte, .iov_len = 1};
 	int watch = HS_WATCHING;
 
-	switch (ec->poke) {
-	case POKE_SLEEP:
+	if (ec->poke == POKE_SLEEP) {
 		if (nng_aio_result(ec->hs_aio) != 0 ||
 		    !atomic_compare_exchange_strong(&ec->hs_watch, &watch, HS_EXPIRED))
 			return;
 		atomic_fetch_add(&stat_timeouts, 1);
-		ec->poke = POKE_SEND;
-		nng_aio_set_iov(ec->hs_aio, 1, &iov);
-		nng_stream_send(conn_stream(ec), ec->hs_aio);
-		return;
-	case POKE_SEND:
-		ec->poke = POKE_RECV;
-		nng_aio_set_iov(ec->hs_aio, 1, &iov);
-		nng_stream_recv(conn_stream(ec), ec->hs_aio);
-		return;
-	default:
-		ec->poke = POKE_DONE;
+		if (ec->guard != NULL)
+			guard_note_idle(ec->guard, ec, true);
+	}
+	conn_poke_next(ec, ec->hs_aio, &ec->poke);
+}
+
+/*
+ * The idle limit (tls.h: tls_conn_limits).  It wakes up idle_ms after the
+ * later of the accept and the last data the server sent (idle_since),
+ * sleeping again while that moved.  Past it, the connection expires only
+ * while its server waits on the peer (rx_wait, tx_wait, set by the
+ * connection's calls); while the server is busy with a request it looks
+ * again shortly.  While the handshake deadline (at most idle_ms for these
+ * connections) still runs, the connection is that deadline's to fail.
+ */
+static void conn_idle_cb(void *arg)
+{
+	struct nng_tls_engine_conn *ec = arg;
+	int64_t now, due;
+	int hs, watch = IDLE_WATCHING;
+
+	if (ec->idle_poke != POKE_SLEEP) {
+		conn_poke_next(ec, ec->idle_aio, &ec->idle_poke);
 		return;
 	}
+	if (nng_aio_result(ec->idle_aio) != 0 || atomic_load(&ec->idle_watch) != IDLE_WATCHING)
+		return;
+	if ((hs = atomic_load(&ec->hs_watch)) == HS_EXPIRED)
+		return;
+	now = mono_ms();
+	due = atomic_load(&ec->idle_since) + ec->guard->lim.idle_ms;
+	if (now < due) {
+		nng_sleep_aio((nng_duration)(due - now), ec->idle_aio);
+		return;
+	}
+	if (hs == HS_WATCHING || !(atomic_load(&ec->rx_wait) || atomic_load(&ec->tx_wait))) {
+		nng_sleep_aio(TLS_IDLE_RECHECK_MS, ec->idle_aio);
+		return;
+	}
+	if (!atomic_compare_exchange_strong(&ec->idle_watch, &watch, IDLE_EXPIRED))
+		return;
+	guard_note_idle(ec->guard, ec, false);
+	conn_poke_next(ec, ec->idle_aio, &ec->idle_poke);
 }
 
 /* A poke fails the way the connection did; it never reaches mbedTLS. */
@@ -596,24 +854,31 @@ static int conn_poke_result(struct nng_tls_engine_conn *ec)
 {
 	int rv = conn_check(ec);
 
-	return rv != 0 ? rv : NNG_ECANCELED; /* not reached: pokes follow HS_EXPIRED */
+	return rv != 0 ? rv : NNG_ECANCELED; /* not reached: pokes follow HS_/IDLE_EXPIRED */
 }
 
-/* Server side: count the connection against its source address, or refuse it. */
+/*
+ * Server side: count the connection against its source address (the
+ * handshake cap) and its configuration's limits, or refuse it.
+ */
 static int conn_addr_take(struct nng_tls_engine_conn *ec)
 {
 	unsigned cap = atomic_load(&limit_per_addr);
 	nng_sockaddr sa;
 
-	if (cap == 0)
+	if (cap == 0 && ec->guard == NULL)
 		return 0;
 	/* tls_get asks the TCP stream, which is set before init (tls_common.c:785-796, 889). */
 	if (nng_stream_get_addr(conn_stream(ec), NNG_OPT_REMADDR, &sa) != 0)
 		return NNG_ECONNABORTED; /* the peer is gone already */
-	if (addr_key(&sa, ec->addr_key) != 0)
+	ec->addr_known = addr_key(&sa, ec->addr_key) == 0;
+	/* No accept pause after either refusal: core/listener.c:392, http_server_acccb. */
+	if (ec->guard != NULL && guard_take(ec->guard, ec) != 0)
+		return NNG_ECONNABORTED;
+	if (cap == 0 || !ec->addr_known)
 		return 0;
 	if (addr_take(ec->addr_key, cap) != 0)
-		return NNG_ECONNABORTED; /* no accept pause: core/listener.c:392 */
+		return NNG_ECONNABORTED;
 	ec->addr_counted = true;
 	return 0;
 }
@@ -630,6 +895,19 @@ static int conn_deadline_start(struct nng_tls_engine_conn *ec, unsigned ms)
 	return 0;
 }
 
+static int conn_idle_start(struct nng_tls_engine_conn *ec)
+{
+	int rv;
+
+	if ((rv = nng_aio_alloc(&ec->idle_aio, conn_idle_cb, ec)) != 0)
+		return rv;
+	ec->idle_poke = POKE_SLEEP;
+	atomic_store(&ec->idle_since, mono_ms());
+	atomic_store(&ec->idle_watch, IDLE_WATCHING);
+	nng_sleep_aio((nng_duration)ec->guard->lim.idle_ms, ec->idle_aio);
+	return 0;
+}
+
 /*
  * nng calls init right after TCP connect/accept (tls_start, tls_common.c:884),
  * and fini in any case, also after a failed init (tls_conn_cb :131-154 frees
@@ -639,12 +917,18 @@ static int conn_deadline_start(struct nng_tls_engine_conn *ec, unsigned ms)
 static int engine_conn_init(nng_tls_engine_conn *ec, void *nng_conn, nng_tls_engine_config *cfg)
 {
 	unsigned deadline_ms = atomic_load(&limit_handshake_ms);
+	unsigned idle_ms = 0;
 	int rv;
 
 	ec->nng_conn = nng_conn;
 	ec->cfg = cfg;
+	if (cfg->server && (ec->guard = atomic_load(&cfg->guard)) != NULL)
+		idle_ms = ec->guard->lim.idle_ms;
 	if (cfg->server && (rv = conn_addr_take(ec)) != 0)
 		return rv;
+	/* An idle connection must not outlive its idle limit in the handshake either. */
+	if (idle_ms > 0 && (deadline_ms == 0 || idle_ms < deadline_ms))
+		deadline_ms = idle_ms;
 	mbedtls_ssl_init(&ec->ssl);
 	ec->ssl_ready = true;
 	if ((rv = mbedtls_ssl_setup(&ec->ssl, &cfg->conf)) != 0)
@@ -654,6 +938,8 @@ static int engine_conn_init(nng_tls_engine_conn *ec, void *nng_conn, nng_tls_eng
 	    mbedtls_ssl_set_hostname(&ec->ssl, cfg->server_name) != 0)
 		return NNG_ENOMEM;
 	if (deadline_ms > 0 && (rv = conn_deadline_start(ec, deadline_ms)) != 0)
+		return rv;
+	if (idle_ms > 0 && (rv = conn_idle_start(ec)) != 0)
 		return rv;
 	return 0;
 }
@@ -666,7 +952,14 @@ static void engine_conn_fini(nng_tls_engine_conn *ec)
 		nng_aio_free(ec->hs_aio);
 		ec->hs_aio = NULL;
 	}
+	if (ec->idle_aio != NULL) {
+		nng_aio_stop(ec->idle_aio);
+		nng_aio_free(ec->idle_aio);
+		ec->idle_aio = NULL;
+	}
 	conn_addr_give(ec);
+	if (ec->guard != NULL)
+		guard_give(ec->guard, ec);
 	if (ec->ssl_ready)
 		mbedtls_ssl_free(&ec->ssl);
 	ec->ssl_ready = false;
@@ -691,18 +984,36 @@ static int engine_conn_handshake(nng_tls_engine_conn *ec)
 	return conn_drive(ec, OP_HANDSHAKE, NULL, NULL, NULL);
 }
 
+/*
+ * nng calls recv and send only for the aio at the head of its queue
+ * (tls_do_recv, tls_do_send), and again for it only when a TCP operation
+ * completes; NNG_EAGAIN leaves the aio queued.  So after NNG_EAGAIN the
+ * server waits on its peer, and after anything else it does not (for this
+ * direction) until it queues the next operation.  The idle limit reads that.
+ */
 static int engine_conn_recv(nng_tls_engine_conn *ec, uint8_t *buf, size_t *szp)
 {
+	int rv;
+
 	if (buf == &ec->poke_byte)
 		return conn_poke_result(ec);
-	return conn_drive(ec, OP_RECV, buf, NULL, szp);
+	rv = conn_drive(ec, OP_RECV, buf, NULL, szp);
+	atomic_store(&ec->rx_wait, rv == NNG_EAGAIN);
+	return rv;
 }
 
 static int engine_conn_send(nng_tls_engine_conn *ec, const uint8_t *buf, size_t *szp)
 {
+	int rv;
+
 	if (buf == &ec->poke_byte)
 		return conn_poke_result(ec);
-	return conn_drive(ec, OP_SEND, NULL, buf, szp);
+	rv = conn_drive(ec, OP_SEND, NULL, buf, szp);
+	atomic_store(&ec->tx_wait, rv == NNG_EAGAIN);
+	/* The idle clock restarts with each piece of an answer the peer takes. */
+	if (rv == 0 && ec->idle_aio != NULL)
+		atomic_store(&ec->idle_since, mono_ms());
+	return rv;
 }
 
 static bool engine_conn_verified(nng_tls_engine_conn *ec)
@@ -740,6 +1051,7 @@ static int engine_config_init(nng_tls_engine_config *cfg, nng_tls_mode mode)
 
 static void engine_config_fini(nng_tls_engine_config *cfg)
 {
+	guard_free(atomic_load(&cfg->guard));
 	mbedtls_ssl_config_free(&cfg->conf);
 	mbedtls_x509_crt_free(&cfg->ca);
 	mbedtls_x509_crl_free(&cfg->crl);
@@ -822,10 +1134,13 @@ static int engine_config_own_cert(nng_tls_engine_config *cfg, const char *cert, 
 static int engine_config_version(nng_tls_engine_config *cfg, nng_tls_version min,
 				 nng_tls_version max)
 {
+	if (tls_cfg_probe) {
+		tls_cfg_probe_slot = cfg; /* config_engine() asks which configuration this is */
+		return 0;
+	}
 	/* mbedTLS 2.28 speaks TLS 1.2 at most, and we refuse anything older. */
 	if (min > NNG_TLS_1_2 || max < NNG_TLS_1_2)
 		return NNG_ENOTSUP;
-	(void)cfg;
 	return 0;
 }
 
@@ -938,6 +1253,65 @@ void tls_stats_get(struct tls_stats *ret)
 	ret->refused_addrs_full = addr_refused_full;
 	pthread_mutex_unlock(&addr_lock);
 	ret->handshake_timeouts = atomic_load(&stat_timeouts);
+}
+
+/* Our part of cfg (see tls_cfg_probe), or NULL when cfg is not of this engine. */
+static struct nng_tls_engine_config *config_engine(nng_tls_config *cfg)
+{
+	struct nng_tls_engine_config *ours;
+
+	tls_cfg_probe = true;
+	tls_cfg_probe_slot = NULL;
+	(void)nng_tls_config_version(cfg, NNG_TLS_1_2, NNG_TLS_1_2);
+	ours = tls_cfg_probe_slot;
+	tls_cfg_probe = false;
+	tls_cfg_probe_slot = NULL;
+	return ours;
+}
+
+int tls_conn_limits_set(nng_tls_config *cfg, const struct tls_conn_limits *lim, vigil_err *err)
+{
+	struct nng_tls_engine_config *ours = config_engine(cfg);
+	struct tls_guard *g, *none = NULL;
+
+	if (ours == NULL)
+		return verr_set(err, -ENOTSUP,
+				"connection limits need Vigil's TLS engine (tls_engine_install)");
+	if (!ours->server)
+		return verr_set(err, -EINVAL, "connection limits are for server configurations");
+	if (lim->conns_max < 1 || lim->conns_max > TLS_CONNS_MAX)
+		return verr_set(err, -EINVAL, "connection cap %u is not from 1 to %u",
+				lim->conns_max, (unsigned)TLS_CONNS_MAX);
+	if (lim->conns_per_addr > lim->conns_max)
+		return verr_set(err, -EINVAL,
+				"per-address connection cap %u is over the total cap %u",
+				lim->conns_per_addr, lim->conns_max);
+	if (lim->idle_ms > TLS_HANDSHAKE_MS_MAX)
+		return verr_set(err, -EINVAL, "idle limit %u ms is over the limit (%u ms)",
+				lim->idle_ms, (unsigned)TLS_HANDSHAKE_MS_MAX);
+	if ((g = guard_new(lim)) == NULL)
+		return verr_set(err, -ENOMEM, "out of memory for connection limits");
+	if (!atomic_compare_exchange_strong(&ours->guard, &none, g)) {
+		guard_free(g);
+		return verr_set(err, -EBUSY,
+				"this TLS configuration has connection limits already");
+	}
+	return 0;
+}
+
+int tls_conn_stats_get(nng_tls_config *cfg, struct tls_conn_stats *ret)
+{
+	struct nng_tls_engine_config *ours = config_engine(cfg);
+	struct tls_guard *g;
+
+	if (ours == NULL)
+		return -ENOTSUP;
+	if ((g = atomic_load(&ours->guard)) == NULL)
+		return -ENOENT;
+	pthread_mutex_lock(&g->lock);
+	*ret = g->stats;
+	pthread_mutex_unlock(&g->lock);
+	return 0;
 }
 
 int tls_config_new(nng_tls_mode mode, nng_tls_auth_mode auth, const struct tls_files *files,

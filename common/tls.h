@@ -111,11 +111,11 @@ int tls_config_new(nng_tls_mode mode, nng_tls_auth_mode auth, const struct tls_f
  *    to the engine is its nng_stream (tls_common.c:56-57, 884-893).  The
  *    build refuses another nng minor version, and tls_engine_install()
  *    refuses another nng library at run time.
- * What the engine cannot do in nng 1.5.2: bound connections that finished
- * their handshake (for the link that is the pipe callbacks' job, per
- * certificate; the HTTPS API asks for no certificate, and nng's HTTP server
- * waits for a request for ever, so an idle limit there belongs to the API
- * server), or the total across all addresses (nftables "ct count").
+ * What these limits do not do: bound connections that finished their
+ * handshake (for the link that is the pipe callbacks' job, per
+ * certificate; for the HTTPS API, which asks for no certificate, see
+ * tls_conn_limits), or the total across all addresses (nftables "ct
+ * count"; tls_conn_limits for one configuration).
  */
 struct tls_limits {
 	unsigned handshake_ms;	      /* 0: no deadline; at most TLS_HANDSHAKE_MS_MAX */
@@ -148,6 +148,82 @@ struct tls_stats {
 };
 
 void tls_stats_get(struct tls_stats *ret);
+
+/*
+ * Limits on the connections of one server configuration (the HTTPS API's).
+ *
+ * The handshake limits above end where the handshake does; nng 1.5.2's HTTP
+ * server then waits for a request for ever: it queues the read at accept
+ * (http_server.c:904, http_server_acccb) and after each answer (:397,
+ * http_sconn_txdone), sets no timeout on any aio (neither http_server.c nor
+ * http_conn.c calls nni_aio_set_timeout) and has no option for one.  Any
+ * peer that can reach the port could hold descriptors and ~65 KiB of
+ * buffers per connection for good.  These limits bound that, in the engine,
+ * because the engine is the only code that sees every connection from its
+ * accept on (nng's HTTP server tells its handlers about requests, never
+ * about connections, and its TLS listener hands it a connection before the
+ * handshake, tls_common.c:131-154):
+ *
+ *  - idle_ms: a connection fails with NNG_ETIMEDOUT, and its owner closes
+ *    it, once its server has waited idle_ms on the peer: from the accept,
+ *    or from the last time the server sent it data, whichever is later.
+ *    "Waited on the peer" means a read is pending that the peer has not
+ *    satisfied, or a write waits for the peer to take data.  So a peer must
+ *    finish its handshake and its whole request (headers and body, however
+ *    it trickles them) within idle_ms of connecting or of its last answer,
+ *    and must keep taking an answer; while the server works on a request
+ *    (no read pending: nng's HTTP server reads nothing while a handler
+ *    runs), the clock fails nothing.  The handshake deadline of these
+ *    connections is at most idle_ms (tls_limits).  The failure reaches
+ *    nng's HTTP server as a failed read or write, after which it closes the
+ *    connection (http_sconn_rxdone/_txdone -> http_sconn_close); the peer
+ *    sees the TCP connection end (no close_notify: the connection failed).
+ *  - conns_per_addr, conns_max: connections open at once (from accept until
+ *    nng frees them, on its reaper shortly after the close; handshake
+ *    included), per source address (IPv6 per /64, as for handshakes) and in
+ *    all.  One over a cap fails at accept with
+ *    NNG_ECONNABORTED, which nng's HTTP server answers by accepting the
+ *    next one at once (http_server.c:878-882); the peer sees its connection
+ *    closed before the handshake.
+ *
+ * What the limits did is counted per configuration (tls_conn_stats_get);
+ * like the rest of common/, nothing here logs.
+ */
+struct tls_conn_limits {
+	unsigned idle_ms;	 /* 0: no idle limit; at most TLS_HANDSHAKE_MS_MAX */
+	unsigned conns_per_addr; /* 0: no per-address cap */
+	unsigned conns_max;	 /* 1..TLS_CONNS_MAX */
+};
+
+#define TLS_CONNS_MAX 65536
+/* Room for an address as text ("2001:db8:1:2::/64", IPv4 dotted). */
+#define TLS_ADDR_TEXT 64
+
+/*
+ * Put lim on the connections cfg (NNG_TLS_MODE_SERVER, made with
+ * tls_config_new) accepts from now on.  Call once, before cfg serves
+ * anything; the limits stay with cfg until it is freed.  Returns 0, -EINVAL
+ * for a client configuration or limits out of range, -EBUSY when cfg has
+ * limits already, -ENOTSUP when cfg is not of Vigil's engine, -ENOMEM.
+ */
+int tls_conn_limits_set(nng_tls_config *cfg, const struct tls_conn_limits *lim, vigil_err *err);
+
+/* What the limits of one configuration did so far (a snapshot). */
+struct tls_conn_stats {
+	uint64_t open;		       /* connections open now */
+	uint64_t idle_closed;	       /* failed by idle_ms, handshake deadline included: */
+	uint64_t idle_in_handshake;    /* ... of them still in the handshake */
+	uint64_t refused_addr_cap;     /* refused at accept: their address was at conns_per_addr */
+	uint64_t refused_conns_max;    /* ... conns_max connections were open */
+	char last_idle[TLS_ADDR_TEXT]; /* the address of the last one failed idle ("" none) */
+	char last_refused[TLS_ADDR_TEXT]; /* ... of the last one refused */
+};
+
+/*
+ * Fill ret for cfg.  Returns 0, -ENOENT when cfg has no limits, -ENOTSUP
+ * when it is not of Vigil's engine.  The caller holds a reference on cfg.
+ */
+int tls_conn_stats_get(nng_tls_config *cfg, struct tls_conn_stats *ret);
 
 /*
  * The CN of the certificate the peer on pipe p presented and that verified

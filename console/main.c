@@ -48,6 +48,9 @@ struct console_opts {
 	int host_timeout_ms;
 	int api_workers;
 	int api_query_timeout_ms;
+	int api_idle_timeout_ms; /* 0 (not given): the API's defaults */
+	int api_conns_per_addr;
+	int api_conns_max;
 	int log_level;
 	char pki_ca[PATH_MAX], pki_cert[PATH_MAX], pki_key[PATH_MAX], token_path[PATH_MAX];
 };
@@ -70,12 +73,19 @@ static void usage(FILE *f)
 		"                             database connection; default %d\n"
 		"  --api-query-timeout-ms N   an API query running longer is cancelled (504);\n"
 		"                             default %d\n"
+		"  --api-idle-timeout-ms N    an API connection is closed when it has not sent\n"
+		"                             a whole request N ms after connecting or after\n"
+		"                             its last answer; default %d\n"
+		"  --api-conns-per-addr N     API connections open at once per source address\n"
+		"                             (IPv6: per /64); default %d (at most the next)\n"
+		"  --api-conns-max N          API connections open at once in all; default %d\n"
 		"  --heartbeat-interval-ms N  how often defenders report; default 1000\n"
 		"  --host-timeout-ms N        silence after which a host is disconnected; default "
 		"10000\n"
 		"  --log-level LEVEL          debug, info, warn or error\n",
 		DEFAULT_STATE_DIR, DEFAULT_LISTEN, DEFAULT_API, API_POOL_WORKERS_DEFAULT,
-		API_QUERY_TIMEOUT_MS_DEFAULT);
+		API_QUERY_TIMEOUT_MS_DEFAULT, API_IDLE_TIMEOUT_MS_DEFAULT,
+		API_CONNS_PER_ADDR_DEFAULT, API_CONNS_MAX_DEFAULT);
 }
 
 static int parse_int(const char *opt, const char *s, int min, int max, int *ret)
@@ -107,6 +117,9 @@ static int parse_args(int argc, char **argv, struct console_opts *o)
 	    {"api-token-file", required_argument, NULL, 't'},
 	    {"api-workers", required_argument, NULL, 'W'},
 	    {"api-query-timeout-ms", required_argument, NULL, 'Q'},
+	    {"api-idle-timeout-ms", required_argument, NULL, 'I'},
+	    {"api-conns-per-addr", required_argument, NULL, 'P'},
+	    {"api-conns-max", required_argument, NULL, 'M'},
 	    {"heartbeat-interval-ms", required_argument, NULL, 'H'},
 	    {"host-timeout-ms", required_argument, NULL, 'T'},
 	    {"log-level", required_argument, NULL, 'l'},
@@ -168,6 +181,21 @@ static int parse_args(int argc, char **argv, struct console_opts *o)
 		case 'Q':
 			if (parse_int("--api-query-timeout-ms", optarg, 100, 3600000,
 				      &o->api_query_timeout_ms) < 0)
+				return 2;
+			break;
+		case 'I':
+			if (parse_int("--api-idle-timeout-ms", optarg, API_IDLE_TIMEOUT_MS_MIN,
+				      TLS_HANDSHAKE_MS_MAX, &o->api_idle_timeout_ms) < 0)
+				return 2;
+			break;
+		case 'P':
+			if (parse_int("--api-conns-per-addr", optarg, 1, TLS_CONNS_MAX,
+				      &o->api_conns_per_addr) < 0)
+				return 2;
+			break;
+		case 'M':
+			if (parse_int("--api-conns-max", optarg, 1, TLS_CONNS_MAX,
+				      &o->api_conns_max) < 0)
 				return 2;
 			break;
 		case 'l':
@@ -347,7 +375,10 @@ int main(int argc, char **argv)
 					  .dsn = dsn,
 					  .token = token,
 					  .workers = o.api_workers,
-					  .query_timeout_ms = o.api_query_timeout_ms};
+					  .query_timeout_ms = o.api_query_timeout_ms,
+					  .idle_timeout_ms = o.api_idle_timeout_ms,
+					  .conns_per_addr = o.api_conns_per_addr,
+					  .conns_max = o.api_conns_max};
 	if ((api = api_start(&api_opts, &err)) == NULL) {
 		log_error("%s", err.msg);
 		goto out;

@@ -457,9 +457,37 @@ static int add_handler(struct api *api, const char *path, api_pool_fn fn, bool t
 	return 0;
 }
 
+/* o's connection limits, defaults filled in; -EINVAL with err naming the one out of range. */
+static int limits_of(const struct api_opts *o, struct tls_conn_limits *ret, vigil_err *err)
+{
+	int idle = o->idle_timeout_ms != 0 ? o->idle_timeout_ms : API_IDLE_TIMEOUT_MS_DEFAULT;
+	int max = o->conns_max != 0 ? o->conns_max : API_CONNS_MAX_DEFAULT;
+	int per_addr = o->conns_per_addr != 0 ? o->conns_per_addr : API_CONNS_PER_ADDR_DEFAULT;
+
+	/* A smaller total cap takes the default per-address cap down with it. */
+	if (o->conns_per_addr == 0 && per_addr > max)
+		per_addr = max;
+	if (idle < API_IDLE_TIMEOUT_MS_MIN || idle > TLS_HANDSHAKE_MS_MAX)
+		return verr_set(err, -EINVAL, "API idle timeout %d ms is not from %d to %d ms",
+				idle, API_IDLE_TIMEOUT_MS_MIN, TLS_HANDSHAKE_MS_MAX);
+	if (max < 1 || max > TLS_CONNS_MAX)
+		return verr_set(err, -EINVAL, "API connection cap %d is not from 1 to %d", max,
+				TLS_CONNS_MAX);
+	if (per_addr < 1 || per_addr > max)
+		return verr_set(err, -EINVAL,
+				"API connection cap per address %d is not from 1 to the total cap"
+				" (%d)",
+				per_addr, max);
+	*ret = (struct tls_conn_limits){.idle_ms = (unsigned)idle,
+					.conns_per_addr = (unsigned)per_addr,
+					.conns_max = (unsigned)max};
+	return 0;
+}
+
 struct api *api_start(const struct api_opts *o, vigil_err *err)
 {
 	struct api *api = calloc(1, sizeof(*api));
+	struct tls_conn_limits lim;
 	nng_url *u = NULL;
 	int rv;
 
@@ -473,6 +501,8 @@ struct api *api_start(const struct api_opts *o, vigil_err *err)
 		verr_set(err, -EINVAL, "API address '%s' must be an https:// URL", o->url);
 		goto fail;
 	}
+	if (limits_of(o, &lim, err) < 0)
+		goto fail;
 	if ((api->linger = api_linger_new(err)) == NULL)
 		goto fail;
 	if ((api->pool = api_pool_start(o->dsn, o->workers, o->query_timeout_ms, err)) == NULL)
@@ -482,6 +512,9 @@ struct api *api_start(const struct api_opts *o, vigil_err *err)
 			 nng_strerror(rv));
 		goto fail;
 	}
+	/* Before the server has the configuration: its first connection is limited. */
+	if ((api->limits = api_limits_start(o->tls, &lim, err)) == NULL)
+		goto fail;
 	if ((rv = nng_http_server_set_tls(api->srv, o->tls)) != 0 ||
 	    (rv = add_handler(api, "/api/v1/hosts", handle_hosts, false)) != 0 ||
 	    (rv = add_handler(api, "/api/v1/audits", handle_audits, false)) != 0 ||
@@ -505,6 +538,7 @@ fail:
 		nng_http_server_release(api->srv);
 	api_pool_stop(api->pool);
 	api_linger_free(api->linger);
+	api_limits_stop(api->limits);
 	if (u != NULL)
 		nng_url_free(u);
 	free(api);
@@ -514,6 +548,7 @@ fail:
 void api_stop(struct api *api)
 {
 	struct api_linger_stats ls;
+	struct tls_conn_stats cs;
 	uint64_t refused;
 
 	if (api == NULL)
@@ -537,6 +572,14 @@ void api_stop(struct api *api)
 		 ls.client_closed, ls.at_deadline, ls.write_failed, ls.dropped, refused,
 		 (uint64_t)atomic_load(&api->timeouts), (uint64_t)atomic_load(&api->over_cap),
 		 API_BODY_MAX >> 20);
+	api_limits_stats(api->limits, &cs);
+	log_info("API connections: %" PRIu64 " closed idle (%" PRIu64
+		 " of them in the TLS handshake; limit %u ms), %" PRIu64
+		 " refused over the cap per address (%u), %" PRIu64 " over the cap in all (%u)",
+		 cs.idle_closed, cs.idle_in_handshake, api_limits_get(api->limits)->idle_ms,
+		 cs.refused_addr_cap, api_limits_get(api->limits)->conns_per_addr,
+		 cs.refused_conns_max, api_limits_get(api->limits)->conns_max);
+	api_limits_stop(api->limits);
 	free(api);
 }
 

@@ -20,13 +20,16 @@
  * every worker is busy and the queue is full a request gets 503 with
  * Retry-After.  Answers over 16 MiB are refused (500).  A request that asks
  * to close the connection gets its answer whole before the close
- * (api_linger.h).  docs/api.md has the fields.
+ * (api_linger.h).  Idle connections are closed, and connections over a cap
+ * per address or in all refused (api_opts, api_limits.h).  docs/api.md has
+ * the fields.
  */
 
 #include <nng/nng.h>
 #include <nng/supplemental/tls/tls.h>
 
 #include "error.h"
+#include "tls.h"
 
 /* API tokens are 64 hex characters (32 random bytes). */
 #define API_TOKEN_LEN 64
@@ -40,13 +43,31 @@ struct api_opts {
 	const char *token;   /* copied */
 	int workers;	     /* 1..API_POOL_WORKERS_MAX */
 	int query_timeout_ms;
+	/*
+	 * Connection limits (api_limits.h, tls.h: tls_conn_limits); 0 takes the
+	 * default below.  idle_timeout_ms: a connection that has not sent a whole
+	 * request within it, from its accept or from its last answer (however
+	 * slowly it trickles one), or that stops taking an answer for that long,
+	 * is closed; a request being answered is never idle.  conns_per_addr,
+	 * conns_max: connections open at once per source address (IPv6: per
+	 * /64) and in all; one more is closed at accept.  Set on o->tls, which
+	 * must be the API's own configuration (they stay with it).
+	 */
+	int idle_timeout_ms; /* API_IDLE_TIMEOUT_MS_MIN..TLS_HANDSHAKE_MS_MAX */
+	int conns_per_addr;  /* 1..conns_max */
+	int conns_max;	     /* 1..TLS_CONNS_MAX */
 };
 
 #define API_QUERY_TIMEOUT_MS_DEFAULT 10000
+#define API_IDLE_TIMEOUT_MS_DEFAULT  30000
+#define API_IDLE_TIMEOUT_MS_MIN	     100
+#define API_CONNS_PER_ADDR_DEFAULT   64
+#define API_CONNS_MAX_DEFAULT	     1024
 
 /*
  * Serve o->url with o->tls, answering from the database at o->dsn.  NULL
- * with err naming the address (or the database) when it cannot start.
+ * with err naming the address (or the database, or the limit out of range)
+ * when it cannot start.
  */
 struct api *api_start(const struct api_opts *o, vigil_err *err);
 

@@ -18,6 +18,7 @@
 #include <nng/supplemental/http/http.h>
 
 #include "api/api.h"
+#include "api/api_limits.h"
 #include "api/api_linger.h"
 #include "api/api_pool.h"
 #include "api/api_query.h"
@@ -29,6 +30,7 @@ struct api {
 	nng_http_server *srv;
 	struct api_pool *pool;	   /* the workers and their database connections */
 	struct api_linger *linger; /* answers to requests that asked to close */
+	struct api_limits *limits; /* idle connections closed, caps per address and in all */
 	int query_timeout_ms;
 	char token[API_TOKEN_LEN + 1];
 	atomic_uint_fast64_t over_cap; /* answers refused for API_BODY_MAX */
