@@ -985,19 +985,25 @@ static __always_inline int file_event(struct sysargs *a, long ret, struct task_s
 		e->path2_len = n;
 		off += n;
 	}
-	if (name) {
+	/*
+	 * A relative name's directory, resolved now: unless another thread
+	 * moved the cwd or put another directory on dirfd while the call ran
+	 * (then it is left out, not reported wrong, and the event says why).
+	 */
+	if (name && st && (st->flags & STASH_NAME) && st->base != base_id(task, o.dirfd)) {
+		e->hdr.flags |= EVF_RACED | EVF_NO_BASE;
+	} else if (name) {
 		n = put_base(rec, off, name_off, e->path_len, o.dirfd, task, pb, &e->hdr.flags);
 		e->base_len = n;
 		off += n;
-		if (n && st && (st->flags & STASH_NAME) && st->base != base_id(task, o.dirfd))
-			e->hdr.flags |= EVF_RACED; /* chdir, or another directory on dirfd */
 	}
-	if (o.name2 && o.dirfd2 != -1) {
+	if (o.name2 && o.dirfd2 != -1 && st && (st->flags & STASH_NAME2) &&
+	    st->base2 != base_id(task, o.dirfd2)) {
+		e->hdr.flags |= EVF_RACED | EVF_NO_BASE;
+	} else if (o.name2 && o.dirfd2 != -1) {
 		n = put_base(rec, off, name2_off, e->path2_len, o.dirfd2, task, pb, &e->hdr.flags);
 		e->base2_len = n;
 		off += n;
-		if (n && st && (st->flags & STASH_NAME2) && st->base2 != base_id(task, o.dirfd2))
-			e->hdr.flags |= EVF_RACED;
 	}
 	if (e->hdr.flags & EVF_TRUNC_PATH)
 		count_drop(DROP_PATH_TRUNCATED);

@@ -596,13 +596,14 @@ static bool blocked_in(pid_t tid, long nr)
 }
 
 struct rewrite {
-	char *buf;	     /* what the call was given */
-	const char *decoy;   /* what the other thread writes there */
-	pid_t tid;	     /* the thread in the call */
-	long nr;	     /* its syscall */
-	int wake_fd;	     /* a listener to accept from, to let the call go on; -1: signal it */
-	int uffd;	     /* or: a userfaultfd whose fault holds the call */
-	size_t decoy_offset; /* where in buf the decoy goes */
+	char *buf;	      /* what the call was given */
+	const char *decoy;    /* what the other thread writes there */
+	pid_t tid;	      /* the thread in the call */
+	long nr;	      /* its syscall */
+	int wake_fd;	      /* a listener to accept from, to let the call go on; -1: signal it */
+	int uffd;	      /* or: a userfaultfd whose fault holds the call */
+	size_t decoy_offset;  /* where in buf the decoy goes */
+	const char *chdir_to; /* instead of rewriting buf: move the cwd here */
 };
 
 static void on_usr1(int sig)
@@ -617,7 +618,12 @@ static void *rewriter(void *arg)
 
 	while (!blocked_in(r->tid, r->nr))
 		usleep(1000);
-	strcpy(r->buf + r->decoy_offset, r->decoy);
+	if (r->chdir_to != NULL) {
+		if (chdir(r->chdir_to) != 0)
+			_exit(21);
+	} else {
+		strcpy(r->buf + r->decoy_offset, r->decoy);
+	}
 	if (r->wake_fd >= 0)
 		close(accept(r->wake_fd, NULL, NULL));
 	else
@@ -672,6 +678,48 @@ Test(capture, a_failed_open_reports_the_path_the_call_was_given)
 	cr_expect_lt(i_(ev, "result"), 0);
 	cr_expect(json_is_true(json_object_get(ev, "rewritten_during_call")),
 		  "the rewrite is not marked");
+}
+
+/* The same held open, by a relative name; the other thread moves the cwd instead. */
+static void do_open_cwd_moved(void *arg)
+{
+	struct sigaction sa = {.sa_handler = on_usr1};
+	struct rewrite r = {.nr = SYS_openat, .wake_fd = -1, .chdir_to = arg};
+	long rc;
+
+	r.buf = malloc(H_PATH);
+	snprintf(r.buf, H_PATH, "fifo1");
+	if (sigaction(SIGUSR1, &sa, NULL) != 0 || chdir(dir) != 0 || mkfifo(r.buf, 0600) != 0)
+		_exit(2);
+	run_rewritten(&r, openat_wronly, r.buf, &rc);
+	if (rc != -1 || errno != EINTR)
+		_exit(3);
+}
+
+Test(capture, a_cwd_moved_during_a_call_is_marked_not_misreported)
+{
+	char other[H_PATH], wrong[H_PATH];
+	size_t i;
+	json_t *ev, *open_ev = NULL;
+
+	snprintf(other, sizeof(other), "%s/elsewhere", dir);
+	snprintf(wrong, sizeof(wrong), "%s/fifo1", other);
+	cr_assert_eq(mkdir(other, 0700), 0);
+	start_defender(NULL);
+	pid_t c = in_child(do_open_cwd_moved, other);
+	stop_defender();
+	cr_expect_null(find("file", "open", c, wrong), "reported relative to the new cwd");
+	json_array_foreach(events, i, ev) if (i_(ev, "pid") == c && !strcmp(s_(ev, "op"), "open") &&
+					      !strcmp(s_(ev, "path_as_given"), "fifo1")) open_ev =
+	    ev;
+	if (open_ev == NULL)
+		json_array_foreach(events, i,
+				   ev) if (i_(ev, "pid") == c && !strcmp(s_(ev, "op"), "open") &&
+					   !strcmp(s_(ev, "path"), "fifo1")) open_ev = ev;
+	cr_assert_not_null(open_ev, "the held open of fifo1 was not reported");
+	cr_expect(json_is_true(json_object_get(open_ev, "rewritten_during_call")),
+		  "the moved cwd is not marked");
+	cr_expect(has_gap(open_ev, "directory_unresolved"), "the directory is not left out");
 }
 
 static long connect_unix(void *sa)
