@@ -51,6 +51,8 @@ struct console_opts {
 	int api_idle_timeout_ms; /* 0 (not given): the API's defaults */
 	int api_conns_per_addr;
 	int api_conns_max;
+	int link_conns_per_cert; /* 0 (not given): the listener's defaults */
+	int link_conns_max;
 	int log_level;
 	char pki_ca[PATH_MAX], pki_cert[PATH_MAX], pki_key[PATH_MAX], token_path[PATH_MAX];
 };
@@ -79,13 +81,16 @@ static void usage(FILE *f)
 		"  --api-conns-per-addr N     API connections open at once per source address\n"
 		"                             (IPv6: per /64); default %d (at most the next)\n"
 		"  --api-conns-max N          API connections open at once in all; default %d\n"
+		"  --link-conns-per-cert N    defender connections per certificate; default %d\n"
+		"  --link-conns-max N         defender connections in all; default %d\n"
 		"  --heartbeat-interval-ms N  how often defenders report; default 1000\n"
 		"  --host-timeout-ms N        silence after which a host is disconnected; default "
 		"10000\n"
 		"  --log-level LEVEL          debug, info, warn or error\n",
 		DEFAULT_STATE_DIR, DEFAULT_LISTEN, DEFAULT_API, API_POOL_WORKERS_DEFAULT,
 		API_QUERY_TIMEOUT_MS_DEFAULT, API_IDLE_TIMEOUT_MS_DEFAULT,
-		API_CONNS_PER_ADDR_DEFAULT, API_CONNS_MAX_DEFAULT);
+		API_CONNS_PER_ADDR_DEFAULT, API_CONNS_MAX_DEFAULT, LISTENER_CONNS_PER_CERT_DEFAULT,
+		LISTENER_CONNS_MAX_DEFAULT);
 }
 
 static int parse_int(const char *opt, const char *s, int min, int max, int *ret)
@@ -120,6 +125,8 @@ static int parse_args(int argc, char **argv, struct console_opts *o)
 	    {"api-idle-timeout-ms", required_argument, NULL, 'I'},
 	    {"api-conns-per-addr", required_argument, NULL, 'P'},
 	    {"api-conns-max", required_argument, NULL, 'M'},
+	    {"link-conns-per-cert", required_argument, NULL, 'c' + 256},
+	    {"link-conns-max", required_argument, NULL, 'm' + 256},
 	    {"heartbeat-interval-ms", required_argument, NULL, 'H'},
 	    {"host-timeout-ms", required_argument, NULL, 'T'},
 	    {"log-level", required_argument, NULL, 'l'},
@@ -191,6 +198,16 @@ static int parse_args(int argc, char **argv, struct console_opts *o)
 		case 'P':
 			if (parse_int("--api-conns-per-addr", optarg, 1, TLS_CONNS_MAX,
 				      &o->api_conns_per_addr) < 0)
+				return 2;
+			break;
+		case 'c' + 256:
+			if (parse_int("--link-conns-per-cert", optarg, 1,
+				      LISTENER_CONNS_PER_CERT_MAX, &o->link_conns_per_cert) < 0)
+				return 2;
+			break;
+		case 'm' + 256:
+			if (parse_int("--link-conns-max", optarg, 1, LISTENER_CONNS_MAX_MAX,
+				      &o->link_conns_max) < 0)
 				return 2;
 			break;
 		case 'M':
@@ -339,7 +356,9 @@ int main(int argc, char **argv)
 		log_error("TLS: %s", err.msg);
 		goto out;
 	}
-	if ((lis = listener_bind(o.listen, link_tls, &err)) == NULL) {
+	const struct listener_opts lopts = {.conns_per_cert = (unsigned)o.link_conns_per_cert,
+					    .conns_max = (unsigned)o.link_conns_max};
+	if ((lis = listener_bind_opts(o.listen, link_tls, &lopts, &err)) == NULL) {
 		log_error("%s", err.msg);
 		goto out;
 	}

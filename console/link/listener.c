@@ -2,10 +2,13 @@
 #include "link/listener.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
@@ -16,10 +19,19 @@
 #include "store/ingest.h"
 #include "log.h"
 #include "tls.h"
+#include "utf8.h"
 #include "vigil.pb-c.h"
 #include "link/batch_decode.h"
+#include "link/conn_limit.h"
+#include "link/envelope_peek.h"
 
 #define LABELS_MAX 32
+
+/* When the last line of a kind went out, and how many went unsaid since. */
+struct log_rate {
+	uint64_t last_ms;
+	uint64_t unsaid;
+};
 
 struct listener {
 	nng_socket sock;
@@ -28,36 +40,251 @@ struct listener {
 	int heartbeat_interval_ms;
 	pthread_t workers[LISTENER_WORKERS];
 	int nworkers;
+
+	/* Established connections, from nng's pipe callbacks (locks itself). */
+	struct listener_opts opts;
+	struct conn_limit *conns;
+	atomic_uint_fast64_t accepted, oversize;
+	atomic_uint_fast64_t refused[LISTENER_REFUSED_NREASONS];
+	atomic_uint idle_ms; /* a connection silent this long gives way at its certificate's cap */
+	/* Log rates (under log_lock), one for refusals and one for connections given up. */
+	pthread_mutex_t log_lock;
+	struct log_rate refusals, evictions;
 };
 
 /* Each worker thread's own database connection. */
 static __thread struct store *worker_store;
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static const char *refusal_text(enum listener_refusal why)
+{
+	switch (why) {
+	case LISTENER_REFUSED_PER_CERT:
+		return "over the per-certificate cap";
+	case LISTENER_REFUSED_TOTAL:
+		return "over the total cap";
+	case LISTENER_REFUSED_NO_IDENTITY:
+		return "no verified certificate identity";
+	default:
+		return "out of memory";
+	}
+}
+
+/*
+ * Whether a line of the kind r counts may go out now: at most one per
+ * LISTENER_REFUSAL_LOG_MS (a flood must not flood the log too; the next
+ * line and the stop summary carry the counts).  *ret_unsaid gets how many
+ * went unsaid since the last line.
+ */
+static bool log_due(struct listener *l, struct log_rate *r, uint64_t *ret_unsaid)
+{
+	uint64_t now = mono_ms();
+	bool say;
+
+	pthread_mutex_lock(&l->log_lock);
+	say = r->last_ms == 0 || now - r->last_ms >= LISTENER_REFUSAL_LOG_MS;
+	*ret_unsaid = r->unsaid;
+	if (say) {
+		r->last_ms = now;
+		r->unsaid = 0;
+	} else {
+		r->unsaid++;
+	}
+	pthread_mutex_unlock(&l->log_lock);
+	return say;
+}
+
+/* cn as it may be logged: it comes from a host's certificate. */
+static void cn_escaped(const char *cn, char *buf, size_t len)
+{
+	if (cn != NULL)
+		utf8_escape_controls(cn, strlen(cn), buf, len);
+	else
+		snprintf(buf, len, "(none)");
+}
+
+/*
+ * Close connection p as it arrives, count it, and log it if due.  cn is the
+ * certificate's CN or NULL; conns what the certificate (per-certificate cap)
+ * or the console (total cap) had established.
+ */
+static void refuse(struct listener *l, nng_pipe p, enum listener_refusal why, const char *cn,
+		   unsigned conns)
+{
+	char who[CONN_LIMIT_KEY_MAX * 4 + 16];
+	uint64_t unsaid;
+
+	nng_pipe_close(p);
+	atomic_fetch_add(&l->refused[why], 1);
+	if (!log_due(l, &l->refusals, &unsaid))
+		return;
+	cn_escaped(cn, who, sizeof(who));
+	log_warn("link: refused a connection of certificate %s: %s (%u established);"
+		 " %" PRIu64 " more refused since the last such line; since start: %" PRIu64
+		 " over the per-certificate cap (%u), %" PRIu64 " over the total cap (%u), %" PRIu64
+		 " without a verified identity, %" PRIu64 " out of memory",
+		 who, refusal_text(why), conns, unsaid,
+		 (uint64_t)atomic_load(&l->refused[LISTENER_REFUSED_PER_CERT]),
+		 l->opts.conns_per_cert, (uint64_t)atomic_load(&l->refused[LISTENER_REFUSED_TOTAL]),
+		 l->opts.conns_max,
+		 (uint64_t)atomic_load(&l->refused[LISTENER_REFUSED_NO_IDENTITY]),
+		 (uint64_t)atomic_load(&l->refused[LISTENER_REFUSED_NO_MEMORY]));
+}
+
+/* Connection id gave way to a newcomer of certificate cn: close it, log it if due. */
+static void evict(struct listener *l, uint32_t id, const char *cn)
+{
+	nng_pipe p = NNG_PIPE_INITIALIZER;
+	char who[CONN_LIMIT_KEY_MAX * 4 + 16];
+	struct conn_limit_counts c;
+	uint64_t unsaid;
+
+	p.id = id;
+	nng_pipe_close(p);
+	if (!log_due(l, &l->evictions, &unsaid))
+		return;
+	cn_escaped(cn, who, sizeof(who));
+	conn_limit_counts(l->conns, &c);
+	log_warn("link: certificate %s is at its cap of %u connections: closed the one silent"
+		 " longest (%u s or more) for the new one; %" PRIu64 " more given up since the last"
+		 " such line, %" PRIu64 " since start",
+		 who, l->opts.conns_per_cert, atomic_load(&l->idle_ms) / 1000, unsaid, c.evicted);
+}
+
+/*
+ * nng's pipe events: count a connection as it arrives (ADD_PRE, before it
+ * can send anything: closing it there is how nng lets a socket refuse a
+ * pipe) and uncount it when it goes (REM_POST).  nng 1.5.2 delivers
+ * REM_POST for every pipe that saw ADD_PRE, refused ones included, and
+ * promises no order between the two when a pipe closes early (socket
+ * close): conn_limit handles both (docs/link-analysis.md section 4).
+ */
+static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct listener *l = arg;
+	char cn[CONN_LIMIT_KEY_MAX];
+	struct conn_limit_counts c;
+	uint32_t evicted = 0;
+	unsigned n = 0;
+	int rc;
+
+	if (ev == NNG_PIPE_EV_REM_POST) {
+		conn_limit_remove(l->conns, (uint32_t)nng_pipe_id(p));
+		return;
+	}
+	rc = tls_pipe_peer_cn(p, cn, sizeof(cn));
+	if (rc == -ENOTCONN)
+		return; /* closed already: its REM_POST finds nothing counted */
+	if (rc < 0) {
+		refuse(l, p, LISTENER_REFUSED_NO_IDENTITY, NULL, 0);
+		return;
+	}
+	switch (conn_limit_add(l->conns, (uint32_t)nng_pipe_id(p), cn, mono_ms(),
+			       atomic_load(&l->idle_ms), &n, &evicted)) {
+	case CONN_LIMIT_ADMITTED:
+		atomic_fetch_add(&l->accepted, 1);
+		if (evicted != 0)
+			evict(l, evicted, cn);
+		break;
+	case CONN_LIMIT_PER_KEY:
+		refuse(l, p, LISTENER_REFUSED_PER_CERT, cn, n);
+		break;
+	case CONN_LIMIT_TOTAL:
+		conn_limit_counts(l->conns, &c);
+		refuse(l, p, LISTENER_REFUSED_TOTAL, cn, c.conns);
+		break;
+	case CONN_LIMIT_NOMEM:
+		refuse(l, p, LISTENER_REFUSED_NO_MEMORY, cn, n);
+		break;
+	case CONN_LIMIT_GONE:
+		break;
+	}
+}
+
+static void listener_free(struct listener *l)
+{
+	conn_limit_free(l->conns);
+	pthread_mutex_destroy(&l->log_lock);
+	free(l);
+}
+
 struct listener *listener_bind(const char *url, nng_tls_config *tls, vigil_err *err)
 {
-	struct listener *l = calloc(1, sizeof(*l));
+	return listener_bind_opts(url, tls, NULL, err);
+}
+
+struct listener *listener_bind_opts(const char *url, nng_tls_config *tls,
+				    const struct listener_opts *opts, vigil_err *err)
+{
+	struct listener_opts o = opts != NULL ? *opts : (struct listener_opts){0};
+	struct listener *l;
 	int rv;
 
-	if (l == NULL) {
+	if (o.conns_per_cert == 0)
+		o.conns_per_cert = LISTENER_CONNS_PER_CERT_DEFAULT;
+	if (o.conns_max == 0)
+		o.conns_max = LISTENER_CONNS_MAX_DEFAULT;
+	if (o.conns_per_cert > LISTENER_CONNS_PER_CERT_MAX ||
+	    o.conns_max > LISTENER_CONNS_MAX_MAX || o.conns_per_cert > o.conns_max) {
+		verr_set(err, -EINVAL,
+			 "link connection caps out of range: %u per certificate (1..%d), %u in all"
+			 " (1..%d, at least the per-certificate cap)",
+			 o.conns_per_cert, LISTENER_CONNS_PER_CERT_MAX, o.conns_max,
+			 LISTENER_CONNS_MAX_MAX);
+		errno = EINVAL;
+		return NULL;
+	}
+	if ((l = calloc(1, sizeof(*l))) == NULL ||
+	    (l->conns = conn_limit_new(o.conns_per_cert, o.conns_max)) == NULL) {
+		free(l);
 		verr_set(err, -ENOMEM, "out of memory");
 		errno = ENOMEM;
 		return NULL;
 	}
+	l->opts = o;
+	atomic_init(&l->idle_ms, LISTENER_IDLE_MIN_MS);
+	pthread_mutex_init(&l->log_lock, NULL);
 	if ((rv = nng_rep0_open(&l->sock)) != 0) {
 		verr_set(err, -ENOMEM, "cannot open rep socket: %s", nng_strerror(rv));
-		free(l);
+		listener_free(l);
 		errno = ENOMEM;
 		return NULL;
 	}
-	nng_socket_set_size(l->sock, NNG_OPT_RECVMAXSZ, LISTENER_MSG_MAX);
+	/*
+	 * Up to the largest batch any defender can have spooled, so that one
+	 * over what we handle gets an answer instead of a cut connection.
+	 */
+	nng_socket_set_size(l->sock, NNG_OPT_RECVMAXSZ, LISTENER_RECV_MAX);
+	/* Before the listener starts: no connection may escape the count. */
+	if ((rv = nng_pipe_notify(l->sock, NNG_PIPE_EV_ADD_PRE, on_pipe, l)) != 0 ||
+	    (rv = nng_pipe_notify(l->sock, NNG_PIPE_EV_REM_POST, on_pipe, l)) != 0) {
+		verr_set(err, -ENOMEM, "cannot watch the link's connections: %s", nng_strerror(rv));
+		nng_close(l->sock);
+		listener_free(l);
+		errno = ENOMEM;
+		return NULL;
+	}
+	/*
+	 * Keepalive: the kernel finds out, in about two hours with its default
+	 * timers, that a silent peer is gone (a crashed host, a cut that
+	 * outlasted its FIN), and frees the descriptor and the slot.
+	 */
 	if ((rv = nng_listener_create(&l->nl, l->sock, url)) != 0 ||
 	    (rv = nng_listener_set_ptr(l->nl, NNG_OPT_TLS_CONFIG, tls)) != 0 ||
+	    (rv = nng_listener_set_bool(l->nl, NNG_OPT_TCP_KEEPALIVE, true)) != 0 ||
 	    (rv = nng_listener_start(l->nl, 0)) != 0) {
 		verr_set(err, rv == NNG_EADDRINUSE ? -EADDRINUSE : -EINVAL,
 			 "cannot listen on %s: %s%s", url, nng_strerror(rv),
 			 rv == NNG_EADDRINUSE ? " (another process has the port)" : "");
 		nng_close(l->sock);
-		free(l);
+		listener_free(l);
 		errno = rv == NNG_EADDRINUSE ? EADDRINUSE : EINVAL;
 		return NULL;
 	}
@@ -249,16 +476,15 @@ static nng_msg *handle_heartbeat(struct listener *l, const char *host_id,
 }
 
 /* A batch refused for good: the defender drops it, so an operator must hear of it. */
-static void audit_refused(const char *host_id, const Vigil__Envelope *env, const char *why)
+static void audit_refused(const char *host_id, uint64_t incarnation, uint64_t seq, const char *why)
 {
 	vigil_err err = {0};
 
-	log_warn("batch %llu from host %s refused for good: %s", (unsigned long long)env->seq,
-		 host_id, why);
-	if (env->seq != 0 &&
-	    store_batch_refused(worker_store, host_id, env->incarnation, env->seq, why, &err) < 0)
+	log_warn("batch %llu from host %s refused for good: %s", (unsigned long long)seq, host_id,
+		 why);
+	if (seq != 0 && store_batch_refused(worker_store, host_id, incarnation, seq, why, &err) < 0)
 		log_warn("cannot record the refused batch %llu of host %s: %s",
-			 (unsigned long long)env->seq, host_id, err.msg);
+			 (unsigned long long)seq, host_id, err.msg);
 }
 
 static nng_msg *handle_batch(struct listener *l, const char *host_id, const Vigil__Envelope *env)
@@ -272,7 +498,7 @@ static nng_msg *handle_batch(struct listener *l, const char *host_id, const Vigi
 	rc = batch_decode_pb(env->batch, &w, &why);
 	if (rc < 0) {
 		if (rc == -EINVAL)
-			audit_refused(host_id, env, why);
+			audit_refused(host_id, env->incarnation, env->seq, why);
 		return reply_msg(env->seq,
 				 rc == -EINVAL ? VIGIL__REPLY__STATUS__REFUSED
 					       : VIGIL__REPLY__STATUS__RETRY,
@@ -282,7 +508,7 @@ static nng_msg *handle_batch(struct listener *l, const char *host_id, const Vigi
 	rc = store_ingest(worker_store, host_id, env->seq, &w.b, &res, &err);
 	if (rc < 0) {
 		if (rc == -EINVAL)
-			audit_refused(host_id, env, err.msg);
+			audit_refused(host_id, env->incarnation, env->seq, err.msg);
 		else
 			log_warn("batch %llu from host %s not stored: %s",
 				 (unsigned long long)env->seq, host_id, err.msg);
@@ -307,6 +533,32 @@ static nng_msg *handle_batch(struct listener *l, const char *host_id, const Vigi
 			 (unsigned long long)w.gaps[i].last_seq, w.gaps[i].reason);
 	batch_decode_free(&w);
 	return reply_msg(env->seq, VIGIL__REPLY__STATUS__OK, NULL, l->heartbeat_interval_ms);
+}
+
+/*
+ * A request over LISTENER_MSG_MAX (a defender of another version, whose
+ * limit is larger): refused with both sizes, read from the Envelope's
+ * top-level fields only.  A batch is audited: its defender drops it (and
+ * reports the gap) instead of resending it for ever.
+ */
+static nng_msg *handle_oversize(struct listener *l, const char *host_id, nng_msg *req)
+{
+	size_t len = nng_msg_len(req);
+	struct envelope_head h = {0};
+	char why[96];
+
+	atomic_fetch_add(&l->oversize, 1);
+	if (envelope_peek(nng_msg_body(req), len, &h) < 0)
+		h = (struct envelope_head){0}; /* refused all the same, without a seq */
+	snprintf(why, sizeof(why), "%s too large (%zu > %d bytes)",
+		 h.body_case == VIGIL__ENVELOPE__BODY_BATCH ? "batch" : "message", len,
+		 LISTENER_MSG_MAX);
+	if (h.body_case == VIGIL__ENVELOPE__BODY_BATCH)
+		audit_refused(host_id, h.incarnation, h.seq, why);
+	else
+		log_warn("message %llu from host %s refused: %s", (unsigned long long)h.seq,
+			 host_id, why);
+	return reply_msg(h.seq, VIGIL__REPLY__STATUS__REFUSED, why, l->heartbeat_interval_ms);
 }
 
 /* Answer one request; returns the reply (NULL only when out of memory). */
@@ -335,6 +587,10 @@ static nng_msg *handle(struct listener *l, nng_msg *req)
 		return reply_msg(0, VIGIL__REPLY__STATUS__REFUSED, "no verified identity",
 				 l->heartbeat_interval_ms);
 	}
+	/* Heard from: a live connection never gives way to a newcomer (conn_limit.h). */
+	conn_limit_touch(l->conns, (uint32_t)nng_pipe_id(nng_msg_get_pipe(req)), mono_ms());
+	if (nng_msg_len(req) > LISTENER_MSG_MAX)
+		return handle_oversize(l, host_id, req);
 	env = vigil__envelope__unpack(NULL, nng_msg_len(req), nng_msg_body(req));
 	if (env == NULL) {
 		log_warn("malformed message from host %s refused", host_id);
@@ -413,6 +669,10 @@ int listener_serve(struct listener *l, struct store **stores, int nstores,
 {
 	l->stores = stores;
 	l->heartbeat_interval_ms = heartbeat_interval_ms;
+	if (heartbeat_interval_ms > 0 &&
+	    (unsigned)heartbeat_interval_ms > LISTENER_IDLE_MIN_MS / LISTENER_IDLE_HEARTBEATS)
+		atomic_store(&l->idle_ms,
+			     (unsigned)heartbeat_interval_ms * LISTENER_IDLE_HEARTBEATS);
 	for (int i = 0; i < LISTENER_WORKERS; i++) {
 		struct worker_arg *wa = malloc(sizeof(*wa));
 		int rc;
@@ -430,12 +690,45 @@ int listener_serve(struct listener *l, struct store **stores, int nstores,
 	return 0;
 }
 
+void listener_stats_get(struct listener *l, struct listener_stats *ret)
+{
+	struct conn_limit_counts c;
+
+	conn_limit_counts(l->conns, &c);
+	*ret = (struct listener_stats){.conns = c.conns,
+				       .conns_peak = c.peak,
+				       .certs = c.keys,
+				       .evicted_idle = c.evicted,
+				       .accepted = atomic_load(&l->accepted),
+				       .oversize = atomic_load(&l->oversize)};
+	for (int i = 0; i < LISTENER_REFUSED_NREASONS; i++)
+		ret->refused[i] = atomic_load(&l->refused[i]);
+}
+
 void listener_stop(struct listener *l)
 {
+	struct listener_stats st;
+	struct tls_stats ts;
+
 	if (l == NULL)
 		return;
+	/* Returns once every pipe is gone, its REM_POST delivered: the counts are final. */
 	nng_close(l->sock);
 	for (int i = 0; i < l->nworkers; i++)
 		pthread_join(l->workers[i], NULL);
-	free(l);
+	listener_stats_get(l, &st);
+	tls_stats_get(&ts);
+	log_info("link stopped: %" PRIu64 " connection(s) admitted, at most %" PRIu64
+		 " at once, %" PRIu64 " silent one(s) given up for a newcomer; refused %" PRIu64
+		 " over the per-certificate cap (%u), %" PRIu64 " over the total cap (%u), %" PRIu64
+		 " without a verified identity, %" PRIu64 " out of memory; %" PRIu64
+		 " request(s) over %d bytes refused; TLS (link and"
+		 " API): %" PRIu64 " refused at the per-address handshake cap, %" PRIu64
+		 " with too many addresses in handshake, %" PRIu64 " handshake timeout(s)",
+		 st.accepted, st.conns_peak, st.evicted_idle, st.refused[LISTENER_REFUSED_PER_CERT],
+		 l->opts.conns_per_cert, st.refused[LISTENER_REFUSED_TOTAL], l->opts.conns_max,
+		 st.refused[LISTENER_REFUSED_NO_IDENTITY], st.refused[LISTENER_REFUSED_NO_MEMORY],
+		 st.oversize, LISTENER_MSG_MAX, ts.refused_addr_cap, ts.refused_addrs_full,
+		 ts.handshake_timeouts);
+	listener_free(l);
 }

@@ -35,7 +35,7 @@ struct pending_event {
 struct in_flight {
 	uint64_t seq;
 	bool done;    /* acknowledged (or refused for good) by the console */
-	bool dropped; /* never sent: too large for a console (a gap says so) */
+	bool dropped; /* lost: too large to send, or refused for good (a gap says so) */
 };
 
 /* One sender thread: one request channel, one batch in flight at a time. */
@@ -511,6 +511,34 @@ static bool earlier_in_flight(const struct delivery *dl, uint64_t seq)
 static void window_done(struct delivery *dl, uint64_t seq);
 
 /*
+ * The console refused batch seq for good: it is never sent again, and it is
+ * lost, so it becomes a gap like any other loss and the stream's account
+ * (stored + reported lost = last seq) still adds up.  The console's own
+ * batch_refused audit says why, but it may be missing (an older console, a
+ * database error while auditing); the gap travels until acknowledged.  The
+ * spool knows no "refused" reason: "oversize" ("more than a console
+ * accepts") is the nearest, and the usual cause (a console of another
+ * version, with a smaller limit).  Caller holds lock; window_done follows.
+ */
+static void batch_refused(struct delivery *dl, uint64_t seq)
+{
+	vigil_err err = {0};
+	int rc;
+
+	dl->st.batches_refused++;
+	/* Not taken out of a gap as delivered (take_gaps): it was not. */
+	for (size_t i = 0; i < dl->nwindow; i++)
+		if (dl->window[i].seq == seq)
+			dl->window[i].dropped = true;
+	rc = spool_discard(dl->sp, seq, SPOOL_GAP_OVERSIZE, &err);
+	if (rc == -ENOENT)
+		return; /* the spool dropped it meanwhile: in a gap already */
+	if (rc < 0)
+		log_error("cannot record the refused batch %llu as lost in the spool: %s",
+			  (unsigned long long)seq, err.msg);
+}
+
+/*
  * Take the next batch into the window: its Envelope in *ret_msg (malloc'ed).
  * Returns 0, -EAGAIN when there is nothing to take now (after waiting a
  * little), or -EIO when the spool cannot be read.  Caller holds lock; it is
@@ -614,8 +642,9 @@ static Vigil__Reply__Status send_batch(struct delivery *dl, struct uplink_chan *
 		if (status == VIGIL__REPLY__STATUS__HELLO_REQUIRED)
 			status = VIGIL__REPLY__STATUS__RETRY; /* the main thread says hello */
 		if (status == VIGIL__REPLY__STATUS__REFUSED)
-			/* Resending cannot help; counted and sent in heartbeats. */
-			log_error("console refused batch %llu for good: %s",
+			/* Resending cannot help: dropped, reported as a gap, counted. */
+			log_error("console refused batch %llu for good: %s (dropped, reported as"
+				  " lost)",
 				  (unsigned long long)seq, reply->error);
 		pthread_mutex_lock(&dl->lock);
 		if (status == VIGIL__REPLY__STATUS__OK || status == VIGIL__REPLY__STATUS__REFUSED) {
@@ -713,7 +742,7 @@ static void *sender_main(void *arg)
 			gaps_forget_delivered(dl, seq);
 			dl->st.batches_acked++;
 		} else {
-			dl->st.batches_refused++;
+			batch_refused(dl, seq);
 		}
 		window_done(dl, seq);
 	}

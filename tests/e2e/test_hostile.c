@@ -26,6 +26,9 @@
 
 #include "harness.h"
 
+#include <nng/protocol/reqrep0/rep.h>
+#include "tls.h"
+
 /* The defender's backoff ceiling (uplink.c: NNG_OPT_RECONNMAXT). */
 #define BACKOFF_CEILING_MS 5000
 
@@ -45,8 +48,11 @@ static void setup(void)
 	mkdir(loaddir, 0755);
 }
 
+static void fake_stop(void);
+
 static void teardown(void)
 {
+	fake_stop();
 	if (load_pid > 0)
 		h_stop(load_pid, SIGKILL, 2000);
 	if (defender_pid > 0)
@@ -410,4 +416,201 @@ Test(hostile, a_batch_refused_for_good_is_audited_once)
 				      " AND detail->>'incarnation' = '42'"),
 		     1);
 	cr_expect_eq(h_db_count(&con, "SELECT count(*) FROM batches"), 0, "nothing was stored");
+}
+
+/*
+ * A console of the test's own that refuses every numbered batch for good
+ * and records what the defender sends: how often each batch came, and the
+ * gaps it reported.
+ */
+#define FAKE_SEQ_MAX  4096
+#define FAKE_GAPS_MAX 256
+
+struct fake_gap {
+	uint64_t first, last, count;
+	char reason[32];
+};
+
+static struct fake_console {
+	nng_socket sock;
+	nng_tls_config *tls;
+	pthread_t thread;
+	bool running;
+	pthread_mutex_t lock;
+	unsigned sent[FAKE_SEQ_MAX + 1]; /* times each batch seq arrived */
+	uint64_t max_seq;
+	struct fake_gap gaps[FAKE_GAPS_MAX];
+	size_t ngaps;
+} fake = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void fake_reply(nng_socket s, uint64_t seq, Vigil__Reply__Status status, const char *why)
+{
+	Vigil__Reply r = VIGIL__REPLY__INIT;
+	nng_msg *m;
+
+	r.seq = seq;
+	r.status = status;
+	r.error = (char *)why;
+	r.heartbeat_interval_ms = 500;
+	if (nng_msg_alloc(&m, vigil__reply__get_packed_size(&r)) != 0)
+		return;
+	vigil__reply__pack(&r, nng_msg_body(m));
+	if (nng_sendmsg(s, m, 0) != 0)
+		nng_msg_free(m);
+}
+
+static void *fake_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		nng_msg *m;
+		int rv = nng_recvmsg(fake.sock, &m, 0);
+
+		if (rv == NNG_ECLOSED)
+			break;
+		if (rv != 0)
+			continue;
+		Vigil__Envelope *env =
+		    vigil__envelope__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+		nng_msg_free(m);
+		if (env == NULL) {
+			fake_reply(fake.sock, 0, VIGIL__REPLY__STATUS__REFUSED, "malformed");
+			continue;
+		}
+		Vigil__Reply__Status status = VIGIL__REPLY__STATUS__OK;
+		const char *why = "";
+		pthread_mutex_lock(&fake.lock);
+		if (env->body_case == VIGIL__ENVELOPE__BODY_BATCH && env->seq != 0) {
+			if (env->seq <= FAKE_SEQ_MAX)
+				fake.sent[env->seq]++;
+			if (env->seq > fake.max_seq)
+				fake.max_seq = env->seq;
+			status = VIGIL__REPLY__STATUS__REFUSED;
+			why = "batch too large (2000000 > 1048576 bytes)";
+		} else if (env->body_case == VIGIL__ENVELOPE__BODY_BATCH) {
+			for (size_t i = 0; i < env->batch->n_gaps && fake.ngaps < FAKE_GAPS_MAX;
+			     i++) {
+				const Vigil__Gap *g = env->batch->gaps[i];
+				struct fake_gap *o = &fake.gaps[fake.ngaps++];
+				*o = (struct fake_gap){g->first_seq, g->last_seq, g->count, ""};
+				snprintf(o->reason, sizeof(o->reason), "%s", g->reason);
+			}
+		}
+		pthread_mutex_unlock(&fake.lock);
+		fake_reply(fake.sock, env->seq, status, why);
+		vigil__envelope__free_unpacked(env, NULL);
+	}
+	return NULL;
+}
+
+static void fake_start(char url[128])
+{
+	const struct tls_files files = {
+	    .ca = pki.ca, .cert = pki.console_cert, .key = pki.console_key};
+	vigil_err err = {0};
+
+	snprintf(url, 128, "tls+tcp://127.0.0.1:%d", h_free_port());
+	cr_assert_eq(tls_engine_install(&err), 0, "%s", err.msg);
+	cr_assert_eq(tls_config_new(NNG_TLS_MODE_SERVER, NNG_TLS_AUTH_MODE_REQUIRED, &files, NULL,
+				    &fake.tls, &err),
+		     0, "%s", err.msg);
+	cr_assert_eq(nng_rep0_open(&fake.sock), 0);
+	nng_listener nl;
+	cr_assert_eq(nng_listener_create(&nl, fake.sock, url), 0);
+	cr_assert_eq(nng_listener_set_ptr(nl, NNG_OPT_TLS_CONFIG, fake.tls), 0);
+	cr_assert_eq(nng_listener_start(nl, 0), 0);
+	cr_assert_eq(pthread_create(&fake.thread, NULL, fake_main, NULL), 0);
+	fake.running = true;
+}
+
+static void fake_stop(void)
+{
+	if (!fake.running)
+		return;
+	nng_close(fake.sock);
+	pthread_join(fake.thread, NULL);
+	nng_tls_config_free(fake.tls);
+	fake.running = false;
+}
+
+/* How many of batches 1..upto the reported gaps cover.  Caller holds fake.lock. */
+static uint64_t fake_covered(uint64_t upto)
+{
+	uint64_t covered = 0;
+
+	for (uint64_t s = 1; s <= upto; s++)
+		for (size_t i = 0; i < fake.ngaps; i++)
+			if (fake.gaps[i].first <= s && s <= fake.gaps[i].last) {
+				covered++;
+				break;
+			}
+	return covered;
+}
+
+/*
+ * What the defender does with a batch its console refuses for good (a
+ * console of another version refusing a batch as too large, say): it never
+ * sends that batch again, and reports it lost as a gap, so the stream's
+ * account (stored + reported lost = last seq) still adds up.
+ */
+Test(hostile, a_batch_the_console_refuses_is_not_resent_and_is_reported_as_a_gap)
+{
+	char url[128];
+
+	fake_start(url);
+	defender_pid = start_defender_at(url);
+	load_pid = start_load();
+	for (long long until = h_now_ms() + 20000; h_now_ms() < until; h_sleep_ms(100)) {
+		pthread_mutex_lock(&fake.lock);
+		bool enough = fake.max_seq >= 3;
+		pthread_mutex_unlock(&fake.lock);
+		if (enough)
+			break;
+	}
+	h_stop(load_pid, SIGKILL, 2000);
+	load_pid = 0;
+	/*
+	 * The host's other processes keep the defender sending: take the
+	 * batches refused by now (the last of the load's went within 250 ms)
+	 * and wait for their gap reports.
+	 */
+	h_sleep_ms(1000);
+	pthread_mutex_lock(&fake.lock);
+	uint64_t upto = fake.max_seq, covered = 0;
+	pthread_mutex_unlock(&fake.lock);
+	cr_assert_geq(upto, 3, "positive control: the defender sent batches");
+	for (long long until = h_now_ms() + 20000; h_now_ms() < until; h_sleep_ms(200)) {
+		pthread_mutex_lock(&fake.lock);
+		covered = fake_covered(upto);
+		pthread_mutex_unlock(&fake.lock);
+		if (covered == upto)
+			break;
+	}
+	cr_expect_eq(covered, upto, "refused batches reported lost: %llu of %llu",
+		     (unsigned long long)covered, (unsigned long long)upto);
+	expect_clean_stop(sigterm_ms(), "after refused batches");
+
+	/* Everything it said, now that it is quiet. */
+	uint64_t counted = 0;
+	bool reasons_ok = true;
+	pthread_mutex_lock(&fake.lock);
+	uint64_t all = fake.max_seq, all_covered = fake_covered(all);
+	for (size_t i = 0; i < fake.ngaps; i++) {
+		counted += fake.gaps[i].count;
+		reasons_ok = reasons_ok && strcmp(fake.gaps[i].reason, "oversize") == 0;
+		cr_expect_leq(fake.gaps[i].last, all, "a gap names batch %llu, never sent",
+			      (unsigned long long)fake.gaps[i].last);
+	}
+	for (uint64_t s = 1; s <= all && s <= FAKE_SEQ_MAX; s++)
+		cr_expect_eq(fake.sent[s], 1, "batch %llu was sent %u time(s)",
+			     (unsigned long long)s, fake.sent[s]);
+	pthread_mutex_unlock(&fake.lock);
+	cr_log_info("%llu batch(es) refused, each sent once; gaps cover %llu and count %llu",
+		    (unsigned long long)all, (unsigned long long)all_covered,
+		    (unsigned long long)counted);
+	cr_expect_eq(counted, all_covered, "the gaps count %llu batch(es), they cover %llu",
+		     (unsigned long long)counted, (unsigned long long)all_covered);
+	cr_expect(reasons_ok, "a gap's reason is not oversize");
+	cr_expect_gt(log_count("refused batch"), 0, "the defender logged the refusal");
+	fake_stop();
 }

@@ -5,6 +5,9 @@
  * pki module, on loopback.
  */
 #include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
@@ -422,4 +425,300 @@ Test(link, console_survives_its_database_going_away)
 	cr_expect_eq(h_api_get(&con, &pki, "/api/v1/hosts", con.token, NULL), 200);
 	cr_log_info("heartbeats stored again %lld ms after the database crashed",
 		    h_now_ms() - t_crash);
+}
+
+/* The console's default cap on established connections per certificate (listener.h). */
+#define CONNS_PER_CERT 8
+#define FLOOD	       40
+
+struct try_hello {
+	pthread_t thread;
+	struct h_link *link;
+	int timeout_ms;
+	bool answered;
+};
+
+static void *try_hello_main(void *arg)
+{
+	struct try_hello *t = arg;
+	Vigil__Envelope env = VIGIL__ENVELOPE__INIT;
+	Vigil__Hello hello = VIGIL__HELLO__INIT;
+
+	hello.hostname = "flood";
+	env.seq = 1;
+	env.body_case = VIGIL__ENVELOPE__BODY_HELLO;
+	env.hello = &hello;
+	Vigil__Reply *r = h_link_try_request(t->link, &env, t->timeout_ms);
+	t->answered = r != NULL && r->status == VIGIL__REPLY__STATUS__OK;
+	if (r != NULL)
+		vigil__reply__free_unpacked(r, NULL);
+	return NULL;
+}
+
+/* A hello on each of the n links at once; how many the console answered within timeout_ms. */
+static int hellos_answered(struct h_link *links, int n, int timeout_ms)
+{
+	struct try_hello t[FLOOD];
+	int answered = 0;
+
+	cr_assert_leq(n, FLOOD);
+	for (int i = 0; i < n; i++) {
+		t[i] = (struct try_hello){.link = &links[i], .timeout_ms = timeout_ms};
+		cr_assert_eq(pthread_create(&t[i].thread, NULL, try_hello_main, &t[i]), 0);
+	}
+	for (int i = 0; i < n; i++) {
+		pthread_join(t[i].thread, NULL);
+		answered += t[i].answered;
+	}
+	return answered;
+}
+
+/* A batch of one small event as seq of stream incarnation; the console's answer (free it). */
+static Vigil__Reply *send_small_batch(struct h_link *l, uint64_t incarnation, uint64_t seq)
+{
+	Vigil__Envelope env = VIGIL__ENVELOPE__INIT;
+	Vigil__Batch b = VIGIL__BATCH__INIT;
+	Vigil__Event ev = VIGIL__EVENT__INIT, *evp = &ev;
+
+	ev.type = 4;
+	ev.ts_ns = 1700000000000000000ull;
+	ev.pid = 4242;
+	ev.ppid = 1;
+	ev.comm = "touch";
+	ev.json = "{\"type\":\"file\",\"path\":\"/tmp/x\"}";
+	b.n_events = 1;
+	b.events = &evp;
+	env.seq = seq;
+	env.incarnation = incarnation;
+	env.body_case = VIGIL__ENVELOPE__BODY_BATCH;
+	env.batch = &b;
+	return h_link_request(l, &env);
+}
+
+static const char *stop_summary(const char *log)
+{
+	const char *p = strstr(log, "link stopped:");
+	return p != NULL ? p : "";
+}
+
+/*
+ * A stolen or misused certificate opening connection after connection gets
+ * the per-certificate cap and no more, while another host still connects
+ * and delivers; connections that close give their slots back.
+ */
+Test(link, one_certificate_gets_only_its_connection_cap_and_others_still_deliver)
+{
+	struct h_link flood[FLOOD], again[CONNS_PER_CERT + 1], b;
+	char b_cert[H_PATH] = "", b_key[H_PATH] = "";
+	Vigil__Envelope env = VIGIL__ENVELOPE__INIT;
+	Vigil__Hello hello = VIGIL__HELLO__INIT;
+
+	h_console_start(&con, dir, &pki, NULL);
+	h_pki_issue_client(&pki, "host-b", 0, 0, b_cert, b_key);
+
+	/*
+	 * 40 connections with host-a's certificate.  A refused one redials at a
+	 * random point within a minute (nng's backoff), and is refused again.
+	 */
+	for (int i = 0; i < FLOOD; i++)
+		h_link_open_redial(&flood[i], &con, &pki, pki.host_cert, pki.host_key, 60000);
+	int answered = hellos_answered(flood, FLOOD, 5000);
+	cr_log_info("%d of %d connections of one certificate answered", answered, FLOOD);
+	cr_expect_eq(answered, CONNS_PER_CERT, "%d of %d connections of one certificate answered",
+		     answered, FLOOD);
+
+	/* Meanwhile another host connects and delivers. */
+	h_link_open(&b, &con, &pki, b_cert, b_key);
+	hello.hostname = "host-b";
+	env.seq = 1;
+	env.body_case = VIGIL__ENVELOPE__BODY_HELLO;
+	env.hello = &hello;
+	Vigil__Reply *r = h_link_request(&b, &env);
+	cr_expect_eq(r->status, VIGIL__REPLY__STATUS__OK, "host-b's hello: %s", r->error);
+	vigil__reply__free_unpacked(r, NULL);
+	r = send_small_batch(&b, 77, 1);
+	cr_expect_eq(r->status, VIGIL__REPLY__STATUS__OK, "host-b's batch: %s", r->error);
+	vigil__reply__free_unpacked(r, NULL);
+	cr_expect_eq(h_db_count(&con, "SELECT count(*) FROM batches WHERE host_id = 'host-b'"), 1,
+		     "host-b's batch was stored");
+	h_link_close(&b);
+
+	/* The refusals are logged naming the certificate. */
+	char *log = h_slurp(con.log);
+	cr_expect(strstr(log, "certificate host-a") != NULL &&
+		      strstr(log, "over the per-certificate cap") != NULL,
+		  "no refusal naming host-a in the console's log:\n%s", log);
+	free(log);
+
+	/* Closed connections give their slots back: all of them, and the cap still holds. */
+	for (int i = 0; i < FLOOD; i++)
+		h_link_close(&flood[i]);
+	for (int i = 0; i < CONNS_PER_CERT + 1; i++)
+		h_link_open_redial(&again[i], &con, &pki, pki.host_cert, pki.host_key, 200);
+	answered = hellos_answered(again, CONNS_PER_CERT + 1, 8000);
+	cr_expect_eq(answered, CONNS_PER_CERT,
+		     "after the flood closed, %d of %d new connections answered", answered,
+		     CONNS_PER_CERT + 1);
+	for (int i = 0; i < CONNS_PER_CERT + 1; i++)
+		h_link_close(&again[i]);
+
+	/* The counts, where the console reports its link: the line it logs when it stops. */
+	h_console_kill(&con, SIGTERM);
+	log = h_slurp(con.log);
+	unsigned long long refused = 0;
+	const char *sum = stop_summary(log);
+	const char *at = strstr(sum, "refused ");
+	cr_expect(at != NULL &&
+		      sscanf(at, "refused %llu over the per-certificate cap", &refused) == 1,
+		  "no link summary in the console's log:\n%s", log);
+	cr_expect_geq(refused, FLOOD - CONNS_PER_CERT, "summary: %.400s", sum);
+	cr_log_info("console's summary: %.*s", (int)strcspn(sum, "\n"), sum);
+	free(log);
+}
+
+static atomic_int pipes_lost;
+
+static void count_lost(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	(void)p;
+	(void)ev;
+	(void)arg;
+	atomic_fetch_add(&pipes_lost, 1);
+}
+
+/*
+ * Version skew: a defender whose limit is larger than this console's sends a
+ * 2 MiB batch.  The console answers REFUSED naming both sizes (so the
+ * defender drops the batch and reports it), audits it, and keeps the
+ * connection: before, nng cut it without a word at every resend, for ever.
+ */
+Test(link, an_oversize_batch_is_refused_with_an_answer_not_a_dropped_connection)
+{
+	enum { PAD = 2 * 1024 * 1024 };
+	Vigil__Envelope env = VIGIL__ENVELOPE__INIT;
+	Vigil__Hello hello = VIGIL__HELLO__INIT;
+	Vigil__Batch b = VIGIL__BATCH__INIT;
+	Vigil__Event ev = VIGIL__EVENT__INIT, *evp = &ev;
+	struct h_link l;
+	char expect[96];
+
+	h_console_start(&con, dir, &pki, NULL);
+	h_link_open(&l, &con, &pki, pki.host_cert, pki.host_key);
+	atomic_store(&pipes_lost, 0);
+	/* REM_POST comes for every pipe, also one that connected before this line. */
+	cr_assert_eq(nng_pipe_notify(l.sock, NNG_PIPE_EV_REM_POST, count_lost, NULL), 0);
+	hello.hostname = "host-a";
+	env.seq = 1;
+	env.body_case = VIGIL__ENVELOPE__BODY_HELLO;
+	env.hello = &hello;
+	Vigil__Reply *r = h_link_request(&l, &env);
+	cr_assert_eq(r->status, VIGIL__REPLY__STATUS__OK);
+	vigil__reply__free_unpacked(r, NULL);
+
+	char *json = malloc(PAD + 32);
+	cr_assert_not_null(json);
+	int n = snprintf(json, 32, "{\"type\":\"file\",\"pad\":\"");
+	memset(json + n, 'a', PAD);
+	strcpy(json + n + PAD, "\"}");
+	ev.type = 4;
+	ev.pid = 1;
+	ev.comm = "big";
+	ev.json = json;
+	b.n_events = 1;
+	b.events = &evp;
+	vigil__envelope__init(&env);
+	env.seq = 7;
+	env.incarnation = 99;
+	env.body_case = VIGIL__ENVELOPE__BODY_BATCH;
+	env.batch = &b;
+	size_t size = vigil__envelope__get_packed_size(&env);
+	r = h_link_try_request(&l, &env, 10000);
+	free(json);
+	cr_assert_not_null(r,
+			   "no answer to a %zu-byte batch within 10 s (the connection was"
+			   " dropped %d time(s))",
+			   size, atomic_load(&pipes_lost));
+	cr_expect_eq(r->status, VIGIL__REPLY__STATUS__REFUSED);
+	cr_expect_eq(r->seq, 7);
+	snprintf(expect, sizeof(expect), "batch too large (%zu > %d bytes)", size, 1024 * 1024);
+	cr_expect(strstr(r->error, expect) != NULL, "the reason '%s' lacks '%s'", r->error, expect);
+	vigil__reply__free_unpacked(r, NULL);
+	cr_expect_eq(h_db_count(&con, "SELECT count(*) FROM audits WHERE kind = 'batch_refused'"
+				      " AND host_id = 'host-a' AND detail->>'seq' = '7'"
+				      " AND detail->>'incarnation' = '99'"
+				      " AND detail->>'why' LIKE 'batch too large (%'"),
+		     1, "the refused batch is audited");
+
+	/* Positive control, on the same connection: a normal batch is acknowledged. */
+	r = send_small_batch(&l, 99, 8);
+	cr_expect_eq(r->status, VIGIL__REPLY__STATUS__OK, "a normal batch: %s", r->error);
+	vigil__reply__free_unpacked(r, NULL);
+	cr_expect_eq(h_db_count(&con, "SELECT count(*) FROM batches WHERE host_id = 'host-a'"
+				      " AND seq = 8"),
+		     1);
+	cr_expect_eq(atomic_load(&pipes_lost), 0, "the console dropped the connection %d time(s)",
+		     atomic_load(&pipes_lost));
+	h_link_close(&l);
+}
+
+/* A hello on l; whether the console answered it within timeout_ms. */
+static bool hello_answered(struct h_link *l, int timeout_ms)
+{
+	struct try_hello t = {.link = l, .timeout_ms = timeout_ms};
+
+	try_hello_main(&t);
+	return t.answered;
+}
+
+/*
+ * A host that crashed, or lost its network for long, leaves connections the
+ * console never hears the end of; at the cap they would lock it out.  At its
+ * certificate's cap, the connection silent longest gives way to a new one
+ * once it has sent nothing for the idle limit (15 s with 1 s heartbeats),
+ * and a connection in use never does.
+ */
+Test(link, a_silent_connection_gives_way_to_a_new_one_at_the_cap)
+{
+	struct h_link held[CONNS_PER_CERT], late;
+
+	h_console_start(&con, dir, &pki, NULL);
+	for (int i = 0; i < CONNS_PER_CERT; i++)
+		h_link_open_redial(&held[i], &con, &pki, pki.host_cert, pki.host_key, 60000);
+	cr_assert_eq(hellos_answered(held, CONNS_PER_CERT, 5000), CONNS_PER_CERT,
+		     "positive control: the cap's worth of connections is answered");
+	long long t_silent = h_now_ms(); /* held[last] says nothing from here on */
+
+	/* While all of them are fresh, a new one is refused. */
+	h_link_open_redial(&late, &con, &pki, pki.host_cert, pki.host_key, 500);
+	cr_expect_not(hello_answered(&late, 3000), "a connection over the cap was answered");
+
+	/* The others stay in use, past the idle limit of the silent one. */
+	while (h_now_ms() - t_silent < 18000) {
+		for (int i = 0; i < CONNS_PER_CERT - 1; i++)
+			cr_expect(hello_answered(&held[i], 5000), "connection %d in use was lost",
+				  i);
+		h_sleep_ms(2000);
+	}
+	if (!hello_answered(&late, 20000)) {
+		h_console_kill(&con, SIGTERM);
+		char *log = h_slurp(con.log);
+		cr_assert_fail("the new connection was not admitted in place of the silent one: %s",
+			       stop_summary(log));
+	}
+	cr_expect_not(hello_answered(&held[CONNS_PER_CERT - 1], 2000),
+		      "the silent connection was kept");
+	for (int i = 0; i < CONNS_PER_CERT - 1; i++)
+		cr_expect(hello_answered(&held[i], 5000), "connection %d in use was given up", i);
+	char *log = h_slurp(con.log);
+	cr_expect(strstr(log, "closed the one silent longest") != NULL,
+		  "no line about the connection given up in the console's log");
+	free(log);
+	h_console_kill(&con, SIGTERM);
+	log = h_slurp(con.log);
+	cr_expect(strstr(log, "at once, 1 silent one(s) given up for a newcomer") != NULL,
+		  "the stop summary does not count it:\n%s", stop_summary(log));
+	free(log);
+	for (int i = 0; i < CONNS_PER_CERT; i++)
+		h_link_close(&held[i]);
+	h_link_close(&late);
 }

@@ -183,7 +183,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	Vigil__Envelope *env;
 
-	if (size > LISTENER_MSG_MAX) /* nng's NNG_OPT_RECVMAXSZ drops it first */
+	if (size > LISTENER_MSG_MAX) /* refused unread (envelope_peek), never unpacked */
 		return -1;
 	env = vigil__envelope__unpack(NULL, size, data);
 	if (env == NULL)

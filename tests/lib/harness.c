@@ -413,20 +413,7 @@ struct store *h_store(const struct h_console *c)
 void h_link_open(struct h_link *l, const struct h_console *c, const struct h_pki *pki,
 		 const char *cert, const char *key)
 {
-	const struct tls_files files = {.ca = pki->ca, .cert = cert, .key = key};
-	vigil_err err = {0};
-	nng_dialer d;
-
-	cr_assert_eq(tls_engine_install(&err), 0, "%s", err.msg);
-	cr_assert_eq(tls_config_new(NNG_TLS_MODE_CLIENT, NNG_TLS_AUTH_MODE_REQUIRED, &files,
-				    "127.0.0.1", &l->tls, &err),
-		     0, "%s", err.msg);
-	cr_assert_eq(nng_req0_open(&l->sock), 0);
-	cr_assert_eq(nng_dialer_create(&d, l->sock, c->listen), 0);
-	cr_assert_eq(nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, l->tls), 0);
-	cr_assert_eq(nng_dialer_start(d, NNG_FLAG_NONBLOCK), 0);
-	nng_socket_set_ms(l->sock, NNG_OPT_SENDTIMEO, 10000);
-	nng_socket_set_ms(l->sock, NNG_OPT_RECVTIMEO, 10000);
+	h_link_open_redial(l, c, pki, cert, key, 0);
 }
 
 Vigil__Reply *h_link_request(struct h_link *l, const Vigil__Envelope *env)
@@ -455,6 +442,68 @@ void h_link_close(struct h_link *l)
 	if (l->tls != NULL)
 		nng_tls_config_free(l->tls);
 	l->tls = NULL;
+}
+
+void h_link_open_redial(struct h_link *l, const struct h_console *c, const struct h_pki *pki,
+			const char *cert, const char *key, int redial_ms)
+{
+	const struct tls_files files = {.ca = pki->ca, .cert = cert, .key = key};
+	vigil_err err = {0};
+	nng_dialer d;
+
+	cr_assert_eq(tls_engine_install(&err), 0, "%s", err.msg);
+	cr_assert_eq(tls_config_new(NNG_TLS_MODE_CLIENT, NNG_TLS_AUTH_MODE_REQUIRED, &files,
+				    "127.0.0.1", &l->tls, &err),
+		     0, "%s", err.msg);
+	cr_assert_eq(nng_req0_open(&l->sock), 0);
+	cr_assert_eq(nng_dialer_create(&d, l->sock, c->listen), 0);
+	cr_assert_eq(nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, l->tls), 0);
+	if (redial_ms > 0) {
+		cr_assert_eq(nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, redial_ms), 0);
+		cr_assert_eq(nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, redial_ms), 0);
+	}
+	cr_assert_eq(nng_dialer_start(d, NNG_FLAG_NONBLOCK), 0);
+	nng_socket_set_ms(l->sock, NNG_OPT_SENDTIMEO, 10000);
+	nng_socket_set_ms(l->sock, NNG_OPT_RECVTIMEO, 10000);
+}
+
+Vigil__Reply *h_link_try_request(struct h_link *l, const Vigil__Envelope *env, int timeout_ms)
+{
+	Vigil__Reply *r;
+	nng_msg *m;
+	nng_ctx ctx;
+	nng_aio *aio;
+	long long deadline = h_now_ms() + timeout_ms;
+
+	/* A context of its own: the socket's timeouts belong to h_link_request. */
+	cr_assert_eq(nng_ctx_open(&ctx, l->sock), 0);
+	cr_assert_eq(nng_aio_alloc(&aio, NULL, NULL), 0);
+	nng_aio_set_timeout(aio, timeout_ms);
+	cr_assert_eq(nng_msg_alloc(&m, vigil__envelope__get_packed_size(env)), 0);
+	vigil__envelope__pack(env, nng_msg_body(m));
+	nng_aio_set_msg(aio, m);
+	nng_ctx_send(ctx, aio);
+	nng_aio_wait(aio);
+	if (nng_aio_result(aio) != 0) {
+		nng_msg_free(nng_aio_get_msg(aio));
+		r = NULL;
+		goto out;
+	}
+	nng_aio_set_timeout(aio, deadline > h_now_ms() ? (nng_duration)(deadline - h_now_ms()) : 1);
+	nng_ctx_recv(ctx, aio);
+	nng_aio_wait(aio);
+	if (nng_aio_result(aio) != 0) {
+		r = NULL;
+		goto out;
+	}
+	m = nng_aio_get_msg(aio);
+	r = vigil__reply__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+	nng_msg_free(m);
+	cr_assert_not_null(r, "the console's reply does not unpack");
+out:
+	nng_aio_free(aio);
+	nng_ctx_close(ctx);
+	return r;
 }
 
 pid_t h_pty_session(const char *commands, int timeout_ms)

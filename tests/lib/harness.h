@@ -130,6 +130,21 @@ Vigil__Reply *h_link_request(struct h_link *l, const Vigil__Envelope *env);
 void h_link_close(struct h_link *l);
 
 /*
+ * As h_link_open, with the dialer's redial interval fixed at redial_ms (0: nng's default): nng
+ * redials a connection the console closed after a random delay below it, so
+ * a long one keeps a refused connection away most of the time.
+ */
+void h_link_open_redial(struct h_link *l, const struct h_console *c, const struct h_pki *pki,
+			const char *cert, const char *key, int redial_ms);
+
+/*
+ * As h_link_request, but NULL (not a failed test) when the console has not
+ * answered within timeout_ms: no connection to send on, or no reply.
+ * Safe to call on different links from different threads.
+ */
+Vigil__Reply *h_link_try_request(struct h_link *l, const Vigil__Envelope *env, int timeout_ms);
+
+/*
  * Run commands in "sh -i" on a new pseudo-terminal (its controlling
  * terminal, so the defender sees an interactive session), keep the terminal
  * drained, and wait at most timeout_ms for the shell to exit (then kill it).

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "link/envelope_peek.h"
+
+#include <errno.h>
+#include <stdbool.h>
+
+#include "vigil.pb-c.h"
+
+enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
+
+/* Read a varint at *p (before end) into *ret and advance *p; false when cut or too long. */
+static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *ret)
+{
+	uint64_t v = 0;
+
+	for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+
+		if (shift == 63 && b > 1)
+			return false; /* past 64 bits */
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if ((b & 0x80) == 0) {
+			*ret = v;
+			return true;
+		}
+	}
+	return false;
+}
+
+int envelope_peek(const uint8_t *buf, size_t len, struct envelope_head *ret)
+{
+	struct envelope_head h = {0};
+	const uint8_t *p = buf, *end = buf + len;
+
+	while (p < end) {
+		uint64_t key, v;
+		unsigned field, wt;
+
+		if (!read_varint(&p, end, &key) || (field = (unsigned)(key >> 3)) == 0 ||
+		    key >> 3 > 0x1fffffff)
+			return -EBADMSG;
+		wt = (unsigned)(key & 7);
+		switch (wt) {
+		case WT_VARINT:
+			if (!read_varint(&p, end, &v))
+				return -EBADMSG;
+			if (field == 1)
+				h.seq = v;
+			else if (field == 5)
+				h.incarnation = v;
+			else if (field >= 2 && field <= 4)
+				return -EBADMSG;
+			break;
+		case WT_LEN:
+			if (!read_varint(&p, end, &v) || v > (uint64_t)(end - p) || field == 1 ||
+			    field == 5)
+				return -EBADMSG;
+			if (field >= 2 && field <= 4) {
+				h.body_case = field == 2   ? VIGIL__ENVELOPE__BODY_HELLO
+					      : field == 3 ? VIGIL__ENVELOPE__BODY_HEARTBEAT
+							   : VIGIL__ENVELOPE__BODY_BATCH;
+				h.body_len = (size_t)v;
+			}
+			p += v;
+			break;
+		case WT_I64:
+		case WT_I32:
+			if (field <= 5 || (size_t)(end - p) < (wt == WT_I64 ? 8u : 4u))
+				return -EBADMSG;
+			p += wt == WT_I64 ? 8 : 4;
+			break;
+		default: /* groups, or no wire type at all */
+			return -EBADMSG;
+		}
+	}
+	*ret = h;
+	return 0;
+}
