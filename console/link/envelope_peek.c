@@ -16,8 +16,7 @@ static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *ret)
 	for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
 		uint8_t b = *(*p)++;
 
-		if (shift == 63 && b > 1)
-			return false; /* past 64 bits */
+		/* A tenth byte's bits past 64 are dropped, as protobuf-c drops them. */
 		v |= (uint64_t)(b & 0x7f) << shift;
 		if ((b & 0x80) == 0) {
 			*ret = v;
@@ -36,9 +35,13 @@ int envelope_peek(const uint8_t *buf, size_t len, struct envelope_head *ret)
 		uint64_t key, v;
 		unsigned field, wt;
 
-		if (!read_varint(&p, end, &key) || (field = (unsigned)(key >> 3)) == 0 ||
-		    key >> 3 > 0x1fffffff)
+		/*
+		 * Any field number protobuf-c takes: it holds neither to the spec's
+		 * 2^29 nor to "not 0", and skips what it does not know.
+		 */
+		if (!read_varint(&p, end, &key))
 			return -EBADMSG;
+		field = key >> 3 > 5 ? 6 : (unsigned)(key >> 3); /* 0 and 6: ones we skip */
 		wt = (unsigned)(key & 7);
 		switch (wt) {
 		case WT_VARINT:
@@ -65,7 +68,8 @@ int envelope_peek(const uint8_t *buf, size_t len, struct envelope_head *ret)
 			break;
 		case WT_I64:
 		case WT_I32:
-			if (field <= 5 || (size_t)(end - p) < (wt == WT_I64 ? 8u : 4u))
+			if ((field >= 1 && field <= 5) ||
+			    (size_t)(end - p) < (wt == WT_I64 ? 8u : 4u))
 				return -EBADMSG;
 			p += wt == WT_I64 ? 8 : 4;
 			break;

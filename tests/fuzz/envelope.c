@@ -17,11 +17,13 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fuzz_util.h"
 #include "link/batch_decode.h"
+#include "link/envelope_peek.h"
 #include "link/listener.h"
 #include "store/host_commands.h"
 #include "store/ingest.h"
@@ -183,11 +185,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	Vigil__Envelope *env;
 
+	struct envelope_head head;
+	int peeked;
+
 	if (size > LISTENER_MSG_MAX) /* refused unread (envelope_peek), never unpacked */
 		return -1;
+	/* The refusal path reads these without protobuf-c: it must never read out of bounds. */
+	peeked = envelope_peek(data, size, &head);
 	env = vigil__envelope__unpack(NULL, size, data);
 	if (env == NULL)
 		return 0;
+	/* What protobuf-c accepts, the peek reads the same way (later fields win in both). */
+	if (peeked != 0 || head.seq != env->seq || head.incarnation != env->incarnation ||
+	    head.body_case != (int)env->body_case) {
+		fprintf(stderr,
+			"envelope_peek disagrees with protobuf-c: rc %d seq %llu/%llu"
+			" incarnation %llu/%llu body %d/%d\n",
+			peeked, (unsigned long long)head.seq, (unsigned long long)env->seq,
+			(unsigned long long)head.incarnation, (unsigned long long)env->incarnation,
+			head.body_case, (int)env->body_case);
+		abort();
+	}
 	switch (env->body_case) {
 	case VIGIL__ENVELOPE__BODY_HELLO:
 		fuzz_hello(env);
