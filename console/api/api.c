@@ -108,6 +108,8 @@ static const char *reason(uint16_t status)
 	switch (status) {
 	case 200:
 		return "OK";
+	case 201:
+		return "Created";
 	case 202:
 		return "Accepted";
 	case 400:
@@ -118,6 +120,8 @@ static const char *reason(uint16_t status)
 		return "Not Found";
 	case 405:
 		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
 	case 500:
 		return "Internal Server Error";
 	case 503:
@@ -520,6 +524,7 @@ struct api *api_start(const struct api_opts *o, vigil_err *err)
 	    (rv = add_handler(api, "/api/v1/audits", handle_audits, false)) != 0 ||
 	    (rv = add_handler(api, "/api/v1/activity", api_handle_activity, false)) != 0 ||
 	    (rv = add_handler(api, "/api/v1/models", api_handle_models, true)) != 0 ||
+	    (rv = add_handler(api, "/api/v1/rules", api_handle_rules, true)) != 0 ||
 	    (rv = add_handler(api, "/api", NULL, true)) != 0 ||
 	    (rv = add_handler(api, "/", NULL, true)) != 0) {
 		verr_set(err, -ENOMEM, "cannot set up the API on %s: %s", o->url, nng_strerror(rv));

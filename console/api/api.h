@@ -13,6 +13,9 @@
  *   GET  /api/v1/models/{id}               one model with its entries
  *   POST /api/v1/models/{id}/relearn       queue a relearn command (202)
  *   GET  /api/v1/activity                  interactive sessions' activity log
+ *   GET|POST /api/v1/rules, GET|PUT|DELETE /api/v1/rules/{id},
+ *   POST /api/v1/rules/{id}/move, POST /api/v1/rules/import,
+ *   GET  /api/v1/rules/versions[/{n}]      the operators' rules (api_rules.c)
  *
  * Unknown or malformed query parameters get 400 {"error", "parameter"}.
  * Handlers run on the API's own workers, each with its own database

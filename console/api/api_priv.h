@@ -3,7 +3,8 @@
 #define VIGIL_CONSOLE_API_PRIV_H
 
 /*
- * What the API's modules (api.c, api_models.c, api_activity.c) share.  A
+ * What the API's modules (api.c, api_models.c, api_activity.c, api_rules.c)
+ * share.  A
  * handler runs on one of the API's workers (api_pool.h), never on nng's
  * threads; it answers through the api_respond_* functions exactly once, and
  * they take ownership of the JSON given.
@@ -81,5 +82,8 @@ bool api_method_get(nng_aio *aio);
 /* Handlers of the learning endpoints (api_models.c, api_activity.c). */
 void api_handle_models(nng_aio *aio);
 void api_handle_activity(nng_aio *aio);
+
+/* Handler of the rules endpoints (api_rules.c). */
+void api_handle_rules(nng_aio *aio);
 
 #endif

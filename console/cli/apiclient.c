@@ -32,8 +32,8 @@ static bool lost(int rv)
  * lost answer is a real failure, reported, never retried here.
  */
 static int request(const char *base_url, const char *path, const char *method, const char *body,
-		   const char *token, const char *ca_file, int *ret_status, char **ret_body,
-		   vigil_err *err)
+		   const char *const *headers, const char *token, const char *ca_file,
+		   int *ret_status, char **ret_body, vigil_err *err)
 {
 	char full[2048], auth[512];
 	const struct tls_files files = {.ca = ca_file};
@@ -78,6 +78,14 @@ static int request(const char *base_url, const char *path, const char *method, c
 		}
 		nng_http_req_set_header(req, "Authorization", auth);
 	}
+	for (size_t i = 0; headers != NULL && headers[i] != NULL && headers[i + 1] != NULL;
+	     i += 2) {
+		if ((rv = nng_http_req_set_header(req, headers[i], headers[i + 1])) != 0) {
+			rc = verr_set(err, -ENOMEM, "cannot set up a request to %s: %s", base_url,
+				      nng_strerror(rv));
+			goto out;
+		}
+	}
 	nng_aio_set_timeout(aio, APICLIENT_TIMEOUT_MS);
 	nng_http_client_transact(client, req, res, aio);
 	nng_aio_wait(aio);
@@ -111,7 +119,8 @@ static int request(const char *base_url, const char *path, const char *method, c
 		rc = verr_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	memcpy(*ret_body, data, len);
+	if (len > 0) /* a HEAD answer has no body, and data may be NULL */
+		memcpy(*ret_body, data, len);
 	(*ret_body)[len] = '\0';
 	*ret_status = nng_http_res_get_status(res);
 	rc = 0;
@@ -134,12 +143,21 @@ out:
 int apiclient_get(const char *base_url, const char *path, const char *token, const char *ca_file,
 		  int *ret_status, char **ret_body, vigil_err *err)
 {
-	return request(base_url, path, "GET", NULL, token, ca_file, ret_status, ret_body, err);
+	return request(base_url, path, "GET", NULL, NULL, token, ca_file, ret_status, ret_body,
+		       err);
 }
 
 int apiclient_post(const char *base_url, const char *path, const char *body, const char *token,
 		   const char *ca_file, int *ret_status, char **ret_body, vigil_err *err)
 {
-	return request(base_url, path, "POST", body != NULL ? body : "{}", token, ca_file,
+	return request(base_url, path, "POST", body != NULL ? body : "{}", NULL, token, ca_file,
 		       ret_status, ret_body, err);
+}
+
+int apiclient_request(const char *base_url, const char *method, const char *path, const char *body,
+		      const char *const *headers, const char *token, const char *ca_file,
+		      int *ret_status, char **ret_body, vigil_err *err)
+{
+	return request(base_url, path, method, body, headers, token, ca_file, ret_status, ret_body,
+		       err);
 }

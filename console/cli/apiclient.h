@@ -33,4 +33,14 @@ int apiclient_get(const char *base_url, const char *path, const char *token, con
 int apiclient_post(const char *base_url, const char *path, const char *body, const char *token,
 		   const char *ca_file, int *ret_status, char **ret_body, vigil_err *err);
 
+/*
+ * Any method (GET, POST, PUT, DELETE) with body (JSON text, or NULL for
+ * none) and extra headers (NULL, or name, value, ..., NULL), otherwise as
+ * apiclient_post: sent once, -EPROTO when the connection was lost without
+ * an answer (a write may have been carried out).
+ */
+int apiclient_request(const char *base_url, const char *method, const char *path, const char *body,
+		      const char *const *headers, const char *token, const char *ca_file,
+		      int *ret_status, char **ret_body, vigil_err *err);
+
 #endif

@@ -5,6 +5,8 @@
  *   vigilctl [API options] hosts [--json]
  *   vigilctl [API options] audits [filters] [--json]
  *   vigilctl [API options] models|model|relearn|activity ...  (vigilctl_learning.c)
+ *   vigilctl [API options] rules list|show|add|edit|rm|move|export|import|versions ...
+ *                                                              (vigilctl_rules.c)
  *   vigilctl pki init|issue|show ...
  */
 #include <errno.h>
@@ -58,6 +60,8 @@ static void usage(FILE *f)
 	    "  activity [--host H] [--user U] [--session N] [--since T] [--until T] [--limit N]\n"
 	    "         [--before-id ID] [--json]\n"
 	    "                       what people did in interactive sessions, newest first\n"
+	    "  rules list|show|add|edit|rm|move|export|import|versions|version ...\n"
+	    "                       the operators' rules, versioned (vigilctl rules --help)\n"
 	    "  pki init|issue|show  certificate authority and host certificates\n"
 	    "API options (defaults read the local console's state in %s, or $VIGIL_HOME/console):\n"
 	    "  --api URL            console API; default %s (or $VIGIL_API)\n"
@@ -66,7 +70,7 @@ static void usage(FILE *f)
 	    DEFAULT_STATE_DIR, DEFAULT_API);
 }
 
-static int load_token(struct ctl *c)
+int ctl_load_token(struct ctl *c)
 {
 	const char *env = getenv("VIGIL_API_TOKEN");
 	char *text;
@@ -123,7 +127,7 @@ json_t *ctl_get_json(struct ctl *c, const char *path)
 	char *body = NULL;
 	int status;
 
-	if (load_token(c) < 0)
+	if (ctl_load_token(c) < 0)
 		return NULL;
 	if (apiclient_get(c->api, path, c->token, c->ca, &status, &body, &err) < 0) {
 		fprintf(stderr, "vigilctl: %s\n", err.msg);
@@ -138,7 +142,7 @@ json_t *ctl_post_json(struct ctl *c, const char *path, const char *if_lost)
 	char *body = NULL;
 	int status, rc;
 
-	if (load_token(c) < 0)
+	if (ctl_load_token(c) < 0)
 		return NULL;
 	rc = apiclient_post(c->api, path, NULL, c->token, c->ca, &status, &body, &err);
 	if (rc == -EPROTO) {
@@ -414,6 +418,8 @@ int main(int argc, char **argv)
 		return ctl_cmd_relearn(&c, argc, argv);
 	if (strcmp(argv[0], "activity") == 0)
 		return ctl_cmd_activity(&c, argc, argv);
+	if (strcmp(argv[0], "rules") == 0)
+		return ctl_cmd_rules(&c, argc, argv);
 	if (strcmp(argv[0], "pki") == 0) {
 		optind = 1; /* the subcommand parses its own options */
 		return vigilctl_pki_main(argc, argv);

@@ -20,6 +20,12 @@ struct ctl {
 	char token[256];
 };
 
+/*
+ * Read the API token (--token-file, $VIGIL_API_TOKEN, the local console's)
+ * into c->token; -1 after printing why.
+ */
+int ctl_load_token(struct ctl *c);
+
 /* GET path; the parsed JSON of a 200 answer (caller decrefs), or NULL after printing why. */
 json_t *ctl_get_json(struct ctl *c, const char *path);
 
@@ -53,5 +59,8 @@ int ctl_cmd_models(struct ctl *c, int argc, char **argv);
 int ctl_cmd_model(struct ctl *c, int argc, char **argv);
 int ctl_cmd_relearn(struct ctl *c, int argc, char **argv);
 int ctl_cmd_activity(struct ctl *c, int argc, char **argv);
+
+/* vigilctl rules ... (vigilctl_rules.c); returns the exit code. */
+int ctl_cmd_rules(struct ctl *c, int argc, char **argv);
 
 #endif

@@ -397,6 +397,25 @@ int h_api_post(const struct h_console *c, const struct h_pki *pki, const char *p
 	return status;
 }
 
+int h_api_request(const struct h_console *c, const struct h_pki *pki, const char *method,
+		  const char *path, const char *body, const char *const *headers, const char *token,
+		  json_t **ret_json)
+{
+	vigil_err err = {0};
+	char *text = NULL;
+	int status = 0;
+
+	if (ret_json != NULL)
+		*ret_json = NULL;
+	if (apiclient_request(c->api, method, path, body, headers, token, pki->ca, &status, &text,
+			      &err) < 0)
+		return -1;
+	if (ret_json != NULL)
+		*ret_json = json_loads(text, 0, NULL);
+	free(text);
+	return status;
+}
+
 struct store *h_store(const struct h_console *c)
 {
 	char dsn[H_PATH + 64];

@@ -111,6 +111,16 @@ void h_defender_conf(const char *dir, const struct h_console *c, const char *ca,
 int h_api_post(const struct h_console *c, const struct h_pki *pki, const char *path,
 	       const char *token, json_t **ret_json);
 
+/*
+ * method path on the console API with body (JSON text, or NULL for none)
+ * and extra headers (NULL, or name, value, ..., NULL), sent once
+ * (apiclient_request); returns the HTTP status or -1 when no answer came,
+ * *ret_json the parsed body (may be NULL).
+ */
+int h_api_request(const struct h_console *c, const struct h_pki *pki, const char *method,
+		  const char *path, const char *body, const char *const *headers, const char *token,
+		  json_t **ret_json);
+
 /* A store (the console's own module) on the console's private database; store_close it. */
 struct store *h_store(const struct h_console *c);
 
