@@ -16,6 +16,7 @@
 #include "tls.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -1196,6 +1197,28 @@ int tls_engine_install(vigil_err *err)
 			      nng_version());
 		goto out;
 	}
+#ifndef VIGIL_NNG_UNPATCHED_OK
+	/*
+	 * Only a libnng built by deploy/nng/build-nng.sh carries the fix for
+	 * nng 1.5.2's TLS transport (a peer closing mid-message wedged nng's
+	 * reaper: nng_close hung, no pipe was freed again); its patch exports
+	 * this marker.  meson checked it at build time; this catches another
+	 * libnng found at run time (LD_LIBRARY_PATH, a copied binary).
+	 */
+	if (dlsym(RTLD_DEFAULT, "nng_vigil_tlstran_closed_fix") == NULL) {
+		Dl_info dl;
+		const char *lib = dladdr((void *)nng_version, &dl) != 0 && dl.dli_fname != NULL
+				      ? dl.dli_fname
+				      : "libnng";
+
+		rv = verr_set(err, -ENOTSUP,
+			      "%s lacks Vigil's fix for nng's TLS transport "
+			      "(deploy/nng/0001-tls-transport-closed-pipe.patch); "
+			      "use the one deploy/nng/build-nng.sh builds",
+			      lib);
+		goto out;
+	}
+#endif
 	mbedtls_entropy_init(&tls_entropy);
 	mbedtls_ctr_drbg_init(&tls_drbg);
 	if (mbedtls_ctr_drbg_seed(&tls_drbg, mbedtls_entropy_func, &tls_entropy,

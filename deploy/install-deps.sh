@@ -6,9 +6,11 @@ set -euo pipefail
 packages=(
 	meson ninja-build pkg-config gcc clang llvm
 	libbpf-dev bpftool libelf-dev zlib1g-dev
-	libnng-dev libmbedtls-dev
+	libmbedtls-dev
+	cmake dpkg-dev # deploy/nng/build-nng.sh builds Vigil's libnng (Debian's nng source + a fix)
 	protobuf-c-compiler libprotobuf-c-dev
 	libpq-dev libjansson-dev libcriterion-dev
+	libyaml-dev # vigilctl reads and writes rule files in YAML
 	postgresql-15 postgresql-client-15
 	iproute2 procps
 	clang-format # tests/run.sh checks the house format
@@ -34,8 +36,16 @@ ensure_pg_user() {
 	echo "install-deps: created system user vigil-pg (runs the console's private PostgreSQL)"
 }
 
+# nng 1.5.2 from Debian's source package with deploy/nng's fix, in a private
+# prefix (/opt/vigil/nng; VIGIL_NNG_PREFIX): meson refuses an nng without it.
+# Fast when the stamp there says it is built.
+build_nng() {
+	"$(dirname "$0")/nng/build-nng.sh"
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
 	ensure_pg_user
+	build_nng
 	exit 0
 fi
 
@@ -56,3 +66,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 ensure_pg_user
+build_nng
