@@ -1075,8 +1075,9 @@ static __always_inline __u32 user_sockaddr(struct ev_net *e, char *rec, __u32 of
 	if (len > sizeof(sa))
 		len = sizeof(sa);
 	if (len < sizeof(sa.family) ||
-	    (is_copy ? bpf_probe_read_kernel(&sa, len & (sizeof(sa) | (sizeof(sa) - 1)), uaddr)
-		     : bpf_probe_read_user(&sa, len & (sizeof(sa) | (sizeof(sa) - 1)), uaddr)) != 0) {
+	    (is_copy
+		 ? bpf_probe_read_kernel(&sa, len & (sizeof(sa) | (sizeof(sa) - 1)), uaddr)
+		 : bpf_probe_read_user(&sa, len & (sizeof(sa) | (sizeof(sa) - 1)), uaddr)) != 0) {
 		e->hdr.flags |= EVF_READ_FAIL;
 		return 0;
 	}

@@ -99,7 +99,8 @@ static __always_inline struct stash *stash_claim(__u64 id)
 		s = stash_slot(i == 0 ? (__u32)h : (__u32)(h >> 32));
 		if (!s)
 			return NULL;
-		/* Its own: a call whose exit was never seen (the programs were swapped meanwhile). */
+		/* Its own: a call whose exit was never seen (the programs were swapped meanwhile).
+		 */
 		if (s->owner == id || __sync_val_compare_and_swap(&s->owner, 0, id) == 0)
 			return s;
 	}

@@ -28,13 +28,17 @@
 	"CASE WHEN " p "::bigint = 0 THEN NULL"                                                    \
 	" ELSE to_timestamp(" p "::bigint / 1000::double precision) END"
 
-static const char *const deviation_kinds[] = {
-    "new_program", "new_write", "sensitive_read",     "new_listen",
-    "new_peer",	   "new_client", "rewritten_argument", NULL};
+static const char *const deviation_kinds[] = {"new_program",	    "new_write", "sensitive_read",
+					      "new_listen",	    "new_peer",	 "new_client",
+					      "rewritten_argument", NULL};
 /* What a deviation of each kind (same order) did, for its one-line summary. */
-static const char *const deviation_verbs[] = {
-    "started",	   "wrote",	   "read the sensitive file",	"listened on",
-    "connected to", "accepted a connection from", "rewrote, while the call ran, the argument"};
+static const char *const deviation_verbs[] = {"started",
+					      "wrote",
+					      "read the sensitive file",
+					      "listened on",
+					      "connected to",
+					      "accepted a connection from",
+					      "rewrote, while the call ran, the argument"};
 /* How the summary ends: a rewritten argument is an attack sign whatever the model holds. */
 static const char *deviation_tail(const char *kind)
 {

@@ -7,10 +7,8 @@
 #include <unistd.h>
 
 static const char *const drop_names[DROP_REASON_MAX] = {
-    [DROP_RINGBUF_FULL] = "ringbuf_full",
-    [DROP_SCRATCH] = "scratch",
-    [DROP_PATH_TRUNCATED] = "path_truncated",
-    [DROP_ARGS_TRUNCATED] = "args_truncated",
+    [DROP_RINGBUF_FULL] = "ringbuf_full",      [DROP_SCRATCH] = "scratch",
+    [DROP_PATH_TRUNCATED] = "path_truncated",  [DROP_ARGS_TRUNCATED] = "args_truncated",
     [DROP_ARGS_AT_EXIT] = "args_read_at_exit",
 };
 static const char *const filter_names[FILTER_REASON_MAX] = {
@@ -110,9 +108,9 @@ static bool power_of_two(size_t v)
  * The maps a defender hands to the next: the ring, the counters, the dedupe
  * state, and the argument copies of calls in flight.
  */
-static const char *const pinned_maps[] = {"events",    "drops",	  "filtered", "delivered",
-					  "execs_seen", "read_seen", "control",	 "stash",
-					  "stash_key"};
+static const char *const pinned_maps[] = {"events",    "drops",	     "filtered",
+					  "delivered", "execs_seen", "read_seen",
+					  "control",   "stash",	     "stash_key"};
 /* The programs, pinned by their links as link_<name>; in the skeleton's link order. */
 static const char *const pinned_progs[] = {"handle_exec", "handle_fork", "handle_exit", "sys_exit"};
 /*
@@ -122,10 +120,10 @@ static const char *const pinned_progs[] = {"handle_exec", "handle_fork", "handle
  * Pinned as link_enter_<name>.
  */
 static const char *const entry_syscalls[] = {
-    "open",  "creat",	  "openat",    "openat2", "unlink",  "unlinkat", "rmdir",
-    "rename", "renameat",  "renameat2", "link",	  "linkat",  "symlink",	 "symlinkat",
-    "chmod", "fchmod",	  "fchmodat",  "fchmodat2", "chown", "fchown",	 "lchown",
-    "fchownat", "mkdir",   "mkdirat",   "truncate", "ftruncate", "connect", "bind"};
+    "open",	"creat",    "openat",	 "openat2",   "unlink",	   "unlinkat", "rmdir",
+    "rename",	"renameat", "renameat2", "link",      "linkat",	   "symlink",  "symlinkat",
+    "chmod",	"fchmod",   "fchmodat",	 "fchmodat2", "chown",	   "fchown",   "lchown",
+    "fchownat", "mkdir",    "mkdirat",	 "truncate",  "ftruncate", "connect",  "bind"};
 #define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
 _Static_assert(NELEMS(entry_syscalls) == NELEMS(((struct capture *)0)->entry_links),
 	       "one link slot per entry syscall");
@@ -324,9 +322,10 @@ static void attach_entries(struct capture *cap)
 		cap->entry_attached++;
 	}
 	if (missing > 0)
-		log_warn("%d of %zu syscall entry tracepoints could not be attached; those"
-			 " calls' paths are read when the call returns (VIGIL_LOG=debug names them)",
-			 missing, NELEMS(entry_syscalls));
+		log_warn(
+		    "%d of %zu syscall entry tracepoints could not be attached; those"
+		    " calls' paths are read when the call returns (VIGIL_LOG=debug names them)",
+		    missing, NELEMS(entry_syscalls));
 }
 
 /* The stash's key, once: a defender taking over pinned maps keeps its predecessor's. */

@@ -37,9 +37,9 @@ struct learn_activity {
 
 struct learn_stats {
 	struct model_stats models;
-	uint64_t observed; /* observations checked against a model */
-	uint64_t activity; /* interactive events logged */
-	uint64_t unplaced; /* service events with no executable or path to place them */
+	uint64_t observed;  /* observations checked against a model */
+	uint64_t activity;  /* interactive events logged */
+	uint64_t unplaced;  /* service events with no executable or path to place them */
 	uint64_t rewritten; /* service events whose argument was rewritten during the call */
 	uint64_t relearns;
 };

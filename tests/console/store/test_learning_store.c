@@ -444,18 +444,19 @@ Test(learning_store, malformed_items_are_left_out_and_audited_once)
 			    " WHERE kind = 'malformed_input'"),
 			 "medium|9 malformed item(s) in batch 1 were left out; first:"
 			 " event[0].activity.user is not valid UTF-8");
-	cr_expect_str_eq(q1("SELECT detail->>'seq' || '|' || (detail->>'count') || '|' ||"
-			    " string_agg(p->>'field' || ' ' || (p->>'why'), '; ')"
-			    " FROM audits, jsonb_array_elements(detail->'problems') p"
-			    " WHERE kind = 'malformed_input' GROUP BY detail"),
-			 "1|9|event[0].activity.user is not valid UTF-8; deviation[0].kind is not"
-			 " new_program, new_write, sensitive_read, new_listen, new_peer,"
-			 " new_client or rewritten_argument; deviation[1].severity is not low, medium or high;"
-			 " deviation[2].service is longer than 512 bytes; deviation[3].exe is not"
-			 " valid UTF-8; deviation[4].chain has more than 64 links;"
-			 " model[0].state is not learning or active; model[1].entries has more"
-			 " than 20000 entries; model[2].entries[0].kind is not program, write,"
-			 " sensitive_read, listen, connect or accept");
+	cr_expect_str_eq(
+	    q1("SELECT detail->>'seq' || '|' || (detail->>'count') || '|' ||"
+	       " string_agg(p->>'field' || ' ' || (p->>'why'), '; ')"
+	       " FROM audits, jsonb_array_elements(detail->'problems') p"
+	       " WHERE kind = 'malformed_input' GROUP BY detail"),
+	    "1|9|event[0].activity.user is not valid UTF-8; deviation[0].kind is not"
+	    " new_program, new_write, sensitive_read, new_listen, new_peer,"
+	    " new_client or rewritten_argument; deviation[1].severity is not low, medium or high;"
+	    " deviation[2].service is longer than 512 bytes; deviation[3].exe is not"
+	    " valid UTF-8; deviation[4].chain has more than 64 links;"
+	    " model[0].state is not learning or active; model[1].entries has more"
+	    " than 20000 entries; model[2].entries[0].kind is not program, write,"
+	    " sensitive_read, listen, connect or accept");
 }
 
 Test(learning_store, event_refused_by_the_database_takes_its_activity_with_it)
