@@ -20,6 +20,7 @@
 #include "api/api_pool.h"
 #include "fsutil.h"
 #include "link/listener.h"
+#include "link/rules_push.h"
 #include "log.h"
 #include "pg/pgembed.h"
 #include "store/store.h"
@@ -323,6 +324,7 @@ int main(int argc, char **argv)
 	struct console_opts o = {0};
 	nng_tls_config *link_tls = NULL, *api_tls = NULL;
 	struct listener *lis = NULL;
+	struct rules_push *rules = NULL;
 	struct api *api = NULL;
 	struct pgembed *pg = NULL;
 	struct store *st_ingest[4] = {NULL}, *st_api = NULL;
@@ -402,6 +404,13 @@ int main(int argc, char **argv)
 		log_error("%s", err.msg);
 		goto out;
 	}
+	/* The rule set defenders get: read now, then kept fresh by LISTEN vigil_rules. */
+	if ((rules = rules_push_start(dsn, &err)) == NULL) {
+		log_error("rules: %s", err.msg);
+		goto out;
+	}
+	log_info("rules: rule set version %lld is current", (long long)rules_push_version(rules));
+	listener_set_rules(lis, rules);
 	if (listener_serve(lis, st_ingest, ningest, o.heartbeat_interval_ms, &err) < 0) {
 		log_error("%s", err.msg);
 		goto out;
@@ -414,6 +423,7 @@ int main(int argc, char **argv)
 out:
 	api_stop(api);
 	listener_stop(lis);
+	rules_push_stop(rules);
 	for (int i = 0; i < ningest; i++)
 		store_close(st_ingest[i]);
 	store_close(st_api);

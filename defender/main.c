@@ -22,6 +22,7 @@
 #include "log.h"
 #include "output/standalone.h"
 #include "pipeline.h"
+#include "rules/rulebook.h"
 #include "session.h"
 #include "tls.h"
 
@@ -158,6 +159,7 @@ int main(int argc, char **argv)
 	struct delivery *dl = NULL;
 	struct pipeline *pipe = NULL;
 	struct session *sess = NULL;
+	struct rulebook *rules = NULL;
 	struct standalone_opts es = {.capture = CAPTURE_OPTS_DEFAULT};
 	const char *config_path = NULL;
 	int log_level = -1, check = 0, events_json = 0, opt, rc;
@@ -265,6 +267,31 @@ int main(int argc, char **argv)
 		log_error("state_dir: %s", err.msg);
 		goto out;
 	}
+	/*
+	 * The last rule set a console sent, before any connection: it is the
+	 * one in force from the first second, with or without a console.
+	 */
+	if (!check) {
+		char why[RULEBOOK_WHY_MAX];
+		enum rulebook_load load;
+
+		if ((rules = rulebook_open(cfg.state_dir, &load, why, sizeof(why))) == NULL) {
+			log_error("rules: out of memory");
+			goto out;
+		}
+		const struct ruleset *rs = rulebook_get(rules);
+		if (load == RULEBOOK_LOAD_OK)
+			log_info("rules: loaded the cached rule set version %lld (%zu rule(s)) from"
+				 " %s/" RULEBOOK_FILE,
+				 (long long)rs->version, rs->set.n, cfg.state_dir);
+		else if (load == RULEBOOK_LOAD_REFUSED)
+			log_warn("rules: refused the cached rule set %s/" RULEBOOK_FILE ": %s;"
+				 " starting with no rules (version 0) until a console sends one",
+				 cfg.state_dir, why);
+		else
+			log_info("rules: no cached rule set; starting with no rules (version 0)");
+		ruleset_put(rs);
+	}
 	up = uplink_open(&cfg, &err);
 	if (up == NULL) {
 		log_error("%s", err.msg);
@@ -326,7 +353,8 @@ int main(int argc, char **argv)
 				      .cap = cap,
 				      .dl = dl,
 				      .pipe = pipe,
-				      .bpf_status = bpf_status};
+				      .bpf_status = bpf_status,
+				      .rules = rules};
 	if ((sess = session_new(&parts, &err)) == NULL) {
 		log_error("%s", err.msg);
 		goto out;
@@ -348,6 +376,7 @@ out:
 	delivery_stop(dl);
 	uplink_close(up);
 	capture_stop(cap);
+	rulebook_free(rules);
 	defender_config_fini(&cfg);
 	return rc;
 }

@@ -2,6 +2,7 @@
 #include "session.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,10 @@ struct session {
 	/* Commands carried out and not yet seen acknowledged. */
 	uint64_t done[COMMANDS_DONE_MAX];
 	size_t ndone;
+	/* A new rule set was taken or refused: report it without waiting an interval. */
+	bool report_now;
+	/* What the last hello or heartbeat said of the rule set (rules_state_fill). */
+	char refused_reason[RULEBOOK_WHY_MAX];
 };
 
 static uint64_t now_ms(void)
@@ -38,6 +43,56 @@ static void nap(int ms, volatile sig_atomic_t *stop)
 	while (!*stop && now_ms() < until) {
 		struct timespec ts = {0, 50 * 1000 * 1000};
 		nanosleep(&ts, NULL);
+	}
+}
+
+/* What the defender holds of the rule set, for a hello or heartbeat (borrows s). */
+static void rules_state_fill(struct session *s, Vigil__RulesState *rs)
+{
+	vigil__rules_state__init(rs);
+	rs->protocol = 1;
+	rulebook_state(s->parts.rules, &rs->version, &rs->refused_version, s->refused_reason,
+		       sizeof(s->refused_reason));
+	rs->refused_reason = s->refused_reason;
+}
+
+/*
+ * A rule set in a reply: hand it to the rulebook and log what happened,
+ * once per version (a refused set is not sent again; a set the console
+ * sends again before it hears of ours is the one held).
+ */
+static void take_rules(struct session *s, const Vigil__RuleSet *set)
+{
+	char why[RULEBOOK_WHY_MAX];
+	int rc;
+
+	if (set == NULL || s->parts.rules == NULL)
+		return;
+	if (set->version > (uint64_t)INT64_MAX) {
+		log_warn("rules: refused a rule set with version %llu: out of range",
+			 (unsigned long long)set->version);
+		return;
+	}
+	rc = rulebook_offer(s->parts.rules, (int64_t)set->version, set->total,
+			    (const char *const *)set->rules, set->n_rules, why, sizeof(why));
+	switch (rc) {
+	case RULEBOOK_TAKEN:
+	case RULEBOOK_TAKEN_UNSAVED:
+		log_info("rules: took rule set version %llu (%zu rule(s) for this host, of %u)",
+			 (unsigned long long)set->version, set->n_rules, set->total);
+		if (rc == RULEBOOK_TAKEN_UNSAVED)
+			log_warn("rules: rule set version %llu is enforced but not cached (%s): a"
+				 " restart before the next version starts from the previous file",
+				 (unsigned long long)set->version, why);
+		s->report_now = true;
+		break;
+	case RULEBOOK_REFUSED:
+		log_warn("rules: refused rule set version %llu: %s",
+			 (unsigned long long)set->version, why);
+		s->report_now = true;
+		break;
+	default:
+		break;
 	}
 }
 
@@ -64,6 +119,11 @@ static int send_hello(struct session *s, vigil_err *err)
 	}
 	hello.n_labels = cfg->nlabels;
 	hello.labels = label_ptrs;
+	Vigil__RulesState rs;
+	if (s->parts.rules != NULL) {
+		rules_state_fill(s, &rs);
+		hello.rules = &rs;
+	}
 	env.seq = ++s->seq;
 	env.body_case = VIGIL__ENVELOPE__BODY_HELLO;
 	env.hello = &hello;
@@ -73,6 +133,8 @@ static int send_hello(struct session *s, vigil_err *err)
 		rc = verr_set(err, reply->status == VIGIL__REPLY__STATUS__RETRY ? -EAGAIN : -EPERM,
 			      "console did not accept the hello: %s",
 			      reply->error[0] ? reply->error : "no reason given");
+	else
+		take_rules(s, reply->rules);
 	vigil__reply__free_unpacked(reply, NULL);
 	return rc;
 }
@@ -210,6 +272,11 @@ static int send_heartbeat(struct session *s, vigil_err *err)
 	}
 	hb.n_commands_done = s->ndone;
 	hb.commands_done = s->done;
+	Vigil__RulesState rs;
+	if (s->parts.rules != NULL) {
+		rules_state_fill(s, &rs);
+		hb.rules = &rs;
+	}
 	env.seq = ++s->seq;
 	env.body_case = VIGIL__ENVELOPE__BODY_HEARTBEAT;
 	env.heartbeat = &hb;
@@ -218,6 +285,7 @@ static int send_heartbeat(struct session *s, vigil_err *err)
 	switch (reply->status) {
 	case VIGIL__REPLY__STATUS__OK:
 		run_commands(s, reply);
+		take_rules(s, reply->rules);
 		rc = 0;
 		break;
 	case VIGIL__REPLY__STATUS__HELLO_REQUIRED:
@@ -301,6 +369,10 @@ void session_run(struct session *s, volatile sig_atomic_t *stop)
 			}
 		} else if (rc < 0 && rc != -ECANCELED) {
 			log_warn("%s", err.msg);
+		}
+		if (rc == 0 && s->report_now) {
+			s->report_now = false;
+			continue; /* tell the console what we hold now */
 		}
 		nap(s->parts.cfg->heartbeat_interval_ms, stop);
 	}

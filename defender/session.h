@@ -6,7 +6,11 @@
  * The defender's session with its consoles, on the main thread: a hello
  * (host facts, labels, BPF status), then a heartbeat every interval with
  * the capture, delivery and learning counters and the commands carried out;
- * commands in the replies (relearn) go to the pipeline, once each.  When no
+ * commands in the replies (relearn) go to the pipeline, once each.  Every
+ * hello and heartbeat says which rule-set version the defender holds (and
+ * the last it refused); a reply with a newer set hands it to the rulebook,
+ * and the next heartbeat goes at once, so the console hears of it within
+ * a round trip.  When no
  * console answers, the session says hello again to whichever answers next
  * (it may be another console), and closes connections that stay silent.
  *
@@ -23,6 +27,7 @@
 #include "deliver/uplink.h"
 #include "error.h"
 #include "pipeline.h"
+#include "rules/rulebook.h"
 
 struct session_parts {
 	const struct defender_config *cfg;
@@ -32,6 +37,7 @@ struct session_parts {
 	struct delivery *dl;	/* NULL when cap is */
 	struct pipeline *pipe;	/* NULL when cap is */
 	const char *bpf_status; /* "loaded: ..." or "not loaded: why" */
+	struct rulebook *rules; /* the rule set held: reported, and replaced by newer ones */
 };
 
 struct session;

@@ -210,6 +210,32 @@ static long long lost_events(json_t *host)
 	return sum;
 }
 
+/*
+ * The host's rule set for the table: "7" when it enforces the current
+ * version, "5<7 refused|offline|pending|unsupported" when it lags (held <
+ * current, and why), "-" when the console predates rule sets.
+ */
+static void rules_text(json_t *host, char *buf, size_t len)
+{
+	json_t *r = json_object_get(host, "rules"), *v = json_object_get(r, "version");
+	char held[24];
+
+	if (!json_is_object(r)) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	if (json_is_integer(v))
+		snprintf(held, sizeof(held), "%lld", (long long)json_integer_value(v));
+	else
+		snprintf(held, sizeof(held), "-");
+	if (!json_is_true(json_object_get(r, "lagging")))
+		snprintf(buf, len, "%s", held);
+	else
+		snprintf(buf, len, "%s<%lld %s", held,
+			 (long long)json_integer_value(json_object_get(r, "current")),
+			 ctl_str(r, "why"));
+}
+
 static int cmd_hosts(struct ctl *c, int argc, char **argv)
 {
 	int json_out = 0;
@@ -238,8 +264,8 @@ static int cmd_hosts(struct ctl *c, int argc, char **argv)
 		json_decref(doc);
 		return 0;
 	}
-	printf("%-24s %-20s %-9s %-20s %-10s %-8s %-6s %s\n", "HOST", "HOSTNAME", "STATE",
-	       "LAST SEEN", "VERSION", "EXECS", "LOST", "LABELS");
+	printf("%-24s %-20s %-9s %-20s %-10s %-8s %-6s %-16s %s\n", "HOST", "HOSTNAME", "STATE",
+	       "LAST SEEN", "VERSION", "EXECS", "LOST", "RULES", "LABELS");
 	json_array_foreach(hosts, i, h)
 	{
 		char labels[256];
@@ -254,11 +280,25 @@ static int cmd_hosts(struct ctl *c, int argc, char **argv)
 			snprintf(lost_text, sizeof(lost_text), "-");
 		else
 			snprintf(lost_text, sizeof(lost_text), "%lld", lost);
-		printf("%-24s %-20s %-9s %-.19sZ %-10s %-8lld %-6s %s\n", ctl_str(h, "host_id"),
-		       ctl_str(h, "hostname"), json_is_true(conn) ? "connected" : "gone",
-		       ctl_str(h, "last_seen"), ctl_str(h, "defender_version"),
+		char rules[64];
+
+		rules_text(h, rules, sizeof(rules));
+		printf("%-24s %-20s %-9s %-.19sZ %-10s %-8lld %-6s %-16s %s\n",
+		       ctl_str(h, "host_id"), ctl_str(h, "hostname"),
+		       json_is_true(conn) ? "connected" : "gone", ctl_str(h, "last_seen"),
+		       ctl_str(h, "defender_version"),
 		       (long long)json_integer_value(json_object_get(h, "exec_count")), lost_text,
-		       labels);
+		       rules, labels);
+	}
+	/* Refusals after the table: a reason does not fit in a column. */
+	json_array_foreach(hosts, i, h)
+	{
+		json_t *ref = json_object_get(json_object_get(h, "rules"), "refused");
+
+		if (json_is_object(ref))
+			printf("%s: rule set %lld refused by the %s: %s\n", ctl_str(h, "host_id"),
+			       (long long)json_integer_value(json_object_get(ref, "version")),
+			       ctl_str(ref, "by"), ctl_str(ref, "reason"));
 	}
 	printf("%zu host(s)\n", json_array_size(hosts));
 	json_decref(doc);

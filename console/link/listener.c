@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "store/host_commands.h"
+#include "store/host_rules.h"
 #include "store/ingest.h"
 #include "log.h"
 #include "tls.h"
@@ -24,6 +25,7 @@
 #include "link/batch_decode.h"
 #include "link/conn_limit.h"
 #include "link/envelope_peek.h"
+#include "link/rules_push.h"
 
 #define LABELS_MAX 32
 
@@ -36,7 +38,8 @@ struct log_rate {
 struct listener {
 	nng_socket sock;
 	nng_listener nl;
-	struct store **stores; /* one per worker: batches commit in parallel */
+	struct store **stores;	  /* one per worker: batches commit in parallel */
+	struct rules_push *rules; /* NULL: rule sets are not sent */
 	int heartbeat_interval_ms;
 	pthread_t workers[LISTENER_WORKERS];
 	int nworkers;
@@ -291,12 +294,17 @@ struct listener *listener_bind_opts(const char *url, nng_tls_config *tls,
 	return l;
 }
 
-/* A reply carrying cmds (n of them, at most COMMANDS_PER_REPLY; may be NULL). */
-static nng_msg *reply_cmds(uint64_t seq, Vigil__Reply__Status status, const char *error,
-			   int heartbeat_interval_ms, const struct store_command *cmds, size_t n)
+/*
+ * A reply carrying cmds (n of them, at most COMMANDS_PER_REPLY; may be NULL)
+ * and set (NULL: none), the rule set compiled for the host.
+ */
+static nng_msg *reply_full(uint64_t seq, Vigil__Reply__Status status, const char *error,
+			   int heartbeat_interval_ms, const struct store_command *cmds, size_t n,
+			   const struct rules_compiled *set)
 {
 	Vigil__Reply r = VIGIL__REPLY__INIT;
 	Vigil__Command pb[COMMANDS_PER_REPLY], *pp[COMMANDS_PER_REPLY];
+	Vigil__RuleSet rs = VIGIL__RULE_SET__INIT;
 	nng_msg *m;
 
 	r.seq = seq;
@@ -312,16 +320,135 @@ static nng_msg *reply_cmds(uint64_t seq, Vigil__Reply__Status status, const char
 		r.n_commands = i + 1;
 	}
 	r.commands = pp;
+	if (set != NULL) {
+		rs.version = (uint64_t)set->version;
+		rs.total = (uint32_t)set->total;
+		rs.n_rules = set->n;
+		rs.rules = (char **)set->texts;
+		r.rules = &rs;
+	}
 	if (nng_msg_alloc(&m, vigil__reply__get_packed_size(&r)) != 0)
 		return NULL;
 	vigil__reply__pack(&r, nng_msg_body(m));
 	return m;
 }
 
+static nng_msg *reply_cmds(uint64_t seq, Vigil__Reply__Status status, const char *error,
+			   int heartbeat_interval_ms, const struct store_command *cmds, size_t n)
+{
+	return reply_full(seq, status, error, heartbeat_interval_ms, cmds, n, NULL);
+}
+
 static nng_msg *reply_msg(uint64_t seq, Vigil__Reply__Status status, const char *error,
 			  int heartbeat_interval_ms)
 {
 	return reply_cmds(seq, status, error, heartbeat_interval_ms, NULL, 0);
+}
+
+/*
+ * The host's labels, from the JSON object text the store keeps, into
+ * labels (at most LABELS_MAX; strings point into *ret_obj, which the caller
+ * json_decref's).  How many; 0 when the text is not an object.
+ */
+static size_t labels_from_json(const char *text, struct store_label *labels, json_t **ret_obj)
+{
+	json_error_t jerr;
+	json_t *obj = json_loads(text, 0, &jerr), *v;
+	const char *k;
+	size_t n = 0;
+
+	*ret_obj = obj;
+	if (!json_is_object(obj))
+		return 0;
+	json_object_foreach(obj, k, v)
+	{
+		if (n == LABELS_MAX || !json_is_string(v))
+			break;
+		labels[n].key = k;
+		labels[n].value = json_string_value(v);
+		n++;
+	}
+	return n;
+}
+
+/*
+ * A set is refused to its host when its reply would be over what a
+ * defender receives (VIGIL_MSG_MAX): the rest of a reply (16 commands,
+ * error, fields) stays under this reserve.
+ */
+#define RULES_REPLY_RESERVE (16 * 1024)
+
+/*
+ * The rule-set exchange of a hello or heartbeat whose defender said rs
+ * (NULL: a defender that does not take rule sets): record what it holds,
+ * and when it holds an older version than the current one, compile the
+ * current set for it into *out and return true (rules_compiled_fini it).
+ * Nothing is sent when the host (or the console) refused the current
+ * version already: the same set would be refused again.  A database error
+ * costs only this exchange (the next heartbeat tries again).
+ */
+static bool rules_exchange(struct listener *l, const char *host_id, const Vigil__RulesState *rs,
+			   struct rules_compiled *out)
+{
+	const struct store_rules_report rep = {
+	    .protocol = rs != NULL ? rs->protocol : 0,
+	    .version = rs != NULL ? rs->version : 0,
+	    .refused_version = rs != NULL ? rs->refused_version : 0,
+	    .refused_reason = rs != NULL ? rs->refused_reason : ""};
+	struct store_label labels[LABELS_MAX];
+	struct store_host_rules hr = {0};
+	Vigil__RuleSet pb = VIGIL__RULE_SET__INIT;
+	vigil_err err = {0};
+	json_t *lobj = NULL;
+	int64_t current;
+	size_t nlabels, size;
+	bool is_new = false;
+
+	if (l->rules == NULL || rs == NULL || rs->protocol == 0)
+		return false;
+	if (store_host_rules_report(worker_store, host_id, &rep, &hr, &err) < 0) {
+		if (err.code != -ENOENT)
+			log_warn("rule-set state of host %s not recorded: %s", host_id, err.msg);
+		return false;
+	}
+	current = rules_push_version(l->rules);
+	if ((int64_t)rs->version >= current || hr.refused_version == current) {
+		free(hr.labels_json);
+		return false;
+	}
+	nlabels = labels_from_json(hr.labels_json, labels, &lobj);
+	free(hr.labels_json);
+	if (rules_push_compile(l->rules, host_id, labels, nlabels, out) < 0) {
+		json_decref(lobj);
+		log_warn("rule set for host %s not compiled: out of memory", host_id);
+		return false;
+	}
+	json_decref(lobj);
+	pb.version = (uint64_t)out->version;
+	pb.total = (uint32_t)out->total;
+	pb.n_rules = out->n;
+	pb.rules = (char **)out->texts;
+	size = vigil__rule_set__get_packed_size(&pb);
+	if (size > VIGIL_MSG_MAX - RULES_REPLY_RESERVE) {
+		char why[256];
+
+		snprintf(why, sizeof(why),
+			 "the rule set for this host is %zu bytes (%zu rules), over the %d bytes a"
+			 " reply may carry",
+			 size, out->n, VIGIL_MSG_MAX - RULES_REPLY_RESERVE);
+		if (store_host_rules_refuse(worker_store, host_id, out->version, why, &is_new,
+					    &err) < 0)
+			log_warn("refusal of rule set %" PRId64 " to host %s not recorded: %s",
+				 out->version, host_id, err.msg);
+		else if (is_new)
+			log_warn("rule set version %" PRId64 " not sent to host %s: %s",
+				 out->version, host_id, why);
+		rules_compiled_fini(out);
+		return false;
+	}
+	log_debug("rule set version %" PRId64 " (%zu of %zu rules) sent to host %s (it holds %llu)",
+		  out->version, out->n, out->total, host_id, (unsigned long long)rs->version);
+	return true;
 }
 
 static Vigil__Reply__Status status_for(int rc)
@@ -357,9 +484,16 @@ static nng_msg *handle_hello(struct listener *l, const char *host_id, const Vigi
 		log_warn("hello from host %s not stored: %s", host_id, err.msg);
 		return reply_msg(env->seq, status_for(rc), err.msg, l->heartbeat_interval_ms);
 	}
-	log_info("host %s (hostname %s, defender %s) registered", host_id, h->hostname,
-		 h->defender_version);
-	return reply_msg(env->seq, VIGIL__REPLY__STATUS__OK, NULL, l->heartbeat_interval_ms);
+	log_info("host %s (hostname %s, defender %s, rule set %llu) registered", host_id,
+		 h->hostname, h->defender_version,
+		 (unsigned long long)(h->rules != NULL ? h->rules->version : 0));
+	struct rules_compiled set;
+	bool with_set = rules_exchange(l, host_id, h->rules, &set);
+	nng_msg *m = reply_full(env->seq, VIGIL__REPLY__STATUS__OK, NULL, l->heartbeat_interval_ms,
+				NULL, 0, with_set ? &set : NULL);
+	if (with_set)
+		rules_compiled_fini(&set);
+	return m;
 }
 
 #define COUNTERS_MAX 64
@@ -471,8 +605,13 @@ static nng_msg *handle_heartbeat(struct listener *l, const char *host_id,
 		return reply_msg(env->seq, status_for(rc), err.msg, l->heartbeat_interval_ms);
 	}
 	ncmds = heartbeat_commands(host_id, env->heartbeat, cmds);
-	return reply_cmds(env->seq, VIGIL__REPLY__STATUS__OK, NULL, l->heartbeat_interval_ms, cmds,
-			  ncmds);
+	struct rules_compiled set;
+	bool with_set = rules_exchange(l, host_id, env->heartbeat->rules, &set);
+	nng_msg *m = reply_full(env->seq, VIGIL__REPLY__STATUS__OK, NULL, l->heartbeat_interval_ms,
+				cmds, ncmds, with_set ? &set : NULL);
+	if (with_set)
+		rules_compiled_fini(&set);
+	return m;
 }
 
 /* A batch refused for good: the defender drops it, so an operator must hear of it. */
@@ -688,6 +827,11 @@ int listener_serve(struct listener *l, struct store **stores, int nstores,
 		l->nworkers++;
 	}
 	return 0;
+}
+
+void listener_set_rules(struct listener *l, struct rules_push *rp)
+{
+	l->rules = rp;
 }
 
 void listener_stats_get(struct listener *l, struct listener_stats *ret)

@@ -125,6 +125,16 @@ struct listener *listener_bind_opts(const char *url, nng_tls_config *tls,
 int listener_serve(struct listener *l, struct store **stores, int nstores,
 		   int heartbeat_interval_ms, vigil_err *err);
 
+struct rules_push;
+
+/*
+ * Send rule sets from rp (not owned; it must outlive the listener) with the
+ * replies to hellos and heartbeats of defenders that hold an older version
+ * than rp's (link/rules_push.h), and record what each says it holds
+ * (store/host_rules.h).  Before listener_serve; without it no set is sent.
+ */
+void listener_set_rules(struct listener *l, struct rules_push *rp);
+
 /* The counters so far; safe from any thread while l lives. */
 void listener_stats_get(struct listener *l, struct listener_stats *ret);
 

@@ -199,6 +199,48 @@ int store_hosts_mark_stale(struct store *st, int timeout_ms, int *ret_count, vig
 	return 0;
 }
 
+/*
+ * The "rules" object of a hosts row from column col on (rules_protocol,
+ * rules_version, rules_acked_at, rules_refused_version, _reason, _by, and
+ * the current version): what the host enforces, whether it lags the
+ * current version and why.  NULL when out of memory.
+ */
+static json_t *store_host_rules_json(const PGresult *res, int row, int col)
+{
+	bool connected = strcmp(PQgetvalue(res, row, 10), "t") == 0;
+	int protocol = atoi(PQgetvalue(res, row, col));
+	bool held = !PQgetisnull(res, row, col + 1);
+	long long version = held ? strtoll(PQgetvalue(res, row, col + 1), NULL, 10) : 0;
+	long long current = strtoll(PQgetvalue(res, row, col + 6), NULL, 10);
+	bool refused = !PQgetisnull(res, row, col + 3);
+	long long refused_version = refused ? strtoll(PQgetvalue(res, row, col + 3), NULL, 10) : 0;
+	bool lagging = version < current;
+	const char *why = NULL;
+	json_t *obj, *ref = json_null();
+
+	if (lagging) {
+		if (refused && refused_version == current)
+			why = "refused";
+		else if (!connected)
+			why = "offline";
+		else if (protocol == 0)
+			why = "unsupported";
+		else
+			why = "pending";
+	}
+	if (refused)
+		ref = json_pack("{s:I,s:s,s:s}", "version", (json_int_t)refused_version, "reason",
+				PQgetvalue(res, row, col + 4), "by", PQgetvalue(res, row, col + 5));
+	if (ref == NULL)
+		return NULL;
+	obj = json_pack("{s:o,s:I,s:o,s:b,s:o,s:o,s:b}", "version",
+			held ? json_integer(version) : json_null(), "current", (json_int_t)current,
+			"acknowledged_at", store_json_text(res, row, col + 2), "lagging", lagging,
+			"why", why != NULL ? json_string(why) : json_null(), "refused", ref,
+			"supported", protocol > 0);
+	return obj;
+}
+
 /* One hosts row (columns as selected in store_hosts_list) as a new object. */
 static json_t *store_host_json(const PGresult *res, int row)
 {
@@ -232,6 +274,9 @@ static json_t *store_host_json(const PGresult *res, int row)
 	json_t *capture = json_loads(PQgetvalue(res, row, 12), 0, &jerr);
 	if (capture == NULL || json_object_set_new(obj, "capture", capture) < 0)
 		goto fail;
+	json_t *rules = store_host_rules_json(res, row, 13);
+	if (rules == NULL || json_object_set_new(obj, "rules", rules) < 0)
+		goto fail;
 	return obj;
 fail:
 	json_decref(obj);
@@ -246,8 +291,16 @@ int store_hosts_list(struct store *st, json_t **ret_hosts, vigil_err *err)
 	    " labels::text, exec_count, " TS_UTC("first_seen") ", " TS_UTC(
 		"last_seen") ","
 			     " connected, " TS_UTC(
-				 "disconnected_at") ", capture::text"
-						    " FROM hosts ORDER BY host_id COLLATE \"C\"";
+				 "disconnected_at") ", capture::text, rules_protocol, "
+						    "rules_version,"
+						    " " TS_UTC(
+							"rules_acked_at") ", rules_refused_version,"
+									  " rules_refused_reason, "
+									  "rules_refused_by,"
+									  " (SELECT version FROM "
+									  "rule_set)"
+									  " FROM hosts ORDER BY "
+									  "host_id COLLATE \"C\"";
 	PGresult *res = NULL;
 	json_t *hosts;
 	int rc, n;

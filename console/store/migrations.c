@@ -223,6 +223,24 @@ static const struct migration migrations[] = {
 	       " rules jsonb NOT NULL DEFAULT '[]',"
 	       " result jsonb);",
     },
+    {
+	.version = 9,
+	.name = "host_rules",
+	/*
+	 * What each host's defender says of its rule set (store/host_rules.h):
+	 * rules_protocol 0 for a defender that does not take rule sets; the
+	 * version it enforces and when that changed (its acknowledgement); the
+	 * last version refused for it, why, and by whom ('defender': it did
+	 * not take it; 'console': too large to send).
+	 */
+	.sql = "ALTER TABLE hosts ADD COLUMN rules_protocol integer NOT NULL DEFAULT 0,"
+	       " ADD COLUMN rules_version bigint,"
+	       " ADD COLUMN rules_acked_at timestamptz,"
+	       " ADD COLUMN rules_refused_version bigint,"
+	       " ADD COLUMN rules_refused_reason text,"
+	       " ADD COLUMN rules_refused_by text"
+	       " CHECK (rules_refused_by IN ('defender', 'console'));",
+    },
 };
 
 const struct migration *migrations_get(size_t *ret_count)

@@ -110,7 +110,11 @@ int store_hosts_mark_stale(struct store *st, int timeout_ms, int *ret_count, vig
  * The fleet as a new JSON array (caller json_decref's it), ordered by host_id;
  * each object: host_id, hostname, kernel, os, defender_version, bpf_status,
  * labels (object), exec_count, first_seen, last_seen (RFC 3339 UTC), connected,
- * disconnected_at (RFC 3339 UTC, or null while connected).
+ * disconnected_at (RFC 3339 UTC, or null while connected), capture (the
+ * last heartbeat's counters) and rules: {version (null: never said),
+ * current, acknowledged_at, lagging, why (null, "refused", "offline",
+ * "unsupported", "pending"), refused ({version, reason, by} or null),
+ * supported} (store/host_rules.h).
  */
 int store_hosts_list(struct store *st, json_t **ret_hosts, vigil_err *err);
 

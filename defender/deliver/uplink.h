@@ -16,9 +16,14 @@
 #include "config/defender_config.h"
 #include "error.h"
 #include "vigil.pb-c.h"
+#include "wire_limits.h"
 
-/* Replies are small; anything larger is refused by nng before we parse it. */
-#define UPLINK_REPLY_MAX (64 * 1024)
+/*
+ * A reply may carry a rule set compiled for this host, which the console
+ * keeps under VIGIL_MSG_MAX; anything larger is refused by nng before we
+ * parse it (64 bytes: nng's header and request id).
+ */
+#define UPLINK_REPLY_MAX (VIGIL_MSG_MAX + 64)
 
 struct uplink;
 

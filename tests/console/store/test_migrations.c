@@ -259,6 +259,12 @@ Test(migrations, hosts_table_has_the_documented_shape)
 	    "connected|boolean|NO|false",
 	    "disconnected_at|timestamp with time zone|YES|<none>",
 	    "capture|jsonb|NO|'{}'::jsonb",
+	    "rules_protocol|integer|NO|0",
+	    "rules_version|bigint|YES|<none>",
+	    "rules_acked_at|timestamp with time zone|YES|<none>",
+	    "rules_refused_version|bigint|YES|<none>",
+	    "rules_refused_reason|text|YES|<none>",
+	    "rules_refused_by|text|YES|<none>",
 	};
 	vigil_err err = {0};
 	PGresult *res;

@@ -39,6 +39,7 @@
 #include "fsutil.h"
 #include "pg/pgembed.h"
 #include "pgfixture.h"
+#include "store/host_rules.h"
 #include "store/store.h"
 
 extern char **environ;
@@ -411,7 +412,7 @@ Test(store, hosts_list_has_every_field_with_the_right_value)
 	static const char *const keys[] = {
 	    "host_id",	  "hostname",	     "kernel",	   "os",	 "defender_version",
 	    "bpf_status", "labels",	     "exec_count", "first_seen", "last_seen",
-	    "connected",  "disconnected_at", "capture",
+	    "connected",  "disconnected_at", "capture",	   "rules",
 	};
 	struct store_hello h = hello_for("host-b");
 	struct store_heartbeat hb = {.exec_count = 42,
@@ -886,4 +887,83 @@ Test(pgembed, only_the_consoles_own_user_may_connect, .init = cluster_setup)
 		cr_expect_not(connects_as("postgres", pgembed_dsn(fx.pg)),
 			      "the distribution's postgres user got in");
 	cr_expect_not(connects_as("nobody", pgembed_dsn(fx.pg)), "another local user got in");
+}
+
+/* The "rules" object of host_id in the host list (caller decrefs). */
+static json_t *rules_of(const char *host_id)
+{
+	vigil_err err = {0};
+	json_t *hosts = NULL, *h, *r = NULL;
+	size_t i;
+
+	cr_assert_eq(store_hosts_list(fx.st, &hosts, &err), 0, "%s", err.msg);
+	json_array_foreach(hosts, i, h) if (strcmp(jstr(h, "host_id"), host_id) == 0) r =
+	    json_incref(json_object_get(h, "rules"));
+	json_decref(hosts);
+	cr_assert_not_null(r);
+	return r;
+}
+
+Test(store, host_rules_record_what_a_defender_holds_and_refusals)
+{
+	struct store_hello h = hello_for("host-r");
+	struct store_rules_report rep = {.protocol = 1, .version = 0};
+	struct store_host_rules hr = {0};
+	vigil_err err = {0};
+	bool is_new = false;
+	json_t *r;
+
+	cr_assert_eq(store_host_rules_report(fx.st, "nobody", &rep, &hr, &err), -ENOENT);
+	cr_assert_eq(store_host_hello(fx.st, &h, &err), 0, "%s", err.msg);
+	r = rules_of("host-r");
+	cr_expect(json_is_null(json_object_get(r, "version")), "never said: null");
+	cr_expect_not(json_is_true(json_object_get(r, "supported")));
+	json_decref(r);
+
+	cr_assert_eq(store_host_rules_report(fx.st, "host-r", &rep, &hr, &err), 0, "%s", err.msg);
+	cr_expect_str_eq(hr.labels_json, "{\"env\": \"prod\", \"team\": \"blue\"}");
+	free(hr.labels_json);
+	cr_expect_eq(hr.refused_version, 0);
+
+	/* The console refuses version 3 (too large): stored once, kept while the host holds less.
+	 */
+	cr_assert_eq(store_host_rules_refuse(fx.st, "host-r", 3, "too big", &is_new, &err), 0);
+	cr_expect(is_new);
+	cr_assert_eq(store_host_rules_refuse(fx.st, "host-r", 3, "too big", &is_new, &err), 0);
+	cr_expect_not(is_new);
+	rep.version = 2;
+	cr_assert_eq(store_host_rules_report(fx.st, "host-r", &rep, &hr, &err), 0, "%s", err.msg);
+	free(hr.labels_json);
+	cr_expect_eq(hr.refused_version, 3);
+	cr_expect(hr.refused_by_console);
+	r = rules_of("host-r");
+	cr_expect_eq(json_integer_value(json_object_get(r, "version")), 2);
+	cr_expect_str_eq(jstr(json_object_get(r, "refused"), "by"), "console");
+	cr_expect_str_eq(jstr(json_object_get(r, "refused"), "reason"), "too big");
+	cr_expect(json_is_true(json_object_get(r, "supported")));
+	cr_expect(json_is_string(json_object_get(r, "acknowledged_at")));
+	json_decref(r);
+
+	/* The defender refuses 4: its refusal replaces the console's. */
+	rep.refused_version = 4;
+	rep.refused_reason = "bad JSON in rule 1";
+	cr_assert_eq(store_host_rules_report(fx.st, "host-r", &rep, &hr, &err), 0, "%s", err.msg);
+	free(hr.labels_json);
+	cr_expect_eq(hr.refused_version, 4);
+	cr_expect_not(hr.refused_by_console);
+
+	/* It takes 5 and says nothing refused: the refusal is gone. */
+	rep.version = 5;
+	rep.refused_version = 0;
+	rep.refused_reason = "";
+	cr_assert_eq(store_host_rules_report(fx.st, "host-r", &rep, &hr, &err), 0, "%s", err.msg);
+	free(hr.labels_json);
+	cr_expect_eq(hr.refused_version, 0);
+	r = rules_of("host-r");
+	cr_expect_eq(json_integer_value(json_object_get(r, "version")), 5);
+	cr_expect(json_is_null(json_object_get(r, "refused")));
+	json_decref(r);
+
+	rep.version = (uint64_t)INT64_MAX + 1;
+	cr_expect_eq(store_host_rules_report(fx.st, "host-r", &rep, &hr, &err), -EINVAL);
 }
