@@ -104,7 +104,7 @@ static void usage(FILE *f)
 	    "usage: vigil-defender --config FILE [--log-level debug|info|warn|error] [--check]\n"
 	    "       vigil-defender --events-json [--types exec,fork,exit,file,net] [--pid PID]\n"
 	    "                      [--descendants] [--comm NAME] [--ringbuf-kb N] [--all-reads]\n"
-	    "                      [--stats-interval-ms N]\n"
+	    "                      [--no-open-copy] [--stats-interval-ms N]\n"
 	    "  --config FILE        the defender's configuration (console URLs, certificates)\n"
 	    "  --check              validate the configuration and certificates, then exit\n"
 	    "  --events-json        no console: print captured events as JSON lines on stdout\n"
@@ -114,6 +114,8 @@ static void usage(FILE *f)
 	    "  --ringbuf-kb N       kernel ring buffer size, a power of two (default 8192)\n"
 	    "  --all-reads          report every read-only open, not the first per process and "
 	    "file\n"
+	    "  --no-open-copy       read a failed open's path when the call returns, not as it\n"
+	    "                       enters (cheaper; config: copy_open_args = false)\n"
 	    "  --stats-interval-ms N  print a stats line this often (default: only at the end)\n");
 }
 
@@ -148,6 +150,7 @@ int main(int argc, char **argv)
 	    {"comm", required_argument, NULL, 'm'},
 	    {"ringbuf-kb", required_argument, NULL, 'r'},
 	    {"all-reads", no_argument, NULL, 'a'},
+	    {"no-open-copy", no_argument, NULL, 'O'},
 	    {"stats-interval-ms", required_argument, NULL, 's'},
 	    {0},
 	};
@@ -216,6 +219,9 @@ int main(int argc, char **argv)
 		case 'a':
 			es.capture.filter_read_repeat = false;
 			es.capture.filter_failed_reads = false;
+			break;
+		case 'O':
+			es.capture.copy_open_args = false;
 			break;
 		case 's':
 			if (parse_u32("--stats-interval-ms", optarg, 0, 86400000, &u) < 0)
@@ -307,6 +313,7 @@ int main(int argc, char **argv)
 	copts.ringbuf_bytes = (size_t)cfg.ringbuf_kb * 1024;
 	copts.filter_read_repeat = copts.filter_failed_reads = !cfg.all_reads;
 	copts.pin_dir = cfg.bpf_pin_dir;
+	copts.copy_open_args = cfg.copy_open_args;
 	cap = capture_start(&copts, &err);
 	if (cap != NULL) {
 		snprintf(bpf_status, sizeof(bpf_status), "loaded: %s", capture_describe(cap));

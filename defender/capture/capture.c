@@ -300,7 +300,13 @@ static bool tracefs_ready(void)
  * those calls' paths are read at exit and flagged (EVF_ARG_AT_EXIT): capture
  * goes on, and the log and the args_read_at_exit counter say so.
  */
-static void attach_entries(struct capture *cap)
+static bool is_open_family(const char *name)
+{
+	return strcmp(name, "open") == 0 || strcmp(name, "creat") == 0 ||
+	       strcmp(name, "openat") == 0 || strcmp(name, "openat2") == 0;
+}
+
+static void attach_entries(struct capture *cap, bool copy_open_args)
 {
 	char tp[64];
 	int missing = 0;
@@ -311,6 +317,8 @@ static void attach_entries(struct capture *cap)
 		return;
 	}
 	for (size_t i = 0; i < NELEMS(entry_syscalls); i++) {
+		if (!copy_open_args && is_open_family(entry_syscalls[i]))
+			continue; /* chosen, and said at start: not a failure */
 		snprintf(tp, sizeof(tp), "sys_enter_%s", entry_syscalls[i]);
 		cap->entry_links[i] =
 		    bpf_program__attach_tracepoint(cap->skel->progs.stash_args, "syscalls", tp);
@@ -394,7 +402,10 @@ static int load_and_attach(struct capture *cap, const struct capture_opts *opts,
 	if ((rc = stash_key_set(cap, err)) < 0)
 		return rc;
 	/* Entries first: a call whose exit the new sys_exit sees had its arguments copied. */
-	attach_entries(cap);
+	attach_entries(cap, opts->copy_open_args);
+	if (!opts->copy_open_args)
+		log_info("copy_open_args = false: the paths of opens that fail are read when the"
+			 " call returns (another thread of the caller can rewrite them first)");
 	if ((rc = capture_bpf__attach(cap->skel)) < 0)
 		return verr_set(err, rc, "cannot attach the capture programs: %s", strerror(-rc));
 	void *m = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE, MAP_SHARED,
@@ -568,7 +579,7 @@ const char *capture_describe(const struct capture *cap)
 		   ? "capture (raw tracepoints sched_process_exec/fork/exit, sys_exit;"
 		     " syscall entry tracepoints for arguments)"
 		   : "capture (raw tracepoints sched_process_exec/fork/exit, sys_exit;"
-		     " some arguments read at exit)";
+		     " some arguments read at exit: see the log)";
 }
 
 void capture_stop(struct capture *cap)

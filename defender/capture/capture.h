@@ -23,6 +23,13 @@ struct capture_opts {
 	bool filter_read_repeat;  /* report a read-only open once per (process, inode) */
 	bool filter_failed_reads; /* don't report read-only opens that failed */
 	/*
+	 * Copy opens' paths as the call enters too (see bpf/lib/stash.h).  The
+	 * copy matters only for an open that fails (a successful one's path is
+	 * its new file's); it costs every open on the host a tracepoint.  false:
+	 * a failed open's path is read at exit, flagged path_read_after_call.
+	 */
+	bool copy_open_args;
+	/*
 	 * NULL: the ring is released as it is read, and capture ends with the
 	 * process.  A directory on bpffs: the programs, the ring and the counters
 	 * are pinned there and outlive a defender that is killed; the next one
@@ -35,7 +42,7 @@ struct capture_opts {
 #define CAPTURE_OPTS_DEFAULT                                                                       \
 	{                                                                                          \
 		.ringbuf_bytes = 0, .filter_read_repeat = true, .filter_failed_reads = true,       \
-		.pin_dir = NULL                                                                    \
+		.copy_open_args = true, .pin_dir = NULL                                            \
 	}
 
 /* What the kernel side counted since load, summed over CPUs. */

@@ -199,6 +199,8 @@ static int apply(struct defender_config *cfg, const struct kvconf *kv, vigil_err
 			rc = parse_int(&cfg->send_window, kv, e, 1, DEFENDER_SEND_WINDOW_MAX, err);
 		} else if (strcmp(e->key, "all_reads") == 0) {
 			rc = parse_bool(&cfg->all_reads, kv, e, err);
+		} else if (strcmp(e->key, "copy_open_args") == 0) {
+			rc = parse_bool(&cfg->copy_open_args, kv, e, err);
 		} else if (strcmp(e->key, "learning") == 0) {
 			rc = parse_bool(&cfg->learning, kv, e, err);
 		} else if (strcmp(e->key, "learn_window") == 0) {
@@ -241,6 +243,7 @@ int defender_config_parse(const char *text, size_t len, const char *source,
 	cfg->spool_max_kb = 256 * 1024;
 	cfg->send_window = DEFENDER_SEND_WINDOW_DEFAULT;
 	cfg->learning = true;
+	cfg->copy_open_args = true;
 	cfg->learn_window_s = 24 * 3600;
 	if ((rc = kvconf_parse(text, len, source, &kv, err)) < 0)
 		return rc;

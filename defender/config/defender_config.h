@@ -15,13 +15,16 @@
  *   heartbeat_interval_ms = 1000
  *   log_level = info
  *   ringbuf_kb = 8192                           # kernel ring buffer, a power of two
- *   all_reads = false                           # true: every read-only open, not the first per
- * process and file spool_max_mb = 256                          # disk spool for batches not yet
- * acknowledged send_window = 4                             # batches in flight to the console at
- * once (1..16) bpf_pin_dir = /sys/fs/bpf/vigil             # kernel capture outlives a killed
- * defender; none: off learning = true                             # learn a model per service,
- * report deviations learn_window = 24h                          # how long a new model learns (s,
- * m, h, d)
+ *   all_reads = false          # true: every read-only open, not the first
+ *                              # per process and file
+ *   copy_open_args = true      # false: opens' paths are not copied as the
+ *                              # call enters (cheaper; see docs/events.md)
+ *   spool_max_mb = 256         # disk spool for batches not yet acknowledged
+ *   send_window = 4            # batches in flight to the console (1..16)
+ *   bpf_pin_dir = /sys/fs/bpf/vigil   # capture outlives a killed defender;
+ *                                     # none: off
+ *   learning = true            # learn a model per service, report deviations
+ *   learn_window = 24h         # how long a new model learns (s, m, h, d)
  *
  * Unknown keys are errors (a typo must not silently drop a setting).
  */
@@ -60,7 +63,8 @@ struct defender_config {
 	int log_level; /* enum log_level */
 	int ringbuf_kb;
 	bool all_reads;
-	int spool_max_kb; /* spool_max_mb, or spool_max_kb for tests */
+	bool copy_open_args; /* copy opens' paths at entry (stash_args on the open family) */
+	int spool_max_kb;    /* spool_max_mb, or spool_max_kb for tests */
 	int send_window;
 	char *bpf_pin_dir; /* NULL: capture ends with the process */
 	bool bpf_pin_none; /* bpf_pin_dir = none was given */

@@ -451,6 +451,9 @@ static void defender_join(struct defender *d)
 	d->pid = 0;
 }
 
+/* One more argument for the defender (--defender-arg), or NULL. */
+static const char *defender_arg;
+
 /* Start `path --events-json --stats-interval-ms 0`, wait for its ready line.  0 or -1. */
 static int defender_start(struct defender *d, const char *path, int ready_ms)
 {
@@ -467,7 +470,9 @@ static int defender_start(struct defender *d, const char *path, int ready_ms)
 		child_reset();
 		if (nul < 0 || dup2(nul, 0) < 0 || dup2(p[1], 1) < 0) /* stderr: ours */
 			_exit(127);
-		execl(path, path, "--events-json", "--stats-interval-ms", "0", (char *)NULL);
+		/* defender_arg NULL ends the list where it stands. */
+		execl(path, path, "--events-json", "--stats-interval-ms", "0", defender_arg,
+		      (char *)NULL);
 		dprintf(2, "exec %s: %s\n", path, strerror(errno));
 		_exit(127);
 	}
@@ -1129,7 +1134,8 @@ static int usage(FILE *f, int rc)
 		   "  --only LIST      run only these parts, comma-separated: exec, open,\n"
 		   "                   open-write, connect, rate, memory (default all)\n"
 		   "  --quick          loops a tenth as long, rate test 1 s: for development\n"
-		   "  --json           one JSON object on stdout; the table goes to stderr\n");
+		   "  --json           one JSON object on stdout; the table goes to stderr\n"
+		   "  --defender-arg A one more argument for the defender (e.g. --no-open-copy)\n");
 	return rc;
 }
 
@@ -1141,6 +1147,7 @@ int main(int argc, char **argv)
 					      {"json", no_argument, NULL, 'j'},
 					      {"only", required_argument, NULL, 'o'},
 					      {"help", no_argument, NULL, 'h'},
+					      {"defender-arg", required_argument, NULL, 'a'},
 					      {0}};
 	static char defpath[4096];
 	struct opts o = {.rounds = 11};
@@ -1162,6 +1169,8 @@ int main(int argc, char **argv)
 			o.only = optarg;
 		else if (c == 'h')
 			return usage(stdout, 0);
+		else if (c == 'a')
+			defender_arg = optarg;
 		else if (c != 'r')
 			return usage(stderr, 2);
 	}

@@ -722,6 +722,25 @@ Test(capture, a_cwd_moved_during_a_call_is_marked_not_misreported)
 	cr_expect(has_gap(open_ev, "directory_unresolved"), "the directory is not left out");
 }
 
+/* With copy_open_args off, the same failed open is read at exit, and says so. */
+Test(capture, without_the_open_copy_a_failed_opens_late_read_is_marked)
+{
+	char real[H_PATH], decoy[H_PATH];
+	size_t i;
+	json_t *ev, *open_ev = NULL;
+
+	snprintf(real, sizeof(real), "%s/fifo0", dir);
+	snprintf(decoy, sizeof(decoy), "%s/decoy", dir);
+	start_defender((const char *const[]){"--no-open-copy", NULL});
+	pid_t c = in_child(do_open_rewritten, decoy);
+	stop_defender();
+	json_array_foreach(events, i, ev) if (i_(ev, "pid") == c && !strcmp(s_(ev, "op"), "open") &&
+					      i_(ev, "result") < 0) open_ev = ev;
+	cr_assert_not_null(open_ev, "the failed open was not reported");
+	cr_expect(has_gap(open_ev, "path_read_after_call"),
+		  "%s reported without the late-read mark", s_(open_ev, "path"));
+}
+
 static long connect_unix(void *sa)
 {
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);

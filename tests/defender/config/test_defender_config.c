@@ -52,6 +52,19 @@ Test(defender_config, defaults_state_dir_and_interval)
 	cr_expect_eq(cfg.heartbeat_interval_ms, 1000);
 	cr_expect_eq(cfg.send_window, DEFENDER_SEND_WINDOW_DEFAULT);
 	cr_expect_str_eq(cfg.bpf_pin_dir, "/sys/fs/bpf/vigil");
+	cr_expect(cfg.copy_open_args, "opens' paths are copied at entry unless turned off");
+	defender_config_fini(&cfg);
+}
+
+Test(defender_config, copy_open_args_can_be_turned_off)
+{
+	const char *text = BASE "copy_open_args = false\n";
+	struct defender_config cfg;
+	vigil_err err = {0};
+
+	cr_assert_eq(defender_config_parse(text, strlen(text), "d.conf", &cfg, &err), 0, "%s",
+		     err.msg);
+	cr_expect_not(cfg.copy_open_args);
 	defender_config_fini(&cfg);
 }
 
