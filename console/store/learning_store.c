@@ -38,11 +38,11 @@ static const char *const deviation_verbs[] = {"started",
 					      "listened on",
 					      "connected to",
 					      "accepted a connection from",
-					      "rewrote, while the call ran, the argument"};
+					      "rewrote a call's argument while the call ran:"};
 /* How the summary ends: a rewritten argument is an attack sign whatever the model holds. */
 static const char *deviation_tail(const char *kind)
 {
-	return strcmp(kind, "rewritten_argument") == 0 ? " of a call" : ", not in its model";
+	return strcmp(kind, "rewritten_argument") == 0 ? "" : ", not in its model";
 }
 static const char *const entry_kinds[] = {"program", "write", "sensitive_read", "listen", "connect",
 					  "accept",  NULL};

@@ -515,6 +515,10 @@ static size_t rewritten_obs(const struct event *ev, const struct event_enrich *e
 		return 0;
 	o->m.kind = ev->hdr->type == EV_FILE ? MK_WRITE : MK_CONNECT;
 	event_line(ev, en, o->raw, sizeof(o->raw));
+	/* The audit's kind says it was rewritten; the line's own mark would say it twice. */
+	char *mark = strstr(o->raw, " [");
+	if (mark != NULL && strstr(mark, "rewritten while the call ran]") != NULL)
+		*mark = '\0';
 	o->m.pattern = o->raw;
 	o->m.fold = NULL;
 	return 1;
