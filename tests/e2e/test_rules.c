@@ -358,12 +358,19 @@ Test(rules_api, refusals_name_the_rule_the_field_and_the_reason)
 		       "{\"name\":\"y\",\"files\":{},\"expected_version\":0}", 409));
 	/*
 	 * A body over the API's 64 KiB is refused before it is read, by nng's
-	 * HTTP server itself: 400 with nng's HTML page, not the API's JSON.
+	 * HTTP server itself: 400 with nng's HTML page, not the API's JSON, and
+	 * the connection closed at once.  A client still sending its body may
+	 * see that close (a reset) instead of the answer, as with any server
+	 * that stops reading an over-size request; which one it sees depends on
+	 * how much of the body the kernel's buffers took.  Either way nothing
+	 * is stored and the console answers the next request.
 	 */
 	body = many_writes(8000);
 	cr_assert_gt(strlen(body), 64 * 1024);
 	doc = NULL;
-	cr_expect_eq(req("POST", "/api/v1/rules", body, &doc), 400);
+	int status =
+	    h_api_request(&con, &pki, "POST", "/api/v1/rules", body, NULL, con.token, &doc);
+	cr_expect(status == 400 || status < 0, "an over-size body answered %d", status);
 	cr_expect_null(doc, "nng's own page is HTML");
 	json_decref(doc);
 	free(body);
