@@ -67,6 +67,25 @@ size_t utf8_sanitize(const char *in, size_t len, char *out, size_t outlen)
 	return o;
 }
 
+/*
+ * The code point of a 2- or 3-byte character at s that reorders a terminal
+ * line (bidirectional formatting: ALM, LRM, RLM, LRE..RLO, LRI..PDI), or 0.
+ */
+static unsigned bidi_control(const unsigned char *s, size_t n)
+{
+	unsigned cp;
+
+	if (n == 2 && s[0] == 0xd8 && s[1] == 0x9c)
+		return 0x061c;
+	if (n != 3 || s[0] != 0xe2)
+		return 0;
+	cp = 0x2000u | ((s[1] & 0x3fu) << 6) | (s[2] & 0x3fu);
+	if (cp == 0x200e || cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
+	    (cp >= 0x2066 && cp <= 0x2069))
+		return cp;
+	return 0;
+}
+
 size_t utf8_escape_controls(const char *in, size_t len, char *out, size_t outlen)
 {
 	const unsigned char *s = (const unsigned char *)in;
@@ -85,6 +104,9 @@ size_t utf8_escape_controls(const char *in, size_t len, char *out, size_t outlen
 			elen = (size_t)snprintf(esc, sizeof(esc), "\\u00%02x", s[i + 1]);
 		else if (n == 0)
 			elen = (size_t)snprintf(esc, sizeof(esc), "\\x%02x", s[i]);
+		else if (bidi_control(s + i, n) != 0)
+			elen =
+			    (size_t)snprintf(esc, sizeof(esc), "\\u%04x", bidi_control(s + i, n));
 		if (elen > 0) {
 			if (o + elen >= outlen)
 				break;

@@ -20,7 +20,9 @@ size_t utf8_sanitize(const char *in, size_t len, char *out, size_t outlen);
  * For a terminal or a log line: as utf8_sanitize, and every control
  * character is written out too, so text from a host cannot move the cursor,
  * recolour, retitle or forge lines: C0 controls and DEL as \xNN, C1 controls
- * (U+0080..U+009F, which some terminals obey) as \u00NN.  A backslash stays
+ * (U+0080..U+009F, which some terminals obey) as \u00NN, and the
+ * bidirectional formatting characters, which reorder what a line shows (a
+ * name reading "exe.sh" that is "hs.exe"), as \uNNNN.  A backslash stays
  * a backslash (the rare ambiguity is the price of readable paths).
  */
 size_t utf8_escape_controls(const char *in, size_t len, char *out, size_t outlen);

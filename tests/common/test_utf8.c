@@ -87,6 +87,22 @@ Test(utf8, controls_and_terminal_escapes_are_written_out_for_a_terminal)
 			  "a control byte at %zu", i);
 }
 
+Test(utf8, bidirectional_overrides_are_written_out_not_obeyed)
+{
+	/* "evil" RLO "gpj.exe" PDF, LRI, ALM: each would reorder the line shown. */
+	const char in[] = "evil\xe2\x80\xae"
+			  "gpj.exe\xe2\x80\xac|\xe2\x81\xa6|\xd8\x9c|\xe2\x80\x8f";
+	char out[128];
+
+	utf8_escape_controls(in, sizeof(in) - 1, out, sizeof(out));
+	cr_expect_str_eq(out, "evil\\u202egpj.exe\\u202c|\\u2066|\\u061c|\\u200f");
+	/* Neighbours that are ordinary text stay as they are: en dash, ellipsis, Arabic letter. */
+	const char plain[] = "a\xe2\x80\x93"
+			     "b\xe2\x80\xa6\xd8\xa8";
+	utf8_escape_controls(plain, sizeof(plain) - 1, out, sizeof(out));
+	cr_expect_str_eq(out, plain);
+}
+
 Test(utf8, escaping_that_does_not_fit_is_cut_between_escapes)
 {
 	char out[8];
