@@ -87,28 +87,6 @@ static void seed_audits(int n, int detail_pad)
 	db_exec(sql);
 }
 
-/* Write text to dir/name; the path goes into out. */
-static void write_file(const char *name, const char *text, char out[H_PATH])
-{
-	vigil_err err = {0};
-
-	snprintf(out, H_PATH, "%s/%s", dir, name);
-	cr_assert_eq(fs_write_file(out, text, strlen(text), 0644, 0, &err), 0, "%s", err.msg);
-}
-
-/* The JSON document in path (the result file of a script); fails the test when absent. */
-static json_t *load_result(const char *path, const char *log)
-{
-	json_error_t jerr;
-	json_t *doc = json_load_file(path, 0, &jerr);
-
-	if (doc == NULL) {
-		char *text = h_slurp(log);
-		cr_assert_fail("no result in %s (%s); the script said:\n%s", path, jerr.text, text);
-	}
-	return doc;
-}
-
 static long long jint(json_t *o, const char *k)
 {
 	json_t *v = json_object_get(o, k);
@@ -147,7 +125,7 @@ Test(api, urllib_gets_every_answer_whole)
 	json_t *doc;
 
 	seed_audits(1000, 150);
-	write_file("many.py", many_py, script);
+	h_write_file(dir, "many.py", many_py, script);
 	snprintf(out, sizeof(out), "%s/many.json", dir);
 	snprintf(log, sizeof(log), "%s/many.log", dir);
 	snprintf(n, sizeof(n), "%d", 2000);
@@ -162,7 +140,7 @@ Test(api, urllib_gets_every_answer_whole)
 			"/api/v1/audits?limit=1000",
 			NULL};
 	cr_assert_eq(h_run(log, 360000, argv), 0, "many.py failed:\n%s", h_slurp(log));
-	doc = load_result(out, log);
+	doc = h_load_result(out, log);
 	json_t *first = json_object_get(doc, "first");
 	char *why = json_dumps(first, JSON_INDENT(1));
 	cr_log_info("urllib: %lld/2000 whole in %lld ms", jint(doc, "whole"), jint(doc, "ms"));
@@ -247,14 +225,14 @@ Test(api, a_slow_reader_gets_whole_answers)
 	size_t i;
 
 	seed_audits(1000, 150);
-	write_file("slow.py", slow_py, script);
+	h_write_file(dir, "slow.py", slow_py, script);
 	snprintf(out, sizeof(out), "%s/slow.json", dir);
 	snprintf(log, sizeof(log), "%s/slow.log", dir);
 	snprintf(port, sizeof(port), "%d", con.api_port);
 	char *argv[] = {"/usr/bin/python3", script, "127.0.0.1",     port,  pki.ca, con.token, out,
 			(char *)large,	    "4",    "/api/v1/hosts", "150", NULL};
 	cr_assert_eq(h_run(log, 240000, argv), 0, "slow.py failed:\n%s", h_slurp(log));
-	doc = load_result(out, log);
+	doc = h_load_result(out, log);
 	cr_assert_eq(json_array_size(doc), 154);
 	json_array_foreach(doc, i, r)
 	{
@@ -394,7 +372,7 @@ Test(api, a_stuck_query_times_out_and_never_stalls_the_defenders)
 	cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(locker));
 	PQclear(r);
 
-	write_file("burst.py", burst_py, script);
+	h_write_file(dir, "burst.py", burst_py, script);
 	snprintf(out, sizeof(out), "%s/burst.jsonl", dir);
 	snprintf(log, sizeof(log), "%s/burst.log", dir);
 	char count[16];
@@ -733,12 +711,12 @@ Test(api, every_answer_is_json_even_for_unknown_paths_and_methods)
 	size_t i;
 	static const int want[] = {404, 405, 200, 405};
 
-	write_file("odd.py", odd_py, script);
+	h_write_file(dir, "odd.py", odd_py, script);
 	snprintf(out, sizeof(out), "%s/odd.json", dir);
 	snprintf(log, sizeof(log), "%s/odd.log", dir);
 	char *argv[] = {"/usr/bin/python3", script, con.api, pki.ca, con.token, out, NULL};
 	cr_assert_eq(h_run(log, 60000, argv), 0, "odd.py failed:\n%s", h_slurp(log));
-	doc = load_result(out, log);
+	doc = h_load_result(out, log);
 	cr_assert_eq(json_array_size(doc), 4);
 	json_array_foreach(doc, i, r)
 	{

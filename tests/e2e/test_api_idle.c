@@ -80,28 +80,6 @@ static void console_start(const char *const *extra)
 	h_console_start(&con, dir, &pki, extra);
 }
 
-/* Write text to dir/name; the path goes into out. */
-static void write_file(const char *name, const char *text, char out[H_PATH])
-{
-	vigil_err err = {0};
-
-	snprintf(out, H_PATH, "%s/%s", dir, name);
-	cr_assert_eq(fs_write_file(out, text, strlen(text), 0644, 0, &err), 0, "%s", err.msg);
-}
-
-/* The JSON document in path (the result file of a script); fails the test when absent. */
-static json_t *load_result(const char *path, const char *log)
-{
-	json_error_t jerr;
-	json_t *doc = json_load_file(path, 0, &jerr);
-
-	if (doc == NULL) {
-		char *text = h_slurp(log);
-		cr_assert_fail("no result in %s (%s); the script said:\n%s", path, jerr.text, text);
-	}
-	return doc;
-}
-
 /* o[k] as an integer; -1 when absent or null (a time that never came). */
 static long long jint(json_t *o, const char *k)
 {
@@ -365,7 +343,7 @@ Test(api_idle, silent_and_trickling_connections_are_closed_at_the_limit_while_cl
 	size_t i;
 
 	console_start(extra);
-	write_file("crowd.py", crowd_py, script);
+	h_write_file(dir, "crowd.py", crowd_py, script);
 	snprintf(out, sizeof(out), "%s/crowd.json", dir);
 	snprintf(log, sizeof(log), "%s/crowd.log", dir);
 	snprintf(port, sizeof(port), "%d", con.api_port);
@@ -384,7 +362,7 @@ Test(api_idle, silent_and_trickling_connections_are_closed_at_the_limit_while_cl
 			out,
 			NULL};
 	cr_assert_eq(h_run(log, 180000, argv), 0, "crowd.py failed:\n%s", h_slurp(log));
-	doc = load_result(out, log);
+	doc = h_load_result(out, log);
 
 	/*
 	 * Every silent connection finished its handshake, was held until its
@@ -555,7 +533,7 @@ Test(api_idle, a_request_being_answered_is_never_idle)
 	cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(locker));
 	PQclear(res);
 
-	write_file("waiting.py", waiting_py, script);
+	h_write_file(dir, "waiting.py", waiting_py, script);
 	snprintf(out, sizeof(out), "%s/waiting.json", dir);
 	snprintf(log, sizeof(log), "%s/waiting.log", dir);
 	snprintf(port, sizeof(port), "%d", con.api_port);
@@ -564,7 +542,7 @@ Test(api_idle, a_request_being_answered_is_never_idle)
 	cr_assert_eq(h_run(log, 60000, argv), 0, "waiting.py failed:\n%s", h_slurp(log));
 	res = PQexec(locker, "ROLLBACK");
 	PQclear(res);
-	r = load_result(out, log);
+	r = h_load_result(out, log);
 	cr_log_info("answered %s after %lld ms; closed %lld ms after the answer (%s)",
 		    jstr(r, "status"), jint(r, "answer_ms") - jint(r, "sent_ms"),
 		    jint(r, "closed_ms") - jint(r, "answer_ms"), jstr(r, "how"));

@@ -186,6 +186,26 @@ char *h_slurp(const char *path)
 	return text;
 }
 
+void h_write_file(const char *dir, const char *name, const char *text, char out[H_PATH])
+{
+	vigil_err err = {0};
+
+	snprintf(out, H_PATH, "%s/%s", dir, name);
+	cr_assert_eq(fs_write_file(out, text, strlen(text), 0644, 0, &err), 0, "%s", err.msg);
+}
+
+json_t *h_load_result(const char *path, const char *log)
+{
+	json_error_t jerr;
+	json_t *doc = json_load_file(path, 0, &jerr);
+
+	if (doc == NULL) {
+		char *text = h_slurp(log);
+		cr_assert_fail("no result in %s (%s); the script said:\n%s", path, jerr.text, text);
+	}
+	return doc;
+}
+
 void h_pki_make(const char *dir, struct h_pki *pki)
 {
 	static const char *const dns[] = {"localhost"};

@@ -51,6 +51,15 @@ int h_run(const char *log_path, int timeout_ms, char *const argv[]);
 /* Whole file as a new string ("" if unreadable); caller frees. */
 char *h_slurp(const char *path);
 
+/* Write text to dir/name (mode 0644); the path goes into out.  Fails the test on error. */
+void h_write_file(const char *dir, const char *name, const char *text, char out[H_PATH]);
+
+/*
+ * The JSON document in path (the result file a script wrote); fails the test
+ * when absent or not JSON, showing what the script logged in log.
+ */
+json_t *h_load_result(const char *path, const char *log);
+
 long long h_now_ms(void);
 void h_sleep_ms(int ms);
 

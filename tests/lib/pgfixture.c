@@ -83,3 +83,43 @@ const char *pgfix_state(int *lock_fd)
 	}
 	return getenv(ENV_STATE);
 }
+
+void pgfix_db_open(int *lock_fd, struct pgembed **pg, PGconn **sql)
+{
+	vigil_err err = {0};
+	PGresult *res;
+
+	*pg = pgembed_start(pgfix_state(lock_fd), 20000, &err);
+	cr_assert_not_null(*pg, "pgembed_start: %s", err.msg);
+	*sql = PQconnectdb(pgembed_dsn(*pg));
+	cr_assert_eq(PQstatus(*sql), CONNECTION_OK, "%s", PQerrorMessage(*sql));
+	res = PQexec(*sql, "SET client_min_messages = warning;"
+			   "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public");
+	cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+}
+
+void pgfix_db_close(int *lock_fd, struct pgembed **pg, PGconn **sql)
+{
+	if (*sql != NULL)
+		PQfinish(*sql);
+	*sql = NULL;
+	pgembed_stop(*pg);
+	*pg = NULL;
+	if (*lock_fd >= 0)
+		close(*lock_fd);
+	*lock_fd = -1;
+}
+
+const char *pgfix_q1(PGconn *c, const char *sql)
+{
+	static char buf[65536];
+	PGresult *res = PQexec(c, sql);
+
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s: %s", sql,
+		     PQresultErrorMessage(res));
+	cr_assert_eq(PQntuples(res), 1, "%s: %d rows", sql, PQntuples(res));
+	snprintf(buf, sizeof(buf), "%s", PQgetisnull(res, 0, 0) ? "<null>" : PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return buf;
+}

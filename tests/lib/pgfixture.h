@@ -2,6 +2,8 @@
 #ifndef VIGIL_TEST_PGFIXTURE_H
 #define VIGIL_TEST_PGFIXTURE_H
 
+#include <libpq-fe.h>
+
 /*
  * One PostgreSQL test cluster per test binary, shared by its tests in turn.
  * Criterion hooks must live in each binary, so each calls these:
@@ -29,5 +31,19 @@ void pgfix_need(void);
  * into *lock_fd, which starts at -1) and return its state directory.
  */
 const char *pgfix_state(int *lock_fd);
+
+struct pgembed;
+
+/*
+ * For a suite's setup: start the cluster (pgfix_state's lock in *lock_fd),
+ * connect *sql to it for checks behind the code's back, and leave its
+ * public schema empty.  pgfix_db_close undoes all three (safe on what was
+ * not set up).
+ */
+void pgfix_db_open(int *lock_fd, struct pgembed **pg, PGconn **sql);
+void pgfix_db_close(int *lock_fd, struct pgembed **pg, PGconn **sql);
+
+/* The one value of a one-row, one-column query on c, as text ("<null>" for NULL); static buffer. */
+const char *pgfix_q1(PGconn *c, const char *sql);
 
 #endif

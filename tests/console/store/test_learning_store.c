@@ -55,16 +55,8 @@ static struct {
 static void setup(void)
 {
 	vigil_err err = {0};
-	PGresult *res;
 
-	fx.pg = pgembed_start(pgfix_state(&fx.lock_fd), 20000, &err);
-	cr_assert_not_null(fx.pg, "pgembed_start: %s", err.msg);
-	fx.sql = PQconnectdb(pgembed_dsn(fx.pg));
-	cr_assert_eq(PQstatus(fx.sql), CONNECTION_OK, "%s", PQerrorMessage(fx.sql));
-	res = PQexec(fx.sql, "SET client_min_messages = warning;"
-			     "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public");
-	cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
-	PQclear(res);
+	pgfix_db_open(&fx.lock_fd, &fx.pg, &fx.sql);
 	fx.st = store_open(pgembed_dsn(fx.pg), &err);
 	cr_assert_not_null(fx.st, "store_open: %s", err.msg);
 	cr_assert_eq(store_migrate(fx.st, NULL, &err), 0, "%s", err.msg);
@@ -74,14 +66,7 @@ static void teardown(void)
 {
 	store_close(fx.st);
 	fx.st = NULL;
-	if (fx.sql != NULL)
-		PQfinish(fx.sql);
-	fx.sql = NULL;
-	pgembed_stop(fx.pg);
-	fx.pg = NULL;
-	if (fx.lock_fd >= 0)
-		close(fx.lock_fd);
-	fx.lock_fd = -1;
+	pgfix_db_close(&fx.lock_fd, &fx.pg, &fx.sql);
 }
 
 TestSuite(learning_store, .init = setup, .fini = teardown, .timeout = 60);
@@ -89,15 +74,7 @@ TestSuite(learning_store, .init = setup, .fini = teardown, .timeout = 60);
 /* The one value of a one-row, one-column query, as text ("<null>" for NULL); static buffer. */
 static const char *q1(const char *sql)
 {
-	static char buf[8192];
-	PGresult *res = PQexec(fx.sql, sql);
-
-	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s: %s", sql,
-		     PQresultErrorMessage(res));
-	cr_assert_eq(PQntuples(res), 1, "%s: %d rows", sql, PQntuples(res));
-	snprintf(buf, sizeof(buf), "%s", PQgetisnull(res, 0, 0) ? "<null>" : PQgetvalue(res, 0, 0));
-	PQclear(res);
-	return buf;
+	return pgfix_q1(fx.sql, sql);
 }
 
 static long long qn(const char *sql)
