@@ -347,6 +347,21 @@ const char *api_path(nng_aio *aio, char *buf, size_t len)
 	return buf;
 }
 
+const char *api_subpath(nng_aio *aio, const char *prefix, char *buf, size_t len)
+{
+	const char *path;
+
+	/* Auth first, for every path and method: nothing is revealed without a token. */
+	if (!api_auth(aio))
+		return NULL;
+	path = api_path(aio, buf, len);
+	if (path == NULL || strncmp(path, prefix, strlen(prefix)) != 0) {
+		api_respond_error(aio, 404, "no such API endpoint");
+		return NULL;
+	}
+	return path + strlen(prefix);
+}
+
 static void handle_hosts(nng_aio *aio)
 {
 	static const char *const known[] = {NULL};

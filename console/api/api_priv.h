@@ -76,6 +76,12 @@ bool api_begin(nng_aio *aio, const char *const *known, struct api_query *q);
 /* The request's path without its query, copied into buf; NULL when too long. */
 const char *api_path(nng_aio *aio, char *buf, size_t len);
 
+/*
+ * For a handler of a tree of paths under prefix: api_auth, then the path
+ * (into buf) past prefix ("" or "/..."), or NULL after answering 401 or 404.
+ */
+const char *api_subpath(nng_aio *aio, const char *prefix, char *buf, size_t len);
+
 /* Whether the request's method is GET or HEAD (HEAD: the GET's headers, no body). */
 bool api_method_get(nng_aio *aio);
 

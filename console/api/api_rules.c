@@ -669,18 +669,12 @@ void api_handle_rules(nng_aio *aio)
 {
 	const char *method = nng_http_req_get_method(nng_aio_get_input(aio, 0));
 	char buf[256];
-	const char *path = api_path(aio, buf, sizeof(buf)), *rest, *slash;
+	const char *rest = api_subpath(aio, RULES_PATH, buf, sizeof(buf)), *slash;
 	bool get = api_method_get(aio);
 	int64_t id;
 
-	/* Auth first, for every path and method: nothing is revealed without a token. */
-	if (!api_auth(aio))
+	if (rest == NULL)
 		return;
-	if (path == NULL || strncmp(path, RULES_PATH, strlen(RULES_PATH)) != 0) {
-		api_respond_error(aio, 404, "no such API endpoint");
-		return;
-	}
-	rest = path + strlen(RULES_PATH);
 	if (rest[0] == '\0' || strcmp(rest, "/") == 0) {
 		if (get)
 			rules_list(aio);
