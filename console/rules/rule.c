@@ -367,43 +367,75 @@ static int sub_object(struct pctx *c, const json_t *o, const char *key, const ch
 	return rc;
 }
 
-static int parse_processes(struct pctx *c, const json_t *sec, struct rule_processes *p)
+/* One section's deny or allow lists from o into lists (the section's own struct). */
+typedef int (*section_lists_fn)(struct pctx *c, const json_t *o, void *lists);
+
+/* What differs between the three sections: their name, their lists' keys and parser. */
+struct section_shape {
+	const char *name;
+	const char *const *deny_keys;  /* "effect" and the lists */
+	const char *const *allow_keys; /* the lists */
+	section_lists_fn lists;
+};
+
+/*
+ * A section: its deviation effect, a deny object (an effect and lists) and
+ * an allow object (lists), each key checked against sh; the results go to
+ * the section struct's fields given.
+ */
+static int parse_section(struct pctx *c, const json_t *sec, const struct section_shape *sh,
+			 bool *present, enum rule_effect *deviation, enum rule_effect *deny_effect,
+			 void *deny_lists, void *allow_lists)
 {
 	static const char *const keys[] = {"deviation", "deny", "allow", NULL};
-	static const char *const deny_keys[] = {"effect", "executables", NULL};
-	static const char *const allow_keys[] = {"executables", NULL};
 	json_t *deny, *allow;
 	int rc;
 
-	p->present = true;
-	if ((rc = only_known(c, sec, keys, "processes")) < 0 ||
-	    (rc = parse_effect(c, sec, "deviation", true, &p->deviation)) < 0 ||
-	    (rc = sub_object(c, sec, "deny", deny_keys, &deny)) < 0 ||
-	    (rc = sub_object(c, sec, "allow", allow_keys, &allow)) < 0)
+	*present = true;
+	if ((rc = only_known(c, sec, keys, sh->name)) < 0 ||
+	    (rc = parse_effect(c, sec, "deviation", true, deviation)) < 0 ||
+	    (rc = sub_object(c, sec, "deny", sh->deny_keys, &deny)) < 0 ||
+	    (rc = sub_object(c, sec, "allow", sh->allow_keys, &allow)) < 0)
 		return rc;
-	p->deny_effect = RULE_EFFECT_ALERT;
+	*deny_effect = RULE_EFFECT_ALERT;
 	if (deny != NULL) {
 		size_t old = push_key(c, "deny");
 
-		if ((rc = parse_effect(c, deny, "effect", false, &p->deny_effect)) < 0 ||
-		    (rc = parse_strings(c, deny, "executables", STRINGS_EXECUTABLE,
-					&p->deny.executables)) < 0)
+		if ((rc = parse_effect(c, deny, "effect", false, deny_effect)) < 0 ||
+		    (rc = sh->lists(c, deny, deny_lists)) < 0)
 			return rc;
 		pop(c, old);
 	}
 	if (allow != NULL) {
 		size_t old = push_key(c, "allow");
 
-		if ((rc = parse_strings(c, allow, "executables", STRINGS_EXECUTABLE,
-					&p->allow.executables)) < 0)
+		if ((rc = sh->lists(c, allow, allow_lists)) < 0)
 			return rc;
 		pop(c, old);
 	}
 	return 0;
 }
 
-static int parse_network_lists(struct pctx *c, const json_t *o, struct rule_network_lists *l)
+static int parse_process_lists(struct pctx *c, const json_t *o, void *lists)
 {
+	struct rule_process_lists *l = lists;
+
+	return parse_strings(c, o, "executables", STRINGS_EXECUTABLE, &l->executables);
+}
+
+static int parse_processes(struct pctx *c, const json_t *sec, struct rule_processes *p)
+{
+	static const char *const deny_keys[] = {"effect", "executables", NULL};
+	static const struct section_shape sh = {"processes", deny_keys, deny_keys + 1,
+						parse_process_lists};
+
+	return parse_section(c, sec, &sh, &p->present, &p->deviation, &p->deny_effect, &p->deny,
+			     &p->allow);
+}
+
+static int parse_network_lists(struct pctx *c, const json_t *o, void *lists)
+{
+	struct rule_network_lists *l = lists;
 	int rc;
 
 	if ((rc = parse_ports(c, o, "listen", &l->listen)) < 0 ||
@@ -414,39 +446,17 @@ static int parse_network_lists(struct pctx *c, const json_t *o, struct rule_netw
 
 static int parse_network(struct pctx *c, const json_t *sec, struct rule_network *p)
 {
-	static const char *const keys[] = {"deviation", "deny", "allow", NULL};
 	static const char *const deny_keys[] = {"effect", "listen", "connect", NULL};
-	static const char *const allow_keys[] = {"listen", "connect", NULL};
-	json_t *deny, *allow;
-	int rc;
+	static const struct section_shape sh = {"network", deny_keys, deny_keys + 1,
+						parse_network_lists};
 
-	p->present = true;
-	if ((rc = only_known(c, sec, keys, "network")) < 0 ||
-	    (rc = parse_effect(c, sec, "deviation", true, &p->deviation)) < 0 ||
-	    (rc = sub_object(c, sec, "deny", deny_keys, &deny)) < 0 ||
-	    (rc = sub_object(c, sec, "allow", allow_keys, &allow)) < 0)
-		return rc;
-	p->deny_effect = RULE_EFFECT_ALERT;
-	if (deny != NULL) {
-		size_t old = push_key(c, "deny");
-
-		if ((rc = parse_effect(c, deny, "effect", false, &p->deny_effect)) < 0 ||
-		    (rc = parse_network_lists(c, deny, &p->deny)) < 0)
-			return rc;
-		pop(c, old);
-	}
-	if (allow != NULL) {
-		size_t old = push_key(c, "allow");
-
-		if ((rc = parse_network_lists(c, allow, &p->allow)) < 0)
-			return rc;
-		pop(c, old);
-	}
-	return 0;
+	return parse_section(c, sec, &sh, &p->present, &p->deviation, &p->deny_effect, &p->deny,
+			     &p->allow);
 }
 
-static int parse_file_lists(struct pctx *c, const json_t *o, struct rule_file_lists *l)
+static int parse_file_lists(struct pctx *c, const json_t *o, void *lists)
 {
+	struct rule_file_lists *l = lists;
 	int rc;
 
 	if ((rc = parse_strings(c, o, "read", STRINGS_PATH, &l->read)) < 0 ||
@@ -457,35 +467,12 @@ static int parse_file_lists(struct pctx *c, const json_t *o, struct rule_file_li
 
 static int parse_files(struct pctx *c, const json_t *sec, struct rule_files *p)
 {
-	static const char *const keys[] = {"deviation", "deny", "allow", NULL};
 	static const char *const deny_keys[] = {"effect", "read", "write", NULL};
-	static const char *const allow_keys[] = {"read", "write", NULL};
-	json_t *deny, *allow;
-	int rc;
+	static const struct section_shape sh = {"files", deny_keys, deny_keys + 1,
+						parse_file_lists};
 
-	p->present = true;
-	if ((rc = only_known(c, sec, keys, "files")) < 0 ||
-	    (rc = parse_effect(c, sec, "deviation", true, &p->deviation)) < 0 ||
-	    (rc = sub_object(c, sec, "deny", deny_keys, &deny)) < 0 ||
-	    (rc = sub_object(c, sec, "allow", allow_keys, &allow)) < 0)
-		return rc;
-	p->deny_effect = RULE_EFFECT_ALERT;
-	if (deny != NULL) {
-		size_t old = push_key(c, "deny");
-
-		if ((rc = parse_effect(c, deny, "effect", false, &p->deny_effect)) < 0 ||
-		    (rc = parse_file_lists(c, deny, &p->deny)) < 0)
-			return rc;
-		pop(c, old);
-	}
-	if (allow != NULL) {
-		size_t old = push_key(c, "allow");
-
-		if ((rc = parse_file_lists(c, allow, &p->allow)) < 0)
-			return rc;
-		pop(c, old);
-	}
-	return 0;
+	return parse_section(c, sec, &sh, &p->present, &p->deviation, &p->deny_effect, &p->deny,
+			     &p->allow);
 }
 
 static int parse_scope(struct pctx *c, const json_t *o, struct rule_scope *s)
