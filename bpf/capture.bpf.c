@@ -38,6 +38,7 @@ const volatile bool filter_read_repeat = true;
 const volatile bool filter_failed_reads = true;
 
 #define AT_FDCWD     -100
+#define EPERM	     1
 #define EINPROGRESS  115
 #define AT_REMOVEDIR 0x200
 #define O_ACCMODE    00000003
@@ -48,6 +49,8 @@ const volatile bool filter_failed_reads = true;
 #define AF_UNIX	     1
 #define AF_INET	     2
 #define AF_INET6     10
+
+#include "lib/guard.h"
 
 /* x86_64 syscall numbers of what we watch. */
 enum {
@@ -1156,11 +1159,17 @@ static __always_inline __u32 put_sockaddr(struct ev_net *e, char *rec, __u32 off
 static __always_inline int net_event(struct sysargs *a, long ret, struct task_struct *task,
 				     const struct stash *st)
 {
+	struct guard_verdict denied = {};
 	struct ev_net *e;
 	struct sock *sk;
-	char *rec = scratch_rec();
+	char *rec;
 	__u32 off, n = 0;
 
+	/* First: a block kills even when the event cannot be written. */
+	if ((a->nr == NR_connect || a->nr == NR_bind) && ret == -EPERM &&
+	    !guard_take_verdict(&denied))
+		denied.gen = 0;
+	rec = scratch_rec();
 	if (!rec) {
 		count_drop(DROP_SCRATCH);
 		return 0;
@@ -1170,6 +1179,11 @@ static __always_inline int net_event(struct sysargs *a, long ret, struct task_st
 	hdr_fill(&e->hdr, EV_NET, task);
 	e->hdr.flags |= a->flags;
 	e->result = ret;
+	if (denied.gen) {
+		e->hdr.flags |= EVF_DENIED;
+		e->verdict = denied.entry + 1;
+		e->verdict_gen = denied.gen;
+	}
 	off = sizeof(*e);
 	switch (a->nr) {
 	case NR_connect:

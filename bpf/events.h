@@ -51,6 +51,8 @@ enum ev_flag {
 	 * what the call was given at its entry.
 	 */
 	EVF_RACED = 1 << 8,
+	/* A rule refused the call (the result is -EPERM): see ev_net.verdict. */
+	EVF_DENIED = 1 << 9,
 };
 
 struct ev_hdr {
@@ -168,8 +170,61 @@ struct ev_net {
 	__u8 remote_addr[16];
 	__s32 backlog; /* listen */
 	__u16 unix_path_len;
-	__u16 pad;
+	__u16 verdict;	   /* EVF_DENIED: the guard_net_entry that refused it, plus one */
+	__u32 verdict_gen; /* EVF_DENIED: the table's generation (guard_net_conf.gen) */
+	__u32 pad;
 	char data[];
+};
+
+/*
+ * Network rules in the kernel (bpf/lib/guard.h): a table of entries the
+ * defender compiles from its rule set, in runs per policy.
+ */
+#define GUARD_NET_ENTRIES  2048 /* two tables of GUARD_NET_ENTRIES / 2 */
+#define GUARD_NET_POLICIES 64	/* policy 0: the host's; others: listed cgroups */
+#define GUARD_NET_CGROUPS  1024 /* cgroups with a policy of their own */
+#define GUARD_CGROUP_DEPTH 6	/* ancestors of a process's cgroup looked up */
+
+enum guard_op {
+	GUARD_OP_CONNECT = 1, /* connect: peer address and port */
+	GUARD_OP_LISTEN = 2,  /* bind: the local port */
+};
+
+enum guard_proto {
+	GUARD_PROTO_ANY = 0,
+	GUARD_PROTO_TCP = 1,
+	GUARD_PROTO_UDP = 2,
+};
+
+struct guard_net_entry {
+	__u8 op;     /* enum guard_op */
+	__u8 family; /* AF_INET, AF_INET6 */
+	__u8 proto;  /* enum guard_proto */
+	__u8 prefix; /* connect: network prefix length */
+	__u8 allow;  /* 1: an allow entry (wins over deny) */
+	__u8 block;  /* deny: kill the caller too */
+	__u16 pad;
+	__u16 port_lo, port_hi; /* 0, 0: every port */
+	__u8 addr[16];		/* connect: network, IPv4 in the first 4 bytes */
+};
+
+struct guard_net_conf {
+	__u32 gen; /* the table's generation (from 1); in [2]: which table is in force */
+	__u32 pad;
+	__u16 first[GUARD_NET_POLICIES], count[GUARD_NET_POLICIES];
+};
+
+struct guard_cgroup_policy {
+	__u32 policy[2]; /* in table 0 and table 1 */
+};
+
+/* What a cgroup program decided for a call in flight, for sys_exit. */
+struct guard_verdict {
+	__u64 ts_ns;
+	__u32 entry;
+	__u32 gen;
+	__u8 block;
+	__u8 pad[7];
 };
 
 /* Why an event was not delivered: one per-CPU counter each, exported by the defender. */
@@ -262,7 +317,7 @@ EV_ABI_AT(struct ev_file, base_len, 100);
 EV_ABI_AT(struct ev_file, base2_len, 102);
 EV_ABI_AT(struct ev_file, data, 104);
 
-EV_ABI_SIZE(struct ev_net, 120);
+EV_ABI_SIZE(struct ev_net, 128);
 EV_ABI_AT(struct ev_net, op, 64);
 EV_ABI_AT(struct ev_net, family, 66);
 EV_ABI_AT(struct ev_net, type, 68);
@@ -274,7 +329,9 @@ EV_ABI_AT(struct ev_net, local_addr, 80);
 EV_ABI_AT(struct ev_net, remote_addr, 96);
 EV_ABI_AT(struct ev_net, backlog, 112);
 EV_ABI_AT(struct ev_net, unix_path_len, 116);
-EV_ABI_AT(struct ev_net, data, 120);
+EV_ABI_AT(struct ev_net, verdict, 118);
+EV_ABI_AT(struct ev_net, verdict_gen, 120);
+EV_ABI_AT(struct ev_net, data, 128);
 
 EV_ABI_SIZE(struct ev_control, 16);
 EV_ABI_AT(struct ev_control, read_pos, 0);

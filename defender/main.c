@@ -22,6 +22,7 @@
 #include "log.h"
 #include "output/standalone.h"
 #include "pipeline.h"
+#include "enforce/enforcer.h"
 #include "rules/rulebook.h"
 #include "session.h"
 #include "tls.h"
@@ -163,6 +164,7 @@ int main(int argc, char **argv)
 	struct pipeline *pipe = NULL;
 	struct session *sess = NULL;
 	struct rulebook *rules = NULL;
+	struct enforcer *enf = NULL;
 	struct standalone_opts es = {.capture = CAPTURE_OPTS_DEFAULT};
 	const char *config_path = NULL;
 	int log_level = -1, check = 0, events_json = 0, opt, rc;
@@ -329,6 +331,20 @@ int main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 
+	/* The cached rule set is in force before any console is reached. */
+	struct enforcer_opts eopts = {
+	    .cap = cap, .fanotify = cfg.enforce_fanotify, .answer_ms = cfg.enforce_answer_ms};
+	if ((enf = enforcer_start(&eopts, &err)) == NULL) {
+		log_error("enforcement: %s", err.msg);
+		goto out;
+	}
+	{
+		const struct ruleset *held = rulebook_get(rules);
+
+		enforcer_apply(enf, held);
+		ruleset_put(held);
+	}
+
 	log_info("vigil-defender %s starting: host %s, %zu console(s), first %s", VIGIL_VERSION,
 		 host.hostname, cfg.nconsoles, cfg.consoles[0]);
 	if (cap != NULL) {
@@ -336,8 +352,8 @@ int main(int argc, char **argv)
 		struct delivery_opts dopts = {.spool_dir = spool_dir,
 					      .spool_max_bytes = (uint64_t)cfg.spool_max_kb * 1024,
 					      .window = cfg.send_window};
-		struct pipeline_opts popts = {.model_dir = model_dir,
-					      .limits = MODEL_LIMITS_DEFAULT};
+		struct pipeline_opts popts = {
+		    .model_dir = model_dir, .limits = MODEL_LIMITS_DEFAULT, .enforcer = enf};
 
 		snprintf(spool_dir, sizeof(spool_dir), "%s/spool", cfg.state_dir);
 		snprintf(model_dir, sizeof(model_dir), "%s/models", cfg.state_dir);
@@ -361,7 +377,8 @@ int main(int argc, char **argv)
 				      .dl = dl,
 				      .pipe = pipe,
 				      .bpf_status = bpf_status,
-				      .rules = rules};
+				      .rules = rules,
+				      .enf = enf};
 	if ((sess = session_new(&parts, &err)) == NULL) {
 		log_error("%s", err.msg);
 		goto out;
@@ -369,9 +386,11 @@ int main(int argc, char **argv)
 	set_live(sess, up);
 	session_run(sess, &stop_requested);
 	set_live(NULL, NULL);
-	/* Models: what changed goes into the spool, and to disk. */
+	/* Models: what changed goes into the spool, and to disk (and enforcement's audits). */
 	pipeline_stop(pipe);
 	pipe = NULL;
+	enforcer_stop(enf);
+	enf = NULL;
 	/* What was captured is flushed into the spool: the next start sends it. */
 	delivery_stop(dl);
 	dl = NULL;
@@ -380,6 +399,7 @@ int main(int argc, char **argv)
 out:
 	session_free(sess);
 	pipeline_stop(pipe);
+	enforcer_stop(enf);
 	delivery_stop(dl);
 	uplink_close(up);
 	capture_stop(cap);

@@ -8,11 +8,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "enforce/enforcer.h"
 #include "event/event.h"
 #include "event/event_json.h"
 #include "log.h"
 #include "process/enrich.h"
 #include "process/proctree.h"
+#include "utf8.h"
 
 #define RELEARN_QUEUE_MAX 16
 
@@ -21,6 +23,7 @@ struct pipeline {
 	struct delivery *dl;		/* borrowed */
 	struct proctree *pt;		/* the thread's once it runs */
 	struct learner *learn;		/* the thread's; learner_stats from any thread */
+	struct enforcer *enf;		/* borrowed; NULL: no rules enforced */
 	struct enrich_scratch scratch;	/* the thread's */
 	int64_t clock_offset;		/* CLOCK_BOOTTIME → wall clock, ns */
 	atomic_uint_fast64_t malformed; /* records that did not decode */
@@ -50,6 +53,67 @@ static uint64_t boottime_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/*
+ * An enforcement audit as a Deviation: the chain from the process tree
+ * (the process may have been killed: the tree keeps it a while).
+ */
+static void send_enforce_audit(struct pipeline *p, const struct enforce_audit *a)
+{
+	enum { LINKS = 16 };
+	static char names[LINKS][2][512], text[5][1024];
+	const struct proc_entry *chain[LINKS];
+	Vigil__ChainLink links[LINKS], *lp[LINKS];
+	Vigil__Deviation d = VIGIL__DEVIATION__INIT;
+	size_t n = proctree_ancestry(p->pt, a->pid, chain, LINKS);
+	const char *src[5] = {a->service, a->exe, a->object, a->rule, a->why};
+
+	for (size_t i = 0; i < 5; i++)
+		utf8_sanitize(src[i], strlen(src[i]), text[i], sizeof(text[i]));
+	for (size_t i = 0; i < n; i++) {
+		vigil__chain_link__init(&links[i]);
+		links[i].pid = chain[i]->pid;
+		utf8_sanitize(chain[i]->comm, strlen(chain[i]->comm), names[i][0],
+			      sizeof(names[i][0]));
+		utf8_sanitize(chain[i]->exe != NULL ? chain[i]->exe : "",
+			      chain[i]->exe != NULL ? strlen(chain[i]->exe) : 0, names[i][1],
+			      sizeof(names[i][1]));
+		links[i].comm = names[i][0];
+		links[i].exe = names[i][1];
+		lp[i] = &links[i];
+	}
+	d.ts_ns = a->ts_ns;
+	d.service = text[0];
+	d.exe = text[1];
+	d.kind = (char *)a->kind;
+	d.object = text[2];
+	d.raw = text[2];
+	d.expected = "";
+	d.severity = (char *)a->severity;
+	d.pid = a->pid;
+	d.n_chain = n;
+	d.chain = lp;
+	d.rule = text[3];
+	d.effect = (char *)rule_effect_name(a->effect);
+	d.wanted = a->wanted > a->effect ? (char *)rule_effect_name(a->wanted) : "";
+	d.why = text[4];
+	log_info("%s: %s %s %s (rule \"%s\": %s%s%s)", a->kind,
+		 text[0][0] ? text[0] : "interactive", text[1], text[2], text[3], d.effect,
+		 d.wanted[0] ? ", wanted " : "", d.wanted);
+	delivery_add_deviation(p->dl, &d);
+}
+
+static void drain_enforce_audits(struct pipeline *p)
+{
+	struct enforce_audit a[16];
+	size_t n;
+
+	if (p->enf == NULL)
+		return;
+	while ((n = enforcer_take_audits(p->enf, a, 16)) > 0)
+		for (size_t i = 0; i < n; i++)
+			send_enforce_audit(p, &a[i]);
+}
+
 /* One ring record through every stage. */
 static int on_record(const struct ev_hdr *rec, size_t len, void *ctx)
 {
@@ -67,6 +131,13 @@ static int on_record(const struct ev_hdr *rec, size_t len, void *ctx)
 	int64_t wall_ns = event_wall_ns(ev.hdr->ts_ns, p->clock_offset);
 	uint64_t when_ms = wall_ns > 0 ? (uint64_t)wall_ns / 1000000 : 0;
 	bool interactive = learner_event(p->learn, &ev, &en, &p->scratch.cls, when_ms, &act);
+	struct enforce_audit audit;
+
+	if (p->enf != NULL && enforcer_check_event(p->enf, &ev, &en, &p->scratch.cls, &audit)) {
+		if (wall_ns > 0)
+			audit.ts_ns = (uint64_t)wall_ns;
+		send_enforce_audit(p, &audit);
+	}
 	delivery_add(p->dl, &ev, &en, interactive ? &act.pb : NULL, p->clock_offset,
 		     capture_read_pos(p->cap));
 	enrich_end(p->pt, &ev);
@@ -110,6 +181,8 @@ static void *pipeline_main(void *arg)
 		int n = capture_poll(p->cap, 200, on_record, p);
 		uint64_t now_ns = boottime_ns();
 
+		drain_enforce_audits(p);
+
 		learn_upkeep(p);
 		uint64_t read = capture_read_pos(p->cap);
 		delivery_tick(p->dl, read);
@@ -133,27 +206,45 @@ static void *pipeline_main(void *arg)
 	return NULL;
 }
 
+/* A model's deviation, under the rules: named with the rule, or dropped when it disables them. */
 static void learn_deviation(const Vigil__Deviation *dv, void *ctx)
 {
-	delivery_add_deviation(ctx, dv);
+	struct pipeline *p = ctx;
+	Vigil__Deviation d = *dv;
+	char rule[RULE_NAME_MAX + 1], why[256];
+	enum rule_effect effect, wanted;
+
+	if (p->enf != NULL) {
+		if (!enforcer_deviation(p->enf, dv->service, dv->kind, rule, &effect, &wanted, why,
+					sizeof(why)))
+			return;
+		d.rule = rule;
+		d.effect = (char *)rule_effect_name(effect);
+		d.wanted = wanted > effect ? (char *)rule_effect_name(wanted) : "";
+		d.why = why;
+	}
+	delivery_add_deviation(p->dl, &d);
 }
 
 static void learn_delta(const Vigil__ModelDelta *md, void *ctx)
 {
-	delivery_add_model_delta(ctx, md);
+	struct pipeline *p = ctx;
+
+	delivery_add_model_delta(p->dl, md);
 }
 
 struct pipeline *pipeline_start(const struct pipeline_opts *opts, struct capture *cap,
 				struct delivery *dl, vigil_err *err)
 {
-	struct learn_sink sink = {learn_deviation, learn_delta, dl};
 	struct pipeline *p = calloc(1, sizeof(*p));
+	struct learn_sink sink = {learn_deviation, learn_delta, p};
 	int rc;
 
 	if (p == NULL) {
 		verr_set(err, -ENOMEM, "pipeline: out of memory");
 		return NULL;
 	}
+	p->enf = opts->enforcer;
 	pthread_mutex_init(&p->relearn_lock, NULL);
 	pthread_mutex_init(&p->stats_lock, NULL);
 	p->cap = cap;
@@ -162,6 +253,8 @@ struct pipeline *pipeline_start(const struct pipeline_opts *opts, struct capture
 	p->learn = learner_new(&opts->limits, opts->model_dir, &sink, err);
 	if (p->learn == NULL)
 		goto fail;
+	if (p->enf != NULL)
+		enforcer_set_learner(p->enf, p->learn);
 	p->pt = proctree_new(NULL);
 	if (p->pt == NULL) {
 		verr_set(err, -ENOMEM, "process tree: out of memory");
@@ -224,6 +317,10 @@ void pipeline_stop(struct pipeline *p)
 		atomic_store(&p->stop, true);
 		pthread_join(p->thread, NULL);
 	}
+	/* The exec guard must stop asking the models before they go. */
+	if (p->enf != NULL)
+		enforcer_set_learner(p->enf, NULL);
+	drain_enforce_audits(p);
 	/* Models: what changed goes into the spool, and to disk. */
 	learner_free(p->learn);
 	proctree_free(p->pt);

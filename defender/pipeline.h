@@ -28,9 +28,12 @@
 
 struct pipeline;
 
+struct enforcer;
+
 struct pipeline_opts {
 	const char *model_dir; /* the models' files (created when missing) */
 	struct model_limits limits;
+	struct enforcer *enforcer; /* borrowed, may be NULL: audits its decisions, checks events */
 };
 
 /*

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "session.h"
 
+#include "enforce/enforcer.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,6 +56,8 @@ static void rules_state_fill(struct session *s, Vigil__RulesState *rs)
 	rulebook_state(s->parts.rules, &rs->version, &rs->refused_version, s->refused_reason,
 		       sizeof(s->refused_reason));
 	rs->refused_reason = s->refused_reason;
+	if (s->parts.enf != NULL)
+		enforcer_report(s->parts.enf, rs);
 }
 
 /*
@@ -80,6 +84,13 @@ static void take_rules(struct session *s, const Vigil__RuleSet *set)
 	case RULEBOOK_TAKEN_UNSAVED:
 		log_info("rules: took rule set version %llu (%zu rule(s) for this host, of %u)",
 			 (unsigned long long)set->version, set->n_rules, set->total);
+		/* In force before it is acknowledged: the next report says it is enforced. */
+		if (s->parts.enf != NULL) {
+			const struct ruleset *held = rulebook_get(s->parts.rules);
+
+			enforcer_apply(s->parts.enf, held);
+			ruleset_put(held);
+		}
 		if (rc == RULEBOOK_TAKEN_UNSAVED)
 			log_warn("rules: rule set version %llu is enforced but not cached (%s): a"
 				 " restart before the next version starts from the previous file",

@@ -18,6 +18,8 @@
  * outlive session_free) and owns its request channel.
  */
 
+struct enforcer;
+
 #include <signal.h>
 
 #include "capture/capture.h"
@@ -38,6 +40,7 @@ struct session_parts {
 	struct pipeline *pipe;	/* NULL when cap is */
 	const char *bpf_status; /* "loaded: ..." or "not loaded: why" */
 	struct rulebook *rules; /* the rule set held: reported, and replaced by newer ones */
+	struct enforcer *enf;	/* puts each rule set taken in force; reports what it can */
 };
 
 struct session;

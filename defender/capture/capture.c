@@ -69,6 +69,10 @@ struct capture {
 	/* stash_args on each sys_enter_<name> of entry_syscalls; NULL where not attached. */
 	struct bpf_link *entry_links[28];
 	int entry_attached;
+	/* The network guard's cgroup programs (not pinned: they end with the defender). */
+	struct bpf_link *guard_links[4];
+	char guard_status[160];
+	char cgroup2[256]; /* where the cgroup v2 tree is mounted */
 	/* The current poll's callback. */
 	capture_record_fn fn;
 	void *fn_ctx;
@@ -354,11 +358,107 @@ static int stash_key_set(struct capture *cap, vigil_err *err)
 	return 0;
 }
 
+/*
+ * The network guard's programs at the root of the cgroup v2 tree, so every
+ * process's connect and bind pass them (BPF_F_ALLOW_MULTI by way of links:
+ * other programs there keep working).  Without them network rules are
+ * alerted only, and the defender reports why (capture_guard_status).
+ */
+/*
+ * Where the cgroup v2 tree is mounted: /sys/fs/cgroup on a unified host,
+ * /sys/fs/cgroup/unified on a hybrid one, else mounted by us (as systemd
+ * would) on /run/vigil/cgroup2.  false when there is none to be had.
+ */
+static bool cgroup2_root(char *out, size_t len)
+{
+	static const char own[] = "/run/vigil/cgroup2";
+	char line[4096], mnt[2048], type[64];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	bool found = false;
+
+	while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL) {
+		const char *sep = strstr(line, " - ");
+
+		if (sep != NULL && sscanf(line, "%*s %*s %*s %*s %2047s", mnt) == 1 &&
+		    sscanf(sep + 3, "%63s", type) == 1 && strcmp(type, "cgroup2") == 0 &&
+		    strchr(mnt, '\\') == NULL)
+			found = snprintf(out, len, "%s", mnt) < (int)len;
+	}
+	if (f != NULL)
+		fclose(f);
+	if (found)
+		return true;
+	if (mkdir("/run/vigil", 0755) < 0 && errno != EEXIST)
+		return false;
+	if (mkdir(own, 0755) < 0 && errno != EEXIST)
+		return false;
+	if (mount("cgroup2", own, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		return false;
+	return snprintf(out, len, "%s", own) < (int)len;
+}
+
+static void attach_guard(struct capture *cap)
+{
+	struct bpf_program *progs[NELEMS(cap->guard_links)] = {
+	    cap->skel->progs.guard_connect4, cap->skel->progs.guard_connect6,
+	    cap->skel->progs.guard_bind4, cap->skel->progs.guard_bind6};
+	struct statfs fs;
+	int fd;
+
+	if (!cgroup2_root(cap->cgroup2, sizeof(cap->cgroup2)) || statfs(cap->cgroup2, &fs) < 0 ||
+	    fs.f_type != CGROUP2_SUPER_MAGIC) {
+		snprintf(cap->guard_status, sizeof(cap->guard_status),
+			 "no cgroup v2 tree mounted, and none could be: %s", strerror(errno));
+		cap->cgroup2[0] = '\0';
+		return;
+	}
+	if ((fd = open(cap->cgroup2, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		snprintf(cap->guard_status, sizeof(cap->guard_status), "cannot open %.100s: %s",
+			 cap->cgroup2, strerror(errno));
+		return;
+	}
+	for (size_t i = 0; i < NELEMS(progs); i++) {
+		cap->guard_links[i] = bpf_program__attach_cgroup(progs[i], fd);
+		if (cap->guard_links[i] == NULL) {
+			snprintf(cap->guard_status, sizeof(cap->guard_status),
+				 "cannot attach %s at the cgroup root: %s",
+				 bpf_program__name(progs[i]), strerror(errno));
+			break;
+		}
+	}
+	close(fd);
+	if (cap->guard_status[0] != '\0')
+		for (size_t i = 0; i < NELEMS(progs); i++) {
+			bpf_link__destroy(cap->guard_links[i]);
+			cap->guard_links[i] = NULL;
+		}
+}
+
+bool capture_guard(const struct capture *cap, struct capture_guard *ret, char *why, size_t len)
+{
+	if (cap == NULL || cap->skel == NULL || cap->guard_links[0] == NULL) {
+		snprintf(why, len, "%s",
+			 cap == NULL || cap->skel == NULL ? "no BPF capture"
+			 : cap->guard_status[0] != '\0'	  ? cap->guard_status
+							  : "not attached");
+		return false;
+	}
+	ret->entries_fd = bpf_map__fd(cap->skel->maps.net_entries);
+	ret->conf_fd = bpf_map__fd(cap->skel->maps.net_conf);
+	ret->cgroups_fd = bpf_map__fd(cap->skel->maps.net_cgroups);
+	snprintf(ret->cgroup2, sizeof(ret->cgroup2), "%s", cap->cgroup2);
+	return true;
+}
+
 /* ---- start ---- */
 
 /* Close the ring and the control map and unload the object (pins stay). */
 static void unload(struct capture *cap)
 {
+	for (size_t i = 0; i < NELEMS(cap->guard_links); i++) {
+		bpf_link__destroy(cap->guard_links[i]);
+		cap->guard_links[i] = NULL;
+	}
 	for (size_t i = 0; i < NELEMS(entry_syscalls); i++) {
 		bpf_link__destroy(cap->entry_links[i]);
 		cap->entry_links[i] = NULL;
@@ -386,8 +486,12 @@ static int load_and_attach(struct capture *cap, const struct capture_opts *opts,
 	cap->skel->rodata->filter_read_repeat = opts->filter_read_repeat;
 	cap->skel->rodata->filter_failed_reads = opts->filter_failed_reads;
 	cap->skel->rodata->my_gen = cap->gen;
-	/* Attached per syscall by attach_entries, not by the skeleton. */
+	/* Attached per syscall by attach_entries, and at the cgroup root by attach_guard. */
 	bpf_program__set_autoattach(cap->skel->progs.stash_args, false);
+	bpf_program__set_autoattach(cap->skel->progs.guard_connect4, false);
+	bpf_program__set_autoattach(cap->skel->progs.guard_connect6, false);
+	bpf_program__set_autoattach(cap->skel->progs.guard_bind4, false);
+	bpf_program__set_autoattach(cap->skel->progs.guard_bind6, false);
 	if ((rc = bpf_map__set_max_entries(cap->skel->maps.events, (uint32_t)rb)) < 0)
 		return verr_set(err, rc, "cannot size the ring buffer to %zu bytes: %s", rb,
 				strerror(-rc));
@@ -408,6 +512,7 @@ static int load_and_attach(struct capture *cap, const struct capture_opts *opts,
 			 " call returns (another thread of the caller can rewrite them first)");
 	if ((rc = capture_bpf__attach(cap->skel)) < 0)
 		return verr_set(err, rc, "cannot attach the capture programs: %s", strerror(-rc));
+	attach_guard(cap);
 	void *m = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE, MAP_SHARED,
 		       bpf_map__fd(cap->skel->maps.control), 0);
 	if (m == MAP_FAILED)
@@ -596,6 +701,14 @@ void capture_stop(struct capture *cap)
 }
 
 #else /* !VIGIL_HAVE_BPF */
+
+bool capture_guard(const struct capture *cap, struct capture_guard *ret, char *why, size_t len)
+{
+	(void)cap;
+	(void)ret;
+	snprintf(why, len, "built without BPF");
+	return false;
+}
 
 struct capture *capture_start(const struct capture_opts *opts, vigil_err *err)
 {

@@ -100,4 +100,16 @@ const char *capture_describe(const struct capture *cap);
 /* Detach (with pin_dir: unpin everything, so capture ends) and free; accepts NULL. */
 void capture_stop(struct capture *cap);
 
+/* The network guard's maps (bpf/lib/guard.h), owned by the capture. */
+struct capture_guard {
+	int entries_fd, conf_fd, cgroups_fd;
+	char cgroup2[256]; /* the cgroup v2 tree the programs are attached at */
+};
+
+/*
+ * Whether the guard's cgroup programs are attached: *ret gets their maps;
+ * otherwise false with why (len bytes).
+ */
+bool capture_guard(const struct capture *cap, struct capture_guard *ret, char *why, size_t len);
+
 #endif

@@ -201,6 +201,10 @@ static int apply(struct defender_config *cfg, const struct kvconf *kv, vigil_err
 			rc = parse_bool(&cfg->all_reads, kv, e, err);
 		} else if (strcmp(e->key, "copy_open_args") == 0) {
 			rc = parse_bool(&cfg->copy_open_args, kv, e, err);
+		} else if (strcmp(e->key, "enforce_fanotify") == 0) {
+			rc = parse_bool(&cfg->enforce_fanotify, kv, e, err);
+		} else if (strcmp(e->key, "enforce_answer_ms") == 0) {
+			rc = parse_int(&cfg->enforce_answer_ms, kv, e, 10, 5000, err);
 		} else if (strcmp(e->key, "learning") == 0) {
 			rc = parse_bool(&cfg->learning, kv, e, err);
 		} else if (strcmp(e->key, "learn_window") == 0) {
@@ -244,6 +248,8 @@ int defender_config_parse(const char *text, size_t len, const char *source,
 	cfg->send_window = DEFENDER_SEND_WINDOW_DEFAULT;
 	cfg->learning = true;
 	cfg->copy_open_args = true;
+	cfg->enforce_fanotify = true;
+	cfg->enforce_answer_ms = 250;
 	cfg->learn_window_s = 24 * 3600;
 	if ((rc = kvconf_parse(text, len, source, &kv, err)) < 0)
 		return rc;

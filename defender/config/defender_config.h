@@ -23,6 +23,9 @@
  *   send_window = 4            # batches in flight to the console (1..16)
  *   bpf_pin_dir = /sys/fs/bpf/vigil   # capture outlives a killed defender;
  *                                     # none: off
+ *   enforce_fanotify = true    # false: exec and open rules are alerted only
+ *   enforce_answer_ms = 250    # a held exec or open is allowed after this
+ *                              # long undecided (10..5000; counted, audited)
  *   learning = true            # learn a model per service, report deviations
  *   learn_window = 24h         # how long a new model learns (s, m, h, d)
  *
@@ -63,8 +66,10 @@ struct defender_config {
 	int log_level; /* enum log_level */
 	int ringbuf_kb;
 	bool all_reads;
-	bool copy_open_args; /* copy opens' paths at entry (stash_args on the open family) */
-	int spool_max_kb;    /* spool_max_mb, or spool_max_kb for tests */
+	bool copy_open_args;   /* copy opens' paths at entry (stash_args on the open family) */
+	bool enforce_fanotify; /* exec and open permission events for the rules */
+	int enforce_answer_ms; /* the bound on one permission answer */
+	int spool_max_kb;      /* spool_max_mb, or spool_max_kb for tests */
 	int send_window;
 	char *bpf_pin_dir; /* NULL: capture ends with the process */
 	bool bpf_pin_none; /* bpf_pin_dir = none was given */

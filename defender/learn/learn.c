@@ -26,6 +26,11 @@
 #define PROMOTE_EVERY_MS     1000
 
 struct learner {
+	/*
+	 * Written by the capture thread; read by the exec guard's listener
+	 * (learner_program_known), which waits for it a bounded time only.
+	 */
+	pthread_rwlock_t models_lock;
 	struct model_set *models;
 	struct learn_sink sink;
 	uint64_t last_promote_ms, last_delta_ms, last_counts_ms, last_save_ms, last_save_counts_ms;
@@ -68,11 +73,13 @@ struct learner *learner_new(const struct model_limits *lim, const char *dir,
 	l->sink = *sink;
 	l->modelling = lim->max_models > 0;
 	pthread_mutex_init(&l->snap_lock, NULL);
+	pthread_rwlock_init(&l->models_lock, NULL);
 	generalize_ports_init();
 	if ((l->models = model_set_new(lim, dir, err)) == NULL ||
 	    model_set_load(l->models, err) < 0) {
 		model_set_free(l->models);
 		pthread_mutex_destroy(&l->snap_lock);
+		pthread_rwlock_destroy(&l->models_lock);
 		free(l);
 		return NULL;
 	}
@@ -82,8 +89,11 @@ struct learner *learner_new(const struct model_limits *lim, const char *dir,
 
 static void send_deltas(struct learner *l, bool counts)
 {
-	if (l->sink.delta != NULL)
-		model_set_collect(l->models, counts, l->sink.delta, l->sink.ctx);
+	if (l->sink.delta == NULL)
+		return;
+	pthread_rwlock_wrlock(&l->models_lock);
+	model_set_collect(l->models, counts, l->sink.delta, l->sink.ctx);
+	pthread_rwlock_unlock(&l->models_lock);
 }
 
 void learner_free(struct learner *l)
@@ -97,6 +107,7 @@ void learner_free(struct learner *l)
 		log_warn("saving models: %s", err.msg);
 	model_set_free(l->models);
 	pthread_mutex_destroy(&l->snap_lock);
+	pthread_rwlock_destroy(&l->models_lock);
 	free(l);
 }
 
@@ -578,7 +589,10 @@ bool learner_event(struct learner *l, const struct event *ev, const struct event
 			continue;
 		}
 		l->st.observed++;
-		if (model_observe(l->models, service, &o[i].m, now_ms) == MODEL_DEVIATION)
+		pthread_rwlock_wrlock(&l->models_lock);
+		enum model_verdict v = model_observe(l->models, service, &o[i].m, now_ms);
+		pthread_rwlock_unlock(&l->models_lock);
+		if (v == MODEL_DEVIATION)
 			report(l, ev, en, service, &o[i], false, now_ms);
 	}
 	return false;
@@ -595,7 +609,9 @@ void learner_tick(struct learner *l, uint64_t now_ms, uint64_t drops_total)
 
 		l->drops_seen = drops_total;
 		l->drops_known = true;
+		pthread_rwlock_wrlock(&l->models_lock);
 		changed = model_set_tick(l->models, now_ms, new_drops);
+		pthread_rwlock_unlock(&l->models_lock);
 		l->last_promote_ms = now_ms;
 	}
 	if (changed > 0 || now_ms - l->last_delta_ms >= DELTA_EVERY_MS) {
@@ -622,8 +638,11 @@ void learner_tick(struct learner *l, uint64_t now_ms, uint64_t drops_total)
 int learner_relearn(struct learner *l, const char *service, uint64_t now_ms)
 {
 	vigil_err err;
-	int rc = model_set_relearn(l->models, service, now_ms);
+	int rc;
 
+	pthread_rwlock_wrlock(&l->models_lock);
+	rc = model_set_relearn(l->models, service, now_ms);
+	pthread_rwlock_unlock(&l->models_lock);
 	if (rc < 0)
 		return rc;
 	l->st.relearns++;
@@ -631,6 +650,32 @@ int learner_relearn(struct learner *l, const char *service, uint64_t now_ms)
 	if (model_set_save(l->models, false, &err) < 0)
 		log_warn("saving models: %s", err.msg);
 	return 0;
+}
+
+int learner_program_known(struct learner *l, const char *service, const char *section,
+			  const char *program, unsigned wait_ms)
+{
+	char exe[GENERALIZE_PATTERN_MAX];
+	struct timespec until;
+	struct obs o;
+	int rc;
+
+	if (!l->modelling)
+		return -1;
+	if (!path_obs(&o, MK_PROGRAM, program))
+		return 1; /* not something a model records */
+	o.m.fold = NULL;  /* as exec_obs: programs are not folded */
+	text_copy(exe, sizeof(exe), section);
+	o.m.exe = exe;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+	until.tv_sec += wait_ms / 1000 + until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	if (pthread_rwlock_timedrdlock(&l->models_lock, &until) != 0)
+		return -EBUSY;
+	rc = model_knows(l->models, service, &o.m);
+	pthread_rwlock_unlock(&l->models_lock);
+	return rc;
 }
 
 void learner_stats(struct learner *l, struct learn_stats *out)

@@ -70,6 +70,16 @@ void learner_tick(struct learner *l, uint64_t now_ms, uint64_t drops_total);
 int learner_relearn(struct learner *l, const char *service, uint64_t now_ms);
 
 /*
+ * Whether service's active model has program among those the executable
+ * section starts (as the learner would record an exec of program by a child
+ * of section): 1 yes (or not something models record), 0 no, -1 no active
+ * model (or learning is off), -EBUSY when the models stayed busy for
+ * wait_ms.  From any thread.
+ */
+int learner_program_known(struct learner *l, const char *service, const char *section,
+			  const char *program, unsigned wait_ms);
+
+/*
  * The counters as of the last learner_tick (or learner_new): safe from any
  * thread.
  */

@@ -377,6 +377,20 @@ enum model_verdict model_observe(struct model_set *s, const char *service,
 	return MODEL_LEARNED;
 }
 
+int model_knows(struct model_set *s, const char *service, const struct model_obs *o)
+{
+	struct model *m = strmap_get(s->by_service, service);
+	struct section *sec;
+	struct entry *e;
+
+	if (m == NULL || m->state != MODEL_ACTIVE)
+		return -1;
+	if ((sec = strmap_get(m->by_exe, o->exe)) == NULL)
+		return 0;
+	e = covered_by(sec, o);
+	return e != NULL && !e->deviation;
+}
+
 void model_expected(struct model_set *s, const char *service, const char *exe, enum model_kind kind,
 		    char *out, size_t outlen)
 {

@@ -98,6 +98,13 @@ enum model_verdict model_observe(struct model_set *s, const char *service,
 				 const struct model_obs *obs, uint64_t now_ms);
 
 /*
+ * Whether service's model holds obs, without touching it: 1 it does, 0 it
+ * does not (a deviation; also one reported before), -1 there is no active
+ * model for service.
+ */
+int model_knows(struct model_set *s, const char *service, const struct model_obs *obs);
+
+/*
  * What service's model has for exe and kind, as one readable line for an
  * audit ("/usr/bin/date, /usr/bin/true" or why there is nothing).
  */

@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Network rules compiled for the kernel's guard (netplan.h). */
+#include "enforce/netplan.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include "rules/rule_match.h"
+
+static uint8_t guard_proto(enum rule_proto p)
+{
+	return p == RULE_PROTO_TCP ? GUARD_PROTO_TCP : p == RULE_PROTO_UDP ? GUARD_PROTO_UDP : 0;
+}
+
+/* Room for one more entry, or a shortfall for the section (once). */
+static struct guard_net_entry *entry_add(struct netplan *p, const struct rule *r, uint32_t ri,
+					 struct netplan_origin o, struct shortfalls *sf)
+{
+	if (p->n == NETPLAN_ENTRIES_MAX) {
+		shortfall_add(sf, r->name, "network", r->network.deny_effect, RULE_EFFECT_ALERT,
+			      "more than %d network entries in all: the rest are alerted",
+			      NETPLAN_ENTRIES_MAX);
+		return NULL;
+	}
+	o.rule = ri;
+	p->origin[p->n] = o;
+	memset(&p->entries[p->n], 0, sizeof(p->entries[p->n]));
+	return &p->entries[p->n++];
+}
+
+static void add_listen(struct netplan *p, const struct rule *r, uint32_t ri,
+		       const struct rule_ports *l, bool allow, bool block, struct shortfalls *sf)
+{
+	static const uint8_t families[] = {AF_INET, AF_INET6};
+
+	for (size_t i = 0; i < l->n; i++)
+		for (size_t f = 0; f < 2; f++) {
+			struct netplan_origin o = {
+			    .index = (uint16_t)i, .allow = allow, .listen = 1};
+			struct guard_net_entry *e = entry_add(p, r, ri, o, sf);
+
+			if (e == NULL)
+				return;
+			e->op = GUARD_OP_LISTEN;
+			e->family = families[f];
+			e->proto = guard_proto(l->v[i].proto);
+			e->allow = allow;
+			e->block = block;
+			e->port_lo = l->v[i].lo;
+			e->port_hi = l->v[i].hi;
+		}
+}
+
+static void add_connect(struct netplan *p, const struct rule *r, uint32_t ri,
+			const struct rule_nets *l, bool allow, bool block, struct shortfalls *sf)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		struct netplan_origin o = {.index = (uint16_t)i, .allow = allow, .listen = 0};
+		struct guard_net_entry *e = entry_add(p, r, ri, o, sf);
+
+		if (e == NULL)
+			return;
+		e->op = GUARD_OP_CONNECT;
+		e->family = (uint8_t)l->v[i].family;
+		e->prefix = l->v[i].prefix;
+		e->allow = allow;
+		e->block = block;
+		e->port_lo = l->v[i].port_lo;
+		e->port_hi = l->v[i].port_hi;
+		memcpy(e->addr, l->v[i].addr, sizeof(e->addr));
+	}
+}
+
+/* The policy of the rule at index ri (decider r), its entries appended; -1 when it needs none. */
+static int policy_for(struct netplan *p, const struct rule *set, const struct rule *r,
+		      const struct rule **policy_rules, struct shortfalls *sf)
+{
+	const struct rule_network *net;
+	bool enforced;
+	size_t start;
+	uint32_t ri;
+
+	if (r == NULL)
+		return -1;
+	for (size_t i = 0; i < p->npolicies; i++)
+		if (policy_rules[i] == r)
+			return (int)i;
+	net = &r->network;
+	enforced = net->deny_effect >= RULE_EFFECT_PREVENT &&
+		   (net->deny.connect.n > 0 || net->deny.listen.n > 0);
+	if (!enforced || p->npolicies == GUARD_NET_POLICIES)
+		return -1;
+	ri = (uint32_t)(r - set);
+	start = p->n;
+	add_connect(p, r, ri, &net->allow.connect, true, false, sf);
+	add_listen(p, r, ri, &net->allow.listen, true, false, sf);
+	add_connect(p, r, ri, &net->deny.connect, false, net->deny_effect == RULE_EFFECT_BLOCK, sf);
+	add_listen(p, r, ri, &net->deny.listen, false, net->deny_effect == RULE_EFFECT_BLOCK, sf);
+	policy_rules[p->npolicies] = r;
+	p->first[p->npolicies] = (uint16_t)start;
+	p->count[p->npolicies] = (uint16_t)(p->n - start);
+	return (int)p->npolicies++;
+}
+
+/* Say, once per rule, what of its network section the kernel cannot place. */
+static void network_shortfalls(const struct rule *r, struct shortfalls *sf)
+{
+	const struct rule_network *net = &r->network;
+
+	if (!r->enabled || !net->present)
+		return;
+	if (net->deviation >= RULE_EFFECT_PREVENT)
+		shortfall_add(sf, r->name, "network", net->deviation, RULE_EFFECT_ALERT,
+			      "deviations from network models are alerted, not %s, on this"
+			      " defender",
+			      rule_effect_name(net->deviation));
+	if (net->deny_effect < RULE_EFFECT_PREVENT)
+		return;
+	for (size_t i = 0; i < r->scope.services.n; i++)
+		if (strncmp(r->scope.services.v[i], "exe:", 4) == 0)
+			shortfall_add(sf, r->name, "network", net->deny_effect, RULE_EFFECT_ALERT,
+				      "services named by executable (%.64s) have no cgroup of"
+				      " their own: their network is alerted",
+				      r->scope.services.v[i]);
+	if (r->scope.images.n > 0)
+		shortfall_add(sf, r->name, "network", net->deny_effect, RULE_EFFECT_ALERT,
+			      "container images are not known to this defender yet");
+}
+
+void netplan_build(const struct rule *set, size_t n, const struct netplan_cgroup *cgs, size_t ncg,
+		   struct netplan *out, struct shortfalls *sf)
+{
+	static const struct rule_subject nobody = {NULL, NULL};
+	const struct rule *policy_rules[GUARD_NET_POLICIES] = {NULL};
+	const struct rule *host = rule_decider(set, n, RULE_CAT_NETWORK, &nobody);
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < n; i++)
+		network_shortfalls(&set[i], sf);
+	/* Policy 0 always exists, empty when the host's rule enforces nothing. */
+	if (policy_for(out, set, host, policy_rules, sf) < 0) {
+		policy_rules[0] = host;
+		out->npolicies = 1;
+	}
+	for (size_t i = 0; i < ncg && out->ncgroups < GUARD_NET_CGROUPS; i++) {
+		struct rule_subject s = {cgs[i].service, NULL};
+		const struct rule *r = rule_decider(set, n, RULE_CAT_NETWORK, &s);
+		int pol;
+
+		if (r == host)
+			continue;
+		/* A service whose rule enforces nothing is let through: an empty policy. */
+		if ((pol = policy_for(out, set, r, policy_rules, sf)) < 0) {
+			if (out->npolicies == GUARD_NET_POLICIES) {
+				shortfall_add(sf, r != NULL ? r->name : "", "network",
+					      RULE_EFFECT_PREVENT, RULE_EFFECT_ALERT,
+					      "more than %d network policies on one host",
+					      GUARD_NET_POLICIES);
+				continue;
+			}
+			policy_rules[out->npolicies] = r;
+			out->first[out->npolicies] = (uint16_t)out->n;
+			pol = (int)out->npolicies++;
+		}
+		out->cgroups[out->ncgroups].id = cgs[i].id;
+		out->cgroups[out->ncgroups++].policy = (uint32_t)pol;
+	}
+}
+
+int netplan_load(const struct capture_guard *g, struct netplan *p, const struct netplan *prev,
+		 uint32_t gen, vigil_err *err)
+{
+	uint32_t table = gen & 1, which = 2;
+	struct guard_net_conf conf = {.gen = gen}, active = {.gen = table};
+	uint32_t base = table * NETPLAN_ENTRIES_MAX;
+
+	for (size_t i = 0; i < p->n; i++) {
+		uint32_t k = base + (uint32_t)i;
+
+		if (bpf_map_update_elem(g->entries_fd, &k, &p->entries[i], BPF_ANY) < 0)
+			return verr_set(err, -errno, "cannot write network rule %zu: %s", i,
+					strerror(errno));
+	}
+	for (size_t i = 0; i < p->npolicies; i++) {
+		conf.first[i] = (uint16_t)(base + p->first[i]);
+		conf.count[i] = p->count[i];
+	}
+	for (size_t i = 0; i < p->ncgroups; i++) {
+		struct guard_cgroup_policy v = {{0, 0}};
+
+		bpf_map_lookup_elem(g->cgroups_fd, &p->cgroups[i].id, &v);
+		v.policy[table] = p->cgroups[i].policy;
+		if (bpf_map_update_elem(g->cgroups_fd, &p->cgroups[i].id, &v, BPF_ANY) < 0)
+			return verr_set(err, -errno, "cannot place cgroup %llu: %s",
+					(unsigned long long)p->cgroups[i].id, strerror(errno));
+	}
+	/* Cgroups the new table no longer lists: back to the host's policy in it. */
+	for (size_t i = 0; prev != NULL && i < prev->ncgroups; i++) {
+		struct guard_cgroup_policy v;
+		bool listed = false;
+
+		for (size_t j = 0; j < p->ncgroups && !listed; j++)
+			listed = p->cgroups[j].id == prev->cgroups[i].id;
+		if (listed || bpf_map_lookup_elem(g->cgroups_fd, &prev->cgroups[i].id, &v) < 0)
+			continue;
+		v.policy[table] = 0;
+		bpf_map_update_elem(g->cgroups_fd, &prev->cgroups[i].id, &v, BPF_ANY);
+	}
+	if (bpf_map_update_elem(g->conf_fd, &table, &conf, BPF_ANY) < 0 ||
+	    bpf_map_update_elem(g->conf_fd, &which, &active, BPF_ANY) < 0)
+		return verr_set(err, -errno, "cannot put the network rules in force: %s",
+				strerror(errno));
+	p->gen = gen;
+	return 0;
+}
+
+static void scan(int dfd, int depth, struct netplan_cgroup *out, size_t max, size_t *n)
+{
+	DIR *d = fdopendir(dfd);
+	struct dirent *de;
+
+	if (d == NULL) {
+		close(dfd);
+		return;
+	}
+	while (*n < max && (de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		struct stat st;
+		int sub;
+
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		if (len > 8 && strcmp(de->d_name + len - 8, ".service") == 0 &&
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    len + 6 < sizeof(out[*n].service)) {
+			out[*n].id = st.st_ino; /* a cgroup v2 directory's inode is its id */
+			snprintf(out[*n].service, sizeof(out[*n].service), "unit:%.150s",
+				 de->d_name);
+			(*n)++;
+		}
+		if (depth < GUARD_CGROUP_DEPTH &&
+		    (sub = openat(dirfd(d), de->d_name,
+				  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) >= 0)
+			scan(sub, depth + 1, out, max, n);
+	}
+	closedir(d);
+}
+
+size_t netplan_scan_cgroups(const char *root, struct netplan_cgroup *out, size_t max)
+{
+	size_t n = 0;
+	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0)
+		scan(fd, 1, out, max, &n);
+	return n;
+}

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef VIGIL_DEFENDER_NETPLAN_H
+#define VIGIL_DEFENDER_NETPLAN_H
+
+/*
+ * The network rules compiled for the kernel's guard (bpf/lib/guard.h): for
+ * each policy, a run of entries (allow entries and the prevent/block deny
+ * entries of the section that decides), and which cgroups have a policy of
+ * their own.
+ *
+ * Policy 0 is what decides for a process the kernel cannot place: the first
+ * rule whose scope has no services or images (interactive sessions, and
+ * services no rule names).  A service with a systemd unit has its own cgroup;
+ * when a different rule decides for it, its cgroup gets that rule's policy.
+ * What cannot be placed in the kernel is a shortfall (alerted instead):
+ * services known only by their executable ("exe:..."), container images,
+ * deviations from network models, a table over its size.
+ *
+ * netplan_build is pure; netplan_load writes a plan into the guard's maps
+ * as the table not in force, then switches (one store), so a connect sees
+ * either the old rules or the new ones, never a mix.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "capture/capture.h"
+#include "enforce/shortfall.h"
+#include "error.h"
+#include "events.h"
+#include "rules/rule.h"
+
+#define NETPLAN_ENTRIES_MAX (GUARD_NET_ENTRIES / 2)
+
+/* A cgroup with a unit of its own: "unit:<name>" as the models name services. */
+struct netplan_cgroup {
+	uint64_t id;
+	char service[160];
+};
+
+/* Where an entry came from, to name it in an audit. */
+struct netplan_origin {
+	uint32_t rule;	/* index in the rule set */
+	uint16_t index; /* in its list */
+	uint8_t allow;	/* 1: network.allow, 0: network.deny */
+	uint8_t listen; /* 1: listen, 0: connect */
+};
+
+struct netplan {
+	struct guard_net_entry entries[NETPLAN_ENTRIES_MAX];
+	struct netplan_origin origin[NETPLAN_ENTRIES_MAX];
+	size_t n;
+	uint16_t first[GUARD_NET_POLICIES], count[GUARD_NET_POLICIES];
+	size_t npolicies;
+	struct {
+		uint64_t id;
+		uint32_t policy;
+	} cgroups[GUARD_NET_CGROUPS];
+	size_t ncgroups;
+	uint32_t gen; /* set by netplan_load */
+};
+
+/*
+ * Compile set (n rules, in order) for this host with its unit cgroups (ncg
+ * of them) into *out (zeroed first); what the kernel cannot do goes to sf.
+ */
+void netplan_build(const struct rule *set, size_t n, const struct netplan_cgroup *cgs, size_t ncg,
+		   struct netplan *out, struct shortfalls *sf);
+
+/*
+ * Load p into the guard's maps as generation gen (from 1, one more than the
+ * last) and put it in force.  prev: the plan in force (NULL: none), whose
+ * cgroups no longer listed are cleared.
+ */
+int netplan_load(const struct capture_guard *g, struct netplan *p, const struct netplan *prev,
+		 uint32_t gen, vigil_err *err);
+
+/*
+ * The unit cgroups under root (the cgroup v2 mount), at most max of them,
+ * depth at most GUARD_CGROUP_DEPTH.  Returns how many.
+ */
+size_t netplan_scan_cgroups(const char *root, struct netplan_cgroup *out, size_t max);
+
+#endif
