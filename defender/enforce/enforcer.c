@@ -46,6 +46,17 @@ struct enforce_state {
 	bool exec_named, open_named;
 	struct netplan *net;
 	struct shortfalls sf;
+	/*
+	 * The files that deny lists of executables name literally, by inode: a
+	 * rename or a hard link keeps the inode (and our mark), not the name.
+	 */
+	struct denied_inode {
+		dev_t dev;
+		ino_t ino;
+		uint32_t rule;	/* index in canon */
+		uint32_t entry; /* in processes.deny.executables */
+	} * inodes;
+	size_t ninodes;
 };
 
 struct enforcer {
@@ -89,6 +100,7 @@ static void state_put(struct enforce_state *s)
 	for (size_t i = 0; i < s->n; i++)
 		rule_fini(&s->canon[i]);
 	free(s->canon);
+	free(s->inodes);
 	free(s->net);
 	ruleset_put(s->rs);
 	free(s);
@@ -381,6 +393,17 @@ static void plan_marks(struct enforcer *e, struct enforce_state *s, struct marks
 					      r->processes.deny_effect, RULE_EFFECT_ALERT,
 					      "no exec permission events: %s", e->fan_why);
 			for (size_t j = 0; j < l->n; j++) {
+				struct stat st;
+
+				if (!has_meta(l->v[j], strlen(l->v[j])) && l->v[j][0] == '/' &&
+				    stat(l->v[j], &st) == 0 && s->ninodes < MARKS_MAX &&
+				    s->inodes != NULL)
+					s->inodes[s->ninodes++] = (struct denied_inode){
+					    st.st_dev, st.st_ino, (uint32_t)i, (uint32_t)j};
+				/* Opens too: a dynamic loader runs what it opens. */
+				if (!has_meta(l->v[j], strlen(l->v[j])) && l->v[j][0] == '/' &&
+				    e->fan_open)
+					mark_entry(ms, l->v[j], false);
 				if ((why = mark_entry(ms, l->v[j], true)) != NULL)
 					shortfall_add(&s->sf, r->name, "processes",
 						      r->processes.deny_effect, RULE_EFFECT_ALERT,
@@ -476,6 +499,7 @@ static void apply(struct enforcer *e, const struct ruleset *rs)
 	}
 	atomic_init(&s->refs, 1);
 	s->rs = rs;
+	s->inodes = calloc(MARKS_MAX, sizeof(*s->inodes));
 	s->canon = calloc(rs->set.n + 1, sizeof(*s->canon));
 	for (size_t i = 0; s->canon != NULL && i < rs->set.n; i++)
 		if (canon_rule(&rs->set.v[i], &s->canon[s->n]) == 0)
@@ -556,9 +580,37 @@ static enum rule_list_verdict file_verdict(const struct rule *canon, const struc
 	return v != RULE_LIST_NONE ? v : rule_match_file(&orig->files, path, write, idx);
 }
 
-/* Whether any rule could stop an exec of path (cheap: no process facts needed). */
-static bool exec_may_matter(const struct enforce_state *s, const char *path)
+/* The denied executable rq's file is, whatever it is called now; NULL when none. */
+static const struct denied_inode *denied_inode_of(const struct enforce_state *s,
+						  const struct fan_request *rq)
 {
+	struct stat st;
+
+	if (s->ninodes == 0 || rq->fd < 0 || fstat(rq->fd, &st) < 0)
+		return NULL;
+	for (size_t i = 0; i < s->ninodes; i++)
+		if (s->inodes[i].dev == st.st_dev && s->inodes[i].ino == st.st_ino)
+			return &s->inodes[i];
+	return NULL;
+}
+
+/* Whether path is a dynamic loader, which can run a program it only opens. */
+static bool is_loader(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	base = base != NULL ? base + 1 : path;
+	return strncmp(base, "ld-linux", 8) == 0 || strncmp(base, "ld-musl", 7) == 0 ||
+	       strcmp(base, "ld.so") == 0;
+}
+
+/* Whether any rule could stop an exec of path (cheap: no process facts needed). */
+static bool exec_may_matter(const struct enforce_state *s, const struct fan_request *rq)
+{
+	const char *path = rq->path;
+
+	if (denied_inode_of(s, rq) != NULL)
+		return true;
 	for (size_t i = 0; i < s->n; i++) {
 		const struct rule *r = &s->canon[i];
 
@@ -573,8 +625,12 @@ static bool exec_may_matter(const struct enforce_state *s, const char *path)
 	return false;
 }
 
-static bool open_may_matter(const struct enforce_state *s, const char *path)
+static bool open_may_matter(const struct enforce_state *s, const struct fan_request *rq)
 {
+	const char *path = rq->path;
+
+	if (denied_inode_of(s, rq) != NULL)
+		return true; /* a dynamic loader may be about to run it */
 	for (size_t i = 0; i < s->n; i++) {
 		const struct rule *r = &s->canon[i];
 
@@ -612,10 +668,20 @@ static enum fan_answer decide_exec(struct enforcer *e, const struct enforce_stat
 	size_t idx = 0;
 	int known;
 
+	const struct denied_inode *di = denied_inode_of(s, rq);
+	enum rule_list_verdict v;
+
 	if (r == NULL)
 		return FAN_ANSWER_ALLOW;
 	orig = &s->rs->set.v[r - s->canon];
-	switch (exec_verdict(r, orig, rq->path, &idx)) {
+	/* The file a deny list names is that file under any name (a link, a rename). */
+	if (di != NULL && &s->canon[di->rule] == r) {
+		v = RULE_LIST_DENY;
+		idx = di->entry;
+	} else {
+		v = exec_verdict(r, orig, rq->path, &idx);
+	}
+	switch (v) {
 	case RULE_LIST_ALLOW:
 		return FAN_ANSWER_ALLOW;
 	case RULE_LIST_DENY:
@@ -670,6 +736,16 @@ static enum fan_answer decide_open(struct enforcer *e, const struct enforce_stat
 	char why[256];
 	size_t idx = 0;
 
+	/*
+	 * "ld.so /usr/bin/nc" runs nc without exec'ing it: a loader's open of a
+	 * denied executable is decided as that exec.
+	 */
+	if (is_loader(sub->exe) && denied_inode_of(s, rq) != NULL) {
+		struct fan_request as_exec = *rq;
+
+		as_exec.act = FAN_ACT_EXEC;
+		return decide_exec(e, s, &as_exec, sub);
+	}
 	if (r == NULL || r->files.deny_effect < RULE_EFFECT_PREVENT)
 		return FAN_ANSWER_ALLOW;
 	orig = &s->rs->set.v[r - s->canon];
@@ -706,7 +782,7 @@ static enum fan_answer decide(struct fan_request *rq, void *ctx)
 
 	if (s == NULL)
 		return FAN_ANSWER_ALLOW;
-	if (rq->act == FAN_ACT_EXEC ? !exec_may_matter(s, rq->path) : !open_may_matter(s, rq->path))
+	if (rq->act == FAN_ACT_EXEC ? !exec_may_matter(s, rq) : !open_may_matter(s, rq))
 		goto out;
 	/* Large (two paths): one per listener, which is one thread. */
 	static struct subject one;

@@ -125,7 +125,7 @@ static void decide_one(struct fanguard *g, size_t i)
 {
 	struct held h = g->batch[i]; /* fd, tid, act do not change while held */
 	char link[64], path[PATH_MAX];
-	struct fan_request rq = {.act = h.act, .tid = h.tid, .path = path};
+	struct fan_request rq = {.act = h.act, .tid = h.tid, .path = path, .fd = h.fd};
 	enum fan_answer a;
 	ssize_t n;
 
@@ -221,7 +221,7 @@ static void drain_allowing(struct fanguard *g)
 		const struct fanotify_event_metadata *m = (const void *)buf;
 
 		for (; FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
-			struct fan_request rq = {.tid = (uint32_t)m->pid, .path = ""};
+			struct fan_request rq = {.tid = (uint32_t)m->pid, .path = "", .fd = -1};
 
 			if (m->fd < 0)
 				continue;

@@ -49,6 +49,7 @@ struct fan_request {
 	uint32_t tid;	  /* the calling thread (FAN_REPORT_TID) */
 	uint32_t tgid;	  /* its process, filled in by the decision when it kills */
 	const char *path; /* the file, as the kernel names it now */
+	int fd;		  /* the file itself (fstat it; never read or re-open it); -1: none */
 };
 
 enum fan_answer {

@@ -436,3 +436,28 @@ Test(enforce, a_sigkilled_defender_leaves_exec_open_and_connect_working)
 	cr_assert_eq(tcp_connect(port), 0, "connect after the kill: %s", strerror(errno));
 	close(lfd);
 }
+
+Test(enforce, a_denied_program_stays_denied_under_another_name_and_through_the_loader)
+{
+	char alias[H_PATH], loader[] = "/lib64/ld-linux-x86-64.so.2";
+	char *by_alias[] = {alias, marker, NULL}, *by_loader[] = {loader, forbidden, marker, NULL};
+	int st;
+
+	snprintf(alias, sizeof(alias), "%s/innocent", bindir);
+	cr_assert_eq(link(forbidden, alias), 0, "%s", strerror(errno));
+	defender_up();
+	wait_enforced(add_rule(rule_text("{\"name\": \"no-touch\", \"processes\": {\"deny\":"
+					 " {\"effect\": \"prevent\", \"executables\": [\"%s\"]}}}",
+					 forbidden),
+			       NULL),
+		      5000);
+	st = try_exec(by_alias);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 100, "a hard link ran it (status %#x)", st);
+	if (access(loader, X_OK) == 0) {
+		st = try_exec(by_loader);
+		cr_assert(!(WIFEXITED(st) && WEXITSTATUS(st) == 0),
+			  "the dynamic loader ran the denied program");
+	}
+	cr_assert_neq(access(marker, F_OK), 0, "the denied program ran");
+	wait_audit("denied_program", "no-touch", "prevent", "innocent");
+}
