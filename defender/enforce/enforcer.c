@@ -80,6 +80,14 @@ struct enforcer {
 	atomic_uint_fast64_t audits_dropped, model_busy;
 
 	struct subject_reader reader; /* the fanotify listener's */
+	/*
+	 * One execve raises a held exec for each file it opens: the program,
+	 * a script's interpreter, the ELF interpreter (ld.so).  The last exec
+	 * the listener allowed, so the ELF interpreter that follows it on the
+	 * same thread is not taken for a program of its own.  Listener only.
+	 */
+	uint32_t chain_tid;
+	uint64_t chain_ms;
 
 	pthread_t rescan;
 	bool rescan_up;
@@ -642,6 +650,22 @@ static bool open_may_matter(const struct enforce_state *s, const struct fan_requ
 	return false;
 }
 
+/* Whether rq's file starts with "#!" (read through fanotify's own fd: it raises no event). */
+static bool is_script(const struct fan_request *rq)
+{
+	char magic[2];
+
+	return rq->fd >= 0 && pread(rq->fd, magic, 2, 0) == 2 && magic[0] == '#' && magic[1] == '!';
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static enum fan_answer answer_for(enum rule_effect effect, struct fan_request *rq,
 				  const struct subject *sub)
 {
@@ -699,6 +723,9 @@ static enum fan_answer decide_exec(struct enforcer *e, const struct enforce_stat
 	/* Deviations: services only, and not the service's own start. */
 	if (r->processes.deviation < RULE_EFFECT_PREVENT || sub->interactive ||
 	    sub->tgid == sub->leader_pid || sub->parent_exe[0] == '\0')
+		return FAN_ANSWER_ALLOW;
+	/* A script: models know it by its interpreter, whose exec is held next. */
+	if (is_script(rq))
 		return FAN_ANSWER_ALLOW;
 	pthread_mutex_lock(&e->learner_lock);
 	known = e->learner == NULL
@@ -782,6 +809,10 @@ static enum fan_answer decide(struct fan_request *rq, void *ctx)
 
 	if (s == NULL)
 		return FAN_ANSWER_ALLOW;
+	/* The ELF interpreter of an exec just allowed on this thread is part of that exec. */
+	if (rq->act == FAN_ACT_EXEC && is_loader(rq->path) && rq->tid == e->chain_tid &&
+	    mono_ms() - e->chain_ms < 1000)
+		goto out;
 	if (rq->act == FAN_ACT_EXEC ? !exec_may_matter(s, rq) : !open_may_matter(s, rq))
 		goto out;
 	/* Large (two paths): one per listener, which is one thread. */
@@ -793,6 +824,10 @@ static enum fan_answer decide(struct fan_request *rq, void *ctx)
 		goto out;
 	a = rq->act == FAN_ACT_EXEC ? decide_exec(e, s, rq, sub) : decide_open(e, s, rq, sub);
 out:
+	if (rq->act == FAN_ACT_EXEC && a == FAN_ANSWER_ALLOW) {
+		e->chain_tid = rq->tid;
+		e->chain_ms = mono_ms();
+	}
 	state_put(s);
 	return a;
 }

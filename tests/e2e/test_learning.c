@@ -23,6 +23,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -381,6 +382,49 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 	/* Only the rewrite again: an attack each time, never part of a model. */
 	cr_assert_eq(audits_of(service, "rewritten_argument"), 2, "the second rewrite is audited");
 	cr_assert_eq(audits_of(service, ""), 7, "no other new audits after the restart");
+
+	/*
+	 * A rule that prevents deviations from the model: the shell the service
+	 * was never seen starting is refused before it runs (EPERM), its routine
+	 * goes on, and the audit names the rule and the effect.
+	 */
+	char rule[1024], sql[1024];
+	json_t *doc = NULL;
+	snprintf(rule, sizeof(rule),
+		 "{\"name\": \"svc-model-only\", \"scope\": {\"services\": [\"%s\"]},"
+		 " \"processes\": {\"deviation\": \"prevent\"}}",
+		 service);
+	cr_assert_eq(
+	    h_api_request(&con, &pki, "POST", "/api/v1/rules", rule, NULL, con.token, &doc), 201,
+	    "%s", doc != NULL ? json_dumps(doc, 0) : "");
+	long long version = json_integer_value(json_object_get(doc, "version"));
+	json_decref(doc);
+	for (long long until = h_now_ms() + 10000;; h_sleep_ms(50)) {
+		json_t *h = h_api_host(&con, &pki, HOST);
+		bool held = json_integer_value(
+				json_object_get(json_object_get(h, "rules"), "version")) == version;
+
+		json_decref(h);
+		if (held)
+			break;
+		cr_assert_lt(h_now_ms(), until, "the defender did not take the rule");
+	}
+	long long t0 = (long long)time(NULL) * 1000; /* the wall clock, as events are stored */
+	cr_assert_eq(kill(svc_pid, SIGUSR2), 0);
+	routine(listen_port, 1);
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM audits WHERE host_id = '" HOST "' AND service = '%s'"
+		 " AND kind = 'new_program' AND rule = 'svc-model-only' AND effect = 'prevent'",
+		 service);
+	for (long long until = h_now_ms() + 15000; h_now_ms() < until && h_db_count(&con, sql) < 1;
+	     h_sleep_ms(200))
+		drain_peers();
+	cr_assert_eq(h_db_count(&con, sql), 1, "one prevented shell, nothing else prevented");
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM events WHERE host_id = '" HOST "' AND type = 'exec'"
+		 " AND ppid = %d AND comm IN ('sh', 'dash') AND ts > to_timestamp(%lld / 1000.0)",
+		 (int)svc_pid, t0);
+	cr_assert_eq(h_db_count(&con, sql), 0, "the prevented shell ran");
 
 	/* Relearn from the API (through vigilctl): the defender learns again. */
 	snprintf(cmd_out, sizeof(cmd_out), "%s/relearn.out", dir);
