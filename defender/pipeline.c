@@ -83,7 +83,7 @@ static void send_enforce_audit(struct pipeline *p, const struct enforce_audit *a
 	}
 	d.ts_ns = a->ts_ns;
 	d.service = text[0];
-	d.exe = text[1];
+	d.exe = text[1][0] != '\0' ? text[1] : "(unknown)";
 	d.kind = (char *)a->kind;
 	d.object = text[2];
 	d.raw = text[2];

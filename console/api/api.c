@@ -15,6 +15,7 @@
 #include "api/api_priv.h"
 #include "fsutil.h"
 #include "log.h"
+#include "rules/rule.h"
 #include "store/audit_queries.h"
 #include "store/store.h"
 
@@ -379,11 +380,27 @@ static void handle_hosts(nng_aio *aio)
 	api_respond_json(aio, 200, json_pack("{s:o}", "hosts", hosts));
 }
 
-/* GET /api/v1/audits?host=&kind=&service=&since=&until=&before_id=&limit= */
+/*
+ * The rule= filter: a rule's name as the rules have it (rules/rule.h), so a
+ * typo is a 400 rather than an empty list.  false with q's fault set.
+ */
+static bool audits_rule_ok(struct api_query *q, const char *rule)
+{
+	char why[128];
+
+	if (rule == NULL || rule_check_name(rule, why, sizeof(why)))
+		return true;
+	snprintf(q->bad, sizeof(q->bad), "rule");
+	snprintf(q->why, sizeof(q->why), "is not a rule name: %s", why);
+	return false;
+}
+
+/* GET /api/v1/audits?host=&kind=&service=&rule=&effect=&since=&until=&before_id=&limit= */
 static void handle_audits(nng_aio *aio)
 {
-	static const char *const known[] = {"host",  "kind",	  "service", "since",
-					    "until", "before_id", "limit",   NULL};
+	static const char *const known[] = {"host",  "kind",  "service",   "rule",  "effect",
+					    "since", "until", "before_id", "limit", NULL};
+	static const char *const effects[] = {"alert", "prevent", "block", NULL};
 	struct audit_filter f = {0};
 	json_t *audits = NULL;
 	vigil_err err = {0};
@@ -395,7 +412,9 @@ static void handle_audits(nng_aio *aio)
 	f.host_id = api_query_get(&q, "host");
 	f.kind = api_query_get(&q, "kind");
 	f.service = api_query_get(&q, "service");
-	if (api_query_time(&q, "since", &f.since) < 0 ||
+	f.rule = api_query_get(&q, "rule");
+	if (!audits_rule_ok(&q, f.rule) || api_query_word(&q, "effect", effects, &f.effect) < 0 ||
+	    api_query_time(&q, "since", &f.since) < 0 ||
 	    api_query_time(&q, "until", &f.until) < 0 ||
 	    api_query_page(&q, &f.before_id, &f.limit) < 0) {
 		api_respond_bad_param(aio, &q);

@@ -49,8 +49,8 @@ static void usage(FILE *f)
 	    f,
 	    "usage: vigilctl [--api URL] [--ca FILE] [--token-file FILE] COMMAND ...\n"
 	    "  hosts [--json]       the fleet: every host, connected or not\n"
-	    "  audits [--host H] [--kind K] [--service S] [--since T] [--until T] [--limit N]\n"
-	    "         [--before-id ID] [--json]\n"
+	    "  audits [--host H] [--kind K] [--service S] [--rule R] [--effect E] [--since T]\n"
+	    "         [--until T] [--limit N] [--before-id ID] [--json]\n"
 	    "                       what an operator must look at, newest first\n"
 	    "  models [--host H] [--service S] [--state learning|active] [--limit N]\n"
 	    "         [--before-id ID] [--json]\n"
@@ -60,8 +60,9 @@ static void usage(FILE *f)
 	    "  activity [--host H] [--user U] [--session N] [--since T] [--until T] [--limit N]\n"
 	    "         [--before-id ID] [--json]\n"
 	    "                       what people did in interactive sessions, newest first\n"
-	    "  rules list|show|add|edit|rm|move|export|import|versions|version ...\n"
-	    "                       the operators' rules, versioned (vigilctl rules --help)\n"
+	    "  rules list|show|add|edit|rm|move|export|import|versions|version|rehearse ...\n"
+	    "                       the operators' rules, versioned, and what one would have\n"
+	    "                       done over past events (vigilctl rules --help)\n"
 	    "  pki init|issue|show  certificate authority and host certificates\n"
 	    "API options (defaults read the local console's state in %s, or $VIGIL_HOME/console):\n"
 	    "  --api URL            console API; default %s (or $VIGIL_API)\n"
@@ -236,6 +237,62 @@ static void rules_text(json_t *host, char *buf, size_t len)
 			 ctl_str(r, "why"));
 }
 
+/*
+ * What the host can enforce for the table: its available backends by what
+ * they stop ("exec,open,net,kill"), "-" when none (or the defender does not
+ * say), "?" when the console refused the list (rules.report_problem says
+ * why).
+ */
+static void enforce_text(json_t *host, char *buf, size_t len)
+{
+	static const char *const shorts[][2] = {{"fanotify-exec", "exec"},
+						{"fanotify-open", "open"},
+						{"cgroup-sock", "net"},
+						{"bpf-signal", "kill"}};
+	json_t *r = json_object_get(host, "rules"), *list = json_object_get(r, "backends"), *b;
+	size_t i, off = 0;
+
+	snprintf(buf, len, "-");
+	if (json_is_null(list) && json_is_string(json_object_get(r, "report_problem")))
+		snprintf(buf, len, "?");
+	json_array_foreach(list, i, b)
+	{
+		const char *name = ctl_str(b, "name");
+
+		if (!json_is_true(json_object_get(b, "available")) || off >= len)
+			continue;
+		for (size_t k = 0; k < sizeof(shorts) / sizeof(shorts[0]); k++)
+			if (strcmp(name, shorts[k][0]) == 0)
+				name = shorts[k][1];
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", off > 0 ? "," : "", name);
+	}
+}
+
+/* Shortfalls listed per host under the table; --json has them all. */
+#define HOSTS_SHORTFALLS_SHOWN 5
+
+/* What a host's rules ask for and it cannot deliver, and what the console left out, as lines. */
+static void print_shortfalls(json_t *h)
+{
+	json_t *r = json_object_get(h, "rules"), *list = json_object_get(r, "shortfalls"), *s;
+	size_t i;
+
+	json_array_foreach(list, i, s)
+	{
+		if (i == HOSTS_SHORTFALLS_SHOWN) {
+			printf("%s: ... and %zu more shortfall(s) (vigilctl hosts --json)\n",
+			       ctl_str(h, "host_id"), json_array_size(list) - i);
+			break;
+		}
+		printf("%s: rule \"%s\" (%s) wants %s, applies %s: %s\n", ctl_str(h, "host_id"),
+		       ctl_str(s, "rule"), ctl_str(s, "section"), ctl_str(s, "wanted"),
+		       ctl_str(s, "applied"), ctl_str(s, "why"));
+	}
+	if (json_is_string(json_object_get(r, "report_problem")))
+		printf("%s: the console left out part of what the host can enforce: %s\n",
+		       ctl_str(h, "host_id"), ctl_str(r, "report_problem"));
+}
+
 static int cmd_hosts(struct ctl *c, int argc, char **argv)
 {
 	int json_out = 0;
@@ -264,8 +321,8 @@ static int cmd_hosts(struct ctl *c, int argc, char **argv)
 		json_decref(doc);
 		return 0;
 	}
-	printf("%-24s %-20s %-9s %-20s %-10s %-8s %-6s %-16s %s\n", "HOST", "HOSTNAME", "STATE",
-	       "LAST SEEN", "VERSION", "EXECS", "LOST", "RULES", "LABELS");
+	printf("%-24s %-20s %-9s %-20s %-10s %-8s %-6s %-16s %-18s %s\n", "HOST", "HOSTNAME",
+	       "STATE", "LAST SEEN", "VERSION", "EXECS", "LOST", "RULES", "ENFORCE", "LABELS");
 	json_array_foreach(hosts, i, h)
 	{
 		char labels[256];
@@ -280,15 +337,16 @@ static int cmd_hosts(struct ctl *c, int argc, char **argv)
 			snprintf(lost_text, sizeof(lost_text), "-");
 		else
 			snprintf(lost_text, sizeof(lost_text), "%lld", lost);
-		char rules[64];
+		char rules[64], enforce[128];
 
 		rules_text(h, rules, sizeof(rules));
-		printf("%-24s %-20s %-9s %-.19sZ %-10s %-8lld %-6s %-16s %s\n",
+		enforce_text(h, enforce, sizeof(enforce));
+		printf("%-24s %-20s %-9s %-.19sZ %-10s %-8lld %-6s %-16s %-18s %s\n",
 		       ctl_str(h, "host_id"), ctl_str(h, "hostname"),
 		       json_is_true(conn) ? "connected" : "gone", ctl_str(h, "last_seen"),
 		       ctl_str(h, "defender_version"),
 		       (long long)json_integer_value(json_object_get(h, "exec_count")), lost_text,
-		       rules, labels);
+		       rules, enforce, labels);
 	}
 	/* Refusals after the table: a reason does not fit in a column. */
 	json_array_foreach(hosts, i, h)
@@ -299,6 +357,7 @@ static int cmd_hosts(struct ctl *c, int argc, char **argv)
 			printf("%s: rule set %lld refused by the %s: %s\n", ctl_str(h, "host_id"),
 			       (long long)json_integer_value(json_object_get(ref, "version")),
 			       ctl_str(ref, "by"), ctl_str(ref, "reason"));
+		print_shortfalls(h);
 	}
 	printf("%zu host(s)\n", json_array_size(hosts));
 	json_decref(doc);
@@ -372,8 +431,8 @@ int ctl_query_opts(const char *cmd, int argc, char **argv, const char *const *na
 
 static int cmd_audits(struct ctl *c, int argc, char **argv)
 {
-	static const char *const params[] = {"host",  "kind",  "service",   "since",
-					     "until", "limit", "before-id", NULL};
+	static const char *const params[] = {"host",  "kind",  "service", "rule",      "effect",
+					     "since", "until", "limit",	  "before-id", NULL};
 	char path[4096] = "/api/v1/audits";
 	bool json_out;
 	json_t *doc, *audits, *a;
@@ -391,14 +450,15 @@ static int cmd_audits(struct ctl *c, int argc, char **argv)
 		json_decref(doc);
 		return 0;
 	}
-	printf("%-8s %-20s %-20s %-16s %-8s %s\n", "ID", "TIME", "HOST", "KIND", "SEVERITY",
-	       "SUMMARY");
+	/* EFFECT and RULE are "-" for audits that are not deviations, RULE when no rule decided. */
+	printf("%-8s %-20s %-20s %-16s %-8s %-7s %-16s %s\n", "ID", "TIME", "HOST", "KIND",
+	       "SEVERITY", "EFFECT", "RULE", "SUMMARY");
 	json_array_foreach(audits, i, a)
 	{
-		printf("%-8lld %-.19sZ %-20s %-16s %-8s %s\n",
+		printf("%-8lld %-.19sZ %-20s %-16s %-8s %-7s %-16s %s\n",
 		       (long long)json_integer_value(json_object_get(a, "id")), ctl_str(a, "ts"),
 		       ctl_str(a, "host_id"), ctl_str(a, "kind"), ctl_str(a, "severity"),
-		       ctl_str(a, "summary"));
+		       ctl_str(a, "effect"), ctl_str(a, "rule"), ctl_str(a, "summary"));
 	}
 	printf("%zu audit(s)\n", json_array_size(audits));
 	json_decref(doc);

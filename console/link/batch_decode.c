@@ -71,7 +71,11 @@ static void convert_deviations(const Vigil__Batch *pb, struct batch_decode *w)
 					       .expected = d->expected,
 					       .severity = d->severity,
 					       .pid = d->pid,
-					       .nchain = d->n_chain};
+					       .nchain = d->n_chain,
+					       .rule = d->rule,
+					       .effect = d->effect,
+					       .wanted = d->wanted,
+					       .why = d->why};
 		if (d->n_chain > LEARN_CHAIN_MAX)
 			continue; /* left out by the store, with chain NULL */
 		sd->chain = &w->links[l];

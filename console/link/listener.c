@@ -387,14 +387,59 @@ static size_t labels_from_json(const char *text, struct store_label *labels, jso
  * version already: the same set would be refused again.  A database error
  * costs only this exchange (the next heartbeat tries again).
  */
+/*
+ * What rs says the host can enforce, as the store's structs pointing into
+ * rs, into *r.  A list over its limit goes with a NULL array (the store
+ * refuses it); *ret_shortfalls is what to free.  -ENOMEM.
+ */
+static int rules_report_lists(const Vigil__RulesState *rs, struct store_rules_report *r,
+			      struct store_enforce_backend backends[HOST_RULES_BACKENDS_MAX],
+			      struct store_rule_shortfall **ret_shortfalls)
+{
+	struct store_rule_shortfall *sf = NULL;
+
+	*ret_shortfalls = NULL;
+	r->nbackends = rs->n_backends;
+	r->nshortfalls = rs->n_shortfalls;
+	if (rs->n_backends <= HOST_RULES_BACKENDS_MAX) {
+		for (size_t i = 0; i < rs->n_backends; i++)
+			backends[i] =
+			    (struct store_enforce_backend){.name = rs->backends[i]->name,
+							   .available = rs->backends[i]->available,
+							   .detail = rs->backends[i]->detail};
+		r->backends = backends;
+	}
+	if (rs->n_shortfalls > 0 && rs->n_shortfalls <= HOST_RULES_SHORTFALLS_MAX) {
+		if ((sf = calloc(rs->n_shortfalls, sizeof(*sf))) == NULL)
+			return -ENOMEM;
+		for (size_t i = 0; i < rs->n_shortfalls; i++)
+			sf[i] = (struct store_rule_shortfall){.rule = rs->shortfalls[i]->rule,
+							      .section = rs->shortfalls[i]->section,
+							      .wanted = rs->shortfalls[i]->wanted,
+							      .applied = rs->shortfalls[i]->applied,
+							      .why = rs->shortfalls[i]->why};
+		r->shortfalls = sf;
+	}
+	*ret_shortfalls = sf;
+	return 0;
+}
+
+/*
+ * The rule-set exchange of a hello or heartbeat whose defender said rs
+ * (NULL: a defender that does not take rule sets): record what it holds
+ * and can enforce, and when it holds an older version than the current
+ * one, compile the current set for it into *out and return true
+ * (rules_compiled_fini it).  Nothing is sent when the host (or the console)
+ * refused the current version already: the same set would be refused
+ * again.  A database error costs only this exchange (the next heartbeat
+ * tries again).
+ */
 static bool rules_exchange(struct listener *l, const char *host_id, const Vigil__RulesState *rs,
 			   struct rules_compiled *out)
 {
-	const struct store_rules_report rep = {
-	    .protocol = rs != NULL ? rs->protocol : 0,
-	    .version = rs != NULL ? rs->version : 0,
-	    .refused_version = rs != NULL ? rs->refused_version : 0,
-	    .refused_reason = rs != NULL ? rs->refused_reason : ""};
+	struct store_rules_report rep;
+	struct store_enforce_backend backends[HOST_RULES_BACKENDS_MAX];
+	struct store_rule_shortfall *shortfalls = NULL;
 	struct store_label labels[LABELS_MAX];
 	struct store_host_rules hr = {0};
 	Vigil__RuleSet pb = VIGIL__RULE_SET__INIT;
@@ -403,14 +448,28 @@ static bool rules_exchange(struct listener *l, const char *host_id, const Vigil_
 	int64_t current;
 	size_t nlabels, size;
 	bool is_new = false;
+	int rc;
 
 	if (l->rules == NULL || rs == NULL || rs->protocol == 0)
 		return false;
-	if (store_host_rules_report(worker_store, host_id, &rep, &hr, &err) < 0) {
+	rep = (struct store_rules_report){.protocol = rs->protocol,
+					  .version = rs->version,
+					  .refused_version = rs->refused_version,
+					  .refused_reason = rs->refused_reason};
+	if (rules_report_lists(rs, &rep, backends, &shortfalls) < 0) {
+		log_warn("rule-set state of host %s not recorded: out of memory", host_id);
+		return false;
+	}
+	rc = store_host_rules_report(worker_store, host_id, &rep, &hr, &err);
+	free(shortfalls);
+	if (rc < 0) {
 		if (err.code != -ENOENT)
 			log_warn("rule-set state of host %s not recorded: %s", host_id, err.msg);
 		return false;
 	}
+	if (hr.new_problem[0] != '\0')
+		log_warn("rule-set state of host %s: %s (audited as malformed_input)", host_id,
+			 hr.new_problem);
 	current = rules_push_version(l->rules);
 	if ((int64_t)rs->version >= current || hr.refused_version == current) {
 		free(hr.labels_json);

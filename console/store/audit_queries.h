@@ -13,6 +13,8 @@ struct audit_filter {
 	const char *host_id;
 	const char *kind;
 	const char *service;
+	const char *rule;   /* the rule that decided a deviation */
+	const char *effect; /* alert, prevent or block (deviations only) */
 	const char *since;
 	const char *until;
 	int64_t before_id; /* paging: only audits older than this id */
@@ -22,8 +24,13 @@ struct audit_filter {
 /*
  * Audits matching f, newest first, as a new JSON array (caller decrefs):
  * id, host_id, ts, kind, severity, summary, detail, service and exe (null
- * unless the audit is about a model's service).  A malformed time in f
- * is -EINVAL (the database says which).
+ * unless the audit is about a model's service; service is null too for a
+ * process without one that a deny list stopped), and for deviations what
+ * the rules decided: effect ("alert", "prevent" or "block"; null for audits
+ * that are not deviations), rule (null: no rule decided), wanted (the
+ * rule's effect when the host applied a lesser one, else null) and why
+ * (the list entry that matched or why wanted was not applied, else null).
+ * A malformed time in f is -EINVAL (the database says which).
  */
 int store_audits_list(struct store *st, const struct audit_filter *f, json_t **ret, vigil_err *err);
 

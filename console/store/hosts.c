@@ -199,11 +199,22 @@ int store_hosts_mark_stale(struct store *st, int timeout_ms, int *ret_count, vig
 	return 0;
 }
 
+/* A jsonb column as a new JSON value; JSON null for NULL (NULL when bad or out of memory). */
+static json_t *store_json_value(const PGresult *res, int row, int col)
+{
+	json_error_t jerr;
+
+	if (PQgetisnull(res, row, col))
+		return json_null();
+	return json_loads(PQgetvalue(res, row, col), JSON_DECODE_ANY, &jerr);
+}
+
 /*
  * The "rules" object of a hosts row from column col on (rules_protocol,
- * rules_version, rules_acked_at, rules_refused_version, _reason, _by, and
- * the current version): what the host enforces, whether it lags the
- * current version and why.  NULL when out of memory.
+ * rules_version, rules_acked_at, rules_refused_version, _reason, _by, the
+ * current version, enforce_backends, rule_shortfalls, rules_report_problem):
+ * what the host enforces and can enforce, whether it lags the current
+ * version and why.  NULL when out of memory.
  */
 static json_t *store_host_rules_json(const PGresult *res, int row, int col)
 {
@@ -233,11 +244,13 @@ static json_t *store_host_rules_json(const PGresult *res, int row, int col)
 				PQgetvalue(res, row, col + 4), "by", PQgetvalue(res, row, col + 5));
 	if (ref == NULL)
 		return NULL;
-	obj = json_pack("{s:o,s:I,s:o,s:b,s:o,s:o,s:b}", "version",
+	obj = json_pack("{s:o,s:I,s:o,s:b,s:o,s:o,s:b,s:o,s:o,s:o}", "version",
 			held ? json_integer(version) : json_null(), "current", (json_int_t)current,
 			"acknowledged_at", store_json_text(res, row, col + 2), "lagging", lagging,
 			"why", why != NULL ? json_string(why) : json_null(), "refused", ref,
-			"supported", protocol > 0);
+			"supported", protocol > 0, "backends", store_json_value(res, row, col + 7),
+			"shortfalls", store_json_value(res, row, col + 8), "report_problem",
+			store_json_text(res, row, col + 9));
 	return obj;
 }
 
@@ -285,22 +298,20 @@ fail:
 
 int store_hosts_list(struct store *st, json_t **ret_hosts, vigil_err *err)
 {
-	/* COLLATE "C": byte order, the same on every database whatever its locale. */
+	/*
+	 * COLLATE "C": byte order, the same on every database whatever its
+	 * locale.  Not formatted: clang-format cuts the statement at the macros.
+	 */
+	/* clang-format off */
 	static const char sql[] =
 	    "SELECT host_id, hostname, kernel, os, defender_version, bpf_status,"
-	    " labels::text, exec_count, " TS_UTC("first_seen") ", " TS_UTC(
-		"last_seen") ","
-			     " connected, " TS_UTC(
-				 "disconnected_at") ", capture::text, rules_protocol, "
-						    "rules_version,"
-						    " " TS_UTC(
-							"rules_acked_at") ", rules_refused_version,"
-									  " rules_refused_reason, "
-									  "rules_refused_by,"
-									  " (SELECT version FROM "
-									  "rule_set)"
-									  " FROM hosts ORDER BY "
-									  "host_id COLLATE \"C\"";
+	    " labels::text, exec_count, " TS_UTC("first_seen") ", " TS_UTC("last_seen") ","
+	    " connected, " TS_UTC("disconnected_at") ", capture::text, rules_protocol,"
+	    " rules_version, " TS_UTC("rules_acked_at") ", rules_refused_version,"
+	    " rules_refused_reason, rules_refused_by, (SELECT version FROM rule_set),"
+	    " enforce_backends::text, rule_shortfalls::text, rules_report_problem"
+	    " FROM hosts ORDER BY host_id COLLATE \"C\"";
+	/* clang-format on */
 	PGresult *res = NULL;
 	json_t *hosts;
 	int rc, n;

@@ -56,7 +56,16 @@ struct store_chain_link {
 	const char *exe;
 };
 
-/* A service in an active model did something its model does not have (Deviation). */
+/*
+ * A service in an active model did something its model does not have, or a
+ * process in a rule's scope did what a rule's deny list names (kinds
+ * denied_*; Deviation).  Strings may be NULL ("").  Besides the rules in
+ * learning_store.h: service may be empty for the denied_* kinds only (an
+ * interactive process); effect and wanted are alert, prevent, block or "";
+ * rule is "" or a rule's name (rules/rule.h: rule_check_name); why is
+ * UTF-8 of at most RULE_GLOB_MAX bytes.  Stored: rule and effect ("" as
+ * alert) as columns of the audit, wanted and why in its detail when set.
+ */
 struct store_deviation {
 	uint64_t ts_ns;
 	const char *service;
@@ -69,6 +78,10 @@ struct store_deviation {
 	uint32_t pid;
 	const struct store_chain_link *chain; /* may be NULL when nchain is over the limit */
 	size_t nchain;
+	const char *rule;   /* the rule that decided; "": none */
+	const char *effect; /* applied: alert, prevent, block; "": alert */
+	const char *wanted; /* the rule's effect when a lesser one was applied; "": as wanted */
+	const char *why;    /* the list entry that matched, or why wanted was not applied */
 };
 
 /* One entry of a model (ModelEntry): values, not increments. */

@@ -17,8 +17,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "rules/rule.h"
 #include "store/store_priv.h"
 #include "utf8.h"
+
+/*
+ * A deviation's why: a rule's list entry (a glob or path, RULE_GLOB_MAX) or
+ * the defender's reason for applying less than the rule wanted.
+ */
+#define LEARN_WHY_MAX RULE_GLOB_MAX
 
 /* 9999-12-31T23:59:59.999Z in ms: anything later is a defender's bug, not a time. */
 #define LEARN_MS_MAX 253402300799999ull
@@ -28,21 +35,53 @@
 	"CASE WHEN " p "::bigint = 0 THEN NULL"                                                    \
 	" ELSE to_timestamp(" p "::bigint / 1000::double precision) END"
 
-static const char *const deviation_kinds[] = {"new_program",	    "new_write", "sensitive_read",
-					      "new_listen",	    "new_peer",	 "new_client",
-					      "rewritten_argument", NULL};
-/* What a deviation of each kind (same order) did, for its one-line summary. */
-static const char *const deviation_verbs[] = {"started",
-					      "wrote",
-					      "read the sensitive file",
-					      "listened on",
-					      "connected to",
-					      "accepted a connection from",
-					      "rewrote a call's argument while the call ran:"};
-/* How the summary ends: a rewritten argument is an attack sign whatever the model holds. */
-static const char *deviation_tail(const char *kind)
+static const char *const deviation_kinds[] = {
+    "new_program", "new_write",	   "sensitive_read",	 "new_listen",
+    "new_peer",	   "new_client",   "rewritten_argument", "denied_program",
+    "denied_read", "denied_write", "denied_connect",	 "denied_listen",
+    "enforcement_failed_open", NULL};
+/* The first of the kinds a rule's deny list gives (denied_*): the rest of the list. */
+#define DEVIATION_DENIED_FIRST 7
+/*
+ * What a deviation of each kind (same order) did, for its one-line summary:
+ * as it happened ("started"), and as what was stopped ("prevented from
+ * starting").
+ */
+static const struct {
+	const char *did, *doing;
+} deviation_verbs[] = {
+    {"started", "starting"},
+    {"wrote", "writing"},
+    {"read the sensitive file", "reading the sensitive file"},
+    {"listened on", "listening on"},
+    {"connected to", "connecting to"},
+    {"accepted a connection from", "accepting a connection from"},
+    {"rewrote a call's argument while the call ran:",
+     "rewriting a call's argument while the call ran:"},
+    {"started", "starting"},
+    {"read", "reading"},
+    {"wrote", "writing"},
+    {"connected to", "connecting to"},
+    {"listened on", "listening on"},
+    {"was let through undecided (fail-open):", "being let through undecided:"},
+};
+_Static_assert(sizeof(deviation_verbs) / sizeof(deviation_verbs[0]) ==
+		   sizeof(deviation_kinds) / sizeof(deviation_kinds[0]) - 1,
+	       "a verb for every deviation kind");
+/* Effects a rule may have applied or wanted; "" is alert (a defender from before rules). */
+static const char *const effects[] = {"alert", "prevent", "block", NULL};
+/*
+ * How the summary goes on after what was done: a model's deviation says it
+ * is not in the model, unless it is a rewritten argument (an attack sign
+ * whatever the model holds); a deny list's says so when the act happened.
+ */
+static const char *deviation_tail(int kind, bool happened)
 {
-	return strcmp(kind, "rewritten_argument") == 0 ? "" : ", not in its model";
+	if (strcmp(deviation_kinds[kind], "enforcement_failed_open") == 0)
+		return "";
+	if (kind >= DEVIATION_DENIED_FIRST)
+		return happened ? ", on a deny list" : "";
+	return strcmp(deviation_kinds[kind], "rewritten_argument") == 0 ? "" : ", not in its model";
 }
 static const char *const entry_kinds[] = {"program", "write", "sensitive_read", "listen", "connect",
 					  "accept",  NULL};
@@ -133,20 +172,32 @@ bool learning_activity_ok(const struct store_activity *a, size_t idx, struct ing
 	       text_ok(p, prefix, "summary", a->summary, LEARN_SUMMARY_MAX, false);
 }
 
+/* An effect word, or "" (s may be NULL); refuses field name of prefix when not. */
+static bool effect_ok(struct ingest_problems *p, const char *prefix, const char *name,
+		      const char *s)
+{
+	return s == NULL || s[0] == '\0' || name_index(effects, s) >= 0 ||
+	       refuse(p, prefix, name, "is not alert, prevent, block or empty");
+}
+
 static bool deviation_ok(const struct store_deviation *d, size_t i, struct ingest_problems *p)
 {
-	char prefix[48], link[80];
+	char prefix[48], link[80], why[160];
+	int kind = name_index(deviation_kinds, d->kind);
 
 	snprintf(prefix, sizeof(prefix), "deviation[%zu]", i);
 	if (d->ts_ns == 0)
 		return refuse(p, prefix, "ts_ns", "is 0");
-	if (!text_ok(p, prefix, "service", d->service, LEARN_SERVICE_MAX, true) ||
+	/* A deny list also stops interactive processes, which have no service. */
+	if (!text_ok(p, prefix, "service", d->service, LEARN_SERVICE_MAX,
+		     kind < DEVIATION_DENIED_FIRST) ||
 	    !text_ok(p, prefix, "exe", d->exe, LEARN_PATH_MAX, true))
 		return false;
-	if (name_index(deviation_kinds, d->kind) < 0)
+	if (kind < 0)
 		return refuse(p, prefix, "kind",
 			      "is not new_program, new_write, sensitive_read, new_listen, new_peer,"
-			      " new_client or rewritten_argument");
+			      " new_client, rewritten_argument, denied_program, denied_read,"
+			      " denied_write, denied_connect or denied_listen");
 	if (!text_ok(p, prefix, "object", d->object, LEARN_PATH_MAX, true) ||
 	    !text_ok(p, prefix, "raw", d->raw, LEARN_PATH_MAX, false) ||
 	    !text_ok(p, prefix, "expected", d->expected, LEARN_EXPECTED_MAX, false))
@@ -163,7 +214,14 @@ static bool deviation_ok(const struct store_deviation *d, size_t i, struct inges
 		    !text_ok(p, link, "exe", d->chain[j].exe, LEARN_PATH_MAX, false))
 			return false;
 	}
-	return true;
+	/* The rule's name as the console's rules have it (rule_check_name's why never quotes). */
+	if (!text_ok(p, prefix, "rule", d->rule, RULE_NAME_MAX, false))
+		return false;
+	if (d->rule != NULL && d->rule[0] != '\0' && !rule_check_name(d->rule, why, sizeof(why)))
+		return refuse(p, prefix, "rule", why);
+	return effect_ok(p, prefix, "effect", d->effect) &&
+	       effect_ok(p, prefix, "wanted", d->wanted) &&
+	       text_ok(p, prefix, "why", d->why, LEARN_WHY_MAX, false);
 }
 
 /* RFC 3339 UTC with digits (6 or 9) fractional digits. */
@@ -200,18 +258,54 @@ static const char *or_empty(const char *s)
 	return s != NULL ? s : "";
 }
 
+static bool empty(const char *s)
+{
+	return s == NULL || s[0] == '\0';
+}
+
+/*
+ * The one-line summary of checked deviation d (kind its index) into buf:
+ * who did what and, when a rule decided, its effect and name, e.g.
+ *   nginx.service: /usr/sbin/nginx started /bin/sh, not in its model
+ *   nginx.service: /usr/sbin/nginx was prevented from starting /bin/sh (rule "web-no-shells")
+ *   /usr/bin/nc connected to 10.0.0.9:4444, on a deny list (rule "no-egress", wanted prevent)
+ * An operator reads it in a list; the detail keeps every byte.
+ */
+static void deviation_summary(const struct store_deviation *d, int kind, const char *effect,
+			      char *buf, size_t len)
+{
+	const char *what = !empty(d->raw) ? d->raw : d->object;
+	bool happened = strcmp(effect, "alert") == 0;
+	char act[2200], rule[200] = "";
+
+	if (happened)
+		snprintf(act, sizeof(act), "%s %.*s%s", deviation_verbs[kind].did,
+			 utf8_prefix(what, 1024), what, strlen(what) > 1024 ? "..." : "");
+	else
+		snprintf(act, sizeof(act), "%s %s %.*s%s",
+			 strcmp(effect, "block") == 0 ? "was killed for" : "was prevented from",
+			 deviation_verbs[kind].doing, utf8_prefix(what, 1024), what,
+			 strlen(what) > 1024 ? "..." : "");
+	if (!empty(d->rule) && !empty(d->wanted))
+		snprintf(rule, sizeof(rule), " (rule \"%s\", wanted %s)", d->rule, d->wanted);
+	else if (!empty(d->rule))
+		snprintf(rule, sizeof(rule), " (rule \"%s\")", d->rule);
+	else if (!empty(d->wanted))
+		snprintf(rule, sizeof(rule), " (wanted %s)", d->wanted);
+	snprintf(buf, len, "%s%s%.*s%s %s%s%s", or_empty(d->service), empty(d->service) ? "" : ": ",
+		 utf8_prefix(d->exe, 1024), d->exe, strlen(d->exe) > 1024 ? "..." : "", act,
+		 deviation_tail(kind, happened), rule);
+}
+
 /* The audit row of a checked deviation, as an object for the insert's JSON parameter. */
 static json_t *deviation_row(const struct store_deviation *d)
 {
-	char ts_us[40], ts_ns[40], summary[2800];
-	const char *what = d->raw != NULL && d->raw[0] != '\0' ? d->raw : d->object;
+	char ts_us[40], ts_ns[40], summary[3200];
+	int kind = name_index(deviation_kinds, d->kind);
+	const char *effect = empty(d->effect) ? "alert" : d->effect;
 	json_t *chain = json_array(), *detail;
 
-	/* A line an operator reads in a list; the detail keeps every byte. */
-	snprintf(summary, sizeof(summary), "%s: %.*s%s %s %.*s%s%s", d->service,
-		 utf8_prefix(d->exe, 1024), d->exe, strlen(d->exe) > 1024 ? "..." : "",
-		 deviation_verbs[name_index(deviation_kinds, d->kind)], utf8_prefix(what, 1024),
-		 what, strlen(what) > 1024 ? "..." : "", deviation_tail(d->kind));
+	deviation_summary(d, kind, effect, summary, sizeof(summary));
 	for (size_t j = 0; j < d->nchain; j++)
 		json_array_append_new(
 		    chain, json_pack("{s:I,s:s,s:s}", "pid", (json_int_t)d->chain[j].pid, "comm",
@@ -227,9 +321,19 @@ static json_t *deviation_row(const struct store_deviation *d)
 			   (json_int_t)d->pid, "chain", chain, "ts", ts_ns);
 	if (detail == NULL)
 		return NULL;
-	return json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:s}", "ts", ts_us, "kind", d->kind, "severity",
-			 d->severity, "summary", summary, "detail", detail, "service", d->service,
-			 "exe", d->exe);
+	/* Only what a rule said: a model's plain deviation keeps the detail it always had. */
+	if ((!empty(d->wanted) &&
+	     json_object_set_new(detail, "wanted", json_string(d->wanted)) < 0) ||
+	    (!empty(d->why) && json_object_set_new(detail, "why", json_string(d->why)) < 0)) {
+		json_decref(detail);
+		return NULL;
+	}
+	/* No service (an interactive process stopped by a deny list): NULL, as other audits. */
+	return json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:s,s:o,s:s}", "ts", ts_us, "kind", d->kind,
+			 "severity", d->severity, "summary", summary, "detail", detail, "service",
+			 empty(d->service) ? json_null() : json_string(d->service), "exe", d->exe,
+			 "rule", empty(d->rule) ? json_null() : json_string(d->rule), "effect",
+			 effect);
 }
 
 int learning_store_deviations(struct store *st, const char *host_id,
@@ -238,9 +342,10 @@ int learning_store_deviations(struct store *st, const char *host_id,
 {
 	/* ORDER BY ord: ids follow the batch's order. */
 	static const char sql[] =
-	    "INSERT INTO audits (host_id, ts, kind, severity, summary, detail, service, exe)"
+	    "INSERT INTO audits (host_id, ts, kind, severity, summary, detail, service, exe,"
+	    " rule, effect)"
 	    " SELECT $1, (e->>'ts')::timestamptz, e->>'kind', e->>'severity', e->>'summary',"
-	    " (e->'detail')::jsonb, e->>'service', e->>'exe'"
+	    " (e->'detail')::jsonb, e->>'service', e->>'exe', e->>'rule', e->>'effect'"
 	    " FROM json_array_elements($2::json) WITH ORDINALITY AS t(e, ord) ORDER BY ord";
 	json_t *rows = json_array();
 	const char *params[2] = {host_id, NULL};

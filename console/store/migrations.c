@@ -241,6 +241,33 @@ static const struct migration migrations[] = {
 	       " ADD COLUMN rules_refused_by text"
 	       " CHECK (rules_refused_by IN ('defender', 'console'));",
     },
+    {
+	.version = 10,
+	.name = "rule_effects",
+	/*
+	 * What the rules decided and what hosts can enforce.  audits: a
+	 * deviation's audit names the rule that decided (rule; NULL: none)
+	 * and the effect applied (effect: alert, prevent or block; NULL for
+	 * audits that are not deviations).  Every deviation stored before was
+	 * alerted: backfilled, so effect alone tells deviations apart.  The
+	 * partial indexes serve the audit list filtered by rule, and by the
+	 * rare effects, newest first; alerts, the most rows, need none.
+	 * hosts: what the defender says it can enforce (enforce_backends) and
+	 * where it delivers less than its rules ask (rule_shortfalls), as
+	 * jsonb arrays, NULL until said; rules_report_problem: why the console
+	 * left (part of) them out, NULL when it took them whole.
+	 */
+	.sql = "ALTER TABLE audits ADD COLUMN rule text,"
+	       " ADD COLUMN effect text CHECK (effect IN ('alert', 'prevent', 'block'));"
+	       "UPDATE audits SET effect = 'alert' WHERE kind IN ('new_program', 'new_write',"
+	       " 'sensitive_read', 'new_listen', 'new_peer', 'new_client', 'rewritten_argument');"
+	       "CREATE INDEX audits_rule_id_idx ON audits (rule, id) WHERE rule IS NOT NULL;"
+	       "CREATE INDEX audits_effect_id_idx ON audits (effect, id)"
+	       " WHERE effect IN ('prevent', 'block');"
+	       "ALTER TABLE hosts ADD COLUMN enforce_backends jsonb,"
+	       " ADD COLUMN rule_shortfalls jsonb,"
+	       " ADD COLUMN rules_report_problem text;",
+    },
 };
 
 const struct migration *migrations_get(size_t *ret_count)

@@ -114,7 +114,10 @@ int store_hosts_mark_stale(struct store *st, int timeout_ms, int *ret_count, vig
  * last heartbeat's counters) and rules: {version (null: never said),
  * current, acknowledged_at, lagging, why (null, "refused", "offline",
  * "unsupported", "pending"), refused ({version, reason, by} or null),
- * supported} (store/host_rules.h).
+ * supported, backends ([{name, available, detail}], null: never said or
+ * refused), shortfalls ([{rule, section, wanted, applied, why}], null
+ * likewise), report_problem (what of those was left out and why, or null)}
+ * (store/host_rules.h).
  */
 int store_hosts_list(struct store *st, json_t **ret_hosts, vigil_err *err);
 

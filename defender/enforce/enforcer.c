@@ -836,11 +836,16 @@ static void fail_open(const struct fan_request *rq, void *ctx)
 {
 	struct enforcer *e = ctx;
 	struct enforce_audit a;
-	char why[160];
+	char why[160], link[64], exe[PATH_MAX];
+	ssize_t n;
 
+	/* The watchdog's thread: a link read, no open. */
+	snprintf(link, sizeof(link), "/proc/%u/exe", rq->tid);
+	n = readlink(link, exe, sizeof(exe) - 1);
+	exe[n > 0 ? n : 0] = '\0';
 	snprintf(why, sizeof(why), "no decision within %u ms: allowed (fail-open)",
 		 e->opts.answer_ms);
-	audit_fill(&a, rq->tid, "enforcement_failed_open", "", "",
+	audit_fill(&a, rq->tid, "enforcement_failed_open", "", exe,
 		   rq->path != NULL && rq->path[0] != '\0' ? rq->path : "(not read)", "",
 		   RULE_EFFECT_ALERT, RULE_EFFECT_PREVENT, why);
 	a.severity = "high";

@@ -595,3 +595,305 @@ Test(models_api, relearn_without_an_answer_says_it_may_have_been_queued)
 	free(text);
 	close(fd);
 }
+
+/*
+ * Batch seq of host-a: what the rules decided.  A deny list prevented
+ * nginx's shell; a person's nc was only alerted (the host could not
+ * prevent); a model's deviation with no rule; one with an effect no
+ * defender sends, which must be left out by name and cost nothing else.
+ */
+static void send_rule_deviations(uint64_t seq)
+{
+	Vigil__Envelope env = VIGIL__ENVELOPE__INIT;
+	Vigil__Batch b = VIGIL__BATCH__INIT;
+	Vigil__Deviation dev[4] = {VIGIL__DEVIATION__INIT, VIGIL__DEVIATION__INIT,
+				   VIGIL__DEVIATION__INIT, VIGIL__DEVIATION__INIT};
+	Vigil__Deviation *devp[4] = {&dev[0], &dev[1], &dev[2], &dev[3]};
+
+	for (int i = 0; i < 4; i++) {
+		dev[i].ts_ns = (T1_MS + (uint64_t)i) * 1000000ull;
+		dev[i].service = "nginx.service";
+		dev[i].exe = "/usr/sbin/nginx";
+		dev[i].severity = "high";
+		dev[i].pid = 801;
+	}
+	dev[0].kind = "denied_program";
+	dev[0].object = "/bin/sh";
+	dev[0].rule = "web-no-shells";
+	dev[0].effect = "prevent";
+	dev[0].why = "/bin/*sh";
+	dev[1].kind = "denied_connect";
+	dev[1].service = "";
+	dev[1].exe = "/usr/bin/nc";
+	dev[1].object = "10.0.0.9:4444";
+	dev[1].rule = "no-egress";
+	dev[1].effect = "alert";
+	dev[1].wanted = "prevent";
+	dev[1].why = "cgroup-sock: no cgroup v2";
+	dev[2].kind = "new_program";
+	dev[2].object = "/usr/bin/id";
+	dev[3].kind = "denied_program";
+	dev[3].object = "/bin/bash";
+	dev[3].rule = "web-no-shells";
+	dev[3].effect = "kill";
+	b.n_deviations = 4;
+	b.deviations = devp;
+	env.seq = seq;
+	env.body_case = VIGIL__ENVELOPE__BODY_BATCH;
+	env.batch = &b;
+	vigil__reply__free_unpacked(send_ok(&env), NULL);
+}
+
+Test(models_api, audits_carry_the_rules_decision_and_filter_by_rule_and_effect)
+{
+	json_t *doc, *rows, *a;
+	char *text;
+
+	hello();
+	send_rule_deviations(1);
+	doc = get("/api/v1/audits", 200);
+	rows = json_object_get(doc, "audits");
+	cr_assert_eq(json_array_size(rows), 4, "3 deviations and the malformed_input audit");
+	a = json_array_get(rows, 0);
+	cr_expect_str_eq(jstr(a, "kind"), "malformed_input");
+	cr_expect_str_eq(jstr(a, "summary"), "1 malformed item(s) in batch 1 were left out; first:"
+					     " deviation[3].effect is not alert, prevent, block or"
+					     " empty");
+	cr_expect(json_is_null(json_object_get(a, "effect")), "not a deviation: no effect");
+	cr_expect(json_is_null(json_object_get(a, "rule")));
+	a = json_array_get(rows, 1);
+	cr_expect_str_eq(jstr(a, "kind"), "new_program");
+	cr_expect_str_eq(jstr(a, "effect"), "alert");
+	cr_expect(json_is_null(json_object_get(a, "rule")));
+	cr_expect(json_is_null(json_object_get(a, "wanted")));
+	cr_expect(json_is_null(json_object_get(a, "why")));
+	a = json_array_get(rows, 2);
+	cr_expect_str_eq(jstr(a, "kind"), "denied_connect");
+	cr_expect(json_is_null(json_object_get(a, "service")));
+	cr_expect_str_eq(jstr(a, "exe"), "/usr/bin/nc");
+	cr_expect_str_eq(jstr(a, "rule"), "no-egress");
+	cr_expect_str_eq(jstr(a, "effect"), "alert");
+	cr_expect_str_eq(jstr(a, "wanted"), "prevent");
+	cr_expect_str_eq(jstr(a, "why"), "cgroup-sock: no cgroup v2");
+	cr_expect_str_eq(jstr(a, "summary"), "/usr/bin/nc connected to 10.0.0.9:4444, on a deny"
+					     " list (rule \"no-egress\", wanted prevent)");
+	a = json_array_get(rows, 3);
+	cr_expect_str_eq(jstr(a, "kind"), "denied_program");
+	cr_expect_str_eq(jstr(a, "service"), "nginx.service");
+	cr_expect_str_eq(jstr(a, "rule"), "web-no-shells");
+	cr_expect_str_eq(jstr(a, "effect"), "prevent");
+	cr_expect(json_is_null(json_object_get(a, "wanted")));
+	cr_expect_str_eq(jstr(a, "why"), "/bin/*sh");
+	cr_expect_str_eq(jstr(a, "summary"), "nginx.service: /usr/sbin/nginx was prevented from"
+					     " starting /bin/sh (rule \"web-no-shells\")");
+	json_decref(doc);
+
+	/* The filters, alone and with the others. */
+	doc = get("/api/v1/audits?rule=web-no-shells", 200);
+	rows = json_object_get(doc, "audits");
+	cr_assert_eq(json_array_size(rows), 1);
+	cr_expect_str_eq(jstr(json_array_get(rows, 0), "effect"), "prevent");
+	json_decref(doc);
+	doc = get("/api/v1/audits?effect=alert&host=host-a", 200);
+	cr_expect_eq(json_array_size(json_object_get(doc, "audits")), 2);
+	json_decref(doc);
+	doc = get("/api/v1/audits?effect=prevent&rule=no-egress", 200);
+	cr_expect_eq(json_array_size(json_object_get(doc, "audits")), 0);
+	json_decref(doc);
+	doc = get("/api/v1/audits?effect=block", 200);
+	cr_expect_eq(json_array_size(json_object_get(doc, "audits")), 0);
+	json_decref(doc);
+	doc = get("/api/v1/audits?rule=&effect=", 200);
+	cr_expect_eq(json_array_size(json_object_get(doc, "audits")), 4, "empty is absent");
+	json_decref(doc);
+	bad_param("/api/v1/audits?effect=kill", "effect");
+	bad_param("/api/v1/audits?effect=Prevent", "effect");
+	bad_param("/api/v1/audits?rule=%20web", "rule");
+	bad_param("/api/v1/audits?rule=web&rule=db", "rule");
+
+	/* vigilctl: the columns, the filters, the JSON. */
+	text = vigilctl(0, (const char *const[]){"audits", NULL});
+	cr_expect(strstr(text, "KIND             SEVERITY EFFECT  RULE             SUMMARY") !=
+		      NULL,
+		  "%s", text);
+	cr_expect(strstr(text, "denied_program   high     prevent web-no-shells    nginx.service:"
+			       " /usr/sbin/nginx was prevented from starting /bin/sh") != NULL,
+		  "%s", text);
+	cr_expect(strstr(text, "malformed_input  medium   -       -                1 malformed") !=
+		      NULL,
+		  "%s", text);
+	free(text);
+	text = vigilctl(
+	    0, (const char *const[]){"audits", "--rule", "no-egress", "--effect", "alert", NULL});
+	cr_expect(strstr(text, "denied_connect") != NULL && strstr(text, "1 audit(s)") != NULL,
+		  "%s", text);
+	free(text);
+	text = vigilctl(0, (const char *const[]){"audits", "--effect", "prevent", "--json", NULL});
+	doc = json_loads(text, 0, NULL);
+	cr_expect(json_is_array(doc) && json_array_size(doc) == 1, "%s", text);
+	cr_expect_str_eq(jstr(json_array_get(doc, 0), "why"), "/bin/*sh");
+	json_decref(doc);
+	free(text);
+	text = vigilctl(1, (const char *const[]){"audits", "--effect", "kill", NULL});
+	cr_expect(strstr(text, "400") != NULL && strstr(text, "effect") != NULL, "%s", text);
+	free(text);
+}
+
+/* A hello (rules protocol 1) saying what host-a can enforce and where it falls short. */
+static void hello_enforce(const Vigil__RulesState *rs)
+{
+	Vigil__Envelope env = VIGIL__ENVELOPE__INIT;
+	Vigil__Hello h = VIGIL__HELLO__INIT;
+
+	h.hostname = "web-1";
+	h.rules = (Vigil__RulesState *)rs;
+	env.body_case = VIGIL__ENVELOPE__BODY_HELLO;
+	env.hello = &h;
+	vigil__reply__free_unpacked(send_ok(&env), NULL);
+}
+
+static void heartbeat_enforce(const Vigil__RulesState *rs)
+{
+	Vigil__Envelope env = VIGIL__ENVELOPE__INIT;
+	Vigil__Heartbeat hb = VIGIL__HEARTBEAT__INIT;
+
+	hb.rules = (Vigil__RulesState *)rs;
+	env.body_case = VIGIL__ENVELOPE__BODY_HEARTBEAT;
+	env.heartbeat = &hb;
+	vigil__reply__free_unpacked(send_ok(&env), NULL);
+}
+
+/* Occurrences of needle in the console's log. */
+static int log_count(const char *needle)
+{
+	char *text = h_slurp(con.log), *p = text;
+	int n = 0;
+
+	while ((p = strstr(p, needle)) != NULL) {
+		n++;
+		p += strlen(needle);
+	}
+	free(text);
+	return n;
+}
+
+Test(models_api, hosts_show_what_each_host_can_enforce_and_refuse_lists_over_the_limits)
+{
+	static Vigil__EnforceBackend many_b[17], *many_bp[17];
+	static Vigil__RuleShortfall many_s[1025], *many_sp[1025];
+	Vigil__RulesState rs = VIGIL__RULES_STATE__INIT;
+	Vigil__EnforceBackend be[4], *bep[4] = {&be[0], &be[1], &be[2], &be[3]};
+	Vigil__RuleShortfall sf = VIGIL__RULE_SHORTFALL__INIT, *sfp = &sf;
+	static const char *const names[] = {"fanotify-exec", "fanotify-open", "cgroup-sock",
+					    "bpf-signal"};
+	json_t *h, *r;
+	char *text;
+
+	for (int i = 0; i < 4; i++) {
+		vigil__enforce_backend__init(&be[i]);
+		be[i].name = (char *)names[i];
+		be[i].available = i != 2;
+		be[i].detail = i == 2 ? "cgroup v1 only" : "";
+	}
+	sf.rule = "no-egress";
+	sf.section = "network";
+	sf.wanted = "prevent";
+	sf.applied = "alert";
+	sf.why = "cgroup-sock: cgroup v1 only";
+	rs.protocol = 1;
+	rs.n_backends = 4;
+	rs.backends = bep;
+	rs.n_shortfalls = 1;
+	rs.shortfalls = &sfp;
+	hello_enforce(&rs);
+
+	h = h_api_host(&con, &pki, "host-a");
+	cr_assert_not_null(h);
+	r = json_object_get(h, "rules");
+	cr_assert_eq(json_array_size(json_object_get(r, "backends")), 4);
+	cr_expect_str_eq(jstr(json_array_get(json_object_get(r, "backends"), 2), "name"),
+			 "cgroup-sock");
+	cr_expect(json_is_false(
+	    json_object_get(json_array_get(json_object_get(r, "backends"), 2), "available")));
+	cr_expect_str_eq(jstr(json_array_get(json_object_get(r, "backends"), 2), "detail"),
+			 "cgroup v1 only");
+	cr_assert_eq(json_array_size(json_object_get(r, "shortfalls")), 1);
+	cr_expect_str_eq(jstr(json_array_get(json_object_get(r, "shortfalls"), 0), "why"),
+			 "cgroup-sock: cgroup v1 only");
+	cr_expect(json_is_null(json_object_get(r, "report_problem")));
+	json_decref(h);
+	text = vigilctl(0, (const char *const[]){"hosts", NULL});
+	cr_expect(strstr(text, "RULES            ENFORCE            LABELS") != NULL, "%s", text);
+	cr_expect(strstr(text, " exec,open,kill ") != NULL, "%s", text);
+	cr_expect(strstr(text, "host-a: rule \"no-egress\" (network) wants prevent, applies"
+			       " alert: cgroup-sock: cgroup v1 only") != NULL,
+		  "%s", text);
+	free(text);
+	text = vigilctl(0, (const char *const[]){"hosts", "--json", NULL});
+	json_t *doc = json_loads(text, 0, NULL);
+	cr_expect_eq(json_array_size(json_object_get(
+			 json_object_get(json_array_get(doc, 0), "rules"), "shortfalls")),
+		     1, "%s", text);
+	json_decref(doc);
+	free(text);
+
+	/* A heartbeat over the limits: that list refused whole, said once in the log and audits. */
+	for (int i = 0; i < 17; i++) {
+		vigil__enforce_backend__init(&many_b[i]);
+		many_b[i].name = "b";
+		many_bp[i] = &many_b[i];
+	}
+	rs.n_backends = 17;
+	rs.backends = many_bp;
+	heartbeat_enforce(&rs);
+	heartbeat_enforce(&rs);
+	h = h_api_host(&con, &pki, "host-a");
+	r = json_object_get(h, "rules");
+	cr_expect(json_is_null(json_object_get(r, "backends")));
+	cr_expect_eq(json_array_size(json_object_get(r, "shortfalls")), 1);
+	cr_expect_str_eq(jstr(r, "report_problem"), "1 malformed item(s) left out; first: backends"
+						    " has 17 entries, more than the 16 accepted");
+	json_decref(h);
+	cr_expect_eq(log_count("rule-set state of host host-a: 1 malformed item(s) left out"), 1,
+		     "%s", h_slurp(con.log));
+	text = vigilctl(0, (const char *const[]){"hosts", NULL});
+	cr_expect(strstr(text, " ?                  ") != NULL, "%s", text);
+	cr_expect(strstr(text,
+			 "host-a: the console left out part of what the host can enforce:"
+			 " 1 malformed item(s) left out; first: backends has 17 entries") != NULL,
+		  "%s", text);
+	free(text);
+
+	for (int i = 0; i < 1025; i++) {
+		many_s[i] = sf;
+		many_sp[i] = &many_s[i];
+	}
+	rs.n_backends = 4;
+	rs.backends = bep;
+	rs.n_shortfalls = 1025;
+	rs.shortfalls = many_sp;
+	heartbeat_enforce(&rs);
+	h = h_api_host(&con, &pki, "host-a");
+	r = json_object_get(h, "rules");
+	cr_expect_eq(json_array_size(json_object_get(r, "backends")), 4);
+	cr_expect(json_is_null(json_object_get(r, "shortfalls")));
+	cr_expect(strstr(jstr(r, "report_problem"), "shortfalls has 1025 entries") != NULL);
+	json_decref(h);
+	cr_expect_eq(h_db_count(&con, "SELECT count(*) FROM audits WHERE kind = 'malformed_input'"
+				      " AND detail->>'source' = 'rules_state'"),
+		     2);
+
+	/* At the limit is fine, and a good report clears the problem. */
+	rs.n_shortfalls = 1024;
+	heartbeat_enforce(&rs);
+	h = h_api_host(&con, &pki, "host-a");
+	r = json_object_get(h, "rules");
+	cr_expect_eq(json_array_size(json_object_get(r, "shortfalls")), 1024);
+	cr_expect(json_is_null(json_object_get(r, "report_problem")));
+	json_decref(h);
+	text = vigilctl(0, (const char *const[]){"hosts", NULL});
+	cr_expect(strstr(text, "host-a: ... and 1019 more shortfall(s) (vigilctl hosts --json)") !=
+		      NULL,
+		  "%s", text);
+	free(text);
+}

@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
+#include "store/audit_queries.h"
 #include "store/host_commands.h"
 #include "store/ingest.h"
 #include "store/learning_queries.h"
@@ -428,12 +429,187 @@ Test(learning_store, malformed_items_are_left_out_and_audited_once)
 	       " WHERE kind = 'malformed_input' GROUP BY detail"),
 	    "1|9|event[0].activity.user is not valid UTF-8; deviation[0].kind is not"
 	    " new_program, new_write, sensitive_read, new_listen, new_peer,"
-	    " new_client or rewritten_argument; deviation[1].severity is not low, medium or high;"
+	    " new_client, rewritten_argument, denied_program, denied_read, denied_write,"
+	    " denied_connect or denied_listen; deviation[1].severity is not low, medium or high;"
 	    " deviation[2].service is longer than 512 bytes; deviation[3].exe is not"
 	    " valid UTF-8; deviation[4].chain has more than 64 links;"
 	    " model[0].state is not learning or active; model[1].entries has more"
 	    " than 20000 entries; model[2].entries[0].kind is not program, write,"
 	    " sensitive_read, listen, connect or accept");
+}
+
+/* What the rules decided, on deviations of a model and of deny lists. */
+static void rules_batch(struct store_deviation dev[5])
+{
+	const struct store_deviation base = {.ts_ns = T0_NS,
+					     .service = "nginx.service",
+					     .exe = "/usr/sbin/nginx",
+					     .severity = "high",
+					     .pid = 77};
+
+	for (int i = 0; i < 5; i++)
+		dev[i] = base;
+	/* A deny list stopped it. */
+	dev[0].kind = "denied_program";
+	dev[0].object = "/bin/sh";
+	dev[0].raw = "/bin/sh";
+	dev[0].rule = "web-no-shells";
+	dev[0].effect = "prevent";
+	dev[0].why = "/bin/*sh";
+	/* A person's shell, no service: the host could only alert. */
+	dev[1].kind = "denied_connect";
+	dev[1].service = "";
+	dev[1].exe = "/usr/bin/nc";
+	dev[1].object = "10.0.0.9:4444";
+	dev[1].rule = "no-egress";
+	dev[1].effect = "alert";
+	dev[1].wanted = "prevent";
+	dev[1].why = "cgroup-sock: no cgroup v2 on this host";
+	/* A model's deviation a rule blocks. */
+	dev[2].kind = "new_write";
+	dev[2].object = "/etc/*";
+	dev[2].raw = "/etc/shadow";
+	dev[2].rule = "strict-web";
+	dev[2].effect = "block";
+	/* A defender from before rules: no rule, no effect. */
+	dev[3].kind = "new_program";
+	dev[3].object = "/usr/bin/id";
+	/* Killed for reading, wanted as it was. */
+	dev[4].kind = "denied_read";
+	dev[4].object = "/etc/ssh/*_key";
+	dev[4].raw = "/etc/ssh/ssh_host_ed25519_key";
+	dev[4].rule = "keys";
+	dev[4].effect = "block";
+}
+
+/* store_audits_list with f; the array (caller decrefs). */
+static json_t *audits(const struct audit_filter *f)
+{
+	vigil_err err = {0};
+	json_t *a = NULL;
+
+	cr_assert_eq(store_audits_list(fx.st, f, &a, &err), 0, "%s", err.msg);
+	return a;
+}
+
+static const char *jtext(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+
+	return json_is_string(v) ? json_string_value(v) : json_is_null(v) ? "<null>" : "<absent>";
+}
+
+Test(learning_store, a_rules_decision_is_stored_with_its_rule_effect_and_why)
+{
+	struct store_deviation dev[5];
+	struct ingest_result r;
+	vigil_err err = {0};
+	json_t *a, *row;
+
+	rules_batch(dev);
+	r = ingest("host-a", 1, &(struct ingest_batch){.deviations = dev, .ndeviations = 5});
+	cr_expect_eq(r.deviations, 5);
+	cr_expect_eq(r.malformed, 0);
+	cr_expect_str_eq(
+	    q1("SELECT string_agg(concat_ws('|', kind, coalesce(service, '<null>'),"
+	       " coalesce(rule, '<null>'), effect, summary), E'\\n' ORDER BY id) FROM audits"),
+	    "denied_program|nginx.service|web-no-shells|prevent|nginx.service: /usr/sbin/nginx"
+	    " was prevented from starting /bin/sh (rule \"web-no-shells\")\n"
+	    "denied_connect|<null>|no-egress|alert|/usr/bin/nc connected to 10.0.0.9:4444,"
+	    " on a deny list (rule \"no-egress\", wanted prevent)\n"
+	    "new_write|nginx.service|strict-web|block|nginx.service: /usr/sbin/nginx was killed"
+	    " for writing /etc/shadow, not in its model (rule \"strict-web\")\n"
+	    "new_program|nginx.service|<null>|alert|nginx.service: /usr/sbin/nginx started"
+	    " /usr/bin/id, not in its model\n"
+	    "denied_read|nginx.service|keys|block|nginx.service: /usr/sbin/nginx was killed for"
+	    " reading /etc/ssh/ssh_host_ed25519_key (rule \"keys\")");
+	/* wanted and why in the detail, only when said. */
+	cr_expect_str_eq(q1("SELECT string_agg(coalesce(detail->>'wanted', '-') || '|' ||"
+			    " coalesce(detail->>'why', '-'), ';' ORDER BY id) FROM audits"),
+			 "-|/bin/*sh;prevent|cgroup-sock: no cgroup v2 on this host;-|-;-|-;-|-");
+
+	/* The list: every field, and the filters. */
+	store_batch_refused(fx.st, "host-a", 0, 9, "too large", &err);
+	a = audits(&(struct audit_filter){0});
+	cr_assert_eq(json_array_size(a), 6);
+	row = json_array_get(a, 0); /* newest first: not a deviation, whatever its detail says */
+	cr_expect_str_eq(jtext(row, "kind"), "batch_refused");
+	cr_expect_str_eq(jtext(json_object_get(row, "detail"), "why"), "too large");
+	cr_expect_str_eq(jtext(row, "effect"), "<null>");
+	cr_expect_str_eq(jtext(row, "rule"), "<null>");
+	cr_expect_str_eq(jtext(row, "wanted"), "<null>");
+	cr_expect_str_eq(jtext(row, "why"), "<null>");
+	row = json_array_get(a, 4);
+	cr_expect_str_eq(jtext(row, "kind"), "denied_connect");
+	cr_expect_str_eq(jtext(row, "service"), "<null>");
+	cr_expect_str_eq(jtext(row, "rule"), "no-egress");
+	cr_expect_str_eq(jtext(row, "effect"), "alert");
+	cr_expect_str_eq(jtext(row, "wanted"), "prevent");
+	cr_expect_str_eq(jtext(row, "why"), "cgroup-sock: no cgroup v2 on this host");
+	row = json_array_get(a, 2);
+	cr_expect_str_eq(jtext(row, "kind"), "new_program");
+	cr_expect_str_eq(jtext(row, "effect"), "alert");
+	cr_expect_str_eq(jtext(row, "rule"), "<null>");
+	cr_expect_str_eq(jtext(row, "why"), "<null>");
+	json_decref(a);
+
+	a = audits(&(struct audit_filter){.rule = "web-no-shells"});
+	cr_assert_eq(json_array_size(a), 1);
+	cr_expect_str_eq(jtext(json_array_get(a, 0), "why"), "/bin/*sh");
+	json_decref(a);
+	a = audits(&(struct audit_filter){.effect = "block"});
+	cr_assert_eq(json_array_size(a), 2);
+	cr_expect_str_eq(jtext(json_array_get(a, 0), "rule"), "keys");
+	cr_expect_str_eq(jtext(json_array_get(a, 1), "rule"), "strict-web");
+	json_decref(a);
+	a = audits(&(struct audit_filter){.effect = "alert"});
+	cr_expect_eq(json_array_size(a), 2, "alerts are deviations only");
+	json_decref(a);
+	a = audits(&(struct audit_filter){.effect = "block", .rule = "keys", .host_id = "host-b"});
+	cr_expect_eq(json_array_size(a), 0);
+	json_decref(a);
+	a = audits(&(struct audit_filter){.rule = "nope"});
+	cr_expect_eq(json_array_size(a), 0);
+	json_decref(a);
+}
+
+Test(learning_store, a_bad_rules_field_leaves_its_deviation_out_and_the_rest_in)
+{
+	static char long_why[4098];
+	struct store_deviation dev[5], bad[7];
+	struct ingest_result r;
+
+	rules_batch(dev);
+	memset(long_why, 'w', 4097);
+	for (int i = 0; i < 7; i++)
+		bad[i] = dev[0];
+	bad[0].effect = "kill";
+	bad[1].wanted = "deny";
+	bad[2].why = long_why;
+	bad[3].rule = "web\xff";
+	bad[4].rule = "web-no-shells ";
+	bad[5].kind = "new_program"; /* a model's deviation has a service */
+	bad[5].service = "";
+	bad[6].effect = "Prevent";
+	struct store_deviation all[8] = {bad[0], bad[1], bad[2], bad[3],
+					 bad[4], bad[5], bad[6], dev[1]};
+
+	r = ingest("host-a", 1, &(struct ingest_batch){.deviations = all, .ndeviations = 8});
+	cr_expect_eq(r.deviations, 1);
+	cr_expect_eq(r.malformed, 7);
+	cr_expect_str_eq(
+	    q1("SELECT kind || '|' || rule FROM audits WHERE kind <> 'malformed_input'"),
+	    "denied_connect|no-egress");
+	cr_expect_str_eq(
+	    q1("SELECT string_agg(p->>'field' || ' ' || (p->>'why'), '; ')"
+	       " FROM audits, jsonb_array_elements(detail->'problems') p"
+	       " WHERE kind = 'malformed_input'"),
+	    "deviation[0].effect is not alert, prevent, block or empty;"
+	    " deviation[1].wanted is not alert, prevent, block or empty;"
+	    " deviation[2].why is longer than 4096 bytes; deviation[3].rule is not valid UTF-8;"
+	    " deviation[4].rule starts or ends with a space;"
+	    " deviation[5].service is missing or empty;"
+	    " deviation[6].effect is not alert, prevent, block or empty");
 }
 
 Test(learning_store, event_refused_by_the_database_takes_its_activity_with_it)

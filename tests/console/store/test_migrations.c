@@ -265,6 +265,9 @@ Test(migrations, hosts_table_has_the_documented_shape)
 	    "rules_refused_version|bigint|YES|<none>",
 	    "rules_refused_reason|text|YES|<none>",
 	    "rules_refused_by|text|YES|<none>",
+	    "enforce_backends|jsonb|YES|<none>",
+	    "rule_shortfalls|jsonb|YES|<none>",
+	    "rules_report_problem|text|YES|<none>",
 	};
 	vigil_err err = {0};
 	PGresult *res;
@@ -295,6 +298,62 @@ Test(migrations, hosts_table_has_the_documented_shape)
 		       " AND tablename = 'hosts' AND indexdef LIKE '%UNIQUE%(host_id)'",
 		       0, NULL);
 	cr_expect_eq(PQntuples(res), 1, "host_id is not the primary key");
+	PQclear(res);
+}
+
+/*
+ * Migration 10 on a database that holds audits: the deviations stored
+ * before were all alerted (effect backfilled), other audits get no effect,
+ * and the filters' indexes are there.
+ */
+Test(migrations, rule_effects_backfill_the_deviations_stored_before)
+{
+	const struct migration *ms;
+	vigil_err err = {0};
+	PGresult *res;
+	size_t n;
+	int applied = -1;
+
+	ms = migrations_get(&n);
+	cr_assert_geq(n, 10);
+	PQclear(sql_exec(migrations_bootstrap_sql, 0, NULL));
+	for (size_t i = 0; i < 9; i++) {
+		char v[16];
+		const char *params[2] = {v, ms[i].name};
+
+		res = PQexec(fx.sql, ms[i].sql);
+		cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "migration %d: %s",
+			     ms[i].version, PQresultErrorMessage(res));
+		PQclear(res);
+		snprintf(v, sizeof(v), "%d", ms[i].version);
+		PQclear(sql_exec("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
+				 params));
+	}
+	PQclear(sql_exec("INSERT INTO audits (host_id, kind, severity, summary, service, exe)"
+			 " VALUES ('h', 'new_program', 'high', 'a', 'svc', '/x'),"
+			 " ('h', 'rewritten_argument', 'high', 'b', 'svc', '/x'),"
+			 " ('h', 'delivery_gap', 'high', 'c', NULL, NULL)",
+			 0, NULL));
+	fx.st = store_open(pgembed_dsn(fx.pg), &err);
+	cr_assert_not_null(fx.st, "%s", err.msg);
+	cr_assert_eq(store_migrate(fx.st, &applied, &err), 0, "%s", err.msg);
+	cr_expect_eq(applied, (int)n - 9);
+	res = sql_exec("SELECT string_agg(kind || '=' || coalesce(effect, 'null') || '/' ||"
+		       " coalesce(rule, 'null'), ',' ORDER BY id) FROM audits",
+		       0, NULL);
+	cr_expect_str_eq(
+	    PQgetvalue(res, 0, 0),
+	    "new_program=alert/null,rewritten_argument=alert/null,delivery_gap=null/null");
+	PQclear(res);
+	res = sql_exec("SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes"
+		       " WHERE tablename = 'audits' AND indexname IN ('audits_rule_id_idx',"
+		       " 'audits_effect_id_idx')",
+		       0, NULL);
+	cr_expect_str_eq(PQgetvalue(res, 0, 0), "audits_effect_id_idx,audits_rule_id_idx");
+	PQclear(res);
+	/* Only the three effects: anything else is a bug the database refuses too. */
+	res = PQexec(fx.sql, "UPDATE audits SET effect = 'kill'");
+	cr_expect_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
 	PQclear(res);
 }
 

@@ -967,3 +967,174 @@ Test(store, host_rules_record_what_a_defender_holds_and_refusals)
 	rep.version = (uint64_t)INT64_MAX + 1;
 	cr_expect_eq(store_host_rules_report(fx.st, "host-r", &rep, &hr, &err), -EINVAL);
 }
+
+/* The count of rows of sql (one integer) on the plain connection. */
+static long long sql_count(const char *sql)
+{
+	PGresult *res = sql_exec(sql, 0, NULL);
+	long long n = atoll(PQgetvalue(res, 0, 0));
+
+	PQclear(res);
+	return n;
+}
+
+/* store_host_rules_report of rep for host_id, which must succeed; *hr's labels freed. */
+static void report(const char *host_id, const struct store_rules_report *rep,
+		   struct store_host_rules *hr)
+{
+	vigil_err err = {0};
+
+	*hr = (struct store_host_rules){0};
+	cr_assert_eq(store_host_rules_report(fx.st, host_id, rep, hr, &err), 0, "%s", err.msg);
+	free(hr->labels_json);
+	hr->labels_json = NULL;
+}
+
+Test(store, host_rules_keep_what_a_host_can_enforce_and_leave_out_what_breaks_the_rules)
+{
+	static struct store_enforce_backend many_backends[HOST_RULES_BACKENDS_MAX + 1];
+	static struct store_rule_shortfall many_shortfalls[HOST_RULES_SHORTFALLS_MAX + 1];
+	const struct store_enforce_backend backends[] = {
+	    {.name = "fanotify-exec", .available = true, .detail = "execs of every mount"},
+	    {.name = "fanotify-open", .available = true},
+	    {.name = "cgroup-sock", .available = false, .detail = "cgroup v1 only"},
+	    {.name = "bpf-signal", .available = true, .detail = ""},
+	};
+	const struct store_rule_shortfall shortfalls[] = {
+	    {.rule = "web-no-shells",
+	     .section = "processes",
+	     .wanted = "block",
+	     .applied = "prevent",
+	     .why = "bpf-signal: kernel without bpf_send_signal"},
+	    {.rule = "egress", .section = "network", .wanted = "prevent", .applied = "alert"},
+	};
+	struct store_hello h = hello_for("host-e");
+	struct store_rules_report rep = {.protocol = 1,
+					 .backends = backends,
+					 .nbackends = 4,
+					 .shortfalls = shortfalls,
+					 .nshortfalls = 2};
+	struct store_host_rules hr;
+	vigil_err err = {0};
+	json_t *r;
+	char *text;
+
+	cr_assert_eq(store_host_hello(fx.st, &h, &err), 0, "%s", err.msg);
+	r = rules_of("host-e");
+	cr_expect(json_is_null(json_object_get(r, "backends")), "never said: null");
+	cr_expect(json_is_null(json_object_get(r, "shortfalls")));
+	cr_expect(json_is_null(json_object_get(r, "report_problem")));
+	json_decref(r);
+
+	report("host-e", &rep, &hr);
+	cr_expect_str_eq(hr.new_problem, "");
+	r = rules_of("host-e");
+	text = json_dumps(json_object_get(r, "backends"), JSON_COMPACT | JSON_SORT_KEYS);
+	cr_expect_str_eq(text, "[{\"available\":true,\"detail\":\"execs of every mount\","
+			       "\"name\":\"fanotify-exec\"},{\"available\":true,\"detail\":\"\","
+			       "\"name\":\"fanotify-open\"},{\"available\":false,\"detail\":"
+			       "\"cgroup v1 only\",\"name\":\"cgroup-sock\"},{\"available\":true,"
+			       "\"detail\":\"\",\"name\":\"bpf-signal\"}]");
+	free(text);
+	text = json_dumps(json_object_get(r, "shortfalls"), JSON_COMPACT | JSON_SORT_KEYS);
+	cr_expect_str_eq(text,
+			 "[{\"applied\":\"prevent\",\"rule\":\"web-no-shells\",\"section\":"
+			 "\"processes\",\"wanted\":\"block\",\"why\":\"bpf-signal: kernel "
+			 "without bpf_send_signal\"},{\"applied\":\"alert\",\"rule\":\"egress\","
+			 "\"section\":\"network\",\"wanted\":\"prevent\",\"why\":\"\"}]");
+	free(text);
+	cr_expect(json_is_null(json_object_get(r, "report_problem")));
+	json_decref(r);
+	/* The same report again (each heartbeat): nothing new, the stored lists as they were. */
+	report("host-e", &rep, &hr);
+	cr_expect_str_eq(hr.new_problem, "");
+	cr_expect_eq(sql_count("SELECT count(*) FROM audits"), 0);
+
+	/* Over the limits: the list refused whole (unknown), audited and returned once. */
+	for (size_t i = 0; i <= HOST_RULES_BACKENDS_MAX; i++)
+		many_backends[i] = (struct store_enforce_backend){.name = "b", .available = true};
+	rep.backends = many_backends;
+	rep.nbackends = HOST_RULES_BACKENDS_MAX + 1;
+	report("host-e", &rep, &hr);
+	cr_expect_str_eq(hr.new_problem, "1 malformed item(s) left out; first: backends has 17"
+					 " entries, more than the 16 accepted");
+	r = rules_of("host-e");
+	cr_expect(json_is_null(json_object_get(r, "backends")));
+	cr_expect_eq(json_array_size(json_object_get(r, "shortfalls")), 2,
+		     "the other list is kept");
+	cr_expect_str_eq(jstr(r, "report_problem"), hr.new_problem);
+	json_decref(r);
+	report("host-e", &rep, &hr);
+	cr_expect_str_eq(hr.new_problem, "", "the same problem is said once");
+	cr_expect_eq(sql_count("SELECT count(*) FROM audits WHERE host_id = 'host-e'"
+			       " AND kind = 'malformed_input' AND severity = 'medium'"
+			       " AND detail->>'source' = 'rules_state'"
+			       " AND (detail->>'count')::int = 1"
+			       " AND detail->'problems'->0->>'field' = 'backends'"
+			       " AND summary LIKE '1 malformed item(s) in the rule-set state%'"),
+		     1);
+	for (size_t i = 0; i <= HOST_RULES_SHORTFALLS_MAX; i++)
+		many_shortfalls[i] = shortfalls[0];
+	rep.backends = backends;
+	rep.nbackends = 4;
+	rep.shortfalls = many_shortfalls;
+	rep.nshortfalls = HOST_RULES_SHORTFALLS_MAX + 1;
+	report("host-e", &rep, &hr);
+	cr_expect_str_eq(hr.new_problem, "1 malformed item(s) left out; first: shortfalls has 1025"
+					 " entries, more than the 1024 accepted");
+	r = rules_of("host-e");
+	cr_expect_eq(json_array_size(json_object_get(r, "backends")), 4);
+	cr_expect(json_is_null(json_object_get(r, "shortfalls")));
+	json_decref(r);
+
+	/* Entries that break the rules are left out, each named; the good ones kept. */
+	const struct store_rule_shortfall mixed[] = {
+	    shortfalls[0],
+	    {.rule = "x", .section = "processes", .wanted = "kill", .applied = "alert"},
+	    {.rule = "x", .section = "disks", .wanted = "block", .applied = "alert"},
+	    {.rule = " x", .section = "files", .wanted = "block", .applied = "alert"},
+	    {.rule = "x", .section = "files", .wanted = "block", .applied = "alert", .why = "\xff"},
+	    {.rule = "", .section = "files", .wanted = "block", .applied = "alert"},
+	    {.rule = "x", .section = "files", .wanted = "block", .applied = "stop"},
+	};
+	const struct store_enforce_backend bad_backends[] = {
+	    backends[0],
+	    {.name = "", .available = true},
+	    {.name = "fanotify-open", .detail = "\xc3\x28"},
+	};
+	rep.shortfalls = mixed;
+	rep.nshortfalls = 7;
+	rep.backends = bad_backends;
+	rep.nbackends = 3;
+	report("host-e", &rep, &hr);
+	cr_expect_str_eq(hr.new_problem, "8 malformed item(s) left out; first: backends[1].name is"
+					 " missing or empty");
+	r = rules_of("host-e");
+	cr_expect_eq(json_array_size(json_object_get(r, "backends")), 1);
+	cr_expect_eq(json_array_size(json_object_get(r, "shortfalls")), 1);
+	cr_expect_str_eq(jstr(json_array_get(json_object_get(r, "shortfalls"), 0), "rule"),
+			 "web-no-shells");
+	json_decref(r);
+	PGresult *res = sql_exec("SELECT string_agg(p->>'field' || ' ' || (p->>'why'), '; ')"
+				 " FROM audits, jsonb_array_elements(detail->'problems') p"
+				 " WHERE kind = 'malformed_input' AND (detail->>'count')::int = 8",
+				 0, NULL);
+	cr_expect_str_eq(PQgetvalue(res, 0, 0),
+			 "backends[1].name is missing or empty; backends[2].detail is not valid"
+			 " UTF-8; shortfalls[1].wanted is not alert, prevent or block;"
+			 " shortfalls[2].section is not processes, network or files;"
+			 " shortfalls[3].rule starts or ends with a space; shortfalls[4].why is"
+			 " not valid UTF-8; shortfalls[5].rule is missing or empty;"
+			 " shortfalls[6].applied is not alert, prevent or block");
+	PQclear(res);
+
+	/* A good report again: the problem is gone. */
+	rep = (struct store_rules_report){.protocol = 1, .backends = backends, .nbackends = 4};
+	report("host-e", &rep, &hr);
+	r = rules_of("host-e");
+	cr_expect(json_is_null(json_object_get(r, "report_problem")));
+	cr_expect_eq(json_array_size(json_object_get(r, "shortfalls")), 0);
+	cr_expect(json_is_array(json_object_get(r, "shortfalls")), "said none: []");
+	json_decref(r);
+	cr_expect_eq(sql_count("SELECT count(*) FROM audits WHERE kind = 'malformed_input'"), 3);
+}
