@@ -134,7 +134,8 @@ static void wait_enforced(long long version, int timeout_ms)
 	for (long long until = h_now_ms() + timeout_ms; h_now_ms() < until; h_sleep_ms(20)) {
 		json_t *h = h_api_host(&con, &pki, "host-a");
 		json_t *r = json_object_get(h, "rules");
-		bool done = json_integer_value(json_object_get(r, "version")) == version;
+		bool done = json_is_integer(json_object_get(r, "version")) &&
+			    json_integer_value(json_object_get(r, "version")) == version;
 
 		json_decref(h);
 		if (done)
@@ -460,4 +461,57 @@ Test(enforce, a_denied_program_stays_denied_under_another_name_and_through_the_l
 	}
 	cr_assert_neq(access(marker, F_OK), 0, "the denied program ran");
 	wait_audit("denied_program", "no-touch", "prevent", "innocent");
+}
+
+/* The host's "rules" object from /api/v1/hosts (caller decrefs). */
+static json_t *host_rules(void)
+{
+	json_t *h = h_api_host(&con, &pki, "host-a");
+	json_t *r = json_incref(json_object_get(h, "rules"));
+
+	json_decref(h);
+	return r;
+}
+
+static json_t *find_by(json_t *list, const char *key, const char *value)
+{
+	size_t i;
+	json_t *x;
+
+	json_array_foreach(list, i, x) if (json_is_string(json_object_get(x, key)) &&
+					   strcmp(json_string_value(json_object_get(x, key)),
+						  value) == 0) return x;
+	return NULL;
+}
+
+Test(enforce, the_host_reports_its_backends_and_what_a_rule_asks_beyond_them)
+{
+	json_t *r, *b, *sf = NULL;
+
+	defender_up();
+	r = host_rules();
+	b = find_by(json_object_get(r, "backends"), "name", "fanotify-exec");
+	cr_assert_not_null(b, "no fanotify-exec backend reported: %s", json_dumps(r, 0));
+	cr_assert(json_is_true(json_object_get(b, "available")));
+	b = find_by(json_object_get(r, "backends"), "name", "cgroup-sock");
+	cr_assert(b != NULL && json_is_true(json_object_get(b, "available")), "cgroup-sock: %s",
+		  json_dumps(r, 0));
+	json_decref(r);
+	/* Opens under a glob across directories would need every open held: alerted instead. */
+	wait_enforced(add_rule("{\"name\": \"deep\", \"files\": {\"deny\": {\"effect\":"
+			       " \"prevent\", \"read\": [\"/srv/**/secret\"]}}}",
+			       NULL),
+		      5000);
+	for (long long until = h_now_ms() + 5000; sf == NULL && h_now_ms() < until;
+	     h_sleep_ms(100)) {
+		r = host_rules();
+		sf = json_incref(find_by(json_object_get(r, "shortfalls"), "rule", "deep"));
+		json_decref(r);
+	}
+	cr_assert_not_null(sf, "the shortfall of rule deep was not reported");
+	cr_assert_str_eq(json_string_value(json_object_get(sf, "wanted")), "prevent");
+	cr_assert_str_eq(json_string_value(json_object_get(sf, "applied")), "alert");
+	cr_assert(strstr(json_string_value(json_object_get(sf, "why")), "every open") != NULL,
+		  "why: %s", json_string_value(json_object_get(sf, "why")));
+	json_decref(sf);
 }
