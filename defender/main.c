@@ -105,7 +105,7 @@ static void usage(FILE *f)
 	    "usage: vigil-defender --config FILE [--log-level debug|info|warn|error] [--check]\n"
 	    "       vigil-defender --events-json [--types exec,fork,exit,file,net] [--pid PID]\n"
 	    "                      [--descendants] [--comm NAME] [--ringbuf-kb N] [--all-reads]\n"
-	    "                      [--no-open-copy] [--stats-interval-ms N]\n"
+	    "                      [--no-open-copy] [--stats-interval-ms N] [--rules FILE]\n"
 	    "  --config FILE        the defender's configuration (console URLs, certificates)\n"
 	    "  --check              validate the configuration and certificates, then exit\n"
 	    "  --events-json        no console: print captured events as JSON lines on stdout\n"
@@ -115,6 +115,8 @@ static void usage(FILE *f)
 	    "  --ringbuf-kb N       kernel ring buffer size, a power of two (default 8192)\n"
 	    "  --all-reads          report every read-only open, not the first per process and "
 	    "file\n"
+	    "  --rules FILE         enforce this rule set file (vigilctl rules export) without a\n"
+	    "                       console; decisions are printed as enforcement lines\n"
 	    "  --no-open-copy       read a failed open's path when the call returns, not as it\n"
 	    "                       enters (cheaper; config: copy_open_args = false)\n"
 	    "  --stats-interval-ms N  print a stats line this often (default: only at the end)\n");
@@ -152,6 +154,7 @@ int main(int argc, char **argv)
 	    {"ringbuf-kb", required_argument, NULL, 'r'},
 	    {"all-reads", no_argument, NULL, 'a'},
 	    {"no-open-copy", no_argument, NULL, 'O'},
+	    {"rules", required_argument, NULL, 'R'},
 	    {"stats-interval-ms", required_argument, NULL, 's'},
 	    {0},
 	};
@@ -221,6 +224,9 @@ int main(int argc, char **argv)
 		case 'a':
 			es.capture.filter_read_repeat = false;
 			es.capture.filter_failed_reads = false;
+			break;
+		case 'R':
+			es.rules_file = optarg;
 			break;
 		case 'O':
 			es.capture.copy_open_args = false;

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -612,6 +613,30 @@ static bool is_loader(const char *path)
 	       strcmp(base, "ld.so") == 0;
 }
 
+/*
+ * Whether a deviation rule's scope could take in tid's process, from its
+ * cgroup alone (one procfs read): a rule for "nginx.service" need not
+ * classify every process on the host.  Rules for services known by their
+ * executable, or for every service, need the full classification.
+ */
+static bool deviation_may_apply(const struct rule *r, uint32_t tid)
+{
+	char unit[256];
+
+	if (r->scope.services.n == 0)
+		return true;
+	for (size_t i = 0; i < r->scope.services.n; i++)
+		if (strncmp(r->scope.services.v[i], "exe:", 4) == 0 ||
+		    strchr(r->scope.services.v[i], '/') != NULL)
+			return true;
+	if (subject_unit(tid, unit, sizeof(unit)) < 0 || unit[0] == '\0')
+		return false;
+	for (size_t i = 0; i < r->scope.services.n; i++)
+		if (fnmatch(r->scope.services.v[i], unit, 0) == 0)
+			return true;
+	return false;
+}
+
 /* Whether any rule could stop an exec of path (cheap: no process facts needed). */
 static bool exec_may_matter(const struct enforce_state *s, const struct fan_request *rq)
 {
@@ -624,7 +649,8 @@ static bool exec_may_matter(const struct enforce_state *s, const struct fan_requ
 
 		if (!r->enabled || !r->processes.present)
 			continue;
-		if (r->processes.deviation >= RULE_EFFECT_PREVENT)
+		if (r->processes.deviation >= RULE_EFFECT_PREVENT &&
+		    deviation_may_apply(r, rq->tid))
 			return true;
 		if (r->processes.deny_effect >= RULE_EFFECT_PREVENT &&
 		    exec_verdict(r, &s->rs->set.v[i], path, NULL) == RULE_LIST_DENY)

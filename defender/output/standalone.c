@@ -8,7 +8,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "enforce/enforcer.h"
 #include "process/enrich.h"
+#include "rules/rulebook.h"
 #include "event/event.h"
 #include "event/event_json.h"
 #include "event/json_writer.h"
@@ -142,8 +146,61 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* The rules file in force, or NULL when there is none; logs why it could not be. */
+static struct enforcer *enforce_file(const char *path, struct capture *cap, int *ret_rc)
+{
+	struct enforcer_opts eo = {.cap = cap, .fanotify = true};
+	char why[RULEBOOK_WHY_MAX];
+	struct ruleset *rs = NULL;
+	struct enforcer *e;
+	vigil_err err = {0};
+
+	*ret_rc = 0;
+	if (path == NULL)
+		return NULL;
+	if (rulebook_read_file(path, &rs, why, sizeof(why)) < 0) {
+		log_error("rules: %s: %s", path, why);
+		*ret_rc = 1;
+		return NULL;
+	}
+	if ((e = enforcer_start(&eo, &err)) == NULL) {
+		log_error("enforcement: %s", err.msg);
+		*ret_rc = 1;
+	} else {
+		enforcer_apply(e, rs);
+	}
+	ruleset_put(rs);
+	return e;
+}
+
+/* Each decision the enforcer made, as a JSON line. */
+static void print_enforcement(struct enforcer *e)
+{
+	struct enforce_audit a[16];
+	size_t n;
+
+	while (e != NULL && (n = enforcer_take_audits(e, a, 16)) > 0)
+		for (size_t i = 0; i < n; i++) {
+			json_t *o = json_pack(
+			    "{s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "type", "enforcement",
+			    "pid", (json_int_t)a[i].pid, "kind", a[i].kind, "rule", a[i].rule,
+			    "effect", rule_effect_name(a[i].effect), "wanted",
+			    a[i].wanted > a[i].effect ? rule_effect_name(a[i].wanted) : "",
+			    "service", a[i].service, "exe", a[i].exe, "object", a[i].object, "why",
+			    a[i].why);
+			char *line =
+			    o != NULL ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+
+			if (line != NULL)
+				printf("%s\n", line);
+			free(line);
+			json_decref(o);
+		}
+}
+
 int standalone_run(const struct standalone_opts *opts, volatile sig_atomic_t *stop)
 {
+	struct enforcer *enf = NULL;
 	static char outbuf[1 << 20];
 	struct stream *s = calloc(1, sizeof(*s));
 	struct capture *cap;
@@ -173,6 +230,13 @@ int standalone_run(const struct standalone_opts *opts, volatile sig_atomic_t *st
 		free(s);
 		return 1;
 	}
+	enf = enforce_file(opts->rules_file, cap, &rc);
+	if (rc != 0) {
+		proctree_free(s->pt);
+		capture_stop(cap);
+		free(s);
+		return 1;
+	}
 	printf("{\"type\":\"ready\",\"pid\":%d,\"ringbuf_bytes\":%zu,\"programs\":\"%s\"}\n",
 	       (int)getpid(), capture_ringbuf_bytes(cap), capture_describe(cap));
 	fflush(stdout);
@@ -180,6 +244,8 @@ int standalone_run(const struct standalone_opts *opts, volatile sig_atomic_t *st
 	    opts->stats_interval_ms > 0 ? mono_ms() + (uint64_t)opts->stats_interval_ms : 0;
 	while (!*stop) {
 		int n = capture_poll(cap, 100, on_record, s);
+
+		print_enforcement(enf);
 
 		if (n < 0 && n != -EINTR) {
 			if (s->write_failed) {
@@ -211,7 +277,9 @@ int standalone_run(const struct standalone_opts *opts, volatile sig_atomic_t *st
 	/* Drain what is already in the ring so the final counts match the lines. */
 	for (int i = 0; rc == 0 && i < 16 && capture_poll(cap, 0, on_record, s) > 0; i++)
 		;
+	print_enforcement(enf);
 	print_stats(cap, s);
+	enforcer_stop(enf);
 	capture_stop(cap);
 	proctree_free(s->pt);
 	free(s);

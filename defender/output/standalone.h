@@ -20,6 +20,12 @@ struct standalone_opts {
 	bool descendants;
 	const char *comm;      /* only this command name; NULL: all */
 	int stats_interval_ms; /* 0: only at the end */
+	/*
+	 * A rule set file (the export form, vigilctl rules export) to enforce
+	 * without a console, its decisions printed as {"type":"enforcement"}
+	 * lines; NULL: none.
+	 */
+	const char *rules_file;
 	struct capture_opts capture;
 };
 

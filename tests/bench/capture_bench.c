@@ -451,8 +451,44 @@ static void defender_join(struct defender *d)
 	d->pid = 0;
 }
 
-/* One more argument for the defender (--defender-arg), or NULL. */
+/* One more argument for the defender (--defender-arg, --rules100), or NULL. */
 static const char *defender_arg;
+
+/*
+ * A 100-rule set as a busy fleet might hold (--rules100): one rule that
+ * prevents deviations from the models of one service (so every exec on the
+ * host is held for a decision), 98 rules for other services with exec, file
+ * and network deny lists, and a host-wide rule with 64 denied networks that
+ * every connect of the loops is checked against.  None names what the
+ * loops do: this measures the cost of holding and deciding, not of refusing.
+ */
+static int write_rules100(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL)
+		return -1;
+	fprintf(f, "{\"format\": \"vigil-rules/1\", \"version\": 1, \"rules\": [\n");
+	fprintf(f, " {\"name\": \"cron-model-only\", \"scope\": {\"services\":"
+		   " [\"cron.service\"]}, \"processes\": {\"deviation\": \"prevent\"}},\n");
+	for (int i = 0; i < 98; i++)
+		fprintf(f,
+			" {\"name\": \"svc-%d\", \"scope\": {\"services\": [\"svc-%d.service\"]},"
+			" \"processes\": {\"deny\": {\"effect\": \"prevent\", \"executables\":"
+			" [\"/usr/bin/nc\", \"/usr/bin/ncat\", \"/usr/bin/socat\"]}},"
+			" \"files\": {\"deny\": {\"effect\": \"prevent\", \"read\":"
+			" [\"/etc/shadow\", \"/etc/gshadow\"], \"write\": [\"/etc/cron.d/*\","
+			" \"/etc/sudoers\"]}}, \"network\": {\"deny\": {\"effect\": \"block\","
+			" \"connect\": [\"198.51.100.%d/32:3333\"], \"listen\": [\"tcp:%d\"]}}},\n",
+			i, i, i + 1, 40000 + i);
+	fprintf(f, " {\"name\": \"host-wide\", \"network\": {\"deny\": {\"effect\":"
+		   " \"prevent\", \"connect\": [");
+	for (int i = 0; i < 64; i++)
+		fprintf(f, "%s\"203.0.%d.0/24:%d\"", i ? ", " : "", i, 1000 + i);
+	fprintf(f, "]}}, \"files\": {\"deny\": {\"effect\": \"prevent\","
+		   " \"write\": [\"/etc/passwd\", \"/etc/group\"]}}}\n]}\n");
+	return fclose(f) == 0 ? 0 : -1;
+}
 
 /* Start `path --events-json --stats-interval-ms 0`, wait for its ready line.  0 or -1. */
 static int defender_start(struct defender *d, const char *path, int ready_ms)
@@ -1135,7 +1171,9 @@ static int usage(FILE *f, int rc)
 		   "                   open-write, connect, rate, memory (default all)\n"
 		   "  --quick          loops a tenth as long, rate test 1 s: for development\n"
 		   "  --json           one JSON object on stdout; the table goes to stderr\n"
-		   "  --defender-arg A one more argument for the defender (e.g. --no-open-copy)\n");
+		   "  --defender-arg A one more argument for the defender (e.g. --no-open-copy)\n"
+		   "  --rules100       the defender enforces a 100-rule set (deviations prevented\n"
+		   "                   for one service: every exec held) while it captures\n");
 	return rc;
 }
 
@@ -1148,6 +1186,7 @@ int main(int argc, char **argv)
 					      {"only", required_argument, NULL, 'o'},
 					      {"help", no_argument, NULL, 'h'},
 					      {"defender-arg", required_argument, NULL, 'a'},
+					      {"rules100", no_argument, NULL, 'R'},
 					      {0}};
 	static char defpath[4096];
 	struct opts o = {.rounds = 11};
@@ -1155,7 +1194,8 @@ int main(int argc, char **argv)
 	pthread_condattr_t ca;
 	json_t *rows = json_array(), *rate = NULL, *mem = NULL, *top;
 	char *end, *s;
-	int c, rc = 0;
+	int c, rc = 0, rules100 = 0;
+	static char rules_arg[4200];
 
 	while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
 		if (c == 'd')
@@ -1171,6 +1211,8 @@ int main(int argc, char **argv)
 			return usage(stdout, 0);
 		else if (c == 'a')
 			defender_arg = optarg;
+		else if (c == 'R')
+			rules100 = 1;
 		else if (c != 'r')
 			return usage(stderr, 2);
 	}
@@ -1196,6 +1238,19 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	atexit(cleanup);
+	if (rules100) {
+		char path[4096];
+
+		snprintf(path, sizeof(path), "%s/rules-100.json", g_tmpdir);
+		if (defender_arg != NULL || write_rules100(path) < 0) {
+			fprintf(stderr, "capture_bench: --rules100 %s\n",
+				defender_arg != NULL ? "takes the place of --defender-arg"
+						     : "could not write its rule file");
+			return 2;
+		}
+		snprintf(rules_arg, sizeof(rules_arg), "--rules=%s", path);
+		defender_arg = rules_arg;
+	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
