@@ -659,7 +659,12 @@ static bool exec_may_matter(const struct enforce_state *s, const struct fan_requ
 	return false;
 }
 
-static bool open_may_matter(const struct enforce_state *s, const struct fan_request *rq)
+/*
+ * Whether any rule could stop this open (writes: as subject_open_writes
+ * says; -1 unknown, both lists): a read of a file only writes are denied
+ * is let go without reading who asks.
+ */
+static bool open_may_matter(const struct enforce_state *s, const struct fan_request *rq, int writes)
 {
 	const char *path = rq->path;
 
@@ -668,9 +673,13 @@ static bool open_may_matter(const struct enforce_state *s, const struct fan_requ
 	for (size_t i = 0; i < s->n; i++) {
 		const struct rule *r = &s->canon[i];
 
-		if (r->enabled && r->files.present && r->files.deny_effect >= RULE_EFFECT_PREVENT &&
-		    (file_verdict(r, &s->rs->set.v[i], path, false, NULL) == RULE_LIST_DENY ||
-		     file_verdict(r, &s->rs->set.v[i], path, true, NULL) == RULE_LIST_DENY))
+		if (!r->enabled || !r->files.present || r->files.deny_effect < RULE_EFFECT_PREVENT)
+			continue;
+		if (writes != 1 &&
+		    file_verdict(r, &s->rs->set.v[i], path, false, NULL) == RULE_LIST_DENY)
+			return true;
+		if (writes != 0 &&
+		    file_verdict(r, &s->rs->set.v[i], path, true, NULL) == RULE_LIST_DENY)
 			return true;
 	}
 	return false;
@@ -782,7 +791,7 @@ static enum fan_answer decide_open(struct enforcer *e, const struct enforce_stat
 	struct rule_subject rs = {sub->interactive ? NULL : sub->service, NULL};
 	const struct rule *r = rule_decider(s->canon, s->n, RULE_CAT_FILES, &rs);
 	const struct rule *orig;
-	int writes = subject_open_writes(rq->tid);
+	int writes = rq->writes;
 	enum rule_list_verdict v = RULE_LIST_NONE;
 	struct enforce_audit a;
 	bool as_write = writes == 1;
@@ -835,11 +844,13 @@ static enum fan_answer decide(struct fan_request *rq, void *ctx)
 
 	if (s == NULL)
 		return FAN_ANSWER_ALLOW;
+	if (rq->act == FAN_ACT_OPEN)
+		rq->writes = subject_open_writes(rq->tid);
 	/* The ELF interpreter of an exec just allowed on this thread is part of that exec. */
 	if (rq->act == FAN_ACT_EXEC && is_loader(rq->path) && rq->tid == e->chain_tid &&
 	    mono_ms() - e->chain_ms < 1000)
 		goto out;
-	if (rq->act == FAN_ACT_EXEC ? !exec_may_matter(s, rq) : !open_may_matter(s, rq))
+	if (rq->act == FAN_ACT_EXEC ? !exec_may_matter(s, rq) : !open_may_matter(s, rq, rq->writes))
 		goto out;
 	/* Large (two paths): one per listener, which is one thread. */
 	static struct subject one;
