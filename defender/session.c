@@ -190,8 +190,8 @@ static void run_commands(struct session *s, const Vigil__Reply *reply)
 	s->ndone = nstill;
 }
 
-/* The heartbeat's counters: capture, delivery, learning. */
-#define COUNTERS_MAX (EV_TYPE_MAX + DROP_REASON_MAX + FILTER_REASON_MAX + 1 + 9 + 12 + 4)
+/* The heartbeat's counters: capture, delivery, learning, enforcement. */
+#define COUNTERS_MAX (EV_TYPE_MAX + DROP_REASON_MAX + FILTER_REASON_MAX + 1 + 9 + 12 + 4 + 10)
 
 struct counters {
 	Vigil__Counter c[COUNTERS_MAX];
@@ -262,6 +262,21 @@ static void counters_fill(const struct session *s, struct counters *k)
 		counter_add(k, "process", "evicted_exited", ps.evicted_exited);
 		counter_add(k, "process", "table_full_drops", ps.table_full_drops);
 		counter_add(k, "process", "entries", ps.entries);
+	}
+	if (s->parts.enf != NULL) {
+		struct enforcer_stats es;
+
+		enforcer_stats(s->parts.enf, &es);
+		counter_add(k, "enforce", "held", es.fan_requests);
+		counter_add(k, "enforce", "denied", es.fan_denied);
+		counter_add(k, "enforce", "killed", es.fan_killed);
+		counter_add(k, "enforce", "fail_open", es.fan_fail_open);
+		counter_add(k, "enforce", "errors", es.fan_errors);
+		counter_add(k, "enforce", "marks", es.fan_marks);
+		counter_add(k, "enforce", "mark_errors", es.fan_mark_errors);
+		counter_add(k, "enforce", "net_entries", es.net_entries);
+		counter_add(k, "enforce", "model_busy", es.model_busy);
+		counter_add(k, "enforce", "audits_dropped", es.audits_dropped);
 	}
 }
 
