@@ -561,7 +561,7 @@ static nng_msg *handle_hello(struct listener *l, const char *host_id, const Vigi
 static bool counter_name_ok(const char *name, const char **ret_dot)
 {
 	static const char *const groups[] = {"delivered", "drops", "filtered", "user",
-					     "delivery",  "learn", "process"};
+					     "delivery",  "learn", "process",  "enforce"};
 	const char *dot = strchr(name, '.');
 	size_t glen, n = strlen(name);
 
