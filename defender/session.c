@@ -4,6 +4,8 @@
 #include "enforce/enforcer.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,10 +27,26 @@ struct session {
 	uint64_t done[COMMANDS_DONE_MAX];
 	size_t ndone;
 	/* A new rule set was taken or refused: report it without waiting an interval. */
-	bool report_now;
+	atomic_bool report_now;
 	/* What the last hello or heartbeat said of the rule set (rules_state_fill). */
-	char refused_reason[RULEBOOK_WHY_MAX];
+	struct rules_report {
+		char refused_reason[RULEBOOK_WHY_MAX];
+		struct enforcer_report_buf enforce;
+	} hb_report, watch_report;
+	/*
+	 * The rule-set watch (Envelope.watch): a request of its own the console
+	 * holds until there is a newer set; the next one is the acknowledgement.
+	 */
+	struct uplink_chan *watch_chan;
+	pthread_t watcher;
+	bool watcher_up;
+	volatile sig_atomic_t *stop;
+	uint64_t watch_seq;
+	pthread_mutex_t rules_lock; /* rule sets are taken one at a time, from either thread */
 };
+
+/* How long a watch may be held, and then some: the console answers within 25 s. */
+#define WATCH_WAIT_MS 35000
 
 static uint64_t now_ms(void)
 {
@@ -49,15 +67,15 @@ static void nap(int ms, volatile sig_atomic_t *stop)
 }
 
 /* What the defender holds of the rule set, for a hello or heartbeat (borrows s). */
-static void rules_state_fill(struct session *s, Vigil__RulesState *rs)
+static void rules_state_fill(struct session *s, Vigil__RulesState *rs, struct rules_report *buf)
 {
 	vigil__rules_state__init(rs);
 	rs->protocol = 1;
-	rulebook_state(s->parts.rules, &rs->version, &rs->refused_version, s->refused_reason,
-		       sizeof(s->refused_reason));
-	rs->refused_reason = s->refused_reason;
+	rulebook_state(s->parts.rules, &rs->version, &rs->refused_version, buf->refused_reason,
+		       sizeof(buf->refused_reason));
+	rs->refused_reason = buf->refused_reason;
 	if (s->parts.enf != NULL)
-		enforcer_report(s->parts.enf, rs);
+		enforcer_report(s->parts.enf, rs, &buf->enforce);
 }
 
 /*
@@ -72,9 +90,11 @@ static void take_rules(struct session *s, const Vigil__RuleSet *set)
 
 	if (set == NULL || s->parts.rules == NULL)
 		return;
+	pthread_mutex_lock(&s->rules_lock);
 	if (set->version > (uint64_t)INT64_MAX) {
 		log_warn("rules: refused a rule set with version %llu: out of range",
 			 (unsigned long long)set->version);
+		pthread_mutex_unlock(&s->rules_lock);
 		return;
 	}
 	rc = rulebook_offer(s->parts.rules, (int64_t)set->version, set->total,
@@ -105,6 +125,7 @@ static void take_rules(struct session *s, const Vigil__RuleSet *set)
 	default:
 		break;
 	}
+	pthread_mutex_unlock(&s->rules_lock);
 }
 
 static int send_hello(struct session *s, vigil_err *err)
@@ -132,7 +153,7 @@ static int send_hello(struct session *s, vigil_err *err)
 	hello.labels = label_ptrs;
 	Vigil__RulesState rs;
 	if (s->parts.rules != NULL) {
-		rules_state_fill(s, &rs);
+		rules_state_fill(s, &rs, &s->hb_report);
 		hello.rules = &rs;
 	}
 	env.seq = ++s->seq;
@@ -300,7 +321,7 @@ static int send_heartbeat(struct session *s, vigil_err *err)
 	hb.commands_done = s->done;
 	Vigil__RulesState rs;
 	if (s->parts.rules != NULL) {
-		rules_state_fill(s, &rs);
+		rules_state_fill(s, &rs, &s->hb_report);
 		hb.rules = &rs;
 	}
 	env.seq = ++s->seq;
@@ -325,6 +346,52 @@ static int send_heartbeat(struct session *s, vigil_err *err)
 	return rc;
 }
 
+/*
+ * The watch thread: one watch outstanding at all times while a console
+ * answers.  A set in the answer is taken (and put in force) at once, and the
+ * next watch, sent right away, says so.
+ */
+static void *watch_main(void *arg)
+{
+	struct session *s = arg;
+	int interval = s->parts.cfg->heartbeat_interval_ms;
+
+	while (!*s->stop) {
+		Vigil__Envelope env = VIGIL__ENVELOPE__INIT;
+		Vigil__Watch w = VIGIL__WATCH__INIT;
+		Vigil__RulesState rs;
+		Vigil__Reply *reply;
+		vigil_err err = {0};
+		int rc;
+
+		rules_state_fill(s, &rs, &s->watch_report);
+		w.rules = &rs;
+		env.seq = ++s->watch_seq;
+		env.body_case = VIGIL__ENVELOPE__BODY_WATCH;
+		env.watch = &w;
+		rc = uplink_request(s->watch_chan, &env, NULL, 0, WATCH_WAIT_MS, &reply, &err);
+		if (rc == -ECANCELED)
+			break;
+		if (rc < 0) {
+			nap(interval, s->stop); /* the heartbeat says what is wrong */
+			continue;
+		}
+		if (reply->status == VIGIL__REPLY__STATUS__OK) {
+			take_rules(s, reply->rules);
+			vigil__reply__free_unpacked(reply, NULL);
+			continue;
+		}
+		/* A console from before watches refuses them: its heartbeats still carry sets. */
+		if (reply->status == VIGIL__REPLY__STATUS__REFUSED)
+			log_info("the console does not hold rule-set watches (%s): new rule sets"
+				 " arrive with heartbeats",
+				 reply->error[0] ? reply->error : "no reason given");
+		nap(reply->status == VIGIL__REPLY__STATUS__REFUSED ? 60000 : interval, s->stop);
+		vigil__reply__free_unpacked(reply, NULL);
+	}
+	return NULL;
+}
+
 struct session *session_new(const struct session_parts *parts, vigil_err *err)
 {
 	struct session *s = calloc(1, sizeof(*s));
@@ -335,9 +402,19 @@ struct session *session_new(const struct session_parts *parts, vigil_err *err)
 	}
 	s->parts = *parts;
 	s->host = *parts->host;
+	pthread_mutex_init(&s->rules_lock, NULL);
 	if ((s->chan = uplink_chan_open(parts->up, err)) == NULL) {
+		pthread_mutex_destroy(&s->rules_lock);
 		free(s);
 		return NULL;
+	}
+	if (parts->rules != NULL) {
+		if ((s->watch_chan = uplink_chan_open(parts->up, err)) == NULL) {
+			session_free(s);
+			return NULL;
+		}
+		/* Held by the console on purpose: not to be sent again meanwhile. */
+		uplink_chan_set_resend(s->watch_chan, WATCH_WAIT_MS + 5000);
 	}
 	s->started_ms = now_ms();
 	return s;
@@ -348,6 +425,12 @@ void session_run(struct session *s, volatile sig_atomic_t *stop)
 	bool registered = false, reported_down = false;
 	uint64_t last_diag = 0;
 	vigil_err err;
+
+	s->stop = stop;
+	if (s->watch_chan != NULL && pthread_create(&s->watcher, NULL, watch_main, s) == 0)
+		s->watcher_up = true;
+	else if (s->watch_chan != NULL)
+		log_warn("no rule-set watch thread: new rule sets arrive with heartbeats");
 
 	while (!*stop) {
 		int rc;
@@ -396,17 +479,22 @@ void session_run(struct session *s, volatile sig_atomic_t *stop)
 		} else if (rc < 0 && rc != -ECANCELED) {
 			log_warn("%s", err.msg);
 		}
-		if (rc == 0 && s->report_now) {
-			s->report_now = false;
+		if (rc == 0 && atomic_exchange(&s->report_now, false))
 			continue; /* tell the console what we hold now */
-		}
 		nap(s->parts.cfg->heartbeat_interval_ms, stop);
+	}
+	if (s->watcher_up) {
+		uplink_chan_abort(s->watch_chan);
+		pthread_join(s->watcher, NULL);
+		s->watcher_up = false;
 	}
 }
 
 void session_abort(struct session *s)
 {
 	uplink_chan_abort(s->chan);
+	if (s->watch_chan != NULL)
+		uplink_chan_abort(s->watch_chan);
 }
 
 void session_free(struct session *s)
@@ -414,5 +502,8 @@ void session_free(struct session *s)
 	if (s == NULL)
 		return;
 	uplink_chan_close(s->chan);
+	if (s->watch_chan != NULL)
+		uplink_chan_close(s->watch_chan);
+	pthread_mutex_destroy(&s->rules_lock);
 	free(s);
 }

@@ -12,6 +12,7 @@
  *   POST   /api/v1/rules/import            a whole rule set, in parts (202 until the last)
  *   GET    /api/v1/rules/versions          versions, newest first, paged
  *   GET    /api/v1/rules/versions/{n}      one version with its snapshot
+ *   POST   /api/v1/rules/rehearse          what a rule would have done over a past window
  *
  * Every rule that comes in is parsed and checked by console/rules before
  * the store sees it (refusals: 400 naming the rule, the field and the
@@ -25,11 +26,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/api_priv.h"
 #include "log.h"
 #include "rules/rule.h"
 #include "rules/rule_set.h"
+#include "store/rehearse.h"
 #include "store/rules_store.h"
 #include "utf8.h"
 
@@ -594,6 +597,131 @@ out:
 	json_decref(body);
 }
 
+/* The window and hosts of a rehearsal from body into rq (globs: its room); false after 400. */
+static bool rehearse_bounds(nng_aio *aio, json_t *body, struct rehearse_request *rq,
+			    const char **globs)
+{
+	json_t *since = json_object_get(body, "since"), *until = json_object_get(body, "until");
+	json_t *hosts = json_object_get(body, "hosts"), *max = json_object_get(body, "max_events"),
+	       *v;
+	const char *field;
+	struct timespec now;
+	char why[256];
+	size_t i;
+
+	if ((since != NULL && !json_is_string(since)) ||
+	    (until != NULL && !json_is_string(until))) {
+		respond_refused(aio, "invalid request", NULL,
+				since != NULL && !json_is_string(since) ? "since" : "until",
+				"must be a string: an RFC 3339 time or a time before now (24h)");
+		return false;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (rehearse_window(json_string_value(since), json_string_value(until),
+			    (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000, &rq->since_us,
+			    &rq->until_us, &field, why, sizeof(why)) < 0) {
+		respond_refused(aio, "invalid request", NULL, field, why);
+		return false;
+	}
+	if (hosts != NULL &&
+	    (!json_is_array(hosts) || json_array_size(hosts) > REHEARSE_HOST_GLOBS_MAX)) {
+		snprintf(why, sizeof(why), "must be a list of at most %d host globs",
+			 REHEARSE_HOST_GLOBS_MAX);
+		respond_refused(aio, "invalid request", NULL, "hosts", why);
+		return false;
+	}
+	json_array_foreach(hosts, i, v)
+	{
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) > 256) {
+			char f[32];
+
+			snprintf(f, sizeof(f), "hosts[%zu]", i);
+			respond_refused(aio, "invalid request", NULL, f,
+					"must be a host glob of 1 to 256 bytes (web-*)");
+			return false;
+		}
+		globs[rq->nhosts++] = json_string_value(v);
+	}
+	rq->hosts = globs;
+	if (max != NULL && (!json_is_integer(max) || json_integer_value(max) < 1 ||
+			    json_integer_value(max) > REHEARSE_ROWS_MAX)) {
+		snprintf(why, sizeof(why), "must be an integer from 1 to %d", REHEARSE_ROWS_MAX);
+		respond_refused(aio, "invalid request", NULL, "max_events", why);
+		return false;
+	}
+	rq->rows_max = max != NULL ? (size_t)json_integer_value(max) : 0;
+	return true;
+}
+
+/*
+ * POST /api/v1/rules/rehearse {"rule", "rule_id", "since", "until", "hosts", "max_events"}:
+ * a new rule (rule), a stored one (rule_id) or an edit of one (both).
+ */
+static void rules_rehearse(nng_aio *aio)
+{
+	static const char *const known[] = {NULL};
+	static const char *const keys[] = {"rule",  "rule_id",	  "since", "until",
+					   "hosts", "max_events", NULL};
+	const char *globs[REHEARSE_HOST_GLOBS_MAX];
+	struct rehearse_request rq = {0};
+	struct rule r = {0};
+	struct rule_error e;
+	struct api_query q;
+	vigil_err err = {0};
+	json_t *body = NULL, *v, *doc = NULL;
+	char why[160];
+	int rc;
+
+	if (!api_read_query(aio, known, &q) || !read_body(aio, true, &body) ||
+	    !only_keys(aio, body, keys))
+		goto out;
+	v = json_object_get(body, "rule_id");
+	if (v != NULL && (!json_is_integer(v) || json_integer_value(v) < 1)) {
+		respond_refused(aio, "invalid request", NULL, "rule_id",
+				"must be the id of a stored rule (1, 2, ...)");
+		goto out;
+	}
+	rq.rule_id = v != NULL ? json_integer_value(v) : 0;
+	if ((v = json_object_get(body, "rule")) == NULL && rq.rule_id == 0) {
+		respond_refused(aio, "invalid request", NULL, "rule",
+				"give the rule to rehearse, a rule_id, or both (an edit of it)");
+		goto out;
+	}
+	if (v != NULL && rule_from_json(v, "rule", &r, &e) < 0) {
+		respond_invalid(aio, &e);
+		goto out;
+	}
+	if (v != NULL && r.id != 0 && r.id != rq.rule_id) {
+		if (rq.rule_id == 0)
+			snprintf(why, sizeof(why),
+				 "names rule %" PRId64 ": give \"rule_id\": %" PRId64
+				 " to rehearse an edit of it, or leave the id out of a new rule",
+				 r.id, r.id);
+		else
+			snprintf(why, sizeof(why), "is %" PRId64 ", but rule_id is %" PRId64, r.id,
+				 rq.rule_id);
+		respond_refused(aio, "invalid rule", r.name, "rule.id", why);
+		goto out;
+	}
+	rq.rule = v != NULL ? &r : NULL;
+	rq.position = r.position;
+	if (!rehearse_bounds(aio, body, &rq, globs))
+		goto out;
+	rc = store_rehearse(api_store(aio), &rq, &doc, &err);
+	if (rc == -ENOENT)
+		respond_refused(aio, "invalid request", NULL, "rule_id", err.msg);
+	else if (rc == -ERANGE)
+		respond_refused(aio, "invalid rule", r.name, "rule.position", err.msg);
+	else if (rc < 0)
+		api_respond_store_error(aio, rc, "POST " RULES_PATH "/rehearse", err.msg);
+	else
+		api_respond_json(aio, 200, doc);
+out:
+	rule_fini(&r);
+	json_decref(body);
+}
+
 static void versions_list(nng_aio *aio)
 {
 	static const char *const known[] = {"limit", "before_id", NULL};
@@ -699,6 +827,13 @@ void api_handle_rules(nng_aio *aio)
 			rules_import(aio);
 		else
 			api_respond_not_allowed(aio, "POST", "use POST on " RULES_PATH "/import");
+		return;
+	}
+	if (strcmp(rest, "rehearse") == 0 || strcmp(rest, "rehearse/") == 0) {
+		if (strcmp(method, "POST") == 0)
+			rules_rehearse(aio);
+		else
+			api_respond_not_allowed(aio, "POST", "use POST on " RULES_PATH "/rehearse");
 		return;
 	}
 	slash = strchr(rest, '/');

@@ -12,6 +12,10 @@
  *   rules import FILE [--check]             replace the whole rule set by FILE's
  *   rules versions [--limit N] [--before-id V] [--json]
  *   rules version V [--json]                one version: what changed, the set then
+ *   rules rehearse (FILE | --id N [FILE]) [--position N] [--since T] [--until T]
+ *                  [--host GLOB]... [--json]
+ *                                           what the rule would have done over a past
+ *                                           window (changes nothing)
  *
  * Writes take --if-version V (refused when the rule set is no longer at V).
  * Every rule file is checked here first, with the console's own parser, so
@@ -39,6 +43,7 @@
 #include "fsutil.h"
 #include "rules/rule.h"
 #include "rules/rule_set.h"
+#include "utf8.h"
 
 #define EXIT_DONE	 0
 #define EXIT_REFUSED	 1
@@ -69,6 +74,13 @@ static const char usage_text[] =
     "  versions [--limit N] [--before-id V] [--json]\n"
     "                                       the rule set's versions, newest first\n"
     "  version V [--json]                   one version: what changed, and the set then\n"
+    "  rehearse (FILE | --id N [FILE]) [--position N] [--since T] [--until T]\n"
+    "           [--host GLOB]... [--json]\n"
+    "                                       what FILE's rule (new, or an edit of rule N), or\n"
+    "                                       rule N, would have alerted, prevented or blocked\n"
+    "                                       over a past window, in its place in the rule set;\n"
+    "                                       T: RFC 3339 or a time before now (24h, 7d);\n"
+    "                                       default the last 24 h, at most 31 days\n"
     "--if-version V: refuse the change when the rule set is no longer at version V.\n"
     "Exit codes: 0 done, 1 refused (by the console, or an invalid file), 2 usage,\n"
     "3 the console could not be reached (or did not answer).\n";
@@ -927,16 +939,226 @@ static int cmd_version(struct ctl *c, int argc, char **argv)
 	return EXIT_DONE;
 }
 
+/* What rehearse was given. */
+struct rehearse_args {
+	const char *file, *since, *until;
+	const char *hosts[64]; /* the API takes at most 64 host globs */
+	size_t nhosts;
+	int64_t id, position;
+	bool json;
+};
+
+/* rehearse's arguments; -1 after --help, 0, or EXIT_USAGE after printing why. */
+static int rehearse_parse(int argc, char **argv, struct rehearse_args *a)
+{
+	*a = (struct rehearse_args){0};
+	for (int k = 1; k < argc; k++) {
+		const char *o = argv[k], *v;
+
+		if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
+			fputs(usage_text, stdout);
+			return -1;
+		}
+		if (strcmp(o, "--json") == 0) {
+			a->json = true;
+			continue;
+		}
+		if (o[0] != '-' || strcmp(o, "-") == 0) {
+			if (a->file != NULL)
+				return usage_error("rehearse", "unexpected argument '%s'",
+						   ctl_term(o));
+			a->file = o;
+			continue;
+		}
+		if (strcmp(o, "--id") != 0 && strcmp(o, "--position") != 0 &&
+		    strcmp(o, "--since") != 0 && strcmp(o, "--until") != 0 &&
+		    strcmp(o, "--host") != 0)
+			return usage_error("rehearse", "unknown option '%s'", ctl_term(o));
+		if (k + 1 >= argc)
+			return usage_error("rehearse", "%s needs a value", o);
+		v = argv[++k];
+		if (!utf8_valid(v, strlen(v)))
+			return usage_error("rehearse", "the value of %s is not UTF-8", o);
+		if (strcmp(o, "--id") == 0 && !number_arg(v, INT64_MAX, false, &a->id))
+			return usage_error("rehearse", "'%s' is not a rule id", ctl_term(v));
+		if (strcmp(o, "--position") == 0 && !number_arg(v, RULES_MAX, false, &a->position))
+			return usage_error("rehearse", "'%s' is not a position (1 is first)",
+					   ctl_term(v));
+		if (strcmp(o, "--since") == 0)
+			a->since = v;
+		if (strcmp(o, "--until") == 0)
+			a->until = v;
+		if (strcmp(o, "--host") == 0) {
+			if (a->nhosts >= sizeof(a->hosts) / sizeof(a->hosts[0]))
+				return usage_error("rehearse", "at most %zu --host globs",
+						   sizeof(a->hosts) / sizeof(a->hosts[0]));
+			a->hosts[a->nhosts++] = v;
+		}
+	}
+	if (a->file == NULL && a->id == 0)
+		return usage_error("rehearse", "%s",
+				   "which rule? (rehearse FILE, or --id N [FILE])");
+	if (a->file == NULL && a->position > 0)
+		return usage_error("rehearse", "%s", "--position moves the rule of a FILE");
+	return 0;
+}
+
+/* The request's body into *ret (caller frees); EXIT_DONE, or EXIT_REFUSED after printing why. */
+static int rehearse_body(struct rehearse_args *a, char **ret)
+{
+	json_t *body = json_object(), *hosts = json_array();
+	struct rule r;
+	int rc = EXIT_DONE;
+
+	if (a->file != NULL && (rc = rule_from_file("rehearse", a->file, &r)) == EXIT_DONE) {
+		/* A file from 'show' is that rule: rehearsed as an edit of it. */
+		if (r.id != 0 && a->id != 0 && r.id != a->id) {
+			fprintf(stderr,
+				"vigilctl rules rehearse: %s is rule %" PRId64 ", not %" PRId64
+				"\n",
+				ctl_term(a->file), r.id, a->id);
+			rc = EXIT_REFUSED;
+		}
+		if (r.id != 0)
+			a->id = r.id;
+		/* An edit keeps the rule's place (as edit does); only --position moves it. */
+		if (a->id != 0 || a->position > 0)
+			r.position = (int)a->position;
+		json_object_set_new(body, "rule", rule_to_json(&r));
+		rule_fini(&r);
+	}
+	if (a->id > 0)
+		json_object_set_new(body, "rule_id", json_integer(a->id));
+	if (a->since != NULL)
+		json_object_set_new(body, "since", json_string(a->since));
+	if (a->until != NULL)
+		json_object_set_new(body, "until", json_string(a->until));
+	for (size_t i = 0; i < a->nhosts; i++)
+		json_array_append_new(hosts, json_string(a->hosts[i]));
+	if (a->nhosts > 0)
+		json_object_set(body, "hosts", hosts);
+	*ret = rc == EXIT_DONE ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	json_decref(hosts);
+	if (rc == EXIT_DONE && *ret == NULL) {
+		fprintf(
+		    stderr,
+		    "vigilctl rules rehearse: out of memory (or an argument that is not UTF-8)\n");
+		rc = EXIT_REFUSED;
+	}
+	return rc;
+}
+
+/* A group's newest sample in a few words: "2026-12-05T07:00:00Z pid 42 exec /usr/bin/nc". */
+static void sample_text(json_t *g, char *buf, size_t len)
+{
+	json_t *s = json_array_get(json_object_get(g, "samples"), 0);
+
+	if (s == NULL) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	snprintf(buf, len, "%.19sZ pid %lld %s %s", str_or_empty(s, "ts"), int_of(s, "pid"),
+		 json_is_string(json_object_get(s, "kind")) ? str_or_empty(s, "kind")
+							    : str_or_empty(s, "act"),
+		 str_or_empty(s, "what"));
+}
+
+static void print_rehearsal(json_t *d)
+{
+	json_t *rule = json_object_get(d, "rule"), *t = json_object_get(d, "totals"), *g, *m;
+	size_t i;
+
+	printf("rehearsal of rule \"%s\"", str_or_empty(rule, "name"));
+	if (json_is_integer(json_object_get(rule, "id")))
+		printf(" (id %lld)", int_of(rule, "id"));
+	printf(" at position %lld of rule set version %lld%s\n", int_of(rule, "position"),
+	       int_of(d, "version"),
+	       json_is_true(json_object_get(d, "rehearsed_as_enabled"))
+		   ? " (disabled: rehearsed as if enabled)"
+		   : "");
+	printf("from %s to %s, %lld host(s) in its scope\n", str_or_empty(d, "since"),
+	       str_or_empty(d, "until"), int_of(d, "hosts_in_scope"));
+	if (json_array_size(json_object_get(d, "groups")) > 0)
+		printf("%-20s %-28s %-10s %-20s %-7s %s\n", "HOST", "SERVICE", "CATEGORY", "EFFECT",
+		       "COUNT", "NEWEST");
+	json_array_foreach(json_object_get(d, "groups"), i, g)
+	{
+		char service[300], effect[48], sample[700];
+
+		if (json_is_string(json_object_get(g, "service")))
+			snprintf(service, sizeof(service), "%s", str_or_empty(g, "service"));
+		else
+			snprintf(service, sizeof(service), "interactive%s%s",
+				 json_is_string(json_object_get(g, "user")) ? ": " : "",
+				 str_or_empty(g, "user"));
+		snprintf(effect, sizeof(effect), "%s (%s)", str_or_empty(g, "effect"),
+			 str_or_empty(g, "source"));
+		sample_text(g, sample, sizeof(sample));
+		printf("%-20s %-28s %-10s %-20s %-7lld %s\n", str_or_empty(g, "host"), service,
+		       str_or_empty(g, "category"), effect, int_of(g, "count"), sample);
+	}
+	printf("would have: %lld prevented, %lld blocked, %lld alerted; %lld deviation(s) no"
+	       " longer audited\n",
+	       int_of(t, "prevent"), int_of(t, "block"), int_of(t, "alert"), int_of(t, "disabled"));
+	printf("read %lld event(s) and %lld audit(s)\n", int_of(d, "events_scanned"),
+	       int_of(d, "audits_scanned"));
+	json_array_foreach(json_object_get(d, "masked_by"), i, m)
+	{
+		printf("masked: rule \"%s\" (id %lld, position %lld) decides %lld of these act(s)"
+		       " first\n",
+		       str_or_empty(m, "name"), int_of(m, "rule_id"), int_of(m, "position"),
+		       int_of(m, "count"));
+	}
+	json_array_foreach(json_object_get(d, "truncated_why"), i, m)
+	{
+		printf("truncated: %s\n", ctl_term(json_string_value(m)));
+	}
+}
+
+static int cmd_rehearse(struct ctl *c, int argc, char **argv)
+{
+	struct rehearse_args args;
+	struct answer a;
+	char *body = NULL;
+	int rc;
+
+	if ((rc = rehearse_parse(argc, argv, &args)) != 0)
+		return rc < 0 ? EXIT_DONE : rc;
+	if ((rc = rehearse_body(&args, &body)) != EXIT_DONE)
+		return rc;
+	/* Changes nothing: no idempotency key; a lost answer is a reason to run it again. */
+	rc = call(c, "rehearse", "POST", "/api/v1/rules/rehearse", body, NULL, -1, &a);
+	free(body);
+	if (rc != 0)
+		return rc;
+	if (a.status != 200)
+		rc = print_refused("rehearse", &a, 0);
+	else if (args.json)
+		print_json(a.doc);
+	else
+		print_rehearsal(a.doc);
+	json_decref(a.doc);
+	return rc;
+}
+
 int ctl_cmd_rules(struct ctl *c, int argc, char **argv)
 {
 	static const struct {
 		const char *name;
 		int (*fn)(struct ctl *, int, char **);
 	} cmds[] = {
-	    {"list", cmd_list},	      {"show", cmd_show},     {"add", cmd_add},
-	    {"edit", cmd_edit},	      {"rm", cmd_rm},	      {"move", cmd_move},
-	    {"export", cmd_export},   {"import", cmd_import}, {"versions", cmd_versions},
+	    {"list", cmd_list},
+	    {"show", cmd_show},
+	    {"add", cmd_add},
+	    {"edit", cmd_edit},
+	    {"rm", cmd_rm},
+	    {"move", cmd_move},
+	    {"export", cmd_export},
+	    {"import", cmd_import},
+	    {"versions", cmd_versions},
 	    {"version", cmd_version},
+	    {"rehearse", cmd_rehearse},
 	};
 
 	if (argc < 2) {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "link/listener.h"
+#include "link/watch.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -40,6 +41,7 @@ struct listener {
 	nng_listener nl;
 	struct store **stores;	  /* one per worker: batches commit in parallel */
 	struct rules_push *rules; /* NULL: rule sets are not sent */
+	struct watchers *watch;	  /* held rule-set watches */
 	int heartbeat_interval_ms;
 	pthread_t workers[LISTENER_WORKERS];
 	int nworkers;
@@ -350,27 +352,6 @@ static nng_msg *reply_msg(uint64_t seq, Vigil__Reply__Status status, const char 
  * labels (at most LABELS_MAX; strings point into *ret_obj, which the caller
  * json_decref's).  How many; 0 when the text is not an object.
  */
-static size_t labels_from_json(const char *text, struct store_label *labels, json_t **ret_obj)
-{
-	json_error_t jerr;
-	json_t *obj = json_loads(text, 0, &jerr), *v;
-	const char *k;
-	size_t n = 0;
-
-	*ret_obj = obj;
-	if (!json_is_object(obj))
-		return 0;
-	json_object_foreach(obj, k, v)
-	{
-		if (n == LABELS_MAX || !json_is_string(v))
-			break;
-		labels[n].key = k;
-		labels[n].value = json_string_value(v);
-		n++;
-	}
-	return n;
-}
-
 /*
  * A set is refused to its host when its reply would be over what a
  * defender receives (VIGIL_MSG_MAX): the rest of a reply (16 commands,
@@ -435,7 +416,7 @@ static int rules_report_lists(const Vigil__RulesState *rs, struct store_rules_re
  * tries again).
  */
 static bool rules_exchange(struct listener *l, const char *host_id, const Vigil__RulesState *rs,
-			   struct rules_compiled *out)
+			   struct rules_compiled *out, struct watch_hold *hold)
 {
 	struct store_rules_report rep;
 	struct store_enforce_backend backends[HOST_RULES_BACKENDS_MAX];
@@ -465,7 +446,14 @@ static bool rules_exchange(struct listener *l, const char *host_id, const Vigil_
 	if (rc < 0) {
 		if (err.code != -ENOENT)
 			log_warn("rule-set state of host %s not recorded: %s", host_id, err.msg);
+		if (hold != NULL)
+			hold->held = err.code == -ENOENT ? -ENOENT : -EAGAIN;
 		return false;
+	}
+	if (hold != NULL) {
+		hold->held = (int64_t)rs->version;
+		hold->refused = hr.refused_version;
+		hold->labels_json = hr.labels_json != NULL ? strdup(hr.labels_json) : NULL;
 	}
 	if (hr.new_problem[0] != '\0')
 		log_warn("rule-set state of host %s: %s (audited as malformed_input)", host_id,
@@ -475,7 +463,7 @@ static bool rules_exchange(struct listener *l, const char *host_id, const Vigil_
 		free(hr.labels_json);
 		return false;
 	}
-	nlabels = labels_from_json(hr.labels_json, labels, &lobj);
+	nlabels = link_labels_from_json(hr.labels_json, labels, LABELS_MAX, &lobj);
 	free(hr.labels_json);
 	if (rules_push_compile(l->rules, host_id, labels, nlabels, out) < 0) {
 		json_decref(lobj);
@@ -547,7 +535,7 @@ static nng_msg *handle_hello(struct listener *l, const char *host_id, const Vigi
 		 h->hostname, h->defender_version,
 		 (unsigned long long)(h->rules != NULL ? h->rules->version : 0));
 	struct rules_compiled set;
-	bool with_set = rules_exchange(l, host_id, h->rules, &set);
+	bool with_set = rules_exchange(l, host_id, h->rules, &set, NULL);
 	nng_msg *m = reply_full(env->seq, VIGIL__REPLY__STATUS__OK, NULL, l->heartbeat_interval_ms,
 				NULL, 0, with_set ? &set : NULL);
 	if (with_set)
@@ -665,12 +653,59 @@ static nng_msg *handle_heartbeat(struct listener *l, const char *host_id,
 	}
 	ncmds = heartbeat_commands(host_id, env->heartbeat, cmds);
 	struct rules_compiled set;
-	bool with_set = rules_exchange(l, host_id, env->heartbeat->rules, &set);
+	bool with_set = rules_exchange(l, host_id, env->heartbeat->rules, &set, NULL);
 	nng_msg *m = reply_full(env->seq, VIGIL__REPLY__STATUS__OK, NULL, l->heartbeat_interval_ms,
 				cmds, ncmds, with_set ? &set : NULL);
 	if (with_set)
 		rules_compiled_fini(&set);
 	return m;
+}
+
+/*
+ * A rule-set watch: what the defender holds is recorded (its
+ * acknowledgement); a newer set goes back at once, else the request is
+ * parked (NULL, with *hold filled) until there is one.
+ */
+static nng_msg *handle_watch(struct listener *l, const char *host_id, const Vigil__Envelope *env,
+			     struct watch_hold *hold)
+{
+	const Vigil__RulesState *rs = env->watch->rules;
+	struct rules_compiled set;
+	nng_msg *m;
+
+	if (rs == NULL || rs->protocol == 0)
+		return reply_msg(env->seq, VIGIL__REPLY__STATUS__REFUSED,
+				 "a watch says what the defender holds (rules, protocol 1)",
+				 l->heartbeat_interval_ms);
+	memset(hold, 0, sizeof(*hold));
+	if (l->rules != NULL && rules_exchange(l, host_id, rs, &set, hold)) {
+		free(hold->labels_json);
+		hold->labels_json = NULL;
+		m = reply_full(env->seq, VIGIL__REPLY__STATUS__OK, NULL, l->heartbeat_interval_ms,
+			       NULL, 0, &set);
+		rules_compiled_fini(&set);
+		return m;
+	}
+	if (hold->held == -ENOENT)
+		return reply_msg(env->seq, VIGIL__REPLY__STATUS__HELLO_REQUIRED, NULL,
+				 l->heartbeat_interval_ms);
+	if (hold->held < 0)
+		return reply_msg(env->seq, VIGIL__REPLY__STATUS__RETRY, "database unavailable",
+				 l->heartbeat_interval_ms);
+	snprintf(hold->host_id, sizeof(hold->host_id), "%s", host_id);
+	hold->seq = env->seq;
+	if (l->rules == NULL)
+		hold->held = (int64_t)rs->version;
+	return NULL;
+}
+
+/* The listener's answer to a watch, for the watch thread. */
+static nng_msg *watch_reply(uint64_t seq, const struct rules_compiled *set, void *ctx)
+{
+	struct listener *l = ctx;
+
+	return reply_full(seq, VIGIL__REPLY__STATUS__OK, NULL, l->heartbeat_interval_ms, NULL, 0,
+			  set);
 }
 
 /* A batch refused for good: the defender drops it, so an operator must hear of it. */
@@ -760,7 +795,7 @@ static nng_msg *handle_oversize(struct listener *l, const char *host_id, nng_msg
 }
 
 /* Answer one request; returns the reply (NULL only when out of memory). */
-static nng_msg *handle(struct listener *l, nng_msg *req)
+static nng_msg *handle(struct listener *l, nng_msg *req, struct watch_hold *hold)
 {
 	char host_id[128];
 	Vigil__Envelope *env;
@@ -805,6 +840,12 @@ static nng_msg *handle(struct listener *l, nng_msg *req)
 	case VIGIL__ENVELOPE__BODY_BATCH:
 		rep = handle_batch(l, host_id, env);
 		break;
+	case VIGIL__ENVELOPE__BODY_WATCH:
+		rep = handle_watch(l, host_id, env, hold);
+		if (rep == NULL && hold->host_id[0] == '\0')
+			rep = reply_msg(env->seq, VIGIL__REPLY__STATUS__RETRY, "out of memory",
+					l->heartbeat_interval_ms);
+		break;
 	default:
 		rep = reply_msg(env->seq, VIGIL__REPLY__STATUS__REFUSED, "unknown message kind",
 				l->heartbeat_interval_ms);
@@ -843,9 +884,24 @@ static void *worker_main(void *arg)
 				break;
 			continue;
 		}
+		struct watch_hold hold = {.host_id = ""};
+
 		req = nng_aio_get_msg(aio);
-		rep = handle(l, req);
+		rep = handle(l, req, &hold);
 		nng_msg_free(req);
+		if (rep == NULL && hold.host_id[0] != '\0') {
+			/* Parked: the context is the watch's now; this worker takes a new one. */
+			if (watchers_park(l->watch, ctx, &hold) == 0) {
+				if (nng_ctx_open(&ctx, l->sock) != 0) {
+					log_error("listener worker cannot go on: out of memory");
+					break;
+				}
+				continue;
+			}
+			free(hold.labels_json);
+			rep = reply_msg(hold.seq, VIGIL__REPLY__STATUS__RETRY, "too many watches",
+					l->heartbeat_interval_ms);
+		}
 		if (rep == NULL)
 			continue;
 		nng_aio_set_msg(aio, rep);
@@ -867,6 +923,8 @@ int listener_serve(struct listener *l, struct store **stores, int nstores,
 {
 	l->stores = stores;
 	l->heartbeat_interval_ms = heartbeat_interval_ms;
+	if ((l->watch = watchers_start(l->rules, watch_reply, l, err)) == NULL)
+		return -ENOMEM;
 	if (heartbeat_interval_ms > 0 &&
 	    (unsigned)heartbeat_interval_ms > LISTENER_IDLE_MIN_MS / LISTENER_IDLE_HEARTBEATS)
 		atomic_store(&l->idle_ms,
@@ -919,6 +977,7 @@ void listener_stop(struct listener *l)
 	nng_close(l->sock);
 	for (int i = 0; i < l->nworkers; i++)
 		pthread_join(l->workers[i], NULL);
+	watchers_stop(l->watch);
 	listener_stats_get(l, &st);
 	tls_stats_get(&ts);
 	log_info("link stopped: %" PRIu64 " connection(s) admitted, at most %" PRIu64

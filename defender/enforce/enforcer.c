@@ -93,11 +93,6 @@ struct enforcer {
 	pthread_t rescan;
 	bool rescan_up;
 	int stop_fd;
-
-	/* enforcer_report's storage */
-	Vigil__EnforceBackend backends[4], *backendp[4];
-	Vigil__RuleShortfall *sfs, **sfp;
-	struct shortfalls report_sf;
 };
 
 /* ---- states ---- */
@@ -1124,35 +1119,35 @@ static void backend(Vigil__EnforceBackend *b, const char *name, bool ok, const c
 	b->detail = (char *)detail;
 }
 
-void enforcer_report(struct enforcer *e, Vigil__RulesState *out)
+void enforcer_report(struct enforcer *e, Vigil__RulesState *out, struct enforcer_report_buf *b)
 {
 	struct enforce_state *s = state_get(e);
 
-	backend(&e->backends[0], "fanotify-exec", e->fan_exec, e->fan_exec ? "" : e->fan_why);
-	backend(&e->backends[1], "fanotify-open", e->fan_open, e->fan_open ? "" : e->fan_why);
-	backend(&e->backends[2], "cgroup-sock", e->net_ok, e->net_ok ? "" : e->net_why);
-	backend(&e->backends[3], "bpf-signal", e->kill_ok, e->kill_ok ? "" : e->net_why);
+	backend(&b->backends[0], "fanotify-exec", e->fan_exec, e->fan_exec ? "" : e->fan_why);
+	backend(&b->backends[1], "fanotify-open", e->fan_open, e->fan_open ? "" : e->fan_why);
+	backend(&b->backends[2], "cgroup-sock", e->net_ok, e->net_ok ? "" : e->net_why);
+	backend(&b->backends[3], "bpf-signal", e->kill_ok, e->kill_ok ? "" : e->net_why);
 	for (size_t i = 0; i < 4; i++)
-		e->backendp[i] = &e->backends[i];
+		b->backendp[i] = &b->backends[i];
 	out->n_backends = 4;
-	out->backends = e->backendp;
-	e->report_sf.n = 0;
+	out->backends = b->backendp;
+	b->sf.n = 0;
 	if (s != NULL)
-		e->report_sf = s->sf;
+		b->sf = s->sf;
 	state_put(s);
-	for (size_t i = 0; i < e->report_sf.n; i++) {
-		const struct shortfall *f = &e->report_sf.v[i];
+	for (size_t i = 0; i < b->sf.n; i++) {
+		const struct shortfall *f = &b->sf.v[i];
 
-		vigil__rule_shortfall__init(&e->sfs[i]);
-		e->sfs[i].rule = (char *)f->rule;
-		e->sfs[i].section = (char *)f->section;
-		e->sfs[i].wanted = (char *)rule_effect_name(f->wanted);
-		e->sfs[i].applied = (char *)rule_effect_name(f->applied);
-		e->sfs[i].why = (char *)f->why;
-		e->sfp[i] = &e->sfs[i];
+		vigil__rule_shortfall__init(&b->sfs[i]);
+		b->sfs[i].rule = (char *)f->rule;
+		b->sfs[i].section = (char *)f->section;
+		b->sfs[i].wanted = (char *)rule_effect_name(f->wanted);
+		b->sfs[i].applied = (char *)rule_effect_name(f->applied);
+		b->sfs[i].why = (char *)f->why;
+		b->sfp[i] = &b->sfs[i];
 	}
-	out->n_shortfalls = e->report_sf.n;
-	out->shortfalls = e->sfp;
+	out->n_shortfalls = b->sf.n;
+	out->shortfalls = b->sfp;
 }
 
 void enforcer_stats(struct enforcer *e, struct enforcer_stats *out)
@@ -1186,14 +1181,9 @@ struct enforcer *enforcer_start(const struct enforcer_opts *opts, vigil_err *err
 	struct capture_guard g;
 
 	if (e == NULL || (e->audits = calloc(ENFORCE_AUDITS_MAX, sizeof(*e->audits))) == NULL ||
-	    (e->sfs = calloc(SHORTFALLS_MAX, sizeof(*e->sfs))) == NULL ||
-	    (e->sfp = calloc(SHORTFALLS_MAX, sizeof(*e->sfp))) == NULL ||
 	    subject_reader_init(&e->reader) < 0) {
-		if (e != NULL) {
+		if (e != NULL)
 			free(e->audits);
-			free(e->sfs);
-			free(e->sfp);
-		}
 		free(e);
 		verr_set(err, -ENOMEM, "out of memory");
 		return NULL;
@@ -1253,7 +1243,5 @@ void enforcer_stop(struct enforcer *e)
 	pthread_mutex_destroy(&e->apply_lock);
 	pthread_mutex_destroy(&e->audit_lock);
 	free(e->audits);
-	free(e->sfs);
-	free(e->sfp);
 	free(e);
 }

@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "capture/capture.h"
+#include "enforce/shortfall.h"
 #include "error.h"
 #include "event/event.h"
 #include "learn/learn.h"
@@ -102,12 +103,18 @@ bool enforcer_deviation(struct enforcer *e, const char *service, const char *kin
 			enum rule_effect *ret_effect, enum rule_effect *ret_wanted, char *why,
 			size_t whylen);
 
+/* The storage a report points into: one per caller (each thread its own). */
+struct enforcer_report_buf {
+	Vigil__EnforceBackend backends[4], *backendp[4];
+	Vigil__RuleShortfall sfs[SHORTFALLS_MAX], *sfp[SHORTFALLS_MAX];
+	struct shortfalls sf;
+};
+
 /*
- * What this host can enforce and where the held rules ask for more, for
- * RulesState (valid until the next call or enforcer_apply; from the
- * session thread).
+ * What this host can enforce and where the held rules ask for more, into
+ * RulesState rs, pointing into buf (valid while buf is).  From any thread.
  */
-void enforcer_report(struct enforcer *e, Vigil__RulesState *rs);
+void enforcer_report(struct enforcer *e, Vigil__RulesState *rs, struct enforcer_report_buf *buf);
 
 void enforcer_stats(struct enforcer *e, struct enforcer_stats *out);
 

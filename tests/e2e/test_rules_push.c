@@ -244,6 +244,33 @@ Test(rules_push, a_rule_added_through_the_api_reaches_a_connected_defender_withi
 	free(out);
 }
 
+Test(rules_push, a_change_is_pushed_to_a_held_watch_well_before_the_next_heartbeat)
+{
+	char conf[H_PATH];
+	char *argv[] = {(char *)h_bin("vigil-defender"), "--config", conf, NULL};
+	long long v, t0, ms;
+	json_t *r;
+
+	h_console_start(&con, dir, &pki, NULL);
+	/* Heartbeats every 20 s: only the watch can bring the set sooner. */
+	h_defender_conf(dir, &con, pki.ca, pki.host_cert, pki.host_key,
+			"heartbeat_interval_ms = 20000", conf);
+	defender_pid = h_spawn(defender_log(), argv);
+	r = wait_enforced(&con, "host-a", 0, 30000);
+	cr_assert_not_null(r, "the defender did not connect; log:\n%s", h_slurp(defender_log()));
+	json_decref(r);
+	h_sleep_ms(500); /* its watch is held now */
+	t0 = h_now_ms();
+	v = add_rule(&con, rule_cron, NULL);
+	r = wait_enforced(&con, "host-a", v, 3000);
+	ms = h_now_ms() - t0;
+	cr_assert_not_null(r, "version %lld not acknowledged within 3 s with 20 s heartbeats", v);
+	json_decref(r);
+	cr_log_info("pushed and acknowledged in %lld ms (heartbeats every 20 s)", ms);
+	char names[256];
+	cr_expect_eq(cached(names, sizeof(names)), v);
+}
+
 Test(rules_push, a_host_outside_the_scope_gets_the_version_without_the_rule)
 {
 	char names[256];
