@@ -819,7 +819,7 @@ static enum fan_answer decide_open(struct enforcer *e, const struct enforce_stat
 	}
 	if (v != RULE_LIST_DENY)
 		return FAN_ANSWER_ALLOW;
-	snprintf(why, sizeof(why), "files.deny.%s: %.200s%s", as_write ? "write" : "read",
+	snprintf(why, sizeof(why), "files.deny.%s: %.160s%s", as_write ? "write" : "read",
 		 list_entry(as_write ? &orig->files.deny.write : &orig->files.deny.read, idx),
 		 writes < 0 ? " (opened by a call whose flags cannot be trusted: taken as a write)"
 			    : "");
