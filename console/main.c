@@ -327,7 +327,7 @@ int main(int argc, char **argv)
 	struct rules_push *rules = NULL;
 	struct api *api = NULL;
 	struct pgembed *pg = NULL;
-	struct store *st_ingest[4] = {NULL}, *st_api = NULL;
+	struct store *st_ingest[4] = {NULL}, *st_soft[4] = {NULL}, *st_api = NULL;
 	const int ningest = 4;
 	char token[API_TOKEN_LEN + 1];
 	const char *dsn;
@@ -375,7 +375,9 @@ int main(int argc, char **argv)
 		dsn = pgembed_dsn(pg);
 	}
 	for (int i = 0; i < ningest; i++) {
-		if ((st_ingest[i] = store_open(dsn, &err)) == NULL) {
+		if ((st_ingest[i] = store_open(dsn, &err)) == NULL ||
+		    (st_soft[i] = store_open(dsn, &err)) == NULL ||
+		    store_set_option(st_soft[i], "synchronous_commit", "off", &err) < 0) {
 			log_error("database: %s", err.msg);
 			goto out;
 		}
@@ -411,7 +413,7 @@ int main(int argc, char **argv)
 	}
 	log_info("rules: rule set version %lld is current", (long long)rules_push_version(rules));
 	listener_set_rules(lis, rules);
-	if (listener_serve(lis, st_ingest, ningest, o.heartbeat_interval_ms, &err) < 0) {
+	if (listener_serve(lis, st_ingest, st_soft, ningest, o.heartbeat_interval_ms, &err) < 0) {
 		log_error("%s", err.msg);
 		goto out;
 	}
@@ -424,8 +426,10 @@ out:
 	api_stop(api);
 	listener_stop(lis);
 	rules_push_stop(rules);
-	for (int i = 0; i < ningest; i++)
+	for (int i = 0; i < ningest; i++) {
 		store_close(st_ingest[i]);
+		store_close(st_soft[i]);
+	}
 	store_close(st_api);
 	pgembed_stop(pg);
 	if (link_tls != NULL)

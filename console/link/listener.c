@@ -59,6 +59,14 @@ struct listener {
 
 /* Each worker thread's own database connection. */
 static __thread struct store *worker_store;
+/*
+ * And one for heartbeats (last seen, counters): soft state, committed
+ * without waiting for the WAL to reach the disk (synchronous_commit off),
+ * so a thousand defenders' heartbeats do not cost a thousand fsyncs a
+ * second.  A server crash may lose the last fraction of a second of them;
+ * the next heartbeats say the same again.
+ */
+static __thread struct store *worker_soft_store;
 
 static uint64_t mono_ms(void)
 {
@@ -641,7 +649,7 @@ static nng_msg *handle_heartbeat(struct listener *l, const char *host_id,
 				 "bad counters: at most 64, named group.name",
 				 l->heartbeat_interval_ms);
 	hb.capture_json = counters;
-	rc = store_host_heartbeat(worker_store, host_id, &hb, &err);
+	rc = store_host_heartbeat(worker_soft_store, host_id, &hb, &err);
 	free(counters);
 
 	if (rc == -ENOENT)
@@ -856,7 +864,7 @@ static nng_msg *handle(struct listener *l, nng_msg *req, struct watch_hold *hold
 
 struct worker_arg {
 	struct listener *l;
-	struct store *st;
+	struct store *st, *soft;
 };
 
 static void *worker_main(void *arg)
@@ -868,6 +876,7 @@ static void *worker_main(void *arg)
 
 	free(arg);
 	worker_store = wa.st;
+	worker_soft_store = wa.soft;
 
 	if (nng_ctx_open(&ctx, l->sock) != 0 || nng_aio_alloc(&aio, NULL, NULL) != 0) {
 		log_error("listener worker cannot start: out of memory");
@@ -918,8 +927,8 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-int listener_serve(struct listener *l, struct store **stores, int nstores,
-		   int heartbeat_interval_ms, vigil_err *err)
+int listener_serve(struct listener *l, struct store **stores, struct store **soft_stores,
+		   int nstores, int heartbeat_interval_ms, vigil_err *err)
 {
 	l->stores = stores;
 	l->heartbeat_interval_ms = heartbeat_interval_ms;
@@ -935,7 +944,8 @@ int listener_serve(struct listener *l, struct store **stores, int nstores,
 
 		if (wa == NULL)
 			return verr_set(err, -ENOMEM, "out of memory");
-		*wa = (struct worker_arg){.l = l, .st = stores[i % nstores]};
+		*wa = (struct worker_arg){
+		    .l = l, .st = stores[i % nstores], .soft = soft_stores[i % nstores]};
 		rc = pthread_create(&l->workers[i], NULL, worker_main, wa);
 		if (rc != 0) {
 			free(wa);

@@ -119,11 +119,13 @@ struct listener *listener_bind_opts(const char *url, nng_tls_config *tls,
 /*
  * Start answering requests with LISTENER_WORKERS threads, worker i using
  * stores[i % nstores] (not owned; they must outlive the listener), so
- * batches from different defenders commit in parallel.
+ * batches from different defenders commit in parallel, and
+ * soft_stores[i % nstores] for heartbeats (connections that commit without
+ * waiting for the WAL's fsync: soft state only).
  * heartbeat_interval_ms is told to every defender.
  */
-int listener_serve(struct listener *l, struct store **stores, int nstores,
-		   int heartbeat_interval_ms, vigil_err *err);
+int listener_serve(struct listener *l, struct store **stores, struct store **soft_stores,
+		   int nstores, int heartbeat_interval_ms, vigil_err *err);
 
 struct rules_push;
 

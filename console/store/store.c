@@ -214,12 +214,12 @@ void store_close(struct store *st)
 	free(st);
 }
 
-int store_set_statement_timeout(struct store *st, int ms, vigil_err *err)
+int store_set_option(struct store *st, const char *name, const char *value, vigil_err *err)
 {
 	/*
 	 * A SET would be lost at the next PQreset (store_exec's reconnect), which
 	 * reuses only the connection's parameters: so reconnect with "-c
-	 * statement_timeout" added to its options (after the DSN's own, so it wins).
+	 * name=value" added to its options (after the DSN's own, so it wins).
 	 */
 	PQconninfoOption *opts;
 	const char **keys = NULL, **values = NULL;
@@ -228,8 +228,6 @@ int store_set_statement_timeout(struct store *st, int ms, vigil_err *err)
 	PGconn *conn = NULL;
 	int rc = 0;
 
-	if (ms <= 0)
-		return verr_set(err, -EINVAL, "statement timeout must be positive, not %d ms", ms);
 	pthread_mutex_lock(&st->lock);
 	opts = PQconninfo(st->conn);
 	while (opts != NULL && opts[n].keyword != NULL)
@@ -237,16 +235,16 @@ int store_set_statement_timeout(struct store *st, int ms, vigil_err *err)
 	keys = calloc(n + 2, sizeof(*keys));
 	values = calloc(n + 2, sizeof(*values));
 	if (opts == NULL || keys == NULL || values == NULL) {
-		rc = verr_set(err, -ENOMEM, "out of memory setting the statement timeout");
+		rc = verr_set(err, -ENOMEM, "out of memory setting %s", name);
 		goto out;
 	}
-	snprintf(options, sizeof(options), "-c statement_timeout=%d", ms);
+	snprintf(options, sizeof(options), "-c %s=%s", name, value);
 	for (size_t i = 0; i < n; i++) {
 		if (opts[i].val == NULL)
 			continue;
 		if (strcmp(opts[i].keyword, "options") == 0) {
-			if (snprintf(options, sizeof(options), "%s -c statement_timeout=%d",
-				     opts[i].val, ms) >= (int)sizeof(options)) {
+			if (snprintf(options, sizeof(options), "%s -c %s=%s", opts[i].val, name,
+				     value) >= (int)sizeof(options)) {
 				rc = verr_set(err, -E2BIG, "the DSN's options are too long");
 				goto out;
 			}
@@ -259,9 +257,8 @@ int store_set_statement_timeout(struct store *st, int ms, vigil_err *err)
 	values[k] = options;
 	conn = PQconnectdbParams(keys, values, 0);
 	if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
-		rc = conn == NULL
-			 ? verr_set(err, -ENOMEM, "out of memory reconnecting")
-			 : store_err_down(conn, "reconnecting with a statement timeout", err);
+		rc = conn == NULL ? verr_set(err, -ENOMEM, "out of memory reconnecting")
+				  : store_err_down(conn, "reconnecting with a setting", err);
 		PQfinish(conn);
 		goto out;
 	}
@@ -274,6 +271,16 @@ out:
 	free(keys);
 	free(values);
 	return rc;
+}
+
+int store_set_statement_timeout(struct store *st, int ms, vigil_err *err)
+{
+	char v[24];
+
+	if (ms <= 0)
+		return verr_set(err, -EINVAL, "statement timeout must be positive, not %d ms", ms);
+	snprintf(v, sizeof(v), "%d", ms);
+	return store_set_option(st, "statement_timeout", v, err);
 }
 
 json_t *store_json_text(const PGresult *res, int row, int col)

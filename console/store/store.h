@@ -64,6 +64,13 @@ struct store *store_open(const char *dsn, vigil_err *err);
 void store_close(struct store *st);
 
 /*
+ * Run every statement of st with the server setting name = value (libpq's
+ * "options", kept across reconnects).  Values are the caller's constants,
+ * never input.
+ */
+int store_set_option(struct store *st, const char *name, const char *value, vigil_err *err);
+
+/*
  * Make every statement on st that runs longer than ms (> 0) fail with
  * SQLSTATE 57014 ("canceling statement due to statement timeout"; -EIO,
  * with the SQLSTATE in err).  The timeout goes into the connection's startup

@@ -912,7 +912,7 @@ static int run_fleet(int n, int rounds, const struct baseline *b)
 	size_t cap = (size_t)n * (size_t)rounds, nack = 0, nset = 0, ndelta = 0;
 	double *ack = calloc(cap, sizeof(double)), *set = calloc(cap, sizeof(double));
 	double *delta = calloc(cap, sizeof(double)), stale_ms = 0, api_max = 0, t_ramp = now_s();
-	double recorded[1000];
+	double recorded[1000], rec50[1000] = {0}, rec99[1000] = {0};
 	size_t nrec = 0;
 	double t_run = 0, cpu_self = 0, cpu_con = 0, cpu_pg = 0, c1, p1;
 	uint64_t to0, se0, no0, hr0, he0;
@@ -975,13 +975,25 @@ static int run_fleet(int n, int rounds, const struct baseline *b)
 				delta[ndelta++] = (s->t_ack - s->t_set) * 1000;
 			}
 		}
-		/* The console's record of every acknowledgement, polled. */
-		do {
-			shown = hosts_enforcing(n, v);
-			if (shown < n)
-				h_sleep_ms(20);
-		} while (shown < n && now_s() < until && !interrupted);
+		/*
+		 * The console's record of every acknowledgement, read from its
+		 * database every 10 ms (the API's host list at 1000 hosts takes
+		 * longer than that to answer on a loaded console).
+		 */
+		char q[160];
+		snprintf(q, sizeof(q),
+			 "SELECT count(*) FROM hosts WHERE host_id LIKE 'bench-%%'"
+			 " AND rules_version = %lld",
+			 v);
+		for (long long c = 0; c < n && now_s() < until && !interrupted; h_sleep_ms(10)) {
+			c = h_db_count(&con, q);
+			if (c * 2 >= n && rec50[nrec] == 0)
+				rec50[nrec] = (now_s() - t0) * 1000;
+			if (c * 100 >= 99LL * n && rec99[nrec] == 0)
+				rec99[nrec] = (now_s() - t0) * 1000;
+		}
 		recorded[nrec++] = (now_s() - t0) * 1000;
+		shown = hosts_enforcing(n, v);
 		if (shown < shown_min)
 			shown_min = shown;
 	}
@@ -1002,19 +1014,25 @@ static int run_fleet(int n, int rounds, const struct baseline *b)
 	size_t nhb = nrtts;
 	pthread_mutex_unlock(&rtt_lock);
 
-	printf("%4d defender(s): ack p50 %.0f ms, p99 %.0f ms, max %.0f ms", n, p50, p99, max);
+	/* With watches the console's record is the acknowledgement: the target is judged on it. */
+	double judged = use_watch ? pct(rec99, nrec, 1) : p99;
+
+	printf("%4d defender(s): %s p50 %.0f ms, p99 %.0f ms, max %.0f ms", n,
+	       use_watch ? "set in force" : "ack", p50, p99, max);
 	if (target)
-		printf("  (target p99 < 1000 ms at 1000: %s)",
-		       p99 < 1000 && missing == 0 ? "PASS" : "FAIL");
+		printf("  (target: acknowledged by 99%% within 1000 ms at 1000: %.0f ms, %s)",
+		       judged, judged < 1000 && missing == 0 ? "PASS" : "FAIL");
 	printf("\n                 p99 / schedule floor %.2f; p50 / floor %.2f\n",
 	       p99 / b->floor_p99, p50 / b->floor_p50);
 	printf("                 %d change(s), %zu acks, %d missing after %d s; /api/v1/hosts"
 	       " showed the version for %d of %d hosts (fewest over the changes)\n",
 	       rounds, nack, missing, ROUND_TIMEOUT_MS / 1000, shown_min == INT_MAX ? 0 : shown_min,
 	       n);
-	printf("                 every acknowledgement recorded in the console (/api/v1/hosts,"
-	       " polled every 20 ms): p50 %.0f ms, max %.0f ms over the changes\n",
-	       pct(recorded, nrec, 0.5), pct(recorded, nrec, 1));
+	printf("                 acknowledgements recorded by the console (its hosts table, read"
+	       " every 10 ms): half of the hosts by %.0f ms, 99%% by %.0f ms, all by %.0f ms"
+	       " (medians over the changes; worst: %.0f, %.0f, %.0f ms)\n",
+	       pct(rec50, nrec, 0.5), pct(rec99, nrec, 0.5), pct(recorded, nrec, 0.5),
+	       pct(rec50, nrec, 1), pct(rec99, nrec, 1), pct(recorded, nrec, 1));
 	printf("                 set received: p50 %.0f ms, p99 %.0f ms, earliest %.0f ms; set ->"
 	       " ack (the acknowledging heartbeat's round trip): p50 %.1f ms, p99 %.1f ms\n",
 	       pct(set, nset, 0.50), pct(set, nset, 0.99), pct(set, nset, 0),
