@@ -58,6 +58,8 @@ struct enforce_state {
 		uint32_t entry; /* in processes.deny.executables */
 	} * inodes;
 	size_t ninodes;
+	char **pending; /* literal deny paths that did not exist when it was compiled */
+	size_t npending;
 };
 
 struct enforcer {
@@ -69,6 +71,7 @@ struct enforcer {
 	char fan_why[160];
 	bool net_ok, kill_ok;
 	char net_why[160];
+	atomic_uint_fast64_t cg_sig; /* the unit cgroups the network table was placed for */
 	uint32_t net_gen;
 
 	pthread_mutex_t state_lock; /* guards cur (the pointer) */
@@ -105,6 +108,9 @@ static void state_put(struct enforce_state *s)
 		rule_fini(&s->canon[i]);
 	free(s->canon);
 	free(s->inodes);
+	for (size_t i = 0; i < s->npending; i++)
+		free(s->pending[i]);
+	free(s->pending);
 	free(s->net);
 	ruleset_put(s->rs);
 	free(s);
@@ -277,7 +283,24 @@ struct markset {
 	struct fanguard_mark *v;
 	size_t n;
 	bool exec_all;
+	/* Literal paths that do not exist yet: marked once they do (rescan_main). */
+	char **pending;
+	size_t npending;
 };
+
+#define PENDING_MAX 256
+
+/* Remember a literal path to mark once it exists; the reason it is not held now. */
+static const char *mark_later(struct markset *ms, const char *path)
+{
+	for (size_t i = 0; i < ms->npending; i++)
+		if (strcmp(ms->pending[i], path) == 0)
+			return "does not exist yet: held once it does (checked every 2 s)";
+	if (ms->pending != NULL && ms->npending < PENDING_MAX &&
+	    (ms->pending[ms->npending] = strdup(path)) != NULL)
+		ms->npending++;
+	return "does not exist yet: held once it does (checked every 2 s)";
+}
 
 static bool pseudo_path(const char *p)
 {
@@ -319,10 +342,14 @@ static const char *mark_entry(struct markset *ms, const char *entry, bool exec)
 		return "files under /proc and /sys are not marked";
 	slash = strrchr(entry, '/');
 	if (!has_meta(entry, strlen(entry))) {
-		if (stat(entry, &st) == 0) {
-			mark_add(ms, entry, FG_MARK_FILE, exec);
-			return NULL;
-		}
+		/*
+		 * Its directory is not marked instead: a busy one (/etc) would send
+		 * every open in it to the defender.
+		 */
+		if (stat(entry, &st) != 0)
+			return mark_later(ms, entry);
+		mark_add(ms, entry, FG_MARK_FILE, exec);
+		return NULL;
 	} else if (has_meta(entry, (size_t)(slash - entry)) || strcmp(slash + 1, "**") == 0) {
 		if (exec) {
 			ms->exec_all = true;
@@ -453,6 +480,22 @@ static void plan_marks(struct enforcer *e, struct enforce_state *s, struct marks
 	s->exec_all = ms->exec_all && e->fan_exec;
 }
 
+/* FNV-1a over the cgroups' ids and names: whether a new scan would place anything anew. */
+static uint64_t cgroups_signature(const struct netplan_cgroup *cgs, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (size_t i = 0; i < n; i++) {
+		const unsigned char *b = (const unsigned char *)&cgs[i].id;
+
+		for (size_t k = 0; k < sizeof(cgs[i].id); k++)
+			h = (h ^ b[k]) * 1099511628211ull;
+		for (const char *c = cgs[i].service; *c != '\0'; c++)
+			h = (h ^ (unsigned char)*c) * 1099511628211ull;
+	}
+	return h ^ n;
+}
+
 static void plan_network(struct enforcer *e, struct enforce_state *s,
 			 const struct enforce_state *prev)
 {
@@ -475,6 +518,7 @@ static void plan_network(struct enforcer *e, struct enforce_state *s,
 		return;
 	}
 	ncg = netplan_scan_cgroups(g.cgroup2, cgs, CGROUPS_SCAN_MAX);
+	atomic_store(&e->cg_sig, cgroups_signature(cgs, ncg));
 	netplan_build(s->canon, s->n, cgs, ncg, s->net, &s->sf);
 	if (netplan_load(&g, s->net, prev != NULL ? prev->net : NULL, ++e->net_gen, &err) < 0) {
 		log_warn("network rules: %s", err.msg);
@@ -491,7 +535,8 @@ static void plan_network(struct enforcer *e, struct enforce_state *s,
 static void apply(struct enforcer *e, const struct ruleset *rs)
 {
 	struct enforce_state *s = calloc(1, sizeof(*s)), *prev = state_get(e);
-	struct markset ms = {.v = calloc(MARKS_MAX, sizeof(*ms.v))};
+	struct markset ms = {.v = calloc(MARKS_MAX, sizeof(*ms.v)),
+			     .pending = calloc(PENDING_MAX, sizeof(char *))};
 	char why[256];
 
 	if (s == NULL || ms.v == NULL) {
@@ -520,15 +565,21 @@ static void apply(struct enforcer *e, const struct ruleset *rs)
 	}
 	plan_network(e, s, prev);
 	free(ms.v);
+	s->pending = ms.pending;
+	s->npending = ms.npending;
+	bool same_version = prev != NULL && prev->rs->version == rs->version;
+
 	pthread_mutex_lock(&e->state_lock);
 	e->cur = s;
 	pthread_mutex_unlock(&e->state_lock);
 	state_put(prev); /* the reference state_get took */
 	state_put(prev); /* e->cur's */
-	log_info("rule set %lld in force: %zu rules, %zu marks%s, %zu network entries for %zu"
-		 " cgroups, %zu shortfalls",
-		 (long long)rs->version, s->n, ms.n, s->exec_all ? " (every exec held)" : "",
-		 s->net != NULL ? s->net->n : 0, s->net != NULL ? s->net->ncgroups : 0, s->sf.n);
+	/* A new version is news; the same one placed again (units, files that appeared) is not. */
+	log_msg(same_version ? LOG_LVL_DEBUG : LOG_LVL_INFO,
+		"rule set %lld in force: %zu rules, %zu marks%s, %zu network entries for %zu"
+		" cgroups, %zu shortfalls",
+		(long long)rs->version, s->n, ms.n, s->exec_all ? " (every exec held)" : "",
+		s->net != NULL ? s->net->n : 0, s->net != NULL ? s->net->ncgroups : 0, s->sf.n);
 }
 
 void enforcer_apply(struct enforcer *e, const struct ruleset *rs)
@@ -545,17 +596,28 @@ void enforcer_apply(struct enforcer *e, const struct ruleset *rs)
 /* New units start and stop: their cgroups are placed again every RESCAN_MS. */
 static void *rescan_main(void *arg)
 {
+	static struct netplan_cgroup cgs[CGROUPS_SCAN_MAX];
 	struct enforcer *e = arg;
 	struct pollfd p = {.fd = e->stop_fd, .events = POLLIN};
 
 	while (poll(&p, 1, RESCAN_MS) == 0) {
 		struct enforce_state *s = state_get(e);
-		bool service_scoped = false;
+		struct capture_guard g;
+		bool service_scoped = false, due = false;
+		char why[160];
 
 		for (size_t i = 0; s != NULL && i < s->n && !service_scoped; i++)
 			service_scoped =
 			    s->canon[i].network.present && s->canon[i].scope.services.n > 0;
-		if (service_scoped) {
+		/* Units that started or stopped since: place their cgroups again. */
+		if (service_scoped && capture_guard(e->opts.cap, &g, why, sizeof(why)))
+			due = cgroups_signature(
+				  cgs, netplan_scan_cgroups(g.cgroup2, cgs, CGROUPS_SCAN_MAX)) !=
+			      atomic_load(&e->cg_sig);
+		/* A named file that appeared since: mark it now. */
+		for (size_t i = 0; s != NULL && i < s->npending && !due; i++)
+			due = access(s->pending[i], F_OK) == 0;
+		if (due) {
 			atomic_fetch_add(&((struct ruleset *)s->rs)->refs, 1);
 			pthread_mutex_lock(&e->apply_lock);
 			apply(e, s->rs);
@@ -647,9 +709,17 @@ static bool exec_may_matter(const struct enforce_state *s, const struct fan_requ
 		if (r->processes.deviation >= RULE_EFFECT_PREVENT &&
 		    deviation_may_apply(r, rq->tid))
 			return true;
-		if (r->processes.deny_effect >= RULE_EFFECT_PREVENT &&
-		    exec_verdict(r, &s->rs->set.v[i], path, NULL) == RULE_LIST_DENY)
-			return true;
+		if (r->processes.deny_effect < RULE_EFFECT_PREVENT)
+			continue;
+		/* Literal paths were looked up by inode above: only patterns here. */
+		for (size_t k = 0; k < r->processes.deny.executables.n; k++) {
+			const char *x = r->processes.deny.executables.v[k];
+			const char *ox = s->rs->set.v[i].processes.deny.executables.v[k];
+
+			if ((x[0] != '/' || has_meta(x, strlen(x))) &&
+			    (rule_exe_entry_matches(x, path) || rule_exe_entry_matches(ox, path)))
+				return true;
+		}
 	}
 	return false;
 }
@@ -786,7 +856,7 @@ static enum fan_answer decide_open(struct enforcer *e, const struct enforce_stat
 	struct rule_subject rs = {sub->interactive ? NULL : sub->service, NULL};
 	const struct rule *r = rule_decider(s->canon, s->n, RULE_CAT_FILES, &rs);
 	const struct rule *orig;
-	int writes = rq->writes;
+	int writes = subject_open_writes(rq->tid);
 	enum rule_list_verdict v = RULE_LIST_NONE;
 	struct enforce_audit a;
 	bool as_write = writes == 1;
@@ -839,8 +909,7 @@ static enum fan_answer decide(struct fan_request *rq, void *ctx)
 
 	if (s == NULL)
 		return FAN_ANSWER_ALLOW;
-	if (rq->act == FAN_ACT_OPEN)
-		rq->writes = subject_open_writes(rq->tid);
+	rq->writes = -1; /* read only when a rule names the file: a procfs read */
 	/* The ELF interpreter of an exec just allowed on this thread is part of that exec. */
 	if (rq->act == FAN_ACT_EXEC && is_loader(rq->path) && rq->tid == e->chain_tid &&
 	    mono_ms() - e->chain_ms < 1000)

@@ -462,15 +462,17 @@ static const char *defender_arg;
  * every connect of the loops is checked against.  None names what the
  * loops do: this measures the cost of holding and deciding, not of refusing.
  */
-static int write_rules100(const char *path)
+static int write_rules100(const char *path, bool with_model)
 {
 	FILE *f = fopen(path, "w");
 
 	if (f == NULL)
 		return -1;
 	fprintf(f, "{\"format\": \"vigil-rules/1\", \"version\": 1, \"rules\": [\n");
-	fprintf(f, " {\"name\": \"cron-model-only\", \"scope\": {\"services\":"
-		   " [\"cron.service\"]}, \"processes\": {\"deviation\": \"prevent\"}},\n");
+	fprintf(f,
+		" {\"name\": \"cron-model-only\", \"scope\": {\"services\":"
+		" [\"cron.service\"]}, \"processes\": {\"deviation\": \"%s\"}},\n",
+		with_model ? "prevent" : "alert");
 	for (int i = 0; i < 98; i++)
 		fprintf(f,
 			" {\"name\": \"svc-%d\", \"scope\": {\"services\": [\"svc-%d.service\"]},"
@@ -1173,7 +1175,9 @@ static int usage(FILE *f, int rc)
 		   "  --json           one JSON object on stdout; the table goes to stderr\n"
 		   "  --defender-arg A one more argument for the defender (e.g. --no-open-copy)\n"
 		   "  --rules100       the defender enforces a 100-rule set (deviations prevented\n"
-		   "                   for one service: every exec held) while it captures\n");
+		   "                   for one service: every exec held) while it captures\n"
+		   "  --rules100-lists the same set with that service's deviations alerted only:\n"
+		   "                   what deny lists alone cost\n");
 	return rc;
 }
 
@@ -1187,6 +1191,7 @@ int main(int argc, char **argv)
 					      {"help", no_argument, NULL, 'h'},
 					      {"defender-arg", required_argument, NULL, 'a'},
 					      {"rules100", no_argument, NULL, 'R'},
+					      {"rules100-lists", no_argument, NULL, 'L'},
 					      {0}};
 	static char defpath[4096];
 	struct opts o = {.rounds = 11};
@@ -1211,8 +1216,8 @@ int main(int argc, char **argv)
 			return usage(stdout, 0);
 		else if (c == 'a')
 			defender_arg = optarg;
-		else if (c == 'R')
-			rules100 = 1;
+		else if (c == 'R' || c == 'L')
+			rules100 = c == 'R' ? 1 : 2;
 		else if (c != 'r')
 			return usage(stderr, 2);
 	}
@@ -1242,7 +1247,7 @@ int main(int argc, char **argv)
 		char path[4096];
 
 		snprintf(path, sizeof(path), "%s/rules-100.json", g_tmpdir);
-		if (defender_arg != NULL || write_rules100(path) < 0) {
+		if (defender_arg != NULL || write_rules100(path, rules100 == 1) < 0) {
 			fprintf(stderr, "capture_bench: --rules100 %s\n",
 				defender_arg != NULL ? "takes the place of --defender-arg"
 						     : "could not write its rule file");
