@@ -373,7 +373,8 @@ static void *watch_main(void *arg)
 		if (rc == -ECANCELED)
 			break;
 		if (rc < 0) {
-			nap(interval, s->stop); /* the heartbeat says what is wrong */
+			nap(interval < 1000 ? interval : 1000,
+			    s->stop); /* the heartbeat says why */
 			continue;
 		}
 		if (reply->status == VIGIL__REPLY__STATUS__OK) {
@@ -386,7 +387,11 @@ static void *watch_main(void *arg)
 			log_info("the console does not hold rule-set watches (%s): new rule sets"
 				 " arrive with heartbeats",
 				 reply->error[0] ? reply->error : "no reason given");
-		nap(reply->status == VIGIL__REPLY__STATUS__REFUSED ? 60000 : interval, s->stop);
+		/* Not registered yet (the hello is under way), or busy: try again soon. */
+		nap(reply->status == VIGIL__REPLY__STATUS__REFUSED ? 60000
+		    : interval < 1000				   ? interval
+								   : 1000,
+		    s->stop);
 		vigil__reply__free_unpacked(reply, NULL);
 	}
 	return NULL;
