@@ -107,8 +107,11 @@ else
 	echo "quickstart: started vigil-defender (pid $!), log $home/defender.log"
 fi
 
-for _ in $(seq 50); do
-	"$vigilctl" hosts --json 2>/dev/null | grep -q "\"host_id\": \"$host_id\"" && break
+# Until this defender has said hello (an old row of this host would list it at once).
+defender_pid=$(cat "$home/defender.pid")
+for _ in $(seq 100); do
+	grep -q "vigil-defender\[$defender_pid\] info: registered with the console" \
+		"$home/defender.log" 2>/dev/null && break
 	sleep 0.1
 done
 
