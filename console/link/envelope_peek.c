@@ -41,7 +41,7 @@ int envelope_peek(const uint8_t *buf, size_t len, struct envelope_head *ret)
 		 */
 		if (!read_varint(&p, end, &key))
 			return -EBADMSG;
-		field = key >> 3 > 5 ? 6 : (unsigned)(key >> 3); /* 0 and 6: ones we skip */
+		field = key >> 3 > 6 ? 7 : (unsigned)(key >> 3); /* 0 and 7: ones we skip */
 		wt = (unsigned)(key & 7);
 		switch (wt) {
 		case WT_VARINT:
@@ -51,24 +51,25 @@ int envelope_peek(const uint8_t *buf, size_t len, struct envelope_head *ret)
 				h.seq = v;
 			else if (field == 5)
 				h.incarnation = v;
-			else if (field >= 2 && field <= 4)
+			else if ((field >= 2 && field <= 4) || field == 6)
 				return -EBADMSG;
 			break;
 		case WT_LEN:
 			if (!read_varint(&p, end, &v) || v > (uint64_t)(end - p) || field == 1 ||
 			    field == 5)
 				return -EBADMSG;
-			if (field >= 2 && field <= 4) {
+			if ((field >= 2 && field <= 4) || field == 6) {
 				h.body_case = field == 2   ? VIGIL__ENVELOPE__BODY_HELLO
 					      : field == 3 ? VIGIL__ENVELOPE__BODY_HEARTBEAT
-							   : VIGIL__ENVELOPE__BODY_BATCH;
+					      : field == 4 ? VIGIL__ENVELOPE__BODY_BATCH
+							   : VIGIL__ENVELOPE__BODY_WATCH;
 				h.body_len = (size_t)v;
 			}
 			p += v;
 			break;
 		case WT_I64:
 		case WT_I32:
-			if ((field >= 1 && field <= 5) ||
+			if ((field >= 1 && field <= 6) ||
 			    (size_t)(end - p) < (wt == WT_I64 ? 8u : 4u))
 				return -EBADMSG;
 			p += wt == WT_I64 ? 8 : 4;

@@ -16,7 +16,7 @@
 struct envelope_head {
 	uint64_t seq;
 	uint64_t incarnation;
-	int body_case;	 /* VIGIL__ENVELOPE__BODY_HELLO/_HEARTBEAT/_BATCH, 0: none */
+	int body_case;	 /* VIGIL__ENVELOPE__BODY_HELLO/_HEARTBEAT/_BATCH/_WATCH, 0: none */
 	size_t body_len; /* that body's length in bytes */
 };
 

@@ -71,7 +71,8 @@ struct enforcer {
 	char fan_why[160];
 	bool net_ok, kill_ok;
 	char net_why[160];
-	atomic_uint_fast64_t cg_sig; /* the unit cgroups the network table was placed for */
+	atomic_uint_fast64_t cg_sig;	/* the unit cgroups the network table was placed for */
+	atomic_uint_fast64_t learn_gen; /* the models' generation it was compiled from */
 	uint32_t net_gen;
 
 	pthread_mutex_t state_lock; /* guards cur (the pointer) */
@@ -480,6 +481,27 @@ static void plan_marks(struct enforcer *e, struct enforce_state *s, struct marks
 	s->exec_all = ms->exec_all && e->fan_exec;
 }
 
+/* netplan's view of the models: the learner's, under the lock that guards its going away. */
+static int model_patterns(const char *service, int listen,
+			  void (*fn)(const char *pattern, void *arg), void *arg, void *ctx)
+{
+	struct enforcer *e = ctx;
+	int rc;
+
+	pthread_mutex_lock(&e->learner_lock);
+	rc = e->learner == NULL
+		 ? -1
+		 : learner_model_each(e->learner, service, listen ? MK_LISTEN : MK_CONNECT, fn, arg,
+				      MODEL_WAIT_MS);
+	if (e->learner != NULL)
+		atomic_store(&e->learn_gen, learner_generation(e->learner));
+	pthread_mutex_unlock(&e->learner_lock);
+	if (rc == -EBUSY)
+		log_warn("network model of %s not placed: the models stayed busy (next pass)",
+			 service);
+	return rc;
+}
+
 /* FNV-1a over the cgroups' ids and names: whether a new scan would place anything anew. */
 static uint64_t cgroups_signature(const struct netplan_cgroup *cgs, size_t n)
 {
@@ -508,7 +530,7 @@ static void plan_network(struct enforcer *e, struct enforce_state *s,
 	if ((s->net = calloc(1, sizeof(*s->net))) == NULL)
 		return;
 	if (!e->net_ok || !capture_guard(e->opts.cap, &g, why, sizeof(why))) {
-		netplan_build(s->canon, s->n, NULL, 0, s->net, &s->sf);
+		netplan_build(s->canon, s->n, NULL, 0, NULL, NULL, s->net, &s->sf);
 		for (size_t i = 0; i < s->n; i++)
 			if (s->canon[i].enabled && s->canon[i].network.present &&
 			    s->canon[i].network.deny_effect >= RULE_EFFECT_PREVENT)
@@ -519,7 +541,7 @@ static void plan_network(struct enforcer *e, struct enforce_state *s,
 	}
 	ncg = netplan_scan_cgroups(g.cgroup2, cgs, CGROUPS_SCAN_MAX);
 	atomic_store(&e->cg_sig, cgroups_signature(cgs, ncg));
-	netplan_build(s->canon, s->n, cgs, ncg, s->net, &s->sf);
+	netplan_build(s->canon, s->n, cgs, ncg, model_patterns, e, s->net, &s->sf);
 	if (netplan_load(&g, s->net, prev != NULL ? prev->net : NULL, ++e->net_gen, &err) < 0) {
 		log_warn("network rules: %s", err.msg);
 		for (size_t i = 0; i < s->n; i++)
@@ -614,6 +636,16 @@ static void *rescan_main(void *arg)
 			due = cgroups_signature(
 				  cgs, netplan_scan_cgroups(g.cgroup2, cgs, CGROUPS_SCAN_MAX)) !=
 			      atomic_load(&e->cg_sig);
+		/* A model that became active (or relearns) since: compile its network again. */
+		for (size_t i = 0; s != NULL && i < s->n && !due; i++)
+			if (s->canon[i].network.present &&
+			    s->canon[i].network.deviation >= RULE_EFFECT_PREVENT) {
+				pthread_mutex_lock(&e->learner_lock);
+				due = e->learner != NULL &&
+				      learner_generation(e->learner) != atomic_load(&e->learn_gen);
+				pthread_mutex_unlock(&e->learner_lock);
+				break;
+			}
 		/* A named file that appeared since: mark it now. */
 		for (size_t i = 0; s != NULL && i < s->npending && !due; i++)
 			due = access(s->pending[i], F_OK) == 0;
@@ -1003,7 +1035,7 @@ static bool check_net(struct enforcer *e, const struct enforce_state *s, const s
 		bool known = p != NULL && p->gen == n->verdict_gen && i < p->n;
 		const struct rule *dr = known ? &s->canon[p->origin[i].rule] : NULL;
 
-		if (known) {
+		if (known && !p->origin[i].model) {
 			char text[64];
 
 			if (p->origin[i].listen)
@@ -1014,11 +1046,18 @@ static bool check_net(struct enforcer *e, const struct enforce_state *s, const s
 					      sizeof(text));
 			snprintf(why, sizeof(why), "network.deny.%s: %s",
 				 p->origin[i].listen ? "listen" : "connect", text);
-		} else {
+		}
+		if (known && p->origin[i].model) {
+			snprintf(why, sizeof(why),
+				 "not in the service's model (network.deviation)");
+		} else if (!known) {
 			snprintf(why, sizeof(why),
 				 "refused under rule-set table %u, since replaced", n->verdict_gen);
 		}
-		audit_fill(out, ev->hdr->pid, connect ? "denied_connect" : "denied_listen",
+		audit_fill(out, ev->hdr->pid,
+			   known && p->origin[i].model ? (connect ? "new_peer" : "new_listen")
+			   : connect		       ? "denied_connect"
+						       : "denied_listen",
 			   cls->service, en->exe, peer, dr != NULL ? dr->name : "",
 			   known && p->entries[i].block ? RULE_EFFECT_BLOCK : RULE_EFFECT_PREVENT,
 			   RULE_EFFECT_DISABLED, why);

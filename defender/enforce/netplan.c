@@ -2,10 +2,12 @@
 /* Network rules compiled for the kernel's guard (netplan.h). */
 #include "enforce/netplan.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -110,6 +112,169 @@ static int policy_for(struct netplan *p, const struct rule *set, const struct ru
 	return (int)p->npolicies++;
 }
 
+/* The ephemeral port range ([lo, hi]), as the kernel hands ports out. */
+static void ephemeral_range(uint16_t *lo, uint16_t *hi)
+{
+	unsigned a = 32768, b = 60999;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+
+	if (f != NULL) {
+		if (fscanf(f, "%5u %5u", &a, &b) != 2 || a == 0 || a > b || b > 65535) {
+			a = 32768;
+			b = 60999;
+		}
+		fclose(f);
+	}
+	*lo = (uint16_t)a;
+	*hi = (uint16_t)b;
+}
+
+bool netplan_model_entry(const char *pattern, bool listen, struct guard_net_entry *out,
+			 struct guard_net_entry *out6)
+{
+	const char *colon = strchr(pattern, ':'), *last = strrchr(pattern, ':');
+	char addr[64], *slash;
+	unsigned long port;
+	uint8_t proto;
+	int prefix;
+
+	memset(out, 0, sizeof(*out));
+	memset(out6, 0, sizeof(*out6));
+	if (colon == NULL)
+		return false;
+	if (strncmp(pattern, "tcp:", 4) == 0)
+		proto = GUARD_PROTO_TCP;
+	else if (strncmp(pattern, "udp:", 4) == 0)
+		proto = GUARD_PROTO_UDP;
+	else
+		return false; /* unix sockets are not guarded */
+	out->allow = 1;
+	out->proto = proto;
+	if (listen) {
+		out->op = GUARD_OP_LISTEN;
+		if (strcmp(colon + 1, "ephemeral") == 0) {
+			ephemeral_range(&out->port_lo, &out->port_hi);
+		} else {
+			port = strtoul(colon + 1, &slash, 10);
+			if (*slash != '\0' || port == 0 || port > 65535)
+				return false;
+			out->port_lo = out->port_hi = (uint16_t)port;
+		}
+		out->family = AF_INET;
+		*out6 = *out;
+		out6->family = AF_INET6;
+		return true;
+	}
+	/* proto:address[/prefix]:port, the address itself IPv4 or IPv6 (with colons). */
+	if (last == colon || (size_t)(last - colon - 1) >= sizeof(addr))
+		return false;
+	port = strtoul(last + 1, &slash, 10);
+	if (*slash != '\0' || port == 0 || port > 65535)
+		return false;
+	memcpy(addr, colon + 1, (size_t)(last - colon - 1));
+	addr[last - colon - 1] = '\0';
+	prefix = -1;
+	if ((slash = strchr(addr, '/')) != NULL) {
+		*slash = '\0';
+		prefix = atoi(slash + 1);
+	}
+	out->op = GUARD_OP_CONNECT;
+	out->port_lo = out->port_hi = (uint16_t)port;
+	if (inet_pton(AF_INET, addr, out->addr) == 1) {
+		out->family = AF_INET;
+		out->prefix = (uint8_t)(prefix >= 0 && prefix <= 32 ? prefix : 32);
+	} else if (inet_pton(AF_INET6, addr, out->addr) == 1) {
+		out->family = AF_INET6;
+		out->prefix = (uint8_t)(prefix >= 0 && prefix <= 128 ? prefix : 128);
+	} else {
+		return false;
+	}
+	return true;
+}
+
+struct model_walk {
+	struct netplan *p;
+	const struct rule *r;
+	uint32_t ri;
+	bool listen;
+	struct shortfalls *sf;
+};
+
+static void add_model_entry(const char *pattern, void *arg)
+{
+	struct model_walk *w = arg;
+	struct guard_net_entry e, e6;
+	struct netplan_origin o = {.allow = 1, .listen = w->listen, .model = 1};
+	struct guard_net_entry *slot;
+
+	if (!netplan_model_entry(pattern, w->listen, &e, &e6))
+		return;
+	if ((slot = entry_add(w->p, w->r, w->ri, o, w->sf)) == NULL)
+		return;
+	*slot = e;
+	if (w->listen && (slot = entry_add(w->p, w->r, w->ri, o, w->sf)) != NULL)
+		*slot = e6;
+}
+
+/* Deny what the model lacks: every peer, every port (after its allow entries). */
+static void add_model_fence(struct netplan *p, const struct rule *r, uint32_t ri,
+			    struct shortfalls *sf)
+{
+	static const uint8_t families[] = {AF_INET, AF_INET6};
+	bool block = r->network.deviation == RULE_EFFECT_BLOCK;
+
+	for (size_t f = 0; f < 2; f++)
+		for (int listen = 0; listen < 2; listen++) {
+			struct netplan_origin o = {.listen = (uint8_t)listen, .model = 1};
+			struct guard_net_entry *e = entry_add(p, r, ri, o, sf);
+
+			if (e == NULL)
+				return;
+			e->op = listen ? GUARD_OP_LISTEN : GUARD_OP_CONNECT;
+			e->family = families[f];
+			e->block = block;
+			if (listen) {
+				e->port_lo = 1;
+				e->port_hi = 65535;
+			}
+		}
+}
+
+/*
+ * A policy of service's own from its active model under rule r: -1 when the
+ * service has no active model (the rule's lists then decide alone).
+ */
+static int model_policy(struct netplan *p, const struct rule *set, const struct rule *r,
+			const char *service, netplan_model_fn model, void *ctx,
+			struct shortfalls *sf)
+{
+	struct model_walk w = {.p = p, .r = r, .ri = (uint32_t)(r - set), .sf = sf};
+	const struct rule_network *net = &r->network;
+	size_t start = p->n;
+
+	if (p->npolicies == GUARD_NET_POLICIES)
+		return -1;
+	add_connect(p, r, w.ri, &net->allow.connect, true, false, sf);
+	add_listen(p, r, w.ri, &net->allow.listen, true, false, sf);
+	w.listen = false;
+	if (model(service, 0, add_model_entry, &w, ctx) < 0) {
+		p->n = start; /* no active model: nothing of its own */
+		return -1;
+	}
+	w.listen = true;
+	model(service, 1, add_model_entry, &w, ctx);
+	if (net->deny_effect >= RULE_EFFECT_PREVENT) {
+		add_connect(p, r, w.ri, &net->deny.connect, false,
+			    net->deny_effect == RULE_EFFECT_BLOCK, sf);
+		add_listen(p, r, w.ri, &net->deny.listen, false,
+			   net->deny_effect == RULE_EFFECT_BLOCK, sf);
+	}
+	add_model_fence(p, r, w.ri, sf);
+	p->first[p->npolicies] = (uint16_t)start;
+	p->count[p->npolicies] = (uint16_t)(p->n - start);
+	return (int)p->npolicies++;
+}
+
 /* Say, once per rule, what of its network section the kernel cannot place. */
 static void network_shortfalls(const struct rule *r, struct shortfalls *sf)
 {
@@ -117,11 +282,17 @@ static void network_shortfalls(const struct rule *r, struct shortfalls *sf)
 
 	if (!r->enabled || !net->present)
 		return;
-	if (net->deviation >= RULE_EFFECT_PREVENT)
-		shortfall_add(sf, r->name, "network", net->deviation, RULE_EFFECT_ALERT,
-			      "deviations from network models are alerted, not %s, on this"
-			      " defender",
-			      rule_effect_name(net->deviation));
+	if (net->deviation >= RULE_EFFECT_PREVENT) {
+		bool by_exe = r->scope.services.n == 0;
+
+		for (size_t i = 0; i < r->scope.services.n && !by_exe; i++)
+			by_exe = strncmp(r->scope.services.v[i], "exe:", 4) == 0;
+		if (by_exe)
+			shortfall_add(sf, r->name, "network", net->deviation, RULE_EFFECT_ALERT,
+				      "network deviations of services without a unit cgroup"
+				      " (known by executable) are alerted: the kernel tells"
+				      " services apart by cgroup");
+	}
 	if (net->deny_effect < RULE_EFFECT_PREVENT)
 		return;
 	for (size_t i = 0; i < r->scope.services.n; i++)
@@ -136,7 +307,8 @@ static void network_shortfalls(const struct rule *r, struct shortfalls *sf)
 }
 
 void netplan_build(const struct rule *set, size_t n, const struct netplan_cgroup *cgs, size_t ncg,
-		   struct netplan *out, struct shortfalls *sf)
+		   netplan_model_fn model, void *model_ctx, struct netplan *out,
+		   struct shortfalls *sf)
 {
 	static const struct rule_subject nobody = {NULL, NULL};
 	const struct rule *policy_rules[GUARD_NET_POLICIES] = {NULL};
@@ -153,12 +325,18 @@ void netplan_build(const struct rule *set, size_t n, const struct netplan_cgroup
 	for (size_t i = 0; i < ncg && out->ncgroups < GUARD_NET_CGROUPS; i++) {
 		struct rule_subject s = {cgs[i].service, NULL};
 		const struct rule *r = rule_decider(set, n, RULE_CAT_NETWORK, &s);
-		int pol;
+		bool by_model =
+		    r != NULL && r->network.deviation >= RULE_EFFECT_PREVENT && model != NULL;
+		int pol = -1;
 
-		if (r == host)
+		if (r == host && !by_model)
+			continue;
+		if (by_model)
+			pol = model_policy(out, set, r, cgs[i].service, model, model_ctx, sf);
+		if (pol < 0 && r == host)
 			continue;
 		/* A service whose rule enforces nothing is let through: an empty policy. */
-		if ((pol = policy_for(out, set, r, policy_rules, sf)) < 0) {
+		if (pol < 0 && (pol = policy_for(out, set, r, policy_rules, sf)) < 0) {
 			if (out->npolicies == GUARD_NET_POLICIES) {
 				shortfall_add(sf, r != NULL ? r->name : "", "network",
 					      RULE_EFFECT_PREVENT, RULE_EFFECT_ALERT,

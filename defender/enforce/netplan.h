@@ -12,9 +12,12 @@
  * rule whose scope has no services or images (interactive sessions, and
  * services no rule names).  A service with a systemd unit has its own cgroup;
  * when a different rule decides for it, its cgroup gets that rule's policy.
- * What cannot be placed in the kernel is a shortfall (alerted instead):
- * services known only by their executable ("exe:..."), container images,
- * deviations from network models, a table over its size.
+ * A unit whose deciding rule prevents (or blocks) network deviations gets a
+ * policy of its own from its active model: the model's peers and ports
+ * allowed, then the rule's lists, then everything else denied.  What cannot
+ * be placed in the kernel is a shortfall (alerted instead): services known
+ * only by their executable ("exe:..."), container images, a table over its
+ * size.
  *
  * netplan_build is pure; netplan_load writes a plan into the guard's maps
  * as the table not in force, then switches (one store), so a connect sees
@@ -42,9 +45,19 @@ struct netplan_cgroup {
 struct netplan_origin {
 	uint32_t rule;	/* index in the rule set */
 	uint16_t index; /* in its list */
-	uint8_t allow;	/* 1: network.allow, 0: network.deny */
+	uint8_t allow;	/* 1: network.allow (or the model's), 0: network.deny */
 	uint8_t listen; /* 1: listen, 0: connect */
+	uint8_t model;	/* 1: from the service's model, or the deny of what it lacks */
 };
+
+/*
+ * The listen (listen = 1) or connect patterns of service's active model,
+ * each to fn ("tcp:22", "tcp:ephemeral", "tcp:10.0.0.5:5432",
+ * "tcp:10.0.0.0/24:5432", "udp:2001:db8::1:53"): how many, or < 0 when it
+ * has no active model.
+ */
+typedef int (*netplan_model_fn)(const char *service, int listen,
+				void (*fn)(const char *pattern, void *arg), void *arg, void *ctx);
 
 struct netplan {
 	struct guard_net_entry entries[NETPLAN_ENTRIES_MAX];
@@ -65,7 +78,12 @@ struct netplan {
  * of them) into *out (zeroed first); what the kernel cannot do goes to sf.
  */
 void netplan_build(const struct rule *set, size_t n, const struct netplan_cgroup *cgs, size_t ncg,
-		   struct netplan *out, struct shortfalls *sf);
+		   netplan_model_fn model, void *model_ctx, struct netplan *out,
+		   struct shortfalls *sf);
+
+/* A model's connect or listen pattern as an allow entry (false: not one the kernel checks). */
+bool netplan_model_entry(const char *pattern, bool listen, struct guard_net_entry *out,
+			 struct guard_net_entry *out6);
 
 /*
  * Load p into the guard's maps as generation gen (from 1, one more than the

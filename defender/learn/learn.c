@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ struct learner {
 	 */
 	pthread_rwlock_t models_lock;
 	struct model_set *models;
+	atomic_uint_fast64_t generation; /* bumped when a model becomes active or relearns */
 	struct learn_sink sink;
 	uint64_t last_promote_ms, last_delta_ms, last_counts_ms, last_save_ms, last_save_counts_ms;
 	uint64_t drops_seen;
@@ -612,6 +614,8 @@ void learner_tick(struct learner *l, uint64_t now_ms, uint64_t drops_total)
 		pthread_rwlock_wrlock(&l->models_lock);
 		changed = model_set_tick(l->models, now_ms, new_drops);
 		pthread_rwlock_unlock(&l->models_lock);
+		if (changed > 0)
+			atomic_fetch_add(&l->generation, 1);
 		l->last_promote_ms = now_ms;
 	}
 	if (changed > 0 || now_ms - l->last_delta_ms >= DELTA_EVERY_MS) {
@@ -643,6 +647,7 @@ int learner_relearn(struct learner *l, const char *service, uint64_t now_ms)
 	pthread_rwlock_wrlock(&l->models_lock);
 	rc = model_set_relearn(l->models, service, now_ms);
 	pthread_rwlock_unlock(&l->models_lock);
+	atomic_fetch_add(&l->generation, 1);
 	if (rc < 0)
 		return rc;
 	l->st.relearns++;
@@ -676,6 +681,30 @@ int learner_program_known(struct learner *l, const char *service, const char *se
 	rc = model_knows(l->models, service, &o.m);
 	pthread_rwlock_unlock(&l->models_lock);
 	return rc;
+}
+
+int learner_model_each(struct learner *l, const char *service, enum model_kind kind,
+		       void (*fn)(const char *pattern, void *ctx), void *ctx, unsigned wait_ms)
+{
+	struct timespec until;
+	int rc;
+
+	if (!l->modelling)
+		return -1;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+	until.tv_sec += wait_ms / 1000 + until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	if (pthread_rwlock_timedrdlock(&l->models_lock, &until) != 0)
+		return -EBUSY;
+	rc = model_each(l->models, service, kind, fn, ctx);
+	pthread_rwlock_unlock(&l->models_lock);
+	return rc;
+}
+
+uint64_t learner_generation(struct learner *l)
+{
+	return atomic_load(&l->generation);
 }
 
 void learner_stats(struct learner *l, struct learn_stats *out)

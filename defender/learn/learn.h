@@ -80,6 +80,17 @@ int learner_program_known(struct learner *l, const char *service, const char *se
 			  const char *program, unsigned wait_ms);
 
 /*
+ * Each pattern of kind in service's active model (model_each), read under
+ * the models' lock, waited for at most wait_ms: how many, -1 no active
+ * model, -EBUSY.  From any thread.
+ */
+int learner_model_each(struct learner *l, const char *service, enum model_kind kind,
+		       void (*fn)(const char *pattern, void *ctx), void *ctx, unsigned wait_ms);
+
+/* Bumped whenever a model becomes active or relearns: what enforcement compiled may be stale. */
+uint64_t learner_generation(struct learner *l);
+
+/*
  * The counters as of the last learner_tick (or learner_new): safe from any
  * thread.
  */

@@ -377,6 +377,26 @@ enum model_verdict model_observe(struct model_set *s, const char *service,
 	return MODEL_LEARNED;
 }
 
+int model_each(struct model_set *s, const char *service, enum model_kind kind,
+	       void (*fn)(const char *pattern, void *ctx), void *ctx)
+{
+	struct model *m = strmap_get(s->by_service, service);
+	int n = 0;
+
+	if (m == NULL || m->state != MODEL_ACTIVE)
+		return -1;
+	for (size_t i = 0; i < m->nsec; i++)
+		for (size_t j = 0; j < m->secv[i]->n; j++) {
+			const struct entry *e = m->secv[i]->v[j];
+
+			if (e->kind == kind && !e->removed && !e->deviation) {
+				fn(entry_pattern(e), ctx);
+				n++;
+			}
+		}
+	return n;
+}
+
 int model_knows(struct model_set *s, const char *service, const struct model_obs *o)
 {
 	struct model *m = strmap_get(s->by_service, service);

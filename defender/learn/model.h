@@ -105,6 +105,13 @@ enum model_verdict model_observe(struct model_set *s, const char *service,
 int model_knows(struct model_set *s, const char *service, const struct model_obs *obs);
 
 /*
+ * Call fn with each pattern of kind in service's active model (every
+ * section).  Returns how many, or -1 when there is no active model.
+ */
+int model_each(struct model_set *s, const char *service, enum model_kind kind,
+	       void (*fn)(const char *pattern, void *ctx), void *ctx);
+
+/*
  * What service's model has for exe and kind, as one readable line for an
  * audit ("/usr/bin/date, /usr/bin/true" or why there is nothing).
  */

@@ -543,3 +543,178 @@ Test(enforce, the_host_reports_its_backends_and_what_a_rule_asks_beyond_them)
 		  "why: %s", json_string_value(json_object_get(sf, "why")));
 	json_decref(sf);
 }
+
+/* ---- network deviations from a service's model ---- */
+
+/* Where the cgroup v2 tree is mounted (out, len); false when there is none. */
+static bool cgroup2_root(char *out, size_t len)
+{
+	char line[4096], mnt[2048], type[64];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	bool found = false;
+
+	while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL) {
+		const char *sep = strstr(line, " - ");
+
+		found = sep != NULL && sscanf(line, "%*s %*s %*s %*s %2047s", mnt) == 1 &&
+			sscanf(sep + 3, "%63s", type) == 1 && strcmp(type, "cgroup2") == 0 &&
+			snprintf(out, len, "%s", mnt) < (int)len;
+	}
+	if (f != NULL)
+		fclose(f);
+	return found;
+}
+
+/* A loopback TCP listener on a port of ours (returned in *port), or -1. */
+static int listener_on(uint16_t *port)
+{
+	return tcp_listener(port);
+}
+
+/*
+ * vigil-testsvc started as a daemon would be, inside cgroup cg (a unit's,
+ * so the defender names the service "unit:<name>").  Returns its pid.
+ */
+static pid_t start_unit_service(const char *cg, const char *svcdir, int ports[4])
+{
+	char bin[H_PATH], log[H_PATH], pidfile[H_PATH], p[4][16], procs[H_PATH + 32];
+	pid_t mid;
+
+	snprintf(bin, sizeof(bin), "%s/tests/vigil-testsvc", getenv("VIGIL_BUILD_DIR"));
+	snprintf(log, sizeof(log), "%s/testsvc.log", dir);
+	snprintf(pidfile, sizeof(pidfile), "%s/pid", svcdir);
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg);
+	for (int i = 0; i < 4; i++)
+		snprintf(p[i], sizeof(p[i]), "%d", ports[i]);
+	if ((mid = fork()) == 0) {
+		close_range(3, ~0U, 0);
+		setsid();
+		if (fork() != 0)
+			_exit(0);
+		for (int i = 0; i < 2000 && getppid() != 1; i++)
+			usleep(1000);
+		char me[32];
+		int fd = open(procs, O_WRONLY);
+
+		snprintf(me, sizeof(me), "%d", (int)getpid());
+		if (fd < 0 || write(fd, me, strlen(me)) < 0)
+			_exit(126);
+		close(fd);
+		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		int nul = open("/dev/null", O_RDONLY);
+		dup2(nul, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execl(bin, "vigil-testsvc", svcdir, p[0], p[1], p[2], p[3], NULL);
+		_exit(127);
+	}
+	waitpid(mid, NULL, 0);
+	for (long long until = h_now_ms() + 20000; h_now_ms() < until; h_sleep_ms(50)) {
+		char *t = h_slurp(pidfile);
+		pid_t pid = (pid_t)atoi(t);
+
+		free(t);
+		if (pid > 0)
+			return pid;
+	}
+	cr_assert_fail("vigil-testsvc did not start in %s", cg);
+	return -1;
+}
+
+/* The state of host-a's model of service, "" when there is none yet. */
+static void model_state(const char *service, char *out, size_t len)
+{
+	json_t *body = NULL, *m;
+	size_t i;
+
+	out[0] = '\0';
+	if (h_api_get(&con, &pki, "/api/v1/models?host=host-a&limit=500", con.token, &body) != 200)
+		return;
+	json_array_foreach(
+	    json_object_get(body, "models"), i,
+	    m) if (strcmp(json_string_value(json_object_get(m, "service")), service) == 0)
+	    snprintf(out, len, "%s", json_string_value(json_object_get(m, "state")));
+	json_decref(body);
+}
+
+Test(enforce, a_units_network_deviation_from_its_model_is_prevented_in_the_kernel)
+{
+	char root[1024], cg[H_PATH], svcdir[H_PATH], sub[H_PATH], conf[H_PATH], state[32];
+	char *argv[] = {(char *)h_bin("vigil-defender"), "--config", conf, NULL};
+	uint16_t peer, new_peer, listen_port, new_listen;
+	int lpeer = listener_on(&peer), lnew = listener_on(&new_peer), ports[4];
+	int lp = listener_on(&listen_port), nl = listener_on(&new_listen);
+	pid_t svc;
+
+	if (!cgroup2_root(root, sizeof(root)))
+		cr_skip_test("no cgroup v2 tree mounted");
+	/* Ports the service will take: free them (they stay ours until it starts). */
+	close(lp);
+	close(nl);
+	snprintf(cg, sizeof(cg), "%s/vigil-nettest-%d.service", root, (int)getpid());
+	cr_assert(mkdir(cg, 0755) == 0 || errno == EEXIST, "%s: %s", cg, strerror(errno));
+	snprintf(svcdir, sizeof(svcdir), "%s/svc", dir);
+	mkdir(svcdir, 0755);
+	snprintf(sub, sizeof(sub), "%s/log", svcdir);
+	mkdir(sub, 0755);
+	snprintf(sub, sizeof(sub), "%s/state", svcdir);
+	mkdir(sub, 0755);
+	h_write_file(svcdir, "testsvc.conf", "greeting = hello\n", sub);
+	h_defender_conf(dir, &con, pki.ca, pki.host_cert, pki.host_key,
+			"heartbeat_interval_ms = 500\nlearn_window = 6s", conf);
+	defender_pid = h_spawn(defender_log(), argv);
+	wait_enforced(0, 30000);
+	need_backend("cgroup-sock");
+	ports[0] = listen_port;
+	ports[1] = peer;
+	ports[2] = new_listen;
+	ports[3] = new_peer;
+	svc = start_unit_service(cg, svcdir, ports);
+	char service[128];
+	snprintf(service, sizeof(service), "unit:vigil-nettest-%d.service", (int)getpid());
+	/* Learn its routine (a connect to its peer), until the model is active. */
+	for (long long until = h_now_ms() + 40000;; h_sleep_ms(300)) {
+		cr_assert_eq(kill(svc, SIGUSR1), 0);
+		model_state(service, state, sizeof(state));
+		if (strcmp(state, "active") == 0)
+			break;
+		cr_assert_lt(h_now_ms(), until, "the model of %s is %s; defender log:\n%s", service,
+			     state[0] ? state : "absent", h_slurp(defender_log()));
+	}
+	char rule[512];
+	snprintf(
+	    rule, sizeof(rule),
+	    "{\"name\": \"net-model\", \"scope\": {\"services\": [\"vigil-nettest-%d.service\"]},"
+	    " \"network\": {\"deviation\": \"prevent\"}}",
+	    (int)getpid());
+	wait_enforced(add_rule(rule, NULL), 5000);
+	/* The rule's placement follows the model: give the rescan its 2 s. */
+	h_sleep_ms(2500);
+	/* Its routine still works: the peer is in its model. */
+	cr_assert_eq(kill(svc, SIGUSR1), 0);
+	h_sleep_ms(500);
+	cr_assert_eq(kill(svc, 0), 0, "the service died doing its routine");
+	/*
+	 * Its misbehaviour: its listening port is ephemeral like the one it
+	 * learned (the model holds "tcp:ephemeral"), but its new peer is not in
+	 * the model: that connect is refused in the kernel, and audited.
+	 */
+	cr_assert_eq(kill(svc, SIGUSR2), 0);
+	wait_audit("new_peer", "net-model", "prevent", "");
+	char want[64], log[H_PATH];
+	snprintf(want, sizeof(want), "connect to %d: Operation not permitted", new_peer);
+	snprintf(log, sizeof(log), "%s/testsvc.log", dir);
+	for (long long until = h_now_ms() + 5000;
+	     h_now_ms() < until && strstr(h_slurp(log), want) == NULL; h_sleep_ms(100))
+		;
+	char *text = h_slurp(log);
+	cr_assert(strstr(text, want) != NULL, "testsvc log:\n%s", text);
+	cr_assert(strstr(text, "connect to") == strstr(text, want),
+		  "its known peer was refused too:\n%s", text);
+	free(text);
+	kill(svc, SIGKILL);
+	close(lpeer);
+	close(lnew);
+	for (int i = 0; i < 50 && rmdir(cg) != 0; i++)
+		h_sleep_ms(100);
+}
