@@ -685,6 +685,11 @@ static nng_msg *handle_watch(struct listener *l, const char *host_id, const Vigi
 		return reply_msg(env->seq, VIGIL__REPLY__STATUS__REFUSED,
 				 "a watch says what the defender holds (rules, protocol 1)",
 				 l->heartbeat_interval_ms);
+	/* Out of range, it would read as negative and wake the watch at every check. */
+	if (rs->version > (uint64_t)INT64_MAX)
+		return reply_msg(env->seq, VIGIL__REPLY__STATUS__REFUSED,
+				 "the watch names a rule-set version out of range",
+				 l->heartbeat_interval_ms);
 	memset(hold, 0, sizeof(*hold));
 	if (l->rules != NULL && rules_exchange(l, host_id, rs, &set, hold)) {
 		free(hold->labels_json);
