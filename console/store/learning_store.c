@@ -35,11 +35,20 @@
 	"CASE WHEN " p "::bigint = 0 THEN NULL"                                                    \
 	" ELSE to_timestamp(" p "::bigint / 1000::double precision) END"
 
-static const char *const deviation_kinds[] = {
-    "new_program", "new_write",	   "sensitive_read",	 "new_listen",
-    "new_peer",	   "new_client",   "rewritten_argument", "denied_program",
-    "denied_read", "denied_write", "denied_connect",	 "denied_listen",
-    "enforcement_failed_open", NULL};
+static const char *const deviation_kinds[] = {"new_program",
+					      "new_write",
+					      "sensitive_read",
+					      "new_listen",
+					      "new_peer",
+					      "new_client",
+					      "rewritten_argument",
+					      "denied_program",
+					      "denied_read",
+					      "denied_write",
+					      "denied_connect",
+					      "denied_listen",
+					      "enforcement_failed_open",
+					      NULL};
 /* The first of the kinds a rule's deny list gives (denied_*): the rest of the list. */
 #define DEVIATION_DENIED_FIRST 7
 /*

@@ -148,9 +148,9 @@ static int fake_model(const char *service, int listen, void (*fn)(const char *, 
 
 Test(netplan, a_unit_whose_rule_prevents_network_deviations_gets_its_model_and_a_fence)
 {
-	struct rule set[1] = {
-	    parse("{\"name\": \"web-net\", \"scope\": {\"services\":"
-		  " [\"web.service\", \"idle.service\"]}, \"network\": {\"deviation\": \"block\"}}")};
+	struct rule set[1] = {parse(
+	    "{\"name\": \"web-net\", \"scope\": {\"services\":"
+	    " [\"web.service\", \"idle.service\"]}, \"network\": {\"deviation\": \"block\"}}")};
 	struct netplan_cgroup cgs[2] = {{21, "unit:web.service"}, {22, "unit:idle.service"}};
 	size_t first, count, fence = 0;
 
