@@ -672,6 +672,53 @@ static bool past_deadline(const struct rh *rh)
 }
 
 /*
+ * One FETCH, cancelled by the server at the scan's deadline (the statement
+ * timeout set to what is left of the budget, for this FETCH only): 0 with
+ * *ret the rows, or 0 with *ret NULL when the deadline cancelled it (the
+ * transaction goes on: the FETCH ran in a savepoint, rolled back).
+ */
+static int fetch_bounded(struct store *st, const struct rh *rh, const char *what, const char *fetch,
+			 PGresult **ret, vigil_err *err)
+{
+	struct timespec now;
+	long long left_ms;
+	char left[24];
+	const char *params[1] = {left};
+	int rc;
+
+	*ret = NULL;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	left_ms = (long long)(rh->deadline.tv_sec - now.tv_sec) * 1000 +
+		  (rh->deadline.tv_nsec - now.tv_nsec) / 1000000;
+	if (left_ms < 1)
+		left_ms = 1;
+	snprintf(left, sizeof(left), "%lld", left_ms);
+	if ((rc = store_cmd(st, what, "SAVEPOINT rehearse_fetch", 0, NULL, false, err)) < 0 ||
+	    (rc = store_exec(st, what, "SELECT set_config('statement_timeout', $1, true)", 1,
+			     params, PGRES_TUPLES_OK, false, ret, err)) < 0)
+		return rc;
+	PQclear(*ret);
+	*ret = NULL;
+	rc = store_exec(st, what, fetch, 0, NULL, PGRES_TUPLES_OK, false, ret, err);
+	if (rc < 0 && strstr(err->msg, "SQLSTATE 57014") != NULL) {
+		*ret = NULL;
+		verr_clear(err);
+		return store_cmd(st, what, "ROLLBACK TO SAVEPOINT rehearse_fetch", 0, NULL, false,
+				 err);
+	}
+	if (rc < 0 ||
+	    (rc = store_cmd(st, what, "RELEASE SAVEPOINT rehearse_fetch", 0, NULL, false, err)) <
+		0 ||
+	    (rc = store_cmd(st, what, "SET LOCAL statement_timeout TO DEFAULT", 0, NULL, false,
+			    err)) < 0) {
+		PQclear(*ret);
+		*ret = NULL;
+		return rc;
+	}
+	return 0;
+}
+
+/*
  * Read the cursor declared by declare (params $1..$5, $5 the row limit,
  * asked one over max to see whether there is more) and hand each row to
  * fn; say in rh->why when max or the deadline cut it short.  Caller holds
@@ -701,9 +748,15 @@ static int scan(struct store *st, struct rh *rh, const char *what, const char *c
 				rh->budget_ms, rows, what);
 			break;
 		}
-		if ((rc = store_exec(st, what, fetch, 0, NULL, PGRES_TUPLES_OK, false, &res, err)) <
-		    0)
+		if ((rc = fetch_bounded(st, rh, what, fetch, &res, err)) < 0)
 			return rc;
+		if (res == NULL) {
+			why_add(rh,
+				"time: a read of %s took past the %d ms budget and was cancelled,"
+				" with %zu read; narrow the window or the hosts",
+				what, rh->budget_ms, rows);
+			break;
+		}
 		n = PQntuples(res);
 		for (int r = 0; r < n && !more; r++) {
 			if (rows == max)
