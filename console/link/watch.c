@@ -23,6 +23,7 @@ struct watch {
 	nng_aio *aio;
 	struct watch_hold h;
 	uint64_t deadline_ms;
+	bool push; /* due because a newer set is there (not its deadline) */
 	struct watch *next;
 };
 
@@ -124,7 +125,7 @@ static void answer(struct watchers *ws, struct watch *w, bool with_set)
 	nng_ctx_send(w->ctx, w->aio);
 }
 
-/* Take out of the list what is due now: *ret_due gets them, newest set first. */
+/* Take out of the list what is due now (returned); *ret_done gets the answered ones to free. */
 static struct watch *take_due(struct watchers *ws, int64_t version, uint64_t now, bool all,
 			      struct watch **ret_done)
 {
@@ -141,7 +142,7 @@ static struct watch *take_due(struct watchers *ws, int64_t version, uint64_t now
 			due = w;
 			ws->nparked--;
 			/* Remember why: the set goes only to those a newer one is for. */
-			w->h.seq |= newer ? (1ull << 63) : 0;
+			w->push = newer;
 		} else {
 			pp = &w->next;
 		}
@@ -170,10 +171,7 @@ static void *watch_main(void *arg)
 		}
 		while (due != NULL) {
 			struct watch *next = due->next;
-			bool with_set = (due->h.seq >> 63) != 0;
-
-			due->h.seq &= ~(1ull << 63);
-			answer(ws, due, with_set && !stop);
+			answer(ws, due, due->push && !stop);
 			due = next;
 		}
 		if (stop)
