@@ -30,6 +30,9 @@ static char dir[H_PATH], bindir[H_PATH], forbidden[H_PATH], marker[H_PATH];
 static struct h_pki pki;
 static struct h_console con;
 static pid_t defender_pid;
+/* The network-model test's service and its cgroup: ended by teardown whatever happened. */
+static pid_t unit_svc;
+static char unit_cg[H_PATH];
 
 static const char *defender_log(void)
 {
@@ -73,6 +76,10 @@ static void setup(void)
 
 static void teardown(void)
 {
+	if (unit_svc > 0)
+		kill(unit_svc, SIGKILL);
+	for (int i = 0; unit_cg[0] != '\0' && i < 50 && rmdir(unit_cg) != 0; i++)
+		h_sleep_ms(100);
 	if (defender_pid > 0)
 		h_stop(defender_pid, SIGTERM, 5000);
 	if (con.pid > 0)
@@ -669,7 +676,8 @@ Test(enforce, a_units_network_deviation_from_its_model_is_prevented_in_the_kerne
 	ports[1] = peer;
 	ports[2] = new_listen;
 	ports[3] = new_peer;
-	svc = start_unit_service(cg, svcdir, ports);
+	snprintf(unit_cg, sizeof(unit_cg), "%s", cg);
+	svc = unit_svc = start_unit_service(cg, svcdir, ports);
 	char service[128];
 	snprintf(service, sizeof(service), "unit:vigil-nettest-%d.service", (int)getpid());
 	/* Learn its routine (a connect to its peer), until the model is active. */
@@ -712,9 +720,6 @@ Test(enforce, a_units_network_deviation_from_its_model_is_prevented_in_the_kerne
 	cr_assert(strstr(text, "connect to") == strstr(text, want),
 		  "its known peer was refused too:\n%s", text);
 	free(text);
-	kill(svc, SIGKILL);
 	close(lpeer);
 	close(lnew);
-	for (int i = 0; i < 50 && rmdir(cg) != 0; i++)
-		h_sleep_ms(100);
 }
