@@ -757,11 +757,10 @@ static bool exec_may_matter(const struct enforce_state *s, const struct fan_requ
 }
 
 /*
- * Whether any rule could stop this open (writes: as subject_open_writes
- * says; -1 unknown, both lists): a read of a file only writes are denied
- * is let go without reading who asks.
+ * Whether any rule could stop this open, by either list (how it opens is
+ * read only when one could: a procfs read).
  */
-static bool open_may_matter(const struct enforce_state *s, const struct fan_request *rq, int writes)
+static bool open_may_matter(const struct enforce_state *s, const struct fan_request *rq)
 {
 	const char *path = rq->path;
 
@@ -772,10 +771,7 @@ static bool open_may_matter(const struct enforce_state *s, const struct fan_requ
 
 		if (!r->enabled || !r->files.present || r->files.deny_effect < RULE_EFFECT_PREVENT)
 			continue;
-		if (writes != 1 &&
-		    file_verdict(r, &s->rs->set.v[i], path, false, NULL) == RULE_LIST_DENY)
-			return true;
-		if (writes != 0 &&
+		if (file_verdict(r, &s->rs->set.v[i], path, false, NULL) == RULE_LIST_DENY ||
 		    file_verdict(r, &s->rs->set.v[i], path, true, NULL) == RULE_LIST_DENY)
 			return true;
 	}
@@ -941,12 +937,11 @@ static enum fan_answer decide(struct fan_request *rq, void *ctx)
 
 	if (s == NULL)
 		return FAN_ANSWER_ALLOW;
-	rq->writes = -1; /* read only when a rule names the file: a procfs read */
 	/* The ELF interpreter of an exec just allowed on this thread is part of that exec. */
 	if (rq->act == FAN_ACT_EXEC && is_loader(rq->path) && rq->tid == e->chain_tid &&
 	    mono_ms() - e->chain_ms < 1000)
 		goto out;
-	if (rq->act == FAN_ACT_EXEC ? !exec_may_matter(s, rq) : !open_may_matter(s, rq, rq->writes))
+	if (rq->act == FAN_ACT_EXEC ? !exec_may_matter(s, rq) : !open_may_matter(s, rq))
 		goto out;
 	/* Large (two paths): one per listener, which is one thread. */
 	static struct subject one;

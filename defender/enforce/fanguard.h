@@ -50,7 +50,6 @@ struct fan_request {
 	uint32_t tgid;	  /* its process, filled in by the decision when it kills */
 	const char *path; /* the file, as the kernel names it now */
 	int fd;		  /* the file itself (fstat it; never read or re-open it); -1: none */
-	int writes;	  /* opens: for the decision's use (1 write, 0 read, -1 unknown) */
 };
 
 enum fan_answer {

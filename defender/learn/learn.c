@@ -657,11 +657,22 @@ int learner_relearn(struct learner *l, const char *service, uint64_t now_ms)
 	return 0;
 }
 
+/* The models' read lock, waited for at most wait_ms (other threads' queries): 0 or -EBUSY. */
+static int models_read_lock(struct learner *l, unsigned wait_ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+	until.tv_sec += wait_ms / 1000 + until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	return pthread_rwlock_timedrdlock(&l->models_lock, &until) == 0 ? 0 : -EBUSY;
+}
+
 int learner_program_known(struct learner *l, const char *service, const char *section,
 			  const char *program, unsigned wait_ms)
 {
 	char exe[GENERALIZE_PATTERN_MAX];
-	struct timespec until;
 	struct obs o;
 	int rc;
 
@@ -672,11 +683,7 @@ int learner_program_known(struct learner *l, const char *service, const char *se
 	o.m.fold = NULL;  /* as exec_obs: programs are not folded */
 	text_copy(exe, sizeof(exe), section);
 	o.m.exe = exe;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-	until.tv_sec += wait_ms / 1000 + until.tv_nsec / 1000000000L;
-	until.tv_nsec %= 1000000000L;
-	if (pthread_rwlock_timedrdlock(&l->models_lock, &until) != 0)
+	if (models_read_lock(l, wait_ms) < 0)
 		return -EBUSY;
 	rc = model_knows(l->models, service, &o.m);
 	pthread_rwlock_unlock(&l->models_lock);
@@ -686,16 +693,11 @@ int learner_program_known(struct learner *l, const char *service, const char *se
 int learner_model_each(struct learner *l, const char *service, enum model_kind kind,
 		       void (*fn)(const char *pattern, void *ctx), void *ctx, unsigned wait_ms)
 {
-	struct timespec until;
 	int rc;
 
 	if (!l->modelling)
 		return -1;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-	until.tv_sec += wait_ms / 1000 + until.tv_nsec / 1000000000L;
-	until.tv_nsec %= 1000000000L;
-	if (pthread_rwlock_timedrdlock(&l->models_lock, &until) != 0)
+	if (models_read_lock(l, wait_ms) < 0)
 		return -EBUSY;
 	rc = model_each(l->models, service, kind, fn, ctx);
 	pthread_rwlock_unlock(&l->models_lock);
