@@ -578,56 +578,6 @@ static int listener_on(uint16_t *port)
 	return tcp_listener(port);
 }
 
-/*
- * vigil-testsvc started as a daemon would be, inside cgroup cg (a unit's,
- * so the defender names the service "unit:<name>").  Returns its pid.
- */
-static pid_t start_unit_service(const char *cg, const char *svcdir, int ports[4])
-{
-	char bin[H_PATH], log[H_PATH], pidfile[H_PATH], p[4][16], procs[H_PATH + 32];
-	pid_t mid;
-
-	snprintf(bin, sizeof(bin), "%s/tests/vigil-testsvc", getenv("VIGIL_BUILD_DIR"));
-	snprintf(log, sizeof(log), "%s/testsvc.log", dir);
-	snprintf(pidfile, sizeof(pidfile), "%s/pid", svcdir);
-	snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg);
-	for (int i = 0; i < 4; i++)
-		snprintf(p[i], sizeof(p[i]), "%d", ports[i]);
-	if ((mid = fork()) == 0) {
-		close_range(3, ~0U, 0);
-		setsid();
-		if (fork() != 0)
-			_exit(0);
-		for (int i = 0; i < 2000 && getppid() != 1; i++)
-			usleep(1000);
-		char me[32];
-		int fd = open(procs, O_WRONLY);
-
-		snprintf(me, sizeof(me), "%d", (int)getpid());
-		if (fd < 0 || write(fd, me, strlen(me)) < 0)
-			_exit(126);
-		close(fd);
-		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		int nul = open("/dev/null", O_RDONLY);
-		dup2(nul, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execl(bin, "vigil-testsvc", svcdir, p[0], p[1], p[2], p[3], NULL);
-		_exit(127);
-	}
-	waitpid(mid, NULL, 0);
-	for (long long until = h_now_ms() + 20000; h_now_ms() < until; h_sleep_ms(50)) {
-		char *t = h_slurp(pidfile);
-		pid_t pid = (pid_t)atoi(t);
-
-		free(t);
-		if (pid > 0)
-			return pid;
-	}
-	cr_assert_fail("vigil-testsvc did not start in %s", cg);
-	return -1;
-}
-
 /* The state of host-a's model of service, "" when there is none yet. */
 static void model_state(const char *service, char *out, size_t len)
 {
@@ -677,7 +627,9 @@ Test(enforce, a_units_network_deviation_from_its_model_is_prevented_in_the_kerne
 	ports[2] = new_listen;
 	ports[3] = new_peer;
 	snprintf(unit_cg, sizeof(unit_cg), "%s", cg);
-	svc = unit_svc = start_unit_service(cg, svcdir, ports);
+	char svclog[H_PATH];
+	snprintf(svclog, sizeof(svclog), "%s/testsvc.log", dir);
+	svc = unit_svc = h_start_testsvc(svcdir, ports, svclog, cg);
 	char service[128];
 	snprintf(service, sizeof(service), "unit:vigil-nettest-%d.service", (int)getpid());
 	/* Learn its routine (a connect to its peer), until the model is active. */

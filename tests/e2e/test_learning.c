@@ -114,52 +114,14 @@ static int fixed_port(int *keep_fd)
 	return -1;
 }
 
-/*
- * Start vigil-testsvc as a daemon does: fork, new session, fork again and
- * let the middle process exit, so the service runs under init with no
- * terminal.  Returns its pid (from the pid file it writes).
- */
+/* vigil-testsvc on svcdir, under init with no terminal (h_start_testsvc). */
 static pid_t start_service(int listen_port, int peer_port, int new_listen, int new_peer)
 {
-	char bin[H_PATH], ports[4][16], log[H_PATH], pidfile[H_PATH];
-	pid_t mid;
+	const int ports[4] = {listen_port, peer_port, new_listen, new_peer};
+	char log[H_PATH];
 
-	snprintf(bin, sizeof(bin), "%s/tests/vigil-testsvc", getenv("VIGIL_BUILD_DIR"));
 	snprintf(log, sizeof(log), "%s/testsvc.log", dir);
-	snprintf(pidfile, sizeof(pidfile), "%s/pid", svcdir);
-	snprintf(ports[0], 16, "%d", listen_port);
-	snprintf(ports[1], 16, "%d", peer_port);
-	snprintf(ports[2], 16, "%d", new_listen);
-	snprintf(ports[3], 16, "%d", new_peer);
-	mid = fork();
-	cr_assert_geq(mid, 0);
-	if (mid == 0) {
-		close_range(3, ~0U, 0); /* the test's sockets are not the service's */
-		setsid();
-		if (fork() != 0)
-			_exit(0);
-		/* Wait to be reparented, so the exec happens under init already. */
-		for (int i = 0; i < 2000 && getppid() != 1; i++)
-			usleep(1000);
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644),
-		    nul = open("/dev/null", O_RDONLY);
-		dup2(nul, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execl(bin, "vigil-testsvc", svcdir, ports[0], ports[1], ports[2], ports[3], NULL);
-		_exit(127);
-	}
-	waitpid(mid, NULL, 0);
-	for (long long until = h_now_ms() + 20000; h_now_ms() < until; h_sleep_ms(50)) {
-		char *t = h_slurp(pidfile);
-		pid_t pid = (pid_t)atoi(t);
-
-		free(t);
-		if (pid > 0)
-			return pid;
-	}
-	cr_assert_fail("vigil-testsvc did not start (see %s)", log);
-	return -1;
+	return h_start_testsvc(svcdir, ports, log, NULL);
 }
 
 /* Connect to the service a few times: it accepts from a new client port each time. */

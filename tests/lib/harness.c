@@ -588,3 +588,53 @@ pid_t h_pty_session(const char *commands, int timeout_ms)
 	close(master);
 	return pid;
 }
+
+pid_t h_start_testsvc(const char *workdir, const int ports[4], const char *log, const char *cgroup)
+{
+	char bin[H_PATH], pidfile[H_PATH], p[4][16], procs[H_PATH + 32];
+	pid_t mid;
+
+	snprintf(bin, sizeof(bin), "%s/tests/vigil-testsvc", getenv("VIGIL_BUILD_DIR"));
+	snprintf(pidfile, sizeof(pidfile), "%s/pid", workdir);
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", cgroup != NULL ? cgroup : "");
+	for (int i = 0; i < 4; i++)
+		snprintf(p[i], sizeof(p[i]), "%d", ports[i]);
+	mid = fork();
+	cr_assert_geq(mid, 0);
+	if (mid == 0) {
+		close_range(3, ~0U, 0); /* the test's sockets are not the service's */
+		setsid();
+		if (fork() != 0)
+			_exit(0);
+		/* Wait to be reparented, so the exec happens under init already. */
+		for (int i = 0; i < 2000 && getppid() != 1; i++)
+			usleep(1000);
+		if (cgroup != NULL) {
+			char me[32];
+			int cfd = open(procs, O_WRONLY);
+
+			snprintf(me, sizeof(me), "%d", (int)getpid());
+			if (cfd < 0 || write(cfd, me, strlen(me)) < 0)
+				_exit(126);
+			close(cfd);
+		}
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644),
+		    nul = open("/dev/null", O_RDONLY);
+		dup2(nul, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execl(bin, "vigil-testsvc", workdir, p[0], p[1], p[2], p[3], NULL);
+		_exit(127);
+	}
+	waitpid(mid, NULL, 0);
+	for (long long until = h_now_ms() + 20000; h_now_ms() < until; h_sleep_ms(50)) {
+		char *t = h_slurp(pidfile);
+		pid_t pid = (pid_t)atoi(t);
+
+		free(t);
+		if (pid > 0)
+			return pid;
+	}
+	cr_assert_fail("vigil-testsvc did not start (see %s)", log);
+	return -1;
+}

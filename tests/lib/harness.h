@@ -164,6 +164,15 @@ void h_link_open_redial(struct h_link *l, const struct h_console *c, const struc
 Vigil__Reply *h_link_try_request(struct h_link *l, const Vigil__Envelope *env, int timeout_ms);
 
 /*
+ * Start vigil-testsvc (tests/e2e/testsvc.c) on workdir with its four ports
+ * as a daemon does: fork, new session, fork again, wait to be re-parented to
+ * init, stdout and stderr to log; in the cgroup whose directory is cgroup
+ * first when not NULL.  Returns its pid (from workdir/pid; fails the test
+ * after 20 s).
+ */
+pid_t h_start_testsvc(const char *workdir, const int ports[4], const char *log, const char *cgroup);
+
+/*
  * Run commands in "sh -i" on a new pseudo-terminal (its controlling
  * terminal, so the defender sees an interactive session), keep the terminal
  * drained, and wait at most timeout_ms for the shell to exit (then kill it).
