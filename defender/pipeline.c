@@ -33,11 +33,34 @@ struct pipeline {
 	/* The tree's counters, for other threads: refreshed every poll (under stats_lock). */
 	pthread_mutex_t stats_lock;
 	struct proctree_stats tree_stats;
-	/* Relearn requests from the console, for the thread (which owns the models). */
+	/* The console's model commands, for the thread (which owns the models). */
 	pthread_mutex_t relearn_lock;
-	char *relearn[RELEARN_QUEUE_MAX];
+	struct model_command *relearn[RELEARN_QUEUE_MAX];
 	size_t nrelearn;
 };
+
+/* A relearn (exe NULL), or an entry accepted into a model (all four set): one allocation. */
+struct model_command {
+	const char *service, *exe, *kind, *pattern;
+	char text[];
+};
+
+static void model_command_run(struct pipeline *p, const struct model_command *c, uint64_t now)
+{
+	int rc;
+
+	if (c->exe == NULL) {
+		if (learner_relearn(p->learn, c->service, now) == -ENOENT)
+			log_warn("relearn %s: this host has no such model", c->service);
+		return;
+	}
+	rc = learner_accept(p->learn, c->service, c->exe, c->kind, c->pattern, now);
+	if (rc == -ENOENT)
+		log_warn("accept into %s: this host has no such model", c->service);
+	else if (rc < 0)
+		log_warn("accept %s %s of %s into %s: %s", c->kind, c->pattern, c->exe, c->service,
+			 rc == -ENOSPC ? "the model is full" : "not a model entry kind");
+}
 
 static uint64_t wall_ms(void)
 {
@@ -153,22 +176,21 @@ static uint64_t capture_losses(struct capture *cap)
 	return c.drops[DROP_RINGBUF_FULL] + c.drops[DROP_SCRATCH];
 }
 
-/* The models' upkeep: relearn requests, promotion, deltas. */
+/* The models' upkeep: the console's relearns and accepted entries, promotion, deltas. */
 static void learn_upkeep(struct pipeline *p)
 {
-	char *svc[RELEARN_QUEUE_MAX];
+	struct model_command *cmd[RELEARN_QUEUE_MAX];
 	size_t n;
 	uint64_t now = wall_ms();
 
 	pthread_mutex_lock(&p->relearn_lock);
 	n = p->nrelearn;
-	memcpy(svc, p->relearn, n * sizeof(svc[0]));
+	memcpy(cmd, p->relearn, n * sizeof(cmd[0]));
 	p->nrelearn = 0;
 	pthread_mutex_unlock(&p->relearn_lock);
 	for (size_t i = 0; i < n; i++) {
-		if (learner_relearn(p->learn, svc[i], now) == -ENOENT)
-			log_warn("relearn %s: this host has no such model", svc[i]);
-		free(svc[i]);
+		model_command_run(p, cmd[i], now);
+		free(cmd[i]);
 	}
 	learner_tick(p->learn, now, capture_losses(p->cap));
 }
@@ -273,23 +295,56 @@ fail:
 	return NULL;
 }
 
-int pipeline_relearn(struct pipeline *p, const char *service)
+/* Copy the strings (NULL: none) into one command and queue it; the errors of pipeline_relearn. */
+static int model_command_queue(struct pipeline *p, const char *const str[4])
 {
-	char *svc = strdup(service);
+	size_t len[4] = {0}, total = 0;
+	struct model_command *c;
+	const char **field[4];
+	char *at;
 	int rc = 0;
 
-	if (svc == NULL)
+	for (int i = 0; i < 4; i++) {
+		len[i] = str[i] != NULL ? strlen(str[i]) + 1 : 0;
+		total += len[i];
+	}
+	if ((c = calloc(1, sizeof(*c) + total)) == NULL)
 		return -ENOMEM;
+	field[0] = &c->service;
+	field[1] = &c->exe;
+	field[2] = &c->kind;
+	field[3] = &c->pattern;
+	at = c->text;
+	for (int i = 0; i < 4; i++)
+		if (str[i] != NULL) {
+			*field[i] = memcpy(at, str[i], len[i]);
+			at += len[i];
+		}
 	pthread_mutex_lock(&p->relearn_lock);
 	if (p->nrelearn < RELEARN_QUEUE_MAX) {
-		p->relearn[p->nrelearn++] = svc;
-		svc = NULL;
+		p->relearn[p->nrelearn++] = c;
+		c = NULL;
 	} else {
 		rc = -EBUSY;
 	}
 	pthread_mutex_unlock(&p->relearn_lock);
-	free(svc);
+	free(c);
 	return rc;
+}
+
+int pipeline_relearn(struct pipeline *p, const char *service)
+{
+	const char *const str[4] = {service, NULL, NULL, NULL};
+
+	return model_command_queue(p, str);
+}
+
+int pipeline_accept(struct pipeline *p, const char *service, const char *exe, const char *kind,
+		    const char *pattern)
+{
+	const char *const str[4] = {service, exe, kind, pattern};
+
+	return model_command_queue(p, str);
 }
 
 void pipeline_learn_stats(struct pipeline *p, struct learn_stats *ret_stats)

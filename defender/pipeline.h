@@ -10,13 +10,13 @@
  *   interactive (process/) → learned, checked against its model or logged as
  *   activity (learn/) → batched into the spool (deliver/)
  *
- * and between polls the thread carries out relearn requests, promotes
- * models and sends their changes, hands the ring back to the kernel up to
- * what is spooled, and expires the process tree.
+ * and between polls the thread carries out the console's relearns and
+ * accepted entries, promotes models and sends their changes, hands the ring
+ * back to the kernel up to what is spooled, and expires the process tree.
  *
  * Ownership: the pipeline owns the learner and the process tree; capture and
- * delivery are borrowed and must outlive pipeline_stop.  pipeline_relearn and
- * the stats functions may be called from any thread.
+ * delivery are borrowed and must outlive pipeline_stop.  pipeline_relearn,
+ * pipeline_accept and the stats functions may be called from any thread.
  */
 
 #include "capture/capture.h"
@@ -50,6 +50,14 @@ struct pipeline *pipeline_start(const struct pipeline_opts *opts, struct capture
  * again until it is acknowledged, so the caller just does not acknowledge).
  */
 int pipeline_relearn(struct pipeline *p, const char *service);
+
+/*
+ * Queue an operator's acceptance of what a deviation reported into
+ * service's model (learner_accept): exe the section, kind the entry kind's
+ * name, pattern the deviation's object.  Errors as pipeline_relearn.
+ */
+int pipeline_accept(struct pipeline *p, const char *service, const char *exe, const char *kind,
+		    const char *pattern);
 
 /* The learner's counters (a snapshot refreshed at every upkeep). */
 void pipeline_learn_stats(struct pipeline *p, struct learn_stats *ret_stats);

@@ -200,6 +200,14 @@ static void run_commands(struct session *s, const Vigil__Reply *reply)
 					continue;
 				log_info("console command %llu: relearn %s",
 					 (unsigned long long)c->id, c->service);
+			} else if (strcmp(c->kind, "accept") == 0 && c->service[0] != '\0') {
+				if (s->parts.pipe == NULL ||
+				    pipeline_accept(s->parts.pipe, c->service, c->exe,
+						    c->entry_kind, c->pattern) < 0)
+					continue;
+				log_info("console command %llu: accept %s %s of %s into %s",
+					 (unsigned long long)c->id, c->entry_kind, c->pattern,
+					 c->exe, c->service);
 			} else {
 				log_warn("console command %llu: unknown kind '%s'; ignored",
 					 (unsigned long long)c->id, c->kind);

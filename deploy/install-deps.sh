@@ -11,6 +11,7 @@ packages=(
 	protobuf-c-compiler libprotobuf-c-dev
 	libpq-dev libjansson-dev libcriterion-dev
 	libyaml-dev # vigilctl reads and writes rule files in YAML
+	libargon2-dev # the console hashes its users' passwords with argon2id
 	postgresql-15 postgresql-client-15
 	iproute2 procps
 	clang-format # tests/run.sh checks the house format

@@ -118,6 +118,8 @@ done
 cat <<MSG
 
 Vigil is up on this host.
+  Web UI:     https://127.0.0.1:$api_port/  (CA $pki/ca.crt; sign in with the API token, or
+              add a user: $vigilctl users add NAME --role admin)
   API:        https://127.0.0.1:$api_port/api/v1/hosts  (CA $pki/ca.crt)
   API token:  $console_state/api-token  (send as "Authorization: Bearer <token>")
   Defenders:  tls+tcp://<this host>:$link_port, certificates from: $vigilctl pki issue --dir $pki --client --cn <host>

@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deploy/install-deps.sh
+tests/ui/install.sh # Chromium and playwright-core, for the web UI's browser test
 
 builddir=build-asan
 if [ ! -f "$builddir/build.ninja" ]; then
@@ -51,8 +52,10 @@ if [ -f "$log" ]; then
 				if ($i == "Crashing:") failed += $(i + 1)
 			}
 		}
-		/^\[SKIP\]/ { skipped++ }
+		/^\[SKIP\]/ { skipped++; sub(/^\[SKIP\] /, ""); skips[skipped] = $0 }
 		END {
+			# Every skip by name, with the reason the test gave: none may pass unseen.
+			for (i = 1; i <= skipped; i++) printf "vigil: skipped %s\n", skips[i]
 			printf "vigil: %d passed, %d failed, %d skipped\n", passed, failed, skipped
 		}' "$log"
 fi

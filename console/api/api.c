@@ -13,31 +13,10 @@
 #include <nng/supplemental/http/http.h>
 
 #include "api/api_priv.h"
+#include "api/api_ui.h"
 #include "fsutil.h"
 #include "log.h"
-#include "rules/rule.h"
-#include "store/audit_queries.h"
 #include "store/store.h"
-
-/* Compare without leaking through timing how much of the token matched. */
-static bool token_equal(const char *given, const char *want)
-{
-	size_t n = strlen(want), g = strlen(given);
-	unsigned char diff = g != n;
-
-	for (size_t i = 0; i < n; i++)
-		diff |= (unsigned char)((i < g ? given[i] : 0) ^ want[i]);
-	return diff == 0;
-}
-
-static bool authorized(const struct api *api, nng_http_req *req)
-{
-	const char *h = nng_http_req_get_header(req, "Authorization");
-
-	if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
-		return false;
-	return token_equal(h + 7, api->token);
-}
 
 /* A route: the api and the handler its requests are queued for. */
 struct api_route {
@@ -78,8 +57,16 @@ static int body_append(const char *buf, size_t size, void *arg)
 	return 0;
 }
 
-/* The extra headers of an answer with status (NULL-terminated name, value pairs). */
-static int answer_headers(uint16_t status, const char *allow, const char *h[12])
+/* Room for an answer's headers: ours (5 pairs at most), the caller's extra ones, the NULL. */
+#define ANSWER_EXTRA_MAX 4
+#define ANSWER_HEADERS	 (2 * (5 + ANSWER_EXTRA_MAX) + 1)
+
+/*
+ * The headers of an answer with status (NULL-terminated name, value pairs),
+ * extra (may be NULL; at most ANSWER_EXTRA_MAX pairs are taken) last.
+ */
+static int answer_headers(uint16_t status, const char *allow, const char *const *extra,
+			  const char *h[ANSWER_HEADERS])
 {
 	int n = 0;
 
@@ -100,6 +87,12 @@ static int answer_headers(uint16_t status, const char *allow, const char *h[12])
 		h[n++] = "Allow";
 		h[n++] = allow;
 	}
+	for (int i = 0;
+	     extra != NULL && extra[i] != NULL && extra[i + 1] != NULL && i < 2 * ANSWER_EXTRA_MAX;
+	     i += 2) {
+		h[n++] = extra[i];
+		h[n++] = extra[i + 1];
+	}
 	h[n] = NULL;
 	return n;
 }
@@ -117,12 +110,16 @@ static const char *reason(uint16_t status)
 		return "Bad Request";
 	case 401:
 		return "Unauthorized";
+	case 403:
+		return "Forbidden";
 	case 404:
 		return "Not Found";
 	case 405:
 		return "Method Not Allowed";
 	case 409:
 		return "Conflict";
+	case 429:
+		return "Too Many Requests";
 	case 500:
 		return "Internal Server Error";
 	case 503:
@@ -135,12 +132,12 @@ static const char *reason(uint16_t status)
 }
 
 /*
- * The whole answer as one text (api_linger_answer writes it in one piece):
- * status line, headers, "Connection: close", Content-Length, then the body
- * unless head.  NULL when out of memory.
+ * The whole answer as one text, written in one piece (api_linger.h says
+ * why): status line, headers, "Connection: close" when close, Content-Length,
+ * then the body unless head.  NULL when out of memory.
  */
 static char *answer_text(uint16_t status, const char *const *h, const struct body_buf *b, bool head,
-			 size_t *ret_len)
+			 bool close, size_t *ret_len)
 {
 	char top[1024];
 	size_t n;
@@ -150,8 +147,8 @@ static char *answer_text(uint16_t status, const char *const *h, const struct bod
 	for (int i = 0; h[i] != NULL && n < sizeof(top); i += 2)
 		n += (size_t)snprintf(top + n, sizeof(top) - n, "%s: %s\r\n", h[i], h[i + 1]);
 	if (n < sizeof(top))
-		n += (size_t)snprintf(top + n, sizeof(top) - n,
-				      "Connection: close\r\nContent-Length: %zu\r\n\r\n", b->len);
+		n += (size_t)snprintf(top + n, sizeof(top) - n, "%sContent-Length: %zu\r\n\r\n",
+				      close ? "Connection: close\r\n" : "", b->len);
 	if (n >= sizeof(top) || (text = malloc(n + (head ? 0 : b->len))) == NULL)
 		return NULL;
 	memcpy(text, top, n);
@@ -161,38 +158,16 @@ static char *answer_text(uint16_t status, const char *const *h, const struct bod
 	return text;
 }
 
-/* The answer for nng's server to write (keep-alive requests); NULL when out of memory. */
-static nng_http_res *answer_res(uint16_t status, const char *const *h, const struct body_buf *b,
-				bool head)
-{
-	nng_http_res *res = NULL;
-	int rv;
-
-	if (nng_http_res_alloc(&res) != 0)
-		return NULL;
-	rv = nng_http_res_set_status(res, status);
-	for (int i = 0; h[i] != NULL && rv == 0; i += 2)
-		rv = nng_http_res_set_header(res, h[i], h[i + 1]);
-	/* HEAD: the GET's Content-Length and no body (as nng does for its own answers). */
-	if (rv == 0)
-		rv = head ? nng_http_res_set_data(res, NULL, b->len)
-			  : nng_http_res_copy_data(res, b->text, b->len);
-	if (rv != 0) {
-		nng_http_res_free(res);
-		return NULL;
-	}
-	return res;
-}
-
-static void respond(nng_aio *aio, uint16_t status, json_t *body, const char *allow)
+static void respond(nng_aio *aio, uint16_t status, json_t *body, const char *allow,
+		    const char *const *extra)
 {
 	struct api *api = api_of(aio);
 	bool head = strcmp(nng_http_req_get_method(nng_aio_get_input(aio, 0)), "HEAD") == 0;
 	struct body_buf b = {0};
-	const char *h[12];
-	nng_http_res *res;
+	const char *h[ANSWER_HEADERS];
 	char *text;
 	size_t len;
+	bool close;
 	int rv;
 
 	rv = json_dump_callback(body, body_append, &b, JSON_COMPACT);
@@ -211,7 +186,7 @@ static void respond(nng_aio *aio, uint16_t status, json_t *body, const char *all
 			 "the answer would be larger than the API's %u MiB limit; ask for less"
 			 " (a smaller limit, or narrower filters)",
 			 API_BODY_MAX >> 20);
-		respond(aio, 500, json_pack("{s:s}", "error", msg), NULL);
+		respond(aio, 500, json_pack("{s:s}", "error", msg), NULL, NULL);
 		return;
 	}
 	if (rv != 0) {
@@ -219,29 +194,26 @@ static void respond(nng_aio *aio, uint16_t status, json_t *body, const char *all
 		nng_aio_finish(aio, NNG_ENOMEM); /* nng's server closes the connection */
 		return;
 	}
-	answer_headers(status, allow, h);
-	if (api_linger_wanted(aio)) {
-		text = answer_text(status, h, &b, head, &len);
-		free(b.text);
-		if (text == NULL)
-			nng_aio_finish(aio, NNG_ENOMEM);
-		else
-			api_linger_answer(api->linger, aio, text, len);
-		return;
-	}
-	res = answer_res(status, h, &b, head);
+	answer_headers(status, allow, extra, h);
+	close = api_linger_wanted(aio);
+	text = answer_text(status, h, &b, head, close, &len);
 	free(b.text);
-	if (res == NULL) {
-		nng_aio_finish(aio, NNG_ENOMEM);
-		return;
-	}
-	nng_aio_set_output(aio, 0, res);
-	nng_aio_finish(aio, 0);
+	if (text == NULL)
+		nng_aio_finish(aio, NNG_ENOMEM); /* nng's server closes the connection */
+	else if (close)
+		api_linger_answer(api->linger, aio, text, len);
+	else
+		api_send_whole(aio, text, len);
 }
 
 void api_respond_json(nng_aio *aio, uint16_t status, json_t *body)
 {
-	respond(aio, status, body, NULL);
+	respond(aio, status, body, NULL, NULL);
+}
+
+void api_respond_headers(nng_aio *aio, uint16_t status, json_t *body, const char *const *extra)
+{
+	respond(aio, status, body, NULL, extra);
 }
 
 void api_respond_error(nng_aio *aio, uint16_t status, const char *msg)
@@ -251,7 +223,7 @@ void api_respond_error(nng_aio *aio, uint16_t status, const char *msg)
 
 void api_respond_not_allowed(nng_aio *aio, const char *allow, const char *msg)
 {
-	respond(aio, 405, json_pack("{s:s}", "error", msg), allow);
+	respond(aio, 405, json_pack("{s:s}", "error", msg), allow, NULL);
 }
 
 void api_respond_bad_param(nng_aio *aio, const struct api_query *q)
@@ -309,12 +281,18 @@ bool api_method_get(nng_aio *aio)
 	return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
 }
 
+/* Who the request a worker is answering was authorized as (api_caller). */
+static _Thread_local struct api_caller caller;
+
 bool api_auth(nng_aio *aio)
 {
-	if (authorized(api_of(aio), nng_aio_get_input(aio, 0)))
-		return true;
-	api_respond_error(aio, 401, "missing or wrong API token");
-	return false;
+	return api_auth_request(aio, &caller);
+}
+
+const struct api_caller *api_caller(nng_aio *aio)
+{
+	(void)aio;
+	return &caller;
 }
 
 bool api_read_query(nng_aio *aio, const char *const *known, struct api_query *q)
@@ -380,55 +358,7 @@ static void handle_hosts(nng_aio *aio)
 	api_respond_json(aio, 200, json_pack("{s:o}", "hosts", hosts));
 }
 
-/*
- * The rule= filter: a rule's name as the rules have it (rules/rule.h), so a
- * typo is a 400 rather than an empty list.  false with q's fault set.
- */
-static bool audits_rule_ok(struct api_query *q, const char *rule)
-{
-	char why[128];
-
-	if (rule == NULL || rule_check_name(rule, why, sizeof(why)))
-		return true;
-	snprintf(q->bad, sizeof(q->bad), "rule");
-	snprintf(q->why, sizeof(q->why), "is not a rule name: %s", why);
-	return false;
-}
-
-/* GET /api/v1/audits?host=&kind=&service=&rule=&effect=&since=&until=&before_id=&limit= */
-static void handle_audits(nng_aio *aio)
-{
-	static const char *const known[] = {"host",  "kind",  "service",   "rule",  "effect",
-					    "since", "until", "before_id", "limit", NULL};
-	static const char *const effects[] = {"alert", "prevent", "block", NULL};
-	struct audit_filter f = {0};
-	json_t *audits = NULL;
-	vigil_err err = {0};
-	struct api_query q;
-	int rc;
-
-	if (!api_begin(aio, known, &q))
-		return;
-	f.host_id = api_query_get(&q, "host");
-	f.kind = api_query_get(&q, "kind");
-	f.service = api_query_get(&q, "service");
-	f.rule = api_query_get(&q, "rule");
-	if (!audits_rule_ok(&q, f.rule) || api_query_word(&q, "effect", effects, &f.effect) < 0 ||
-	    api_query_time(&q, "since", &f.since) < 0 ||
-	    api_query_time(&q, "until", &f.until) < 0 ||
-	    api_query_page(&q, &f.before_id, &f.limit) < 0) {
-		api_respond_bad_param(aio, &q);
-		return;
-	}
-	rc = store_audits_list(api_store(aio), &f, &audits, &err);
-	if (rc < 0) {
-		api_respond_store_error(aio, rc, "GET /api/v1/audits", err.msg);
-		return;
-	}
-	api_respond_json(aio, 200, json_pack("{s:o}", "audits", audits));
-}
-
-/* Everything else: 401 before 404, so probing reveals nothing.  Needs no database. */
+/* Everything else: 401 before 404, so probing reveals nothing.  On a worker (a cookie). */
 static void handle_fallback(nng_aio *aio)
 {
 	if (api_auth(aio))
@@ -438,17 +368,29 @@ static void handle_fallback(nng_aio *aio)
 /*
  * Every request arrives here, on one of nng's threads, which must never
  * wait: queue it for a worker, or answer 503 at once when the queue is full.
+ * The fallback needs a worker (and its database) only to look a session
+ * cookie up; with the token, a wrong one or none it answers here.
  */
 static void route_request(nng_aio *aio)
 {
 	struct api_route *r = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
+	api_pool_fn fn = r->fn;
 	uint64_t refused;
 
-	if (r->fn == NULL) {
-		handle_fallback(aio);
-		return;
+	if (fn == NULL) {
+		switch (api_auth_cred(r->api->token, nng_aio_get_input(aio, 0))) {
+		case API_CRED_TOKEN:
+			api_respond_error(aio, 404, "no such API endpoint");
+			return;
+		case API_CRED_COOKIE:
+			fn = handle_fallback;
+			break;
+		default:
+			api_respond_error(aio, 401, API_AUTH_401);
+			return;
+		}
 	}
-	if (api_pool_submit(r->api->pool, r->fn, aio) == 0)
+	if (api_pool_submit(r->api->pool, fn, aio) == 0)
 		return;
 	refused = api_pool_refused(r->api->pool);
 	if (refused == 1 || refused % 100 == 0)
@@ -543,6 +485,10 @@ struct api *api_start(const struct api_opts *o, vigil_err *err)
 		goto fail;
 	if ((api->linger = api_linger_new(err)) == NULL)
 		goto fail;
+	if ((api->auth =
+		 api_auth_new(o->session_hours != 0 ? o->session_hours : API_SESSION_HOURS_DEFAULT,
+			      err)) == NULL)
+		goto fail;
 	if ((api->pool = api_pool_start(o->dsn, o->workers, o->query_timeout_ms, err)) == NULL)
 		goto fail;
 	if ((rv = nng_http_server_hold(&api->srv, u)) != 0) {
@@ -555,12 +501,14 @@ struct api *api_start(const struct api_opts *o, vigil_err *err)
 		goto fail;
 	if ((rv = nng_http_server_set_tls(api->srv, o->tls)) != 0 ||
 	    (rv = add_handler(api, "/api/v1/hosts", handle_hosts, false)) != 0 ||
-	    (rv = add_handler(api, "/api/v1/audits", handle_audits, false)) != 0 ||
-	    (rv = add_handler(api, "/api/v1/activity", api_handle_activity, false)) != 0 ||
+	    (rv = add_handler(api, "/api/v1/audits", api_handle_audits, true)) != 0 ||
+	    (rv = add_handler(api, "/api/v1/activity", api_handle_activity, true)) != 0 ||
 	    (rv = add_handler(api, "/api/v1/models", api_handle_models, true)) != 0 ||
 	    (rv = add_handler(api, "/api/v1/rules", api_handle_rules, true)) != 0 ||
-	    (rv = add_handler(api, "/api", NULL, true)) != 0 ||
-	    (rv = add_handler(api, "/", NULL, true)) != 0) {
+	    (rv = add_handler(api, "/api/v1/session", api_handle_session, false)) != 0 ||
+	    (rv = add_handler(api, "/api/v1/users", api_handle_users, true)) != 0 ||
+	    (rv = add_handler(api, "/api/v1/status", api_handle_status, false)) != 0 ||
+	    (rv = add_handler(api, "/api", NULL, true)) != 0 || (rv = api_ui_add(api->srv)) != 0) {
 		verr_set(err, -ENOMEM, "cannot set up the API on %s: %s", o->url, nng_strerror(rv));
 		goto fail;
 	}
@@ -578,6 +526,7 @@ fail:
 	api_pool_stop(api->pool);
 	api_linger_free(api->linger);
 	api_limits_stop(api->limits);
+	api_auth_free(api->auth);
 	if (u != NULL)
 		nng_url_free(u);
 	free(api);
@@ -619,6 +568,7 @@ void api_stop(struct api *api)
 		 cs.refused_addr_cap, api_limits_get(api->limits)->conns_per_addr,
 		 cs.refused_conns_max, api_limits_get(api->limits)->conns_max);
 	api_limits_stop(api->limits);
+	api_auth_free(api->auth);
 	free(api);
 }
 

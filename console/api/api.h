@@ -4,9 +4,14 @@
 
 /*
  * The console's HTTPS REST API (nng's HTTP server over Vigil's TLS engine).
- * Every /api/ request needs "Authorization: Bearer <token>"; a missing or
- * wrong token gets 401 and no data.  Responses are JSON.
+ * Every /api/ request needs "Authorization: Bearer <token>" (an admin) or
+ * the cookie of a session signed in at /api/v1/session (with its user's
+ * role, and an X-CSRF-Token header on anything but GET and HEAD); without
+ * one the answer is 401 and no data (api_auth.h).  Responses are JSON.
  *
+ *   POST|GET|DELETE /api/v1/session        sign in, the session, sign out
+ *   GET|POST /api/v1/users,
+ *   PUT|DELETE /api/v1/users/{name}        the console's users (admin only)
  *   GET  /api/v1/hosts                     the fleet (store_hosts_list)
  *   GET  /api/v1/audits                    audits, filtered and paged
  *   GET  /api/v1/models                    models, filtered and paged
@@ -59,6 +64,8 @@ struct api_opts {
 	int idle_timeout_ms; /* API_IDLE_TIMEOUT_MS_MIN..TLS_HANDSHAKE_MS_MAX */
 	int conns_per_addr;  /* 1..conns_max */
 	int conns_max;	     /* 1..TLS_CONNS_MAX */
+	/* How long a signed-in session lasts; 0 takes API_SESSION_HOURS_DEFAULT. */
+	int session_hours; /* API_SESSION_HOURS_MIN..API_SESSION_HOURS_MAX */
 };
 
 #define API_QUERY_TIMEOUT_MS_DEFAULT 10000
@@ -66,6 +73,9 @@ struct api_opts {
 #define API_IDLE_TIMEOUT_MS_MIN	     100
 #define API_CONNS_PER_ADDR_DEFAULT   64
 #define API_CONNS_MAX_DEFAULT	     1024
+#define API_SESSION_HOURS_DEFAULT    12
+#define API_SESSION_HOURS_MIN	     1
+#define API_SESSION_HOURS_MAX	     720
 
 /*
  * Serve o->url with o->tls, answering from the database at o->dsn.  NULL

@@ -1,37 +1,95 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* GET /api/v1/activity?host=&user=&session=&since=&until=&limit=&before_id= */
+/*
+ * The activity endpoints (one tree handler):
+ *
+ *   GET /api/v1/activity?host=&user=&session=&q=&since=&until=&limit=&before_id=
+ *   GET /api/v1/activity/sessions?host=&user=&q=&since=&until=&limit=&before_id=
+ */
 #include <errno.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "api/api_priv.h"
 #include "store/learning_queries.h"
 
-void api_handle_activity(nng_aio *aio)
+#define ACTIVITY_PATH "/api/v1/activity"
+
+/* The filters both share; with_session: session= too.  false after answering 400. */
+static bool activity_filter_read(nng_aio *aio, struct api_query *q, bool with_session,
+				 struct activity_filter *f)
 {
-	static const char *const known[] = {"host",  "user",  "session",   "since",
+	*f = (struct activity_filter){.session = -1};
+	f->host_id = api_query_get(q, "host");
+	f->user = api_query_get(q, "user");
+	f->text = api_query_get(q, "q");
+	/* A session is the pid of its root process: an integer column. */
+	if ((with_session && api_query_int(q, "session", 0, INT32_MAX, &f->session) < 0) ||
+	    api_query_time(q, "since", &f->since) < 0 ||
+	    api_query_time(q, "until", &f->until) < 0 ||
+	    api_query_page(q, &f->before_id, &f->limit) < 0) {
+		api_respond_bad_param(aio, q);
+		return false;
+	}
+	return true;
+}
+
+static void activity_list(nng_aio *aio)
+{
+	static const char *const known[] = {"host",  "user",  "session",   "q", "since",
 					    "until", "limit", "before_id", NULL};
-	struct activity_filter f = {.session = -1};
+	struct activity_filter f;
 	json_t *rows = NULL;
 	vigil_err err = {0};
 	struct api_query q;
 	int rc;
 
-	if (!api_begin(aio, known, &q))
+	if (!api_read_query(aio, known, &q) || !activity_filter_read(aio, &q, true, &f))
 		return;
-	f.host_id = api_query_get(&q, "host");
-	f.user = api_query_get(&q, "user");
-	/* A session is the pid of its root process: an integer column. */
-	if (api_query_int(&q, "session", 0, INT32_MAX, &f.session) < 0 ||
-	    api_query_time(&q, "since", &f.since) < 0 ||
-	    api_query_time(&q, "until", &f.until) < 0 ||
-	    api_query_page(&q, &f.before_id, &f.limit) < 0) {
-		api_respond_bad_param(aio, &q);
-		return;
-	}
 	rc = store_activity_list(api_store(aio), &f, &rows, &err);
 	if (rc < 0) {
-		api_respond_store_error(aio, rc, "GET /api/v1/activity", err.msg);
+		api_respond_store_error(aio, rc, "GET " ACTIVITY_PATH, err.msg);
 		return;
 	}
 	api_respond_json(aio, 200, json_pack("{s:o}", "activity", rows));
+}
+
+static void activity_sessions(nng_aio *aio)
+{
+	static const char *const known[] = {"host",  "user",  "q",	   "since",
+					    "until", "limit", "before_id", NULL};
+	struct activity_filter f;
+	json_t *rows = NULL;
+	vigil_err err = {0};
+	struct api_query q;
+	int rc;
+
+	if (!api_read_query(aio, known, &q) || !activity_filter_read(aio, &q, false, &f))
+		return;
+	rc = store_activity_sessions(api_store(aio), &f, &rows, &err);
+	if (rc < 0) {
+		api_respond_store_error(aio, rc, "GET " ACTIVITY_PATH "/sessions", err.msg);
+		return;
+	}
+	api_respond_json(aio, 200, json_pack("{s:o}", "sessions", rows));
+}
+
+void api_handle_activity(nng_aio *aio)
+{
+	char buf[256];
+	const char *rest = api_subpath(aio, ACTIVITY_PATH, buf, sizeof(buf));
+
+	if (rest == NULL)
+		return;
+	if (rest[0] != '\0' && strcmp(rest, "/") != 0 && strcmp(rest, "/sessions") != 0) {
+		api_respond_error(aio, 404, "no such API endpoint");
+		return;
+	}
+	if (!api_method_get(aio)) {
+		api_respond_not_allowed(aio, "GET, HEAD", "use GET on this endpoint");
+		return;
+	}
+	if (strcmp(rest, "/sessions") == 0)
+		activity_sessions(aio);
+	else
+		activity_list(aio);
 }

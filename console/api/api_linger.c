@@ -297,6 +297,42 @@ void api_linger_answer(struct api_linger *lg, nng_aio *aio, char *text, size_t l
 	pthread_mutex_unlock(&lg->lock);
 }
 
+/* A keep-alive answer being written by api_send_whole: freed by its write's callback. */
+struct whole_write {
+	nng_aio *handler; /* the request's aio: finished once the write is */
+	nng_aio *wr;
+	char *text;
+};
+
+static void whole_write_done(void *arg)
+{
+	struct whole_write *w = arg;
+
+	/* No response set: nng's server takes it as answered; an error closes the connection. */
+	nng_aio_finish(w->handler, nng_aio_result(w->wr));
+	free(w->text);
+	nng_aio_reap(w->wr); /* not nng_aio_free: we are in its callback */
+	free(w);
+}
+
+void api_send_whole(nng_aio *aio, char *text, size_t len)
+{
+	struct whole_write *w = calloc(1, sizeof(*w));
+	nng_iov iov = {.iov_buf = text, .iov_len = len};
+
+	if (w == NULL || nng_aio_alloc(&w->wr, whole_write_done, w) != 0) {
+		free(w);
+		free(text);
+		nng_aio_finish(aio, NNG_ENOMEM); /* nng's server closes the connection */
+		return;
+	}
+	w->handler = aio;
+	w->text = text;
+	nng_aio_set_timeout(w->wr, API_LINGER_WRITE_MS);
+	nng_aio_set_iov(w->wr, 1, &iov);
+	nng_http_conn_write_all(nng_aio_get_input(aio, 2), w->wr);
+}
+
 void api_linger_stats(struct api_linger *lg, struct api_linger_stats *ret)
 {
 	pthread_mutex_lock(&lg->lock);

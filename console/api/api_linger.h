@@ -23,7 +23,8 @@
  * it has read the whole answer (so our buffers have drained by then), or
  * until a bounded linger has passed.  Only then does it finish the request,
  * without a response, and nng's server closes the connection.  Keep-alive
- * requests are left to nng's server, which never closes after writing.
+ * answers are written by api_send_whole, in one piece too, and nng's server
+ * then reads the next request.
  *
  * Locking: the set locks itself; api_linger_answer may be called from any
  * thread, nng's included (it never blocks).  A thread of the set's own ends
@@ -75,6 +76,17 @@ bool api_linger_wanted(nng_aio *aio);
  * for the client's delayed ACK (40 ms) now that no close pushes it out.
  */
 void api_linger_answer(struct api_linger *lg, nng_aio *aio, char *text, size_t len);
+
+/*
+ * Answer a keep-alive request of the handler's aio with text[0..len)
+ * (taken, freed here; the whole HTTP answer, without "Connection: close"),
+ * written in one piece for the same reason as above.  aio is finished with
+ * no response once the write is done, and nng's server reads the
+ * connection's next request (http_server.c, http_sconn_cbdone); a write
+ * that fails, or stalls API_LINGER_WRITE_MS because the client stopped
+ * reading, closes the connection.  From any thread; never blocks.
+ */
+void api_send_whole(nng_aio *aio, char *text, size_t len);
 
 /* The counts so far. */
 void api_linger_stats(struct api_linger *lg, struct api_linger_stats *ret);

@@ -3,8 +3,8 @@
 #define VIGIL_CONSOLE_API_PRIV_H
 
 /*
- * What the API's modules (api.c, api_models.c, api_activity.c, api_rules.c)
- * share.  A
+ * What the API's modules (api.c, api_models.c, api_activity.c, api_rules.c,
+ * api_auth.c) share.  A
  * handler runs on one of the API's workers (api_pool.h), never on nng's
  * threads; it answers through the api_respond_* functions exactly once, and
  * they take ownership of the JSON given.
@@ -19,6 +19,7 @@
 #include <nng/supplemental/http/http.h>
 
 #include "api/api.h"
+#include "api/api_auth.h"
 #include "api/api_limits.h"
 #include "api/api_linger.h"
 #include "api/api_pool.h"
@@ -32,6 +33,7 @@ struct api {
 	struct api_pool *pool;	   /* the workers and their database connections */
 	struct api_linger *linger; /* answers to requests that asked to close */
 	struct api_limits *limits; /* idle connections closed, caps per address and in all */
+	struct api_auth *auth;	   /* sign-ins, sessions, the throttle (api_auth.h) */
 	int query_timeout_ms;
 	char token[API_TOKEN_LEN + 1];
 	atomic_uint_fast64_t over_cap; /* answers refused for API_BODY_MAX */
@@ -46,6 +48,14 @@ struct store *api_store(nng_aio *aio);
 
 /* Finish aio with a JSON response; body is consumed (json_decref). */
 void api_respond_json(nng_aio *aio, uint16_t status, json_t *body);
+
+/*
+ * api_respond_json with extra headers (NULL, or name, value, ..., NULL:
+ * Set-Cookie, Retry-After), which must not repeat the ones every answer
+ * has (Content-Type, Cache-Control; WWW-Authenticate on 401, Retry-After
+ * on 503).
+ */
+void api_respond_headers(nng_aio *aio, uint16_t status, json_t *body, const char *const *extra);
 
 /* {"error": msg} with status. */
 void api_respond_error(nng_aio *aio, uint16_t status, const char *msg);
@@ -65,11 +75,20 @@ void api_respond_store_error(nng_aio *aio, int rc, const char *what, const char 
 /*
  * The checks a handler starts with.  Each returns false when it has answered
  * (the handler then returns at once), true to go on.
- *   api_auth:  401 without the right bearer token.
+ *   api_auth:  401 without the right bearer token or a live session's cookie;
+ *              403 for a session's request other than GET/HEAD without its
+ *              X-CSRF-Token, or of a "read" user (api_auth.h).
  *   api_query: 400 when the query has unknown or malformed parameters; q filled.
  *   api_begin: api_auth, then 405 unless GET or HEAD, then api_query.
  */
 bool api_auth(nng_aio *aio);
+
+/*
+ * Who the handler's request was authorized as, once api_auth returned
+ * true in this handler (kept per worker thread; a handler runs on one
+ * worker from start to end).
+ */
+const struct api_caller *api_caller(nng_aio *aio);
 bool api_read_query(nng_aio *aio, const char *const *known, struct api_query *q);
 bool api_begin(nng_aio *aio, const char *const *known, struct api_query *q);
 
@@ -85,11 +104,17 @@ const char *api_subpath(nng_aio *aio, const char *prefix, char *buf, size_t len)
 /* Whether the request's method is GET or HEAD (HEAD: the GET's headers, no body). */
 bool api_method_get(nng_aio *aio);
 
+/* Handler of the audits endpoints (api_audits.c). */
+void api_handle_audits(nng_aio *aio);
+
 /* Handlers of the learning endpoints (api_models.c, api_activity.c). */
 void api_handle_models(nng_aio *aio);
 void api_handle_activity(nng_aio *aio);
 
 /* Handler of the rules endpoints (api_rules.c). */
 void api_handle_rules(nng_aio *aio);
+
+/* Handler of GET /api/v1/status: the storage state and retention (api_status.c). */
+void api_handle_status(nng_aio *aio);
 
 #endif

@@ -7,6 +7,7 @@
  *   vigilctl [API options] models|model|relearn|activity ...  (vigilctl_learning.c)
  *   vigilctl [API options] rules list|show|add|edit|rm|move|export|import|versions ...
  *                                                              (vigilctl_rules.c)
+ *   vigilctl [API options] users list|add|passwd|role|rm ...   (vigilctl_users.c)
  *   vigilctl pki init|issue|show ...
  */
 #include <errno.h>
@@ -49,25 +50,39 @@ static void usage(FILE *f)
 	    f,
 	    "usage: vigilctl [--api URL] [--ca FILE] [--token-file FILE] COMMAND ...\n"
 	    "  hosts [--json]       the fleet: every host, connected or not\n"
-	    "  audits [--host H] [--kind K] [--service S] [--rule R] [--effect E] [--since T]\n"
-	    "         [--until T] [--limit N] [--before-id ID] [--json]\n"
+	    "  audits [--host H] [--kind K] [--service S] [--rule R] [--effect E]\n"
+	    "         [--severity S] [--since T] [--until T] [--limit N] [--before-id ID] "
+	    "[--json]\n"
 	    "                       what an operator must look at, newest first\n"
+	    "  audits summary [--host H] [--since T] [--until T] [--json]\n"
+	    "                       audits over time (default the last 24 h) by severity and host\n"
+	    "  audit ID [--json]    one audit: what happened, the process chain, what was "
+	    "expected\n"
+	    "  accept ID [--json]   take what a model's deviation reported into the model\n"
 	    "  models [--host H] [--service S] [--state learning|active] [--limit N]\n"
 	    "         [--before-id ID] [--json]\n"
 	    "                       the services' models, newest first\n"
 	    "  model ID [--json]    one model: what each executable of the service does\n"
 	    "  relearn ID           ask the model's defender to learn the service again\n"
-	    "  activity [--host H] [--user U] [--session N] [--since T] [--until T] [--limit N]\n"
-	    "         [--before-id ID] [--json]\n"
+	    "  activity [--host H] [--user U] [--session N] [--q TEXT] [--since T] [--until T]\n"
+	    "         [--limit N] [--before-id ID] [--json]\n"
 	    "                       what people did in interactive sessions, newest first\n"
+	    "  sessions [--host H] [--user U] [--q TEXT] [--since T] [--until T] [--limit N]\n"
+	    "         [--before-id ID] [--json]\n"
+	    "                       the interactive sessions, the latest first\n"
 	    "  rules list|show|add|edit|rm|move|export|import|versions|version|rehearse ...\n"
 	    "                       the operators' rules, versioned, and what one would have\n"
 	    "                       done over past events (vigilctl rules --help)\n"
+	    "  users list|add|passwd|role|rm ...\n"
+	    "                       who signs in to the web UI, and as what (users --help)\n"
 	    "  pki init|issue|show  certificate authority and host certificates\n"
 	    "API options (defaults read the local console's state in %s, or $VIGIL_HOME/console):\n"
 	    "  --api URL            console API; default %s (or $VIGIL_API)\n"
 	    "  --ca FILE            CA that signed the console's certificate\n"
-	    "  --token-file FILE    API bearer token (or $VIGIL_API_TOKEN)\n",
+	    "  --token-file FILE    API bearer token (or $VIGIL_API_TOKEN)\n"
+	    "COMMAND --help prints that command's usage.  Exit codes: 0 done; 1 refused by the\n"
+	    "console or by vigilctl; 2 usage; 3 the console not reached (or no answer to a "
+	    "write).\n",
 	    DEFAULT_STATE_DIR, DEFAULT_API);
 }
 
@@ -108,6 +123,7 @@ static json_t *answer_json(struct ctl *c, const char *path, int status, char *bo
 	json_error_t jerr;
 	json_t *doc = json_loads(body, 0, &jerr);
 
+	c->failure = CTL_EXIT_REFUSED;
 	if (status < 200 || status > 299) {
 		json_t *e = doc != NULL ? json_object_get(doc, "error") : NULL;
 		fprintf(stderr, "vigilctl: %s%s answered %d: %s\n", c->api, path, status,
@@ -126,12 +142,14 @@ json_t *ctl_get_json(struct ctl *c, const char *path)
 {
 	vigil_err err = {0};
 	char *body = NULL;
-	int status;
+	int status, rc;
 
+	c->failure = CTL_EXIT_REFUSED;
 	if (ctl_load_token(c) < 0)
 		return NULL;
-	if (apiclient_get(c->api, path, c->token, c->ca, &status, &body, &err) < 0) {
+	if ((rc = apiclient_get(c->api, path, c->token, c->ca, &status, &body, &err)) < 0) {
 		fprintf(stderr, "vigilctl: %s\n", err.msg);
+		c->failure = CTL_EXIT_UNREACHED; /* as the rules commands: no answer came */
 		return NULL;
 	}
 	return answer_json(c, path, status, body);
@@ -143,18 +161,26 @@ json_t *ctl_post_json(struct ctl *c, const char *path, const char *if_lost)
 	char *body = NULL;
 	int status, rc;
 
+	c->failure = CTL_EXIT_REFUSED;
 	if (ctl_load_token(c) < 0)
 		return NULL;
 	rc = apiclient_post(c->api, path, NULL, c->token, c->ca, &status, &body, &err);
 	if (rc == -EPROTO) {
 		fprintf(stderr, "vigilctl: %s.\nvigilctl: %s\n", err.msg, if_lost);
+		c->failure = CTL_EXIT_UNREACHED;
 		return NULL;
 	}
 	if (rc < 0) {
 		fprintf(stderr, "vigilctl: %s\n", err.msg);
+		c->failure = CTL_EXIT_UNREACHED; /* as the rules commands: no answer came */
 		return NULL;
 	}
 	return answer_json(c, path, status, body);
+}
+
+int ctl_failure(const struct ctl *c)
+{
+	return c->failure != 0 ? c->failure : CTL_EXIT_REFUSED;
 }
 
 const char *ctl_term(const char *s)
@@ -303,12 +329,12 @@ static int cmd_hosts(struct ctl *c, int argc, char **argv)
 		if (strcmp(argv[k], "--json") == 0) {
 			json_out = 1;
 		} else {
-			fprintf(stderr, "vigilctl hosts: unknown option '%s'\n", argv[k]);
-			return 2;
+			fprintf(stderr, "vigilctl hosts: unknown option '%s'\n", ctl_term(argv[k]));
+			return CTL_EXIT_USAGE;
 		}
 	}
 	if ((doc = ctl_get_json(c, "/api/v1/hosts")) == NULL)
-		return 1;
+		return ctl_failure(c);
 	hosts = json_object_get(doc, "hosts");
 	if (!json_is_array(hosts)) {
 		fprintf(stderr, "vigilctl: the API's answer has no 'hosts' list\n");
@@ -429,40 +455,47 @@ int ctl_query_opts(const char *cmd, int argc, char **argv, const char *const *na
 	return 0;
 }
 
-static int cmd_audits(struct ctl *c, int argc, char **argv)
+/*
+ * "COMMAND --help" (or -h) for the commands whose usage is one line of
+ * usage(): that line and what follows it.  rules, pki and users print
+ * their own.  true when it printed.
+ */
+static bool command_help(int argc, char **argv)
 {
-	static const char *const params[] = {"host",  "kind",  "service", "rule",      "effect",
-					     "since", "until", "limit",	  "before-id", NULL};
-	char path[4096] = "/api/v1/audits";
-	bool json_out;
-	json_t *doc, *audits, *a;
-	size_t i;
-	int rc;
+	static const char *const simple[] = {"hosts", "audits",	 "audit",    "accept",	 "models",
+					     "model", "relearn", "activity", "sessions", NULL};
+	bool asked = false;
+	char *text = NULL, *line;
+	size_t len = 0;
+	FILE *f;
 
-	if ((rc = ctl_query_opts("audits", argc, argv, params, path, sizeof(path), &json_out)) != 0)
-		return rc;
-	if ((doc = ctl_get_json(c, path)) == NULL)
-		return 1;
-	audits = json_object_get(doc, "audits");
-	if (json_out) {
-		json_dumpf(audits, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
-		putchar('\n');
-		json_decref(doc);
-		return 0;
+	for (int k = 1; k < argc; k++)
+		asked = asked || strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0;
+	for (size_t i = 0; asked && simple[i] != NULL; i++) {
+		size_t n = strlen(simple[i]);
+		bool in = false;
+
+		if (strcmp(argv[0], simple[i]) != 0)
+			continue;
+		if ((f = open_memstream(&text, &len)) == NULL)
+			return false;
+		usage(f);
+		fclose(f);
+		/* Its lines: "  NAME ..." and the indented ones after it. */
+		for (line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+			if (strncmp(line, "  ", 2) == 0 && line[2] != ' ')
+				in = strncmp(line + 2, simple[i], n) == 0 &&
+				     (line[2 + n] == ' ' || line[2 + n] == '\0');
+			else if (strncmp(line, "  ", 2) != 0)
+				in = false;
+			if (in)
+				printf("%s\n", line);
+		}
+		printf("(vigilctl --help: the API options and exit codes)\n");
+		free(text);
+		return true;
 	}
-	/* EFFECT and RULE are "-" for audits that are not deviations, RULE when no rule decided. */
-	printf("%-8s %-20s %-20s %-16s %-8s %-7s %-16s %s\n", "ID", "TIME", "HOST", "KIND",
-	       "SEVERITY", "EFFECT", "RULE", "SUMMARY");
-	json_array_foreach(audits, i, a)
-	{
-		printf("%-8lld %-.19sZ %-20s %-16s %-8s %-7s %-16s %s\n",
-		       (long long)json_integer_value(json_object_get(a, "id")), ctl_str(a, "ts"),
-		       ctl_str(a, "host_id"), ctl_str(a, "kind"), ctl_str(a, "severity"),
-		       ctl_str(a, "effect"), ctl_str(a, "rule"), ctl_str(a, "summary"));
-	}
-	printf("%zu audit(s)\n", json_array_size(audits));
-	json_decref(doc);
-	return 0;
+	return false;
 }
 
 int main(int argc, char **argv)
@@ -506,10 +539,18 @@ int main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
+	if (command_help(argc, argv))
+		return CTL_EXIT_OK;
 	if (strcmp(argv[0], "hosts") == 0)
 		return cmd_hosts(&c, argc, argv);
 	if (strcmp(argv[0], "audits") == 0)
-		return cmd_audits(&c, argc, argv);
+		return ctl_cmd_audits(&c, argc, argv);
+	if (strcmp(argv[0], "audit") == 0)
+		return ctl_cmd_audit(&c, argc, argv);
+	if (strcmp(argv[0], "accept") == 0)
+		return ctl_cmd_accept(&c, argc, argv);
+	if (strcmp(argv[0], "sessions") == 0)
+		return ctl_cmd_sessions(&c, argc, argv);
 	if (strcmp(argv[0], "models") == 0)
 		return ctl_cmd_models(&c, argc, argv);
 	if (strcmp(argv[0], "model") == 0)
@@ -520,6 +561,8 @@ int main(int argc, char **argv)
 		return ctl_cmd_activity(&c, argc, argv);
 	if (strcmp(argv[0], "rules") == 0)
 		return ctl_cmd_rules(&c, argc, argv);
+	if (strcmp(argv[0], "users") == 0)
+		return ctl_cmd_users(&c, argc, argv);
 	if (strcmp(argv[0], "pki") == 0) {
 		optind = 1; /* the subcommand parses its own options */
 		return vigilctl_pki_main(argc, argv);

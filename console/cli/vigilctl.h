@@ -18,7 +18,24 @@ struct ctl {
 	const char *ca;
 	const char *token_file;
 	char token[256];
+	int failure; /* the exit code of the last failed request (ctl_failure) */
 };
+
+/*
+ * The exit codes every command keeps (docs/api.md, "vigilctl"): done;
+ * refused by the console (an error answer) or by vigilctl itself (no token,
+ * a bad file); a usage error; the console not reached, or no answer to a
+ * request vigilctl could not safely send again.
+ */
+enum {
+	CTL_EXIT_OK = 0,
+	CTL_EXIT_REFUSED = 1,
+	CTL_EXIT_USAGE = 2,
+	CTL_EXIT_UNREACHED = 3,
+};
+
+/* After a ctl_get_json / ctl_post_json that returned NULL: the exit code for it. */
+int ctl_failure(const struct ctl *c);
 
 /*
  * Read the API token (--token-file, $VIGIL_API_TOKEN, the local console's)
@@ -59,8 +76,17 @@ int ctl_cmd_models(struct ctl *c, int argc, char **argv);
 int ctl_cmd_model(struct ctl *c, int argc, char **argv);
 int ctl_cmd_relearn(struct ctl *c, int argc, char **argv);
 int ctl_cmd_activity(struct ctl *c, int argc, char **argv);
+int ctl_cmd_sessions(struct ctl *c, int argc, char **argv);
+
+/* The audit commands (vigilctl_audits.c). */
+int ctl_cmd_audits(struct ctl *c, int argc, char **argv);
+int ctl_cmd_audit(struct ctl *c, int argc, char **argv);
+int ctl_cmd_accept(struct ctl *c, int argc, char **argv);
 
 /* vigilctl rules ... (vigilctl_rules.c); returns the exit code. */
 int ctl_cmd_rules(struct ctl *c, int argc, char **argv);
+
+/* vigilctl users ... (vigilctl_users.c); returns the exit code. */
+int ctl_cmd_users(struct ctl *c, int argc, char **argv);
 
 #endif

@@ -6,6 +6,7 @@
  *   model ID [--json]           one model, per executable and kind
  *   relearn ID                  queue a relearn for the model's defender
  *   activity [filters] [--json] the interactive sessions' activity log
+ *   sessions [filters] [--json] the interactive sessions, one line each
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -47,7 +48,7 @@ int ctl_cmd_models(struct ctl *c, int argc, char **argv)
 	if ((rc = ctl_query_opts("models", argc, argv, params, path, sizeof(path), &json_out)) != 0)
 		return rc;
 	if ((doc = ctl_get_json(c, path)) == NULL)
-		return 1;
+		return ctl_failure(c);
 	models = json_object_get(doc, "models");
 	if (json_out) {
 		print_json(models);
@@ -170,7 +171,7 @@ int ctl_cmd_model(struct ctl *c, int argc, char **argv)
 		return 2;
 	snprintf(path, sizeof(path), "/api/v1/models/%s", id);
 	if ((m = ctl_get_json(c, path)) == NULL)
-		return 1;
+		return ctl_failure(c);
 	if (json_out) {
 		print_json(m);
 		json_decref(m);
@@ -199,7 +200,7 @@ int ctl_cmd_relearn(struct ctl *c, int argc, char **argv)
 			  "the relearn may have been queued: 'vigilctl models' marks a model whose"
 			  " relearn is pending with '*'; check before asking again");
 	if (r == NULL)
-		return 1;
+		return ctl_failure(c);
 	if (json_is_true(json_object_get(r, "already_pending")))
 		printf("a relearn of %s on %s is already pending (command %lld)\n",
 		       ctl_str(r, "service"), ctl_str(r, "host"), int_field(r, "command_id"));
@@ -213,7 +214,7 @@ int ctl_cmd_relearn(struct ctl *c, int argc, char **argv)
 
 int ctl_cmd_activity(struct ctl *c, int argc, char **argv)
 {
-	static const char *const params[] = {"host",  "user",  "session",   "since",
+	static const char *const params[] = {"host",  "user",  "session",   "q", "since",
 					     "until", "limit", "before-id", NULL};
 	char path[4096] = "/api/v1/activity";
 	json_t *doc, *rows, *a;
@@ -225,7 +226,7 @@ int ctl_cmd_activity(struct ctl *c, int argc, char **argv)
 	    0)
 		return rc;
 	if ((doc = ctl_get_json(c, path)) == NULL)
-		return 1;
+		return ctl_failure(c);
 	rows = json_object_get(doc, "activity");
 	if (json_out) {
 		print_json(rows);
@@ -243,6 +244,43 @@ int ctl_cmd_activity(struct ctl *c, int argc, char **argv)
 		       ctl_str(a, "summary"));
 	}
 	printf("%zu activity row(s)\n", json_array_size(rows));
+	json_decref(doc);
+	return 0;
+}
+
+int ctl_cmd_sessions(struct ctl *c, int argc, char **argv)
+{
+	static const char *const params[] = {"host",  "user",  "q",	    "since",
+					     "until", "limit", "before-id", NULL};
+	char path[4096] = "/api/v1/activity/sessions";
+	json_t *doc, *rows, *s;
+	bool json_out;
+	size_t i;
+	int rc;
+
+	if ((rc = ctl_query_opts("sessions", argc, argv, params, path, sizeof(path), &json_out)) !=
+	    0)
+		return rc;
+	if ((doc = ctl_get_json(c, path)) == NULL)
+		return ctl_failure(c);
+	rows = json_object_get(doc, "sessions");
+	if (json_out) {
+		print_json(rows);
+		json_decref(doc);
+		return 0;
+	}
+	printf("%-20s %-8s %-12s %-8s %-20s %-20s %8s %8s\n", "HOST", "SESSION", "USER", "TTY",
+	       "FIRST", "LAST", "COMMANDS", "EVENTS");
+	json_array_foreach(rows, i, s)
+	{
+		printf("%-20s %-8lld %-12s %-8s %-.19sZ %-.19sZ %8lld %8lld\n", ctl_str(s, "host"),
+		       int_field(s, "session"), ctl_str(s, "user"),
+		       ctl_str(s, "tty")[0] != '\0' ? ctl_str(s, "tty") : "-",
+		       ctl_str(s, "first_ts"), ctl_str(s, "last_ts"), int_field(s, "commands"),
+		       int_field(s, "events"));
+	}
+	printf("%zu session(s); a session's rows: vigilctl activity --host H --session N\n",
+	       json_array_size(rows));
 	json_decref(doc);
 	return 0;
 }

@@ -98,6 +98,7 @@ static void convert_deltas(const Vigil__Batch *pb, struct batch_decode *w)
 						 .state = d->state,
 						 .learning_since_ms = d->learning_since_ms,
 						 .active_since_ms = d->active_since_ms,
+						 .learn_until_ms = d->learn_until_ms,
 						 .learn_drops = d->learn_drops,
 						 .note = d->note,
 						 .reset = d->reset,

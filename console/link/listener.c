@@ -19,6 +19,7 @@
 #include "store/host_commands.h"
 #include "store/host_rules.h"
 #include "store/ingest.h"
+#include "store/storage_state.h"
 #include "log.h"
 #include "tls.h"
 #include "utf8.h"
@@ -326,6 +327,9 @@ static nng_msg *reply_full(uint64_t seq, Vigil__Reply__Status status, const char
 		pb[i].id = cmds[i].id;
 		pb[i].kind = (char *)cmds[i].kind;
 		pb[i].service = (char *)cmds[i].service;
+		pb[i].exe = (char *)cmds[i].exe;
+		pb[i].entry_kind = (char *)cmds[i].entry_kind;
+		pb[i].pattern = (char *)cmds[i].pattern;
 		pp[i] = &pb[i];
 		r.n_commands = i + 1;
 	}
@@ -753,11 +757,17 @@ static nng_msg *handle_batch(struct listener *l, const char *host_id, const Vigi
 	w.b.incarnation = env->incarnation;
 	rc = store_ingest(worker_store, host_id, env->seq, &w.b, &res, &err);
 	if (rc < 0) {
-		if (rc == -EINVAL)
+		if (rc == -EINVAL) {
 			audit_refused(host_id, env->incarnation, env->seq, err.msg);
-		else
+		} else if (storage_state_is_full()) {
+			/* The sweeper says so once; a busy fleet would repeat it per batch. */
+			storage_state_refused();
+			log_debug("batch %llu from host %s not stored: %s",
+				  (unsigned long long)env->seq, host_id, err.msg);
+		} else {
 			log_warn("batch %llu from host %s not stored: %s",
 				 (unsigned long long)env->seq, host_id, err.msg);
+		}
 		batch_decode_free(&w);
 		return reply_msg(env->seq, status_for(rc), err.msg, l->heartbeat_interval_ms);
 	}

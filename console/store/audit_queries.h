@@ -13,8 +13,9 @@ struct audit_filter {
 	const char *host_id;
 	const char *kind;
 	const char *service;
-	const char *rule;   /* the rule that decided a deviation */
-	const char *effect; /* alert, prevent or block (deviations only) */
+	const char *rule;     /* the rule that decided a deviation */
+	const char *effect;   /* alert, prevent or block (deviations only) */
+	const char *severity; /* low, medium, high */
 	const char *since;
 	const char *until;
 	int64_t before_id; /* paging: only audits older than this id */
@@ -33,5 +34,19 @@ struct audit_filter {
  * A malformed time in f is -EINVAL (the database says which).
  */
 int store_audits_list(struct store *st, const struct audit_filter *f, json_t **ret, vigil_err *err);
+
+/* One audit, as store_audits_list has it; -ENOENT when there is none with id. */
+int store_audit_get(struct store *st, int64_t id, json_t **ret, vigil_err *err);
+
+/*
+ * Audits over time, from f's since/until (default: the 24 hours up to now)
+ * and host_id (the other fields are ignored): {since, until, bucket_s,
+ * buckets: [{ts, low, medium, high}], hosts: [{host, total, buckets: [n,
+ * ...]}]} in about 48 buckets of a round length (1 min to 7 days), the
+ * hosts with audits in the window only, by host id.  -ERANGE when since is
+ * not before until; -EINVAL for a time the database cannot read.
+ */
+int store_audits_summary(struct store *st, const struct audit_filter *f, json_t **ret,
+			 vigil_err *err);
 
 #endif

@@ -28,8 +28,12 @@
 
 struct store_command {
 	uint64_t id;
-	char kind[16];			     /* "relearn" */
+	char kind[16];			     /* "relearn", "accept" */
 	char service[LEARN_SERVICE_MAX + 1]; /* the model's service */
+	/* accept: the entry to add to the model (section, entry kind, pattern); else "". */
+	char exe[LEARN_PATH_MAX + 1];
+	char entry_kind[16];
+	char pattern[LEARN_PATH_MAX + 1];
 };
 
 /*
@@ -51,5 +55,17 @@ int store_commands_sync(struct store *st, const char *host_id, const uint64_t *d
  * an unknown model.
  */
 int store_model_relearn(struct store *st, int64_t model_id, json_t **ret, vigil_err *err);
+
+/*
+ * Accept what audit audit_id reported into its service's model: a pending
+ * "accept" command for the audit's host with the deviation's section (exe),
+ * the model entry kind of its kind and its object as the pattern.  As with
+ * relearn, an identical pending command is returned instead of a second.
+ * *ret: {"command_id", "host", "service", "exe", "kind", "pattern",
+ * "already_pending"}.  -ENOENT: no such audit; -EPERM with err saying why:
+ * the audit is not a model's deviation that can be accepted (a deny list's,
+ * a rewritten argument, a console audit, or one missing its service).
+ */
+int store_audit_accept(struct store *st, int64_t audit_id, json_t **ret, vigil_err *err);
 
 #endif

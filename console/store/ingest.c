@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "store/storage_state.h"
 #include "store/store_priv.h"
 
 /* Whether the database will take this event: valid JSON object, UTF-8 comm, pids in range. */
@@ -336,6 +337,9 @@ static int ingest_once(struct store *st, const char *host_id, uint64_t seq,
 		goto out;
 	stream_remember(st, host_id, b->incarnation);
 	res->stored = b->nevents - a->nskipped;
+	/* New data went to disk: the disk takes data again, if it was full. */
+	if (res->stored > 0)
+		storage_state_ok();
 	res->refused = a->nskipped;
 	res->malformed = p.count;
 	res->new_stream = new_stream;
@@ -411,6 +415,14 @@ int store_ingest(struct store *st, const char *host_id, uint64_t seq, const stru
 	}
 	pthread_mutex_lock(&st->lock);
 	rc = ingest_once(st, host_id, seq, b, &a, res, err);
+	if (rc == -EEXIST)
+		/*
+		 * A day's partition attached while this COPY routed chunks of
+		 * that day to the default partition (23514, retention.h): the
+		 * new partition is there now.  Anything else of class 23 fails
+		 * again the same way.
+		 */
+		rc = ingest_once(st, host_id, seq, b, &a, res, err);
 	if (rc == -EINVAL) {
 		/* The database refused some event's data: find and leave out the bad ones. */
 		skip = calloc(b->nevents ? b->nevents : 1, sizeof(bool));

@@ -98,6 +98,7 @@ struct store_model_delta {
 	const char *service;
 	const char *state;
 	uint64_t learning_since_ms, active_since_ms; /* 0: not set */
+	uint64_t learn_until_ms; /* while learning: the window's end; 0: unknown */
 	uint64_t learn_drops;
 	const char *note;
 	bool reset;				 /* drop every stored entry before applying these */

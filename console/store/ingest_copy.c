@@ -7,8 +7,10 @@
  * Events go binary because they are the console's bulk: PostgreSQL then
  * reads each field by its length instead of scanning every byte of the
  * line for escapes, and takes integers and times as they are instead of
- * parsing text.  The json body and the text fields are still checked by
- * PostgreSQL (UTF-8, JSON syntax) exactly as in text format.
+ * parsing text.  The json bodies and the text fields are still checked by
+ * PostgreSQL (UTF-8, JSON syntax) exactly as in text format.  They go as
+ * chunks (migration 13): one event_chunks row per batch and UTC day, each
+ * column an array of the events' values, which PostgreSQL compresses.
  */
 #include <endian.h>
 #include <errno.h>
@@ -158,9 +160,16 @@ static int copy_run(struct store *st, const char *sql, struct copybuf *b, const 
 /* Binary COPY: the signature, flags (no OIDs) and an empty header extension. */
 static const char copy_bin_header[] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
 #define COPY_BIN_HEADER_LEN (sizeof(copy_bin_header) - 1)
-#define EVENT_FIELDS	    10
+#define CHUNK_FIELDS	    13
 /* timestamptz counts microseconds from 2000-01-01 00:00:00 UTC. */
 #define PG_EPOCH_UNIX_US 946684800000000LL
+#define DAY_US		 86400000000LL
+/* Element types of the chunk's arrays (pg_type.oid, fixed since PostgreSQL 7). */
+#define OID_INT8	20
+#define OID_INT4	23
+#define OID_TEXT	25
+#define OID_JSON	114
+#define OID_TIMESTAMPTZ 1184
 
 static void cb_i16(struct copybuf *b, int16_t v)
 {
@@ -174,7 +183,7 @@ static void cb_i32(struct copybuf *b, int32_t v)
 	cb_put(b, (const char *)&be, 4);
 }
 
-/* A field: its length, then its bytes. */
+/* A field (or an array element): its length, then its bytes. */
 static void cb_field_i32(struct copybuf *b, int32_t v)
 {
 	cb_i32(b, 4);
@@ -198,51 +207,168 @@ static void cb_field_text(struct copybuf *b, const char *s)
 }
 
 /*
- * One events row in binary.  pid and ppid are integer columns: a value past
- * INT32_MAX is refused here as the database would refuse it in text (false),
- * so that the caller leaves the event out instead of storing it wrapped.
+ * A one-dimensional array field without NULLs of n elements of type oid
+ * (array_recv's format): the field's length is patched in by
+ * cb_array_end, once its elements are written.  Returns where it goes.
  */
-static bool cb_row_bin(struct copybuf *b, const char *host_id, uint64_t seq, size_t idx,
-		       const struct store_event *e)
+static size_t cb_array_begin(struct copybuf *b, uint32_t oid, size_t n)
 {
-	if (e->pid > INT32_MAX || e->ppid > INT32_MAX)
-		return false;
-	cb_i16(b, EVENT_FIELDS);
-	cb_field_text(b, host_id);
-	cb_field_i64(b, (int64_t)seq);
-	cb_field_i32(b, (int32_t)idx);
-	cb_field_text(b, type_name(e->type));
-	cb_field_i64(b, (int64_t)(e->ts_ns / 1000) - PG_EPOCH_UNIX_US);
-	cb_field_i32(b, (int32_t)e->pid);
-	cb_field_i32(b, (int32_t)e->ppid);
-	cb_field_i64(b, (int64_t)e->uid);
-	cb_field_text(b, e->comm != NULL ? e->comm : "");
-	cb_field_text(b, e->json != NULL ? e->json : "{}");
-	return true;
+	size_t at = b->len;
+
+	cb_i32(b, 0); /* the field's length, patched */
+	cb_i32(b, 1); /* dimensions */
+	cb_i32(b, 0); /* flags: no NULLs */
+	cb_i32(b, (int32_t)oid);
+	cb_i32(b, (int32_t)n); /* elements (at most INGEST_EVENTS_MAX) */
+	cb_i32(b, 1);	       /* lower bound */
+	return at;
 }
 
+static void cb_array_end(struct copybuf *b, size_t at)
+{
+	uint32_t be;
+
+	if (b->oom)
+		return;
+	/* One chunk holds at most INGEST_EVENTS_MAX events of INGEST_JSON_MAX: far below 2 GiB. */
+	be = htobe32((uint32_t)(b->len - at - 4));
+	memcpy(b->p + at, &be, 4);
+}
+
+/* An event's time as microseconds since the Unix epoch. */
+static int64_t event_us(const struct store_event *e)
+{
+	return (int64_t)(e->ts_ns / 1000);
+}
+
+/* Which UTC day an event falls on: a chunk holds one day, its partition's. */
+static int64_t event_day(const struct store_event *e)
+{
+	return event_us(e) / DAY_US;
+}
+
+/* An event kept for the COPY, with the day that decides its chunk. */
+struct chunk_slot {
+	int64_t day;
+	size_t idx;
+};
+
+static int slot_cmp(const void *a, const void *b)
+{
+	const struct chunk_slot *x = a, *y = b;
+
+	if (x->day != y->day)
+		return x->day < y->day ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/*
+ * One event_chunks row: the events of slots[0..n) (one day, in batch
+ * order), each column an array with one element per event.
+ */
+static void cb_chunk_row(struct copybuf *b, const char *host_id, uint64_t seq,
+			 const struct store_event *events, const struct chunk_slot *slots, size_t n)
+{
+	int64_t first = INT64_MAX, last = INT64_MIN;
+	size_t at;
+
+	for (size_t i = 0; i < n; i++) {
+		int64_t us = event_us(&events[slots[i].idx]);
+
+		first = us < first ? us : first;
+		last = us > last ? us : last;
+	}
+	cb_i16(b, CHUNK_FIELDS);
+	cb_field_text(b, host_id);
+	cb_field_i64(b, (int64_t)seq);
+	cb_field_i64(b, first - PG_EPOCH_UNIX_US);
+	cb_field_i64(b, last - PG_EPOCH_UNIX_US);
+	cb_field_i32(b, (int32_t)n);
+	at = cb_array_begin(b, OID_INT4, n);
+	for (size_t i = 0; i < n; i++)
+		cb_field_i32(b, (int32_t)slots[i].idx);
+	cb_array_end(b, at);
+	at = cb_array_begin(b, OID_TEXT, n);
+	for (size_t i = 0; i < n; i++)
+		cb_field_text(b, type_name(events[slots[i].idx].type));
+	cb_array_end(b, at);
+	at = cb_array_begin(b, OID_TIMESTAMPTZ, n);
+	for (size_t i = 0; i < n; i++)
+		cb_field_i64(b, event_us(&events[slots[i].idx]) - PG_EPOCH_UNIX_US);
+	cb_array_end(b, at);
+	at = cb_array_begin(b, OID_INT4, n);
+	for (size_t i = 0; i < n; i++)
+		cb_field_i32(b, (int32_t)events[slots[i].idx].pid);
+	cb_array_end(b, at);
+	at = cb_array_begin(b, OID_INT4, n);
+	for (size_t i = 0; i < n; i++)
+		cb_field_i32(b, (int32_t)events[slots[i].idx].ppid);
+	cb_array_end(b, at);
+	at = cb_array_begin(b, OID_INT8, n);
+	for (size_t i = 0; i < n; i++)
+		cb_field_i64(b, (int64_t)events[slots[i].idx].uid);
+	cb_array_end(b, at);
+	at = cb_array_begin(b, OID_TEXT, n);
+	for (size_t i = 0; i < n; i++) {
+		const char *comm = events[slots[i].idx].comm;
+
+		cb_field_text(b, comm != NULL ? comm : "");
+	}
+	cb_array_end(b, at);
+	at = cb_array_begin(b, OID_JSON, n);
+	for (size_t i = 0; i < n; i++) {
+		const char *json = events[slots[i].idx].json;
+
+		cb_field_text(b, json != NULL ? json : "{}");
+	}
+	cb_array_end(b, at);
+}
+
+/*
+ * The batch's events (those not in skip) as event_chunks rows, one per UTC
+ * day they fall on (nearly always one: a batch spans at most a few
+ * seconds).  pid and ppid are integer columns: a value past INT32_MAX is
+ * refused here (-EINVAL) as the database would refuse it in text, so that
+ * the caller leaves the event out instead of storing it wrapped.
+ */
 int ingest_copy_events(struct store *st, const char *host_id, uint64_t seq,
 		       const struct store_event *events, size_t n, const bool *skip, vigil_err *err)
 {
 	struct copybuf b = {0};
+	struct chunk_slot *slots;
+	size_t kept = 0;
 
-	cb_put(&b, copy_bin_header, COPY_BIN_HEADER_LEN);
+	slots = calloc(n > 0 ? n : 1, sizeof(*slots));
+	if (slots == NULL)
+		return verr_set(err, -ENOMEM, "storing events: out of memory");
 	for (size_t i = 0; i < n; i++) {
 		if (skip != NULL && skip[i])
 			continue;
-		if (!cb_row_bin(&b, host_id, seq, i, &events[i])) {
-			free(b.p);
+		if (events[i].pid > INT32_MAX || events[i].ppid > INT32_MAX) {
+			free(slots);
 			return verr_set(
 			    err, -EINVAL,
 			    "storing events: event %zu: pid %u or ppid %u is out of range", i,
 			    events[i].pid, events[i].ppid);
 		}
+		slots[kept].day = event_day(&events[i]);
+		slots[kept++].idx = i;
+	}
+	/* Events of one day together, in batch order within it. */
+	qsort(slots, kept, sizeof(*slots), slot_cmp);
+	cb_put(&b, copy_bin_header, COPY_BIN_HEADER_LEN);
+	for (size_t i = 0, j; i < kept; i = j) {
+		for (j = i + 1; j < kept && slots[j].day == slots[i].day; j++)
+			;
+		cb_chunk_row(&b, host_id, seq, events, slots + i, j - i);
 	}
 	cb_i16(&b, -1);
-	return copy_run(st,
-			"COPY events (host_id, seq, idx, type, ts, pid, ppid, uid, comm, body)"
-			" FROM STDIN (FORMAT binary)",
-			&b, "storing events", err);
+	free(slots);
+	return copy_run(
+	    st,
+	    "COPY event_chunks (host_id, seq, ts_first, ts_last, n, e_idx, e_type, e_ts,"
+	    " e_pid, e_ppid, e_uid, e_comm, e_body) FROM STDIN (FORMAT binary)",
+	    &b, "storing events", err);
 }
 
 /*

@@ -27,7 +27,14 @@
 						      "c.host_id = m.host_id"                      \
 						      " AND c.service = m.service AND c.kind = "   \
 						      "'relearn' AND c.acked_at IS NULL),"         \
-						      " " TS_UTC("m.updated_at")
+						      " " TS_UTC("m.updated_at") ","               \
+										 " CASE WHEN "     \
+										 "m.state = "      \
+										 "'learning' "     \
+										 "THEN " TS_UTC(   \
+										     "m.learn_"    \
+										     "until") " E" \
+											      "ND"
 
 static json_int_t int_at(const PGresult *res, int row, int col)
 {
@@ -42,13 +49,14 @@ static json_t *int_or_null(const PGresult *res, int row, int col)
 
 static json_t *model_json(const PGresult *res, int row)
 {
-	return json_pack(
-	    "{s:I,s:s,s:s,s:s,s:o,s:o,s:I,s:s,s:I,s:b,s:s}", "id", int_at(res, row, 0), "host",
-	    PQgetvalue(res, row, 1), "service", PQgetvalue(res, row, 2), "state",
-	    PQgetvalue(res, row, 3), "learning_since", store_json_text(res, row, 4), "active_since",
-	    store_json_text(res, row, 5), "learn_drops", int_at(res, row, 6), "note",
-	    PQgetvalue(res, row, 7), "entries", int_at(res, row, 8), "relearn_pending",
-	    strcmp(PQgetvalue(res, row, 9), "t") == 0, "updated_at", PQgetvalue(res, row, 10));
+	return json_pack("{s:I,s:s,s:s,s:s,s:o,s:o,s:I,s:s,s:I,s:b,s:s,s:o}", "id",
+			 int_at(res, row, 0), "host", PQgetvalue(res, row, 1), "service",
+			 PQgetvalue(res, row, 2), "state", PQgetvalue(res, row, 3),
+			 "learning_since", store_json_text(res, row, 4), "active_since",
+			 store_json_text(res, row, 5), "learn_drops", int_at(res, row, 6), "note",
+			 PQgetvalue(res, row, 7), "entries", int_at(res, row, 8), "relearn_pending",
+			 strcmp(PQgetvalue(res, row, 9), "t") == 0, "updated_at",
+			 PQgetvalue(res, row, 10), "learn_until", store_json_text(res, row, 11));
 }
 
 /* Each row of res through to_json into a new array; NULL when out of memory. */
@@ -193,6 +201,29 @@ int store_model_get(struct store *st, int64_t id, json_t **ret, vigil_err *err)
 	return rc;
 }
 
+/*
+ * text as an ILIKE pattern that matches it anywhere, its own % _ and \
+ * escaped (the statement says ESCAPE '\'); NULL for NULL text or out of
+ * memory.  The text stays a parameter: nothing of it reaches the SQL.
+ */
+static char *like_pattern(const char *text)
+{
+	char *out, *p;
+
+	if (text == NULL || (out = malloc(strlen(text) * 2 + 3)) == NULL)
+		return NULL;
+	p = out;
+	*p++ = '%';
+	for (const char *t = text; *t != '\0'; t++) {
+		if (*t == '%' || *t == '_' || *t == '\\')
+			*p++ = '\\';
+		*p++ = *t;
+	}
+	*p++ = '%';
+	*p = '\0';
+	return out;
+}
+
 static json_t *activity_json(const PGresult *res, int row)
 {
 	json_t *event = json_loads(PQgetvalue(res, row, 9), 0, NULL);
@@ -217,23 +248,80 @@ int store_activity_list(struct store *st, const struct activity_filter *f, json_
 		  " AND ($4::timestamptz IS NULL OR ts >= $4::timestamptz)"
 		  " AND ($5::timestamptz IS NULL OR ts < $5::timestamptz)"
 		  " AND ($6::bigint IS NULL OR id < $6::bigint)"
+		  " AND ($8::text IS NULL OR summary ILIKE $8 ESCAPE '\\')"
 		  " ORDER BY id DESC LIMIT $7::integer";
 	char session[24], before[24], limit[16];
-	const char *params[7] = {f->host_id, f->user,  f->session >= 0 ? session : NULL,
+	char *like = like_pattern(f->text);
+	const char *params[8] = {f->host_id, f->user,  f->session >= 0 ? session : NULL,
 				 f->since,   f->until, f->before_id > 0 ? before : NULL,
-				 limit};
+				 limit,	     like};
 	PGresult *res = NULL;
 	int rc;
 
+	if (f->text != NULL && like == NULL)
+		return verr_set(err, -ENOMEM, "out of memory");
 	snprintf(session, sizeof(session), "%" PRId64, f->session);
 	snprintf(before, sizeof(before), "%" PRId64, f->before_id);
 	limit_text(f->limit, limit);
 	pthread_mutex_lock(&st->lock);
-	rc = store_exec(st, "listing activity", sql, 7, params, PGRES_TUPLES_OK, true, &res, err);
+	rc = store_exec(st, "listing activity", sql, 8, params, PGRES_TUPLES_OK, true, &res, err);
 	pthread_mutex_unlock(&st->lock);
+	free(like);
 	if (rc < 0)
 		return rc;
 	*ret = rows_json(res, activity_json);
 	PQclear(res);
 	return *ret != NULL ? 0 : verr_set(err, -ENOMEM, "out of memory listing activity");
+}
+
+static json_t *session_json(const PGresult *res, int row)
+{
+	return json_pack("{s:s,s:I,s:o,s:o,s:s,s:s,s:I,s:I,s:I}", "host", PQgetvalue(res, row, 0),
+			 "session", int_at(res, row, 1), "user", store_json_text(res, row, 2),
+			 "tty", store_json_text(res, row, 3), "first_ts", PQgetvalue(res, row, 4),
+			 "last_ts", PQgetvalue(res, row, 5), "commands", int_at(res, row, 6),
+			 "events", int_at(res, row, 7), "last_id", int_at(res, row, 8));
+}
+
+int store_activity_sessions(struct store *st, const struct activity_filter *f, json_t **ret,
+			    vigil_err *err)
+{
+	/*
+	 * A session is (host, session); its user and tty are those of its
+	 * first row (a session's rows share them but for su/sudo inside it,
+	 * which the rows themselves show).
+	 */
+	static const char sql[] =
+	    "SELECT host_id, session, (array_agg(username ORDER BY id))[1],"
+	    " (array_agg(tty ORDER BY id))[1], " TS_UTC("min(ts)") ", " TS_UTC(
+		"max(ts)") ", count(*) FILTER (WHERE type = 'exec'), count(*), max(id)"
+			   " FROM activity WHERE session IS NOT NULL"
+			   " AND ($1::text IS NULL OR host_id = $1)"
+			   " AND ($2::text IS NULL OR username = $2)"
+			   " AND ($3::timestamptz IS NULL OR ts >= $3::timestamptz)"
+			   " AND ($4::timestamptz IS NULL OR ts < $4::timestamptz)"
+			   " GROUP BY host_id, session"
+			   " HAVING ($5::bigint IS NULL OR max(id) < $5::bigint)"
+			   " AND ($6::text IS NULL OR bool_or(summary ILIKE $6 ESCAPE '\\'))"
+			   " ORDER BY max(id) DESC LIMIT $7::integer";
+	char before[24], limit[16];
+	char *like = like_pattern(f->text);
+	const char *params[7] = {
+	    f->host_id, f->user, f->since, f->until, f->before_id > 0 ? before : NULL, like, limit};
+	PGresult *res = NULL;
+	int rc;
+
+	if (f->text != NULL && like == NULL)
+		return verr_set(err, -ENOMEM, "out of memory");
+	snprintf(before, sizeof(before), "%" PRId64, f->before_id);
+	limit_text(f->limit, limit);
+	pthread_mutex_lock(&st->lock);
+	rc = store_exec(st, "listing sessions", sql, 7, params, PGRES_TUPLES_OK, true, &res, err);
+	pthread_mutex_unlock(&st->lock);
+	free(like);
+	if (rc < 0)
+		return rc;
+	*ret = rows_json(res, session_json);
+	PQclear(res);
+	return *ret != NULL ? 0 : verr_set(err, -ENOMEM, "out of memory listing sessions");
 }

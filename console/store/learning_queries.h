@@ -47,6 +47,7 @@ struct activity_filter {
 	const char *user;
 	int64_t session; /* -1: any */
 	const char *since, *until;
+	const char *text; /* rows whose summary holds it, any case; NULL: all */
 	int64_t before_id;
 	int limit; /* 1..1000, default 100 */
 };
@@ -58,5 +59,15 @@ struct activity_filter {
  */
 int store_activity_list(struct store *st, const struct activity_filter *f, json_t **ret,
 			vigil_err *err);
+
+/*
+ * The sessions of the activity rows matching f (host, user, since, until;
+ * text: sessions with at least one such row; session ignored), the one
+ * with the newest row first: [{host, session, user, tty, first_ts,
+ * last_ts, commands (exec rows), events, last_id}] — counts over the rows
+ * in the window.  Paging: before_id is the last_id of the previous page.
+ */
+int store_activity_sessions(struct store *st, const struct activity_filter *f, json_t **ret,
+			    vigil_err *err);
 
 #endif

@@ -403,6 +403,8 @@ static bool delta_ok(const struct store_model_delta *d, size_t i, struct ingest_
 		return refuse(p, prefix, "learning_since_ms", "is after the year 9999");
 	if (d->active_since_ms > LEARN_MS_MAX)
 		return refuse(p, prefix, "active_since_ms", "is after the year 9999");
+	if (d->learn_until_ms > LEARN_MS_MAX)
+		return refuse(p, prefix, "learn_until_ms", "is after the year 9999");
 	if (d->learn_drops > (uint64_t)INT64_MAX)
 		return refuse(p, prefix, "learn_drops", "is larger than 9223372036854775807");
 	if (!text_ok(p, prefix, "note", d->note, LEARN_NOTE_MAX, false))
@@ -440,27 +442,32 @@ static bool entry_ok(const struct store_model_entry *e, size_t i, size_t j,
 static int delta_upsert(struct store *st, const char *host_id, const struct store_model_delta *d,
 			char ret_id[24], vigil_err *err)
 {
+	/* learn_until 0: unknown (an older defender, or active), NULL. */
 	static const char sql[] = "INSERT INTO models (host_id, service, state, learning_since, "
-				  "active_since, learn_drops,"
-				  " note, updated_at) VALUES ($1, $2, $3, " MS_TS("$4") ", " MS_TS(
-				      "$5") ", $6::bigint,"
-					    " $7, now()) ON CONFLICT (host_id, service) DO UPDATE "
-					    "SET state = EXCLUDED.state,"
-					    " learning_since = EXCLUDED.learning_since, "
-					    "active_since = EXCLUDED.active_since,"
+				  "active_since,"
+				  " learn_drops, note, learn_until, updated_at) VALUES ($1, $2, "
+				  "$3, " MS_TS("$4") ", " MS_TS("$5") ", $6::bigint, $7, " MS_TS(
+				      "$8") ", now())"
+					    " ON CONFLICT (host_id, service) DO UPDATE"
+					    " SET state = EXCLUDED.state,"
+					    " learning_since = EXCLUDED.learning_since,"
+					    " active_since = EXCLUDED.active_since,"
 					    " learn_drops = EXCLUDED.learn_drops, note = "
-					    "EXCLUDED.note, updated_at = now()"
+					    "EXCLUDED.note,"
+					    " learn_until = EXCLUDED.learn_until, updated_at = "
+					    "now()"
 					    " RETURNING id";
-	char learning[24], active[24], drops[24];
-	const char *params[7] = {host_id, d->service, d->state,		learning,
-				 active,  drops,      or_empty(d->note)};
+	char learning[24], active[24], drops[24], until[24];
+	const char *params[8] = {host_id, d->service, d->state,		 learning,
+				 active,  drops,      or_empty(d->note), until};
 	PGresult *res = NULL;
 	int rc;
 
 	snprintf(learning, sizeof(learning), "%" PRIu64, d->learning_since_ms);
 	snprintf(active, sizeof(active), "%" PRIu64, d->active_since_ms);
+	snprintf(until, sizeof(until), "%" PRIu64, d->learn_until_ms);
 	snprintf(drops, sizeof(drops), "%" PRIu64, d->learn_drops);
-	rc = store_exec(st, "storing a model", sql, 7, params, PGRES_TUPLES_OK, false, &res, err);
+	rc = store_exec(st, "storing a model", sql, 8, params, PGRES_TUPLES_OK, false, &res, err);
 	if (rc < 0)
 		return rc;
 	snprintf(ret_id, 24, "%s", PQgetvalue(res, 0, 0));

@@ -268,6 +268,142 @@ static const struct migration migrations[] = {
 	       " ADD COLUMN rule_shortfalls jsonb,"
 	       " ADD COLUMN rules_report_problem text;",
     },
+    {
+	.version = 11,
+	.name = "users_sessions",
+	/*
+	 * The console's users and their sign-in sessions (store/users.h).
+	 * users: password_hash is an argon2id encoded string, never a
+	 * password.  sessions: hash is the SHA-256 (hex) of the session
+	 * cookie, so reading the table does not give live sessions; user_name
+	 * is NULL for a session signed in with the API token; a user's rows
+	 * go with the user (and follow a rename).  The index on expires_at
+	 * serves the sweep of expired rows at sign-in.
+	 */
+	.sql = "CREATE TABLE users ("
+	       " name text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9._-]{1,64}$'),"
+	       " password_hash text NOT NULL,"
+	       " role text NOT NULL CHECK (role IN ('admin', 'read')),"
+	       " created_at timestamptz NOT NULL DEFAULT now(),"
+	       " password_changed_at timestamptz NOT NULL DEFAULT now(),"
+	       " last_login timestamptz);"
+	       "CREATE TABLE sessions ("
+	       " hash text PRIMARY KEY CHECK (hash ~ '^[0-9a-f]{64}$'),"
+	       " user_name text REFERENCES users (name) ON DELETE CASCADE ON UPDATE CASCADE,"
+	       " role text NOT NULL CHECK (role IN ('admin', 'read')),"
+	       " csrf text NOT NULL,"
+	       " created_at timestamptz NOT NULL DEFAULT now(),"
+	       " expires_at timestamptz NOT NULL,"
+	       " last_seen timestamptz NOT NULL DEFAULT now());"
+	       "CREATE INDEX sessions_user_name_idx ON sessions (user_name);"
+	       "CREATE INDEX sessions_expires_at_idx ON sessions (expires_at);",
+    },
+    {
+	.version = 12,
+	.name = "accept_and_learn_until",
+	/*
+	 * commands: an "accept" command carries the model entry an operator
+	 * accepted from an audit (exe, entry_kind, pattern; NULL for
+	 * relearns).  models: learn_until, the end of a learning model's
+	 * window as its defender says (NULL: active, or not said).  audits:
+	 * the list filtered by severity, newest first (high is rare, so the
+	 * index pays; the summary's time buckets read audits_ts_idx).
+	 */
+	.sql = "ALTER TABLE commands ADD COLUMN exe text, ADD COLUMN entry_kind text,"
+	       " ADD COLUMN pattern text;"
+	       "ALTER TABLE models ADD COLUMN learn_until timestamptz;"
+	       "CREATE INDEX audits_severity_id_idx ON audits (severity, id);",
+    },
+    {
+	.version = 13,
+	.name = "events_partitioned_chunks",
+	/*
+	 * Events that last and cost little (store/retention.h).
+	 *
+	 * event_chunks: a batch's events of one UTC day in one row, each
+	 * column an array with one element per event, partitioned by day
+	 * (ts_first, the chunk's earliest event) so that retention drops a
+	 * day whole (DROP TABLE, no DELETE, no VACUUM).  A row of one event
+	 * (~700 bytes) is never compressed: PostgreSQL compresses only rows
+	 * over ~2 KB.  A chunk of up to 10,000 events is, with lz4, per
+	 * column: 689 -> 112 bytes an event on the storage benchmark's mix
+	 * (docs/performance.md).  The default partition takes what no day's
+	 * partition covers (a clock far ahead, a backlog older than the
+	 * oldest day); the console creates each day's partition ahead and
+	 * moves rows out of the default when their day gets one.
+	 *
+	 * events: a view with the old table's columns, one row per event,
+	 * so that readers see what they saw.  Inserting into it (tools,
+	 * tests) goes through a trigger that writes a chunk of one event;
+	 * the console writes chunks by COPY.
+	 *
+	 * The old events table is kept as it is, renamed events_legacy, and
+	 * read through the view; retention empties it whole (TRUNCATE) once
+	 * its newest event is past the retention, or first when over the
+	 * size ceiling.  Copying it into chunks would take minutes and twice
+	 * its space inside this migration, on the very databases (a disk
+	 * filling up) that need it; a rename takes neither.
+	 *
+	 * lz4 where the server has it (Debian's PostgreSQL 15 does);
+	 * otherwise pglz, the default, stays (slower, about as small).
+	 *
+	 * Retention of the other tables deletes in bounded batches by time:
+	 * activity and batches get the index that needs (audits have
+	 * audits_ts_idx).
+	 */
+	.sql = "ALTER TABLE events RENAME TO events_legacy;"
+	       "ALTER INDEX events_ts_brin RENAME TO events_legacy_ts_brin;"
+	       "CREATE TABLE event_chunks ("
+	       " host_id text NOT NULL,"
+	       " seq bigint NOT NULL,"
+	       " ts_first timestamptz NOT NULL,"
+	       " ts_last timestamptz NOT NULL,"
+	       " n integer NOT NULL CHECK (n >= 1),"
+	       " e_idx integer[] NOT NULL,"
+	       " e_type text[] NOT NULL,"
+	       " e_ts timestamptz[] NOT NULL,"
+	       " e_pid integer[] NOT NULL,"
+	       " e_ppid integer[] NOT NULL,"
+	       " e_uid bigint[] NOT NULL,"
+	       " e_comm text[] NOT NULL,"
+	       " e_body json[] NOT NULL"
+	       ") PARTITION BY RANGE (ts_first);"
+	       "DO $$ BEGIN"
+	       " ALTER TABLE event_chunks ALTER COLUMN e_idx SET COMPRESSION lz4,"
+	       " ALTER COLUMN e_type SET COMPRESSION lz4, ALTER COLUMN e_ts SET COMPRESSION lz4,"
+	       " ALTER COLUMN e_pid SET COMPRESSION lz4, ALTER COLUMN e_ppid SET COMPRESSION lz4,"
+	       " ALTER COLUMN e_uid SET COMPRESSION lz4, ALTER COLUMN e_comm SET COMPRESSION lz4,"
+	       " ALTER COLUMN e_body SET COMPRESSION lz4;"
+	       " EXCEPTION WHEN feature_not_supported THEN NULL;"
+	       " END $$;"
+	       "CREATE INDEX event_chunks_host_ts_idx ON event_chunks (host_id, ts_first);"
+	       "CREATE TABLE event_chunks_default PARTITION OF event_chunks DEFAULT;"
+	       "CREATE VIEW events AS"
+	       " SELECT c.host_id, c.seq, e.idx, e.type, e.ts, e.pid, e.ppid, e.uid, e.comm, e.body"
+	       " FROM event_chunks c CROSS JOIN LATERAL unnest(c.e_idx, c.e_type, c.e_ts, c.e_pid,"
+	       " c.e_ppid, c.e_uid, c.e_comm, c.e_body)"
+	       " AS e(idx, type, ts, pid, ppid, uid, comm, body)"
+	       " UNION ALL"
+	       " SELECT host_id, seq, idx, type, ts, pid, ppid, uid, comm, body FROM events_legacy;"
+	       "CREATE FUNCTION events_insert_chunk() RETURNS trigger LANGUAGE plpgsql AS $$"
+	       " BEGIN"
+	       " IF NEW.host_id IS NULL OR NEW.seq IS NULL OR NEW.idx IS NULL OR NEW.type IS NULL"
+	       " OR NEW.ts IS NULL OR NEW.pid IS NULL OR NEW.ppid IS NULL OR NEW.uid IS NULL"
+	       " OR NEW.comm IS NULL OR NEW.body IS NULL THEN"
+	       " RAISE EXCEPTION 'events: every column is required'"
+	       " USING ERRCODE = 'not_null_violation';"
+	       " END IF;"
+	       " INSERT INTO event_chunks (host_id, seq, ts_first, ts_last, n, e_idx, e_type, e_ts,"
+	       " e_pid, e_ppid, e_uid, e_comm, e_body) VALUES (NEW.host_id, NEW.seq, NEW.ts,"
+	       " NEW.ts, 1, ARRAY[NEW.idx], ARRAY[NEW.type], ARRAY[NEW.ts], ARRAY[NEW.pid],"
+	       " ARRAY[NEW.ppid], ARRAY[NEW.uid], ARRAY[NEW.comm], ARRAY[NEW.body]);"
+	       " RETURN NEW;"
+	       " END $$;"
+	       "CREATE TRIGGER events_insert INSTEAD OF INSERT ON events"
+	       " FOR EACH ROW EXECUTE FUNCTION events_insert_chunk();"
+	       "CREATE INDEX activity_ts_idx ON activity (ts);"
+	       "CREATE INDEX batches_received_at_idx ON batches (received_at);",
+    },
 };
 
 const struct migration *migrations_get(size_t *ret_count)

@@ -63,14 +63,25 @@ static const char audits_sql[] =
 /*
  * json_to_record parses each body once (events.body is json, which ->>
  * would parse again per field); every field as text, so a hostile body
- * with a field of another type cannot fail the scan.
+ * with a field of another type cannot fail the scan.  Events are read
+ * from their chunks (migration 13) rather than through the events view,
+ * so that the window's bounds reach the chunks: partitions of other days
+ * are pruned, and chunks outside the window are never decompressed.  A
+ * chunk holds one UTC day, so its first event is on or after the day the
+ * window starts.  events_legacy: what was stored before chunks.
  */
 static const char events_sql[] =
     "DECLARE rehearse_events NO SCROLL CURSOR FOR"
     " SELECT e.host_id, e.type, " EVENT_TS ", e.pid, x.class, x.service, x.\"user\", x.exe,"
     " x.filename, x.op, x.path, x.write, x.proto, x.family, x.local->>'port',"
     " x.remote->>'addr', x.remote->>'port', x.result"
-    " FROM events e CROSS JOIN LATERAL json_to_record(CASE WHEN json_typeof(e.body) ="
+    " FROM (SELECT c.host_id, u.type, u.ts, u.pid, u.body FROM event_chunks c"
+    " CROSS JOIN LATERAL unnest(c.e_type, c.e_ts, c.e_pid, c.e_body) AS u(type, ts, pid, body)"
+    " WHERE c.ts_first >= date_trunc('day', $1::timestamptz, 'UTC')"
+    " AND c.ts_first < $2::timestamptz AND c.ts_last >= $1::timestamptz"
+    " AND c.host_id IN (SELECT json_array_elements_text($4::json))"
+    " UNION ALL SELECT host_id, type, ts, pid, body FROM events_legacy) e"
+    " CROSS JOIN LATERAL json_to_record(CASE WHEN json_typeof(e.body) ="
     " 'object' THEN e.body ELSE '{}'::json END) AS x(class text, service text,"
     " \"user\" text, exe text, filename text, op text, path text, write text, proto text,"
     " family text, local json, remote json, result text)"

@@ -16,6 +16,7 @@
 #include <libpq-fe.h>
 
 #include "pg/pq_error.h"
+#include "store/storage_state.h"
 #include "store/store_priv.h"
 
 /* "database vigil on /run/x port 5432": which server, never the password. */
@@ -58,10 +59,12 @@ int store_err_sql(PGconn *conn, const PGresult *res, const char *what, vigil_err
 			code = -ENOSPC;
 	}
 	store_where(conn, where, sizeof(where));
-	return verr_set(
-	    err, code, "%s failed on %s: %s (SQLSTATE %s)", what, where,
-	    pq_error_flat(primary != NULL ? primary : PQresultErrorMessage(res), msg, sizeof(msg)),
-	    state != NULL ? state : "none");
+	pq_error_flat(primary != NULL ? primary : PQresultErrorMessage(res), msg, sizeof(msg));
+	/* disk_full: the console stops taking batches until one commits again. */
+	if (state != NULL && strcmp(state, "53100") == 0)
+		storage_state_full(msg);
+	return verr_set(err, code, "%s failed on %s: %s (SQLSTATE %s)", what, where, msg,
+			state != NULL ? state : "none");
 }
 
 /* Reconnect once when the connection is known to be down. */

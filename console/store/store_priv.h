@@ -4,7 +4,7 @@
 
 /*
  * What the store's modules (store.c, migrate.c, hosts.c, ingest*.c,
- * learning_*.c, host_commands.c, audit_queries.c) share: the connection and
+ * learning_*.c, host_commands.c, audit_queries.c, retention.c) share: the connection and
  * its lock, the statement helpers with their reconnect and error translation
  * (store.c), and the checks of hostile input (learning_store.c; UTF-8 by
  * common/utf8.h).  Not for use outside those files.

@@ -657,6 +657,30 @@ int learner_relearn(struct learner *l, const char *service, uint64_t now_ms)
 	return 0;
 }
 
+int learner_accept(struct learner *l, const char *service, const char *exe, const char *kind,
+		   const char *pattern, uint64_t now_ms)
+{
+	int k = model_kind_parse(kind);
+	vigil_err err;
+	int rc;
+
+	if (k < 0 || exe[0] == '\0' || pattern[0] == '\0')
+		return -EINVAL;
+	struct model_obs obs = {.kind = (enum model_kind)k, .exe = exe, .pattern = pattern};
+
+	pthread_rwlock_wrlock(&l->models_lock);
+	rc = model_set_accept(l->models, service, &obs, now_ms);
+	pthread_rwlock_unlock(&l->models_lock);
+	if (rc < 0)
+		return rc;
+	/* Enforcement compiled from the model (network fences) must see the entry. */
+	atomic_fetch_add(&l->generation, 1);
+	send_deltas(l, false);
+	if (model_set_save(l->models, false, &err) < 0)
+		log_warn("saving models: %s", err.msg);
+	return 0;
+}
+
 /* The models' read lock, waited for at most wait_ms (other threads' queries): 0 or -EBUSY. */
 static int models_read_lock(struct learner *l, unsigned wait_ms)
 {

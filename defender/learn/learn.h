@@ -70,6 +70,14 @@ void learner_tick(struct learner *l, uint64_t now_ms, uint64_t drops_total);
 int learner_relearn(struct learner *l, const char *service, uint64_t now_ms);
 
 /*
+ * An operator accepted what a deviation reported (model_set_accept):
+ * kind is the model entry kind's name, pattern the deviation's object.
+ * 0, -EINVAL for an unknown kind, -ENOENT without the model, -ENOSPC.
+ */
+int learner_accept(struct learner *l, const char *service, const char *exe, const char *kind,
+		   const char *pattern, uint64_t now_ms);
+
+/*
  * Whether service's active model has program among those the executable
  * section starts (as the learner would record an exec of program by a child
  * of section): 1 yes (or not something models record), 0 no, -1 no active
@@ -87,7 +95,8 @@ int learner_program_known(struct learner *l, const char *service, const char *se
 int learner_model_each(struct learner *l, const char *service, enum model_kind kind,
 		       void (*fn)(const char *pattern, void *ctx), void *ctx, unsigned wait_ms);
 
-/* Bumped whenever a model becomes active or relearns: what enforcement compiled may be stale. */
+/* Bumped whenever a model becomes active, relearns or is given an entry: what enforcement compiled
+ * may be stale. */
 uint64_t learner_generation(struct learner *l);
 
 /*

@@ -526,6 +526,36 @@ int model_set_relearn(struct model_set *s, const char *service, uint64_t now_ms)
 	return 0;
 }
 
+int model_set_accept(struct model_set *s, const char *service, const struct model_obs *o,
+		     uint64_t now_ms)
+{
+	struct model *m = strmap_get(s->by_service, service);
+	struct section *sec;
+	struct entry *e;
+
+	if (m == NULL)
+		return -ENOENT;
+	if ((sec = model_section(s, m, o->exe)) == NULL)
+		return -ENOSPC;
+	e = lookup(sec, o->kind, o->pattern);
+	if (e != NULL && !e->deviation)
+		return 0; /* accepted before (the console resends until acknowledged) */
+	if (e != NULL) {
+		/* The remembered deviation becomes part of the model: sent as a new entry. */
+		fold_count(sec, e, -1);
+		e->deviation = false;
+		e->dirty = true;
+		fold_count(sec, e, +1);
+	} else if ((e = model_entry_add(s, sec, o->kind, o->pattern, NULL, false, now_ms)) ==
+		   NULL) {
+		return -ENOSPC;
+	}
+	m->dirty = m->unsaved = true;
+	log_info("model %s: %s %s of %s accepted by an operator", m->service,
+		 model_kind_name(o->kind), o->pattern, o->exe);
+	return 0;
+}
+
 int model_state_of(struct model_set *s, const char *service)
 {
 	struct model *m = strmap_get(s->by_service, service);
@@ -554,14 +584,18 @@ static void section_compact(struct section *sec)
 	sec->n = w;
 }
 
-static void emit_chunk(struct model *m, Vigil__ModelEntry **ents, size_t n, bool *first,
-		       void (*emit)(const Vigil__ModelDelta *, void *), void *ctx)
+static void emit_chunk(const struct model_set *s, struct model *m, Vigil__ModelEntry **ents,
+		       size_t n, bool *first, void (*emit)(const Vigil__ModelDelta *, void *),
+		       void *ctx)
 {
 	Vigil__ModelDelta d = VIGIL__MODEL_DELTA__INIT;
 
 	d.service = m->service;
 	d.state = m->state == MODEL_ACTIVE ? "active" : "learning";
 	d.learning_since_ms = m->learning_since_ms;
+	/* The earliest promotion: model_set_tick promotes once the window has passed. */
+	if (m->state == MODEL_LEARNING)
+		d.learn_until_ms = m->learning_since_ms + s->lim.learn_window_ms;
 	d.active_since_ms = m->active_since_ms;
 	d.learn_drops = m->learn_drops;
 	d.note = m->note;
@@ -606,13 +640,13 @@ void model_set_collect(struct model_set *s, bool counts,
 				e->touched = e->touched && !counts;
 				bytes += strlen(sec->exe) + strlen(e->key) + 48;
 				if (++n == MODEL_DELTA_MAX || bytes >= MODEL_DELTA_BYTES) {
-					emit_chunk(m, ptrs, n, &first, emit, ctx);
+					emit_chunk(s, m, ptrs, n, &first, emit, ctx);
 					n = bytes = 0;
 				}
 			}
 		}
 		if (n > 0 || first)
-			emit_chunk(m, ptrs, n, &first, emit, ctx);
+			emit_chunk(s, m, ptrs, n, &first, emit, ctx);
 		for (size_t j = 0; j < m->nsec; j++)
 			section_compact(m->secv[j]);
 		m->dirty = m->reset = false;

@@ -149,6 +149,15 @@ void model_set_collect(struct model_set *s, bool counts,
  */
 int model_set_save(struct model_set *s, bool counts, vigil_err *err);
 
+/*
+ * An operator accepted obs (obs->fold ignored) into service's model, from
+ * the audit of its deviation: it becomes an entry like a learned one (in an
+ * active model too), and leaves with the next delta.  0 (also when the model
+ * has it already), -ENOENT without a model for service, -ENOSPC at a bound.
+ */
+int model_set_accept(struct model_set *s, const char *service, const struct model_obs *obs,
+		     uint64_t now_ms);
+
 /* The state of service's model, or -1 when there is none. */
 int model_state_of(struct model_set *s, const char *service);
 

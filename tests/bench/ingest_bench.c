@@ -6,7 +6,8 @@
  * per second and the time from sending a batch to its acknowledgement (which
  * the console gives only after COMMIT), p50 and p99.  The baseline, measured
  * in the same run on the same database: COPY of the same rows straight into
- * the events table, the ceiling of any ingest path.
+ * the events' table (event_chunks, as the console writes them), the ceiling
+ * of any ingest path.
  *
  *   ingest_bench [--seconds N] [--batch N] [--window N] [--console PATH]
  */
@@ -317,7 +318,57 @@ static void run_phase(int n, double baseline)
 	free(all);
 }
 
-/* COPY the same rows straight into the events table: the ceiling. */
+/* A growable buffer for one COPY row in binary. */
+struct row {
+	char *p;
+	size_t n, cap;
+};
+
+static void row_put(struct row *r, const void *p, size_t l)
+{
+	if (r->n + l > r->cap) {
+		r->cap = (r->n + l) * 2;
+		r->p = realloc(r->p, r->cap);
+		if (r->p == NULL)
+			die("baseline", "out of memory");
+	}
+	memcpy(r->p + r->n, p, l);
+	r->n += l;
+}
+
+static void row_i32(struct row *r, int32_t v)
+{
+	uint32_t be = htobe32((uint32_t)v);
+	row_put(r, &be, 4);
+}
+
+static void row_i64(struct row *r, int64_t v)
+{
+	uint64_t be = htobe64((uint64_t)v);
+	row_put(r, &be, 8);
+}
+
+/* A field of an array of n elements of type oid, each elem(i) appended by the caller. */
+static size_t row_array_begin(struct row *r, uint32_t oid, int n)
+{
+	size_t at = r->n;
+
+	row_i32(r, 0), row_i32(r, 1), row_i32(r, 0), row_i32(r, (int32_t)oid);
+	row_i32(r, n), row_i32(r, 1);
+	return at;
+}
+
+static void row_array_end(struct row *r, size_t at)
+{
+	uint32_t be = htobe32((uint32_t)(r->n - at - 4));
+	memcpy(r->p + at, &be, 4);
+}
+
+/*
+ * COPY the same rows straight into event_chunks, as the console writes them
+ * (console/store/ingest_copy.c, migration 13): one chunk row of batch_events
+ * events per batch, binary.  The ceiling of any ingest path.
+ */
 static double copy_baseline(void)
 {
 	char conninfo[400];
@@ -326,57 +377,86 @@ static double copy_baseline(void)
 	PGconn *c = PQconnectdb(conninfo);
 	if (PQstatus(c) != CONNECTION_OK)
 		die("baseline", PQerrorMessage(c));
-	const int rows = 200000;
+	const int rows = 200000, per = batch_events;
 	const char *json =
 	    "{\"type\":\"file\",\"op\":\"open\",\"path\":\"/var/lib/app/state/item-12345.json\","
 	    "\"flags\":[\"O_WRONLY\",\"O_CREAT\",\"O_TRUNC\"],\"write\":true,\"mode\":\"0644\","
 	    "\"result\":3,\"pid\":4242,\"ppid\":1,\"uid\":1000,\"comm\":\"app\","
 	    "\"user\":\"app\",\"exe\":\"/usr/bin/app\"}";
-	/* Binary, as the console writes events (console/ingest_copy.c). */
-	char row[1024];
-	size_t jl = strlen(json), n = 0;
-	uint32_t v32;
-	uint64_t v64;
-#define PUT(p, l) (memcpy(row + n, (p), (l)), n += (l))
-#define PUT32(v)  (v32 = htobe32((uint32_t)(v)), PUT(&v32, 4))
-#define PUT64(v)  (v64 = htobe64((uint64_t)(v)), PUT(&v64, 8))
+	const int64_t ts = 849139200000000LL; /* 2026-11-28 00:00:00 UTC */
+	int32_t jl = (int32_t)strlen(json);
+	struct row r = {0};
+	int done = 0;
 	double t0 = now_s();
 	PQclear(PQexec(c, "BEGIN"));
-	PGresult *r =
-	    PQexec(c, "COPY events (host_id, seq, idx, type, ts, pid, ppid, uid, comm, body)"
-		      " FROM STDIN (FORMAT binary)");
-	if (PQresultStatus(r) != PGRES_COPY_IN)
+	PGresult *res = PQexec(c, "COPY event_chunks (host_id, seq, ts_first, ts_last, n, e_idx,"
+				  " e_type, e_ts, e_pid, e_ppid, e_uid, e_comm, e_body)"
+				  " FROM STDIN (FORMAT binary)");
+	if (PQresultStatus(res) != PGRES_COPY_IN)
 		die("baseline COPY", PQerrorMessage(c));
-	PQclear(r);
+	PQclear(res);
 	PQputCopyData(c, "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19);
-	for (int i = 0; i < rows; i++) {
-		uint16_t nf = htobe16(10);
-		n = 0;
-		PUT(&nf, 2);
-		PUT32(8), PUT("baseline", 8);
-		PUT32(8), PUT64(i / 1000 + 1);
-		PUT32(4), PUT32(i % 1000);
-		PUT32(4), PUT("file", 4);
-		PUT32(8), PUT64(849139200000000LL); /* 2026-11-28 00:00:00 UTC */
-		PUT32(4), PUT32(4242);
-		PUT32(4), PUT32(1);
-		PUT32(8), PUT64(1000);
-		PUT32(3), PUT("app", 3);
-		PUT32(jl), PUT(json, jl);
-		PQputCopyData(c, row, (int)n);
+	for (int seq = 1; done < rows; seq++) {
+		int k = rows - done < per ? rows - done : per;
+		uint16_t nf = htobe16(13);
+		size_t at;
+
+		r.n = 0;
+		row_put(&r, &nf, 2);
+		row_i32(&r, 8), row_put(&r, "baseline", 8);
+		row_i32(&r, 8), row_i64(&r, seq);
+		row_i32(&r, 8), row_i64(&r, ts);
+		row_i32(&r, 8), row_i64(&r, ts);
+		row_i32(&r, 4), row_i32(&r, k);
+		at = row_array_begin(&r, 23, k);
+		for (int i = 0; i < k; i++)
+			row_i32(&r, 4), row_i32(&r, i);
+		row_array_end(&r, at);
+		at = row_array_begin(&r, 25, k);
+		for (int i = 0; i < k; i++)
+			row_i32(&r, 4), row_put(&r, "file", 4);
+		row_array_end(&r, at);
+		at = row_array_begin(&r, 1184, k);
+		for (int i = 0; i < k; i++)
+			row_i32(&r, 8), row_i64(&r, ts);
+		row_array_end(&r, at);
+		at = row_array_begin(&r, 23, k);
+		for (int i = 0; i < k; i++)
+			row_i32(&r, 4), row_i32(&r, 4242);
+		row_array_end(&r, at);
+		at = row_array_begin(&r, 23, k);
+		for (int i = 0; i < k; i++)
+			row_i32(&r, 4), row_i32(&r, 1);
+		row_array_end(&r, at);
+		at = row_array_begin(&r, 20, k);
+		for (int i = 0; i < k; i++)
+			row_i32(&r, 8), row_i64(&r, 1000);
+		row_array_end(&r, at);
+		at = row_array_begin(&r, 25, k);
+		for (int i = 0; i < k; i++)
+			row_i32(&r, 3), row_put(&r, "app", 3);
+		row_array_end(&r, at);
+		at = row_array_begin(&r, 114, k);
+		for (int i = 0; i < k; i++)
+			row_i32(&r, jl), row_put(&r, json, (size_t)jl);
+		row_array_end(&r, at);
+		PQputCopyData(c, r.p, (int)r.n);
+		done += k;
 	}
-#undef PUT
-#undef PUT32
-#undef PUT64
+	free(r.p);
 	PQputCopyData(c, "\377\377", 2);
 	PQputCopyEnd(c, NULL);
-	while ((r = PQgetResult(c)) != NULL)
-		PQclear(r);
+	while ((res = PQgetResult(c)) != NULL) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			die("baseline COPY", PQresultErrorMessage(res));
+		PQclear(res);
+	}
 	PQclear(PQexec(c, "COMMIT"));
 	double rate = rows / (now_s() - t0);
-	PQclear(PQexec(c, "DELETE FROM events WHERE host_id = 'baseline'"));
+	PQclear(PQexec(c, "DELETE FROM event_chunks WHERE host_id = 'baseline'"));
 	PQfinish(c);
-	printf("baseline: COPY alone %.0f rows/s (%d rows, one transaction)\n", rate, rows);
+	printf("baseline: COPY alone %.0f rows/s (%d rows in chunks of %d, one transaction)\n",
+	       rate, rows, per);
 	return rate;
 }
 

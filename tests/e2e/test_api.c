@@ -688,7 +688,7 @@ static const char odd_py[] =
     "base, ca, token, out = sys.argv[1:5]\n"
     "ctx = ssl.create_default_context(cafile=ca)\n"
     "res = []\n"
-    "for method, path in (('GET', '/nothing'), ('POST', '/api/v1/hosts'), ('HEAD', "
+    "for method, path in (('GET', '/api/v1/nothing'), ('POST', '/api/v1/hosts'), ('HEAD', "
     "'/api/v1/hosts'), ('DELETE', '/api/v1/audits')):\n"
     "    req = urllib.request.Request(base + path, method=method, data=b'{}' if method == "
     "'POST' else None,\n"
@@ -704,6 +704,7 @@ static const char odd_py[] =
     "                'body': body.decode(errors='replace')})\n"
     "json.dump(res, open(out, 'w'))\n";
 
+/* Paths outside /api/ are the web UI's (console/api/api_ui.c): its pages, or its 404. */
 Test(api, every_answer_is_json_even_for_unknown_paths_and_methods)
 {
 	char script[H_PATH], out[H_PATH], log[H_PATH];

@@ -88,32 +88,6 @@ static void start_defender(void)
 	cr_assert_fail("the defender did not register with the console");
 }
 
-/* A loopback TCP port below the ephemeral range, free now; with a listener when keep is set. */
-static int fixed_port(int *keep_fd)
-{
-	static int next = 21000;
-
-	for (int tries = 0; tries < 2000; tries++) {
-		int port = next++ + (int)(getpid() % 1000) * 8;
-		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-		int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
-
-		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-		    (keep_fd == NULL || listen(fd, 64) == 0)) {
-			if (keep_fd != NULL)
-				*keep_fd = fd;
-			else
-				close(fd);
-			return port;
-		}
-		close(fd);
-	}
-	cr_assert_fail("no free port below the ephemeral range");
-	return -1;
-}
-
 /* vigil-testsvc on svcdir, under init with no terminal (h_start_testsvc). */
 static pid_t start_service(int listen_port, int peer_port, int new_listen, int new_peer)
 {
@@ -217,6 +191,77 @@ static long long audits_of(const char *service, const char *kind)
 	return n;
 }
 
+/* The id of service's newest audit of kind (and rule, when not NULL), or 0. */
+static long long audit_id_of(const char *service, const char *kind, const char *effect)
+{
+	PGconn *db = h_db(&con);
+	const char *params[3] = {service, kind, effect};
+	long long id = 0;
+	PGresult *r = PQexecParams(db,
+				   "SELECT coalesce(max(id), 0) FROM audits WHERE host_id = '" HOST
+				   "' AND service = $1 AND kind = $2 AND ($3::text IS NULL OR"
+				   " effect = $3)",
+				   3, NULL, params, NULL, NULL, 0);
+
+	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(db));
+	id = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(db);
+	return id;
+}
+
+/* vigilctl with args (h_vigilctl); its exit code, its output in out (dir/name.out). */
+static int vigilctl(char out[H_PATH], const char *name, const char *const *args)
+{
+	snprintf(out, H_PATH, "%s/%s.out", dir, name);
+	return h_vigilctl(&con, &pki, args, out);
+}
+
+/* The summary, one audit, the severity filter: what the web UI's audit pages read. */
+static void check_audit_reads(const char *service)
+{
+	char path[256];
+	json_t *doc = NULL, *a;
+	long long high = 0, total = 0, id = audit_id_of(service, "sensitive_read", NULL);
+	size_t i;
+
+	cr_assert_eq(h_api_get(&con, &pki, "/api/v1/audits/summary?host=" HOST, con.token, &doc),
+		     200);
+	cr_assert_eq(json_integer_value(json_object_get(doc, "bucket_s")), 1800,
+		     "24 hours in 48 buckets of 30 minutes");
+	cr_assert_eq(json_array_size(json_object_get(doc, "buckets")), 48);
+	json_array_foreach(json_object_get(doc, "buckets"), i, a) high +=
+	    json_integer_value(json_object_get(a, "high"));
+	json_array_foreach(json_object_get(doc, "hosts"), i, a) total +=
+	    json_integer_value(json_object_get(a, "total"));
+	cr_assert_geq(high, 2, "the shell and the shadow read are high");
+	cr_assert_eq(total,
+		     h_db_count(&con, "SELECT count(*) FROM audits WHERE host_id = '" HOST
+				      "' AND ts > now() - interval '24 hours'"),
+		     "the summary counts every audit of the window");
+	json_decref(doc);
+	doc = NULL;
+	cr_assert_eq(
+	    h_api_get(&con, &pki, "/api/v1/audits?severity=high&host=" HOST, con.token, &doc), 200);
+	cr_assert_geq(json_array_size(json_object_get(doc, "audits")), 2);
+	json_array_foreach(json_object_get(doc, "audits"), i, a)
+	    cr_expect_str_eq(json_string_value(json_object_get(a, "severity")), "high");
+	json_decref(doc);
+	doc = NULL;
+	cr_assert_eq(h_api_get(&con, &pki, "/api/v1/audits?severity=urgent", con.token, &doc), 400);
+	json_decref(doc);
+	doc = NULL;
+	snprintf(path, sizeof(path), "/api/v1/audits/%lld", id);
+	cr_assert_eq(h_api_get(&con, &pki, path, con.token, &doc), 200);
+	cr_assert_str_eq(json_string_value(json_object_get(doc, "kind")), "sensitive_read");
+	cr_assert(json_array_size(json_object_get(json_object_get(doc, "detail"), "chain")) >= 2,
+		  "one audit has its process chain");
+	json_decref(doc);
+	doc = NULL;
+	cr_assert_eq(h_api_get(&con, &pki, "/api/v1/audits/999999999", con.token, &doc), 404);
+	json_decref(doc);
+}
+
 /* Whether the model (in full) has an entry of kind whose pattern contains needle. */
 static bool model_has(long long id, const char *kind, const char *needle)
 {
@@ -257,10 +302,10 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 	FILE *f = fopen(text, "w");
 	fputs("greeting = hello\n", f);
 	fclose(f);
-	listen_port = fixed_port(NULL);
-	peer_port = fixed_port(&peer_fds[0]);
-	new_listen = fixed_port(NULL);
-	new_peer = fixed_port(&peer_fds[1]);
+	listen_port = h_fixed_port(NULL);
+	peer_port = h_fixed_port(&peer_fds[0]);
+	new_listen = h_fixed_port(NULL);
+	new_peer = h_fixed_port(&peer_fds[1]);
 
 	start_defender();
 	svc_pid = start_service(listen_port, peer_port, new_listen, new_peer);
@@ -328,6 +373,7 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 	cr_assert_eq(atoll(PQgetvalue(r, 0, 0)), 2, "a shell started and a shadow read are high");
 	PQclear(r);
 	PQfinish(db);
+	check_audit_reads(service);
 
 	/* A restart keeps the model active and what was reported reported. */
 	h_stop(defender_pid, SIGTERM, 10000);
@@ -388,26 +434,61 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 		 (int)svc_pid, t0);
 	cr_assert_eq(h_db_count(&con, sql), 0, "the prevented shell ran");
 
+	/*
+	 * An operator accepts the shell into the model, from its first audit
+	 * (through vigilctl): the defender takes the entry into its model, the
+	 * console shows it, and the same rule now lets the shell run.  A
+	 * rewritten argument is an attack, never a model entry: refused.
+	 */
+	char idarg[32];
+	snprintf(idarg, sizeof(idarg), "%lld", audit_id_of(service, "rewritten_argument", NULL));
+	const char *refuse_args[] = {"accept", idarg, NULL};
+	cr_assert_eq(vigilctl(cmd_out, "accept-rewrite", refuse_args), 1,
+		     "accepting a rewritten argument is refused: %s", h_slurp(cmd_out));
+	cr_assert(strstr(h_slurp(cmd_out), "409") != NULL, "%s", h_slurp(cmd_out));
+	snprintf(idarg, sizeof(idarg), "%lld", audit_id_of(service, "new_program", "alert"));
+	const char *accept_args[] = {"accept", idarg, "--json", NULL};
+	cr_assert_eq(vigilctl(cmd_out, "accept", accept_args), 0, "vigilctl accept: %s",
+		     h_slurp(cmd_out));
+	json_t *acc = json_loads(h_slurp(cmd_out), 0, NULL);
+	cr_assert_not_null(acc, "%s", h_slurp(cmd_out));
+	cr_assert_str_eq(json_string_value(json_object_get(acc, "kind")), "program");
+	char accepted[H_PATH];
+	snprintf(accepted, sizeof(accepted), "%s",
+		 json_string_value(json_object_get(acc, "pattern")));
+	json_decref(acc);
+	for (long long until = h_now_ms() + 15000; !model_has(id, "program", accepted);
+	     h_sleep_ms(200))
+		cr_assert_lt(h_now_ms(), until, "the accepted %s never reached the model",
+			     accepted);
+	t0 = (long long)time(NULL) * 1000;
+	cr_assert_eq(kill(svc_pid, SIGUSR2), 0);
+	routine(listen_port, 1);
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM events WHERE host_id = '" HOST "' AND type = 'exec'"
+		 " AND ppid = %d AND comm IN ('sh', 'dash') AND ts > to_timestamp(%lld / 1000.0)",
+		 (int)svc_pid, t0);
+	for (long long until = h_now_ms() + 15000; h_now_ms() < until && h_db_count(&con, sql) < 1;
+	     h_sleep_ms(200))
+		drain_peers();
+	cr_assert_geq(h_db_count(&con, sql), 1, "the accepted shell runs under the same rule");
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM audits WHERE host_id = '" HOST "' AND service = '%s'"
+		 " AND kind = 'new_program' AND effect = 'prevent'",
+		 service);
+	cr_assert_eq(h_db_count(&con, sql), 1, "and is not prevented again");
+
 	/* Relearn from the API (through vigilctl): the defender learns again. */
-	snprintf(cmd_out, sizeof(cmd_out), "%s/relearn.out", dir);
 	char idtext[32];
 	snprintf(idtext, sizeof(idtext), "%lld", id);
-	char tokfile[H_PATH];
-	snprintf(tokfile, sizeof(tokfile), "%s/api-token", con.state);
-	char *argv[] = {(char *)h_bin("vigilctl"),
-			"--api",
-			con.api,
-			"--ca",
-			pki.ca,
-			"--token-file",
-			tokfile,
-			"relearn",
-			idtext,
-			NULL};
+	const char *relearn_args[] = {"relearn", idtext, NULL};
 	/* Once: every answer must arrive (a lost one was a console bug, fixed in stop 10). */
-	int rc = h_run(cmd_out, 30000, argv);
+	int rc = vigilctl(cmd_out, "relearn", relearn_args);
 	cr_assert_eq(rc, 0, "vigilctl relearn: %s", h_slurp(cmd_out));
-	json_decref(wait_model_state("vigil-testsvc", "learning", 15000));
+	m = wait_model_state("vigil-testsvc", "learning", 15000);
+	/* Learning again: when the window ends, as the defender says. */
+	cr_assert(json_is_string(json_object_get(m, "learn_until")), "learn_until while learning");
+	json_decref(m);
 	char model_files[H_PATH];
 	snprintf(model_files, sizeof(model_files), "%s/defender-state/models", dir);
 	char grep[2 * H_PATH];
@@ -461,6 +542,38 @@ Test(learning, an_interactive_session_is_logged_in_full_and_not_modelled)
 	json_decref(body);
 	cr_assert(saw_command, "the command line is in the activity log");
 	cr_assert(saw_write, "what the command did to a file is in the activity log");
+
+	/* Found by its command text, in any case, and listed as one session. */
+	char path[256], upper[64];
+	for (i = 0; marker[i] != '\0'; i++)
+		upper[i] =
+		    (char)(marker[i] >= 'a' && marker[i] <= 'z' ? marker[i] - 32 : marker[i]);
+	upper[i] = '\0';
+	snprintf(path, sizeof(path), "/api/v1/activity?host=" HOST "&q=%s", upper);
+	cr_assert_eq(h_api_get(&con, &pki, path, con.token, &body), 200);
+	cr_assert_geq(json_array_size(json_object_get(body, "activity")), 2);
+	json_array_foreach(json_object_get(body, "activity"), i, row)
+	    cr_expect(strstr(json_string_value(json_object_get(row, "summary")), marker) != NULL);
+	json_decref(body);
+	/* LIKE's wildcards are text here: "%" matches only a literal "%". */
+	cr_assert_eq(h_api_get(&con, &pki, "/api/v1/activity?host=" HOST "&q=vigil%25marker",
+			       con.token, &body),
+		     200);
+	cr_assert_eq(json_array_size(json_object_get(body, "activity")), 0);
+	json_decref(body);
+	snprintf(path, sizeof(path), "/api/v1/activity/sessions?host=" HOST "&q=%s", marker);
+	cr_assert_eq(h_api_get(&con, &pki, path, con.token, &body), 200);
+	json_t *sessions = json_object_get(body, "sessions");
+	cr_assert_eq(json_array_size(sessions), 1, "%s", json_dumps(body, 0));
+	row = json_array_get(sessions, 0);
+	cr_expect_eq(json_integer_value(json_object_get(row, "session")), sh);
+	cr_expect_str_eq(json_string_value(json_object_get(row, "user")), "root");
+	cr_expect_geq(json_integer_value(json_object_get(row, "commands")), 2,
+		      "touch and echo are its commands");
+	cr_expect_geq(json_integer_value(json_object_get(row, "events")),
+		      json_integer_value(json_object_get(row, "commands")));
+	json_decref(body);
+	body = NULL;
 	/* Let the defender send whatever it would have learned, then look for it. */
 	h_sleep_ms(3000);
 	snprintf(q, sizeof(q),

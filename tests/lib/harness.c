@@ -638,3 +638,55 @@ pid_t h_start_testsvc(const char *workdir, const int ports[4], const char *log, 
 	cr_assert_fail("vigil-testsvc did not start (see %s)", log);
 	return -1;
 }
+
+int h_vigilctl(const struct h_console *c, const struct h_pki *pki, const char *const *args,
+	       const char *out)
+{
+	char tokfile[H_PATH];
+	char *argv[48];
+	int n = 0;
+
+	snprintf(tokfile, sizeof(tokfile), "%s/api-token", c->state);
+	unlink(out);
+	argv[n++] = (char *)h_bin("vigilctl");
+	argv[n++] = "--api";
+	argv[n++] = (char *)c->api;
+	argv[n++] = "--ca";
+	argv[n++] = (char *)pki->ca;
+	argv[n++] = "--token-file";
+	argv[n++] = tokfile;
+	for (; *args != NULL; args++) {
+		cr_assert_lt(n, 47, "too many vigilctl arguments");
+		argv[n++] = (char *)*args;
+	}
+	argv[n] = NULL;
+	return h_run(out, 60000, argv);
+}
+
+int h_fixed_port(int *keep_fd)
+{
+	static int next;
+
+	/* Below 32768 (the kernel's default ephemeral range starts there), apart per process. */
+	if (next == 0)
+		next = 20000 + (int)(getpid() % 1000) * 12;
+	for (int tries = 0; tries < 2000; tries++) {
+		int port = next++;
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+		int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+		    (keep_fd == NULL || listen(fd, 64) == 0)) {
+			if (keep_fd != NULL)
+				*keep_fd = fd;
+			else
+				close(fd);
+			return port;
+		}
+		close(fd);
+	}
+	cr_assert_fail("no free port below the ephemeral range");
+	return -1;
+}

@@ -130,6 +130,21 @@ int h_api_request(const struct h_console *c, const struct h_pki *pki, const char
 		  const char *path, const char *body, const char *const *headers, const char *token,
 		  json_t **ret_json);
 
+/*
+ * vigilctl with c's API options (--api, --ca, --token-file: the console's
+ * own token) and args (NULL-terminated); its output in out (a file, cut
+ * first), its exit code returned (-1 when it ran over 60 s).
+ */
+int h_vigilctl(const struct h_console *c, const struct h_pki *pki, const char *const *args,
+	       const char *out);
+
+/*
+ * A loopback TCP port below the ephemeral range (so a model learns it as
+ * itself, not as "ephemeral"), free now; with a listener on it in *keep_fd
+ * when keep_fd is not NULL.  Ports differ per process and per call.
+ */
+int h_fixed_port(int *keep_fd);
+
 /* A store (the console's own module) on the console's private database; store_close it. */
 struct store *h_store(const struct h_console *c);
 

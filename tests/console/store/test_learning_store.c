@@ -788,6 +788,7 @@ Test(learning_store, model_get_sorts_sections_and_entries_bytewise)
 	const struct store_model_delta d = {.service = "svc",
 					    .state = "learning",
 					    .learning_since_ms = T0_MS,
+					    .learn_until_ms = T0_MS + 3600000,
 					    .entries = e,
 					    .nentries = 5};
 	vigil_err err = {0};
@@ -803,6 +804,7 @@ Test(learning_store, model_get_sorts_sections_and_entries_bytewise)
 	cr_expect_str_eq(
 	    text,
 	    "{\"active_since\":null,\"entries\":5,\"host\":\"host-a\",\"learn_drops\":0,"
+	    "\"learn_until\":\"2024-11-28T14:20:00.000000Z\","
 	    "\"learning_since\":\"2024-11-28T13:20:00.000000Z\",\"note\":\"\","
 	    "\"relearn_pending\":false,\"sections\":["
 	    "{\"entries\":[{\"count\":0,\"first_seen\":\"2024-11-28T13:20:00.000000Z\","

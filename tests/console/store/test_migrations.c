@@ -357,6 +357,97 @@ Test(migrations, rule_effects_backfill_the_deviations_stored_before)
 	PQclear(res);
 }
 
+/* One text of sql's single value (a new string). */
+static char *sql_text(const char *sql)
+{
+	PGresult *res = sql_exec(sql, 0, NULL);
+	char *v = strdup(PQgetvalue(res, 0, 0));
+
+	PQclear(res);
+	return v;
+}
+
+/*
+ * Migration 13 on a database that holds events: every row is kept (the old
+ * table renamed events_legacy, not copied) and read through the events view
+ * as before; events stored after it go into the partitioned chunks and read
+ * back the same way, also when inserted through the view.
+ */
+Test(migrations, events_stored_before_13_are_kept_and_read_through_the_view)
+{
+	static const char rows[] =
+	    "SELECT string_agg(concat_ws('|', host_id, seq, idx, type, ts, pid, ppid, uid, comm,"
+	    " body::text), ',' ORDER BY host_id, seq, idx) FROM events";
+	const struct migration *ms;
+	vigil_err err = {0};
+	PGresult *res;
+	size_t n;
+	int applied = -1;
+
+	ms = migrations_get(&n);
+	cr_assert_geq(n, 13);
+	PQclear(sql_exec("SET TimeZone = 'UTC'", 0, NULL));
+	PQclear(sql_exec(migrations_bootstrap_sql, 0, NULL));
+	for (size_t i = 0; i < 12; i++) {
+		char v[16];
+		const char *params[2] = {v, ms[i].name};
+
+		res = PQexec(fx.sql, ms[i].sql);
+		cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "migration %d: %s",
+			     ms[i].version, PQresultErrorMessage(res));
+		PQclear(res);
+		snprintf(v, sizeof(v), "%d", ms[i].version);
+		PQclear(sql_exec("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
+				 params));
+	}
+	PQclear(sql_exec("INSERT INTO events (host_id, seq, idx, type, ts, pid, ppid, uid, comm,"
+			 " body) VALUES ('h', 1, 0, 'exec', '2026-11-01 10:00:00+00', 10, 1, 0,"
+			 " 'sh', '{\"a\": 1}'), ('h', 1, 1, 'file', '2026-11-01 10:00:01+00', 10,"
+			 " 1, 0, 'sh', '{\"path\":\"/x\"}'), ('g', 7, 0, 'net',"
+			 " '2026-11-02 00:00:00+00', 11, 1, 1000, 'curl', '{}')",
+			 0, NULL));
+	char *before = sql_text(rows);
+
+	fx.st = store_open(pgembed_dsn(fx.pg), &err);
+	cr_assert_not_null(fx.st, "%s", err.msg);
+	cr_assert_eq(store_migrate(fx.st, &applied, &err), 0, "%s", err.msg);
+	cr_expect_eq(applied, (int)n - 12);
+	char *after = sql_text(rows);
+	cr_expect_str_eq(after, before, "the events read otherwise after migration 13");
+	free(after);
+	res = sql_exec("SELECT (SELECT count(*) FROM events_legacy),"
+		       " (SELECT relkind FROM pg_class WHERE relname = 'event_chunks'),"
+		       " (SELECT count(*) FROM pg_inherits WHERE inhparent ="
+		       " 'event_chunks'::regclass)",
+		       0, NULL);
+	cr_expect_str_eq(PQgetvalue(res, 0, 0), "3");
+	cr_expect_str_eq(PQgetvalue(res, 0, 1), "p", "event_chunks is not partitioned");
+	cr_expect_str_eq(PQgetvalue(res, 0, 2), "1", "only the default partition at first");
+	PQclear(res);
+
+	/* Inserted through the view: a chunk of one event, read back like the others. */
+	PQclear(sql_exec("INSERT INTO events (host_id, seq, idx, type, ts, pid, ppid, uid, comm,"
+			 " body) VALUES ('h', 2, 0, 'exit', '2026-12-01 00:00:00+00', 12, 1, 0,"
+			 " 'sh', '{\"exit_code\": 0}')",
+			 0, NULL));
+	cr_expect_str_eq(sql_text("SELECT count(*) || '/' || sum(n) FROM event_chunks"), "1/1");
+	after = sql_text(rows);
+	cr_expect(strstr(after, "h|2|0|exit|2026-12-01 00:00:00+00|12|1|0|sh|{\"exit_code\": 0}") !=
+		      NULL,
+		  "%s", after);
+	cr_expect_eq(strlen(after), strlen(before) + 1 +
+					strlen("h|2|0|exit|2026-12-01 00:00:00+00|12|"
+					       "1|0|sh|{\"exit_code\": 0}"));
+	/* Every column is required, as it was in the table. */
+	res = PQexec(fx.sql, "INSERT INTO events (host_id, seq, idx, type, ts, pid, ppid, uid,"
+			     " comm, body) VALUES ('h', 3, 0, 'exit', now(), 1, 1, 0, NULL, '{}')");
+	cr_expect_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
+	cr_expect_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "23502");
+	PQclear(res);
+	free(before);
+	free(after);
+}
+
 struct racer {
 	const char *dsn;
 	int rc;

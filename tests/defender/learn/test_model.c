@@ -56,6 +56,7 @@ struct seen {
 	size_t n, deltas;
 	bool reset;
 	char state[16];
+	uint64_t learn_until_ms;
 };
 
 static void collect(const Vigil__ModelDelta *d, void *ctx)
@@ -64,6 +65,7 @@ static void collect(const Vigil__ModelDelta *d, void *ctx)
 
 	s->deltas++;
 	s->reset |= d->reset;
+	s->learn_until_ms = d->learn_until_ms;
 	snprintf(s->state, sizeof(s->state), "%s", d->state);
 	for (size_t i = 0; i < d->n_entries && s->n < 256; i++)
 		snprintf(s->lines[s->n++], sizeof(s->lines[0]), "%s%s %s",
@@ -211,6 +213,57 @@ Test(model, relearn_forgets_and_sends_a_reset)
 	cr_assert_str_eq(seen.state, "learning");
 	/* Learning again: what was known is new (learned), not a deviation. */
 	cr_assert_eq(see_path(s, MK_PROGRAM, "/bin/sh", 2 * HOUR + 1), MODEL_LEARNED);
+	model_set_free(s);
+}
+
+Test(model, learning_deltas_say_when_the_window_ends)
+{
+	struct model_limits lim = limits();
+	struct model_set *s = model_set_new(&lim, NULL, NULL);
+	struct seen seen = {0};
+
+	see_path(s, MK_PROGRAM, "/usr/bin/date", 5000);
+	model_set_collect(s, true, collect, &seen);
+	cr_assert_str_eq(seen.state, "learning");
+	cr_assert_eq(seen.learn_until_ms, 5000 + HOUR);
+	model_set_tick(s, 5000 + HOUR, 0);
+	model_set_collect(s, true, collect, &seen);
+	cr_assert_str_eq(seen.state, "active");
+	cr_assert_eq(seen.learn_until_ms, 0, "an active model has no window left");
+	model_set_free(s);
+}
+
+Test(model, an_accepted_deviation_becomes_part_of_the_model)
+{
+	struct model_limits lim = limits();
+	struct model_set *s = model_set_new(&lim, NULL, NULL);
+	struct model_obs sh = {.kind = MK_PROGRAM, .exe = EXE, .pattern = "/bin/sh"};
+	struct model_obs logger = {.kind = MK_PROGRAM, .exe = EXE, .pattern = "/usr/bin/logger"};
+	struct seen seen = {0};
+
+	see_path(s, MK_PROGRAM, "/usr/bin/date", 0);
+	model_set_tick(s, HOUR, 0);
+	model_set_collect(s, true, collect, &seen);
+	cr_assert_eq(see_path(s, MK_PROGRAM, "/bin/sh", 2 * HOUR), MODEL_DEVIATION);
+	cr_assert_eq(model_knows(s, SVC, &sh), 0);
+	/* The deviation reported, then accepted: known, and sent as an entry. */
+	cr_assert_eq(model_set_accept(s, SVC, &sh, 2 * HOUR + 1), 0);
+	cr_assert_eq(model_knows(s, SVC, &sh), 1);
+	cr_assert_eq(see_path(s, MK_PROGRAM, "/bin/sh", 2 * HOUR + 2), MODEL_KNOWN);
+	/* Never seen before: accepted all the same (an operator's word). */
+	cr_assert_eq(model_set_accept(s, SVC, &logger, 2 * HOUR + 3), 0);
+	cr_assert_eq(model_knows(s, SVC, &logger), 1);
+	memset(&seen, 0, sizeof(seen));
+	model_set_collect(s, false, collect, &seen);
+	cr_assert(has(&seen, "program /bin/sh"));
+	cr_assert(has(&seen, "program /usr/bin/logger"));
+	cr_assert_not(seen.reset);
+	/* Again (the console resends until acknowledged): no change, nothing to send. */
+	cr_assert_eq(model_set_accept(s, SVC, &sh, 2 * HOUR + 4), 0);
+	memset(&seen, 0, sizeof(seen));
+	model_set_collect(s, false, collect, &seen);
+	cr_assert_eq(seen.n, 0);
+	cr_assert_eq(model_set_accept(s, "exe:/nope", &sh, 2 * HOUR), -ENOENT);
 	model_set_free(s);
 }
 
