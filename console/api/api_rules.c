@@ -38,8 +38,23 @@
 
 #define RULES_PATH "/api/v1/rules"
 
-/* Who made a change: every API caller holds the one token today. */
-#define RULES_ACTOR "api-token"
+/*
+ * Who made a change, as the version records it: "user:NAME" for a user
+ * signed in to the web UI, "api-token" for the token (vigilctl, scripts,
+ * and a session signed in with it).  The prefix keeps a user who happens
+ * to be named "api-token" apart.  Per worker thread: a handler runs on one
+ * worker from start to end.
+ */
+static const char *rules_actor(nng_aio *aio)
+{
+	static __thread char actor[8 + USER_NAME_MAX + 1];
+	const struct api_caller *c = api_caller(aio);
+
+	if (!c->session || c->user[0] == '\0')
+		return "api-token";
+	snprintf(actor, sizeof(actor), "user:%s", c->user);
+	return actor;
+}
 
 /* 400 {"error", "rule", "field", "reason"}; rule NULL or "" is null. */
 static void respond_refused(nng_aio *aio, const char *error, const char *rule, const char *field,
@@ -158,7 +173,7 @@ static bool write_conditions(nng_aio *aio, json_t *body, struct rules_write *w)
 	json_t *ev = body != NULL ? json_object_get(body, "expected_version") : NULL;
 	int64_t header = -1;
 
-	*w = (struct rules_write){.actor = RULES_ACTOR, .expected_version = -1};
+	*w = (struct rules_write){.actor = rules_actor(aio), .expected_version = -1};
 	if (match != NULL && strcmp(match, "*") == 0)
 		match = NULL; /* any version */
 	if (match != NULL && !if_match_version(match, &header)) {
@@ -254,7 +269,7 @@ static void respond_written(nng_aio *aio, uint16_t status, const char *what, con
 
 	out->rule = NULL;
 	if (out->change[0] != '\0')
-		log_info("rules: version %" PRId64 " by " RULES_ACTOR ": %s", out->version,
+		log_info("rules: version %" PRId64 " by %s: %s", out->version, rules_actor(aio),
 			 out->change);
 	else
 		log_info("%s: %s", what,
@@ -585,8 +600,8 @@ static void rules_import(nng_aio *aio)
 					   out.replayed));
 	} else {
 		if (out.change[0] != '\0')
-			log_info("rules: version %" PRId64 " by " RULES_ACTOR ": %s", out.version,
-				 out.change);
+			log_info("rules: version %" PRId64 " by %s: %s", out.version,
+				 rules_actor(aio), out.change);
 		json_object_set_new(out.result, "replayed", json_boolean(out.replayed));
 		api_respond_json(aio, 200, json_incref(out.result));
 	}

@@ -447,6 +447,9 @@ Test(ui_auth, a_write_with_the_cookie_needs_the_csrf_token)
 	cr_expect_eq(r.status, 201, "%s", dump(r.doc));
 	resp_free(&r);
 	cr_expect_eq(h_db_count(&con, "SELECT count(*) FROM rules"), 1);
+	/* The version names who made it. */
+	cr_expect_eq(
+	    h_db_count(&con, "SELECT count(*) FROM rule_versions WHERE actor = 'user:alice'"), 1);
 }
 
 Test(ui_auth, a_read_user_may_only_look)
