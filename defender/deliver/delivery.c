@@ -653,7 +653,9 @@ static Vigil__Reply__Status send_batch(struct delivery *dl, struct uplink_chan *
 			dl->complained = false;
 		} else {
 			dl->st.resends++;
-			if (!dl->complained)
+			/* -ECANCELED: the uplink was aborted, we are stopping; the batch stays
+			 * spooled. */
+			if (!dl->complained && rc != -ECANCELED)
 				log_warn("batch %llu not delivered (%s); spooling and retrying",
 					 (unsigned long long)seq,
 					 rc < 0 ? err.msg

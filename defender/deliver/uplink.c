@@ -90,7 +90,7 @@ static void on_pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 	struct uplink *up = arg;
 	nng_sockaddr sa;
 	char addr[64] = "console";
-	bool counted;
+	bool counted, stopping;
 
 	if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 && sa.s_family == NNG_AF_INET) {
 		const uint8_t *a = (const uint8_t *)&sa.s_in.sa_addr;
@@ -99,9 +99,12 @@ static void on_pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 	}
 	pthread_mutex_lock(&up->pipes_lock);
 	counted = ev == NNG_PIPE_EV_ADD_POST ? pipe_add_locked(up, p) : pipe_remove_locked(up, p);
+	stopping = up->aborted;
 	pthread_mutex_unlock(&up->pipes_lock);
 	if (ev == NNG_PIPE_EV_ADD_POST && counted)
 		log_info("connected to console %s (mutual TLS verified)", addr);
+	else if (ev == NNG_PIPE_EV_REM_POST && counted && stopping)
+		log_info("closed the connection to console %s (stopping)", addr);
 	else if (ev == NNG_PIPE_EV_REM_POST && counted)
 		log_warn("lost connection to console %s; redialing", addr);
 }
@@ -390,6 +393,10 @@ void uplink_close(struct uplink *up)
 {
 	if (up == NULL)
 		return;
+	/* The pipes closed now are ours: no "lost connection" for them. */
+	pthread_mutex_lock(&up->pipes_lock);
+	up->aborted = true;
+	pthread_mutex_unlock(&up->pipes_lock);
 	if (up->sock_open)
 		nng_close(up->sock);
 	for (size_t i = 0; i < DEFENDER_MAX_CONSOLES; i++)
