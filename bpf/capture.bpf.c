@@ -567,7 +567,12 @@ static __always_inline __u64 mix64(__u64 x)
 	return x;
 }
 
-/* Whether a read-only open of fd should be reported: the first one per (process, exec, inode). */
+/*
+ * Whether a read-only open of fd should be reported: the first one per
+ * (process, exec, inode).  The inode is its number and generation: a file
+ * created on a removed file's number (ext4 reuses them at once) is another
+ * file, whose first read a read model must see.
+ */
 static __always_inline bool read_is_new(struct task_struct *task, long fd)
 {
 	struct file *f = fd_file(task, fd);
@@ -581,7 +586,7 @@ static __always_inline bool read_is_new(struct task_struct *task, long fd)
 	ino = UNTRUSTED(struct file, f)->f_inode;
 	leader = UNTRUSTED(struct task_struct, task->group_leader);
 	h = mix64(((__u64)ino->i_sb->s_dev << 32) ^ ino->i_ino);
-	h = mix64(h ^ leader->start_boottime ^ ((__u64)task->tgid << 40));
+	h = mix64(h ^ ino->i_generation ^ leader->start_boottime ^ ((__u64)task->tgid << 40));
 	h = mix64(h ^ leader->self_exec_id) | 1; /* 0 is an empty slot */
 	idx = h >> 40;
 	idx &= READ_SEEN_SLOTS - 1;

@@ -28,7 +28,10 @@
 #include "link/listener.h"
 #include "link/rules_push.h"
 #include "log.h"
+#include "outputs/output_conf.h"
+#include "outputs/outputs.h"
 #include "pg/pgembed.h"
+#include "prom.h"
 #include "store/retention.h"
 #include "store/storage_state.h"
 #include "store/store.h"
@@ -50,6 +53,13 @@ static void on_stop_signal(int sig)
 	stop_requested = 1;
 }
 
+/* SIGHUP (logrotate's postrotate): the JSON lines outputs open their files again. */
+static void on_hup_signal(int sig)
+{
+	(void)sig;
+	outputs_reopen();
+}
+
 struct console_opts {
 	const char *state_dir;
 	const char *db;
@@ -57,6 +67,7 @@ struct console_opts {
 	const char *api;
 	const char *ca, *cert, *key;
 	const char *token_file;
+	const char *outputs_file; /* NULL: no outputs */
 	int heartbeat_interval_ms;
 	int host_timeout_ms;
 	int api_workers;
@@ -118,6 +129,8 @@ static void usage(FILE *f)
 	    "  --activity-retention-days N\n"
 	    "                             interactive activity kept; default %d\n"
 	    "  --retention-interval-s N   how often retention runs (also at start); default %d\n"
+	    "  --outputs FILE             send audits to syslog, JSON lines files and webhooks\n"
+	    "                             (docs/outputs.md)\n"
 	    "  --log-level LEVEL          debug, info, warn or error\n",
 	    DEFAULT_STATE_DIR, DEFAULT_LISTEN, DEFAULT_API, API_POOL_WORKERS_DEFAULT,
 	    API_QUERY_TIMEOUT_MS_DEFAULT, API_IDLE_TIMEOUT_MS_DEFAULT, API_CONNS_PER_ADDR_DEFAULT,
@@ -219,6 +232,7 @@ static int parse_args(int argc, char **argv, struct console_opts *o)
 	    {"audits-retention-days", required_argument, NULL, 'a' + 256},
 	    {"activity-retention-days", required_argument, NULL, 'y' + 256},
 	    {"retention-interval-s", required_argument, NULL, 'i' + 256},
+	    {"outputs", required_argument, NULL, 'o' + 256},
 	    {"log-level", required_argument, NULL, 'l'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
@@ -340,6 +354,9 @@ static int parse_args(int argc, char **argv, struct console_opts *o)
 			if (parse_int("--retention-interval-s", optarg, 1, 86400,
 				      &o->retention_interval_s) < 0)
 				return 2;
+			break;
+		case 'o' + 256:
+			o->outputs_file = optarg;
 			break;
 		case 'l':
 			if ((o->log_level = log_level_parse(optarg)) < 0) {
@@ -740,6 +757,52 @@ static void sweep_until_stopped(struct store *st, struct pgembed *pg, const char
 	}
 }
 
+/* /metrics: the defenders' link (link/listener.h), counted by this process. */
+static void link_collect(struct prom_buf *b, void *arg)
+{
+	static const char *const reasons[LISTENER_REFUSED_NREASONS] = {
+	    "per_certificate_cap", "total_cap", "no_identity", "no_memory"};
+	struct listener_stats s;
+
+	listener_stats_get(arg, &s);
+	prom_family(b, "vigil_link_connections", "gauge", "Defender connections established now");
+	prom_sample_u(b, "vigil_link_connections", NULL, s.conns);
+	prom_family(b, "vigil_link_certificates", "gauge",
+		    "Host certificates with a connection now");
+	prom_sample_u(b, "vigil_link_certificates", NULL, s.certs);
+	prom_family(b, "vigil_link_connections_admitted_total", "counter",
+		    "Defender connections admitted since the console started");
+	prom_sample_u(b, "vigil_link_connections_admitted_total", NULL, s.accepted);
+	prom_family(b, "vigil_link_connections_refused_total", "counter",
+		    "Defender connections closed as they arrived, by why (docs/operations.md,"
+		    " \"Link limits\"); reason=given_up: silent ones closed for a newcomer");
+	for (int i = 0; i < LISTENER_REFUSED_NREASONS; i++)
+		prom_sample_u(b, "vigil_link_connections_refused_total",
+			      (const char *const[]){"reason", reasons[i], NULL}, s.refused[i]);
+	prom_sample_u(b, "vigil_link_connections_refused_total",
+		      (const char *const[]){"reason", "given_up", NULL}, s.evicted_idle);
+	prom_family(b, "vigil_link_oversize_total", "counter",
+		    "Requests over the console's message limit answered REFUSED");
+	prom_sample_u(b, "vigil_link_oversize_total", NULL, s.oversize);
+}
+
+/*
+ * This console, for the outputs' leases: "host:/state/dir", so that a
+ * restarted console takes its own sinks back at once.
+ */
+static void console_owner(const char *state_dir, char *host, size_t hostlen, char *out,
+			  size_t outlen)
+{
+	char dir[PATH_MAX];
+
+	if (gethostname(host, hostlen) < 0 || host[0] == '\0')
+		snprintf(host, hostlen, "localhost");
+	host[hostlen - 1] = '\0';
+	if (realpath(state_dir, dir) == NULL)
+		snprintf(dir, sizeof(dir), "%s", state_dir);
+	snprintf(out, outlen, "%s:%s", host, dir);
+}
+
 int main(int argc, char **argv)
 {
 	struct console_opts o = {0};
@@ -750,6 +813,10 @@ int main(int argc, char **argv)
 	struct pgembed *pg = NULL;
 	struct store *st_ingest[4] = {NULL}, *st_soft[4] = {NULL}, *st_api = NULL;
 	struct maint maint = {0};
+	struct output_confs outconfs = {0};
+	struct outputs *outs = NULL;
+	bool link_registered = false;
+	char hostname[256], owner[PATH_MAX + 300];
 	const int ningest = 4;
 	char token[API_TOKEN_LEN + 1];
 	const char *dsn;
@@ -764,7 +831,14 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_stop_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	/* Never the default (the end of the process): logrotate sends it after a rotation. */
+	sa.sa_handler = on_hup_signal;
+	sigaction(SIGHUP, &sa, NULL);
 	rc = 1;
+	if (o.outputs_file != NULL && output_conf_load(o.outputs_file, &outconfs, &err) < 0) {
+		log_error("outputs: %s", err.msg);
+		goto out;
+	}
 
 	if (tls_engine_install(&err) < 0 || fs_mkdir_p(o.state_dir, 0711, &err) < 0 ||
 	    api_token_load_or_create(o.token_file, token, &err) < 0) {
@@ -844,6 +918,16 @@ int main(int argc, char **argv)
 		log_error("%s", err.msg);
 		goto out;
 	}
+	link_registered = prom_register(link_collect, lis) == 0;
+	console_owner(o.state_dir, hostname, sizeof(hostname), owner, sizeof(owner));
+	const struct outputs_opts oopts = {
+	    .confs = &outconfs, .dsn = dsn, .owner = owner, .hostname = hostname};
+	if ((outs = outputs_start(&oopts, &err)) == NULL) {
+		log_error("outputs: %s", err.msg);
+		goto out;
+	}
+	if (outconfs.n > 0)
+		log_info("outputs: %zu sink(s) from %s", outconfs.n, o.outputs_file);
 	log_info("vigil-console %s ready: defenders on %s, API on %s (token in %s), TLS engine %s",
 		 VIGIL_VERSION, o.listen, o.api, o.token_file, tls_engine_name());
 	if ((rc = pthread_create(&maint.thread, NULL, maint_main, &maint)) != 0) {
@@ -856,6 +940,8 @@ int main(int argc, char **argv)
 	log_info("stopping");
 	rc = 0;
 out:
+	outputs_stop(outs);
+	output_confs_fini(&outconfs);
 	if (maint.started) {
 		atomic_store(&maint.stop, true);
 		pthread_join(maint.thread, NULL);
@@ -863,6 +949,8 @@ out:
 	retention_free(maint.ret);
 	store_close(maint.st);
 	api_stop(api);
+	if (link_registered)
+		prom_unregister(link_collect, lis);
 	listener_stop(lis);
 	rules_push_stop(rules);
 	for (int i = 0; i < ningest; i++) {

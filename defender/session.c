@@ -220,7 +220,7 @@ static void run_commands(struct session *s, const Vigil__Reply *reply)
 }
 
 /* The heartbeat's counters: capture, delivery, learning, enforcement. */
-#define COUNTERS_MAX (EV_TYPE_MAX + DROP_REASON_MAX + FILTER_REASON_MAX + 1 + 9 + 12 + 4 + 10)
+#define COUNTERS_MAX (EV_TYPE_MAX + DROP_REASON_MAX + FILTER_REASON_MAX + 1 + 9 + 14 + 4 + 10)
 
 struct counters {
 	Vigil__Counter c[COUNTERS_MAX];
@@ -277,6 +277,8 @@ static void counters_fill(const struct session *s, struct counters *k)
 		counter_add(k, "learn", "deviations", ls.models.deviations);
 		counter_add(k, "learn", "deviations_repeated", ls.models.deviations_repeated);
 		counter_add(k, "learn", "folds", ls.models.folds);
+		counter_add(k, "learn", "folds_shaped", ls.models.folds_shaped);
+		counter_add(k, "learn", "reads_common", ls.reads_common);
 		counter_add(k, "learn", "over_bounds",
 			    ls.models.full_models + ls.models.full_sections +
 				ls.models.full_entries);

@@ -16,6 +16,7 @@ packages=(
 	iproute2 procps
 	clang-format # tests/run.sh checks the house format
 	libclang-rt-14-dev # libFuzzer, for tests/fuzz
+	rsyslog rsyslog-gnutls python3-prometheus-client # tests/e2e/test_outputs.c: real receivers, a real parser
 )
 
 missing=()

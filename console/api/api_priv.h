@@ -117,4 +117,7 @@ void api_handle_rules(nng_aio *aio);
 /* Handler of GET /api/v1/status: the storage state and retention (api_status.c). */
 void api_handle_status(nng_aio *aio);
 
+/* Handler of GET /metrics: Prometheus' text format (api_metrics.c, docs/outputs.md). */
+void api_handle_metrics(nng_aio *aio);
+
 #endif

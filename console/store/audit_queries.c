@@ -21,18 +21,25 @@
 				     " CASE WHEN effect IS NOT NULL THEN detail->>'wanted' END,"   \
 				     " CASE WHEN effect IS NOT NULL THEN detail->>'why' END"
 
+/* Row i's audit from AUDIT_COLUMNS starting at column c. */
+static json_t *audit_json_at(const PGresult *res, int i, int c)
+{
+	json_t *detail = json_loads(PQgetvalue(res, i, c + 6), 0, NULL);
+
+	return json_pack(
+	    "{s:I,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id",
+	    (json_int_t)strtoll(PQgetvalue(res, i, c), NULL, 10), "host_id",
+	    PQgetvalue(res, i, c + 1), "ts", PQgetvalue(res, i, c + 2), "kind",
+	    PQgetvalue(res, i, c + 3), "severity", PQgetvalue(res, i, c + 4), "summary",
+	    PQgetvalue(res, i, c + 5), "detail", detail ? detail : json_object(), "service",
+	    store_json_text(res, i, c + 7), "exe", store_json_text(res, i, c + 8), "rule",
+	    store_json_text(res, i, c + 9), "effect", store_json_text(res, i, c + 10), "wanted",
+	    store_json_text(res, i, c + 11), "why", store_json_text(res, i, c + 12));
+}
+
 static json_t *audit_json(const PGresult *res, int i)
 {
-	json_t *detail = json_loads(PQgetvalue(res, i, 6), 0, NULL);
-
-	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id",
-			 (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10), "host_id",
-			 PQgetvalue(res, i, 1), "ts", PQgetvalue(res, i, 2), "kind",
-			 PQgetvalue(res, i, 3), "severity", PQgetvalue(res, i, 4), "summary",
-			 PQgetvalue(res, i, 5), "detail", detail ? detail : json_object(),
-			 "service", store_json_text(res, i, 7), "exe", store_json_text(res, i, 8),
-			 "rule", store_json_text(res, i, 9), "effect", store_json_text(res, i, 10),
-			 "wanted", store_json_text(res, i, 11), "why", store_json_text(res, i, 12));
+	return audit_json_at(res, i, 0);
 }
 
 int store_audits_list(struct store *st, const struct audit_filter *f, json_t **ret, vigil_err *err)
@@ -220,4 +227,54 @@ int store_audits_summary(struct store *st, const struct audit_filter *f, json_t 
 	*ret = summary_json(res);
 	PQclear(res);
 	return *ret != NULL ? 0 : verr_set(err, -ENOMEM, "out of memory summing audits");
+}
+
+int store_audits_after(struct store *st, struct audit_pos pos, size_t max, struct audit_item *items,
+		       size_t *ret_n, vigil_err *err)
+{
+	/*
+	 * The row comparison reads audits_tx_id_idx in order; the xmin bound
+	 * leaves out what a running transaction might still be joined by.
+	 * ORDER BY names the table's columns: a bare "tx" would be the output
+	 * column, the text, and "1000" sorts before "999".
+	 */
+	static const char sql[] = "SELECT tx::text, " AUDIT_COLUMNS " FROM audits"
+				  " WHERE tx IS NOT NULL AND (tx, id) > ($1::xid8, $2::bigint)"
+				  " AND tx < pg_snapshot_xmin(pg_current_snapshot())"
+				  " ORDER BY audits.tx, audits.id LIMIT $3::integer";
+	char tx[24], id[24], limit[16];
+	const char *params[3] = {tx, id, limit};
+	PGresult *res = NULL;
+	size_t n = 0;
+	int rc;
+
+	*ret_n = 0;
+	if (max == 0 || max > 100000)
+		return verr_set(err, -EINVAL, "reading audits: %zu at a time is out of range", max);
+	snprintf(tx, sizeof(tx), "%" PRIu64, pos.tx);
+	snprintf(id, sizeof(id), "%" PRId64, pos.id);
+	snprintf(limit, sizeof(limit), "%zu", max);
+	pthread_mutex_lock(&st->lock);
+	rc = store_exec(st, "reading audits for the outputs", sql, 3, params, PGRES_TUPLES_OK, true,
+			&res, err);
+	pthread_mutex_unlock(&st->lock);
+	if (rc < 0)
+		return rc;
+	for (int i = 0; i < PQntuples(res) && n < max; i++) {
+		json_t *o = audit_json_at(res, i, 1);
+
+		if (o == NULL) {
+			for (size_t k = 0; k < n; k++)
+				json_decref(items[k].audit);
+			PQclear(res);
+			return verr_set(err, -ENOMEM, "out of memory reading audits");
+		}
+		items[n].pos.tx = strtoull(PQgetvalue(res, i, 0), NULL, 10);
+		items[n].pos.id = (int64_t)strtoll(PQgetvalue(res, i, 1), NULL, 10);
+		items[n].audit = o;
+		n++;
+	}
+	PQclear(res);
+	*ret_n = n;
+	return 0;
 }

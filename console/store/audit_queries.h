@@ -49,4 +49,29 @@ int store_audit_get(struct store *st, int64_t id, json_t **ret, vigil_err *err);
 int store_audits_summary(struct store *st, const struct audit_filter *f, json_t **ret,
 			 vigil_err *err);
 
+/*
+ * A position in the order the outputs read audits (store/output_store.h):
+ * the id of the transaction that stored the audit, then its id.
+ */
+struct audit_pos {
+	uint64_t tx;
+	int64_t id;
+};
+
+/* One audit read for the outputs: its position and its object as store_audits_list has it. */
+struct audit_item {
+	struct audit_pos pos;
+	json_t *audit; /* owned by the item: json_decref */
+};
+
+/*
+ * Up to max audits after pos in (tx, id) order, into items (the caller's
+ * array of max; *ret_n filled, each audit to be decref'd), only those
+ * whose transaction ended before the oldest one still running (the
+ * snapshot's xmin): none can appear before them later.  Audits stored
+ * before migration 14 (no tx) are never read.
+ */
+int store_audits_after(struct store *st, struct audit_pos pos, size_t max, struct audit_item *items,
+		       size_t *ret_n, vigil_err *err);
+
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "store/ingest_stats.h"
 #include "store/storage_state.h"
 #include "store/store_priv.h"
 
@@ -454,6 +455,8 @@ int store_ingest(struct store *st, const char *host_id, uint64_t seq, const stru
 out:
 	pthread_mutex_unlock(&st->lock);
 	free(skip);
+	if (rc == 0)
+		ingest_stats_add(res); /* GET /metrics: vigil_events_ingested_total */
 	return rc;
 }
 

@@ -41,6 +41,7 @@ static const char *const deviation_kinds[] = {"new_program",
 					      "new_listen",
 					      "new_peer",
 					      "new_client",
+					      "new_read",
 					      "rewritten_argument",
 					      "denied_program",
 					      "denied_read",
@@ -50,7 +51,7 @@ static const char *const deviation_kinds[] = {"new_program",
 					      "enforcement_failed_open",
 					      NULL};
 /* The first of the kinds a rule's deny list gives (denied_*): the rest of the list. */
-#define DEVIATION_DENIED_FIRST 7
+#define DEVIATION_DENIED_FIRST 8
 /*
  * What a deviation of each kind (same order) did, for its one-line summary:
  * as it happened ("started"), and as what was stopped ("prevented from
@@ -65,6 +66,7 @@ static const struct {
     {"listened on", "listening on"},
     {"connected to", "connecting to"},
     {"accepted a connection from", "accepting a connection from"},
+    {"read", "reading"},
     {"rewrote a call's argument while the call ran:",
      "rewriting a call's argument while the call ran:"},
     {"started", "starting"},
@@ -92,8 +94,8 @@ static const char *deviation_tail(int kind, bool happened)
 		return happened ? ", on a deny list" : "";
 	return strcmp(deviation_kinds[kind], "rewritten_argument") == 0 ? "" : ", not in its model";
 }
-static const char *const entry_kinds[] = {"program", "write", "sensitive_read", "listen", "connect",
-					  "accept",  NULL};
+static const char *const entry_kinds[] = {"program", "write",  "sensitive_read", "listen",
+					  "connect", "accept", "read",		 NULL};
 static const char *const severities[] = {"low", "medium", "high", NULL};
 static const char *const states[] = {"learning", "active", NULL};
 
@@ -205,8 +207,8 @@ static bool deviation_ok(const struct store_deviation *d, size_t i, struct inges
 	if (kind < 0)
 		return refuse(p, prefix, "kind",
 			      "is not new_program, new_write, sensitive_read, new_listen, new_peer,"
-			      " new_client, rewritten_argument, denied_program, denied_read,"
-			      " denied_write, denied_connect or denied_listen");
+			      " new_client, new_read, rewritten_argument, denied_program,"
+			      " denied_read, denied_write, denied_connect or denied_listen");
 	if (!text_ok(p, prefix, "object", d->object, LEARN_PATH_MAX, true) ||
 	    !text_ok(p, prefix, "raw", d->raw, LEARN_PATH_MAX, false) ||
 	    !text_ok(p, prefix, "expected", d->expected, LEARN_EXPECTED_MAX, false))
@@ -425,8 +427,9 @@ static bool entry_ok(const struct store_model_entry *e, size_t i, size_t j,
 	if (!text_ok(p, prefix, "exe", e->exe, LEARN_PATH_MAX, true))
 		return false;
 	if (name_index(entry_kinds, e->kind) < 0)
-		return refuse(p, prefix, "kind",
-			      "is not program, write, sensitive_read, listen, connect or accept");
+		return refuse(
+		    p, prefix, "kind",
+		    "is not program, write, sensitive_read, listen, connect, accept or read");
 	if (!text_ok(p, prefix, "pattern", e->pattern, LEARN_PATH_MAX, true))
 		return false;
 	if (e->first_seen_ms > LEARN_MS_MAX)

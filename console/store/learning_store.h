@@ -22,9 +22,9 @@
  *                 activity user/tty <= 256 and summary <= 8192 bytes;
  *                 service, exe, kind, pattern and object must not be empty.
  *   kinds:        deviation kind new_program|new_write|sensitive_read|
- *                 new_listen|new_peer|new_client; severity low|medium|high;
- *                 entry kind program|write|sensitive_read|listen|connect|
- *                 accept; model state learning|active.
+ *                 new_listen|new_peer|new_client|new_read; severity
+ *                 low|medium|high; entry kind program|write|sensitive_read|
+ *                 listen|connect|accept|read; model state learning|active.
  *   numbers:      deviation ts_ns not 0; times in ms up to year 9999 (0 is
  *                 "not set"); counts and learn_drops up to INT64_MAX;
  *                 activity session and event pid up to INT32_MAX.

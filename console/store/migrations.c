@@ -404,6 +404,45 @@ static const struct migration migrations[] = {
 	       "CREATE INDEX activity_ts_idx ON activity (ts);"
 	       "CREATE INDEX batches_received_at_idx ON batches (received_at);",
     },
+    {
+	.version = 14,
+	.name = "outputs",
+	/*
+	 * The outputs (console/outputs/, docs/outputs.md) read audits in the
+	 * order of the transactions that stored them: audits.tx is that
+	 * transaction's id and (tx, id) the reading order.  Ids alone would
+	 * lose audits: the ingest workers commit in parallel, so id 100 can
+	 * commit after id 101 was read.  A reader takes only audits whose tx
+	 * is below the oldest transaction still running (the snapshot's
+	 * xmin), so nothing can appear before its position later (PgQ's
+	 * design).  stored_at: when the row was stored, for a sink's age
+	 * limit (audits.ts is the defender's clock, hostile).  Both are added
+	 * without a default first, then given one: existing rows stay NULL
+	 * (no rewrite of a large table) and are not delivered (a new sink
+	 * starts at "now").
+	 *
+	 * output_cursors: one row per sink, its position (last_tx, last_id),
+	 * what it delivered and dropped in all, its backlog as last measured,
+	 * and the console delivering it (owner, a lease renewed while it
+	 * runs, so that consoles sharing the database deliver each sink once).
+	 */
+	.sql = "ALTER TABLE audits ADD COLUMN tx xid8, ADD COLUMN stored_at timestamptz;"
+	       "ALTER TABLE audits ALTER COLUMN tx SET DEFAULT pg_current_xact_id(),"
+	       " ALTER COLUMN stored_at SET DEFAULT now();"
+	       "CREATE INDEX audits_tx_id_idx ON audits (tx, id) WHERE tx IS NOT NULL;"
+	       "CREATE TABLE output_cursors ("
+	       " sink text PRIMARY KEY,"
+	       " kind text NOT NULL,"
+	       " last_tx xid8 NOT NULL,"
+	       " last_id bigint NOT NULL,"
+	       " delivered bigint NOT NULL DEFAULT 0,"
+	       " dropped bigint NOT NULL DEFAULT 0,"
+	       " backlog bigint NOT NULL DEFAULT 0,"
+	       " owner text,"
+	       " lease_until timestamptz,"
+	       " created_at timestamptz NOT NULL DEFAULT now(),"
+	       " updated_at timestamptz NOT NULL DEFAULT now());",
+    },
 };
 
 const struct migration *migrations_get(size_t *ret_count)

@@ -563,10 +563,11 @@ static const struct {
 	enum rule_category cat;
 	bool deviation;
 } audit_kinds[] = {
-    {"new_program", RULE_CAT_PROCESSES, true},	   {"new_write", RULE_CAT_FILES, true},
-    {"sensitive_read", RULE_CAT_FILES, true},	   {"new_listen", RULE_CAT_NETWORK, true},
-    {"new_peer", RULE_CAT_NETWORK, true},	   {"new_client", RULE_CAT_NETWORK, true},
-    {"denied_program", RULE_CAT_PROCESSES, false}, {"denied_read", RULE_CAT_FILES, false},
+    {"new_program", RULE_CAT_PROCESSES, true}, {"new_write", RULE_CAT_FILES, true},
+    {"sensitive_read", RULE_CAT_FILES, true},  {"new_listen", RULE_CAT_NETWORK, true},
+    {"new_peer", RULE_CAT_NETWORK, true},      {"new_client", RULE_CAT_NETWORK, true},
+    {"new_read", RULE_CAT_FILES, true},	       {"denied_program", RULE_CAT_PROCESSES, false},
+    {"denied_read", RULE_CAT_FILES, false},
 };
 
 /*

@@ -25,7 +25,7 @@
  *   event; its denied_program / denied_read audit (effect prevent or block)
  *   stands for it.
  *   deviation effect, from the deviation audits of services:
- *     new_program → processes; new_write, sensitive_read → files;
+ *     new_program → processes; new_write, sensitive_read, new_read → files;
  *     new_listen, new_peer, new_client → network
  *
  * An allow entry wins: an act it names counts nowhere.  A deviation that a

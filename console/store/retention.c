@@ -732,7 +732,8 @@ static int delete_others(struct retention *r, struct retention_report *rep, vigi
 
 	rc = delete_old(r, "deleting old audits",
 			"DELETE FROM audits WHERE id IN (SELECT id FROM audits WHERE ts <"
-			" now() - make_interval(days => $1::int) LIMIT $2::int)",
+			" now() - make_interval(days => $1::int) AND (stored_at IS NULL OR"
+			" stored_at < now() - make_interval(days => $1::int)) LIMIT $2::int)",
 			r->o.audits_days, deadline, &rep->audits_deleted, &rep->deletes_unfinished,
 			err);
 	if (rc == 0 && !rep->deletes_unfinished)

@@ -1179,7 +1179,8 @@ bool enforcer_deviation(struct enforcer *e, const char *service, const char *kin
 	*ret_wanted = RULE_EFFECT_DISABLED;
 	if (strcmp(kind, "new_program") == 0)
 		c = RULE_CAT_PROCESSES;
-	else if (strcmp(kind, "new_write") == 0 || strcmp(kind, "sensitive_read") == 0)
+	else if (strcmp(kind, "new_write") == 0 || strcmp(kind, "sensitive_read") == 0 ||
+		 strcmp(kind, "new_read") == 0)
 		c = RULE_CAT_FILES;
 	else if (strcmp(kind, "rewritten_argument") == 0)
 		goto out; /* an attack sign, whatever the rules say */

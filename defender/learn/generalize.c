@@ -7,7 +7,9 @@
 #include <arpa/inet.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -218,14 +220,188 @@ int generalize_parent_glob(const char *pattern, char *out, size_t outlen)
 	return out_done(&o);
 }
 
+enum generalize_glob generalize_glob_kind(const char *pattern)
+{
+	size_t n = strlen(pattern);
+	const char *name;
+
+	if (n >= 2 && strcmp(pattern + n - 2, "/*") == 0)
+		return GLOB_TREE;
+	name = strrchr(pattern, '/');
+	return name != NULL && strchr(name, '*') != NULL ? GLOB_SHAPE : GLOB_NONE;
+}
+
 bool generalize_glob_matches(const char *glob, const char *pattern)
 {
 	size_t n = strlen(glob);
 
-	if (n < 2 || strcmp(glob + n - 2, "/*") != 0)
+	if (n >= 2 && strcmp(glob + n - 2, "/*") == 0)
+		/* The directory with its slash, then at least one more character. */
+		return strncmp(pattern, glob, n - 1) == 0 && pattern[n - 1] != '\0';
+	/* A shape: one name directly in the directory, with the shape's fixed ends. */
+	const char *slash = strrchr(glob, '/'), *star = slash != NULL ? strchr(slash, '*') : NULL;
+	if (star == NULL)
 		return false;
-	/* The directory with its slash, then at least one more character. */
-	return strncmp(pattern, glob, n - 1) == 0 && pattern[n - 1] != '\0';
+	size_t dir = (size_t)(slash + 1 - glob);
+	const char *name = pattern + dir;
+	if (strncmp(pattern, glob, dir) != 0 || *name == '\0' || strchr(name, '/') != NULL)
+		return false;
+	size_t pl = (size_t)(star - (slash + 1)), sl = strlen(star + 1), nl = strlen(name);
+	return nl >= pl + sl && strncmp(name, slash + 1, pl) == 0 &&
+	       strcmp(name + nl - sl, star + 1) == 0;
+}
+
+/* The length of the marker (<num>, <rand>) that s starts with, or 0. */
+static size_t marker_len(const char *s)
+{
+	if (strncmp(s, "<num>", 5) == 0)
+		return 5;
+	return strncmp(s, "<rand>", 6) == 0 ? 6 : 0;
+}
+
+/* Where the marker of name that position k falls strictly inside begins; k when none does. */
+static size_t marker_around(const char *name, size_t k, size_t *ret_end)
+{
+	for (size_t i = 0; i < k;) {
+		size_t m = marker_len(name + i);
+
+		if (m > 0 && i + m > k) {
+			*ret_end = i + m;
+			return i;
+		}
+		i += m > 0 ? m : 1;
+	}
+	*ret_end = k;
+	return k;
+}
+
+/* A name's fixed part before and after its star ("c-" and ".tmp" of "c-*.tmp"). */
+struct shape_name {
+	const char *s;
+	size_t len;  /* whole name */
+	size_t head; /* characters before the star (len without one) */
+	size_t tail; /* characters after it (len without one) */
+};
+
+/* Whether the prefix of length p ends where every name's token ends. */
+static bool prefix_cut_ok(const struct shape_name *v, size_t n, size_t p)
+{
+	size_t end;
+
+	if (p == 0)
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if (marker_around(v[i].s, p, &end) != p)
+			return false;
+	if (!is_alnum(v[0].s[p - 1]))
+		return true; /* after punctuation or a marker's '>' */
+	for (size_t i = 0; i < n; i++)
+		if (is_alnum(v[i].s[p]))
+			return false; /* inside a word */
+	return true;
+}
+
+/* Whether the suffix of length s begins where every name's token begins. */
+static bool suffix_cut_ok(const struct shape_name *v, size_t n, size_t s)
+{
+	size_t end;
+
+	if (s == 0)
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if (marker_around(v[i].s, v[i].len - s, &end) != v[i].len - s)
+			return false;
+	if (!is_alnum(v[0].s[v[0].len - s]))
+		return true; /* before punctuation or a marker's '<' */
+	for (size_t i = 0; i < n; i++)
+		if (v[i].len > s && is_alnum(v[i].s[v[i].len - s - 1]))
+			return false;
+	return true;
+}
+
+/* Whether fixed text says something: a letter, a digit or a marker, not punctuation alone. */
+static bool says_something(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (is_alnum(s[i]) || (s[i] == '<' && marker_len(s + i) > 0))
+			return true;
+	return false;
+}
+
+#define SHAPE_NAMES_MAX 1024
+
+int generalize_shape(const char *dirglob, const char *const *patterns, size_t n, char *out,
+		     size_t outlen)
+{
+	struct generalize_out o = {.buf = out, .cap = outlen};
+	size_t dl = strlen(dirglob), p, s, room = SIZE_MAX;
+	struct shape_name *v;
+	int rc = 0;
+
+	if (outlen > 0)
+		out[0] = '\0';
+	if (n < 2 || n > SHAPE_NAMES_MAX || dl < 2 || strcmp(dirglob + dl - 2, "/*") != 0)
+		return -EINVAL;
+	if ((v = calloc(n, sizeof(*v))) == NULL)
+		return -ENOMEM;
+	dl--; /* the directory with its slash */
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const char *name = patterns[i] + dl, *slash, *star;
+
+		if (strncmp(patterns[i], dirglob, dl) != 0 || *name == '\0') {
+			rc = -EINVAL;
+			break;
+		}
+		if ((slash = strchr(name, '/')) != NULL) {
+			/* A folded subdirectory ("dir/sub/\*"): a whole tree, no name's shape. */
+			rc = strcmp(slash, "/*") == 0 ? -ENOENT : -EINVAL;
+			break;
+		}
+		star = strchr(name, '*');
+		v[i].s = name;
+		v[i].len = strlen(name);
+		v[i].head = star != NULL ? (size_t)(star - name) : v[i].len;
+		v[i].tail = star != NULL ? v[i].len - v[i].head - 1 : v[i].len;
+	}
+	if (rc < 0) {
+		free(v);
+		return rc;
+	}
+	/* The longest common prefix, never past a star; then back to a token's end. */
+	for (p = 0;; p++) {
+		bool same = p < v[0].head;
+
+		for (size_t i = 1; same && i < n; i++)
+			same = p < v[i].head && v[i].s[p] == v[0].s[p];
+		if (!same)
+			break;
+	}
+	while (!prefix_cut_ok(v, n, p))
+		p--;
+	/* The longest common suffix that leaves the prefix whole in every name. */
+	for (size_t i = 0; i < n; i++)
+		room = v[i].len - p < room ? v[i].len - p : room;
+	for (s = 0;; s++) {
+		bool same = s < room && s < v[0].tail;
+
+		for (size_t i = 1; same && i < n; i++)
+			same =
+			    s < v[i].tail && v[i].s[v[i].len - 1 - s] == v[0].s[v[0].len - 1 - s];
+		if (!same)
+			break;
+	}
+	while (!suffix_cut_ok(v, n, s))
+		s--;
+	if (!says_something(v[0].s, p) && !says_something(v[0].s + v[0].len - s, s)) {
+		free(v);
+		return -ENOENT;
+	}
+	out_put(&o, dirglob, dl);
+	out_put(&o, v[0].s, p);
+	out_put(&o, "*", 1);
+	out_put(&o, v[0].s + v[0].len - s, s);
+	free(v);
+	return out_done(&o);
 }
 
 /*
@@ -267,6 +443,94 @@ bool generalize_is_sensitive(const char *path)
 		       slash[6] != '\0';
 	}
 	return false;
+}
+
+static bool starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static bool in_list(const char *path, const char *const *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(list[i]);
+
+		/* "dir/" entries match anything below dir, others the file itself. */
+		if (list[i][len - 1] == '/' ? strncmp(path, list[i], len) == 0
+					    : strcmp(path, list[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+#define LIST_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/*
+ * Reads every process makes, that are the same on every host or hold
+ * nothing a host keeps secret.  Left in on purpose, though many programs
+ * read them: /etc/passwd and /etc/group (a path-traversal hole's first
+ * probe), /etc/machine-id, other processes' /proc/PID (their environment
+ * holds secrets), devices other than the bit buckets (a disk read is every
+ * secret at once), and /usr/local outside lib, share, bin, sbin and
+ * include (where locally installed services keep their configuration).
+ */
+static const char *const common_etc[] = {
+    "/etc/ld.so.cache",	     "/etc/ld.so.preload",  "/etc/ld.so.conf",	   "/etc/ld.so.conf.d/",
+    "/etc/localtime",	     "/etc/timezone",	    "/etc/locale.alias",   "/etc/locale.conf",
+    "/etc/default/locale",   "/etc/nsswitch.conf",  "/etc/host.conf",	   "/etc/gai.conf",
+    "/etc/resolv.conf",	     "/etc/hosts",	    "/etc/services",	   "/etc/protocols",
+    "/etc/networks",	     "/etc/os-release",	    "/etc/ssl/certs/",	   "/etc/ssl/openssl.cnf",
+    "/etc/ca-certificates/", "/etc/pki/ca-trust/",  "/etc/pki/tls/certs/", "/etc/fonts/",
+    "/etc/terminfo/",	     "/etc/mime.types",	    "/etc/magic",	   "/etc/gnutls/config",
+    "/etc/crypto-policies/", "/etc/selinux/config",
+};
+static const char *const common_usr_local[] = {"/usr/local/lib/", "/usr/local/share/",
+					       "/usr/local/bin/", "/usr/local/sbin/",
+					       "/usr/local/include/"};
+static const char *const common_dev[] = {"/dev/null",	 "/dev/zero", "/dev/full", "/dev/random",
+					 "/dev/urandom", "/dev/tty",  "/dev/ptmx", "/dev/pts/"};
+
+/* Whether the digits at s (up to '/' or the end) are pid; s is after "/proc/". */
+static bool is_own_proc(const char *s, uint32_t pid)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; s[i] >= '0' && s[i] <= '9' && i < 10; i++)
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	return i > 0 && (s[i] == '/' || s[i] == '\0') && v == pid;
+}
+
+bool generalize_read_is_common(const char *path, uint32_t pid)
+{
+	switch (path[0] == '/' ? path[1] : '\0') {
+	case 'u':
+		if (!starts_with(path, "/usr/"))
+			return false;
+		return !starts_with(path, "/usr/local/") ||
+		       in_list(path, common_usr_local, LIST_LEN(common_usr_local));
+	case 'l':
+		return starts_with(path, "/lib/") || starts_with(path, "/lib64/") ||
+		       starts_with(path, "/lib32/") || starts_with(path, "/libx32/");
+	case 'b':
+		return starts_with(path, "/bin/");
+	case 's':
+		return starts_with(path, "/sbin/") || starts_with(path, "/sys/");
+	case 'e':
+		return in_list(path, common_etc, LIST_LEN(common_etc));
+	case 'd':
+		return in_list(path, common_dev, LIST_LEN(common_dev));
+	case 'p':
+		if (!starts_with(path, "/proc/"))
+			return false;
+		path += 6;
+		/* Host-wide files (meminfo, stat, sys/...), the process's own, self. */
+		if (*path < '0' || *path > '9')
+			return *path != '\0' && !starts_with(path, "kcore");
+		return is_own_proc(path, pid);
+	default:
+		return false;
+	}
 }
 
 /* Written once under ports_once, read-only afterwards. */

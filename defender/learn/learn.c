@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "learn/generalize.h"
 #include "log.h"
@@ -63,6 +64,15 @@ static void publish_stats(struct learner *l)
 	pthread_mutex_unlock(&l->snap_lock);
 }
 
+/* The wall clock in ms, as the pipeline stamps events (models' times are wall times). */
+static uint64_t wall_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 struct learner *learner_new(const struct model_limits *lim, const char *dir,
 			    const struct learn_sink *sink, vigil_err *err)
 {
@@ -78,7 +88,7 @@ struct learner *learner_new(const struct model_limits *lim, const char *dir,
 	pthread_rwlock_init(&l->models_lock, NULL);
 	generalize_ports_init();
 	if ((l->models = model_set_new(lim, dir, err)) == NULL ||
-	    model_set_load(l->models, err) < 0) {
+	    model_set_load(l->models, wall_now_ms(), err) < 0) {
 		model_set_free(l->models);
 		pthread_mutex_destroy(&l->snap_lock);
 		pthread_rwlock_destroy(&l->models_lock);
@@ -187,7 +197,23 @@ static bool open_writes(uint32_t flags)
 	return (flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC));
 }
 
-static size_t file_obs(const struct event *ev, struct obs *o)
+/*
+ * A read-only open: a sensitive file is an entry of its own kind; what every
+ * process reads (libraries, locale, the loader's files, its own /proc) is
+ * left out and counted; the rest is a read.  O_PATH opens read nothing.
+ */
+static size_t read_obs(struct learner *l, const struct event *ev, const char *path, struct obs *o)
+{
+	if (generalize_is_sensitive(path))
+		return path_obs(o, MK_SENSITIVE_READ, path) ? 1 : 0;
+	if ((ev->file->open_flags & O_PATH) || generalize_read_is_common(path, ev->hdr->pid)) {
+		l->st.reads_common++;
+		return 0;
+	}
+	return path_obs(o, MK_READ, path) ? 1 : 0;
+}
+
+static size_t file_obs(struct learner *l, const struct event *ev, struct obs *o)
 {
 	const struct ev_file *f = ev->file;
 	char path[EV_PATH_MAX * 2];
@@ -196,9 +222,7 @@ static size_t file_obs(const struct event *ev, struct obs *o)
 	if (f->result < 0 || !abs_path(&ev->s[0], &ev->s[2], path, sizeof(path)))
 		return 0;
 	if (f->op == FOP_OPEN && !open_writes(f->open_flags))
-		return generalize_is_sensitive(path) && path_obs(&o[0], MK_SENSITIVE_READ, path)
-			   ? 1
-			   : 0;
+		return read_obs(l, ev, path, o);
 	if (path_obs(&o[n], MK_WRITE, path))
 		n++;
 	/* rename and link create a second name; a symlink's target is only text. */
@@ -330,7 +354,8 @@ static const char *deviation_kind(enum model_kind k)
 						    [MK_SENSITIVE_READ] = "sensitive_read",
 						    [MK_LISTEN] = "new_listen",
 						    [MK_CONNECT] = "new_peer",
-						    [MK_ACCEPT] = "new_client"};
+						    [MK_ACCEPT] = "new_client",
+						    [MK_READ] = "new_read"};
 
 	return names[k];
 }
@@ -338,6 +363,86 @@ static const char *deviation_kind(enum model_kind k)
 static bool under(const char *path, const char *dir)
 {
 	return strncmp(path, dir, strlen(dir)) == 0;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+
+	return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/*
+ * Whether a path names where credentials are kept: client configuration of
+ * clouds and clusters, password and token files, private keys, keystores.
+ * By name, wherever it is: a home directory, an application's tree, /etc.
+ */
+static bool credential_path(const char *path)
+{
+	static const char *const dirs[] = {
+	    "/.ssh/",
+	    "/.aws/",
+	    "/.azure/",
+	    "/.kube/",
+	    "/.docker/",
+	    "/.gnupg/",
+	    "/.config/gcloud/",
+	    "/.terraform.d/",
+	    "/.password-store/",
+	    "/run/secrets/",
+	    "/var/run/secrets/",
+	    "/etc/kubernetes/",
+	    "/etc/letsencrypt/",
+	    "/etc/ssl/private/",
+	    "/etc/pki/tls/private/",
+	    "/.vault-token",
+	};
+	static const char *const names[] = {
+	    "/.netrc",	     "/.pgpass",      "/.my.cnf",    "/.git-credentials", "/.npmrc",
+	    "/.pypirc",	     "/credentials",  "/.env",	     "/id_rsa",		  "/id_ecdsa",
+	    "/id_ed25519",   "/id_dsa",	      "/token",	     "/.htpasswd",	  "/secrets.yml",
+	    "/secrets.yaml", "/secrets.json", "/master.key", "/wp-config.php",
+	};
+	static const char *const suffixes[] = {".key",	".p12",	    ".pfx",	".jks", ".keystore",
+					       ".kdbx", "-key.pem", "_key.pem", ".ovpn"};
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		if (strstr(path, dirs[i]) != NULL)
+			return true;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (ends_with(path, names[i]))
+			return true;
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++)
+		if (ends_with(path, suffixes[i]))
+			return true;
+	return false;
+}
+
+/*
+ * How loud a read outside the model is: people's files, root's, other
+ * services' state and spools, another process's memory or environment, and
+ * credentials anywhere are high; configuration and runtime state medium;
+ * the rest (an application's own tree, /srv, /tmp) low.
+ */
+static const char *read_severity(const char *path)
+{
+	static const char *const high[] = {"/home/",	  "/root/",	   "/var/lib/",
+					   "/var/spool/", "/var/backups/", "/var/mail/"};
+	static const char *const medium[] = {"/etc/", "/proc/", "/run/",
+					     "/var/", "/dev/",	"/boot/"};
+
+	if (credential_path(path))
+		return "high";
+	for (size_t i = 0; i < sizeof(high) / sizeof(high[0]); i++)
+		if (under(path, high[i]))
+			return "high";
+	if (under(path, "/proc/") && (ends_with(path, "/environ") || ends_with(path, "/mem") ||
+				      ends_with(path, "/maps") || ends_with(path, "/cmdline")))
+		return "high";
+	for (size_t i = 0; i < sizeof(medium) / sizeof(medium[0]); i++)
+		if (under(path, medium[i]))
+			return "medium";
+	return "low";
 }
 
 /* How loud a deviation is: an interpreter or shell started, secrets read, system files changed. */
@@ -352,6 +457,8 @@ static const char *severity(enum model_kind k, const char *raw_path, const char 
 	switch (k) {
 	case MK_SENSITIVE_READ:
 		return "high";
+	case MK_READ:
+		return read_severity(raw_path);
 	case MK_PROGRAM: {
 		const char *base = strrchr(pattern, '/');
 
@@ -564,7 +671,7 @@ bool learner_event(struct learner *l, const struct event *ev, const struct event
 		n = exec_obs(ev, en, cls, &o[0], &section);
 		break;
 	case EV_FILE:
-		n = file_obs(ev, o);
+		n = file_obs(l, ev, o);
 		break;
 	case EV_NET:
 		n = net_obs(ev, o);

@@ -4,8 +4,8 @@
 
 /*
  * Between an enriched event and the models: a service's event becomes
- * observations (program started, file written, sensitive file read, port
- * listened on, peer connected to or accepted from) that its model learns or
+ * observations (program started, file written, file or sensitive file read,
+ * port listened on, peer connected to or accepted from) that its model learns or
  * checks, and what an active model does not have becomes a deviation; an
  * interactive session's event becomes a line of its activity log instead.
  * Deviations and model changes leave through the sink (the spool, in the
@@ -37,10 +37,11 @@ struct learn_activity {
 
 struct learn_stats {
 	struct model_stats models;
-	uint64_t observed;  /* observations checked against a model */
-	uint64_t activity;  /* interactive events logged */
-	uint64_t unplaced;  /* service events with no executable or path to place them */
-	uint64_t rewritten; /* service events whose argument was rewritten during the call */
+	uint64_t observed;     /* observations checked against a model */
+	uint64_t activity;     /* interactive events logged */
+	uint64_t unplaced;     /* service events with no executable or path to place them */
+	uint64_t reads_common; /* service reads left out as what every process reads */
+	uint64_t rewritten;    /* service events whose argument was rewritten during the call */
 	uint64_t relearns;
 };
 

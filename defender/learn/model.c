@@ -16,6 +16,7 @@
 static const char *const kind_names[MK_COUNT] = {
     [MK_PROGRAM] = "program", [MK_WRITE] = "write",	[MK_SENSITIVE_READ] = "sensitive_read",
     [MK_LISTEN] = "listen",   [MK_CONNECT] = "connect", [MK_ACCEPT] = "accept",
+    [MK_READ] = "read",
 };
 
 const char *model_kind_name(enum model_kind k)
@@ -69,6 +70,21 @@ static void entry_free(struct entry *e)
 	free(e);
 }
 
+static void shape_set_free(const char *key, void *value, void *ctx)
+{
+	(void)key;
+	(void)ctx;
+	free(value);
+}
+
+static void shapes_free(struct strmap *shapes)
+{
+	if (shapes == NULL)
+		return;
+	strmap_each(shapes, shape_set_free, NULL);
+	strmap_free(shapes);
+}
+
 static void section_free(struct section *sec)
 {
 	if (sec == NULL)
@@ -78,6 +94,7 @@ static void section_free(struct section *sec)
 	free(sec->v);
 	strmap_free(sec->index);
 	strmap_free(sec->folds);
+	shapes_free(sec->shapes);
 	free(sec->exe);
 	free(sec);
 }
@@ -156,7 +173,7 @@ struct section *model_section(struct model_set *s, struct model *m, const char *
 	}
 	if ((sec = calloc(1, sizeof(*sec))) == NULL || (sec->exe = strdup(exe)) == NULL ||
 	    (sec->index = strmap_new_borrowed()) == NULL || (sec->folds = strmap_new()) == NULL ||
-	    strmap_put(m->by_exe, exe, sec) < 0) {
+	    (sec->shapes = strmap_new()) == NULL || strmap_put(m->by_exe, exe, sec) < 0) {
 		section_free(sec);
 		return NULL;
 	}
@@ -178,6 +195,56 @@ static void fold_count(struct section *sec, const struct entry *e, int delta)
 		strmap_del(sec->folds, key);
 	else
 		(void)strmap_put(sec->folds, key, (void *)n); /* -ENOMEM: no fold, no harm */
+}
+
+static bool is_path_kind(enum model_kind k)
+{
+	return k == MK_WRITE || k == MK_READ || k == MK_SENSITIVE_READ || k == MK_PROGRAM;
+}
+
+/*
+ * Add e to (or take it out of) the shapes of its directory, when it is a
+ * live shape of a path kind: covered_by finds a directory's shapes by the
+ * directory's glob, the key its siblings fold under.
+ */
+static void shape_index(struct section *sec, struct entry *e, bool add)
+{
+	char key[KEY_MAX], dir[GENERALIZE_PATTERN_MAX];
+	struct shape_set *set, *grown;
+
+	if (e->deviation || !is_path_kind(e->kind) ||
+	    generalize_glob_kind(entry_pattern(e)) != GLOB_SHAPE ||
+	    generalize_parent_glob(entry_pattern(e), dir, sizeof(dir)) < 0 ||
+	    !entry_key(key, sizeof(key), e->kind, dir))
+		return;
+	set = strmap_get(sec->shapes, key);
+	if (!add) {
+		for (size_t i = 0; set != NULL && i < set->n; i++) {
+			if (set->v[i] != e)
+				continue;
+			set->v[i] = set->v[--set->n];
+			if (set->n == 0)
+				free(strmap_del(sec->shapes, key));
+			return;
+		}
+		return;
+	}
+	if (set == NULL || set->n == set->cap) {
+		size_t cap = set != NULL ? set->cap * 2 : 2;
+
+		if ((grown = realloc(set, sizeof(*grown) + cap * sizeof(grown->v[0]))) == NULL)
+			return; /* -ENOMEM: the shape covers nothing, and its names are news */
+		grown->cap = cap;
+		if (set == NULL)
+			grown->n = 0;
+		if (strmap_put(sec->shapes, key, grown) < 0) {
+			strmap_del(sec->shapes, key); /* whatever it held is freed next */
+			free(grown);
+			return;
+		}
+		set = grown;
+	}
+	set->v[set->n++] = e;
 }
 
 struct entry *model_entry_add(struct model_set *s, struct section *sec, enum model_kind kind,
@@ -219,6 +286,7 @@ struct entry *model_entry_add(struct model_set *s, struct section *sec, enum mod
 	sec->v[sec->n++] = e;
 	s->nentries++;
 	fold_count(sec, e, +1);
+	shape_index(sec, e, true);
 	return e;
 }
 
@@ -227,6 +295,7 @@ static void entry_remove(struct model_set *s, struct section *sec, struct entry 
 {
 	strmap_del(sec->index, e->key);
 	fold_count(sec, e, -1);
+	shape_index(sec, e, false);
 	e->removed = e->dirty = true;
 	s->nentries--;
 }
@@ -240,16 +309,13 @@ static struct entry *lookup(struct section *sec, enum model_kind kind, const cha
 	return strmap_get(sec->index, key);
 }
 
-static bool is_path_kind(enum model_kind k)
-{
-	return k == MK_WRITE || k == MK_SENSITIVE_READ || k == MK_PROGRAM;
-}
-
 /*
  * Whether a directory glob may stand for its children.  Never for system
  * and configuration trees, where one new file is news however many siblings
  * it has (a service writing eight files in /etc must not learn "/etc/ *"),
- * and never for a directory right below the root.
+ * and never for a directory right below the root.  A shape of the names
+ * may stand for them elsewhere; the whole directory (may_fold_whole) not
+ * everywhere.
  */
 static bool may_fold_into(const char *glob)
 {
@@ -265,6 +331,41 @@ static bool may_fold_into(const char *glob)
 	return second != NULL && strcmp(second, "/*") != 0;
 }
 
+/*
+ * Whether the whole directory may stand for its children, when their names
+ * have no shape: not for the directories that hold every service's state,
+ * logs and spools, where "/var/lib/ *" would admit reading or writing every
+ * other service's files.
+ */
+static bool may_fold_whole(const char *glob)
+{
+	static const char *const shared[] = {
+	    "/var/lib/*",  "/var/cache/*",   "/var/spool/*", "/var/log/*",  "/var/opt/*",
+	    "/var/mail/*", "/var/backups/*", "/var/tmp/*",   "/run/user/*", "/dev/shm/*",
+	};
+
+	for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++)
+		if (strcmp(glob, shared[i]) == 0)
+			return false;
+	return true;
+}
+
+/* A live shape of kind in the directory dirglob stands for that matches pattern, or NULL. */
+static struct entry *shape_covering(struct section *sec, enum model_kind kind, const char *dirglob,
+				    const char *pattern)
+{
+	char key[KEY_MAX];
+	struct shape_set *set;
+
+	if (strmap_count(sec->shapes) == 0 || !entry_key(key, sizeof(key), kind, dirglob) ||
+	    (set = strmap_get(sec->shapes, key)) == NULL)
+		return NULL;
+	for (size_t i = 0; i < set->n; i++)
+		if (generalize_glob_matches(entry_pattern(set->v[i]), pattern))
+			return set->v[i];
+	return NULL;
+}
+
 /* A pattern of the same kind that covers pattern: itself, its fold, or a folded ancestor. */
 static struct entry *covered_by(struct section *sec, const struct model_obs *o)
 {
@@ -277,6 +378,9 @@ static struct entry *covered_by(struct section *sec, const struct model_obs *o)
 		return e;
 	if (!is_path_kind(o->kind) || generalize_parent_glob(o->pattern, glob, sizeof(glob)) < 0)
 		return NULL;
+	/* A shape covers the names of its own directory only. */
+	if ((e = shape_covering(sec, o->kind, glob, o->pattern)) != NULL)
+		return e;
 	for (int depth = 0; depth < 64; depth++) {
 		if ((e = lookup(sec, o->kind, glob)) != NULL && !e->deviation)
 			return e;
@@ -287,40 +391,85 @@ static struct entry *covered_by(struct section *sec, const struct model_obs *o)
 	return NULL;
 }
 
-/* Enough siblings fold into fold: replace them (and anything the glob covers) by it. */
+/*
+ * The shape of the names of the live entries of kind folding into fold (a
+ * directory's glob), into out: 0, or -ENOENT when they have none.
+ */
+static int fold_shape(struct section *sec, enum model_kind kind, const char *fold, char *out,
+		      size_t outlen)
+{
+	const char **names = calloc(sec->n, sizeof(*names));
+	size_t n = 0;
+	int rc;
+
+	if (names == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < sec->n; i++) {
+		const struct entry *e = sec->v[i];
+
+		if (!e->removed && !e->deviation && e->kind == kind && e->fold != NULL &&
+		    strcmp(e->fold, fold) == 0)
+			names[n++] = entry_pattern(e);
+	}
+	rc = generalize_shape(fold, names, n, out, outlen);
+	free(names);
+	return rc < 0 ? rc : 0;
+}
+
+/*
+ * Enough siblings fold into fold: replace them by the shape of their names
+ * (the siblings it matches), or when they have none by the whole directory
+ * (them and anything the glob covers).
+ */
 static void fold_into(struct model_set *s, struct model *m, struct section *sec,
 		      enum model_kind kind, const char *fold, uint64_t now_ms)
 {
-	bool glob = is_path_kind(kind);
+	bool glob = is_path_kind(kind), shaped = false;
 	uint64_t first = now_ms, last = 0, count = 0;
-	char parent[GENERALIZE_PATTERN_MAX];
+	char parent[GENERALIZE_PATTERN_MAX], shape[GENERALIZE_PATTERN_MAX];
+	const char *into = fold;
 	struct entry *f;
 
 	if (glob && !may_fold_into(fold))
 		return;
+	if (glob && fold_shape(sec, kind, fold, shape, sizeof(shape)) == 0) {
+		into = shape;
+		shaped = true;
+	} else if (glob && !may_fold_whole(fold)) {
+		return;
+	}
 	for (size_t i = 0; i < sec->n; i++) {
 		struct entry *e = sec->v[i];
+		bool sibling;
 
 		if (e->removed || e->deviation || e->kind != kind)
 			continue;
-		if (!((e->fold != NULL && strcmp(e->fold, fold) == 0) ||
-		      (glob && generalize_glob_matches(fold, entry_pattern(e)))))
+		sibling = e->fold != NULL && strcmp(e->fold, fold) == 0;
+		if (shaped
+			? !(sibling && generalize_glob_matches(into, entry_pattern(e)))
+			: !(sibling || (glob && generalize_glob_matches(fold, entry_pattern(e)))))
 			continue;
 		first = e->first_ms < first ? e->first_ms : first;
 		last = e->last_ms > last ? e->last_ms : last;
 		count += e->count;
 		entry_remove(s, sec, e);
 	}
+	/* A shape folds on into its own directory; the directory into its parent. */
 	const char *next =
-	    glob && generalize_parent_glob(fold, parent, sizeof(parent)) >= 0 ? parent : NULL;
-	if ((f = model_entry_add(s, sec, kind, fold, next, false, now_ms)) == NULL)
+	    glob && generalize_parent_glob(into, parent, sizeof(parent)) >= 0 ? parent : NULL;
+	if ((f = model_entry_add(s, sec, kind, into, next, false, now_ms)) == NULL)
 		return;
 	f->first_ms = first;
 	f->last_ms = last > 0 ? last : now_ms;
 	f->count = count;
 	s->st.folds++;
+	s->st.folds_shaped += shaped;
 	m->dirty = m->unsaved = true;
-	log_debug("model %s: %s folded into %s", m->service, sec->exe, fold);
+	if (glob && !shaped)
+		log_debug("model %s: %s folded into %s (the names had no common shape)", m->service,
+			  sec->exe, into);
+	else
+		log_debug("model %s: %s folded into %s", m->service, sec->exe, into);
 }
 
 /* Whether enough model entries fold into o->fold for it to replace them. */
@@ -329,11 +478,18 @@ static bool fold_due(struct model_set *s, struct section *sec, const struct mode
 	char key[KEY_MAX];
 	unsigned at = is_path_kind(o->kind) ? s->lim.fold_paths_at : s->lim.fold_peers_at;
 
-	/* Programs never fold: a service that runs eight tools must not learn "/usr/bin/ *". */
+	/* Programs never fold: a service that runs eight tools must not learn "/usr/bin/ *".
+	 * Nor sensitive reads: each one is news. */
 	if (o->fold == NULL || o->kind == MK_PROGRAM || o->kind == MK_SENSITIVE_READ || at == 0 ||
 	    !entry_key(key, sizeof(key), o->kind, o->fold))
 		return false;
 	return (uintptr_t)strmap_get(sec->folds, key) >= at;
+}
+
+/* Whether m learns what it sees of kind: all of it while learning; reads apart (reads_since_ms). */
+static bool kind_learning(const struct model *m, enum model_kind kind)
+{
+	return m->state == MODEL_LEARNING || (kind == MK_READ && m->reads_since_ms != 0);
 }
 
 enum model_verdict model_observe(struct model_set *s, const char *service,
@@ -361,7 +517,8 @@ enum model_verdict model_observe(struct model_set *s, const char *service,
 		return MODEL_DEVIATION_SEEN;
 	}
 	/* A deviation is remembered so that it is reported once, not on every repeat. */
-	e = model_entry_add(s, sec, o->kind, o->pattern, o->fold, m->state == MODEL_ACTIVE, now_ms);
+	e = model_entry_add(s, sec, o->kind, o->pattern, o->fold, !kind_learning(m, o->kind),
+			    now_ms);
 	if (e == NULL)
 		return MODEL_FULL;
 	e->count = 1;
@@ -405,6 +562,8 @@ int model_knows(struct model_set *s, const char *service, const struct model_obs
 
 	if (m == NULL || m->state != MODEL_ACTIVE)
 		return -1;
+	if (kind_learning(m, o->kind))
+		return 1; /* its reads are still being learned: nothing is new yet */
 	if ((sec = strmap_get(m->by_exe, o->exe)) == NULL)
 		return 0;
 	e = covered_by(sec, o);
@@ -454,6 +613,40 @@ static void format_utc(uint64_t ms, char *out, size_t len)
 	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+void model_note_reads(struct model *m, uint64_t until_ms)
+{
+	char until[32];
+
+	format_utc(until_ms, until, sizeof(until));
+	snprintf(m->note, sizeof(m->note),
+		 "learning what it reads until %s (learned before reads were modelled)", until);
+}
+
+/*
+ * An active model that learns its reads apart: at the end of their window
+ * they join the model, unless the kernel dropped events meanwhile (then they
+ * learn another window).  Returns 1 when it changed.
+ */
+static int tick_reads(struct model_set *s, struct model *m, uint64_t now_ms)
+{
+	if (now_ms - m->reads_since_ms < s->lim.learn_window_ms || now_ms < m->reads_since_ms)
+		return 0;
+	m->dirty = m->unsaved = true;
+	if (m->reads_drops > 0) {
+		log_warn("model %s: the kernel dropped %" PRIu64
+			 " events while it learned its reads; learning them again",
+			 m->service, m->reads_drops);
+		m->reads_since_ms = now_ms;
+		m->reads_drops = 0;
+		model_note_reads(m, now_ms + s->lim.learn_window_ms);
+		return 1;
+	}
+	m->reads_since_ms = 0;
+	m->note[0] = '\0';
+	log_info("model %s: learned its reads, now active for them too", m->service);
+	return 1;
+}
+
 int model_set_tick(struct model_set *s, uint64_t now_ms, uint64_t new_drops)
 {
 	int changed = 0;
@@ -462,6 +655,10 @@ int model_set_tick(struct model_set *s, uint64_t now_ms, uint64_t new_drops)
 		struct model *m = s->mv[i];
 		char since[32];
 
+		if (m->reads_since_ms != 0 && new_drops > 0)
+			m->reads_drops += new_drops;
+		if (m->state == MODEL_ACTIVE && m->reads_since_ms != 0)
+			changed += tick_reads(s, m, now_ms);
 		if (m->state != MODEL_LEARNING)
 			continue;
 		if (new_drops > 0) {
@@ -490,6 +687,10 @@ int model_set_tick(struct model_set *s, uint64_t now_ms, uint64_t new_drops)
 		m->active_since_ms = now_ms;
 		m->note[0] = '\0';
 		log_info("model %s: learned, now active", m->service);
+		/* Reads that started learning later (an older model's) end when their window does.
+		 */
+		if (m->reads_since_ms != 0 && tick_reads(s, m, now_ms) == 0)
+			model_note_reads(m, m->reads_since_ms + s->lim.learn_window_ms);
 	}
 	return changed;
 }
@@ -511,15 +712,18 @@ int model_set_relearn(struct model_set *s, const char *service, uint64_t now_ms)
 		sec->n = 0;
 		strmap_free(sec->index);
 		strmap_free(sec->folds);
+		shapes_free(sec->shapes);
 		sec->index = strmap_new_borrowed();
 		sec->folds = strmap_new();
-		if (sec->index == NULL || sec->folds == NULL)
+		sec->shapes = strmap_new();
+		if (sec->index == NULL || sec->folds == NULL || sec->shapes == NULL)
 			return -ENOMEM; /* the section stays empty but unusable: lookups see NULL */
 	}
 	m->state = MODEL_LEARNING;
 	m->learning_since_ms = now_ms;
 	m->active_since_ms = 0;
 	m->learn_drops = 0;
+	m->reads_since_ms = m->reads_drops = 0;
 	snprintf(m->note, sizeof(m->note), "relearning on request");
 	m->reset = m->dirty = m->unsaved = true;
 	log_info("model %s: relearning on request", m->service);
@@ -546,6 +750,7 @@ int model_set_accept(struct model_set *s, const char *service, const struct mode
 		e->deviation = false;
 		e->dirty = true;
 		fold_count(sec, e, +1);
+		shape_index(sec, e, true);
 	} else if ((e = model_entry_add(s, sec, o->kind, o->pattern, NULL, false, now_ms)) ==
 		   NULL) {
 		return -ENOSPC;

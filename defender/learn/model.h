@@ -5,17 +5,20 @@
 /*
  * Learned models: one per service on this host, with a section per
  * executable that lists what it does (programs it starts, files it writes,
- * sensitive files it reads, ports it listens on, peers it connects to and
- * accepts from), each entry a generalized pattern with first/last seen and
- * a count.
+ * files it reads, sensitive files it reads, ports it listens on, peers it
+ * connects to and accepts from), each entry a generalized pattern with
+ * first/last seen and a count.
  *
  * A model learns for a window (learning), then reports what it does not
  * have (active); relearn puts it back.  While learning, siblings fold into a
  * wider pattern once there are enough of them (a directory whose children
- * keep changing becomes "dir/ *", peers in one /24 the range), so tomorrow's
- * new file names and addresses are already known.  A model whose window saw
+ * keep changing becomes the shape of their names, "dir/c-*.tmp", or when
+ * they have none "dir/ *"; peers in one /24 the range), so tomorrow's new
+ * file names and addresses are already known.  A model whose window saw
  * the kernel drop events is not promoted: it learns again and its note says
- * why.
+ * why.  A model learned before reads were modelled (a file of version 1)
+ * stays active for everything else and learns its reads for a window of
+ * their own from when it is loaded.
  *
  * Every table is bounded (models, sections, entries in all); what does not
  * fit is counted, never silently lost.  Models are saved as one JSON file
@@ -37,6 +40,7 @@ enum model_kind {
 	MK_LISTEN,	   /* ports it listens on */
 	MK_CONNECT,	   /* peers it connects to */
 	MK_ACCEPT,	   /* peers it accepts from */
+	MK_READ,	   /* files it reads (but the sensitive and the common ones) */
 	MK_COUNT,
 };
 
@@ -48,8 +52,8 @@ struct model_limits {
 	size_t max_sections;	    /* per model */
 	size_t max_section_entries; /* per section, deviations included */
 	size_t max_entries;	    /* in all models together: the memory bound */
-	unsigned fold_paths_at;	    /* siblings under one directory before it folds to dir/ * */
-	unsigned fold_peers_at;	    /* addresses in one range before it folds to the range */
+	unsigned fold_paths_at; /* siblings under one directory before it folds (shape or dir/ *) */
+	unsigned fold_peers_at; /* addresses in one range before it folds to the range */
 };
 
 #define MODEL_LIMITS_DEFAULT                                                                       \
@@ -79,7 +83,8 @@ enum model_verdict {
 
 struct model_stats {
 	uint64_t models, entries;
-	uint64_t learned, deviations, deviations_repeated, folds;
+	uint64_t learned, deviations, deviations_repeated;
+	uint64_t folds, folds_shaped; /* all folds; those that kept the names' shape */
 	uint64_t full_models, full_sections, full_entries; /* observations a bound turned away */
 	uint64_t save_errors, load_errors;
 };
@@ -90,8 +95,12 @@ struct model_set;
 struct model_set *model_set_new(const struct model_limits *lim, const char *dir, vigil_err *err);
 void model_set_free(struct model_set *s);
 
-/* Load every model saved under dir.  Unreadable files are counted and logged, and skipped. */
-int model_set_load(struct model_set *s, vigil_err *err);
+/*
+ * Load every model saved under dir.  Unreadable files are counted and
+ * logged, and skipped.  now_ms: when a model of a file from before reads
+ * were modelled starts learning its reads.
+ */
+int model_set_load(struct model_set *s, uint64_t now_ms, vigil_err *err);
 
 /* Look obs up in service's model (created, learning, on first sight). */
 enum model_verdict model_observe(struct model_set *s, const char *service,

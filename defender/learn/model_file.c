@@ -4,6 +4,13 @@
  * named by a hash of the service (service names hold '/' and can be long),
  * written atomically.  Files are read back as hostile input: sizes, types
  * and strings are checked and a bad file is set aside, never half-loaded.
+ *
+ * Versions: 1 had no read model; 2 adds entries of kind "read", shapes
+ * ("dir/c-*.tmp") among the patterns, and reads_learning_since_ms /
+ * reads_drops (a model whose reads learn apart).  A version 1 file loads as
+ * it was, and its model learns its reads for a window from the load (its
+ * "dir/ *" entries keep meaning everything below dir); it is saved as
+ * version 2 at once.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -19,7 +26,7 @@
 #include "utf8.h"
 #include "learn/model_priv.h"
 
-#define MODEL_FILE_VERSION 1
+#define MODEL_FILE_VERSION 2
 #define MODEL_FILE_MAX	   (64u << 20)
 
 static void model_path(const struct model_set *s, const char *service, char *out, size_t len)
@@ -49,12 +56,13 @@ static json_t *model_json(const struct model *m)
 		json_array_append_new(secs,
 				      json_pack("{s:s, s:o}", "exe", sec->exe, "entries", ents));
 	}
-	root = json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:s, s:o}", "version", MODEL_FILE_VERSION,
-			 "service", m->service, "state",
+	root = json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:o}", "version",
+			 MODEL_FILE_VERSION, "service", m->service, "state",
 			 m->state == MODEL_ACTIVE ? "active" : "learning", "learning_since_ms",
 			 (json_int_t)m->learning_since_ms, "active_since_ms",
 			 (json_int_t)m->active_since_ms, "learn_drops", (json_int_t)m->learn_drops,
-			 "note", m->note, "sections", secs);
+			 "reads_learning_since_ms", (json_int_t)m->reads_since_ms, "reads_drops",
+			 (json_int_t)m->reads_drops, "note", m->note, "sections", secs);
 	return root;
 }
 
@@ -139,10 +147,10 @@ static int load_entries(struct model_set *s, struct model *m, const char *exe, j
 	return 0;
 }
 
-static int load_one(struct model_set *s, const char *path)
+static int load_one(struct model_set *s, const char *path, uint64_t now_ms)
 {
 	const char *service = NULL, *state = NULL, *note = "";
-	json_int_t version = 0, since = 0, active = 0, drops = 0;
+	json_int_t version = 0, since = 0, active = 0, drops = 0, reads_since = 0, reads_drops = 0;
 	json_t *root, *secs = NULL, *js;
 	json_error_t jerr;
 	struct model *m;
@@ -161,13 +169,15 @@ static int load_one(struct model_set *s, const char *path)
 		log_warn("%s: not a model file (%s, line %d)", path, jerr.text, jerr.line);
 		return -EBADMSG;
 	}
-	if (json_unpack(root, "{s:I, s:s, s:s, s:I, s:I, s:I, s?s, s:o}", "version", &version,
-			"service", &service, "state", &state, "learning_since_ms", &since,
-			"active_since_ms", &active, "learn_drops", &drops, "note", &note,
-			"sections", &secs) < 0 ||
-	    version != MODEL_FILE_VERSION || !str_ok(service, 512) || !json_is_array(secs) ||
+	if (json_unpack(root, "{s:I, s:s, s:s, s:I, s:I, s:I, s?I, s?I, s?s, s:o}", "version",
+			&version, "service", &service, "state", &state, "learning_since_ms", &since,
+			"active_since_ms", &active, "learn_drops", &drops,
+			"reads_learning_since_ms", &reads_since, "reads_drops", &reads_drops,
+			"note", &note, "sections", &secs) < 0 ||
+	    version < 1 || version > MODEL_FILE_VERSION || !str_ok(service, 512) ||
+	    !json_is_array(secs) ||
 	    (strcmp(state, "active") != 0 && strcmp(state, "learning") != 0) || since < 0 ||
-	    active < 0 || drops < 0) {
+	    active < 0 || drops < 0 || reads_since < 0 || reads_drops < 0) {
 		log_warn("%s: malformed model file (version, service, state or sections)", path);
 		json_decref(root);
 		return -EBADMSG;
@@ -187,6 +197,22 @@ static int load_one(struct model_set *s, const char *path)
 	/* Cut between characters: a note cut inside one could never be saved or sent. */
 	utf8_sanitize(note, strlen(note), m->note, sizeof(m->note));
 	m->dirty = m->unsaved = m->touched = m->stale = false;
+	m->reads_since_ms = (uint64_t)reads_since;
+	m->reads_drops = (uint64_t)reads_drops;
+	if (version == 1) {
+		/*
+		 * Learned before reads were modelled: everything it has stays as
+		 * it is, and its reads learn for a window from now.  Saved as
+		 * version 2 and told to the console (the note) at once.
+		 */
+		m->reads_since_ms = now_ms;
+		if (m->state == MODEL_ACTIVE)
+			model_note_reads(m, now_ms + s->lim.learn_window_ms);
+		m->dirty = m->unsaved = true;
+		log_info("%s: model %s is from before reads were modelled; it learns its reads"
+			 " until the end of a window from now",
+			 path, service);
+	}
 	json_array_foreach(secs, i, js)
 	{
 		const char *exe = NULL;
@@ -208,7 +234,7 @@ static int load_one(struct model_set *s, const char *path)
 	return 0;
 }
 
-int model_set_load(struct model_set *s, vigil_err *err)
+int model_set_load(struct model_set *s, uint64_t now_ms, vigil_err *err)
 {
 	DIR *d;
 	struct dirent *de;
@@ -224,7 +250,7 @@ int model_set_load(struct model_set *s, vigil_err *err)
 		if (len < 6 || strcmp(de->d_name + len - 5, ".json") != 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", s->dir, de->d_name);
-		if (load_one(s, path) == -EBADMSG) {
+		if (load_one(s, path, now_ms) == -EBADMSG) {
 			/* Set aside, not deleted: an operator may want to look at it. */
 			s->st.load_errors++;
 			snprintf(bad, sizeof(bad), "%s.bad", path);

@@ -34,12 +34,25 @@ struct section {
 	size_t n, cap;
 	struct strmap *index; /* "<kind>:<pattern>" → live entry (keys borrowed from entries) */
 	struct strmap *folds; /* "<kind>:<fold>" → live model entries folding there (uintptr_t) */
+	struct strmap *shapes; /* "<kind>:dir/ *" → the live shapes in dir (struct shape_set *) */
+};
+
+/* The shape entries of one directory ("dir/c-*.tmp", "dir/x-*.db"): few, so a small array. */
+struct shape_set {
+	size_t n, cap;
+	struct entry *v[];
 };
 
 struct model {
 	char *service;
 	enum model_state state;
 	uint64_t learning_since_ms, active_since_ms, learn_drops;
+	/*
+	 * A model from before reads were modelled learns its reads apart: since
+	 * reads_since_ms (0: reads are learned with the rest), with the kernel's
+	 * drops meanwhile in reads_drops.
+	 */
+	uint64_t reads_since_ms, reads_drops;
 	char note[256];
 	bool dirty;   /* a delta is owed: entries added or removed, state changed */
 	bool touched; /* only counts changed: they leave with the next delta that carries counts */
@@ -74,5 +87,8 @@ struct section *model_section(struct model_set *s, struct model *m, const char *
 struct entry *model_entry_add(struct model_set *s, struct section *sec, enum model_kind kind,
 			      const char *pattern, const char *fold, bool deviation,
 			      uint64_t now_ms);
+
+/* The note of a model that learns its reads apart: until when (wall clock, ms). */
+void model_note_reads(struct model *m, uint64_t until_ms);
 
 #endif

@@ -4,7 +4,10 @@
  * PostgreSQL.  A test service (vigil-testsvc, started detached with no
  * terminal) runs its routine while its model learns; once the model is
  * active, the same routine with new file names and client ports produces no
- * audit, and six kinds of misbehaviour produce exactly six.  The model
+ * audit, and six kinds of misbehaviour plus three reads it never made (a
+ * home directory's file, another service's state, a credential) produce
+ * exactly nine.  Its temporary files' directory folds into their shape: a
+ * new temporary file is admitted, a script dropped there is not.  The model
  * survives a defender restart without relearning, and relearn from the API
  * puts it back in learning on the defender.  A session on a real
  * pseudo-terminal lands in the activity log and in no model.
@@ -32,6 +35,8 @@
 #define LEARN_WINDOW_S 6
 
 static char dir[H_PATH], svcdir[H_PATH];
+/* What the service reads when it misbehaves: outside the test's directory, where such files are. */
+static char home_dir[H_PATH], other_state_dir[H_PATH];
 static struct h_pki pki;
 static struct h_console con;
 static pid_t defender_pid, svc_pid;
@@ -57,6 +62,10 @@ static void teardown(void)
 	for (int i = 0; i < 2; i++)
 		if (peer_fds[i] >= 0)
 			close(peer_fds[i]);
+	if (home_dir[0] != '\0')
+		h_rmrf(home_dir);
+	if (other_state_dir[0] != '\0')
+		h_rmrf(other_state_dir);
 	if (!getenv("VIGIL_KEEP_TEST_DIRS"))
 		h_rmrf(dir);
 }
@@ -86,6 +95,43 @@ static void start_defender(void)
 			return;
 	}
 	cr_assert_fail("the defender did not register with the console");
+}
+
+/* A file at dir/name holding text; its path in out. */
+static void make_file(const char *d, const char *name, const char *text, char out[H_PATH])
+{
+	FILE *f;
+
+	snprintf(out, H_PATH, "%s/%s", d, name);
+	cr_assert_not_null(f = fopen(out, "w"), "%s: %s", out, strerror(errno));
+	fputs(text, f);
+	fclose(f);
+}
+
+/*
+ * The files the service reads when it misbehaves (VIGIL_TESTSVC_READS): a
+ * file in a person's home directory, another service's state file under
+ * /var/lib, and cloud credentials (in the test's directory: the name is
+ * what makes them credentials).
+ */
+static void make_read_targets(void)
+{
+	char home[H_PATH], state[H_PATH], creds[H_PATH], sub[H_PATH], reads[3 * H_PATH + 3];
+
+	snprintf(home_dir, sizeof(home_dir), "/home/vigil-e2e-%d", (int)getpid());
+	snprintf(other_state_dir, sizeof(other_state_dir), "/var/lib/vigil-e2e-other-%d",
+		 (int)getpid());
+	cr_assert_eq(mkdir(home_dir, 0700), 0, "%s: %s", home_dir, strerror(errno));
+	cr_assert_eq(mkdir(other_state_dir, 0700), 0, "%s: %s", other_state_dir, strerror(errno));
+	make_file(home_dir, "notes.txt", "my notes\n", home);
+	make_file(other_state_dir, "state.db", "another service's state\n", state);
+	snprintf(sub, sizeof(sub), "%s/deploy", dir);
+	cr_assert_eq(mkdir(sub, 0700), 0);
+	snprintf(sub, sizeof(sub), "%s/deploy/.aws", dir);
+	cr_assert_eq(mkdir(sub, 0700), 0);
+	make_file(sub, "credentials", "[default]\naws_secret_access_key = x\n", creds);
+	snprintf(reads, sizeof(reads), "%s:%s:%s", home, state, creds);
+	cr_assert_eq(setenv("VIGIL_TESTSVC_READS", reads, 1), 0);
 }
 
 /* vigil-testsvc on svcdir, under init with no terminal (h_start_testsvc). */
@@ -306,6 +352,7 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 	peer_port = h_fixed_port(&peer_fds[0]);
 	new_listen = h_fixed_port(NULL);
 	new_peer = h_fixed_port(&peer_fds[1]);
+	make_read_targets();
 
 	start_defender();
 	svc_pid = start_service(listen_port, peer_port, new_listen, new_peer);
@@ -328,15 +375,23 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 	snprintf(text, sizeof(text), "tcp:127.0.0.1:%d", peer_port);
 	cr_assert(model_has(id, "connect", text), "its peer");
 	cr_assert(model_has(id, "accept", "tcp:127.0.0.1"), "its clients");
+	/* What it reads: its config, its state files, its temporary files folded into their shape.
+	 */
+	cr_assert(model_has(id, "read", "/svc/testsvc.conf"), "its config");
+	cr_assert(model_has(id, "read", "/state/<rand>.state"), "its state files, read back");
+	cr_assert(model_has(id, "read", "/cache/c-*.tmp"), "its temporary files' shape, read");
+	cr_assert(model_has(id, "write", "/cache/c-*.tmp"), "its temporary files' shape, written");
+	cr_assert(!model_has(id, "read", "/usr/lib/"), "no shared libraries");
+	cr_assert(!model_has(id, "read", "ld.so.cache"), "nor the loader's cache");
 
 	/* The routine again, with new file names and client ports: nothing to report. */
 	routine(listen_port, 3);
 	h_sleep_ms(3000);
 	cr_assert_eq(audits_of(service, ""), 0, "the routine of an active model is not audited");
 
-	/* Six kinds of misbehaviour: exactly six audits, each of its kind. */
+	/* Nine kinds of misbehaviour: exactly nine audits, each of its kind (three reads). */
 	cr_assert_eq(kill(svc_pid, SIGUSR2), 0);
-	for (long long until = h_now_ms() + 20000; h_now_ms() < until && audits_of(service, "") < 6;
+	for (long long until = h_now_ms() + 20000; h_now_ms() < until && audits_of(service, "") < 9;
 	     h_sleep_ms(200))
 		drain_peers();
 	h_sleep_ms(2000);
@@ -344,7 +399,25 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 					    "new_listen",  "new_peer",	"rewritten_argument"};
 	for (size_t i = 0; i < 6; i++)
 		cr_expect_eq(audits_of(service, kinds[i]), 1, "one %s audit", kinds[i]);
-	cr_assert_eq(audits_of(service, ""), 6, "exactly six audits");
+	cr_expect_eq(audits_of(service, "new_read"), 3,
+		     "one new_read audit per file it never read");
+	static const char *const read_objects[] = {
+	    "/home/vigil-e2e-%", "/var/lib/vigil-e2e-other-%", "%/deploy/.aws/credentials"};
+	for (size_t i = 0; i < 3; i++) {
+		const char *params[2] = {service, read_objects[i]};
+		PGconn *rdb = h_db(&con);
+		PGresult *rr = PQexecParams(rdb,
+					    "SELECT count(*) FROM audits WHERE host_id = '" HOST
+					    "' AND service = $1 AND kind = 'new_read' AND"
+					    " severity = 'high' AND detail->>'object' LIKE $2",
+					    2, NULL, params, NULL, NULL, 0);
+		cr_assert_eq(PQresultStatus(rr), PGRES_TUPLES_OK, "%s", PQerrorMessage(rdb));
+		cr_expect_eq(atoll(PQgetvalue(rr, 0, 0)), 1, "one high new_read of %s",
+			     read_objects[i]);
+		PQclear(rr);
+		PQfinish(rdb);
+	}
+	cr_assert_eq(audits_of(service, ""), 9, "exactly nine audits");
 	char exe[H_PATH];
 	snprintf(exe, sizeof(exe), "%s/tests/vigil-testsvc", getenv("VIGIL_BUILD_DIR"));
 	char q[1024];
@@ -359,7 +432,7 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 		 "SELECT count(*) FROM audits WHERE host_id = '" HOST "' AND exe = '%s'"
 		 " AND detail->>'expected' <> '' AND jsonb_array_length(detail->'chain') >= 2",
 		 exe);
-	cr_assert_eq(h_db_count(&con, q), 5,
+	cr_assert_eq(h_db_count(&con, q), 8,
 		     "each audit names the executable, its process chain and what was expected");
 	/* This service's only: other services on the host learn (and deviate) meanwhile too. */
 	const char *params[1] = {service};
@@ -389,7 +462,24 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 	json_decref(m);
 	/* Only the rewrite again: an attack each time, never part of a model. */
 	cr_assert_eq(audits_of(service, "rewritten_argument"), 2, "the second rewrite is audited");
-	cr_assert_eq(audits_of(service, ""), 7, "no other new audits after the restart");
+	cr_assert_eq(audits_of(service, ""), 10, "no other new audits after the restart");
+
+	/*
+	 * Its temporary files' directory folded into their shape: the routine's
+	 * new temporary files were admitted (above); a script dropped among
+	 * them is not.
+	 */
+	cr_assert_eq(kill(svc_pid, SIGHUP), 0);
+	snprintf(q, sizeof(q),
+		 "SELECT count(*) FROM audits WHERE host_id = '" HOST "' AND exe = '%s'"
+		 " AND kind = 'new_write' AND detail->>'object' LIKE '%%/cache/upload.php'",
+		 exe);
+	for (long long until = h_now_ms() + 15000; h_now_ms() < until && h_db_count(&con, q) < 1;
+	     h_sleep_ms(200))
+		;
+	cr_assert_eq(h_db_count(&con, q), 1, "a file of another shape in the folded directory");
+	h_sleep_ms(1000);
+	cr_assert_eq(audits_of(service, ""), 11, "and nothing else");
 
 	/*
 	 * A rule that prevents deviations from the model: the shell the service

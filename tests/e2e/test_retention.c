@@ -434,12 +434,16 @@ Test(retention, audits_activity_and_batches_have_their_own_retention)
 	store_events(1, today(), 10);
 	PGconn *db = h_db(&con);
 	static const char *const sql[] = {
+	    "INSERT INTO audits (host_id, ts, stored_at, kind, severity, summary) SELECT 'h',"
+	    " now() - interval '400 days', now() - interval '400 days', 'delivery_gap', 'high',"
+	    " 'old' FROM generate_series(1, 12000)",
+	    "INSERT INTO audits (host_id, ts, stored_at, kind, severity, summary) SELECT 'h',"
+	    " now() - interval '300 days', now() - interval '300 days', 'delivery_gap', 'high',"
+	    " 'recent' FROM generate_series(1, 7)",
+	    /* A host's clock a year behind: an old ts, stored today, kept (a sink may want it). */
 	    "INSERT INTO audits (host_id, ts, kind, severity, summary) SELECT 'h',"
-	    " now() - interval '400 days', 'delivery_gap', 'high', 'old' FROM"
-	    " generate_series(1, 12000)",
-	    "INSERT INTO audits (host_id, ts, kind, severity, summary) SELECT 'h',"
-	    " now() - interval '300 days', 'delivery_gap', 'high', 'recent' FROM"
-	    " generate_series(1, 7)",
+	    " now() - interval '400 days', 'delivery_gap', 'high', 'skewed' FROM"
+	    " generate_series(1, 3)",
 	    "INSERT INTO activity (host_id, ts, session, username, type, summary) SELECT 'h',"
 	    " now() - interval '100 days', 1, 'alice', 'exec', 'old' FROM"
 	    " generate_series(1, 6000)",
@@ -465,6 +469,8 @@ Test(retention, audits_activity_and_batches_have_their_own_retention)
 	cr_expect_eq(wait_count("SELECT count(*) FROM batches WHERE host_id = 'h'", 0, 30000), 0);
 	/* Positive controls: what is within its retention stays. */
 	cr_expect_eq(h_db_count(&con, "SELECT count(*) FROM audits WHERE summary = 'recent'"), 7);
+	cr_expect_eq(h_db_count(&con, "SELECT count(*) FROM audits WHERE summary = 'skewed'"), 3,
+		     "audits are kept by when the console stored them, not by a host's clock");
 	cr_expect_eq(h_db_count(&con, "SELECT count(*) FROM activity WHERE summary = 'recent'"), 5);
 	cr_expect_eq(h_db_count(&con, "SELECT count(*) FROM batches WHERE host_id = '" HOST "'"),
 		     1);

@@ -3,11 +3,15 @@
  * vigil-testsvc: a small system service with a steady routine, for the
  * learning tests.  Started detached (double fork, no terminal), it listens
  * on a port and serves whoever connects; each SIGUSR1 runs its routine once
- * (reads its config, writes a numbered log and a randomly named state file,
- * runs a helper program, connects to its peer); SIGUSR2 makes it misbehave
- * in six ways (starts a shell, writes outside its files, reads
- * /etc/shadow, listens on a new port, connects to a new peer, rewrites the
- * path of an open while the open runs).
+ * (reads its config, writes a numbered log and a randomly named state file
+ * and reads it back, writes three temporary files with random names of one
+ * shape under cache/, reads them back and removes them, runs a helper
+ * program, connects to its peer); SIGUSR2 makes it misbehave in six ways
+ * (starts a shell, writes outside its files, reads /etc/shadow, listens on
+ * a new port, connects to a new peer, rewrites the path of an open while
+ * the open runs), and reads each file named in VIGIL_TESTSVC_READS
+ * (colon-separated; none when unset); SIGHUP makes it write a file of
+ * another shape among its temporary files (cache/upload.php).
  *
  *   vigil-testsvc WORKDIR LISTEN_PORT PEER_PORT NEW_LISTEN_PORT NEW_PEER_PORT
  *
@@ -30,7 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t routine_due, attack_due, stop;
+static volatile sig_atomic_t routine_due, attack_due, off_shape_due, stop;
 
 static void on_signal(int sig)
 {
@@ -38,6 +42,8 @@ static void on_signal(int sig)
 		routine_due++;
 	else if (sig == SIGUSR2)
 		attack_due = 1;
+	else if (sig == SIGHUP)
+		off_shape_due = 1;
 	else
 		stop = 1;
 }
@@ -125,10 +131,29 @@ static void routine(const char *dir, int peer_port, unsigned iteration)
 	name[12] = '\0';
 	snprintf(path, sizeof(path), "%s/state/%s.state", dir, name);
 	write_file(path, "state\n", O_TRUNC);
+	read_file(path);
 	snprintf(prev, sizeof(prev), "%s", last_state);
 	if (prev[0] != '\0')
 		unlink(prev);
 	snprintf(last_state, sizeof(last_state), "%s", path);
+	/*
+	 * Temporary files named by random lowercase words: unlike the state
+	 * files' names these are not <rand>, so each is a new name until the
+	 * directory folds into their shape (c-*.tmp).  Removed at once, so that
+	 * new ones often get the numbers of removed inodes (the kernel's filter
+	 * of repeated reads must tell them apart).
+	 */
+	for (int t = 0; t < 3; t++) {
+		char word[7];
+
+		for (int i = 0; i < 6; i++)
+			word[i] = (char)('a' + random() % 26);
+		word[6] = '\0';
+		snprintf(path, sizeof(path), "%s/cache/c-%s.tmp", dir, word);
+		write_file(path, "tmp\n", O_TRUNC);
+		read_file(path);
+		unlink(path);
+	}
 	run("/bin/true", (char *[]){"true", NULL});
 	tcp_connect(peer_port);
 }
@@ -203,6 +228,25 @@ static void misbehave(const char *dir, int new_listen, int new_peer)
 	close(tcp_listen(new_listen));
 	tcp_connect(new_peer);
 	rewrite_during_open(dir);
+	/* Files it never read: a person's, another service's state, a credential. */
+	const char *reads = getenv("VIGIL_TESTSVC_READS");
+	if (reads != NULL && strlen(reads) < sizeof(path)) {
+		char list[sizeof(path)], *save = NULL;
+
+		snprintf(list, sizeof(list), "%s", reads);
+		for (char *p = strtok_r(list, ":", &save); p != NULL;
+		     p = strtok_r(NULL, ":", &save))
+			read_file(p);
+	}
+}
+
+/* A file of another shape among the temporary files: a script dropped into the cache. */
+static void off_shape(const char *dir)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/cache/upload.php", dir);
+	write_file(path, "<?php system($_GET['c']); ?>\n", O_TRUNC);
 }
 
 int main(int argc, char **argv)
@@ -220,7 +264,12 @@ int main(int argc, char **argv)
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGUSR2, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	/* Its temporary files' directory (an existing one is fine: the failed mkdir is not
+	 * learned). */
+	snprintf(path, sizeof(path), "%s/cache", argv[1]);
+	mkdir(path, 0755);
 	lfd = tcp_listen(atoi(argv[2]));
 	snprintf(path, sizeof(path), "%s/pid", argv[1]);
 	snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
@@ -241,6 +290,10 @@ int main(int argc, char **argv)
 		if (attack_due) {
 			attack_due = 0;
 			misbehave(argv[1], atoi(argv[4]), atoi(argv[5]));
+		}
+		if (off_shape_due) {
+			off_shape_due = 0;
+			off_shape(argv[1]);
 		}
 	}
 	return 0;

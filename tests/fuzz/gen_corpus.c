@@ -416,6 +416,8 @@ static void gen_models(const char *tmp)
 	    {MK_WRITE, "/usr/sbin/nginx", "/var/log/nginx/b.log", "/var/log/nginx/*"},
 	    {MK_LISTEN, "/usr/sbin/nginx", "tcp:443", NULL},
 	    {MK_CONNECT, "/usr/sbin/nginx", "10.0.0.5:5432", "10.0.0.0/24:5432"},
+	    {MK_READ, "/usr/sbin/nginx", "/srv/www/index.html", "/srv/www/*"},
+	    {MK_READ, "/usr/sbin/nginx", "/var/cache/nginx/c-*.tmp", "/var/cache/nginx/*"},
 	};
 	for (size_t i = 0; i < sizeof(obs) / sizeof(obs[0]); i++)
 		model_observe(s, "nginx.service", &obs[i], 1750000000000ull + i);

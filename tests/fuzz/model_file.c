@@ -139,7 +139,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	a = model_set_new(&limits, dir_a, &err);
 	if (a == NULL)
 		fuzz_fail("model_set_new: %s", err.msg);
-	if (model_set_load(a, &err) < 0)
+	if (model_set_load(a, NOW_MS, &err) < 0)
 		fuzz_fail("model_set_load: %s", err.msg);
 	model_set_stats(a, &sa);
 	if (sa.models > limits.max_models || sa.entries > limits.max_entries)
@@ -169,7 +169,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	model_set_stats(a, &sa);
 
 	b = model_set_new(&limits, dir_b, &err);
-	if (b == NULL || model_set_load(b, &err) < 0)
+	if (b == NULL || model_set_load(b, NOW_MS, &err) < 0)
 		fuzz_fail("loading saved models: %s", err.msg);
 	model_set_stats(b, &sb);
 	if (sb.load_errors != 0)

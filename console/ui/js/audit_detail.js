@@ -11,6 +11,7 @@ const FROM_KIND = {
   new_write: ['files', 'write'],
   denied_write: ['files', 'write'],
   sensitive_read: ['files', 'read'],
+  new_read: ['files', 'read'],
   denied_read: ['files', 'read'],
   new_listen: ['network', 'listen'],
   denied_listen: ['network', 'listen'],
@@ -21,7 +22,7 @@ const FROM_KIND = {
 };
 
 // Deviations from a model, which accepting adds to it.
-const MODEL_KINDS = new Set(['new_program', 'new_write', 'sensitive_read', 'new_listen', 'new_peer', 'new_client']);
+const MODEL_KINDS = new Set(['new_program', 'new_write', 'sensitive_read', 'new_read', 'new_listen', 'new_peer', 'new_client']);
 
 // The deny-list entry for what the audit names: the exact path (raw) rather than the
 // learner's pattern, and a peer without its protocol (rules take networks: 10.0.0.1:22).

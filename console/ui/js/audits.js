@@ -7,7 +7,7 @@ const POLL_MS = 3000;
 const PAGE = 50;
 
 export const KINDS = [
-  'new_program', 'new_write', 'sensitive_read', 'new_listen', 'new_peer', 'new_client', 'rewritten_argument',
+  'new_program', 'new_write', 'sensitive_read', 'new_read', 'new_listen', 'new_peer', 'new_client', 'rewritten_argument',
   'denied_program', 'denied_read', 'denied_write', 'denied_connect', 'denied_listen',
   'enforcement_failed_open', 'defender_silent', 'delivery_gap', 'batch_refused', 'defender_reset',
   'malformed_events', 'malformed_input',

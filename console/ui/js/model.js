@@ -8,6 +8,7 @@ import { modelState, timeLeft, relearnButton } from './host.js';
 const KINDS = [
   ['program', 'Programs it starts'],
   ['write', 'Files it writes'],
+  ['read', 'Files it reads'],
   ['sensitive_read', 'Sensitive files it reads'],
   ['listen', 'Ports it listens on'],
   ['connect', 'Peers it connects to'],
@@ -19,8 +20,8 @@ const GENERALIZED = [
   [/<num>/y, 'a number: any run of digits'],
   [/<rand>/y, 'a random-looking name (mktemp, UUID, session id)'],
   [/\/\*\*(?=\/|$)/y, 'any number of directories'],
-  [/\/\*$/y, 'anything below this directory (folded: its children kept changing)'],
-  [/\*/y, 'any run of characters'],
+  [/\/\*$/y, 'anything below this directory (folded: its children kept changing, and their names had no common shape or were folded before shapes were kept)'],
+  [/\*/y, 'any run of characters within one name (folded: names of this shape kept changing)'],
   [/\?/y, 'any one character'],
   [/ephemeral/y, 'a port in the kernel\'s ephemeral range'],
   [/\/\d{1,3}(?=:|$|\])/y, 'an address range: every address of this network'],

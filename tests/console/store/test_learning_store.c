@@ -240,6 +240,70 @@ Test(learning_store, batch_lands_in_every_table_with_its_values)
 	cr_expect_eq(qn("SELECT count(*) FROM audits WHERE kind LIKE 'malformed%'"), 0);
 }
 
+/*
+ * A read model: entries of kind read (a shape among them) are stored, a
+ * new_read deviation becomes an audit that says what was read, and
+ * accepting it queues an entry of kind read for the defender.
+ */
+Test(learning_store, a_read_model_and_its_deviations_are_stored_and_accepted)
+{
+	static const struct store_model_entry reads[] = {
+	    {.exe = "/usr/sbin/foo",
+	     .kind = "read",
+	     .pattern = "/etc/foo/foo.conf",
+	     .first_seen_ms = T0_MS,
+	     .last_seen_ms = T0_MS,
+	     .count = 1},
+	    {.exe = "/usr/sbin/foo",
+	     .kind = "read",
+	     .pattern = "/var/lib/foo/cache/c-*.tmp",
+	     .first_seen_ms = T0_MS,
+	     .last_seen_ms = T0_MS + 1,
+	     .count = 9},
+	};
+	const struct store_model_delta delta = {.service = "exe:/usr/sbin/foo",
+						.state = "active",
+						.learning_since_ms = T0_MS,
+						.active_since_ms = T0_MS + 1000,
+						.entries = reads,
+						.nentries = 2};
+	const struct store_deviation dev = {.ts_ns = T0_NS + 2000000000ull,
+					    .service = "exe:/usr/sbin/foo",
+					    .exe = "/usr/sbin/foo",
+					    .kind = "new_read",
+					    .object = "/home/alice/.aws/credentials",
+					    .raw = "/home/alice/.aws/credentials",
+					    .expected =
+						"/etc/foo/foo.conf, /var/lib/foo/cache/c-*.tmp",
+					    .severity = "high",
+					    .pid = 900,
+					    .chain = chain,
+					    .nchain = 2};
+	struct ingest_result r =
+	    ingest("host-a", 1,
+		   &(struct ingest_batch){
+		       .deviations = &dev, .ndeviations = 1, .deltas = &delta, .ndeltas = 1});
+	vigil_err err = {0};
+	json_t *acc = NULL;
+
+	cr_expect_eq(r.malformed, 0);
+	cr_expect_eq(r.entries, 2);
+	cr_expect_str_eq(q1("SELECT string_agg(kind || ' ' || pattern, ';' ORDER BY pattern)"
+			    " FROM model_entries"),
+			 "read /etc/foo/foo.conf;read /var/lib/foo/cache/c-*.tmp");
+	cr_expect_str_eq(q1("SELECT concat_ws('|', kind, severity, effect, summary) FROM audits"),
+			 "new_read|high|alert|exe:/usr/sbin/foo: /usr/sbin/foo read"
+			 " /home/alice/.aws/credentials, not in its model");
+	cr_assert_eq(store_audit_accept(fx.st, qn("SELECT id FROM audits"), &acc, &err), 0, "%s",
+		     err.msg);
+	cr_expect_str_eq(json_string_value(json_object_get(acc, "kind")), "read");
+	cr_expect_str_eq(json_string_value(json_object_get(acc, "pattern")),
+			 "/home/alice/.aws/credentials");
+	json_decref(acc);
+	cr_expect_str_eq(q1("SELECT entry_kind || ' ' || pattern FROM commands"),
+			 "read /home/alice/.aws/credentials");
+}
+
 /* Row counts and the model's update time, to compare before and after a resend. */
 static const char *fingerprint(void)
 {
@@ -422,20 +486,20 @@ Test(learning_store, malformed_items_are_left_out_and_audited_once)
 			    " WHERE kind = 'malformed_input'"),
 			 "medium|9 malformed item(s) in batch 1 were left out; first:"
 			 " event[0].activity.user is not valid UTF-8");
-	cr_expect_str_eq(
-	    q1("SELECT detail->>'seq' || '|' || (detail->>'count') || '|' ||"
-	       " string_agg(p->>'field' || ' ' || (p->>'why'), '; ')"
-	       " FROM audits, jsonb_array_elements(detail->'problems') p"
-	       " WHERE kind = 'malformed_input' GROUP BY detail"),
-	    "1|9|event[0].activity.user is not valid UTF-8; deviation[0].kind is not"
-	    " new_program, new_write, sensitive_read, new_listen, new_peer,"
-	    " new_client, rewritten_argument, denied_program, denied_read, denied_write,"
-	    " denied_connect or denied_listen; deviation[1].severity is not low, medium or high;"
-	    " deviation[2].service is longer than 512 bytes; deviation[3].exe is not"
-	    " valid UTF-8; deviation[4].chain has more than 64 links;"
-	    " model[0].state is not learning or active; model[1].entries has more"
-	    " than 20000 entries; model[2].entries[0].kind is not program, write,"
-	    " sensitive_read, listen, connect or accept");
+	cr_expect_str_eq(q1("SELECT detail->>'seq' || '|' || (detail->>'count') || '|' ||"
+			    " string_agg(p->>'field' || ' ' || (p->>'why'), '; ')"
+			    " FROM audits, jsonb_array_elements(detail->'problems') p"
+			    " WHERE kind = 'malformed_input' GROUP BY detail"),
+			 "1|9|event[0].activity.user is not valid UTF-8; deviation[0].kind is not"
+			 " new_program, new_write, sensitive_read, new_listen, new_peer,"
+			 " new_client, new_read, rewritten_argument, denied_program, denied_read,"
+			 " denied_write, denied_connect or denied_listen;"
+			 " deviation[1].severity is not low, medium or high;"
+			 " deviation[2].service is longer than 512 bytes; deviation[3].exe is not"
+			 " valid UTF-8; deviation[4].chain has more than 64 links;"
+			 " model[0].state is not learning or active; model[1].entries has more"
+			 " than 20000 entries; model[2].entries[0].kind is not program, write,"
+			 " sensitive_read, listen, connect, accept or read");
 }
 
 /* What the rules decided, on deviations of a model and of deny lists. */

@@ -275,6 +275,151 @@ Test(generalize, glob_matches_below_the_directory_only)
 	cr_expect_not(generalize_glob_matches("*", "/a"), "not a glob");
 }
 
+Test(generalize, a_shape_matches_names_of_its_shape_in_its_directory_only)
+{
+	cr_expect(generalize_glob_matches("/d/c-*.tmp", "/d/c-<rand>.tmp"));
+	cr_expect(generalize_glob_matches("/d/c-*.tmp", "/d/c-qzkvtw.tmp"));
+	cr_expect(generalize_glob_matches("/d/c-*.tmp", "/d/c-.tmp"), "the star may be empty");
+	cr_expect(generalize_glob_matches("/d/c-*.tmp", "/d/c-x*.tmp"), "a narrower shape");
+	cr_expect(generalize_glob_matches("/d/*.db", "/d/alpha.db"));
+	cr_expect(generalize_glob_matches("/d/report-*", "/d/report-<num>.pdf"));
+	cr_expect_not(generalize_glob_matches("/d/c-*.tmp", "/d/anything.php"));
+	cr_expect_not(generalize_glob_matches("/d/c-*.tmp", "/d/c-x.tmp.php"));
+	cr_expect_not(generalize_glob_matches("/d/c-*.tmp", "/d/c-x/y.tmp"), "one name, no deeper");
+	cr_expect_not(generalize_glob_matches("/d/c-*.tmp", "/d/sub/c-x.tmp"));
+	cr_expect_not(generalize_glob_matches("/d/c-*.tmp", "/e/c-x.tmp"));
+	cr_expect_not(generalize_glob_matches("/d/c-*.tmp", "/d/c.tmp"), "the ends do not overlap");
+	cr_expect_not(generalize_glob_matches("/d/c-*.tmp", "/d/"));
+	cr_expect_eq(generalize_glob_kind("/d/*"), GLOB_TREE);
+	cr_expect_eq(generalize_glob_kind("/d/c-*.tmp"), GLOB_SHAPE);
+	cr_expect_eq(generalize_glob_kind("/d/c-<rand>.tmp"), GLOB_NONE);
+	cr_expect_eq(generalize_glob_kind("/d*/x"), GLOB_NONE, "a star in a directory's name");
+	cr_expect_str_eq(pg("/a/b/c-*.tmp"), "/a/b/*", "a shape folds into its own directory");
+}
+
+/* generalize_shape of names in /d: the glob, or NULL when it refused (errno-like code in rc). */
+static const char *shape_of(const char *const *names, size_t n, int *ret)
+{
+	static char out[GENERALIZE_PATTERN_MAX];
+	const char *paths[16];
+	static char buf[16][128];
+
+	for (size_t i = 0; i < n; i++) {
+		snprintf(buf[i], sizeof(buf[i]), "/d/%s", names[i]);
+		paths[i] = buf[i];
+	}
+	*ret = generalize_shape("/d/*", paths, n, out, sizeof(out));
+	if (*ret >= 0)
+		cr_assert_eq(*ret, (int)strlen(out));
+	return *ret >= 0 ? out : NULL;
+}
+
+#define expect_shape(want, ...)                                                                    \
+	do {                                                                                       \
+		const char *const names_[] = {__VA_ARGS__};                                        \
+		int rc_;                                                                           \
+		const char *got_ = shape_of(names_, sizeof(names_) / sizeof(names_[0]), &rc_);     \
+		if ((want) == NULL)                                                                \
+			cr_expect_null(got_, "shape %s, wanted none", got_);                       \
+		else                                                                               \
+			cr_expect_str_eq(got_ != NULL ? got_ : "(none)", (want));                  \
+	} while (0)
+
+Test(generalize, shapes_keep_what_the_names_share)
+{
+	expect_shape("/d/c-*.tmp", "c-qzkvtw.tmp", "c-bmxjrp.tmp", "c-<rand>.tmp");
+	expect_shape("/d/report-*.pdf", "report-jan.pdf", "report-jun.pdf", "report-<num>.pdf");
+	expect_shape("/d/*.db", "alpha.db", "bravo.db", "charlie.db");
+	expect_shape("/d/sess_*", "sess_abc", "sess_xyz");
+	expect_shape("/d/<num>-*.log", "<num>-a.log", "<num>-b.log");
+	/* Markers are never cut: "x<num>.tmp" and "y<rand>.tmp" share ".tmp", not ">.tmp". */
+	expect_shape("/d/*.tmp", "x<num>.tmp", "y<rand>.tmp");
+	expect_shape("/d/<rand>.*", "<rand>.json", "<rand>.lock");
+	/* Nor words: "tmpqzk" and "tmpbmx" share no token. */
+	expect_shape(NULL, "tmpqzkvtw", "tmpbmxjrp");
+	expect_shape("/d/*.conf", "charlie.conf", "cherry.conf");
+	/* The prefix comes first; the suffix takes what is left. */
+	expect_shape("/d/a.*tmp", "a.tmp", "a.x.tmp");
+	/* A shape among the siblings takes part with its fixed ends. */
+	expect_shape("/d/c-*", "c-*.tmp", "c-abc.lock");
+	expect_shape("/d/*.tmp", "c-*.tmp", "d-<rand>.tmp");
+}
+
+Test(generalize, no_shape_fits_names_with_nothing_in_common)
+{
+	int rc;
+	const char *const none[] = {"alpha", "bravo.txt", "c-x"};
+	const char *const dots[] = {".a", ".b"};
+	const char *const markers[] = {"<num>", "<rand>"};
+	const char *paths[] = {"/d/x.tmp", "/d/sub/*"};
+	const char *wrong[] = {"/d/x.tmp", "/e/y.tmp"};
+	char out[64];
+
+	cr_expect_null(shape_of(none, 3, &rc));
+	cr_expect_eq(rc, -ENOENT);
+	cr_expect_null(shape_of(dots, 2, &rc), "punctuation alone is no shape");
+	cr_expect_null(shape_of(markers, 2, &rc));
+	cr_expect_eq(generalize_shape("/d/*", paths, 2, out, sizeof(out)), -ENOENT,
+		     "a folded subdirectory is a whole tree");
+	cr_expect_eq(generalize_shape("/d/*", wrong, 2, out, sizeof(out)), -EINVAL);
+	cr_expect_eq(generalize_shape("/d/*", wrong, 1, out, sizeof(out)), -EINVAL);
+	cr_expect_eq(generalize_shape("/d", wrong, 2, out, sizeof(out)), -EINVAL);
+	const char *ok[] = {"/d/c-ab.tmp", "/d/c-cd.tmp"};
+	cr_expect_eq(generalize_shape("/d/*", ok, 2, out, 5), -ENAMETOOLONG);
+}
+
+Test(generalize, reads_every_process_makes_are_common)
+{
+	static const char *const common[] = {
+	    "/usr/lib/x86_64-linux-gnu/libc.so.6",
+	    "/usr/lib/locale/locale-archive",
+	    "/usr/share/zoneinfo/Europe/Berlin",
+	    "/usr/local/lib/python3.11/site-packages/x.py",
+	    "/lib/x86_64-linux-gnu/libm.so.6",
+	    "/etc/ld.so.cache",
+	    "/etc/localtime",
+	    "/etc/nsswitch.conf",
+	    "/etc/resolv.conf",
+	    "/etc/ssl/certs/ca-certificates.crt",
+	    "/sys/devices/system/cpu/online",
+	    "/proc/meminfo",
+	    "/proc/sys/kernel/ngroups_max",
+	    "/proc/1234/maps",
+	    "/proc/1234/task/1240/stat",
+	    "/proc/1234",
+	    "/dev/urandom",
+	    "/dev/null",
+	};
+	static const char *const kept[] = {
+	    "/etc/passwd",
+	    "/etc/group",
+	    "/etc/machine-id",
+	    "/etc/nginx/nginx.conf",
+	    "/etc/ssl/private/server.key",
+	    "/usr/local/etc/app.conf",
+	    "/usr/local/app/config.yml",
+	    "/proc/1/environ",
+	    "/proc/12345/status",
+	    "/proc/123/status",
+	    "/proc/kcore",
+	    "/dev/sda",
+	    "/dev/shm/x",
+	    "/home/alice/.aws/credentials",
+	    "/root/.kube/config",
+	    "/var/lib/postgresql/15/main/PG_VERSION",
+	    "/srv/www/index.html",
+	    "/usr",
+	    "/usrx/lib/a",
+	    "relative/usr/lib",
+	    "",
+	};
+
+	for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
+		cr_expect(generalize_read_is_common(common[i], 1234), "%s is common", common[i]);
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+		cr_expect_not(generalize_read_is_common(kept[i], 1234), "%s is modelled", kept[i]);
+}
+
 Test(generalize, sensitive_files)
 {
 	static const char *const yes[] = {

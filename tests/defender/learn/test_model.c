@@ -14,6 +14,7 @@
 
 #include "learn/generalize.h"
 #include "learn/model.h"
+#include "strmap.h"
 
 #define SVC  "exe:/usr/sbin/testd"
 #define EXE  "/usr/sbin/testd"
@@ -105,11 +106,12 @@ Test(model, learns_then_reports_what_is_new_once)
 	model_set_free(s);
 }
 
-Test(model, changing_file_names_fold_into_their_directory)
+Test(model, changing_file_names_fold_into_their_shape)
 {
 	struct model_limits lim = limits();
 	struct model_set *s = model_set_new(&lim, NULL, NULL);
 	struct seen seen = {0};
+	struct model_stats st;
 	char path[128];
 
 	/* Generalization alone: a numbered log is one entry however many days pass. */
@@ -125,16 +127,106 @@ Test(model, changing_file_names_fold_into_their_directory)
 	model_set_collect(s, true, collect, &seen);
 	cr_assert(has(&seen, "write /var/lib/testd/state/alpha.db"));
 	seen.n = 0;
-	/* The eighth sibling folds all of them, and what is below the directory too. */
+	/* The eighth sibling folds all of them into the shape of their names. */
 	cr_assert_eq(see_path(s, MK_WRITE, "/var/lib/testd/state/hotel.db", 30), MODEL_LEARNED);
 	model_set_collect(s, true, collect, &seen);
 	cr_assert(has(&seen, "-write /var/lib/testd/state/alpha.db"));
-	cr_assert(has(&seen, "write /var/lib/testd/state/*"));
+	cr_assert(has(&seen, "write /var/lib/testd/state/*.db"));
 	cr_assert_not(has(&seen, "write /var/lib/testd/state/hotel.db"));
+	model_set_stats(s, &st);
+	cr_assert_eq(st.folds, 1);
+	cr_assert_eq(st.folds_shaped, 1);
 	model_set_tick(s, 30 + HOUR, 0);
 	cr_assert_eq(see_path(s, MK_WRITE, "/var/lib/testd/state/india.db", 2 * HOUR), MODEL_KNOWN);
-	cr_assert_eq(see_path(s, MK_WRITE, "/var/lib/testd/state/x/y.db", 2 * HOUR), MODEL_KNOWN);
+	cr_assert_eq(see_path(s, MK_WRITE, "/var/lib/testd/state/2026.db", 2 * HOUR), MODEL_KNOWN);
+	/* Another shape, or a name below it, is news: a shape is one name in its directory. */
+	cr_assert_eq(see_path(s, MK_WRITE, "/var/lib/testd/state/shell.php", 2 * HOUR),
+		     MODEL_DEVIATION);
+	cr_assert_eq(see_path(s, MK_WRITE, "/var/lib/testd/state/x/y.db", 2 * HOUR),
+		     MODEL_DEVIATION);
 	cr_assert_eq(see_path(s, MK_WRITE, "/var/lib/testd/other.db", 2 * HOUR), MODEL_DEVIATION);
+	model_set_free(s);
+}
+
+Test(model, names_with_no_common_shape_fold_into_the_whole_directory)
+{
+	struct model_limits lim = limits();
+	struct model_set *s = model_set_new(&lim, NULL, NULL);
+	struct seen seen = {0};
+	struct model_stats st;
+	static const char *const names[] = {"alpha",	"bravo.txt", "charlie.db", "delta-1",
+					    "echo.log", "foxtrot",   "golf.tar",   "hotel.c"};
+	char path[128];
+
+	for (size_t i = 0; i < 8; i++) {
+		snprintf(path, sizeof(path), "/srv/testd/spool/%s", names[i]);
+		cr_assert_eq(see_path(s, MK_WRITE, path, 20 + i), MODEL_LEARNED);
+	}
+	model_set_collect(s, true, collect, &seen);
+	cr_assert(has(&seen, "write /srv/testd/spool/*"), "as before shapes");
+	model_set_stats(s, &st);
+	cr_assert_eq(st.folds, 1);
+	cr_assert_eq(st.folds_shaped, 0);
+	model_set_tick(s, 30 + HOUR, 0);
+	/* Anything below the directory: any name, and below its subdirectories. */
+	cr_assert_eq(see_path(s, MK_WRITE, "/srv/testd/spool/x.php", 2 * HOUR), MODEL_KNOWN);
+	cr_assert_eq(see_path(s, MK_WRITE, "/srv/testd/spool/x/y", 2 * HOUR), MODEL_KNOWN);
+	cr_assert_eq(see_path(s, MK_WRITE, "/srv/testd/other", 2 * HOUR), MODEL_DEVIATION);
+	model_set_free(s);
+}
+
+Test(model, a_shape_widens_to_what_new_siblings_share)
+{
+	struct model_limits lim = limits();
+	struct model_set *s = model_set_new(&lim, NULL, NULL);
+	struct seen seen = {0};
+	char path[128];
+
+	/* Random lowercase words are not <rand>: eight distinct temporary names. */
+	static const char *const words[] = {"qzkvtw", "bmxjrp", "lwfhzc", "tnqgvd",
+					    "pkszxm", "hvdbrw", "jcnfqt", "xgwmlk"};
+	for (size_t i = 0; i < 8; i++) {
+		snprintf(path, sizeof(path), "/srv/testd/cache/c-%s.tmp", words[i]);
+		cr_assert_eq(see_path(s, MK_WRITE, path, 10 + i), MODEL_LEARNED);
+	}
+	model_set_collect(s, true, collect, &seen);
+	cr_assert(has(&seen, "write /srv/testd/cache/c-*.tmp"));
+	/* New temporary files: known while learning too. */
+	cr_assert_eq(see_path(s, MK_WRITE, "/srv/testd/cache/c-abcdef.tmp", 20), MODEL_KNOWN);
+	cr_assert_eq(see_path(s, MK_WRITE, "/srv/testd/cache/c-a1b2c3d4.tmp", 20), MODEL_KNOWN);
+	/* Seven lock files of another shape: with the shape, eight siblings again. */
+	seen.n = 0;
+	for (size_t i = 0; i < 7; i++) {
+		snprintf(path, sizeof(path), "/srv/testd/cache/c-%s.lock", words[i]);
+		cr_assert_eq(see_path(s, MK_WRITE, path, 30 + i), MODEL_LEARNED);
+	}
+	model_set_collect(s, true, collect, &seen);
+	cr_assert(has(&seen, "-write /srv/testd/cache/c-*.tmp"));
+	cr_assert(has(&seen, "write /srv/testd/cache/c-*"), "the shape widened to what both share");
+	model_set_tick(s, 40 + HOUR, 0);
+	cr_assert_eq(see_path(s, MK_WRITE, "/srv/testd/cache/c-new.tmp", 2 * HOUR), MODEL_KNOWN);
+	cr_assert_eq(see_path(s, MK_WRITE, "/srv/testd/cache/c-new.lock", 2 * HOUR), MODEL_KNOWN);
+	cr_assert_eq(see_path(s, MK_WRITE, "/srv/testd/cache/index.php", 2 * HOUR),
+		     MODEL_DEVIATION);
+	model_set_free(s);
+}
+
+Test(model, shared_state_directories_never_fold_whole)
+{
+	struct model_limits lim = limits();
+	struct model_set *s = model_set_new(&lim, NULL, NULL);
+	static const char *const names[] = {"apt",   "dpkg",	 "postgresql", "mysql",
+					    "redis", "rabbitmq", "nginx",      "sudo"};
+	char path[128];
+
+	for (size_t i = 0; i < 8; i++) {
+		snprintf(path, sizeof(path), "/var/lib/%s", names[i]);
+		cr_assert_eq(see_path(s, MK_READ, path, 10 + i), MODEL_LEARNED);
+	}
+	model_set_tick(s, 20 + HOUR, 0);
+	cr_assert_eq(see_path(s, MK_READ, "/var/lib/redis", 2 * HOUR), MODEL_KNOWN);
+	cr_assert_eq(see_path(s, MK_READ, "/var/lib/vault", 2 * HOUR), MODEL_DEVIATION,
+		     "another service's state is news however many the service read");
 	model_set_free(s);
 }
 
@@ -329,7 +421,7 @@ Test(model, survives_a_restart_with_state_entries_and_reported_deviations)
 	fclose(f);
 
 	s = model_set_new(&lim, dir, &err);
-	cr_assert_eq(model_set_load(s, &err), 0);
+	cr_assert_eq(model_set_load(s, 2 * HOUR, &err), 0);
 	cr_assert_eq(model_state_of(s, SVC), MODEL_ACTIVE);
 	cr_assert_eq(see_path(s, MK_PROGRAM, "/usr/bin/date", 2 * HOUR), MODEL_KNOWN);
 	cr_assert_eq(see_path(s, MK_WRITE, "/var/log/testd/app-12.log", 2 * HOUR), MODEL_KNOWN);
@@ -364,4 +456,203 @@ Test(model, counts_travel_only_when_asked_new_entries_always)
 	model_set_collect(s, true, collect, &seen);
 	cr_assert_eq(seen.deltas, 0, "once");
 	model_set_free(s);
+}
+
+Test(model, reads_are_learned_generalized_and_checked_like_writes)
+{
+	struct model_limits lim = limits();
+	struct model_set *s = model_set_new(&lim, NULL, NULL);
+	struct seen seen = {0};
+	char path[128], expected[256];
+
+	cr_assert_eq(see_path(s, MK_READ, "/etc/testd/testd.conf", 0), MODEL_LEARNED);
+	cr_assert_eq(see_path(s, MK_READ, "/var/lib/testd/sess/sess_a1b2c3d4e5", 1), MODEL_LEARNED);
+	/* Eight temporary files read back: one shape. */
+	static const char *const words[] = {"qzkvtw", "bmxjrp", "lwfhzc", "tnqgvd",
+					    "pkszxm", "hvdbrw", "jcnfqt", "xgwmlk"};
+	for (size_t i = 0; i < 8; i++) {
+		snprintf(path, sizeof(path), "/var/lib/testd/tmp/t-%s.json", words[i]);
+		cr_assert_eq(see_path(s, MK_READ, path, 2 + i), MODEL_LEARNED);
+	}
+	model_set_collect(s, true, collect, &seen);
+	cr_assert(has(&seen, "read /etc/testd/testd.conf"));
+	cr_assert(has(&seen, "read /var/lib/testd/sess/sess_<rand>"));
+	cr_assert(has(&seen, "read /var/lib/testd/tmp/t-*.json"));
+	/* A read is not a write: the kinds are apart. */
+	cr_assert_eq(see_path(s, MK_WRITE, "/etc/testd/testd.conf", 20), MODEL_LEARNED);
+	model_set_tick(s, HOUR, 0);
+	cr_assert_eq(see_path(s, MK_READ, "/var/lib/testd/sess/sess_f9e8d7c6b5", 2 * HOUR),
+		     MODEL_KNOWN);
+	cr_assert_eq(see_path(s, MK_READ, "/var/lib/testd/tmp/t-zzzzzz.json", 2 * HOUR),
+		     MODEL_KNOWN);
+	cr_assert_eq(see_path(s, MK_READ, "/home/alice/.aws/credentials", 2 * HOUR),
+		     MODEL_DEVIATION);
+	cr_assert_eq(see_path(s, MK_READ, "/home/alice/.aws/credentials", 2 * HOUR + 1),
+		     MODEL_DEVIATION_SEEN);
+	cr_assert_eq(see_path(s, MK_READ, "/var/lib/testd/tmp/upload.php", 2 * HOUR),
+		     MODEL_DEVIATION);
+	model_expected(s, SVC, EXE, MK_READ, expected, sizeof(expected));
+	cr_assert(strstr(expected, "/etc/testd/testd.conf") != NULL, "%s", expected);
+	struct model_obs creds = {
+	    .kind = MK_READ, .exe = EXE, .pattern = "/home/alice/.aws/credentials"};
+	cr_assert_eq(model_set_accept(s, SVC, &creds, 2 * HOUR + 2), 0);
+	cr_assert_eq(see_path(s, MK_READ, "/home/alice/.aws/credentials", 2 * HOUR + 3),
+		     MODEL_KNOWN);
+	model_set_free(s);
+}
+
+/* A model file as a defender from before reads were modelled wrote it. */
+static void write_v1_model(const char *dir, const char *state)
+{
+	char path[128];
+	FILE *f;
+
+	/* Named as the defender names it (a hash of the service): the save replaces it. */
+	snprintf(path, sizeof(path), "%s/%016llx.json", dir, (unsigned long long)strmap_hash(SVC));
+	cr_assert_not_null(f = fopen(path, "w"));
+	fprintf(f,
+		"{\"version\":1,\"service\":\"" SVC "\",\"state\":\"%s\","
+		"\"learning_since_ms\":0,\"active_since_ms\":%llu,\"learn_drops\":0,"
+		"\"note\":\"\",\"sections\":[{\"exe\":\"" EXE "\",\"entries\":["
+		"{\"kind\":\"program\",\"pattern\":\"/usr/bin/date\",\"first_seen_ms\":1,"
+		"\"last_seen_ms\":2,\"count\":3,\"deviation\":false},"
+		"{\"kind\":\"write\",\"fold\":\"/var/lib/*\",\"pattern\":\"/var/lib/testd/*\","
+		"\"first_seen_ms\":1,\"last_seen_ms\":2,\"count\":9,\"deviation\":false}]}]}",
+		state, strcmp(state, "active") == 0 ? HOUR : 0ull);
+	fclose(f);
+}
+
+static void read_file_text(const char *dir, char *out, size_t len)
+{
+	char cmd[256];
+	FILE *p;
+	size_t n;
+
+	snprintf(cmd, sizeof(cmd), "cat %s/*.json", dir);
+	cr_assert_not_null(p = popen(cmd, "r"));
+	n = fread(out, 1, len - 1, p);
+	out[n] = '\0';
+	pclose(p);
+}
+
+Test(model, a_model_from_before_reads_keeps_working_and_learns_its_reads_apart)
+{
+	struct model_limits lim = limits();
+	struct seen seen = {0};
+	char dir[64], text[4096];
+	vigil_err err;
+
+	make_dir(dir, sizeof(dir));
+	write_v1_model(dir, "active");
+	struct model_set *s = model_set_new(&lim, dir, &err);
+	cr_assert_eq(model_set_load(s, 10 * HOUR, &err), 0);
+	cr_assert_eq(model_state_of(s, SVC), MODEL_ACTIVE);
+	/* What it had still holds: an old "dir/ *" is everything below dir. */
+	cr_assert_eq(see_path(s, MK_WRITE, "/var/lib/testd/a/b.db", 10 * HOUR), MODEL_KNOWN);
+	cr_assert_eq(see_path(s, MK_PROGRAM, "/usr/bin/date", 10 * HOUR), MODEL_KNOWN);
+	cr_assert_eq(see_path(s, MK_PROGRAM, "/bin/sh", 10 * HOUR), MODEL_DEVIATION);
+	/* Its reads learn, for a window from the load, and the console is told. */
+	cr_assert_eq(see_path(s, MK_READ, "/etc/testd/testd.conf", 10 * HOUR), MODEL_LEARNED);
+	struct model_obs conf = {.kind = MK_READ, .exe = EXE, .pattern = "/etc/testd/other.conf"};
+	cr_assert_eq(model_knows(s, SVC, &conf), 1, "nothing read is news while reads learn");
+	model_set_collect(s, false, collect, &seen);
+	cr_assert_str_eq(seen.state, "active");
+	cr_assert(has(&seen, "read /etc/testd/testd.conf"));
+	/* Saved as version 2 at once, with the read window. */
+	cr_assert_eq(model_set_save(s, false, &err), 0);
+	read_file_text(dir, text, sizeof(text));
+	cr_assert(strstr(text, "\"version\":2") != NULL, "%s", text);
+	cr_assert(strstr(text, "\"reads_learning_since_ms\":36000000") != NULL, "%s", text);
+	cr_assert(strstr(text, "learning what it reads until") != NULL, "%s", text);
+	model_set_free(s);
+
+	/* A restart within the window: still learning its reads, from the same start. */
+	s = model_set_new(&lim, dir, &err);
+	cr_assert_eq(model_set_load(s, 10 * HOUR + 5, &err), 0);
+	cr_assert_eq(see_path(s, MK_READ, "/etc/testd/more.conf", 10 * HOUR + 6), MODEL_LEARNED);
+	cr_assert_eq(model_set_tick(s, 10 * HOUR + HOUR / 2, 0), 0);
+	cr_assert_eq(model_set_tick(s, 11 * HOUR, 0), 1, "the reads' window ends");
+	cr_assert_eq(see_path(s, MK_READ, "/etc/testd/testd.conf", 12 * HOUR), MODEL_KNOWN);
+	cr_assert_eq(see_path(s, MK_READ, "/home/alice/notes.txt", 12 * HOUR), MODEL_DEVIATION);
+	cr_assert_eq(model_knows(s, SVC, &conf), 0);
+	memset(&seen, 0, sizeof(seen));
+	model_set_collect(s, false, collect, &seen);
+	cr_assert_str_eq(seen.state, "active");
+	model_set_free(s);
+	remove_dir(dir);
+}
+
+Test(model, a_learning_model_from_before_reads_learns_them_past_its_promotion)
+{
+	struct model_limits lim = limits();
+	char dir[64];
+	vigil_err err;
+
+	make_dir(dir, sizeof(dir));
+	write_v1_model(dir, "learning"); /* learning since 0: promoted at the first tick */
+	struct model_set *s = model_set_new(&lim, dir, &err);
+	cr_assert_eq(model_set_load(s, HOUR / 2, &err), 0);
+	cr_assert_eq(model_set_tick(s, HOUR, 0), 1);
+	cr_assert_eq(model_state_of(s, SVC), MODEL_ACTIVE);
+	cr_assert_eq(see_path(s, MK_PROGRAM, "/bin/sh", HOUR), MODEL_DEVIATION);
+	cr_assert_eq(see_path(s, MK_READ, "/etc/testd/testd.conf", HOUR), MODEL_LEARNED);
+	/* Drops while its reads learn: they learn another window. */
+	cr_assert_eq(model_set_tick(s, HOUR + 10, 3), 0);
+	cr_assert_eq(model_set_tick(s, HOUR / 2 + HOUR, 0), 1);
+	cr_assert_eq(see_path(s, MK_READ, "/etc/testd/b.conf", 2 * HOUR), MODEL_LEARNED);
+	cr_assert_eq(model_set_tick(s, HOUR / 2 + 2 * HOUR, 0), 1);
+	cr_assert_eq(see_path(s, MK_READ, "/etc/testd/c.conf", 3 * HOUR), MODEL_DEVIATION);
+	model_set_free(s);
+	remove_dir(dir);
+}
+
+Test(model, shapes_survive_a_restart)
+{
+	struct model_limits lim = limits();
+	char dir[64], path[128];
+	vigil_err err;
+	static const char *const words[] = {"qzkvtw", "bmxjrp", "lwfhzc", "tnqgvd",
+					    "pkszxm", "hvdbrw", "jcnfqt", "xgwmlk"};
+
+	make_dir(dir, sizeof(dir));
+	struct model_set *s = model_set_new(&lim, dir, &err);
+	for (size_t i = 0; i < 8; i++) {
+		snprintf(path, sizeof(path), "/srv/testd/cache/c-%s.tmp", words[i]);
+		see_path(s, MK_READ, path, 10 + i);
+	}
+	model_set_tick(s, HOUR + 20, 0);
+	cr_assert_eq(model_set_save(s, false, &err), 0);
+	model_set_free(s);
+	s = model_set_new(&lim, dir, &err);
+	cr_assert_eq(model_set_load(s, 2 * HOUR, &err), 0);
+	cr_assert_eq(see_path(s, MK_READ, "/srv/testd/cache/c-abcdef.tmp", 2 * HOUR), MODEL_KNOWN);
+	cr_assert_eq(see_path(s, MK_READ, "/srv/testd/cache/evil.php", 2 * HOUR), MODEL_DEVIATION);
+	model_set_free(s);
+	remove_dir(dir);
+}
+
+Test(model, relearn_forgets_shapes_and_the_read_window)
+{
+	struct model_limits lim = limits();
+	char dir[64], path[128];
+	vigil_err err;
+	static const char *const words[] = {"qzkvtw", "bmxjrp", "lwfhzc", "tnqgvd",
+					    "pkszxm", "hvdbrw", "jcnfqt", "xgwmlk"};
+
+	make_dir(dir, sizeof(dir));
+	write_v1_model(dir, "active");
+	struct model_set *s = model_set_new(&lim, dir, &err);
+	cr_assert_eq(model_set_load(s, HOUR, &err), 0);
+	for (size_t i = 0; i < 8; i++) {
+		snprintf(path, sizeof(path), "/srv/testd/cache/c-%s.tmp", words[i]);
+		cr_assert_eq(see_path(s, MK_READ, path, HOUR + i), MODEL_LEARNED);
+	}
+	cr_assert_eq(model_set_relearn(s, SVC, 2 * HOUR), 0);
+	cr_assert_eq(see_path(s, MK_READ, "/srv/testd/cache/c-abcdef.tmp", 2 * HOUR),
+		     MODEL_LEARNED);
+	cr_assert_eq(model_set_tick(s, 3 * HOUR, 0), 1);
+	cr_assert_eq(see_path(s, MK_READ, "/srv/testd/cache/c-zyxwvu.tmp", 3 * HOUR),
+		     MODEL_DEVIATION, "one name learned: no shape, and no read window left");
+	model_set_free(s);
+	remove_dir(dir);
 }
