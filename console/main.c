@@ -417,23 +417,6 @@ static void nap_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-/* "1.5 GiB": bytes for the log. */
-static void fmt_bytes(int64_t bytes, char out[32])
-{
-	static const char *const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
-	double v = (double)bytes;
-	int u = 0;
-
-	while (v >= 1024.0 && u < 4) {
-		v /= 1024.0;
-		u++;
-	}
-	if (u == 0)
-		snprintf(out, 32, "%" PRId64 " bytes", bytes);
-	else
-		snprintf(out, 32, "%.1f %s", v, units[u]);
-}
-
 /*
  * Say once each way when the database's disk fills up and takes data
  * again; *logged_full: what the log last said.  A full spell that began
@@ -515,15 +498,15 @@ static void retention_log(const struct maint *m, const struct retention_report *
 		ADD("; moved %" PRId64 " chunk(s) out of the default partition",
 		    rep->default_moved);
 	if (rep->partitions_dropped[RETENTION_AGE] > 0 || rep->events_dropped[RETENTION_AGE] > 0) {
-		fmt_bytes(rep->bytes_dropped[RETENTION_AGE], a);
+		retention_bytes_text(rep->bytes_dropped[RETENTION_AGE], a);
 		ADD("; dropped %d day(s) and %" PRId64 " event(s) (%s) past the %d-day retention",
 		    rep->partitions_dropped[RETENTION_AGE], rep->events_dropped[RETENTION_AGE], a,
 		    m->opts.events_days);
 	}
 	if (rep->partitions_dropped[RETENTION_SIZE] > 0 ||
 	    rep->events_dropped[RETENTION_SIZE] > 0) {
-		fmt_bytes(rep->bytes_dropped[RETENTION_SIZE], a);
-		fmt_bytes(m->opts.events_max_bytes, b);
+		retention_bytes_text(rep->bytes_dropped[RETENTION_SIZE], a);
+		retention_bytes_text(m->opts.events_max_bytes, b);
 		ADD("; dropped %d day(s) and %" PRId64 " event(s) (%s) over the %s ceiling",
 		    rep->partitions_dropped[RETENTION_SIZE], rep->events_dropped[RETENTION_SIZE], a,
 		    b);
@@ -540,7 +523,7 @@ static void retention_log(const struct maint *m, const struct retention_report *
 		    " next run",
 		    rep->skipped, rep->skipped_what);
 #undef ADD
-	fmt_bytes(rep->events_bytes, a);
+	retention_bytes_text(rep->events_bytes, a);
 	if (n > 0)
 		log_info("retention: %s; events take %s; %" PRId64 " ms", line + 2, a, rep->ms);
 	else
@@ -572,8 +555,8 @@ static void *maint_main(void *arg)
 			if (rep.over_ceiling && !over) {
 				char a[32], b[32];
 
-				fmt_bytes(rep.events_bytes, a);
-				fmt_bytes(m->opts.events_max_bytes, b);
+				retention_bytes_text(rep.events_bytes, a);
+				retention_bytes_text(m->opts.events_max_bytes, b);
 				log_warn(
 				    "events take %s, over the %s ceiling, with only today's left:"
 				    " lower --events-retention-days or raise"
@@ -646,7 +629,7 @@ static int maint_prepare(struct console_opts *o, const char *dsn, struct maint *
 	    "events_max_bytes_from", how, "audits_days", m->opts.audits_days, "activity_days",
 	    m->opts.activity_days, "interval_s", m->interval_s);
 	storage_state_set_retention_settings(settings);
-	fmt_bytes(m->opts.events_max_bytes, size);
+	retention_bytes_text(m->opts.events_max_bytes, size);
 	log_info("retention: events %d days, %s%s; audits %d days; activity %d days; every %d s",
 		 m->opts.events_days, m->opts.events_max_bytes > 0 ? "at most " : "",
 		 m->opts.events_max_bytes > 0 ? size : "no size ceiling", m->opts.audits_days,

@@ -33,44 +33,26 @@ static bool activity_filter_read(nng_aio *aio, struct api_query *q, bool with_se
 	return true;
 }
 
-static void activity_list(nng_aio *aio)
+typedef int (*activity_query_fn)(struct store *st, const struct activity_filter *f, json_t **ret,
+				 vigil_err *err);
+
+/* Read the filters (session= when with_session), run query, answer {key: rows}. */
+static void activity_answer(nng_aio *aio, const char *const *known, bool with_session,
+			    activity_query_fn query, const char *key, const char *what)
 {
-	static const char *const known[] = {"host",  "user",  "session",   "q", "since",
-					    "until", "limit", "before_id", NULL};
 	struct activity_filter f;
 	json_t *rows = NULL;
 	vigil_err err = {0};
 	struct api_query q;
 	int rc;
 
-	if (!api_read_query(aio, known, &q) || !activity_filter_read(aio, &q, true, &f))
+	if (!api_read_query(aio, known, &q) || !activity_filter_read(aio, &q, with_session, &f))
 		return;
-	rc = store_activity_list(api_store(aio), &f, &rows, &err);
-	if (rc < 0) {
-		api_respond_store_error(aio, rc, "GET " ACTIVITY_PATH, err.msg);
-		return;
-	}
-	api_respond_json(aio, 200, json_pack("{s:o}", "activity", rows));
-}
-
-static void activity_sessions(nng_aio *aio)
-{
-	static const char *const known[] = {"host",  "user",  "q",	   "since",
-					    "until", "limit", "before_id", NULL};
-	struct activity_filter f;
-	json_t *rows = NULL;
-	vigil_err err = {0};
-	struct api_query q;
-	int rc;
-
-	if (!api_read_query(aio, known, &q) || !activity_filter_read(aio, &q, false, &f))
-		return;
-	rc = store_activity_sessions(api_store(aio), &f, &rows, &err);
-	if (rc < 0) {
-		api_respond_store_error(aio, rc, "GET " ACTIVITY_PATH "/sessions", err.msg);
+	if ((rc = query(api_store(aio), &f, &rows, &err)) < 0) {
+		api_respond_store_error(aio, rc, what, err.msg);
 		return;
 	}
-	api_respond_json(aio, 200, json_pack("{s:o}", "sessions", rows));
+	api_respond_json(aio, 200, json_pack("{s:o}", key, rows));
 }
 
 void api_handle_activity(nng_aio *aio)
@@ -88,8 +70,15 @@ void api_handle_activity(nng_aio *aio)
 		api_respond_not_allowed(aio, "GET, HEAD", "use GET on this endpoint");
 		return;
 	}
+	static const char *const list_known[] = {"host",  "user",  "session",	"q", "since",
+						 "until", "limit", "before_id", NULL};
+	static const char *const sessions_known[] = {"host",  "user",  "q",	    "since",
+						     "until", "limit", "before_id", NULL};
+
 	if (strcmp(rest, "/sessions") == 0)
-		activity_sessions(aio);
+		activity_answer(aio, sessions_known, false, store_activity_sessions, "sessions",
+				"GET " ACTIVITY_PATH "/sessions");
 	else
-		activity_list(aio);
+		activity_answer(aio, list_known, true, store_activity_list, "activity",
+				"GET " ACTIVITY_PATH);
 }

@@ -274,8 +274,7 @@ fail:
 	return rc;
 }
 
-/* "1.5 GiB": bytes for a sentence. */
-static void fmt_bytes(int64_t bytes, char out[32])
+void retention_bytes_text(int64_t bytes, char out[32])
 {
 	static const char *const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
 	double v = (double)bytes;
@@ -324,7 +323,7 @@ static int audit_drop(struct retention *r, int reason, const struct dropped *d,
 	char summary[512], size[32], total[32], ceiling[32], what[96];
 	json_t *detail;
 
-	fmt_bytes(d->bytes, size);
+	retention_bytes_text(d->bytes, size);
 	if (d->day[0] != '\0')
 		snprintf(what, sizeof(what), "events of %s", d->day);
 	else
@@ -334,8 +333,8 @@ static int audit_drop(struct retention *r, int reason, const struct dropped *d,
 			 "%s dropped: past the %d-day retention (%" PRId64 " events, %s)", what,
 			 r->o.events_days, d->events, size);
 	} else {
-		fmt_bytes(total_before, total);
-		fmt_bytes(r->o.events_max_bytes, ceiling);
+		retention_bytes_text(total_before, total);
+		retention_bytes_text(r->o.events_max_bytes, ceiling);
 		snprintf(summary, sizeof(summary),
 			 "%s dropped before their retention: events took %s, over the %s ceiling"
 			 " (%" PRId64 " events, %s)",

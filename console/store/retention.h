@@ -125,4 +125,7 @@ int retention_partitions_ensure(struct retention *r, int *ret_created, vigil_err
  */
 int store_events_storage(struct store *st, json_t **ret_storage, vigil_err *err);
 
+/* bytes as a person reads them ("1.5 GiB", "512 bytes"), for logs and audit summaries. */
+void retention_bytes_text(int64_t bytes, char out[32]);
+
 #endif

@@ -104,7 +104,7 @@ static void on_pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 	if (ev == NNG_PIPE_EV_ADD_POST && counted)
 		log_info("connected to console %s (mutual TLS verified)", addr);
 	else if (ev == NNG_PIPE_EV_REM_POST && counted && stopping)
-		log_info("closed the connection to console %s (stopping)", addr);
+		log_info("closed the connection to console %s on shutdown", addr);
 	else if (ev == NNG_PIPE_EV_REM_POST && counted)
 		log_warn("lost connection to console %s; redialing", addr);
 }
