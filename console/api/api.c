@@ -509,7 +509,8 @@ struct api *api_start(const struct api_opts *o, vigil_err *err)
 	    (rv = add_handler(api, "/api/v1/users", api_handle_users, true)) != 0 ||
 	    (rv = add_handler(api, "/api/v1/status", api_handle_status, false)) != 0 ||
 	    (rv = add_handler(api, "/metrics", api_handle_metrics, false)) != 0 ||
-	    (rv = add_handler(api, "/api", NULL, true)) != 0 || (rv = api_ui_add(api->srv)) != 0) {
+	    (rv = add_handler(api, "/api", NULL, true)) != 0 ||
+	    (rv = api_ui_add(api->srv, api->linger)) != 0) {
 		verr_set(err, -ENOMEM, "cannot set up the API on %s: %s", o->url, nng_strerror(rv));
 		goto fail;
 	}

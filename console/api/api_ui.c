@@ -93,38 +93,12 @@ static const char *ui_reason(uint16_t status)
 	}
 }
 
-/* The answer for nng's server to write (a request that asked to close); NULL when out of memory. */
-static nng_http_res *ui_res(const struct ui_answer *a)
-{
-	nng_http_res *res;
-	int rv;
-
-	if (nng_http_res_alloc(&res) != 0)
-		return NULL;
-	rv = nng_http_res_set_status(res, a->status);
-	for (size_t i = 0; rv == 0 && i < sizeof(ui_headers) / sizeof(ui_headers[0]); i++)
-		rv = nng_http_res_set_header(res, ui_headers[i][0], ui_headers[i][1]);
-	if (rv == 0 && a->type != NULL)
-		rv = nng_http_res_set_header(res, "Content-Type", a->type);
-	if (rv == 0 && a->etag != NULL)
-		rv = nng_http_res_set_header(res, "ETag", a->etag);
-	if (rv == 0 && a->allow != NULL)
-		rv = nng_http_res_set_header(res, "Allow", a->allow);
-	/* The bytes are static: set, not copied.  nng drops a HEAD's body itself. */
-	if (rv == 0 && a->status != 304)
-		rv = nng_http_res_set_data(res, a->body, a->len);
-	if (rv != 0) {
-		nng_http_res_free(res);
-		return NULL;
-	}
-	return res;
-}
-
 /*
- * The whole answer as one text (status line, headers, body), malloc'd; NULL
- * when out of memory.  A 304 has neither body nor length.
+ * The whole answer as one text (status line, headers, "Connection: close"
+ * when close, body), malloc'd; NULL when out of memory.  A 304 has neither
+ * body nor length.
  */
-static char *ui_text(const struct ui_answer *a, size_t *ret_len)
+static char *ui_text(const struct ui_answer *a, bool close, size_t *ret_len)
 {
 	char top[1536];
 	size_t n, body = a->head || a->status == 304 ? 0 : a->len;
@@ -141,6 +115,8 @@ static char *ui_text(const struct ui_answer *a, size_t *ret_len)
 		n += (size_t)snprintf(top + n, sizeof(top) - n, "ETag: %s\r\n", a->etag);
 	if (a->allow != NULL)
 		n += (size_t)snprintf(top + n, sizeof(top) - n, "Allow: %s\r\n", a->allow);
+	if (close)
+		n += (size_t)snprintf(top + n, sizeof(top) - n, "Connection: close\r\n");
 	if (a->status != 304)
 		n += (size_t)snprintf(top + n, sizeof(top) - n, "Content-Length: %zu\r\n", a->len);
 	n += (size_t)snprintf(top + n, sizeof(top) - n, "\r\n");
@@ -152,41 +128,27 @@ static char *ui_text(const struct ui_answer *a, size_t *ret_len)
 	return text;
 }
 
-/* nng's own answer, for a request that asked to close: written by us, nng would close too soon. */
-static void ui_send_nng(nng_aio *aio, const struct ui_answer *a)
-{
-	nng_http_res *res = ui_res(a);
-
-	if (res == NULL) {
-		nng_aio_finish(aio, NNG_ENOMEM); /* nng's server closes the connection */
-		return;
-	}
-	nng_aio_set_output(aio, 0, res);
-	nng_aio_finish(aio, 0);
-}
-
 /*
- * Answer a request.  A keep-alive request gets the answer written in one
- * piece by us: nng's server writes the headers and the body as two TLS
- * records, and with Nagle's algorithm on (nng 1.5.2 sets no TCP_NODELAY on
- * its server's connections) the second waits for the browser's delayed ACK,
- * 40 ms per file, a page's modules one after another on each connection
- * (api_linger.h has the same finding).
+ * Answer a request the way the API answers (api_linger.h): in one piece,
+ * since nng's server writes headers and body as two TLS records and, with
+ * Nagle's algorithm on (nng 1.5.2 sets no TCP_NODELAY on its server's
+ * connections), the second waits for the browser's delayed ACK, 40 ms per
+ * file; and a request that asked to close with a lingering close, since
+ * nng's server would close before a slow client had the whole answer.
  */
 static void ui_send(nng_aio *aio, const struct ui_answer *a)
 {
+	struct api_linger *linger = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
+	bool close = api_linger_wanted(aio);
 	char *text;
 	size_t len;
 
-	if (api_linger_wanted(aio)) {
-		ui_send_nng(aio, a);
-		return;
-	}
-	if ((text = ui_text(a, &len)) == NULL) {
+	if ((text = ui_text(a, close, &len)) == NULL)
 		nng_aio_finish(aio, NNG_ENOMEM); /* nng's server closes the connection */
-		return;
-	}
-	api_send_whole(aio, text, len);
+	else if (close)
+		api_linger_answer(linger, aio, text, len);
+	else
+		api_send_whole(aio, text, len);
 }
 
 /* Every request under "/" that no other handler took: on nng's thread, never waits. */
@@ -229,13 +191,17 @@ static void ui_handle(nng_aio *aio)
 	ui_send(aio, &a);
 }
 
-int api_ui_add(nng_http_server *srv)
+int api_ui_add(nng_http_server *srv, struct api_linger *linger)
 {
 	nng_http_handler *h;
 	int rv;
 
 	if ((rv = nng_http_handler_alloc(&h, "/", ui_handle)) != 0)
 		return rv;
+	if ((rv = nng_http_handler_set_data(h, linger, NULL)) != 0) {
+		nng_http_handler_free(h);
+		return rv;
+	}
 	/* Every method reaches ui_handle, so a POST gets our 405 with the UI's headers. */
 	if ((rv = nng_http_handler_set_method(h, NULL)) != 0 ||
 	    (rv = nng_http_handler_collect_body(h, true, UI_BODY_MAX)) != 0 ||

@@ -46,10 +46,13 @@ extern const struct api_ui_file api_ui_files[];
 extern const size_t api_ui_nfiles;
 
 /*
- * Register the UI's handler (a tree at "/") on srv, before the server starts.
- * More specific handlers ("/api") keep their paths.  0, or an nng error code.
+ * Register the UI's handler (a tree at "/") on srv, before the server starts;
+ * answers to requests that ask to close go through linger (the API's, which
+ * must outlive the server).  More specific handlers ("/api") keep their
+ * paths.  0, or an nng error code.
  */
-int api_ui_add(nng_http_server *srv);
+struct api_linger;
+int api_ui_add(nng_http_server *srv, struct api_linger *linger);
 
 /* The embedded file served at path ("/" is index.html), or NULL. */
 const struct api_ui_file *api_ui_find(const char *path);
