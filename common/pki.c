@@ -20,34 +20,12 @@
 #include <mbedtls/x509_crt.h>
 
 #include "fsutil.h"
+#include "pki_priv.h"
 
-#define PKI_CA_DAYS	 3650
-#define PKI_LEAF_DAYS	 825
-#define PKI_SKEW_SECS	 300
-#define PKI_KEY_PEM_MAX	 1024	      /* a P-256 SEC1 PEM key is about 230 bytes */
-#define PKI_CRT_PEM_BASE 4096	      /* everything in a certificate but the SANs */
-#define PKI_FILE_MAX	 (64u * 1024) /* ca.crt / ca.key larger than this are not ours */
-#define PKI_SUBJECT_MAX	 128
-#define PKI_SERIAL_LEN	 16
+#define PKI_CA_DAYS   3650
+#define PKI_LEAF_DAYS 825
 
-/* One random generator per operation: nothing is shared between threads. */
-struct pki_rng {
-	mbedtls_entropy_context entropy;
-	mbedtls_ctr_drbg_context drbg;
-};
-
-/* Everything a certificate is built from; pki_cert_fini frees it all. */
-struct pki_cert {
-	mbedtls_pk_context key; /* the subject's new key */
-	mbedtls_x509write_cert crt;
-	mbedtls_mpi serial;
-	unsigned char *pem; /* certificate PEM, NUL-terminated */
-	size_t pem_size;
-	unsigned char key_pem[PKI_KEY_PEM_MAX];
-};
-
-/* Record an mbedTLS failure as code, with mbedTLS's own words for it. */
-static int pki_mbed_err(vigil_err *err, int code, int mret, const char *what)
+int pki_mbed_err(vigil_err *err, int code, int mret, const char *what)
 {
 	char buf[128];
 
@@ -136,7 +114,7 @@ static size_t pki_ip_parse(const char *text, unsigned char out[16])
 }
 
 /* time_t -> "YYYYMMDDhhmmss" UTC, the form mbedtls_x509write_crt_set_validity takes. */
-static int pki_time_str(time_t t, char out[16], const char *what, vigil_err *err)
+int pki_time_str(time_t t, char out[16], const char *what, vigil_err *err)
 {
 	struct tm tm;
 
@@ -147,7 +125,7 @@ static int pki_time_str(time_t t, char out[16], const char *what, vigil_err *err
 	return 0;
 }
 
-static int pki_rng_init(struct pki_rng *rng, vigil_err *err)
+int pki_rng_init(struct pki_rng *rng, vigil_err *err)
 {
 	static const char pers[] = "vigil-pki";
 	int mret;
@@ -161,13 +139,13 @@ static int pki_rng_init(struct pki_rng *rng, vigil_err *err)
 	return 0;
 }
 
-static void pki_rng_fini(struct pki_rng *rng)
+void pki_rng_fini(struct pki_rng *rng)
 {
 	mbedtls_ctr_drbg_free(&rng->drbg);
 	mbedtls_entropy_free(&rng->entropy);
 }
 
-static void pki_cert_init(struct pki_cert *c)
+void pki_cert_init(struct pki_cert *c)
 {
 	mbedtls_pk_init(&c->key);
 	mbedtls_x509write_crt_init(&c->crt);
@@ -175,9 +153,10 @@ static void pki_cert_init(struct pki_cert *c)
 	c->pem = NULL;
 	c->pem_size = 0;
 	c->key_pem[0] = '\0';
+	c->has_key = false;
 }
 
-static void pki_cert_fini(struct pki_cert *c)
+void pki_cert_fini(struct pki_cert *c)
 {
 	mbedtls_platform_zeroize(c->key_pem, sizeof(c->key_pem));
 	free(c->pem);
@@ -186,13 +165,8 @@ static void pki_cert_fini(struct pki_cert *c)
 	mbedtls_pk_free(&c->key);
 }
 
-/*
- * Start a certificate for subject "CN=<cn>,O=Vigil" with a fresh P-256 key,
- * a random serial, SHA-256, the validity given and the subject key id.  The
- * caller sets the issuer, its key and the rest of the extensions.
- */
-static int pki_cert_begin(struct pki_cert *c, struct pki_rng *rng, const char *cn,
-			  time_t not_before, time_t not_after, vigil_err *err)
+int pki_cert_begin(struct pki_cert *c, struct pki_rng *rng, const char *cn, time_t not_before,
+		   time_t not_after, mbedtls_pk_context *subject_key, vigil_err *err)
 {
 	unsigned char serial[PKI_SERIAL_LEN];
 	char subject[PKI_SUBJECT_MAX], nb[16], na[16];
@@ -207,12 +181,16 @@ static int pki_cert_begin(struct pki_cert *c, struct pki_rng *rng, const char *c
 	if (rc < 0)
 		return rc;
 
-	mret = mbedtls_pk_setup(&c->key, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
-	if (mret == 0)
-		mret = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(c->key),
-					   mbedtls_ctr_drbg_random, &rng->drbg);
-	if (mret != 0)
-		return pki_mbed_err(err, -EIO, mret, "cannot generate a P-256 key");
+	if (subject_key == NULL) {
+		mret = mbedtls_pk_setup(&c->key, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
+		if (mret == 0)
+			mret = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(c->key),
+						   mbedtls_ctr_drbg_random, &rng->drbg);
+		if (mret != 0)
+			return pki_mbed_err(err, -EIO, mret, "cannot generate a P-256 key");
+		subject_key = &c->key;
+		c->has_key = true;
+	}
 
 	/* Positive and always 16 bytes long in DER: top bit clear, next bit set. */
 	mret = mbedtls_ctr_drbg_random(&rng->drbg, serial, sizeof(serial));
@@ -226,7 +204,7 @@ static int pki_cert_begin(struct pki_cert *c, struct pki_rng *rng, const char *c
 	snprintf(subject, sizeof(subject), "CN=%s,O=Vigil", cn);
 	mbedtls_x509write_crt_set_version(&c->crt, MBEDTLS_X509_CRT_VERSION_3);
 	mbedtls_x509write_crt_set_md_alg(&c->crt, MBEDTLS_MD_SHA256);
-	mbedtls_x509write_crt_set_subject_key(&c->crt, &c->key);
+	mbedtls_x509write_crt_set_subject_key(&c->crt, subject_key);
 	mret = mbedtls_x509write_crt_set_serial(&c->crt, &c->serial);
 	if (mret != 0)
 		return pki_mbed_err(err, -EIO, mret, "cannot set the serial number");
@@ -243,7 +221,7 @@ static int pki_cert_begin(struct pki_cert *c, struct pki_rng *rng, const char *c
 }
 
 /* Sign the certificate (issuer and its key already set) and PEM-encode both halves. */
-static int pki_cert_finish(struct pki_cert *c, struct pki_rng *rng, size_t extra, vigil_err *err)
+int pki_cert_finish(struct pki_cert *c, struct pki_rng *rng, size_t extra, vigil_err *err)
 {
 	int mret;
 
@@ -259,6 +237,8 @@ static int pki_cert_finish(struct pki_cert *c, struct pki_rng *rng, size_t extra
 					 &rng->drbg);
 	if (mret != 0)
 		return pki_mbed_err(err, -EIO, mret, "cannot sign the certificate");
+	if (!c->has_key)
+		return 0; /* signed for a CSR's key: its private half never came here */
 	mret = mbedtls_pk_write_key_pem(&c->key, c->key_pem, sizeof(c->key_pem));
 	if (mret != 0)
 		return pki_mbed_err(err, -EIO, mret, "cannot encode the private key");
@@ -323,7 +303,8 @@ int pki_ca_create(const char *dir, const char *cn, int days, vigil_err *err)
 	rc = pki_rng_init(&rng, err);
 	if (rc < 0)
 		goto cleanup;
-	rc = pki_cert_begin(&c, &rng, cn, now - PKI_SKEW_SECS, now + (time_t)days * 86400, err);
+	rc = pki_cert_begin(&c, &rng, cn, now - PKI_SKEW_SECS, now + (time_t)days * 86400, NULL,
+			    err);
 	if (rc < 0)
 		goto cleanup;
 	/* Self-signed: the issuer is the subject and signs with its own key. */
@@ -360,7 +341,7 @@ cleanup:
 }
 
 /* extendedKeyUsage: SEQUENCE { OID serverAuth | clientAuth }. */
-static int pki_set_eku(mbedtls_x509write_cert *crt, enum pki_kind kind)
+int pki_set_eku(mbedtls_x509write_cert *crt, enum pki_kind kind)
 {
 	unsigned char buf[32];
 	unsigned char *p = buf + sizeof(buf);
@@ -475,9 +456,8 @@ static int pki_issue_opts_check(const struct pki_issue_opts *opts, const char *c
 	return 0;
 }
 
-/* Load ca.crt and ca.key from ca_dir and check that they belong together. */
-static int pki_ca_load(const char *ca_dir, mbedtls_x509_crt *ca, mbedtls_pk_context *ca_key,
-		       vigil_err *err)
+int pki_ca_load(const char *ca_dir, mbedtls_x509_crt *ca, mbedtls_pk_context *ca_key,
+		vigil_err *err)
 {
 	char path[PATH_MAX];
 	char *buf = NULL;
@@ -547,7 +527,7 @@ int pki_issue(const char *ca_dir, const struct pki_issue_opts *opts, const char 
 	rc = pki_ca_load(ca_dir, &ca, &ca_key, err);
 	if (rc < 0)
 		goto cleanup;
-	rc = pki_cert_begin(&c, &rng, opts->cn, not_before, not_after, err);
+	rc = pki_cert_begin(&c, &rng, opts->cn, not_before, not_after, NULL, err);
 	if (rc < 0)
 		goto cleanup;
 

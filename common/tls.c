@@ -91,6 +91,7 @@ static mbedtls_ctr_drbg_context tls_drbg;
  * reader's thread, which leaves the connection's peer CN here.
  */
 static __thread char tls_peer_cn_slot[TLS_CN_MAX + 1];
+static __thread char tls_peer_serial_slot[TLS_SERIAL_HEX_MAX + 1];
 
 struct nng_tls_engine_config {
 	mbedtls_ssl_config conf;
@@ -105,6 +106,9 @@ struct nng_tls_engine_config {
 	size_t server_ip_len;
 	char server_name[TLS_NAME_MAX];
 	_Atomic(struct tls_guard *) guard; /* connection limits (tls_conn_limits_set); NULL: none */
+	/* tls_config_set_peer_check: set once before use, read by verify_cb on any thread. */
+	_Atomic(tls_peer_refuse_fn) refuse;
+	_Atomic(void *) refuse_arg;
 };
 
 /*
@@ -152,6 +156,7 @@ struct nng_tls_engine_conn {
 	enum tls_poke poke; /* only the deadline callback (and fini, after stopping it) */
 	uint8_t poke_byte;  /* the pokes' buffer: how the engine tells them from real I/O */
 	char peer_cn[TLS_CN_MAX + 1];
+	char peer_serial[TLS_SERIAL_HEX_MAX + 1];
 	bool addr_known;	 /* addr_key holds the peer's address (server connections) */
 	struct tls_guard *guard; /* its configuration's connection limits, or NULL */
 	bool guard_counted;	 /* counted in guard: give back at fini */
@@ -581,18 +586,41 @@ static bool crt_has_ip_san(const mbedtls_x509_crt *crt, const unsigned char *ip,
 	return false;
 }
 
+/* A certificate's serial as lowercase hex of its DER bytes (cut at TLS_SERIAL_HEX_MAX). */
+static void serial_hex(const mbedtls_x509_crt *crt, char out[TLS_SERIAL_HEX_MAX + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t n =
+	    crt->serial.len < TLS_SERIAL_HEX_MAX / 2 ? crt->serial.len : TLS_SERIAL_HEX_MAX / 2;
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[crt->serial.p[i] >> 4];
+		out[2 * i + 1] = digits[crt->serial.p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
 /*
  * mbedTLS calls this for each certificate of the peer's chain.  For a server
  * named by IP address we check the leaf's IP SANs ourselves (hostname
- * checking was left off for it) and fail the handshake on a mismatch.
+ * checking was left off for it) and fail the handshake on a mismatch.  A
+ * server with a peer check (tls_config_set_peer_check) asks it about the
+ * client's leaf: one it refuses fails the handshake as revoked.
  */
 static int verify_cb(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
 {
 	struct nng_tls_engine_config *cfg = arg;
+	tls_peer_refuse_fn refuse = atomic_load(&cfg->refuse);
+	char cn[TLS_CN_MAX + 1], serial[TLS_SERIAL_HEX_MAX + 1];
 
 	if (depth == 0 && cfg->server_is_ip &&
 	    !crt_has_ip_san(crt, cfg->server_ip, cfg->server_ip_len))
 		*flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
+	if (depth == 0 && refuse != NULL && subject_cn(crt, cn)) {
+		serial_hex(crt, serial);
+		if (refuse(cn, serial, atomic_load(&cfg->refuse_arg)))
+			*flags |= MBEDTLS_X509_BADCERT_REVOKED;
+	}
 	return 0;
 }
 
@@ -674,7 +702,9 @@ static void conn_note_handshake(struct nng_tls_engine_conn *ec)
 	ec->verified = ec->cfg->auth_mode != MBEDTLS_SSL_VERIFY_NONE && peer != NULL &&
 		       mbedtls_ssl_get_verify_result(&ec->ssl) == 0 &&
 		       subject_cn(peer, ec->peer_cn);
-	if (!ec->verified)
+	if (ec->verified)
+		serial_hex(peer, ec->peer_serial);
+	else
 		ec->peer_cn[0] = '\0';
 	if (!conn_watch_end(ec))
 		(void)conn_fail(ec, NNG_ETIMEDOUT);
@@ -1020,6 +1050,7 @@ static int engine_conn_send(nng_tls_engine_conn *ec, const uint8_t *buf, size_t 
 static bool engine_conn_verified(nng_tls_engine_conn *ec)
 {
 	memcpy(tls_peer_cn_slot, ec->peer_cn, sizeof(tls_peer_cn_slot));
+	memcpy(tls_peer_serial_slot, ec->peer_serial, sizeof(tls_peer_serial_slot));
 	return ec->verified;
 }
 
@@ -1408,19 +1439,46 @@ out:
 	return rv;
 }
 
-int tls_pipe_peer_cn(nng_pipe p, char *buf, size_t len)
+int tls_pipe_peer(nng_pipe p, struct tls_peer *ret)
 {
 	bool verified = false;
 	int rv;
 
 	tls_peer_cn_slot[0] = '\0';
+	tls_peer_serial_slot[0] = '\0';
 	rv = nng_pipe_get_bool(p, NNG_OPT_TLS_VERIFIED, &verified);
 	if (rv != 0)
 		return rv == NNG_ENOENT || rv == NNG_ECLOSED ? -ENOTCONN : -ENOTSUP;
 	if (!verified || tls_peer_cn_slot[0] == '\0')
 		return -EACCES;
-	if (strlen(tls_peer_cn_slot) >= len)
+	memcpy(ret->cn, tls_peer_cn_slot, sizeof(ret->cn));
+	memcpy(ret->serial, tls_peer_serial_slot, sizeof(ret->serial));
+	return 0;
+}
+
+int tls_pipe_peer_cn(nng_pipe p, char *buf, size_t len)
+{
+	struct tls_peer peer;
+	int rc = tls_pipe_peer(p, &peer);
+
+	if (rc < 0)
+		return rc;
+	if (strlen(peer.cn) >= len)
 		return -ENAMETOOLONG;
-	strcpy(buf, tls_peer_cn_slot);
+	strcpy(buf, peer.cn);
+	return 0;
+}
+
+int tls_config_set_peer_check(nng_tls_config *cfg, tls_peer_refuse_fn fn, void *arg, vigil_err *err)
+{
+	struct nng_tls_engine_config *ours = config_engine(cfg);
+
+	if (ours == NULL)
+		return verr_set(err, -ENOTSUP,
+				"a peer check needs Vigil's TLS engine (tls_engine_install)");
+	if (!ours->server)
+		return verr_set(err, -EINVAL, "a peer check is for server configurations");
+	atomic_store(&ours->refuse_arg, arg);
+	atomic_store(&ours->refuse, fn);
 	return 0;
 }

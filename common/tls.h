@@ -228,8 +228,41 @@ int tls_conn_stats_get(nng_tls_config *cfg, struct tls_conn_stats *ret);
 /*
  * The CN of the certificate the peer on pipe p presented and that verified
  * against our CA.  Returns 0 and fills buf, -EACCES when the peer is not
- * verified (or has no acceptable CN), or another negative errno.
+ * verified (or has no acceptable CN), -ENOTCONN when the pipe is gone, or
+ * another negative errno.
  */
 int tls_pipe_peer_cn(nng_pipe p, char *buf, size_t len);
+
+/* A certificate serial as lowercase hex of its DER bytes; longer ones are cut to this. */
+#define TLS_SERIAL_HEX_MAX 64
+
+/* Who the peer of a pipe is: its verified certificate's CN and serial. */
+struct tls_peer {
+	char cn[65];
+	char serial[TLS_SERIAL_HEX_MAX + 1];
+};
+
+/* As tls_pipe_peer_cn, with the certificate's serial too. */
+int tls_pipe_peer(nng_pipe p, struct tls_peer *ret);
+
+/*
+ * A server's check of each client certificate, in the handshake: true
+ * refuses it.  Called on nng's threads, during chain verification of the
+ * client's leaf (CN and serial as tls_peer has them; only a certificate
+ * with one acceptable CN is asked about); it must not block.
+ */
+typedef bool (*tls_peer_refuse_fn)(const char *cn, const char *serial, void *arg);
+
+/*
+ * Make cfg (a server configuration of Vigil's engine, with peer
+ * verification) ask fn about every client certificate from now on: one
+ * refused fails its handshake as revoked (the client gets a
+ * certificate_revoked alert; the server's accept sees NNG_EPEERAUTH), so a
+ * revoked host never gets as far as a connection.  For the defenders' link
+ * (link/revocation.h).  Returns 0, -EINVAL for a client configuration,
+ * -ENOTSUP when cfg is not of Vigil's engine.
+ */
+int tls_config_set_peer_check(nng_tls_config *cfg, tls_peer_refuse_fn fn, void *arg,
+			      vigil_err *err);
 
 #endif

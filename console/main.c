@@ -23,15 +23,19 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/api_enroll.h"
 #include "api/api_pool.h"
 #include "fsutil.h"
 #include "link/listener.h"
+#include "link/renew.h"
+#include "link/revocation.h"
 #include "link/rules_push.h"
 #include "log.h"
 #include "outputs/output_conf.h"
 #include "outputs/outputs.h"
 #include "pg/pgembed.h"
 #include "prom.h"
+#include "sdnotify.h"
 #include "store/retention.h"
 #include "store/storage_state.h"
 #include "store/store.h"
@@ -67,7 +71,9 @@ struct console_opts {
 	const char *api;
 	const char *ca, *cert, *key;
 	const char *token_file;
-	const char *outputs_file; /* NULL: no outputs */
+	const char *outputs_file;  /* NULL: no outputs */
+	const char *enroll_ca_dir; /* NULL: no enrollment or renewal (api/api_enroll.h) */
+	int64_t host_cert_secs;	   /* --host-cert-days, or --host-cert-seconds for tests */
 	int heartbeat_interval_ms;
 	int host_timeout_ms;
 	int api_workers;
@@ -131,6 +137,11 @@ static void usage(FILE *f)
 	    "  --retention-interval-s N   how often retention runs (also at start); default %d\n"
 	    "  --outputs FILE             send audits to syslog, JSON lines files and webhooks\n"
 	    "                             (docs/outputs.md)\n"
+	    "  --enroll-ca-dir DIR        enroll hosts with join tokens and renew their\n"
+	    "                             certificates, signed by the CA in DIR (ca.crt, ca.key;\n"
+	    "                             docs/operations.md, \"Enrolling hosts\")\n"
+	    "  --host-cert-days N         lifetime of the certificates it signs (1 to 825);\n"
+	    "                             default %d (--host-cert-seconds N: for tests)\n"
 	    "  --log-level LEVEL          debug, info, warn or error\n",
 	    DEFAULT_STATE_DIR, DEFAULT_LISTEN, DEFAULT_API, API_POOL_WORKERS_DEFAULT,
 	    API_QUERY_TIMEOUT_MS_DEFAULT, API_IDLE_TIMEOUT_MS_DEFAULT, API_CONNS_PER_ADDR_DEFAULT,
@@ -138,7 +149,7 @@ static void usage(FILE *f)
 	    LISTENER_CONNS_PER_CERT_DEFAULT, LISTENER_CONNS_MAX_DEFAULT,
 	    RETENTION_EVENTS_DAYS_DEFAULT, EVENTS_MAX_PERCENT_DEFAULT,
 	    RETENTION_AUDITS_DAYS_DEFAULT, RETENTION_ACTIVITY_DAYS_DEFAULT,
-	    RETENTION_INTERVAL_S_DEFAULT);
+	    RETENTION_INTERVAL_S_DEFAULT, ENROLL_CERT_DAYS_DEFAULT);
 }
 
 static int parse_int(const char *opt, const char *s, int min, int max, int *ret)
@@ -233,6 +244,9 @@ static int parse_args(int argc, char **argv, struct console_opts *o)
 	    {"activity-retention-days", required_argument, NULL, 'y' + 256},
 	    {"retention-interval-s", required_argument, NULL, 'i' + 256},
 	    {"outputs", required_argument, NULL, 'o' + 256},
+	    {"enroll-ca-dir", required_argument, NULL, 'E' + 256},
+	    {"host-cert-days", required_argument, NULL, 'D' + 256},
+	    {"host-cert-seconds", required_argument, NULL, 'S' + 256},
 	    {"log-level", required_argument, NULL, 'l'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
@@ -254,6 +268,7 @@ static int parse_args(int argc, char **argv, struct console_opts *o)
 	o->retention_interval_s = RETENTION_INTERVAL_S_DEFAULT;
 	o->events_max = -1;
 	o->log_level = LOG_LVL_INFO;
+	o->host_cert_secs = (int64_t)ENROLL_CERT_DAYS_DEFAULT * 86400;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
@@ -358,6 +373,21 @@ static int parse_args(int argc, char **argv, struct console_opts *o)
 		case 'o' + 256:
 			o->outputs_file = optarg;
 			break;
+		case 'E' + 256:
+			o->enroll_ca_dir = optarg;
+			break;
+		case 'D' + 256:
+		case 'S' + 256: {
+			int v, days = opt == 'D' + 256;
+
+			if (parse_int(days ? "--host-cert-days" : "--host-cert-seconds", optarg,
+				      days ? 1 : ENROLL_CERT_SECS_MIN,
+				      days ? ENROLL_CERT_SECS_MAX / 86400 : ENROLL_CERT_SECS_MAX,
+				      &v) < 0)
+				return 2;
+			o->host_cert_secs = days ? (int64_t)v * 86400 : v;
+			break;
+		}
 		case 'l':
 			if ((o->log_level = log_level_parse(optarg)) < 0) {
 				fprintf(stderr,
@@ -409,6 +439,19 @@ static int parse_args(int argc, char **argv, struct console_opts *o)
 	if (o->token_file == NULL)
 		o->token_file = o->token_path;
 	return 0;
+}
+
+/* The port of an nng URL ("tls+tcp://0.0.0.0:7443"), or 0. */
+static int url_port(const char *url)
+{
+	nng_url *u;
+	int port = 0;
+
+	if (nng_url_parse(&u, url) == 0) {
+		port = u->u_port != NULL ? atoi(u->u_port) : 0;
+		nng_url_free(u);
+	}
+	return port;
 }
 
 static void nap_ms(int ms)
@@ -792,6 +835,9 @@ int main(int argc, char **argv)
 	nng_tls_config *link_tls = NULL, *api_tls = NULL;
 	struct listener *lis = NULL;
 	struct rules_push *rules = NULL;
+	struct revocation *revoked = NULL;
+	struct pki_signer *signer = NULL;
+	struct link_renew renew = {0};
 	struct api *api = NULL;
 	struct pgembed *pg = NULL;
 	struct store *st_ingest[4] = {NULL}, *st_soft[4] = {NULL}, *st_api = NULL;
@@ -807,6 +853,8 @@ int main(int argc, char **argv)
 	vigil_err err = {0};
 	int rc, applied = 0;
 
+	/* Before any thread: the manager's address is taken, and kept from children. */
+	sdnotify_init();
 	if ((rc = parse_args(argc, argv, &o)) != 0)
 		return rc;
 	log_init("vigil-console", o.log_level);
@@ -839,14 +887,36 @@ int main(int argc, char **argv)
 	}
 	const struct listener_opts lopts = {.conns_per_cert = (unsigned)o.link_conns_per_cert,
 					    .conns_max = (unsigned)o.link_conns_max};
+	/* Revoked hosts are refused from the link's first handshake (filled from the database
+	 * below). */
+	if ((revoked = revocation_new(o.link_conns_max > 0 ? (unsigned)o.link_conns_max
+							   : LISTENER_CONNS_MAX_DEFAULT,
+				      &err)) == NULL ||
+	    tls_config_set_peer_check(link_tls, revocation_tls_check, revoked, &err) < 0) {
+		log_error("revocations: %s", err.msg);
+		goto out;
+	}
+	if (o.enroll_ca_dir != NULL) {
+		if ((signer = pki_signer_open(o.enroll_ca_dir, &err)) == NULL) {
+			log_error("enrollment: %s", err.msg);
+			goto out;
+		}
+		renew = (struct link_renew){.signer = signer, .cert_secs = o.host_cert_secs};
+		log_info("enrollment: hosts join with join tokens; certificates signed by the CA in"
+			 " %s (SHA-256 %s) for %lld s",
+			 o.enroll_ca_dir, pki_signer_ca_sha256(signer),
+			 (long long)o.host_cert_secs);
+	}
 	if ((lis = listener_bind_opts(o.listen, link_tls, &lopts, &err)) == NULL) {
 		log_error("%s", err.msg);
 		goto out;
 	}
+	listener_set_revocation(lis, revoked, signer != NULL ? &renew : NULL);
 	if (o.db != NULL) {
 		dsn = o.db;
 	} else {
 		log_info("starting the private PostgreSQL under %s/postgres", o.state_dir);
+		sdnotify_status("starting the private PostgreSQL under %s/postgres", o.state_dir);
 		if ((pg = pgembed_start(o.state_dir, 60000, &err)) == NULL) {
 			log_error("private PostgreSQL: %s", err.msg);
 			goto out;
@@ -865,6 +935,7 @@ int main(int argc, char **argv)
 		log_error("database: %s", err.msg);
 		goto out;
 	}
+	sdnotify_status("applying database migrations");
 	if (store_migrate(st_api, &applied, &err) < 0) {
 		log_error("database migration: %s", err.msg);
 		goto out;
@@ -873,6 +944,10 @@ int main(int argc, char **argv)
 		 store_schema_version_latest(), applied);
 	if (maint_prepare(&o, dsn, &maint, &err) < 0) {
 		log_error("retention: %s", err.msg);
+		goto out;
+	}
+	if (revocation_start(revoked, dsn, &err) < 0) {
+		log_error("revocations: %s", err.msg);
 		goto out;
 	}
 	/* The API's workers open their own connections, with a statement timeout. */
@@ -885,7 +960,10 @@ int main(int argc, char **argv)
 					  .idle_timeout_ms = o.api_idle_timeout_ms,
 					  .conns_per_addr = o.api_conns_per_addr,
 					  .conns_max = o.api_conns_max,
-					  .session_hours = o.session_hours};
+					  .session_hours = o.session_hours,
+					  .enroll_signer = signer,
+					  .host_cert_secs = o.host_cert_secs,
+					  .link_port = url_port(o.listen)};
 	if ((api = api_start(&api_opts, &err)) == NULL) {
 		log_error("%s", err.msg);
 		goto out;
@@ -919,7 +997,15 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	maint.started = true;
+	/* Ready: the database migrated, the link and the API listening and served. */
+	{
+		char status[512];
+
+		snprintf(status, sizeof(status), "defenders on %s, API on %s", o.listen, o.api);
+		sdnotify_ready(status);
+	}
 	sweep_until_stopped(st_api, pg, o.state_dir, o.host_timeout_ms);
+	sdnotify_stopping("stopping");
 	log_info("stopping");
 	rc = 0;
 out:
@@ -935,6 +1021,8 @@ out:
 	if (link_registered)
 		prom_unregister(link_collect, lis);
 	listener_stop(lis);
+	revocation_stop(revoked);
+	pki_signer_free(signer);
 	rules_push_stop(rules);
 	for (int i = 0; i < ningest; i++) {
 		store_close(st_ingest[i]);

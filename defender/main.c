@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,12 +19,17 @@
 #include "deliver/delivery.h"
 #include "deliver/hostinfo.h"
 #include "deliver/uplink.h"
+#include "enroll/enroll.h"
+#include "enroll/identity.h"
+#include "enroll/renew.h"
 #include "fsutil.h"
 #include "log.h"
+#include "metrics/metrics.h"
 #include "output/standalone.h"
 #include "pipeline.h"
 #include "enforce/enforcer.h"
 #include "rules/rulebook.h"
+#include "sdnotify.h"
 #include "session.h"
 #include "tls.h"
 
@@ -66,6 +72,8 @@ static void *stopper_main(void *arg)
 
 	if (sigwait(set, &sig) != 0)
 		return NULL;
+	/* The service manager hears of the stop when it begins, not when it ends. */
+	sdnotify_stopping("stopping: flushing what was captured into the spool");
 	pthread_mutex_lock(&live_lock);
 	if (live_session != NULL)
 		session_abort(live_session);
@@ -85,9 +93,13 @@ static void *stopper_main(void *arg)
 static int stopper_start(vigil_err *err)
 {
 	static sigset_t set;
+	static bool running; /* an enrollment starts it before the configuration is read */
 	pthread_t t;
 	int rc;
 
+	if (running)
+		return 0;
+	running = true;
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
@@ -119,7 +131,20 @@ static void usage(FILE *f)
 	    "                       console; decisions are printed as enforcement lines\n"
 	    "  --no-open-copy       read a failed open's path when the call returns, not as it\n"
 	    "                       enters (cheaper; config: copy_open_args = false)\n"
-	    "  --stats-interval-ms N  print a stats line this often (default: only at the end)\n");
+	    "  --stats-interval-ms N  print a stats line this often (default: only at the end)\n"
+	    "       vigil-defender --enroll TOKEN --console HOST:PORT (--ca FILE | --ca-sha256 "
+	    "HEX)\n"
+	    "                      [--name NAME] [--config FILE | --state-dir DIR]\n"
+	    "  --enroll TOKEN       join the console with this join token (vigilctl enroll token\n"
+	    "                       create), then run; --enroll-token-file FILE reads it from "
+	    "FILE.\n"
+	    "                       Already enrolled: the token is not used (docs/operations.md)\n"
+	    "  --console HOST:PORT  the console's API, where the host enrolls\n"
+	    "  --ca FILE            trust the console by this CA; or --ca-sha256 HEX: by the\n"
+	    "                       SHA-256 of its CA's certificate, as vigilctl prints it\n"
+	    "  --name NAME          this host's name in the console (default: its hostname)\n"
+	    "  --state-dir DIR      without --config: where the identity and a configuration\n"
+	    "                       are written (default " ENROLL_DEFAULT_STATE_DIR ")\n");
 }
 
 static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t max, uint32_t *ret)
@@ -156,6 +181,13 @@ int main(int argc, char **argv)
 	    {"no-open-copy", no_argument, NULL, 'O'},
 	    {"rules", required_argument, NULL, 'R'},
 	    {"stats-interval-ms", required_argument, NULL, 's'},
+	    {"enroll", required_argument, NULL, 'e' + 256},
+	    {"enroll-token-file", required_argument, NULL, 'f' + 256},
+	    {"console", required_argument, NULL, 'C' + 256},
+	    {"ca", required_argument, NULL, 'a' + 256},
+	    {"ca-sha256", required_argument, NULL, 'A' + 256},
+	    {"name", required_argument, NULL, 'n' + 256},
+	    {"state-dir", required_argument, NULL, 'S' + 256},
 	    {0},
 	};
 	struct defender_config cfg = {0};
@@ -166,14 +198,31 @@ int main(int argc, char **argv)
 	struct delivery *dl = NULL;
 	struct pipeline *pipe = NULL;
 	struct session *sess = NULL;
+	struct renewer *renewer = NULL;
+	struct enroll_opts eo = {0};
+	char enrolled_conf[PATH_MAX];
+	bool enrolling;
 	struct rulebook *rules = NULL;
 	struct enforcer *enf = NULL;
+	struct metrics *metrics = NULL;
 	struct standalone_opts es = {.capture = CAPTURE_OPTS_DEFAULT};
 	const char *config_path = NULL;
 	int log_level = -1, check = 0, events_json = 0, opt, rc;
 	uint32_t u;
 	vigil_err err = {0};
 
+	/*
+	 * Batches, their compressed and framed copies and spool reads are
+	 * buffers of up to a few MiB that live for a moment.  glibc would raise
+	 * its mmap threshold to their size after the first is freed and keep
+	 * them in per-thread arenas from then on: 20-30 MiB of resident memory
+	 * that only fragments.  A fixed threshold hands them back on free; two
+	 * arenas are plenty for threads that mostly wait.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+	mallopt(M_ARENA_MAX, 2);
+	/* Before any thread: the manager's address is taken, and kept from children. */
+	sdnotify_init();
 	while ((opt = getopt_long(argc, argv, "c:l:kVh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
@@ -236,6 +285,27 @@ int main(int argc, char **argv)
 				return 2;
 			es.stats_interval_ms = (int)u;
 			break;
+		case 'e' + 256:
+			eo.token = optarg;
+			break;
+		case 'f' + 256:
+			eo.token_file = optarg;
+			break;
+		case 'C' + 256:
+			eo.console = optarg;
+			break;
+		case 'a' + 256:
+			eo.ca_file = optarg;
+			break;
+		case 'A' + 256:
+			eo.ca_sha256 = optarg;
+			break;
+		case 'n' + 256:
+			eo.name = optarg;
+			break;
+		case 'S' + 256:
+			eo.state_dir = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -243,6 +313,20 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
+	}
+	enrolling = eo.token != NULL || eo.token_file != NULL;
+	if (!enrolling && (eo.console != NULL || eo.ca_file != NULL || eo.ca_sha256 != NULL ||
+			   eo.name != NULL || eo.state_dir != NULL)) {
+		fprintf(stderr,
+			"vigil-defender: --console, --ca, --ca-sha256, --name and --state-dir"
+			" are for --enroll\n");
+		return 2;
+	}
+	if (enrolling && (events_json || check || (config_path != NULL && eo.state_dir != NULL))) {
+		fprintf(stderr,
+			"vigil-defender: --enroll does not go with --events-json, --check, or"
+			" --state-dir with --config\n");
+		return 2;
 	}
 	if (optind != argc) {
 		fprintf(stderr, "vigil-defender: unexpected argument '%s'\n", argv[optind]);
@@ -257,6 +341,17 @@ int main(int argc, char **argv)
 		sigaction(SIGINT, &esa, NULL);
 		signal(SIGPIPE, SIG_IGN);
 		return standalone_run(&es, &stop_requested);
+	}
+	if (enrolling) {
+		/* The stop signals before nng starts threads; the log before the first line. */
+		log_init("vigil-defender", log_level >= 0 ? log_level : LOG_LVL_INFO);
+		eo.config = config_path;
+		if (stopper_start(&err) < 0 ||
+		    enroll_ensure(&eo, enrolled_conf, sizeof(enrolled_conf), NULL, &err) < 0) {
+			log_error("enroll: %s", err.msg);
+			return 1;
+		}
+		config_path = enrolled_conf;
 	}
 	if (config_path == NULL) {
 		usage(stderr);
@@ -280,6 +375,24 @@ int main(int argc, char **argv)
 	if (fs_mkdir_p(cfg.state_dir, 0700, &err) < 0) {
 		log_error("state_dir: %s", err.msg);
 		goto out;
+	}
+	/* A renewal a crash cut short: back to a key and a certificate that match. */
+	{
+		char what[PATH_MAX + 200];
+		int added = 0;
+
+		if (identity_recover(cfg.cert, cfg.key, what, sizeof(what), &err) < 0) {
+			log_error("identity: %s", err.msg);
+			goto out;
+		}
+		if (what[0] != '\0')
+			log_warn("identity: %s", what);
+		if (identity_labels_merge(&cfg, &added, &err) < 0)
+			log_warn("identity: %s", err.msg);
+		else if (added > 0)
+			log_info(
+			    "identity: %d label(s) from the join token this host enrolled with",
+			    added);
 	}
 	/*
 	 * The last rule set a console sent, before any connection: it is the
@@ -389,9 +502,38 @@ int main(int argc, char **argv)
 		log_error("%s", err.msg);
 		goto out;
 	}
+	if (cfg.metrics_listen != NULL) {
+		if ((metrics = metrics_start((const struct sockaddr *)&cfg.metrics_addr,
+					     cfg.metrics_addr_len, &parts, &err)) == NULL) {
+			log_error("metrics_listen %s: %s", cfg.metrics_listen, err.msg);
+			goto out;
+		}
+		log_info("metrics on http://%s/metrics", cfg.metrics_listen);
+	}
+	if (cfg.renew && (renewer = renewer_start(&cfg, up, &err)) == NULL) {
+		log_error("%s", err.msg);
+		goto out;
+	}
 	set_live(sess, up);
+	/*
+	 * Ready: capture attached (or known to be absent, said in the status),
+	 * the spool and the uplink started; the console is dialed from here on
+	 * and may be away, which the defender rides out on its own.
+	 */
+	{
+		char status[sizeof(bpf_status) + 128];
+
+		snprintf(status, sizeof(status), "%s; %zu console(s), first %s",
+			 cap != NULL ? "capturing" : "running WITHOUT kernel capture",
+			 cfg.nconsoles, cfg.consoles[0]);
+		sdnotify_ready(status);
+	}
 	session_run(sess, &stop_requested);
 	set_live(NULL, NULL);
+	renewer_stop(renewer);
+	renewer = NULL;
+	metrics_stop(metrics);
+	metrics = NULL;
 	/* Models: what changed goes into the spool, and to disk (and enforcement's audits). */
 	pipeline_stop(pipe);
 	pipe = NULL;
@@ -403,6 +545,8 @@ int main(int argc, char **argv)
 	log_info("stopping");
 	rc = 0;
 out:
+	metrics_stop(metrics);
+	renewer_stop(renewer);
 	session_free(sess);
 	pipeline_stop(pipe);
 	enforcer_stop(enf);

@@ -12,6 +12,7 @@
 #include "event/event.h"
 #include "event/event_json.h"
 #include "log.h"
+#include "process/container_state.h"
 #include "process/enrich.h"
 #include "process/proctree.h"
 #include "utf8.h"
@@ -28,6 +29,7 @@ struct pipeline {
 	int64_t clock_offset;		/* CLOCK_BOOTTIME → wall clock, ns */
 	atomic_uint_fast64_t malformed; /* records that did not decode */
 	atomic_bool stop;
+	uint64_t swept_ns; /* when the last sweep's checks were counted (boottime) */
 	pthread_t thread;
 	bool running;
 	/* The tree's counters, for other threads: refreshed every poll (under stats_lock). */
@@ -119,6 +121,15 @@ static void send_enforce_audit(struct pipeline *p, const struct enforce_audit *a
 	d.effect = (char *)rule_effect_name(a->effect);
 	d.wanted = a->wanted > a->effect ? (char *)rule_effect_name(a->wanted) : "";
 	d.why = text[4];
+	/* The container the process runs in, as the pipeline's own events name it. */
+	const struct container_meta *ctr = n > 0 ? proctree_container(p->pt, chain[0]) : NULL;
+	if (n > 0 && chain[0]->container_id != NULL)
+		d.container_id = (char *)chain[0]->container_id;
+	if (ctr != NULL) {
+		d.container_name = (char *)ctr->name;
+		d.container_image = (char *)ctr->image;
+		d.container_runtime = (char *)container_runtime_name(ctr->runtime);
+	}
 	log_info("%s: %s %s %s (rule \"%s\": %s%s%s)", a->kind,
 		 text[0][0] ? text[0] : "interactive", text[1], text[2], text[3], d.effect,
 		 d.wanted[0] ? ", wanted " : "", d.wanted);
@@ -195,6 +206,26 @@ static void learn_upkeep(struct pipeline *p)
 	learner_tick(p->learn, now, capture_losses(p->cap));
 }
 
+/*
+ * Exits lost to ring drops would leave dead entries filling the table, so
+ * the tree is checked against /proc, SWEEP_CHECKS_PER_S entries a second
+ * (a 10,000-process host in under a minute).  By time, not per poll: a busy
+ * host polls thousands of times a second, and each check opens a /proc file.
+ */
+#define SWEEP_CHECKS_PER_S 200
+
+static void sweep(struct pipeline *p, uint64_t now_ns)
+{
+	uint64_t due = (now_ns - p->swept_ns) * SWEEP_CHECKS_PER_S / 1000000000ull;
+
+	if (p->swept_ns == 0 || due > SWEEP_CHECKS_PER_S)
+		due = SWEEP_CHECKS_PER_S;
+	if (due == 0)
+		return;
+	proctree_sweep(p->pt, now_ns, (size_t)due);
+	p->swept_ns = now_ns;
+}
+
 static void *pipeline_main(void *arg)
 {
 	struct pipeline *p = arg;
@@ -213,8 +244,7 @@ static void *pipeline_main(void *arg)
 			delivery_flush(p->dl);
 		capture_commit(p->cap, delivery_ring_safe(p->dl));
 		proctree_expire(p->pt, now_ns);
-		/* Exits lost to ring drops would leave dead entries filling the table. */
-		proctree_sweep(p->pt, now_ns, 200);
+		sweep(p, now_ns);
 		struct proctree_stats ts;
 		proctree_stats(p->pt, &ts);
 		pthread_mutex_lock(&p->stats_lock);
@@ -237,8 +267,8 @@ static void learn_deviation(const Vigil__Deviation *dv, void *ctx)
 	enum rule_effect effect, wanted;
 
 	if (p->enf != NULL) {
-		if (!enforcer_deviation(p->enf, dv->service, dv->kind, rule, &effect, &wanted, why,
-					sizeof(why)))
+		if (!enforcer_deviation(p->enf, dv->service, dv->container_image, dv->kind, rule,
+					&effect, &wanted, why, sizeof(why)))
 			return;
 		d.rule = rule;
 		d.effect = (char *)rule_effect_name(effect);

@@ -12,11 +12,15 @@ packages=(
 	libpq-dev libjansson-dev libcriterion-dev
 	libyaml-dev # vigilctl reads and writes rule files in YAML
 	libargon2-dev # the console hashes its users' passwords with argon2id
+	liblz4-dev # batches travel LZ4-compressed between defender and console
 	postgresql-15 postgresql-client-15
 	iproute2 procps
 	clang-format # tests/run.sh checks the house format
 	libclang-rt-14-dev # libFuzzer, for tests/fuzz
 	rsyslog rsyslog-gnutls python3-prometheus-client # tests/e2e/test_outputs.c: real receivers, a real parser
+	systemd # systemd-analyze: tests/deploy/test_install.py verifies the units offline
+	debootstrap # deploy/containers/build.sh makes a local Debian 12 base (podman: below); tests/e2e/test_container_deploy.c
+	podman crun runc conmon busybox-static # tests/e2e/test_containers.c: real containers of images built here
 )
 
 missing=()

@@ -58,11 +58,12 @@ mkdir -p "$console_state" && chmod 0711 "$console_state"
 # Host identity is the certificate's CN: this host's name, made safe for a CN.
 host_id=$(hostname | tr -c 'A-Za-z0-9._\n-' '-' | cut -c1-64)
 
-# Development PKI: a CA, the console's certificate, this host's certificate.
+# Development PKI: a CA and the console's certificate.  This host's defender
+# enrolls with a join token (docs/operations.md, "Enrolling hosts"): its key is
+# made by the defender and never leaves its state directory.
 [ -f "$pki/ca.crt" ] || "$vigilctl" pki init --dir "$pki" --cn "Vigil dev CA $host_id"
 [ -f "$pki/console.crt" ] || "$vigilctl" pki issue --dir "$pki" --server --cn console \
 	--dns localhost --dns "$(hostname)" --ip 127.0.0.1 --ip ::1
-[ -f "$pki/$host_id.crt" ] || "$vigilctl" pki issue --dir "$pki" --client --cn "$host_id"
 
 conf=$home/defender.conf
 if [ ! -f "$conf" ]; then
@@ -70,8 +71,8 @@ if [ ! -f "$conf" ]; then
 # vigil-defender configuration written by deploy/quickstart.sh
 console = tls+tcp://127.0.0.1:$link_port
 ca = $pki/ca.crt
-cert = $pki/$host_id.crt
-key = $pki/$host_id.key
+cert = $home/defender/identity/host.crt
+key = $home/defender/identity/host.key
 state_dir = $home/defender
 label = env=dev
 label = via=quickstart
@@ -85,7 +86,7 @@ if running "$home/console.pid"; then
 else
 	setsid "$build/console/vigil-console" --state-dir "$console_state" \
 		--listen "tls+tcp://0.0.0.0:$link_port" --api "https://127.0.0.1:$api_port" \
-		</dev/null >>"$home/console.log" 2>&1 &
+		--enroll-ca-dir "$pki" </dev/null >>"$home/console.log" 2>&1 &
 	echo $! >"$home/console.pid"
 	echo "quickstart: started vigil-console (pid $!), log $home/console.log"
 fi
@@ -98,10 +99,23 @@ for _ in $(seq 600); do
 done
 "$vigilctl" hosts >/dev/null || die "the console API does not answer; see $home/console.log"
 
+# The identity the configuration names; missing on a first start: enroll.
+conf_value() { sed -n "s/^$1 = //p" "$conf" | head -n 1; }
+token_file=$home/join-token
 if running "$home/defender.pid"; then
 	echo "quickstart: vigil-defender already running (pid $(cat "$home/defender.pid"))"
 else
-	setsid "$build/defender/vigil-defender" --config "$conf" \
+	defender_args=(--config "$conf")
+	if [ ! -f "$(conf_value cert)" ] || [ ! -f "$(conf_value key)" ]; then
+		(umask 077 && "$vigilctl" enroll token create --expires 10m --json >"$token_file.json") ||
+			die "cannot make a join token (a console from an older quick start? deploy/quickstart.sh stop, then again)"
+		(umask 077 && sed -n 's/^  "token": "\([0-9a-f.]*\)",*$/\1/p' "$token_file.json" >"$token_file")
+		rm -f "$token_file.json"
+		[ -s "$token_file" ] || die "vigilctl printed no join token"
+		defender_args+=(--enroll-token-file "$token_file" --console "127.0.0.1:$api_port"
+			--ca "$pki/ca.crt" --name "$host_id")
+	fi
+	setsid "$build/defender/vigil-defender" "${defender_args[@]}" \
 		</dev/null >>"$home/defender.log" 2>&1 &
 	echo $! >"$home/defender.pid"
 	echo "quickstart: started vigil-defender (pid $!), log $home/defender.log"
@@ -112,8 +126,11 @@ defender_pid=$(cat "$home/defender.pid")
 for _ in $(seq 100); do
 	grep -q "vigil-defender\[$defender_pid\] info: registered with the console" \
 		"$home/defender.log" 2>/dev/null && break
+	running "$home/defender.pid" || { tail -n 20 "$home/defender.log" >&2; rm -f "$token_file"; die "vigil-defender exited; see $home/defender.log"; }
 	sleep 0.1
 done
+# Used (or not needed): a join token is not left lying around.
+rm -f "$token_file"
 
 cat <<MSG
 
@@ -122,7 +139,8 @@ Vigil is up on this host.
               add a user: $vigilctl users add NAME --role admin)
   API:        https://127.0.0.1:$api_port/api/v1/hosts  (CA $pki/ca.crt)
   API token:  $console_state/api-token  (send as "Authorization: Bearer <token>")
-  Defenders:  tls+tcp://<this host>:$link_port, certificates from: $vigilctl pki issue --dir $pki --client --cn <host>
+  Defenders:  tls+tcp://<this host>:$link_port; to add a host: $vigilctl enroll token create
+              (prints the command to run on it; the API must be reachable from it)
   Logs:       $home/console.log, $home/defender.log
 
 Try (with VIGIL_API=$VIGIL_API when the port is not 8443):

@@ -489,6 +489,9 @@ struct api *api_start(const struct api_opts *o, vigil_err *err)
 		 api_auth_new(o->session_hours != 0 ? o->session_hours : API_SESSION_HOURS_DEFAULT,
 			      err)) == NULL)
 		goto fail;
+	if ((api->enroll =
+		 api_enroll_new(o->enroll_signer, o->host_cert_secs, o->link_port, err)) == NULL)
+		goto fail;
 	if ((api->pool = api_pool_start(o->dsn, o->workers, o->query_timeout_ms, err)) == NULL)
 		goto fail;
 	if ((rv = nng_http_server_hold(&api->srv, u)) != 0) {
@@ -508,6 +511,9 @@ struct api *api_start(const struct api_opts *o, vigil_err *err)
 	    (rv = add_handler(api, "/api/v1/session", api_handle_session, false)) != 0 ||
 	    (rv = add_handler(api, "/api/v1/users", api_handle_users, true)) != 0 ||
 	    (rv = add_handler(api, "/api/v1/status", api_handle_status, false)) != 0 ||
+	    (rv = add_handler(api, "/api/v1/join-tokens", api_handle_join_tokens, true)) != 0 ||
+	    (rv = add_handler(api, "/api/v1/enroll", api_handle_enroll, true)) != 0 ||
+	    (rv = add_handler(api, "/api/v1/revocations", api_handle_revocations, true)) != 0 ||
 	    (rv = add_handler(api, "/metrics", api_handle_metrics, false)) != 0 ||
 	    (rv = add_handler(api, "/api", NULL, true)) != 0 ||
 	    (rv = api_ui_add(api->srv, api->linger)) != 0) {
@@ -529,6 +535,7 @@ fail:
 	api_linger_free(api->linger);
 	api_limits_stop(api->limits);
 	api_auth_free(api->auth);
+	api_enroll_free(api->enroll);
 	if (u != NULL)
 		nng_url_free(u);
 	free(api);
@@ -571,6 +578,7 @@ void api_stop(struct api *api)
 		 cs.refused_conns_max, api_limits_get(api->limits)->conns_max);
 	api_limits_stop(api->limits);
 	api_auth_free(api->auth);
+	api_enroll_free(api->enroll);
 	free(api);
 }
 

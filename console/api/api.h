@@ -21,6 +21,10 @@
  *   GET|POST /api/v1/rules, GET|PUT|DELETE /api/v1/rules/{id},
  *   POST /api/v1/rules/{id}/move, POST /api/v1/rules/import,
  *   GET  /api/v1/rules/versions[/{n}]      the operators' rules (api_rules.c)
+ *   GET|POST /api/v1/join-tokens, DELETE /api/v1/join-tokens/{id},
+ *   POST /api/v1/enroll, GET /api/v1/enroll/ca,
+ *   GET|POST /api/v1/revocations           enrollment (api_enroll.c; /enroll
+ *                                          takes a join token, not a credential)
  *
  * Unknown or malformed query parameters get 400 {"error", "parameter"}.
  * Handlers run on the API's own workers, each with its own database
@@ -37,6 +41,7 @@
 #include <nng/supplemental/tls/tls.h>
 
 #include "error.h"
+#include "pki_enroll.h"
 #include "tls.h"
 
 /* API tokens are 64 hex characters (32 random bytes). */
@@ -66,6 +71,14 @@ struct api_opts {
 	int conns_max;	     /* 1..TLS_CONNS_MAX */
 	/* How long a signed-in session lasts; 0 takes API_SESSION_HOURS_DEFAULT. */
 	int session_hours; /* API_SESSION_HOURS_MIN..API_SESSION_HOURS_MAX */
+	/*
+	 * Enrollment (api_enroll.h): the CA that signs hosts' certificates
+	 * (held, not owned; NULL: not set up), their lifetime, and the port of
+	 * the defenders' link, told to hosts that enroll.
+	 */
+	struct pki_signer *enroll_signer;
+	int64_t host_cert_secs;
+	int link_port;
 };
 
 #define API_QUERY_TIMEOUT_MS_DEFAULT 10000

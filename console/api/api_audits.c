@@ -2,7 +2,8 @@
 /*
  * The audits endpoints, one tree handler (nng matches paths by prefix):
  *
- *   GET /api/v1/audits?host=&kind=&service=&rule=&effect=&severity=&since=&until=&limit=&before_id=
+ *   GET /api/v1/audits?host=&kind=&service=&rule=&effect=&severity=&image=&container=
+ *                      &since=&until=&limit=&before_id=
  *   GET  /api/v1/audits/summary?host=&since=&until=
  *   GET  /api/v1/audits/{id}
  *   POST /api/v1/audits/{id}/accept
@@ -37,9 +38,9 @@ static bool audits_rule_ok(struct api_query *q, const char *rule)
 
 static void audits_list(nng_aio *aio)
 {
-	static const char *const known[] = {"host",	 "kind",     "service", "rule",
-					    "effect",	 "severity", "since",	"until",
-					    "before_id", "limit",    NULL};
+	static const char *const known[] = {"host",	 "kind",  "service",   "rule",	"effect",
+					    "severity",	 "image", "container", "since", "until",
+					    "before_id", "limit", NULL};
 	static const char *const effects[] = {"alert", "prevent", "block", NULL};
 	static const char *const severities[] = {"low", "medium", "high", NULL};
 	struct audit_filter f = {0};
@@ -54,6 +55,8 @@ static void audits_list(nng_aio *aio)
 	f.kind = api_query_get(&q, "kind");
 	f.service = api_query_get(&q, "service");
 	f.rule = api_query_get(&q, "rule");
+	f.image = api_query_get(&q, "image");
+	f.container = api_query_get(&q, "container");
 	if (!audits_rule_ok(&q, f.rule) || api_query_word(&q, "effect", effects, &f.effect) < 0 ||
 	    api_query_word(&q, "severity", severities, &f.severity) < 0 ||
 	    api_query_time(&q, "since", &f.since) < 0 ||

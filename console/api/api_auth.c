@@ -192,7 +192,7 @@ enum api_cred api_auth_cred(const char *token, nng_http_req *req)
  * an nng_http_conn starts with its stream (http_conn.c, struct
  * nng_http_conn), and the TLS stream answers NNG_OPT_REMADDR from TCP.
  */
-static void peer_addr(nng_aio *aio, char *text, char *key)
+void api_peer_addr(nng_aio *aio, char *text, char *key)
 {
 	nng_http_conn *conn = nng_aio_get_input(aio, 2);
 	nng_stream *s = conn != NULL ? *(nng_stream **)conn : NULL;
@@ -719,7 +719,7 @@ static void sign_in(nng_aio *aio)
 	if (token == NULL && (!str_field(aio, body, "user", true, false, &user, NULL) ||
 			      !str_field(aio, body, "password", true, true, &pw, &pwlen)))
 		goto out;
-	peer_addr(aio, addr, addr_key);
+	api_peer_addr(aio, addr, addr_key);
 	/* A name that cannot be a user's is throttled by its address only (and never logged). */
 	named = user != NULL && users_name_ok(user);
 	if (named)

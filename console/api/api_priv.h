@@ -20,6 +20,7 @@
 
 #include "api/api.h"
 #include "api/api_auth.h"
+#include "api/api_enroll.h"
 #include "api/api_limits.h"
 #include "api/api_linger.h"
 #include "api/api_pool.h"
@@ -34,6 +35,7 @@ struct api {
 	struct api_linger *linger; /* answers to requests that asked to close */
 	struct api_limits *limits; /* idle connections closed, caps per address and in all */
 	struct api_auth *auth;	   /* sign-ins, sessions, the throttle (api_auth.h) */
+	struct api_enroll *enroll; /* join tokens, enrollment, revocation (api_enroll.h) */
 	int query_timeout_ms;
 	char token[API_TOKEN_LEN + 1];
 	atomic_uint_fast64_t over_cap; /* answers refused for API_BODY_MAX */
@@ -91,6 +93,12 @@ bool api_auth(nng_aio *aio);
 const struct api_caller *api_caller(nng_aio *aio);
 bool api_read_query(nng_aio *aio, const char *const *known, struct api_query *q);
 bool api_begin(nng_aio *aio, const char *const *known, struct api_query *q);
+
+/*
+ * The request's source address: for logs into text, and as throttles count
+ * it (IPv6: its /64) into key; both TLS_ADDR_TEXT (api_auth.c).
+ */
+void api_peer_addr(nng_aio *aio, char *text, char *key);
 
 /* The request's path without its query, copied into buf; NULL when too long. */
 const char *api_path(nng_aio *aio, char *buf, size_t len);

@@ -8,6 +8,8 @@
  *   vigilctl [API options] rules list|show|add|edit|rm|move|export|import|versions ...
  *                                                              (vigilctl_rules.c)
  *   vigilctl [API options] users list|add|passwd|role|rm ...   (vigilctl_users.c)
+ *   vigilctl [API options] enroll token create|list|revoke ..., hosts revoke NAME,
+ *                          hosts revocations                 (vigilctl_enroll.c)
  *   vigilctl pki init|issue|show ...
  */
 #include <errno.h>
@@ -50,6 +52,8 @@ static void usage(FILE *f)
 	    f,
 	    "usage: vigilctl [--api URL] [--ca FILE] [--token-file FILE] COMMAND ...\n"
 	    "  hosts [--json]       the fleet: every host, connected or not\n"
+	    "  hosts revoke NAME    cut a host off at once and refuse it from now on\n"
+	    "  hosts revocations    the revoked hosts (hosts revoke --help)\n"
 	    "  audits [--host H] [--kind K] [--service S] [--rule R] [--effect E]\n"
 	    "         [--severity S] [--since T] [--until T] [--limit N] [--before-id ID] "
 	    "[--json]\n"
@@ -75,6 +79,9 @@ static void usage(FILE *f)
 	    "                       done over past events (vigilctl rules --help)\n"
 	    "  users list|add|passwd|role|rm ...\n"
 	    "                       who signs in to the web UI, and as what (users --help)\n"
+	    "  enroll token create|list|revoke ...\n"
+	    "                       join tokens: hosts enroll with one and get their certificate\n"
+	    "                       (enroll --help)\n"
 	    "  pki init|issue|show  certificate authority and host certificates\n"
 	    "API options (defaults read the local console's state in %s, or $VIGIL_HOME/console):\n"
 	    "  --api URL            console API; default %s (or $VIGIL_API)\n"
@@ -539,6 +546,10 @@ int main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
+	/* Before command_help: these have a usage of their own. */
+	if (strcmp(argv[0], "hosts") == 0 && argc > 1 &&
+	    (strcmp(argv[1], "revoke") == 0 || strcmp(argv[1], "revocations") == 0))
+		return ctl_cmd_hosts_revoke(&c, argc, argv);
 	if (command_help(argc, argv))
 		return CTL_EXIT_OK;
 	if (strcmp(argv[0], "hosts") == 0)
@@ -563,6 +574,8 @@ int main(int argc, char **argv)
 		return ctl_cmd_rules(&c, argc, argv);
 	if (strcmp(argv[0], "users") == 0)
 		return ctl_cmd_users(&c, argc, argv);
+	if (strcmp(argv[0], "enroll") == 0)
+		return ctl_cmd_enroll(&c, argc, argv);
 	if (strcmp(argv[0], "pki") == 0) {
 		optind = 1; /* the subcommand parses its own options */
 		return vigilctl_pki_main(argc, argv);

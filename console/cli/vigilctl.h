@@ -89,4 +89,8 @@ int ctl_cmd_rules(struct ctl *c, int argc, char **argv);
 /* vigilctl users ... (vigilctl_users.c); returns the exit code. */
 int ctl_cmd_users(struct ctl *c, int argc, char **argv);
 
+/* vigilctl enroll token ... and hosts revoke|revocations ... (vigilctl_enroll.c). */
+int ctl_cmd_enroll(struct ctl *c, int argc, char **argv);
+int ctl_cmd_hosts_revoke(struct ctl *c, int argc, char **argv);
+
 #endif

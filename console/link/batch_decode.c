@@ -3,10 +3,12 @@
 #include "link/batch_decode.h"
 
 #include <errno.h>
+#include <lz4.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/learning_store.h"
+#include "wire_limits.h"
 
 void batch_decode_free(struct batch_decode *w)
 {
@@ -75,7 +77,11 @@ static void convert_deviations(const Vigil__Batch *pb, struct batch_decode *w)
 					       .rule = d->rule,
 					       .effect = d->effect,
 					       .wanted = d->wanted,
-					       .why = d->why};
+					       .why = d->why,
+					       .container_id = d->container_id,
+					       .container_name = d->container_name,
+					       .container_image = d->container_image,
+					       .container_runtime = d->container_runtime};
 		if (d->n_chain > LEARN_CHAIN_MAX)
 			continue; /* left out by the store, with chain NULL */
 		sd->chain = &w->links[l];
@@ -167,4 +173,36 @@ int batch_decode_pb(const Vigil__Batch *pb, struct batch_decode *w, const char *
 				     .deltas = w->deltas,
 				     .ndeltas = pb->n_models};
 	return 0;
+}
+
+Vigil__Batch *batch_decode_lz4(const Vigil__Envelope *env, const char **ret_why)
+{
+	Vigil__Batch *b;
+	char *raw;
+	int n;
+
+	*ret_why = NULL;
+	if (env->batch_size == 0 || env->batch_size > VIGIL_MSG_MAX) {
+		*ret_why = "compressed batch: batch_size missing or over the message limit";
+		return NULL;
+	}
+	if (env->batch_lz4.len == 0 || env->batch_lz4.len > (size_t)LZ4_MAX_INPUT_SIZE) {
+		*ret_why = "compressed batch: empty";
+		return NULL;
+	}
+	if ((raw = malloc(env->batch_size)) == NULL)
+		return NULL;
+	/* _safe: never writes past batch_size nor reads past the input, whatever it holds. */
+	n = LZ4_decompress_safe((const char *)env->batch_lz4.data, raw, (int)env->batch_lz4.len,
+				(int)env->batch_size);
+	if (n < 0 || (uint32_t)n != env->batch_size) {
+		free(raw);
+		*ret_why = "compressed batch: does not decompress to its batch_size";
+		return NULL;
+	}
+	b = vigil__batch__unpack(NULL, (size_t)n, (const uint8_t *)raw);
+	free(raw);
+	if (b == NULL)
+		*ret_why = "compressed batch: malformed once decompressed";
+	return b;
 }

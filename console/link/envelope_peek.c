@@ -32,8 +32,9 @@ int envelope_peek(const uint8_t *buf, size_t len, struct envelope_head *ret)
 	const uint8_t *p = buf, *end = buf + len;
 
 	while (p < end) {
-		uint64_t key, v;
-		unsigned field, wt;
+		uint64_t key, v, field;
+		unsigned wt;
+		bool body, scalar;
 
 		/*
 		 * Any field number protobuf-c takes: it holds neither to the spec's
@@ -41,36 +42,39 @@ int envelope_peek(const uint8_t *buf, size_t len, struct envelope_head *ret)
 		 */
 		if (!read_varint(&p, end, &key))
 			return -EBADMSG;
-		field = key >> 3 > 6 ? 7 : (unsigned)(key >> 3); /* 0 and 7: ones we skip */
+		field = key >> 3;
 		wt = (unsigned)(key & 7);
+		body = field == 2 || field == 3 || field == 4 || field == 6 || field == 7 ||
+		       field == 20;
+		scalar = field == 1 || field == 5 || field == 8;
 		switch (wt) {
 		case WT_VARINT:
-			if (!read_varint(&p, end, &v))
+			if (!read_varint(&p, end, &v) || body)
 				return -EBADMSG;
 			if (field == 1)
 				h.seq = v;
 			else if (field == 5)
 				h.incarnation = v;
-			else if ((field >= 2 && field <= 4) || field == 6)
-				return -EBADMSG;
+			else if (field == 8)
+				h.batch_size = v;
 			break;
 		case WT_LEN:
-			if (!read_varint(&p, end, &v) || v > (uint64_t)(end - p) || field == 1 ||
-			    field == 5)
+			if (!read_varint(&p, end, &v) || v > (uint64_t)(end - p) || scalar)
 				return -EBADMSG;
-			if ((field >= 2 && field <= 4) || field == 6) {
+			if (body) {
 				h.body_case = field == 2   ? VIGIL__ENVELOPE__BODY_HELLO
 					      : field == 3 ? VIGIL__ENVELOPE__BODY_HEARTBEAT
 					      : field == 4 ? VIGIL__ENVELOPE__BODY_BATCH
-							   : VIGIL__ENVELOPE__BODY_WATCH;
+					      : field == 6 ? VIGIL__ENVELOPE__BODY_WATCH
+					      : field == 7 ? VIGIL__ENVELOPE__BODY_BATCH_LZ4
+							   : VIGIL__ENVELOPE__BODY_RENEW;
 				h.body_len = (size_t)v;
 			}
 			p += v;
 			break;
 		case WT_I64:
 		case WT_I32:
-			if ((field >= 1 && field <= 6) ||
-			    (size_t)(end - p) < (wt == WT_I64 ? 8u : 4u))
+			if (body || scalar || (size_t)(end - p) < (wt == WT_I64 ? 8u : 4u))
 				return -EBADMSG;
 			p += wt == WT_I64 ? 8 : 4;
 			break;

@@ -16,8 +16,10 @@
 struct envelope_head {
 	uint64_t seq;
 	uint64_t incarnation;
-	int body_case;	 /* VIGIL__ENVELOPE__BODY_HELLO/_HEARTBEAT/_BATCH/_WATCH, 0: none */
-	size_t body_len; /* that body's length in bytes */
+	/* VIGIL__ENVELOPE__BODY_HELLO, _HEARTBEAT, _BATCH, _WATCH, _BATCH_LZ4, _RENEW; 0: none */
+	int body_case;
+	size_t body_len;     /* that body's length in bytes */
+	uint64_t batch_size; /* batch_lz4: the size it says it decompresses to */
 };
 
 /*

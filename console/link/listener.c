@@ -27,6 +27,8 @@
 #include "link/batch_decode.h"
 #include "link/conn_limit.h"
 #include "link/envelope_peek.h"
+#include "link/renew.h"
+#include "link/revocation.h"
 #include "link/rules_push.h"
 
 #define LABELS_MAX 32
@@ -40,9 +42,11 @@ struct log_rate {
 struct listener {
 	nng_socket sock;
 	nng_listener nl;
-	struct store **stores;	  /* one per worker: batches commit in parallel */
-	struct rules_push *rules; /* NULL: rule sets are not sent */
-	struct watchers *watch;	  /* held rule-set watches */
+	struct store **stores;		/* one per worker: batches commit in parallel */
+	struct rules_push *rules;	/* NULL: rule sets are not sent */
+	struct revocation *revoked;	/* NULL: no revocation checks */
+	const struct link_renew *renew; /* NULL: renewals refused */
+	struct watchers *watch;		/* held rule-set watches */
 	int heartbeat_interval_ms;
 	pthread_t workers[LISTENER_WORKERS];
 	int nworkers;
@@ -184,6 +188,7 @@ static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	struct listener *l = arg;
 	char cn[CONN_LIMIT_KEY_MAX];
+	struct tls_peer peer;
 	struct conn_limit_counts c;
 	uint32_t evicted = 0;
 	unsigned n = 0;
@@ -191,13 +196,22 @@ static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 
 	if (ev == NNG_PIPE_EV_REM_POST) {
 		conn_limit_remove(l->conns, (uint32_t)nng_pipe_id(p));
+		if (l->revoked != NULL)
+			revocation_untrack(l->revoked, (uint32_t)nng_pipe_id(p));
 		return;
 	}
-	rc = tls_pipe_peer_cn(p, cn, sizeof(cn));
+	rc = tls_pipe_peer(p, &peer);
 	if (rc == -ENOTCONN)
 		return; /* closed already: its REM_POST finds nothing counted */
 	if (rc < 0) {
 		refuse(l, p, LISTENER_REFUSED_NO_IDENTITY, NULL, 0);
+		return;
+	}
+	snprintf(cn, sizeof(cn), "%s", peer.cn);
+	/* Revoked since its handshake (which checks too): closed before it can send. */
+	if (l->revoked != NULL && revocation_refused(l->revoked, peer.cn, peer.serial)) {
+		nng_pipe_close(p);
+		revocation_count_request(l->revoked);
 		return;
 	}
 	switch (conn_limit_add(l->conns, (uint32_t)nng_pipe_id(p), cn, mono_ms(),
@@ -206,6 +220,10 @@ static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 		atomic_fetch_add(&l->accepted, 1);
 		if (evicted != 0)
 			evict(l, evicted, cn);
+		/* Tracked, so that a revocation can close it; untrackable: refused. */
+		if (l->revoked != NULL &&
+		    revocation_track(l->revoked, (uint32_t)nng_pipe_id(p)) < 0)
+			refuse(l, p, LISTENER_REFUSED_NO_MEMORY, cn, n);
 		break;
 	case CONN_LIMIT_PER_KEY:
 		refuse(l, p, LISTENER_REFUSED_PER_CERT, cn, n);
@@ -322,6 +340,7 @@ static nng_msg *reply_full(uint64_t seq, Vigil__Reply__Status status, const char
 	r.status = status;
 	r.error = (char *)(error != NULL ? error : "");
 	r.heartbeat_interval_ms = (uint32_t)heartbeat_interval_ms;
+	r.batch_lz4 = true;
 	for (size_t i = 0; i < n && i < COMMANDS_PER_REPLY; i++) {
 		vigil__command__init(&pb[i]);
 		pb[i].id = cmds[i].id;
@@ -555,7 +574,8 @@ static nng_msg *handle_hello(struct listener *l, const char *host_id, const Vigi
 	return m;
 }
 
-#define COUNTERS_MAX 64
+/* A defender sends about 60 today; newer ones may send more, and their heartbeats must pass. */
+#define COUNTERS_MAX 128
 
 /* A counter name from a defender: "<group>.<name>", lowercase, digits and '_'. */
 static bool counter_name_ok(const char *name, const char **ret_dot)
@@ -737,7 +757,8 @@ static void audit_refused(const char *host_id, uint64_t incarnation, uint64_t se
 			 (unsigned long long)seq, host_id, err.msg);
 }
 
-static nng_msg *handle_batch(struct listener *l, const char *host_id, const Vigil__Envelope *env)
+static nng_msg *handle_batch(struct listener *l, const char *host_id, const Vigil__Envelope *env,
+			     const Vigil__Batch *batch)
 {
 	struct batch_decode w;
 	struct ingest_result res;
@@ -745,7 +766,7 @@ static nng_msg *handle_batch(struct listener *l, const char *host_id, const Vigi
 	const char *why = NULL;
 	int rc;
 
-	rc = batch_decode_pb(env->batch, &w, &why);
+	rc = batch_decode_pb(batch, &w, &why);
 	if (rc < 0) {
 		if (rc == -EINVAL)
 			audit_refused(host_id, env->incarnation, env->seq, why);
@@ -791,6 +812,27 @@ static nng_msg *handle_batch(struct listener *l, const char *host_id, const Vigi
 	return reply_msg(env->seq, VIGIL__REPLY__STATUS__OK, NULL, l->heartbeat_interval_ms);
 }
 
+/* A batch that came compressed (Envelope.batch_lz4): decompressed, then as any other. */
+static nng_msg *handle_batch_lz4(struct listener *l, const char *host_id,
+				 const Vigil__Envelope *env)
+{
+	const char *why;
+	Vigil__Batch *b = batch_decode_lz4(env, &why);
+	nng_msg *rep;
+
+	if (b == NULL) {
+		if (why != NULL)
+			audit_refused(host_id, env->incarnation, env->seq, why);
+		return reply_msg(env->seq,
+				 why != NULL ? VIGIL__REPLY__STATUS__REFUSED
+					     : VIGIL__REPLY__STATUS__RETRY,
+				 why != NULL ? why : "out of memory", l->heartbeat_interval_ms);
+	}
+	rep = handle_batch(l, host_id, env, b);
+	vigil__batch__free_unpacked(b, NULL);
+	return rep;
+}
+
 /*
  * A request over LISTENER_MSG_MAX (a defender of another version, whose
  * limit is larger): refused with both sizes, read from the Envelope's
@@ -806,10 +848,11 @@ static nng_msg *handle_oversize(struct listener *l, const char *host_id, nng_msg
 	atomic_fetch_add(&l->oversize, 1);
 	if (envelope_peek(nng_msg_body(req), len, &h) < 0)
 		h = (struct envelope_head){0}; /* refused all the same, without a seq */
-	snprintf(why, sizeof(why), "%s too large (%zu > %d bytes)",
-		 h.body_case == VIGIL__ENVELOPE__BODY_BATCH ? "batch" : "message", len,
-		 LISTENER_MSG_MAX);
-	if (h.body_case == VIGIL__ENVELOPE__BODY_BATCH)
+	bool is_batch = h.body_case == VIGIL__ENVELOPE__BODY_BATCH ||
+			h.body_case == VIGIL__ENVELOPE__BODY_BATCH_LZ4;
+	snprintf(why, sizeof(why), "%s too large (%zu > %d bytes)", is_batch ? "batch" : "message",
+		 len, LISTENER_MSG_MAX);
+	if (is_batch)
 		audit_refused(host_id, h.incarnation, h.seq, why);
 	else
 		log_warn("message %llu from host %s refused: %s", (unsigned long long)h.seq,
@@ -817,15 +860,21 @@ static nng_msg *handle_oversize(struct listener *l, const char *host_id, nng_msg
 	return reply_msg(h.seq, VIGIL__REPLY__STATUS__REFUSED, why, l->heartbeat_interval_ms);
 }
 
-/* Answer one request; returns the reply (NULL only when out of memory). */
+/*
+ * Answer one request; returns the reply (NULL when out of memory, and for a
+ * revoked certificate's request: its connection is closed instead).
+ */
 static nng_msg *handle(struct listener *l, nng_msg *req, struct watch_hold *hold)
 {
 	char host_id[128];
+	struct tls_peer peer;
 	Vigil__Envelope *env;
 	nng_msg *rep;
 	int rc;
 
-	rc = tls_pipe_peer_cn(nng_msg_get_pipe(req), host_id, sizeof(host_id));
+	rc = tls_pipe_peer(nng_msg_get_pipe(req), &peer);
+	if (rc == 0)
+		snprintf(host_id, sizeof(host_id), "%s", peer.cn);
 	if (rc == -ENOTCONN) {
 		/*
 		 * The connection closed while the request waited for a worker (a
@@ -842,6 +891,15 @@ static nng_msg *handle(struct listener *l, nng_msg *req, struct watch_hold *hold
 		log_warn("request from a peer without a verified certificate identity refused");
 		return reply_msg(0, VIGIL__REPLY__STATUS__REFUSED, "no verified identity",
 				 l->heartbeat_interval_ms);
+	}
+	/*
+	 * Revoked while it was connected: no answer, and the connection goes
+	 * (revocation.h closes it too, as soon as it hears of the revocation).
+	 */
+	if (l->revoked != NULL && revocation_refused(l->revoked, peer.cn, peer.serial)) {
+		nng_pipe_close(nng_msg_get_pipe(req));
+		revocation_count_request(l->revoked);
+		return NULL;
 	}
 	/* Heard from: a live connection never gives way to a newcomer (conn_limit.h). */
 	conn_limit_touch(l->conns, (uint32_t)nng_pipe_id(nng_msg_get_pipe(req)), mono_ms());
@@ -861,7 +919,14 @@ static nng_msg *handle(struct listener *l, nng_msg *req, struct watch_hold *hold
 		rep = handle_heartbeat(l, host_id, env);
 		break;
 	case VIGIL__ENVELOPE__BODY_BATCH:
-		rep = handle_batch(l, host_id, env);
+		rep = handle_batch(l, host_id, env, env->batch);
+		break;
+	case VIGIL__ENVELOPE__BODY_BATCH_LZ4:
+		rep = handle_batch_lz4(l, host_id, env);
+		break;
+	case VIGIL__ENVELOPE__BODY_RENEW:
+		rep =
+		    link_renew_handle(l->renew, worker_store, &peer, env, l->heartbeat_interval_ms);
 		break;
 	case VIGIL__ENVELOPE__BODY_WATCH:
 		rep = handle_watch(l, host_id, env, hold);
@@ -974,6 +1039,13 @@ int listener_serve(struct listener *l, struct store **stores, struct store **sof
 void listener_set_rules(struct listener *l, struct rules_push *rp)
 {
 	l->rules = rp;
+}
+
+void listener_set_revocation(struct listener *l, struct revocation *r,
+			     const struct link_renew *renew)
+{
+	l->revoked = r;
+	l->renew = renew;
 }
 
 void listener_stats_get(struct listener *l, struct listener_stats *ret)

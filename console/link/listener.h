@@ -137,6 +137,19 @@ struct rules_push;
  */
 void listener_set_rules(struct listener *l, struct rules_push *rp);
 
+struct revocation;
+struct link_renew;
+
+/*
+ * Refuse connections and requests of certificates r holds revoked, and
+ * tell r of every established connection so that it can close those of a
+ * host revoked later (link/revocation.h; r not owned, it must outlive the
+ * listener).  Answer renewals (Envelope.renew) with renew (link/renew.h;
+ * NULL: refused, not set up).  Before listener_serve.
+ */
+void listener_set_revocation(struct listener *l, struct revocation *r,
+			     const struct link_renew *renew);
+
 /* The counters so far; safe from any thread while l lives. */
 void listener_stats_get(struct listener *l, struct listener_stats *ret);
 

@@ -252,11 +252,26 @@ static int parse_strings(struct pctx *c, const json_t *o, const char *key, enum 
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		json_t *e = json_array_get(arr, i);
 		size_t at = push_index(c, i);
+		const char *s = json_string_value(e);
+		char image[RULE_GLOB_MAX + 32], q[QUOTE_MAX * 4 + 8];
 
 		if (!json_is_string(e))
 			rc = fail(c, "must be a string");
-		else if ((rc = check_string(c, json_string_value(e), kind, out)) == 0 &&
-			 (out->v[out->n] = strdup(json_string_value(e))) == NULL)
+		else
+			rc = check_string(c, s, kind, out);
+		/* Images are matched normalized (nginx:* is docker.io/library/nginx:*): kept so. */
+		if (rc == 0 && kind == STRINGS_IMAGE) {
+			if (!rule_image_glob_normalize(s, image, sizeof(image)) ||
+			    strlen(image) > RULE_GLOB_MAX)
+				rc = fail(c, "%s is longer than %d bytes as a full image name",
+					  quoted(s, q), RULE_GLOB_MAX);
+			for (size_t j = 0; rc == 0 && j < out->n; j++)
+				if (strcmp(out->v[j], image) == 0)
+					rc = fail(c, "%s is also entry [%zu] (as %s)", quoted(s, q),
+						  j, image);
+			s = image;
+		}
+		if (rc == 0 && (out->v[out->n] = strdup(s)) == NULL)
 			rc = fail_nomem(c);
 		else if (rc == 0)
 			out->n++;

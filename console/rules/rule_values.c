@@ -229,6 +229,14 @@ bool rule_check_glob(const char *s, enum rule_glob_kind kind, char *why, size_t 
 	case RULE_GLOB_IMAGE:
 		if (strpbrk(s, " ") != NULL)
 			return why_set(why, whylen, "has a space (image names have none)");
+		/* Anything else could never match: images are kept only of these. */
+		for (size_t i = 0; i < len; i++)
+			if (strchr("._-/:@+*?[]!^\\", s[i]) == NULL &&
+			    !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') ||
+			      (s[i] >= 'A' && s[i] <= 'Z')))
+				return why_set(why, whylen,
+					       "has a character no image name has (image names are"
+					       " letters, digits and . _ - / : @ +)");
 		break;
 	case RULE_GLOB_SERVICE:
 		break;
@@ -434,4 +442,56 @@ void rule_net_text(const struct rule_net *n, char *buf, size_t len)
 		snprintf(buf, len, "[%s/%u]%s", addr, n->prefix, port);
 	else
 		snprintf(buf, len, "%s/%u%s", addr, n->prefix, port);
+}
+
+/* A glob character: what makes a part of an image glob other than literal text. */
+static bool image_glob_meta(char c)
+{
+	return c == '*' || c == '?' || c == '[' || c == '\\';
+}
+
+/* Whether s[0..n) holds a glob character. */
+static bool image_glob_has_meta(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (image_glob_meta(s[i]))
+			return true;
+	return false;
+}
+
+bool rule_image_glob_normalize(const char *s, char *out, size_t cap)
+{
+	size_t len = strlen(s), c0 = strcspn(s, "/"), rest_off = 0, repo, n;
+	const char *domain = "docker.io", *last;
+	bool hub = true;
+	int w;
+
+	if (len == 0 || image_glob_meta(s[0]) || (s[c0] == '/' && image_glob_has_meta(s, c0))) {
+		w = snprintf(out, cap, "%s", s); /* a glob over registries: as written */
+		return w >= 0 && (size_t)w < cap;
+	}
+	if (s[c0] == '/' && ((c0 == 9 && strncmp(s, "localhost", 9) == 0) ||
+			     memchr(s, '.', c0) != NULL || memchr(s, ':', c0) != NULL)) {
+		hub = (c0 == 9 && strncmp(s, "docker.io", 9) == 0) ||
+		      (c0 == 15 && strncmp(s, "index.docker.io", 15) == 0);
+		if (!hub)
+			domain = s;
+		rest_off = c0 + 1;
+	}
+	/* Docker Hub's official images: "nginx" is docker.io/library/nginx. */
+	repo = strcspn(s + rest_off, ":@");
+	last = strrchr(s + rest_off, '/');
+	last = last != NULL ? last + 1 : s + rest_off;
+	n = len - (size_t)(last - s);
+	w = snprintf(out, cap, "%.*s/%s%s%s", hub ? 9 : (int)c0, domain,
+		     hub && strchr(s + rest_off, '/') == NULL &&
+			     !image_glob_has_meta(s + rest_off, repo)
+			 ? "library/"
+			 : "",
+		     s + rest_off,
+		     memchr(last, ':', n) == NULL && memchr(last, '@', n) == NULL &&
+			     !image_glob_has_meta(last, n)
+			 ? ":latest"
+			 : "");
+	return w >= 0 && (size_t)w < cap;
 }

@@ -38,6 +38,16 @@ enum rule_glob_kind {
  */
 bool rule_check_glob(const char *s, enum rule_glob_kind kind, char *why, size_t whylen);
 
+/*
+ * An image glob in the form images are matched in (containers' images are
+ * normalized as Docker does, docs/events.md): "nginx:*" is
+ * "docker.io/library/nginx:*", "bitnami/redis" "docker.io/bitnami/redis:latest";
+ * a glob with a registry ("quay.io/x/...", "localhost/app:1") or whose first
+ * part is a pattern (a '*' first) stays as written.  Normalizing again
+ * changes nothing.  Into out (cap bytes); false when it does not fit.
+ */
+bool rule_image_glob_normalize(const char *s, char *out, size_t cap);
+
 /* "key=value" (key 1..63 bytes without spaces, value 0..255 bytes); *ret_keylen on success. */
 bool rule_check_label(const char *s, size_t *ret_keylen, char *why, size_t whylen);
 

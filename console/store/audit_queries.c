@@ -19,7 +19,22 @@
 	"id, host_id, " TS_UTC("ts") ", kind, severity, summary, detail::text, service, exe,"      \
 				     " rule, effect,"                                              \
 				     " CASE WHEN effect IS NOT NULL THEN detail->>'wanted' END,"   \
-				     " CASE WHEN effect IS NOT NULL THEN detail->>'why' END"
+				     " CASE WHEN effect IS NOT NULL THEN detail->>'why' END,"      \
+				     " container_id, container_name, container_image,"             \
+				     " container_runtime"
+
+/*
+ * The audit's container (migration 16), from columns c..c+3: {id, name,
+ * image, runtime}, each null when not known; null outside containers.
+ */
+static json_t *container_json(const PGresult *res, int i, int c)
+{
+	if (PQgetisnull(res, i, c))
+		return json_null();
+	return json_pack("{s:s,s:o,s:o,s:o}", "id", PQgetvalue(res, i, c), "name",
+			 store_json_text(res, i, c + 1), "image", store_json_text(res, i, c + 2),
+			 "runtime", store_json_text(res, i, c + 3));
+}
 
 /* Row i's audit from AUDIT_COLUMNS starting at column c. */
 static json_t *audit_json_at(const PGresult *res, int i, int c)
@@ -27,14 +42,15 @@ static json_t *audit_json_at(const PGresult *res, int i, int c)
 	json_t *detail = json_loads(PQgetvalue(res, i, c + 6), 0, NULL);
 
 	return json_pack(
-	    "{s:I,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id",
+	    "{s:I,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id",
 	    (json_int_t)strtoll(PQgetvalue(res, i, c), NULL, 10), "host_id",
 	    PQgetvalue(res, i, c + 1), "ts", PQgetvalue(res, i, c + 2), "kind",
 	    PQgetvalue(res, i, c + 3), "severity", PQgetvalue(res, i, c + 4), "summary",
 	    PQgetvalue(res, i, c + 5), "detail", detail ? detail : json_object(), "service",
 	    store_json_text(res, i, c + 7), "exe", store_json_text(res, i, c + 8), "rule",
 	    store_json_text(res, i, c + 9), "effect", store_json_text(res, i, c + 10), "wanted",
-	    store_json_text(res, i, c + 11), "why", store_json_text(res, i, c + 12));
+	    store_json_text(res, i, c + 11), "why", store_json_text(res, i, c + 12), "container",
+	    container_json(res, i, c + 13));
 }
 
 static json_t *audit_json(const PGresult *res, int i)
@@ -58,11 +74,14 @@ int store_audits_list(struct store *st, const struct audit_filter *f, json_t **r
 				  " AND ($8::text IS NULL OR rule = $8)"
 				  " AND ($9::text IS NULL OR effect = $9)"
 				  " AND ($10::text IS NULL OR severity = $10)"
+				  " AND ($11::text IS NULL OR container_image = $11)"
+				  " AND ($12::text IS NULL OR container_name = $12)"
 				  " ORDER BY id DESC LIMIT $6::integer";
 	char before[24], limit[16];
-	const char *params[10] = {
-	    f->host_id, f->kind,    f->since, f->until,	 f->before_id > 0 ? before : NULL,
-	    limit,	f->service, f->rule,  f->effect, f->severity};
+	const char *params[12] = {
+	    f->host_id, f->kind,     f->since, f->until,  f->before_id > 0 ? before : NULL,
+	    limit,	f->service,  f->rule,  f->effect, f->severity,
+	    f->image,	f->container};
 	PGresult *res = NULL;
 	json_t *arr;
 	int rc;
@@ -70,7 +89,7 @@ int store_audits_list(struct store *st, const struct audit_filter *f, json_t **r
 	snprintf(before, sizeof(before), "%" PRId64, f->before_id);
 	snprintf(limit, sizeof(limit), "%d", f->limit > 0 && f->limit <= 1000 ? f->limit : 100);
 	pthread_mutex_lock(&st->lock);
-	rc = store_exec(st, "listing audits", sql, 10, params, PGRES_TUPLES_OK, true, &res, err);
+	rc = store_exec(st, "listing audits", sql, 12, params, PGRES_TUPLES_OK, true, &res, err);
 	pthread_mutex_unlock(&st->lock);
 	if (rc < 0)
 		return rc;

@@ -13,9 +13,11 @@ struct audit_filter {
 	const char *host_id;
 	const char *kind;
 	const char *service;
-	const char *rule;     /* the rule that decided a deviation */
-	const char *effect;   /* alert, prevent or block (deviations only) */
-	const char *severity; /* low, medium, high */
+	const char *rule;      /* the rule that decided a deviation */
+	const char *effect;    /* alert, prevent or block (deviations only) */
+	const char *severity;  /* low, medium, high */
+	const char *image;     /* the process's container's image, exactly */
+	const char *container; /* the process's container's name, exactly */
 	const char *since;
 	const char *until;
 	int64_t before_id; /* paging: only audits older than this id */
@@ -30,8 +32,11 @@ struct audit_filter {
  * the rules decided: effect ("alert", "prevent" or "block"; null for audits
  * that are not deviations), rule (null: no rule decided), wanted (the
  * rule's effect when the host applied a lesser one, else null) and why
- * (the list entry that matched or why wanted was not applied, else null).
- * A malformed time in f is -EINVAL (the database says which).
+ * (the list entry that matched or why wanted was not applied, else null),
+ * and container: the process's container as {id, name, image, runtime}
+ * (each null when its runtime did not say), null outside containers and for
+ * audits that are not deviations.  A malformed time in f is -EINVAL (the
+ * database says which).
  */
 int store_audits_list(struct store *st, const struct audit_filter *f, json_t **ret, vigil_err *err);
 

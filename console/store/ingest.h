@@ -82,6 +82,15 @@ struct store_deviation {
 	const char *effect; /* applied: alert, prevent, block; "": alert */
 	const char *wanted; /* the rule's effect when a lesser one was applied; "": as wanted */
 	const char *why;    /* the list entry that matched, or why wanted was not applied */
+	/*
+	 * The process's container ("" or NULL: none or not known): id 64
+	 * lowercase hex; name, image (LEARN_CONTAINER_MAX bytes of printable
+	 * ASCII) and runtime as its runtime recorded them.  Stored as columns.
+	 */
+	const char *container_id;
+	const char *container_name;
+	const char *container_image;
+	const char *container_runtime;
 };
 
 /* One entry of a model (ModelEntry): values, not increments. */

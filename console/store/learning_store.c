@@ -98,6 +98,13 @@ static const char *const entry_kinds[] = {"program", "write",  "sensitive_read",
 					  "connect", "accept", "read",		 NULL};
 static const char *const severities[] = {"low", "medium", "high", NULL};
 static const char *const states[] = {"learning", "active", NULL};
+static const char *const container_runtimes[] = {"",	       "docker", "podman",
+						 "containerd", "cri-o",	 NULL};
+
+static bool empty_text(const char *s)
+{
+	return s == NULL || s[0] == '\0';
+}
 
 static int name_index(const char *const *set, const char *s)
 {
@@ -183,6 +190,45 @@ bool learning_activity_ok(const struct store_activity *a, size_t idx, struct ing
 	       text_ok(p, prefix, "summary", a->summary, LEARN_SUMMARY_MAX, false);
 }
 
+/* A container's name or image: empty, or printable ASCII without spaces, at most max bytes. */
+static bool container_text_ok(struct ingest_problems *p, const char *prefix, const char *name,
+			      const char *s)
+{
+	size_t n = s != NULL ? strlen(s) : 0;
+
+	if (n > LEARN_CONTAINER_MAX)
+		return refuse(p, prefix, name, "is longer than 255 bytes");
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+			return refuse(p, prefix, name, "is not printable ASCII without spaces");
+	return true;
+}
+
+/* The container fields of a deviation (ingest.h): all "", or an id and what is known. */
+static bool container_ok(const struct store_deviation *d, struct ingest_problems *p,
+			 const char *prefix)
+{
+	const char *id = d->container_id != NULL ? d->container_id : "";
+	size_t n = strlen(id);
+
+	if (n != 0 && n != 64)
+		return refuse(p, prefix, "container_id", "is not 64 lowercase hex digits");
+	for (size_t i = 0; i < n; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+			return refuse(p, prefix, "container_id", "is not 64 lowercase hex digits");
+	if (!container_text_ok(p, prefix, "container_name", d->container_name) ||
+	    !container_text_ok(p, prefix, "container_image", d->container_image))
+		return false;
+	if (name_index(container_runtimes,
+		       d->container_runtime != NULL ? d->container_runtime : "") < 0)
+		return refuse(p, prefix, "container_runtime",
+			      "is not docker, podman, containerd, cri-o or empty");
+	if (n == 0 && (!empty_text(d->container_name) || !empty_text(d->container_image) ||
+		       !empty_text(d->container_runtime)))
+		return refuse(p, prefix, "container_id", "is missing: the container has a name");
+	return true;
+}
+
 /* An effect word, or "" (s may be NULL); refuses field name of prefix when not. */
 static bool effect_ok(struct ingest_problems *p, const char *prefix, const char *name,
 		      const char *s)
@@ -232,7 +278,8 @@ static bool deviation_ok(const struct store_deviation *d, size_t i, struct inges
 		return refuse(p, prefix, "rule", why);
 	return effect_ok(p, prefix, "effect", d->effect) &&
 	       effect_ok(p, prefix, "wanted", d->wanted) &&
-	       text_ok(p, prefix, "why", d->why, LEARN_WHY_MAX, false);
+	       text_ok(p, prefix, "why", d->why, LEARN_WHY_MAX, false) &&
+	       container_ok(d, p, prefix);
 }
 
 /* RFC 3339 UTC with digits (6 or 9) fractional digits. */
@@ -272,6 +319,12 @@ static const char *or_empty(const char *s)
 static bool empty(const char *s)
 {
 	return s == NULL || s[0] == '\0';
+}
+
+/* s as a JSON string, or null when it is empty (a column left NULL). */
+static json_t *text_or_null(const char *s)
+{
+	return empty(s) ? json_null() : json_string(s);
 }
 
 /*
@@ -340,11 +393,14 @@ static json_t *deviation_row(const struct store_deviation *d)
 		return NULL;
 	}
 	/* No service (an interactive process stopped by a deny list): NULL, as other audits. */
-	return json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:s,s:o,s:s}", "ts", ts_us, "kind", d->kind,
-			 "severity", d->severity, "summary", summary, "detail", detail, "service",
-			 empty(d->service) ? json_null() : json_string(d->service), "exe", d->exe,
-			 "rule", empty(d->rule) ? json_null() : json_string(d->rule), "effect",
-			 effect);
+	return json_pack(
+	    "{s:s,s:s,s:s,s:s,s:o,s:o,s:s,s:o,s:s,s:o,s:o,s:o,s:o}", "ts", ts_us, "kind", d->kind,
+	    "severity", d->severity, "summary", summary, "detail", detail, "service",
+	    empty(d->service) ? json_null() : json_string(d->service), "exe", d->exe, "rule",
+	    empty(d->rule) ? json_null() : json_string(d->rule), "effect", effect, "container_id",
+	    text_or_null(d->container_id), "container_name", text_or_null(d->container_name),
+	    "container_image", text_or_null(d->container_image), "container_runtime",
+	    text_or_null(d->container_runtime));
 }
 
 int learning_store_deviations(struct store *st, const char *host_id,
@@ -354,9 +410,11 @@ int learning_store_deviations(struct store *st, const char *host_id,
 	/* ORDER BY ord: ids follow the batch's order. */
 	static const char sql[] =
 	    "INSERT INTO audits (host_id, ts, kind, severity, summary, detail, service, exe,"
-	    " rule, effect)"
+	    " rule, effect, container_id, container_name, container_image, container_runtime)"
 	    " SELECT $1, (e->>'ts')::timestamptz, e->>'kind', e->>'severity', e->>'summary',"
-	    " (e->'detail')::jsonb, e->>'service', e->>'exe', e->>'rule', e->>'effect'"
+	    " (e->'detail')::jsonb, e->>'service', e->>'exe', e->>'rule', e->>'effect',"
+	    " e->>'container_id', e->>'container_name', e->>'container_image',"
+	    " e->>'container_runtime'"
 	    " FROM json_array_elements($2::json) WITH ORDINALITY AS t(e, ord) ORDER BY ord";
 	json_t *rows = json_array();
 	const char *params[2] = {host_id, NULL};

@@ -9,7 +9,9 @@
  * Ingest (called by store_ingest inside its batch transaction, so every
  * write below is exactly once per (host, seq)):
  *   - Deviation  -> one audits row: kind, severity, service, exe, a one-line
- *                   summary, detail {object, raw, expected, pid, chain, ts}.
+ *                   summary, detail {object, raw, expected, pid, chain, ts},
+ *                   and its process's container (container_id, _name,
+ *                   _image, _runtime; NULL outside containers).
  *   - ModelDelta -> upsert of models (host, service); reset deletes the
  *                   model's entries first; each entry is then deleted
  *                   (removed) or upserted with the values it carries.
@@ -30,6 +32,11 @@
  *                 activity session and event pid up to INT32_MAX.
  *   sizes:        at most LEARN_CHAIN_MAX chain links per deviation and
  *                 LEARN_DELTA_ENTRIES_MAX entries per delta.
+ *   containers:   a deviation's container_id is "" or 64 lowercase hex;
+ *                 its name and image at most LEARN_CONTAINER_MAX bytes of
+ *                 printable ASCII without spaces; its runtime "", docker,
+ *                 podman, containerd or cri-o.  Name, image and runtime
+ *                 only with an id.
  * Within one delta, entries are applied in order: when one (exe, kind,
  * pattern) appears several times, the last one wins.
  *
@@ -45,6 +52,7 @@
 #define LEARN_USER_MAX		256 /* activity user and tty */
 #define LEARN_SUMMARY_MAX	8192
 #define LEARN_CHAIN_MAX		64
+#define LEARN_CONTAINER_MAX	255 /* a deviation's container name and image */
 #define LEARN_DELTA_ENTRIES_MAX 20000
 
 #endif

@@ -443,6 +443,73 @@ static const struct migration migrations[] = {
 	       " created_at timestamptz NOT NULL DEFAULT now(),"
 	       " updated_at timestamptz NOT NULL DEFAULT now());",
     },
+    {
+	.version = 15,
+	.name = "enrollment",
+	/*
+	 * Enrollment, renewal and revocation of host certificates
+	 * (store/enroll_store.h, docs/operations.md "Enrolling hosts").
+	 *
+	 * join_tokens: what a host presents to join.  hash is the SHA-256
+	 * (hex) of the token's secret part, never the secret; id is the
+	 * public part, shown in lists.  A one-time token (reusable false) is
+	 * consumed by the first enrollment that commits (uses 0 -> 1 in one
+	 * conditional UPDATE); a reusable one works until expires_at.
+	 *
+	 * host_certs: every certificate the console signed, by serial (lowercase
+	 * hex, as the TLS engine reports it): for which host, until when, how
+	 * (enroll with which token, or renew from which serial), and when it
+	 * was revoked.
+	 *
+	 * host_revocations: a host revoked, by name, and when.  The link
+	 * refuses every certificate of a revoked name except those signed
+	 * after the revocation and not revoked themselves (a host enrolled
+	 * again), so that certificates the console never recorded (issued by
+	 * hand with vigilctl pki issue) are refused too.
+	 */
+	.sql = "CREATE TABLE join_tokens ("
+	       " id text PRIMARY KEY CHECK (id ~ '^[0-9a-f]{16}$'),"
+	       " hash text NOT NULL CHECK (hash ~ '^[0-9a-f]{64}$'),"
+	       " reusable boolean NOT NULL,"
+	       " group_name text CHECK (group_name ~ '^[A-Za-z0-9._-]{1,64}$'),"
+	       " labels jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(labels) = 'object'),"
+	       " created_at timestamptz NOT NULL DEFAULT now(),"
+	       " created_by text NOT NULL,"
+	       " expires_at timestamptz NOT NULL,"
+	       " uses integer NOT NULL DEFAULT 0,"
+	       " last_used_at timestamptz,"
+	       " revoked_at timestamptz);"
+	       "CREATE TABLE host_certs ("
+	       " serial text PRIMARY KEY CHECK (serial ~ '^[0-9a-f]{2,64}$'),"
+	       " host_id text NOT NULL,"
+	       " issued_at timestamptz NOT NULL DEFAULT now(),"
+	       " not_after timestamptz NOT NULL,"
+	       " via text NOT NULL CHECK (via IN ('enroll', 'renew')),"
+	       " token_id text,"
+	       " renewed_from text,"
+	       " address text,"
+	       " revoked_at timestamptz);"
+	       "CREATE INDEX host_certs_host_id_idx ON host_certs (host_id, issued_at);"
+	       "CREATE TABLE host_revocations ("
+	       " host_id text PRIMARY KEY,"
+	       " revoked_at timestamptz NOT NULL,"
+	       " revoked_by text NOT NULL);",
+    },
+    {
+	.version = 16,
+	.name = "audit_containers",
+	/*
+	 * The container a deviation's process ran in (docs/learning.md,
+	 * "Containers"): its id, and the name, image and runtime its runtime
+	 * recorded; NULL for processes outside containers and for audits that
+	 * are not deviations.  Added without defaults: no rewrite of a large
+	 * table.  The index serves GET /api/v1/audits?image= (newest first).
+	 */
+	.sql = "ALTER TABLE audits ADD COLUMN container_id text, ADD COLUMN container_name text,"
+	       " ADD COLUMN container_image text, ADD COLUMN container_runtime text;"
+	       "CREATE INDEX audits_container_image_idx ON audits (container_image, id)"
+	       " WHERE container_image IS NOT NULL;",
+    },
 };
 
 const struct migration *migrations_get(size_t *ret_count)

@@ -28,7 +28,10 @@
 #include "rules/rule_match.h"
 #include "store/store_priv.h"
 
-/* Decisions cached per (host, service): direct-mapped, a colliding key replaces the slot. */
+/*
+ * Decisions cached per (host, service, image): direct-mapped, a colliding
+ * key replaces the slot.
+ */
 #define DCACHE_SLOTS  4096
 #define GROUP_BUCKETS 1024
 #define UNDECIDED     (-2) /* not computed yet */
@@ -53,7 +56,8 @@ static const char hosts_sql[] = "SELECT host_id, labels::text FROM hosts"
 static const char audits_sql[] =
     "DECLARE rehearse_audits NO SCROLL CURSOR FOR"
     " SELECT a.id, a.host_id, a.kind, " AUDIT_TS ", a.service, a.exe, a.detail->>'raw',"
-    " a.detail->>'object', a.detail->>'pid', a.detail->'chain'->0->>'exe', a.effect"
+    " a.detail->>'object', a.detail->>'pid', a.detail->'chain'->0->>'exe', a.effect,"
+    " a.container_image"
     " FROM audits a WHERE a.ts >= $1::timestamptz AND a.ts < $2::timestamptz"
     " AND a.kind IN (SELECT json_array_elements_text($3::json))"
     " AND a.host_id IN (SELECT json_array_elements_text($4::json))"
@@ -74,7 +78,7 @@ static const char events_sql[] =
     "DECLARE rehearse_events NO SCROLL CURSOR FOR"
     " SELECT e.host_id, e.type, " EVENT_TS ", e.pid, x.class, x.service, x.\"user\", x.exe,"
     " x.filename, x.op, x.path, x.write, x.proto, x.family, x.local->>'port',"
-    " x.remote->>'addr', x.remote->>'port', x.result"
+    " x.remote->>'addr', x.remote->>'port', x.result, x.container_image"
     " FROM (SELECT c.host_id, u.type, u.ts, u.pid, u.body FROM event_chunks c"
     " CROSS JOIN LATERAL unnest(c.e_type, c.e_ts, c.e_pid, c.e_body) AS u(type, ts, pid, body)"
     " WHERE c.ts_first >= date_trunc('day', $1::timestamptz, 'UTC')"
@@ -84,7 +88,7 @@ static const char events_sql[] =
     " CROSS JOIN LATERAL json_to_record(CASE WHEN json_typeof(e.body) ="
     " 'object' THEN e.body ELSE '{}'::json END) AS x(class text, service text,"
     " \"user\" text, exe text, filename text, op text, path text, write text, proto text,"
-    " family text, local json, remote json, result text)"
+    " family text, local json, remote json, result text, container_image text)"
     " WHERE e.ts >= $1::timestamptz AND e.ts < $2::timestamptz"
     " AND e.type IN (SELECT json_array_elements_text($3::json))"
     " AND e.host_id IN (SELECT json_array_elements_text($4::json)) LIMIT $5::bigint";
@@ -101,6 +105,7 @@ struct dslot {
 	bool used;
 	size_t host;
 	char *service; /* NULL: interactive */
+	char *image;   /* NULL: not in a container (or its image is not known) */
 	int decider[3];
 };
 
@@ -128,6 +133,7 @@ struct group {
 struct act {
 	size_t host;
 	const char *service, *user;
+	const char *image; /* the process's container's image, for the rules' image scopes */
 	enum rule_category cat;
 	const char *ts, *exe, *act, *op, *what, *entry, *kind;
 	int64_t pid, audit_id;
@@ -211,13 +217,15 @@ static bool earlier_bit(const struct rh_host *h, size_t i)
 }
 
 /*
- * The rule that decides category c for service on host h: an index below
- * k (an earlier rule), k (the rule rehearsed) or NO_DECIDER.  rule_decider
- * is asked one rule at a time so that only the rules going to h count.
+ * The rule that decides category c for service (in a container of image,
+ * NULL for none) on host h: an index below k (an earlier rule), k (the rule
+ * rehearsed) or NO_DECIDER.  rule_decider is asked one rule at a time so
+ * that only the rules going to h count.
  */
-static int decide_now(const struct rh *rh, size_t h, enum rule_category c, const char *service)
+static int decide_now(const struct rh *rh, size_t h, enum rule_category c, const char *service,
+		      const char *image)
 {
-	const struct rule_subject subj = {.service = service, .image = NULL};
+	const struct rule_subject subj = {.service = service, .image = image};
 
 	for (size_t i = 0; i < rh->k; i++)
 		if (earlier_bit(&rh->hosts[h], i) && rule_decider(&rh->set[i], 1, c, &subj) != NULL)
@@ -225,24 +233,35 @@ static int decide_now(const struct rh *rh, size_t h, enum rule_category c, const
 	return rule_decider(&rh->set[rh->k], 1, c, &subj) != NULL ? (int)rh->k : NO_DECIDER;
 }
 
-static int decide(struct rh *rh, size_t h, enum rule_category c, const char *service)
+static int decide(struct rh *rh, size_t h, enum rule_category c, const char *service,
+		  const char *image)
 {
-	uint64_t key = hash_text(0xcbf29ce484222325ull ^ (h * 0x9e3779b97f4a7c15ull), service);
+	uint64_t key = hash_text(
+	    hash_text(0xcbf29ce484222325ull ^ (h * 0x9e3779b97f4a7c15ull), service), image);
 	struct dslot *s = &rh->cache[key % DCACHE_SLOTS];
 
-	if (!s->used || s->host != h || !same_text(s->service, service)) {
+	if (image != NULL && image[0] == '\0')
+		image = NULL;
+	if (!s->used || s->host != h || !same_text(s->service, service) ||
+	    !same_text(s->image, image)) {
 		char *copy = service != NULL ? strdup(service) : NULL;
+		char *icopy = image != NULL ? strdup(image) : NULL;
 
-		if (service != NULL && copy == NULL)
-			return decide_now(rh, h, c, service); /* uncached, still right */
+		if ((service != NULL && copy == NULL) || (image != NULL && icopy == NULL)) {
+			free(copy);
+			free(icopy);
+			return decide_now(rh, h, c, service, image); /* uncached, still right */
+		}
 		free(s->service);
+		free(s->image);
 		*s = (struct dslot){.used = true,
 				    .host = h,
 				    .service = copy,
+				    .image = icopy,
 				    .decider = {UNDECIDED, UNDECIDED, UNDECIDED}};
 	}
 	if (s->decider[c] == UNDECIDED)
-		s->decider[c] = decide_now(rh, h, c, service);
+		s->decider[c] = decide_now(rh, h, c, service, image);
 	return s->decider[c];
 }
 
@@ -336,7 +355,7 @@ static void count(struct rh *rh, const struct act *a, enum rule_effect effect, b
 /* An act the rule's lists or deviation effect give effect: counted where the rule decides. */
 static void decided(struct rh *rh, const struct act *a, enum rule_effect effect, bool deviation)
 {
-	int d = decide(rh, a->host, a->cat, a->service);
+	int d = decide(rh, a->host, a->cat, a->service, a->image);
 
 	if (d == (int)rh->k)
 		count(rh, a, effect, deviation);
@@ -492,7 +511,8 @@ static void event_net(struct rh *rh, const struct act *base, const PGresult *res
 
 /*
  * Columns: host_id, type, ts, pid, class, service, user, exe, filename,
- * op, path, write, proto, family, local port, remote addr, remote port, result.
+ * op, path, write, proto, family, local port, remote addr, remote port, result,
+ * container image.
  */
 static void event_row(struct rh *rh, const PGresult *res, int r)
 {
@@ -510,6 +530,7 @@ static void event_row(struct rh *rh, const PGresult *res, int r)
 	if (a.service != NULL && a.service[0] == '\0')
 		a.service = NULL;
 	a.user = a.service == NULL ? col(res, r, 6) : NULL;
+	a.image = col(res, r, 18);
 	a.exe = col(res, r, 7);
 	if (strcmp(type, "exec") == 0)
 		event_exec(rh, &a, col(res, r, 8));
@@ -620,7 +641,7 @@ static enum rule_effect deviation_effect(const struct rule *r, enum rule_categor
 
 /*
  * Columns: id, host_id, kind, ts, service, exe, raw, object, pid, the
- * chain's first exe, effect.
+ * chain's first exe, effect, container image.
  *
  * An exec or read that a rule in force refused left no event: its audit
  * stands for it, with what this rule's lists say.  Any other act named by
@@ -647,6 +668,7 @@ static void audit_row(struct rh *rh, const PGresult *res, int r)
 		return;
 	a.host = (size_t)h;
 	a.service = col(res, r, 4); /* NULL: a refused act of an interactive process */
+	a.image = col(res, r, 11);
 	a.ts = PQgetvalue(res, r, 3);
 	a.exe = col(res, r, 5);
 	a.kind = audit_kinds[k].kind;
@@ -805,8 +827,10 @@ static void rh_fini(struct rh *rh)
 		free(rh->hosts[i].earlier);
 	}
 	free(rh->hosts);
-	for (size_t i = 0; i < DCACHE_SLOTS; i++)
+	for (size_t i = 0; i < DCACHE_SLOTS; i++) {
 		free(rh->cache[i].service);
+		free(rh->cache[i].image);
+	}
 	for (size_t b = 0; b < GROUP_BUCKETS; b++) {
 		struct group *g = rh->buckets[b], *next;
 

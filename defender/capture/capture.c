@@ -60,7 +60,6 @@ struct capture {
 	struct ringread *rr;
 	size_t ringbuf_bytes;
 	int ncpus;
-	uint64_t *percpu; /* scratch for per-CPU lookups, ncpus long */
 	uint64_t user_malformed;
 	char pin_dir[256]; /* empty: not pinned */
 	int pin_lock_fd;
@@ -557,11 +556,6 @@ struct capture *capture_start(const struct capture_opts *opts, vigil_err *err)
 			      "cannot count possible CPUs");
 		goto fail;
 	}
-	cap->percpu = calloc((size_t)cap->ncpus, sizeof(uint64_t));
-	if (cap->percpu == NULL) {
-		rc = verr_set(err, -ENOMEM, "out of memory");
-		goto fail;
-	}
 	if (opts->pin_dir != NULL) {
 		if (snprintf(cap->pin_dir, sizeof(cap->pin_dir), "%s", opts->pin_dir) >=
 		    (int)sizeof(cap->pin_dir)) {
@@ -639,18 +633,27 @@ bool capture_took_over(const struct capture *cap)
 	return cap->took_over;
 }
 
-static void sum_map(struct capture *cap, struct bpf_map *map, uint64_t *out, int n)
+/*
+ * The counters are read from several threads at once (the pipeline, the
+ * session's heartbeats, the metrics port): each read has its own per-CPU
+ * scratch, not one shared buffer.
+ */
+static void sum_map(const struct capture *cap, struct bpf_map *map, uint64_t *out, int n)
 {
+	uint64_t *percpu = calloc((size_t)cap->ncpus, sizeof(uint64_t));
+
 	for (int i = 0; i < n; i++) {
 		uint32_t key = (uint32_t)i;
 
 		out[i] = 0;
-		if (bpf_map__lookup_elem(map, &key, sizeof(key), cap->percpu,
+		if (percpu == NULL ||
+		    bpf_map__lookup_elem(map, &key, sizeof(key), percpu,
 					 sizeof(uint64_t) * (size_t)cap->ncpus, 0) != 0)
 			continue;
 		for (int c = 0; c < cap->ncpus; c++)
-			out[i] += cap->percpu[c];
+			out[i] += percpu[c];
 	}
+	free(percpu);
 }
 
 void capture_read_counters(struct capture *cap, struct capture_counters *out)
@@ -663,14 +666,9 @@ void capture_read_counters(struct capture *cap, struct capture_counters *out)
 
 uint64_t capture_exec_count(const struct capture *cap)
 {
-	uint32_t key = 0;
 	uint64_t sum = 0;
 
-	if (bpf_map__lookup_elem(cap->skel->maps.execs_seen, &key, sizeof(key), cap->percpu,
-				 sizeof(uint64_t) * (size_t)cap->ncpus, 0) != 0)
-		return 0;
-	for (int i = 0; i < cap->ncpus; i++)
-		sum += cap->percpu[i];
+	sum_map(cap, cap->skel->maps.execs_seen, &sum, 1);
 	return sum;
 }
 
@@ -697,7 +695,6 @@ void capture_stop(struct capture *cap)
 		unpin_all(cap->pin_dir);
 	if (cap->pin_lock_fd >= 0)
 		close(cap->pin_lock_fd);
-	free(cap->percpu);
 	free(cap);
 }
 

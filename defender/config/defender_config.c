@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "config/defender_config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +30,7 @@ void defender_config_fini(struct defender_config *cfg)
 	free(cfg->server_name);
 	free(cfg->state_dir);
 	free(cfg->bpf_pin_dir);
+	free(cfg->metrics_listen);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -136,6 +139,67 @@ static int parse_duration(unsigned *slot, const struct kvconf *kv, const struct 
 	return 0;
 }
 
+/*
+ * metrics_listen: an address literal and a port, "127.0.0.1:9464" or
+ * "[::1]:9464" (no names: what is bound must not depend on a resolver).
+ */
+static int parse_listen(struct defender_config *cfg, const struct kvconf *kv,
+			const struct kvconf_entry *e, vigil_err *err)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *v = e->value, *colon, *hs;
+	size_t hlen;
+	char *end;
+	long port;
+	int rc;
+
+	if ((rc = set_once(&cfg->metrics_listen, kv, e, err)) < 0)
+		return rc;
+	if (v[0] == '[') {
+		const char *close = strchr(v, ']');
+
+		colon = close != NULL && close[1] == ':' ? close + 1 : NULL;
+		hs = v + 1;
+		hlen = close != NULL ? (size_t)(close - hs) : 0;
+	} else {
+		colon = strrchr(v, ':');
+		hs = v;
+		hlen = colon != NULL ? (size_t)(colon - v) : 0;
+	}
+	if (colon == NULL || hlen == 0 || hlen >= sizeof(host))
+		goto bad;
+	memcpy(host, hs, hlen);
+	host[hlen] = '\0';
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno != 0 || end == colon + 1 || *end != '\0' || port < 1 || port > 65535)
+		goto bad;
+	memset(&cfg->metrics_addr, 0, sizeof(cfg->metrics_addr));
+	if (v[0] != '[') {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&cfg->metrics_addr;
+
+		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+			goto bad;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		cfg->metrics_addr_len = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&cfg->metrics_addr;
+
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+			goto bad;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		cfg->metrics_addr_len = sizeof(*sin6);
+	}
+	return 0;
+bad:
+	return verr_set(err, -EINVAL,
+			"%s:%d: metrics_listen must be ADDRESS:PORT with an IPv4 address or"
+			" [IPv6] and a port from 1 to 65535 (e.g. 127.0.0.1:9464), not '%s'",
+			kv->source, e->line, v);
+}
+
 static int parse_bool(bool *slot, const struct kvconf *kv, const struct kvconf_entry *e,
 		      vigil_err *err)
 {
@@ -209,6 +273,10 @@ static int apply(struct defender_config *cfg, const struct kvconf *kv, vigil_err
 			rc = parse_bool(&cfg->learning, kv, e, err);
 		} else if (strcmp(e->key, "learn_window") == 0) {
 			rc = parse_duration(&cfg->learn_window_s, kv, e, err);
+		} else if (strcmp(e->key, "renew") == 0) {
+			rc = parse_bool(&cfg->renew, kv, e, err);
+		} else if (strcmp(e->key, "metrics_listen") == 0) {
+			rc = parse_listen(cfg, kv, e, err);
 		} else if (strcmp(e->key, "log_level") == 0) {
 			cfg->log_level = log_level_parse(e->value);
 			rc = cfg->log_level >= 0
@@ -251,6 +319,7 @@ int defender_config_parse(const char *text, size_t len, const char *source,
 	cfg->enforce_fanotify = true;
 	cfg->enforce_answer_ms = 250;
 	cfg->learn_window_s = 24 * 3600;
+	cfg->renew = true;
 	if ((rc = kvconf_parse(text, len, source, &kv, err)) < 0)
 		return rc;
 	rc = apply(cfg, kv, err);

@@ -28,12 +28,18 @@
  *                              # long undecided (10..5000; counted, audited)
  *   learning = true            # learn a model per service, report deviations
  *   learn_window = 24h         # how long a new model learns (s, m, h, d)
+ *   renew = true               # renew the certificate at 2/3 of its lifetime
+ *                              # over the link (docs/operations.md, "Enrolling hosts")
+ *   metrics_listen = 127.0.0.1:9464   # Prometheus text on GET /metrics, plain
+ *                              # HTTP, no credential; IPv4 or [IPv6]:port;
+ *                              # absent (the default): no metrics port
  *
  * Unknown keys are errors (a typo must not silently drop a setting).
  */
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "error.h"
 
@@ -75,6 +81,10 @@ struct defender_config {
 	bool bpf_pin_none; /* bpf_pin_dir = none was given */
 	bool learning;
 	unsigned learn_window_s;
+	bool renew; /* renew the certificate over the link before it expires (enroll/renew.h) */
+	char *metrics_listen; /* as written ("127.0.0.1:9464"); NULL: no metrics port */
+	struct sockaddr_storage metrics_addr; /* metrics_listen parsed, when set */
+	socklen_t metrics_addr_len;
 };
 
 /* Load and validate path into cfg (zeroed first).  Free with defender_config_fini. */

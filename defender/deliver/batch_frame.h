@@ -29,6 +29,16 @@ uint8_t *batch_frame_envelope(uint64_t incarnation, uint64_t seq, const void *ba
 			      size_t *ret_len);
 
 /*
+ * Envelope{seq, incarnation, batch_size = len, batch_lz4 = 7} around the
+ * packed Batch bytes compressed as one LZ4 block, for a console that takes
+ * them (Reply.batch_lz4).  malloc'ed; NULL with *ret_len 0 when compressing
+ * would not make it smaller (send it as it is), NULL with *ret_len 1 when
+ * out of memory.
+ */
+uint8_t *batch_frame_envelope_lz4(uint64_t incarnation, uint64_t seq, const void *batch, size_t len,
+				  size_t *ret_len);
+
+/*
  * Whether a packed Batch of len bytes carries model deltas (field 4): such a
  * batch must reach the console in order.  true as well for bytes it cannot
  * read (the safe answer).

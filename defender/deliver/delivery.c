@@ -59,6 +59,8 @@ struct delivery {
 	struct sender senders[DEFENDER_SEND_WINDOW_MAX];
 	int nsenders;
 	atomic_bool stop;
+	/* The console's last reply said it takes LZ4-compressed batches (Reply.batch_lz4). */
+	atomic_bool console_lz4;
 
 	/*
 	 * The send window (under lock): batches taken by the senders, in seq
@@ -538,13 +540,37 @@ static void batch_refused(struct delivery *dl, uint64_t seq)
 			  (unsigned long long)seq, err.msg);
 }
 
+/* A batch on its way: its Envelope as spooled, and the same compressed for a console that
+ * takes that (NULL: not compressed). */
+struct outgoing {
+	uint64_t seq, incarnation;
+	uint8_t *msg; /* Envelope{seq, incarnation, batch}, malloc'ed */
+	size_t len;
+	size_t batch_len; /* the packed Batch at the end of msg */
+	uint8_t *lz4;	  /* Envelope{seq, incarnation, batch_size, batch_lz4}, or NULL */
+	size_t lz4_len;
+};
+
 /*
- * Take the next batch into the window: its Envelope in *ret_msg (malloc'ed).
+ * Compress o's batch when the console takes that and it comes out smaller.
+ * Outside the lock: a 1 MiB batch takes a millisecond or two, which the
+ * capture thread must not wait for.
+ */
+static void compress_outgoing(struct delivery *dl, struct outgoing *o)
+{
+	if (!atomic_load(&dl->console_lz4))
+		return;
+	o->lz4 = batch_frame_envelope_lz4(o->incarnation, o->seq, o->msg + o->len - o->batch_len,
+					  o->batch_len, &o->lz4_len);
+}
+
+/*
+ * Take the next batch into the window: its Envelope, uncompressed, in *out.
  * Returns 0, -EAGAIN when there is nothing to take now (after waiting a
  * little), or -EIO when the spool cannot be read.  Caller holds lock; it is
  * released while waiting for the batches before a barrier.
  */
-static int take_next(struct delivery *dl, uint64_t *ret_seq, uint8_t **ret_msg, size_t *ret_len)
+static int take_next(struct delivery *dl, struct outgoing *out)
 {
 	struct spool_record rec;
 	vigil_err err = {0};
@@ -560,8 +586,8 @@ static int take_next(struct delivery *dl, uint64_t *ret_seq, uint8_t **ret_msg, 
 		wait_changed(dl, 200);
 		return -EAGAIN;
 	}
-	if (rc == 0 && (*ret_msg = batch_frame_envelope(spool_incarnation(dl->sp), rec.seq,
-							rec.payload, rec.len, ret_len)) == NULL)
+	if (rc == 0 && (out->msg = batch_frame_envelope(spool_incarnation(dl->sp), rec.seq,
+							rec.payload, rec.len, &out->len)) == NULL)
 		rc = verr_set(&err, -ENOMEM, "out of memory");
 	if (rc < 0) {
 		log_error("cannot read the spool: %s", err.msg);
@@ -573,8 +599,8 @@ static int take_next(struct delivery *dl, uint64_t *ret_seq, uint8_t **ret_msg, 
 		 * console would cut the connection at every attempt, forever.
 		 * Dropped, and reported as a gap like any other lost batch.
 		 */
-		free(*ret_msg);
-		*ret_msg = NULL;
+		free(out->msg);
+		out->msg = NULL;
 		log_error("spooled batch %llu is %zu bytes, more than a console accepts (%d):"
 			  " dropped and reported as lost",
 			  (unsigned long long)rec.seq, rec.len, BATCH_WIRE_MAX);
@@ -587,7 +613,9 @@ static int take_next(struct delivery *dl, uint64_t *ret_seq, uint8_t **ret_msg, 
 		return -EAGAIN;
 	}
 	barrier = batch_frame_has_models(rec.payload, rec.len);
-	*ret_seq = rec.seq;
+	out->seq = rec.seq;
+	out->incarnation = spool_incarnation(dl->sp);
+	out->batch_len = rec.len;
 	dl->taken_through = rec.seq;
 	dl->window[dl->nwindow++] = (struct in_flight){.seq = rec.seq};
 	if (barrier) {
@@ -628,25 +656,50 @@ static void window_done(struct delivery *dl, uint64_t seq)
  * Send one batch until the console takes it (or refuses it for good, or the
  * defender stops): returns the console's final status, or RETRY on stop.
  */
-static Vigil__Reply__Status send_batch(struct delivery *dl, struct uplink_chan *ch, uint64_t seq,
-				       const uint8_t *msg, size_t len)
+static Vigil__Reply__Status send_batch(struct delivery *dl, struct uplink_chan *ch,
+				       struct outgoing *o)
 {
+	uint64_t seq = o->seq;
+	bool counted = false;
+
 	int backoff_ms = 0;
 
 	while (!atomic_load(&dl->stop)) {
 		Vigil__Reply *reply = NULL;
 		vigil_err err = {0};
-		int rc = uplink_request(ch, NULL, msg, len, 15000, &reply, &err);
+		bool lz4 = o->lz4 != NULL;
+		int rc = uplink_request(ch, NULL, lz4 ? o->lz4 : o->msg, lz4 ? o->lz4_len : o->len,
+					15000, &reply, &err);
 		Vigil__Reply__Status status = rc == 0 ? reply->status : VIGIL__REPLY__STATUS__RETRY;
+
+		if (rc == 0)
+			atomic_store(&dl->console_lz4, reply->batch_lz4);
 
 		if (status == VIGIL__REPLY__STATUS__HELLO_REQUIRED)
 			status = VIGIL__REPLY__STATUS__RETRY; /* the main thread says hello */
+		if (status == VIGIL__REPLY__STATUS__REFUSED && lz4 && !reply->batch_lz4) {
+			/* Not this batch's fault: a console from before compression took the
+			 * place of the one that said it takes them.  The batch as it is. */
+			log_info("the console does not take compressed batches: batch %llu"
+				 " sent again as it is",
+				 (unsigned long long)seq);
+			vigil__reply__free_unpacked(reply, NULL);
+			free(o->lz4);
+			o->lz4 = NULL;
+			continue;
+		}
 		if (status == VIGIL__REPLY__STATUS__REFUSED)
 			/* Resending cannot help: dropped, reported as a gap, counted. */
 			log_error("console refused batch %llu for good: %s (dropped, reported as"
 				  " lost)",
 				  (unsigned long long)seq, reply->error);
 		pthread_mutex_lock(&dl->lock);
+		if (!counted && rc == 0) { /* what this batch put on the wire, once */
+			counted = true;
+			dl->st.batches_lz4 += lz4;
+			dl->st.batch_bytes += o->batch_len;
+			dl->st.batch_bytes_sent += lz4 ? o->lz4_len : o->len;
+		}
 		if (status == VIGIL__REPLY__STATUS__OK || status == VIGIL__REPLY__STATUS__REFUSED) {
 			if (dl->complained)
 				log_info("batches are delivered again");
@@ -699,9 +752,8 @@ static void *sender_main(void *arg)
 	pthread_mutex_lock(&dl->lock);
 	sd->ch = ch;
 	while (!atomic_load(&dl->stop)) {
-		uint8_t *msg = NULL;
-		size_t len = 0;
-		uint64_t seq = 0;
+		struct outgoing o = {0};
+		uint64_t seq;
 		int rc;
 
 		/* Losses first: an operator should hear of them before anything else. */
@@ -719,7 +771,7 @@ static void *sender_main(void *arg)
 			wait_changed(dl, 200); /* sender 0 reports them first */
 			continue;
 		}
-		rc = take_next(dl, &seq, &msg, &len);
+		rc = take_next(dl, &o);
 		if (rc == -EAGAIN)
 			continue;
 		if (rc < 0) {
@@ -729,8 +781,11 @@ static void *sender_main(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&dl->lock);
-		Vigil__Reply__Status status = send_batch(dl, ch, seq, msg, len);
-		free(msg);
+		compress_outgoing(dl, &o);
+		Vigil__Reply__Status status = send_batch(dl, ch, &o);
+		free(o.lz4);
+		free(o.msg);
+		seq = o.seq;
 		pthread_mutex_lock(&dl->lock);
 		if (status != VIGIL__REPLY__STATUS__OK && status != VIGIL__REPLY__STATUS__REFUSED)
 			break; /* stopping: the batch stays in the spool for the next start */

@@ -55,8 +55,11 @@ struct delivery_stats {
 	uint64_t spool_pending;
 	uint64_t spool_dropped; /* batches the spool dropped (reported as gaps) */
 	uint64_t append_errors;
-	uint64_t oversize; /* events, deviations, model changes or spooled batches too large
-			      for a console: not sent, logged (a spooled batch also as a gap) */
+	uint64_t oversize;	   /* events, deviations, model changes or spooled batches too large
+				      for a console: not sent, logged (a spooled batch also as a gap) */
+	uint64_t batches_lz4;	   /* batches sent compressed (the console takes them) */
+	uint64_t batch_bytes;	   /* packed size of every batch framed for sending */
+	uint64_t batch_bytes_sent; /* what those framings came to, compressed or not */
 };
 
 struct delivery;

@@ -16,6 +16,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "crc32c.h"
 #include "fsutil.h"
 
 #define FRAME_MAGIC   0x31525356u /* "VSR1" */
@@ -66,30 +67,6 @@ struct spool {
 
 /* ---- encoding ---- */
 
-static uint32_t crc_table[256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void crc_init(void)
-{
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-		for (int k = 0; k < 8; k++)
-			c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1; /* Castagnoli, reflected */
-		crc_table[i] = c;
-	}
-}
-
-uint32_t spool_crc32c(uint32_t crc, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	pthread_once(&crc_once, crc_init);
-	crc = ~crc;
-	while (len--)
-		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-	return ~crc;
-}
-
 static void put_le(uint8_t *p, uint64_t v, int n)
 {
 	for (int i = 0; i < n; i++)
@@ -115,14 +92,14 @@ static void hdr_encode(uint8_t *h, uint64_t seq, const void *payload, uint32_t l
 	put_le(h, FRAME_MAGIC, 4);
 	put_le(h + 4, len, 4);
 	put_le(h + 8, seq, 8);
-	put_le(h + 16, spool_crc32c(0, h, 16), 4);
-	put_le(h + 20, spool_crc32c(spool_crc32c(0, h, 16), payload, len), 4);
+	put_le(h + 16, crc32c(0, h, 16), 4);
+	put_le(h + 20, crc32c(crc32c(0, h, 16), payload, len), 4);
 }
 
 /* 1 when h is a frame header whose own CRC holds and whose fields are in range. */
 static int hdr_ok(const uint8_t *h, uint64_t *seq, uint32_t *len)
 {
-	if (get_le(h, 4) != FRAME_MAGIC || get_le(h + 16, 4) != spool_crc32c(0, h, 16))
+	if (get_le(h, 4) != FRAME_MAGIC || get_le(h + 16, 4) != crc32c(0, h, 16))
 		return 0;
 	*len = (uint32_t)get_le(h + 4, 4);
 	*seq = get_le(h + 8, 8);
@@ -131,7 +108,7 @@ static int hdr_ok(const uint8_t *h, uint64_t *seq, uint32_t *len)
 
 static int payload_ok(const uint8_t *h, const void *payload, uint32_t len)
 {
-	return get_le(h + 20, 4) == spool_crc32c(spool_crc32c(0, h, 16), payload, len);
+	return get_le(h + 20, 4) == crc32c(crc32c(0, h, 16), payload, len);
 }
 
 /* ---- memory ---- */
@@ -269,7 +246,7 @@ static int state_write(struct spool *sp, vigil_err *err)
 		put_le(g + 16, sp->gaps[i].count, 8);
 		put_le(g + 24, sp->gaps[i].reason, 8);
 	}
-	put_le(b + n, spool_crc32c(0, b, n), 4);
+	put_le(b + n, crc32c(0, b, n), 4);
 	snprintf(path, sizeof(path), "%s/state", sp->dir);
 	/* Temporary file, fsync, rename; then the directory, so the rename itself is durable. */
 	if ((rc = fs_write_file(path, b, n + 4, 0600, 0, err)) < 0)
@@ -304,7 +281,7 @@ static int state_load(struct spool *sp, vigil_err *err)
 	hdr = version == 1 ? STATE_HDR_V1 : STATE_HDR;
 	ngaps = get_le(b + 12, 4);
 	if (ngaps > SPOOL_GAPS_MAX || n != hdr + ngaps * STATE_GAP + 4 ||
-	    get_le(b + n - 4, 4) != spool_crc32c(0, b, n - 4))
+	    get_le(b + n - 4, 4) != crc32c(0, b, n - 4))
 		goto bad;
 	sp->next_seq = get_le(b + 16, 8);
 	sp->acked = get_le(b + 24, 8);

@@ -224,7 +224,4 @@ void spool_stats(const struct spool *sp, struct spool_stats *out);
  */
 void spool_close(struct spool *sp);
 
-/* CRC32C (Castagnoli) of buf, continuing from crc (0 to start). */
-uint32_t spool_crc32c(uint32_t crc, const void *buf, size_t len);
-
 #endif

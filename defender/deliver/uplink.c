@@ -30,6 +30,8 @@
 struct uplink {
 	nng_socket sock;
 	bool sock_open;
+	/* dialers and tls: replaced by uplink_reload (any thread), under dial_lock. */
+	pthread_mutex_t dial_lock;
 	size_t ndialers;
 	nng_dialer dialers[DEFENDER_MAX_CONSOLES];
 	nng_tls_config *tls[DEFENDER_MAX_CONSOLES];
@@ -42,6 +44,9 @@ struct uplink {
 	uint64_t pipes_untracked; /* added while the table was full (not closable by id) */
 	/* Stopping: no new diagnosis, and the one under way is cancelled (under pipes_lock). */
 	bool aborted;
+	/* Dialers uplink_reload closed (under pipes_lock): their connections end on purpose. */
+	uint32_t retired[DEFENDER_MAX_CONSOLES];
+	size_t nretired;
 	nng_aio *diag_aio;
 };
 
@@ -90,7 +95,7 @@ static void on_pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 	struct uplink *up = arg;
 	nng_sockaddr sa;
 	char addr[64] = "console";
-	bool counted, stopping;
+	bool counted, stopping, retired = false;
 
 	if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 && sa.s_family == NNG_AF_INET) {
 		const uint8_t *a = (const uint8_t *)&sa.s_in.sa_addr;
@@ -100,11 +105,16 @@ static void on_pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 	pthread_mutex_lock(&up->pipes_lock);
 	counted = ev == NNG_PIPE_EV_ADD_POST ? pipe_add_locked(up, p) : pipe_remove_locked(up, p);
 	stopping = up->aborted;
+	for (size_t i = 0; i < up->nretired && !retired; i++)
+		retired = up->retired[i] == (uint32_t)nng_dialer_id(nng_pipe_dialer(p));
 	pthread_mutex_unlock(&up->pipes_lock);
 	if (ev == NNG_PIPE_EV_ADD_POST && counted)
 		log_info("connected to console %s (mutual TLS verified)", addr);
 	else if (ev == NNG_PIPE_EV_REM_POST && counted && stopping)
 		log_info("closed the connection to console %s on shutdown", addr);
+	else if (ev == NNG_PIPE_EV_REM_POST && counted && retired)
+		log_info("closed the connection to console %s made with the previous certificate",
+			 addr);
 	else if (ev == NNG_PIPE_EV_REM_POST && counted)
 		log_warn("lost connection to console %s; redialing", addr);
 }
@@ -128,9 +138,49 @@ static int url_host(const char *url, char *buf, size_t len, vigil_err *err)
 	return 0;
 }
 
-struct uplink *uplink_open(const struct defender_config *cfg, vigil_err *err)
+/*
+ * A TLS configuration from cfg's files for url and a dialer on up's socket
+ * with it, started (non-blocking: a console down now is redialed in the
+ * background).  On failure nothing is left behind.
+ */
+static int dial_one(struct uplink *up, const struct defender_config *cfg, const char *url,
+		    nng_dialer *ret_dialer, nng_tls_config **ret_tls, vigil_err *err)
 {
 	const struct tls_files files = {.ca = cfg->ca, .cert = cfg->cert, .key = cfg->key};
+	nng_tls_config *tls = NULL;
+	nng_dialer d;
+	char host[256];
+	int rv, rc;
+
+	if ((rc = url_host(url, host, sizeof(host), err)) < 0)
+		return rc;
+	if ((rc = tls_config_new(NNG_TLS_MODE_CLIENT, NNG_TLS_AUTH_MODE_REQUIRED, &files,
+				 cfg->server_name != NULL ? cfg->server_name : host, &tls, err)) <
+	    0)
+		return rc;
+	if ((rv = nng_dialer_create(&d, up->sock, url)) != 0) {
+		nng_tls_config_free(tls);
+		return verr_set(err, -EINVAL, "cannot dial console '%s': %s", url,
+				nng_strerror(rv));
+	}
+	if ((rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls)) != 0) {
+		nng_dialer_close(d);
+		nng_tls_config_free(tls);
+		return verr_set(err, -EINVAL, "cannot set TLS for '%s': %s", url, nng_strerror(rv));
+	}
+	if ((rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)) != 0) {
+		nng_dialer_close(d);
+		nng_tls_config_free(tls);
+		return verr_set(err, -EINVAL, "cannot start dialing '%s': %s", url,
+				nng_strerror(rv));
+	}
+	*ret_dialer = d;
+	*ret_tls = tls;
+	return 0;
+}
+
+struct uplink *uplink_open(const struct defender_config *cfg, vigil_err *err)
+{
 	struct uplink *up;
 	int rv, rc;
 
@@ -141,6 +191,7 @@ struct uplink *uplink_open(const struct defender_config *cfg, vigil_err *err)
 		return NULL;
 	}
 	pthread_mutex_init(&up->pipes_lock, NULL);
+	pthread_mutex_init(&up->dial_lock, NULL);
 	if ((rv = nng_req0_open(&up->sock)) != 0) {
 		rc = verr_set(err, -ENOMEM, "cannot open req socket: %s", nng_strerror(rv));
 		goto fail;
@@ -155,34 +206,11 @@ struct uplink *uplink_open(const struct defender_config *cfg, vigil_err *err)
 	nng_pipe_notify(up->sock, NNG_PIPE_EV_REM_POST, on_pipe_event, up);
 
 	for (size_t i = 0; i < cfg->nconsoles; i++) {
-		const char *url = cfg->consoles[i];
-		char host[256];
-
-		if ((rc = url_host(url, host, sizeof(host), err)) < 0)
+		if ((rc = dial_one(up, cfg, cfg->consoles[i], &up->dialers[i], &up->tls[i], err)) <
+		    0)
 			goto fail;
-		if ((rc = tls_config_new(NNG_TLS_MODE_CLIENT, NNG_TLS_AUTH_MODE_REQUIRED, &files,
-					 cfg->server_name != NULL ? cfg->server_name : host,
-					 &up->tls[i], err)) < 0)
-			goto fail;
-		up->urls[i] = url;
+		up->urls[i] = cfg->consoles[i];
 		up->ndialers++;
-		if ((rv = nng_dialer_create(&up->dialers[i], up->sock, url)) != 0) {
-			rc = verr_set(err, -EINVAL, "cannot dial console '%s': %s", url,
-				      nng_strerror(rv));
-			goto fail;
-		}
-		if ((rv = nng_dialer_set_ptr(up->dialers[i], NNG_OPT_TLS_CONFIG, up->tls[i])) !=
-		    0) {
-			rc = verr_set(err, -EINVAL, "cannot set TLS for '%s': %s", url,
-				      nng_strerror(rv));
-			goto fail;
-		}
-		/* Non-blocking: a console that is down now is redialed in the background. */
-		if ((rv = nng_dialer_start(up->dialers[i], NNG_FLAG_NONBLOCK)) != 0) {
-			rc = verr_set(err, -EINVAL, "cannot start dialing '%s': %s", url,
-				      nng_strerror(rv));
-			goto fail;
-		}
 	}
 	return up;
 fail:
@@ -318,6 +346,46 @@ int uplink_connections(struct uplink *up)
 	return (int)n;
 }
 
+int uplink_reload(struct uplink *up, const struct defender_config *cfg, vigil_err *err)
+{
+	nng_dialer fresh[DEFENDER_MAX_CONSOLES], old[DEFENDER_MAX_CONSOLES];
+	nng_tls_config *fresh_tls[DEFENDER_MAX_CONSOLES], *old_tls[DEFENDER_MAX_CONSOLES];
+	size_t n = up->ndialers;
+	int rc;
+
+	/* The new dialers first, so that a connection with the new certificate is on its way. */
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = dial_one(up, cfg, up->urls[i], &fresh[i], &fresh_tls[i], err)) < 0) {
+			while (i-- > 0) {
+				nng_dialer_close(fresh[i]);
+				nng_tls_config_free(fresh_tls[i]);
+			}
+			return rc;
+		}
+	}
+	pthread_mutex_lock(&up->dial_lock);
+	memcpy(old, up->dialers, n * sizeof(old[0]));
+	memcpy(old_tls, up->tls, n * sizeof(old_tls[0]));
+	memcpy(up->dialers, fresh, n * sizeof(fresh[0]));
+	memcpy(up->tls, fresh_tls, n * sizeof(fresh_tls[0]));
+	pthread_mutex_unlock(&up->dial_lock);
+	pthread_mutex_lock(&up->pipes_lock);
+	for (size_t i = 0; i < n; i++)
+		up->retired[i] = (uint32_t)nng_dialer_id(old[i]);
+	up->nretired = n;
+	pthread_mutex_unlock(&up->pipes_lock);
+	/*
+	 * Closing a dialer closes its connections; a request in flight on one
+	 * is sent again on the next (req resends), and the spool's batches
+	 * wait for their acknowledgement as after any lost connection.
+	 */
+	for (size_t i = 0; i < n; i++) {
+		nng_dialer_close(old[i]);
+		nng_tls_config_free(old_tls[i]);
+	}
+	return 0;
+}
+
 void uplink_diagnose(struct uplink *up, char *buf, size_t len)
 {
 	size_t off = 0;
@@ -325,12 +393,18 @@ void uplink_diagnose(struct uplink *up, char *buf, size_t len)
 	buf[0] = '\0';
 	for (size_t i = 0; i < up->ndialers && off < len; i++) {
 		nng_stream_dialer *d = NULL;
+		nng_tls_config *tls;
 		nng_aio *aio = NULL;
 		int rv;
 
+		/* Held: a renewal may replace it meanwhile (uplink_reload). */
+		pthread_mutex_lock(&up->dial_lock);
+		tls = up->tls[i];
+		nng_tls_config_hold(tls);
+		pthread_mutex_unlock(&up->dial_lock);
 		rv = nng_stream_dialer_alloc(&d, up->urls[i]);
 		if (rv == 0)
-			rv = nng_stream_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, up->tls[i]);
+			rv = nng_stream_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls);
 		if (rv == 0)
 			rv = nng_aio_alloc(&aio, NULL, NULL);
 		if (rv == 0) {
@@ -377,6 +451,7 @@ void uplink_diagnose(struct uplink *up, char *buf, size_t len)
 					  : nng_strerror(rv));
 		nng_aio_free(aio);
 		nng_stream_dialer_free(d);
+		nng_tls_config_free(tls);
 	}
 }
 
@@ -403,5 +478,6 @@ void uplink_close(struct uplink *up)
 		if (up->tls[i] != NULL)
 			nng_tls_config_free(up->tls[i]);
 	pthread_mutex_destroy(&up->pipes_lock);
+	pthread_mutex_destroy(&up->dial_lock);
 	free(up);
 }

@@ -8,7 +8,8 @@
  * nng redials on its own with exponential backoff (100 ms .. 5 s); a request
  * goes to whichever console is connected, so a second console is a fail-over.
  *
- * Used by one thread (the defender's main loop).
+ * Used by one thread (the defender's main loop), but for the request channels
+ * (one thread each) and uplink_reload (the renewal thread, any time).
  */
 
 #include <stddef.h>
@@ -71,6 +72,15 @@ int uplink_connections(struct uplink *up);
  */
 #define UPLINK_PIPES_MAX 16
 int uplink_close_links(struct uplink *up);
+
+/*
+ * Dial every console again with the certificate and key now in cfg's files
+ * (after a renewal): new dialers with them are started, then the old ones
+ * closed, with their connections; requests in flight are sent again on the
+ * new connections.  Any thread.  On failure (a file unreadable, the key not
+ * the certificate's) the old dialers go on and err says why.
+ */
+int uplink_reload(struct uplink *up, const struct defender_config *cfg, vigil_err *err);
 
 /*
  * Why the consoles are unreachable: dials each URL once with the same TLS

@@ -714,8 +714,10 @@ static bool deviation_may_apply(const struct rule *r, uint32_t tid)
 
 	if (r->scope.services.n == 0)
 		return true;
+	/* Containers' services are named by image, not by a unit: classify those too. */
 	for (size_t i = 0; i < r->scope.services.n; i++)
 		if (strncmp(r->scope.services.v[i], "exe:", 4) == 0 ||
+		    strncmp(r->scope.services.v[i], "container:", 10) == 0 ||
 		    strchr(r->scope.services.v[i], '/') != NULL)
 			return true;
 	if (subject_unit(tid, unit, sizeof(unit)) < 0 || unit[0] == '\0')
@@ -812,7 +814,8 @@ static const char *list_entry(const struct rule_strings *l, size_t i)
 static enum fan_answer decide_exec(struct enforcer *e, const struct enforce_state *s,
 				   struct fan_request *rq, const struct subject *sub)
 {
-	struct rule_subject rs = {sub->interactive ? NULL : sub->service, NULL};
+	struct rule_subject rs = {sub->interactive ? NULL : sub->service,
+				  sub->image[0] != '\0' ? sub->image : NULL};
 	const struct rule *r = rule_decider(s->canon, s->n, RULE_CAT_PROCESSES, &rs);
 	const struct rule *orig;
 	struct enforce_audit a;
@@ -881,7 +884,8 @@ static enum fan_answer decide_exec(struct enforcer *e, const struct enforce_stat
 static enum fan_answer decide_open(struct enforcer *e, const struct enforce_state *s,
 				   struct fan_request *rq, const struct subject *sub)
 {
-	struct rule_subject rs = {sub->interactive ? NULL : sub->service, NULL};
+	struct rule_subject rs = {sub->interactive ? NULL : sub->service,
+				  sub->image[0] != '\0' ? sub->image : NULL};
 	const struct rule *r = rule_decider(s->canon, s->n, RULE_CAT_FILES, &rs);
 	const struct rule *orig;
 	int writes = subject_open_writes(rq->tid);
@@ -1100,7 +1104,8 @@ bool enforcer_check_event(struct enforcer *e, const struct event *ev, const stru
 {
 	struct enforce_state *s = state_get(e);
 	bool interactive = cls->cls == CLASS_INTERACTIVE;
-	struct rule_subject rs = {interactive ? NULL : cls->service, NULL};
+	struct rule_subject rs = {interactive ? NULL : cls->service,
+				  cls->image[0] != '\0' ? cls->image : NULL};
 	const struct rule *r, *orig;
 	char why[256], path[EV_PATH_MAX * 2];
 	bool hit = false;
@@ -1163,12 +1168,12 @@ out:
 	return hit;
 }
 
-bool enforcer_deviation(struct enforcer *e, const char *service, const char *kind, char *rule,
-			enum rule_effect *ret_effect, enum rule_effect *ret_wanted, char *why,
-			size_t whylen)
+bool enforcer_deviation(struct enforcer *e, const char *service, const char *image,
+			const char *kind, char *rule, enum rule_effect *ret_effect,
+			enum rule_effect *ret_wanted, char *why, size_t whylen)
 {
 	struct enforce_state *s = state_get(e);
-	struct rule_subject rs = {service, NULL};
+	struct rule_subject rs = {service, image != NULL && image[0] != '\0' ? image : NULL};
 	enum rule_category c = RULE_CAT_NETWORK;
 	const struct rule *r;
 	enum rule_effect want;

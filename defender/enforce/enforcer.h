@@ -94,14 +94,15 @@ bool enforcer_check_event(struct enforcer *e, const struct event *ev, const stru
 			  const struct classification *cls, struct enforce_audit *out);
 
 /*
- * A deviation from a model (d: its kind and service) under the rules: false
+ * A deviation from a model (its service, the image of the process's
+ * container, "" or NULL for none, and its kind) under the rules: false
  * when a rule disables such audits; else true with the rule's name, the
  * effect applied and wanted, and why, to put in the audit (rule, why: at
  * least RULE_NAME_MAX + 1 and 256 bytes).
  */
-bool enforcer_deviation(struct enforcer *e, const char *service, const char *kind, char *rule,
-			enum rule_effect *ret_effect, enum rule_effect *ret_wanted, char *why,
-			size_t whylen);
+bool enforcer_deviation(struct enforcer *e, const char *service, const char *image,
+			const char *kind, char *rule, enum rule_effect *ret_effect,
+			enum rule_effect *ret_wanted, char *why, size_t whylen);
 
 /* The storage a report points into: one per caller (each thread its own). */
 struct enforcer_report_buf {

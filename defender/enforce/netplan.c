@@ -303,7 +303,8 @@ static void network_shortfalls(const struct rule *r, struct shortfalls *sf)
 				      r->scope.services.v[i]);
 	if (r->scope.images.n > 0)
 		shortfall_add(sf, r->name, "network", net->deny_effect, RULE_EFFECT_ALERT,
-			      "container images are not known to this defender yet");
+			      "network rules scoped to container images are alerted: the"
+			      " kernel's tables place processes by unit cgroup, not by image");
 }
 
 void netplan_build(const struct rule *set, size_t n, const struct netplan_cgroup *cgs, size_t ncg,

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "process/proctree_priv.h"
@@ -24,7 +25,8 @@ int subject_reader_init(struct subject_reader *r)
 {
 	memset(r, 0, sizeof(*r));
 	if (intern_init(&r->strs, &r->bytes) < 0 ||
-	    procfs_init(&r->pf, "/proc", 0, &r->bytes) < 0) {
+	    procfs_init(&r->pf, "/proc", 0, &r->bytes) < 0 ||
+	    container_cache_init(&r->ctrs, NULL, 0, CONTAINER_CACHE_NO_IO, &r->bytes) < 0) {
 		subject_reader_fini(r);
 		return -ENOMEM;
 	}
@@ -35,6 +37,15 @@ void subject_reader_fini(struct subject_reader *r)
 {
 	procfs_fini(&r->pf);
 	intern_fini(&r->strs);
+	container_cache_fini(&r->ctrs);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* Up to len-1 bytes of a small procfs file into buf, NUL-terminated; its length or -errno. */
@@ -123,7 +134,13 @@ int subject_resolve(struct subject_reader *r, uint32_t tid, struct subject *out)
 	}
 	if (n == 0)
 		return -ENOENT;
-	classify(cp, n, &cls);
+	classify(
+	    cp, n,
+	    chain[0].container_id != NULL
+		? container_cache_get(&r->ctrs, chain[0].container_id, chain[0].cgroup, mono_ms())
+		: NULL,
+	    &cls);
+	snprintf(out->image, sizeof(out->image), "%s", cls.image);
 	out->interactive = cls.cls == CLASS_INTERACTIVE;
 	out->leader_pid = cls.leader_pid;
 	snprintf(out->service, sizeof(out->service), "%s", cls.service);

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "process/classify.h"
+#include "process/container_cache.h"
 #include "process/intern.h"
 #include "process/procfs.h"
 
@@ -33,11 +34,13 @@ struct subject {
 	char exe[PATH_MAX];	   /* the caller's executable (before an exec completes) */
 	char parent_exe[PATH_MAX]; /* its parent's: the section a started program is in */
 	char why[192];		   /* the classification's reason */
+	char image[CONTAINER_IMAGE_MAX + 1]; /* its container's image; "" none or not known */
 };
 
 struct subject_reader {
 	struct procfs pf;
 	struct intern strs;
+	struct container_cache ctrs; /* CONTAINER_CACHE_NO_IO: this thread opens no file */
 	uint64_t bytes;
 };
 

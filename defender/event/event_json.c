@@ -401,6 +401,19 @@ static void put_enrich(struct json_writer *w, const struct event_enrich *en)
 		json_writer_key(w, "container_id");
 		json_writer_cstr(w, en->container_id);
 	}
+	/* What the container's runtime recorded; absent while it is not known. */
+	if (en->container_name && en->container_name[0]) {
+		json_writer_key(w, "container_name");
+		json_writer_cstr(w, en->container_name);
+	}
+	if (en->container_image && en->container_image[0]) {
+		json_writer_key(w, "container_image");
+		json_writer_cstr(w, en->container_image);
+	}
+	if (en->container_runtime && en->container_runtime[0]) {
+		json_writer_key(w, "container_runtime");
+		json_writer_cstr(w, en->container_runtime);
+	}
 	if (en->nancestry > 0) {
 		json_writer_key(w, "ancestry");
 		json_writer_arr_begin(w);

@@ -25,6 +25,10 @@ struct event_enrich {
 	const char *exe;
 	const char *cgroup;
 	const char *container_id;
+	/* the container's, as its runtime's state says (NULL: none, or not known) */
+	const char *container_name;
+	const char *container_image;
+	const char *container_runtime; /* "docker", "podman", "containerd", "cri-o" */
 	size_t nancestry;
 	struct {
 		uint32_t pid;

@@ -525,6 +525,11 @@ static void report(struct learner *l, const struct event *ev, const struct event
 	d.pid = ev->hdr->pid;
 	d.n_chain = n;
 	d.chain = lp;
+	/* The container's (its runtime's names are checked ASCII: no copy needed). */
+	d.container_id = (char *)(en->container_id != NULL ? en->container_id : "");
+	d.container_name = (char *)(en->container_name != NULL ? en->container_name : "");
+	d.container_image = (char *)(en->container_image != NULL ? en->container_image : "");
+	d.container_runtime = (char *)(en->container_runtime != NULL ? en->container_runtime : "");
 	log_debug("deviation: %s %s %s: %s", service, o->m.exe, d.kind, o->raw);
 	l->sink.deviation(&d, l->sink.ctx);
 }

@@ -80,11 +80,62 @@ static int is_cron(const struct proc_entry *e)
 	return is(e, "cron") || is(e, "crond") || is(e, "anacron");
 }
 
-void classify(const struct proc_entry *const *chain, size_t n, struct classification *out)
+static bool same_container(const struct proc_entry *a, const struct proc_entry *b)
+{
+	return a->container_id != NULL && b->container_id != NULL &&
+	       (a->container_id == b->container_id ||
+		strcmp(a->container_id, b->container_id) == 0);
+}
+
+void classify_container_service(const char *image, char out[160])
+{
+	const size_t room = 160 - sizeof("container:");
+	uint64_t h = 1469598103934665603ull;
+
+	if (strlen(image) <= room) {
+		snprintf(out, 160, "container:%s", image);
+		return;
+	}
+	/*
+	 * A reference too long for a model's name (one pinned by digest under a
+	 * deep path): its start, and a hash of all of it, so two long ones that
+	 * share a start still get models of their own.
+	 */
+	for (const char *c = image; *c != '\0'; c++)
+		h = (h ^ (unsigned char)*c) * 1099511628211ull;
+	snprintf(out, 160, "container:%.*s#%016llx", (int)(room - 17), image,
+		 (unsigned long long)h);
+}
+
+/* A container's service: named by its image, else its leader's executable. */
+static void container_service(const struct proc_entry *self, const struct proc_entry *leader,
+			      const struct container_meta *ctr, struct classification *out)
+{
+	char who[48];
+
+	if (out->image[0] != '\0')
+		classify_container_service(out->image, out->service);
+	else
+		snprintf(out->service, sizeof(out->service), "container:%s",
+			 leader->exe != NULL ? leader->exe : leader->comm);
+	if (ctr != NULL && ctr->name[0] != '\0')
+		snprintf(who, sizeof(who), "%.40s", ctr->name);
+	else
+		snprintf(who, sizeof(who), "%.12s", self->container_id);
+	snprintf(out->why, sizeof(out->why),
+		 "container %s (%s%simage %.64s), leader %.24s (pid %u)", who,
+		 ctr != NULL ? container_runtime_name(ctr->runtime) : "",
+		 ctr != NULL && ctr->runtime != CONTAINER_RT_UNKNOWN ? ", " : "",
+		 out->image[0] != '\0' ? out->image : "unknown", prog(leader), leader->pid);
+}
+
+void classify(const struct proc_entry *const *chain, size_t n, const struct container_meta *ctr,
+	      struct classification *out)
 {
 	const struct proc_entry *self = n > 0 ? chain[0] : NULL;
 	const char *what = NULL, *unit;
 	size_t unit_len = 0, leader = 0;
+	bool contained = false;
 
 	memset(out, 0, sizeof(*out));
 	if (self == NULL) {
@@ -92,6 +143,19 @@ void classify(const struct proc_entry *const *chain, size_t n, struct classifica
 		snprintf(out->service, sizeof(out->service), "unknown");
 		snprintf(out->why, sizeof(out->why), "process not in the process tree");
 		return;
+	}
+	if (self->container_id != NULL) {
+		/* Only the chain inside the container: the shim above it is every container's. */
+		size_t m = 1;
+
+		while (m < n && same_container(chain[m], self))
+			m++;
+		n = m;
+		contained = true;
+		if (ctr != NULL && strcmp(ctr->id, self->container_id) == 0)
+			snprintf(out->image, sizeof(out->image), "%s", ctr->image);
+		else
+			ctr = NULL;
 	}
 	if (self->tty != NULL && self->tty[0] != '\0') {
 		out->cls = CLASS_INTERACTIVE;
@@ -115,7 +179,8 @@ void classify(const struct proc_entry *const *chain, size_t n, struct classifica
 			return;
 		}
 	}
-	if (self->loginuid != LOGINUID_UNSET && !under_cron) {
+	/* Not in a container: its login uid is whoever started the container's. */
+	if (self->loginuid != LOGINUID_UNSET && !under_cron && !contained) {
 		out->cls = CLASS_INTERACTIVE;
 		out->leader_pid = self->sid;
 		snprintf(out->why, sizeof(out->why), "in a login session (loginuid %u)",
@@ -131,7 +196,9 @@ void classify(const struct proc_entry *const *chain, size_t n, struct classifica
 		leader = i;
 	}
 	out->leader_pid = chain[leader]->pid;
-	if (unit != NULL) {
+	if (contained) {
+		container_service(self, chain[leader], ctr, out);
+	} else if (unit != NULL) {
 		snprintf(out->service, sizeof(out->service), "unit:%.*s", (int)unit_len, unit);
 		snprintf(out->why, sizeof(out->why), "systemd unit %.*s%s", (int)unit_len, unit,
 			 under_cron ? " (cron job)" : "");

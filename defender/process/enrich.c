@@ -60,11 +60,19 @@ static void enrich_apply(struct proctree *pt, const struct event *ev)
 	}
 }
 
-/* en from ev's ancestry chain (chain[0] is its process). */
-static void describe_chain(const struct proc_entry *const *chain, size_t n, struct event_enrich *en,
+/* en from ev's ancestry chain (chain[0] is its process; ctr its container, or NULL). */
+static void describe_chain(const struct proc_entry *const *chain, size_t n,
+			   const struct container_meta *ctr, struct event_enrich *en,
 			   struct enrich_scratch *scratch)
 {
-	classify(chain, n, &scratch->cls);
+	/* A copy: the cache may evict its entry before the next event reuses this description. */
+	if (ctr != NULL) {
+		scratch->ctr = *ctr;
+		en->container_name = scratch->ctr.name;
+		en->container_image = scratch->ctr.image;
+		en->container_runtime = container_runtime_name(scratch->ctr.runtime);
+	}
+	classify(chain, n, ctr != NULL ? &scratch->ctr : NULL, &scratch->cls);
 	en->cls = scratch->cls.cls == CLASS_INTERACTIVE ? "interactive" : "service";
 	en->service = scratch->cls.service;
 	en->class_reason = scratch->cls.why;
@@ -94,7 +102,8 @@ void enrich_describe(struct proctree *pt, const struct event *ev, struct event_e
 	user = proctree_user_name(pt, ev->hdr->uid);
 	/* The rendered description holds the user name: the same uid too. */
 	if (scratch->last.valid && scratch->last.pid == ev->hdr->pid &&
-	    scratch->last.uid == ev->hdr->uid && scratch->last.gen == proctree_generation(pt)) {
+	    scratch->last.uid == ev->hdr->uid && scratch->last.gen == proctree_generation(pt) &&
+	    scratch->last.cgen == proctree_container_generation(pt)) {
 		*en = scratch->last.en;
 		en->user = user;
 		return;
@@ -104,7 +113,7 @@ void enrich_describe(struct proctree *pt, const struct event *ev, struct event_e
 	scratch->last.valid = false;
 	n = proctree_ancestry(pt, ev->hdr->pid, chain, CHAIN_MAX);
 	if (n > 0)
-		describe_chain(chain, n, en, scratch);
+		describe_chain(chain, n, proctree_container(pt, chain[0]), en, scratch);
 	en->json_len =
 	    event_json_enrich_render(en, scratch->json, sizeof(scratch->json), &en->json_lossy);
 	en->json = en->json_len > 0 ? scratch->json : NULL;
@@ -113,6 +122,7 @@ void enrich_describe(struct proctree *pt, const struct event *ev, struct event_e
 	scratch->last.pid = ev->hdr->pid;
 	scratch->last.uid = ev->hdr->uid;
 	scratch->last.gen = proctree_generation(pt);
+	scratch->last.cgen = proctree_container_generation(pt);
 	scratch->last.valid = true;
 }
 

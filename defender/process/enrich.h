@@ -4,8 +4,9 @@
 
 /*
  * Between capture and the process tree: keep the tree current from process
- * events, and describe an event's process (user, exe, cgroup, container,
- * ancestry) for output.  Runs on the capture thread, which owns the tree.
+ * events, and describe an event's process (user, exe, cgroup, container and
+ * what its runtime says of it, ancestry) for output.  Runs on the capture
+ * thread, which owns the tree.
  */
 
 #include <stdbool.h>
@@ -29,10 +30,12 @@
  */
 struct enrich_scratch {
 	struct classification cls;
+	struct container_meta ctr; /* the described process's container (a copy: en points here) */
 	struct {
 		bool valid;
 		uint32_t pid, uid;
-		uint64_t gen; /* proctree_generation when it was made */
+		uint64_t gen;  /* proctree_generation when it was made */
+		uint64_t cgen; /* proctree_container_generation when it was made */
 		struct event_enrich en;
 	} last;
 	char json[ENRICH_JSON_MAX]; /* last.en rendered (en->json points here) */

@@ -371,7 +371,8 @@ struct proctree *proctree_new(const struct proctree_limits *lim)
 	    intern_init(&pt->strs, &pt->st.bytes) != 0 ||
 	    procfs_init(&pt->proc, lim->proc_root ? lim->proc_root : "/proc",
 			lim->args_max ? lim->args_max : PROCTREE_ARGS_DEFAULT,
-			&pt->st.bytes) != 0) {
+			&pt->st.bytes) != 0 ||
+	    container_cache_init(&pt->ctrs, lim->container_root, 0, 0, &pt->st.bytes) != 0) {
 		proctree_free(pt);
 		errno = ENOMEM;
 		return NULL;
@@ -391,6 +392,7 @@ void proctree_free(struct proctree *pt)
 	intern_fini(&pt->strs); /* the entries' strings too */
 	pidmap_fini(&pt->pids);
 	procfs_fini(&pt->proc);
+	container_cache_fini(&pt->ctrs);
 	free(pt);
 }
 
@@ -493,7 +495,16 @@ static int exec_cgroup(struct proctree *pt, const struct proctree_exec *ev,
 			    ev->cgroup_id;
 		return 0;
 	}
-	if (old != NULL && old->cgroup != NULL)
+	/*
+	 * Gone before it could be read (a short command: "podman exec web
+	 * true").  Its cgroup v2 id, once seen naming a v2 path, still names
+	 * it on a hybrid host; the parent (the runtime, outside the container)
+	 * would not.
+	 */
+	if (pt->proc.cg_hybrid && ev->cgroup_id != 0 &&
+	    (c = cgcache_get(&pt->cgroups, ev->cgroup_id)) != NULL)
+		take_cgroup(e, c->path, c->cid);
+	else if (old != NULL && old->cgroup != NULL)
 		take_cgroup(e, old->cgroup, old->container_id);
 	else if (parent != NULL && parent->cgroup != NULL)
 		take_cgroup(e, parent->cgroup, parent->container_id);
@@ -829,4 +840,29 @@ void proctree_stats(const struct proctree *pt, struct proctree_stats *ret_stats)
 	ret_stats->strings = pt->strs.count;
 	ret_stats->string_bytes = pt->strs.payload;
 	ret_stats->user_names = pt->users.count;
+	ret_stats->containers = pt->ctrs.st.entries;
+	ret_stats->containers_found = pt->ctrs.st.found;
+	ret_stats->containers_missed = pt->ctrs.st.missed;
+	ret_stats->containers_malformed = pt->ctrs.st.malformed;
+	ret_stats->containers_evicted = pt->ctrs.st.evicted + pt->ctrs.st.shared_evicted;
+}
+
+static uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+const struct container_meta *proctree_container(struct proctree *pt, const struct proc_entry *e)
+{
+	if (e == NULL || e->container_id == NULL)
+		return NULL;
+	return container_cache_get(&pt->ctrs, e->container_id, e->cgroup, monotonic_ms());
+}
+
+uint64_t proctree_container_generation(const struct proctree *pt)
+{
+	return container_cache_generation(&pt->ctrs);
 }

@@ -65,6 +65,8 @@ struct proctree_limits {
 	uint64_t exit_grace_ns; /* how long an exited entry stays resolvable (default 5 s) */
 	uint32_t args_max;	/* argv bytes kept, up to PROCTREE_ARGS_MAX (default 256) */
 	const char *proc_root;	/* default "/proc"; copied.  Tests point it at a fake tree */
+	/* where container runtimes keep their state (container_cache.h): default "/"; copied */
+	const char *container_root;
 };
 
 /* proc_entry.flags */
@@ -162,7 +164,14 @@ struct proctree_stats {
 	uint64_t strings;	   /* distinct interned strings */
 	uint64_t string_bytes;	   /* their payload bytes */
 	uint64_t user_names;	   /* names in the user cache */
-	uint64_t bytes;		   /* heap held, with an allocator-overhead estimate */
+	/* Containers' metadata (proctree_container; container_cache.h has the details). */
+	uint64_t containers;	       /* containers cached (found and not found) */
+	uint64_t containers_found;     /* lookups that read a container's name and image */
+	uint64_t containers_missed;    /* lookups that found a container nowhere (retried) */
+	uint64_t containers_malformed; /* runtime state files refused */
+	uint64_t containers_evicted;   /* cached containers dropped to make room (also from the
+					* table the enforcement listener reads) */
+	uint64_t bytes;		       /* heap held, with an allocator-overhead estimate */
 };
 
 /*
@@ -272,6 +281,21 @@ uint64_t proctree_generation(const struct proctree *pt);
 
 /* Counters and sizes. */
 void proctree_stats(const struct proctree *pt, struct proctree_stats *ret_stats);
+
+struct container_meta;
+
+/*
+ * The container e runs in, as its runtime's state describes it (runtime,
+ * name, image; container_cache.h): NULL when e is in no container, or while its
+ * container is not found (looked up again later, never on every call).  The
+ * first call for a container reads a few bounded files; later ones are a
+ * hash probe.  Valid until the next call of this function or proctree_free;
+ * it changes nothing in the tree (entries stay where they are).
+ */
+const struct container_meta *proctree_container(struct proctree *pt, const struct proc_entry *e);
+
+/* A number that changes whenever an answer of proctree_container may have. */
+uint64_t proctree_container_generation(const struct proctree *pt);
 
 /*
  * Pure helpers, exposed for tests and for other modules.

@@ -19,7 +19,8 @@
  *   - proc (procfs.h): the /proc tree entries are read from, and the read
  *     buffers (its scratch is lent to the user cache between reads);
  *   - cgroups (cgcache.h): cgroup v2 id -> path, holding references in strs;
- *   - users (usercache.h): uid -> name.
+ *   - users (usercache.h): uid -> name;
+ *   - ctrs (container_cache.h): container id -> runtime, name, image.
  * Every part counts its heap in st.bytes (memacct.h).
  *
  * Ownership: the proctree owns every part; the parts hold pointers to
@@ -30,6 +31,7 @@
 #include <stdint.h>
 
 #include "process/cgcache.h"
+#include "process/container_cache.h"
 #include "process/intern.h"
 #include "process/pidmap.h"
 #include "process/procfs.h"
@@ -57,6 +59,7 @@ struct proctree {
 	struct procfs proc;
 	struct cgcache cgroups;
 	struct usercache users;
+	struct container_cache ctrs;
 
 	/* Counters; strings, string_bytes and user_names are the parts' own, read on demand. */
 	struct proctree_stats st;

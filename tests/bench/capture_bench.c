@@ -11,6 +11,13 @@
  * whenever it could run, 1 when it could not, 2 on bad usage.  README.md next
  * to this file gives the defender's side of the contract.
  *
+ * With --console the defender runs as the quick start runs it: connected to
+ * a console with its private PostgreSQL on the same machine, learning on,
+ * batches spooled and sent over mutual TLS; each run then also waits until
+ * the console has every batch and reports what an event cost the
+ * defender, the console and PostgreSQL in CPU (issue 15, "the cost of an
+ * event, end to end").
+ *
  * Every child is tracked by PID until it is reaped, and only those PIDs are
  * ever killed: every exit path (normal, error, SIGINT/SIGTERM/SIGHUP) SIGKILLs
  * and reaps them, and each child has PR_SET_PDEATHSIG in case the bench dies.
@@ -43,6 +50,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "harness.h"
+
 #define READY_TIMEOUT_MS     10000
 #define MEM_READY_TIMEOUT_MS 30000 /* the defender may walk /proc for 10,000 processes first */
 #define STOP_TIMEOUT_MS	     10000
@@ -67,7 +76,7 @@ struct opts {
 struct workload {
 	const char *name;
 	long count; /* iterations of one run: about 1.5-2 s on the project's 2-core machines */
-	double target;
+	double target, console_target; /* capture alone; the quick start's pipeline (--console) */
 	int (*fn)(long n);
 };
 
@@ -87,6 +96,24 @@ struct defender {
 	size_t len;
 	char line[LINE_MAX_BYTES + 1];
 };
+
+/*
+ * --console: the console the defender reports to, and what each with-run
+ * cost the three processes (CPU seconds, summed over the rounds of a
+ * workload) for how many events.
+ */
+struct pipeline_cost {
+	double defender_s, console_s, pg_s;
+	double idle_defender_s; /* the defender's idle CPU per second, summed over the runs */
+	unsigned long long events;
+	long hwm_kb; /* the defender's peak RSS, largest over the runs */
+};
+
+static bool g_console;
+static char g_cdir[H_PATH], g_conf[H_PATH];
+static struct h_pki g_pki;
+static struct h_console g_con;
+static struct pipeline_cost g_cost;
 
 static pid_t g_parent;
 static char g_tmpdir[] = "/tmp/vigil-bench.XXXXXX";
@@ -176,6 +203,12 @@ static void cleanup(void)
 	if (getpid() != g_parent)
 		return;
 	reap_tracked();
+	if (g_con.pid > 0) { /* ours: started by h_console_start */
+		kill(g_con.pid, SIGTERM);
+		while (waitpid(g_con.pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		g_con.pid = 0;
+	}
 	for (int w = 0; w < RATE_WORKERS; w++)
 		if (g_ratedir[w][0])
 			rm_dir(g_ratedir[w]);
@@ -321,11 +354,22 @@ static int wl_connect(long n)
 	return 0;
 }
 
+/* A syscall the defender does not watch: what its hook on every syscall's exit taxes it. */
+static int wl_getppid(long n)
+{
+	for (long i = 0; i < n; i++)
+		if (syscall(SYS_getppid) < 0)
+			return -1;
+	return 0;
+}
+
 static const struct workload workloads[] = {
-    {"exec", 2000, 1.05, wl_exec},
-    {"open", 500000, 1.15, wl_open},
-    {"open-write", 160000, 1.15, wl_open_write},
-    {"connect", 25000, 1.05, wl_connect},
+    {"exec", 2000, 1.05, 1.05, wl_exec},
+    {"open", 500000, 1.15, 1.15, wl_open},
+    {"open-write", 160000, 1.15, 1.15, wl_open_write},
+    {"connect", 25000, 1.05, 1.10, wl_connect},
+    /* No target: what every unwatched syscall on the host pays. */
+    {"getppid", 4000000, 0, 0, wl_getppid},
 };
 
 /* One run of w in a fresh child; *ret_s is the loop's wall time as the child measured it. */
@@ -364,6 +408,17 @@ static void reader_line(struct defender *d, char *s, size_t n)
 	long pid;
 
 	s[n] = '\0';
+	if (g_console) { /* its log: ready once the console has its hello */
+		if (strstr(s, "registered with the console")) {
+			pthread_mutex_lock(&d->mu);
+			d->ready = 1;
+			pthread_cond_broadcast(&d->cv);
+			pthread_mutex_unlock(&d->mu);
+		} else if (strstr(s, " warn") || strstr(s, " error")) {
+			fprintf(stderr, "capture_bench: defender: %s\n", s);
+		}
+		return;
+	}
 	if (ready || memmem(s, head, "\"type\":\"stats\"", 14)) {
 		pthread_mutex_lock(&d->mu);
 		if (ready) {
@@ -506,7 +561,14 @@ static int defender_start(struct defender *d, const char *path, int ready_ms)
 	if (pid == 0) {
 		int nul = open("/dev/null", O_RDONLY);
 		child_reset();
-		if (nul < 0 || dup2(nul, 0) < 0 || dup2(p[1], 1) < 0) /* stderr: ours */
+		if (nul < 0 || dup2(nul, 0) < 0)
+			_exit(127);
+		if (g_console) { /* its log on the pipe; stdout (nothing) to /dev/null */
+			if (dup2(p[1], 2) < 0 || dup2(nul, 1) < 0)
+				_exit(127);
+			execl(path, path, "--config", g_conf, defender_arg, (char *)NULL);
+		}
+		if (dup2(p[1], 1) < 0) /* stderr: ours */
 			_exit(127);
 		/* defender_arg NULL ends the list where it stands. */
 		execl(path, path, "--events-json", "--stats-interval-ms", "0", defender_arg,
@@ -546,6 +608,259 @@ static int defender_start(struct defender *d, const char *path, int ready_ms)
 	return -1;
 }
 
+static void read_vm(pid_t pid, long *ret_hwm, long *ret_rss);
+
+/* ---- --console: the console beside the defender, and what an event costs all three ---- */
+
+#define CONSOLE_HOST	 "host-a" /* the CN of the harness's host certificate */
+#define DRAIN_TIMEOUT_MS 120000
+#define DRAIN_HEARTBEATS 2 /* unchanged, empty spool: the console has everything */
+#define IDLE_SAMPLE_US	 1000000
+
+/* A console with its private PostgreSQL, and the quick start's defender configuration for it. */
+static void console_setup(void)
+{
+	FILE *f;
+
+	h_tmpdir(g_cdir);
+	h_pki_make(g_cdir, &g_pki);
+	h_console_start(&g_con, g_cdir, &g_pki, NULL);
+	snprintf(g_conf, sizeof(g_conf), "%s/defender.conf", g_cdir);
+	if ((f = fopen(g_conf, "we")) == NULL) {
+		fprintf(stderr, "capture_bench: %s: %s\n", g_conf, strerror(errno));
+		exit(1);
+	}
+	/* deploy/quickstart.sh's file, on this console and state directory. */
+	fprintf(f,
+		"console = %s\nca = %s\ncert = %s\nkey = %s\nstate_dir = %s/defender\n"
+		"label = env=bench\nlearn_window = 24h\n",
+		g_con.listen, g_pki.ca, g_pki.host_cert, g_pki.host_key, g_cdir);
+	if (fclose(f) != 0) {
+		fprintf(stderr, "capture_bench: %s: %s\n", g_conf, strerror(errno));
+		exit(1);
+	}
+}
+
+/* At a normal exit (not on a signal: not async-signal-safe), after the console stopped. */
+static void console_remove(void)
+{
+	if (g_con.pid > 0) {
+		kill(g_con.pid, SIGTERM);
+		while (waitpid(g_con.pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		g_con.pid = 0;
+	}
+	if (g_cdir[0] != '\0')
+		h_rmrf(g_cdir);
+}
+
+/* CPU seconds of pid (its threads; with reaped children when children is set), -1 if gone. */
+static double cpu_s(pid_t pid, bool children)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut, st, cut, cst;
+	FILE *f;
+	int n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return -1;
+	n = fgets(buf, sizeof(buf), f) != NULL;
+	fclose(f);
+	/* After the command, which may hold spaces and parentheses: the last ')'. */
+	if (!n || (p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &ut,
+		   &st, &cut, &cst) != 4)
+		return -1;
+	return (double)(ut + st + (children ? cut + cst : 0)) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static pid_t ppid_of(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	int ppid = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
+		sscanf(p + 2, "%*c %d", &ppid);
+	fclose(f);
+	return ppid;
+}
+
+/*
+ * The console's PostgreSQL: its postmaster (a child of the console) with
+ * the backends it has reaped, and its live backends.
+ */
+static double pg_cpu_s(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	pid_t pm[8];
+	int npm = 0;
+	double sum = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) && npm < 8) {
+		pid_t pid = (pid_t)atoi(e->d_name);
+		if (pid > 0 && ppid_of(pid) == g_con.pid)
+			pm[npm++] = pid;
+	}
+	for (int i = 0; i < npm; i++) {
+		double c = cpu_s(pm[i], true);
+		sum += c > 0 ? c : 0;
+	}
+	rewinddir(d);
+	while ((e = readdir(d))) {
+		pid_t pid = (pid_t)atoi(e->d_name), pp = pid > 0 ? ppid_of(pid) : 0;
+		for (int i = 0; i < npm; i++)
+			if (pp == pm[i]) {
+				double c = cpu_s(pid, false);
+				sum += c > 0 ? c : 0;
+			}
+	}
+	closedir(d);
+	return sum;
+}
+
+/* The host's capture counters as the console last stored them (new ref), and when. */
+static json_t *console_counters(PGconn *db, double *ret_seen)
+{
+	PGresult *r = PQexec(db, "SELECT capture::text, extract(epoch FROM last_seen)"
+				 " FROM hosts WHERE host_id = '" CONSOLE_HOST "'");
+	json_t *j = NULL;
+
+	*ret_seen = 0;
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
+		j = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+		*ret_seen = atof(PQgetvalue(r, 0, 1));
+	}
+	PQclear(r);
+	return j;
+}
+
+static long long counter(json_t *c, const char *group, const char *key)
+{
+	json_t *v = json_object_get(json_object_get(c, group), key);
+	return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+}
+
+static unsigned long long delivered_sum(json_t *c)
+{
+	const char *k;
+	json_t *v;
+	unsigned long long n = 0;
+
+	json_object_foreach(json_object_get(c, "delivered"), k, v)
+	{
+		if (json_is_integer(v) && json_integer_value(v) > 0)
+			n += (unsigned long long)json_integer_value(v);
+	}
+	return n;
+}
+
+/*
+ * A barrier, not a sleep: wait until heartbeats sent after the run ended
+ * say twice in a row that nothing is waiting in the spool and nothing new
+ * was spooled in between (everything read from the ring is acknowledged by
+ * the console).  Returns the last counters (new ref), NULL on timeout.
+ */
+static json_t *console_drained(double run_end_wall)
+{
+	PGconn *db = h_db(&g_con);
+	json_t *last = NULL;
+	long long spooled = -1;
+	double seen_at = 0;
+	int steady = 0;
+
+	for (long long until = h_now_ms() + DRAIN_TIMEOUT_MS; h_now_ms() < until; h_sleep_ms(100)) {
+		double seen;
+		json_t *c = console_counters(db, &seen);
+		if (c == NULL || seen <= run_end_wall || seen == seen_at) {
+			json_decref(c);
+			continue;
+		}
+		seen_at = seen;
+		long long sp = counter(c, "delivery", "batches_spooled");
+		bool empty = counter(c, "delivery", "spool_pending") == 0 &&
+			     counter(c, "delivery", "batches_acked") == sp;
+		steady = empty && sp == spooled ? steady + 1 : 0;
+		spooled = sp;
+		json_decref(last);
+		last = c;
+		if (steady >= DRAIN_HEARTBEATS - 1 && empty)
+			break;
+	}
+	PQfinish(db);
+	if (steady < DRAIN_HEARTBEATS - 1) {
+		char *text =
+		    last ? json_dumps(json_object_get(last, "delivery"), JSON_COMPACT) : NULL;
+		fprintf(stderr,
+			"capture_bench: the console did not get every batch within %d s (last"
+			" heartbeat's delivery counters: %s)\n",
+			DRAIN_TIMEOUT_MS / 1000, text ? text : "none after the run");
+		free(text);
+		json_decref(last);
+		return NULL;
+	}
+	return last;
+}
+
+static double wall_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * One with-run under --console: the loop, then the barrier; adds what the
+ * run cost (the defender's CPU from the loop's start until the console had
+ * everything, the console's and PostgreSQL's over the same span) to g_cost.
+ * The counters the console holds become the defender's stats (new ref).
+ */
+static int console_run(const struct workload *w, long n, double *ret_s, json_t **ret_stats)
+{
+	double d0, c0, p0, t0, di, ci, pi, span;
+	long hwm = -1, rss = -1;
+	json_t *after;
+	int rc;
+
+	/*
+	 * What the three spend idle (heartbeats, the console's sweeps) over one
+	 * second first: the barrier below waits for heartbeats, and that wait is
+	 * not the events' cost.
+	 */
+	d0 = cpu_s(g_def.pid, false), c0 = cpu_s(g_con.pid, false), p0 = pg_cpu_s();
+	t0 = now_s();
+	nap_us(IDLE_SAMPLE_US);
+	span = now_s() - t0;
+	di = (cpu_s(g_def.pid, false) - d0) / span;
+	ci = (cpu_s(g_con.pid, false) - c0) / span;
+	pi = (pg_cpu_s() - p0) / span;
+	d0 = cpu_s(g_def.pid, false), c0 = cpu_s(g_con.pid, false), p0 = pg_cpu_s();
+	t0 = now_s();
+	if ((rc = run_workload(w, n, ret_s)) != 0)
+		return rc;
+	if ((after = console_drained(wall_s())) == NULL)
+		return -1;
+	span = now_s() - t0 - *ret_s; /* the wait after the loop */
+	g_cost.defender_s += cpu_s(g_def.pid, false) - d0 - di * span;
+	g_cost.console_s += cpu_s(g_con.pid, false) - c0 - ci * span;
+	g_cost.pg_s += pg_cpu_s() - p0 - pi * span;
+	g_cost.idle_defender_s += di;
+	/* This defender's, since it started a moment before the loop: the loop's and a few more. */
+	g_cost.events += delivered_sum(after);
+	read_vm(g_def.pid, &hwm, &rss);
+	if (hwm > g_cost.hwm_kb)
+		g_cost.hwm_kb = hwm;
+	*ret_stats = after;
+	return 0;
+}
+
 /* SIGTERM the defender, reap it (SIGKILL after 10 s), parse its stats line: new ref or NULL. */
 static json_t *defender_stop(struct defender *d)
 {
@@ -563,6 +878,8 @@ static json_t *defender_stop(struct defender *d)
 		fprintf(stderr, "capture_bench: the defender %s on SIGTERM\n",
 			status_str(st, buf, sizeof(buf)));
 	defender_join(d);
+	if (g_console) /* its counters are the console's (console_run) */
+		return NULL;
 	if (!d->stats)
 		fprintf(stderr,
 			"capture_bench: the defender printed no {\"type\":\"stats\"} line\n");
@@ -656,30 +973,59 @@ static void stats_add(json_t **sum, json_t *s)
 	}
 }
 
+/* --per-syscall-floor: also measure the floor of per-syscall exit tracepoints. */
+static bool g_per_syscall_floor;
+
+/* The syscalls the defender's sys_exit handles (bpf/capture.bpf.c, watched()). */
+static const char *const exit_syscalls[] = {
+    "open",	"creat",     "openat",	"openat2", "unlink",  "unlinkat",  "rmdir", "rename",
+    "renameat", "renameat2", "link",	"linkat",  "symlink", "symlinkat", "chmod", "fchmod",
+    "fchmodat", "fchmodat2", "chown",	"fchown",  "lchown",  "fchownat",  "mkdir", "mkdirat",
+    "truncate", "ftruncate", "connect", "accept",  "accept4", "bind",	   "listen"};
+#define EXIT_SYSCALLS (sizeof(exit_syscalls) / sizeof(exit_syscalls[0]))
+
 /*
  * One run with capture's floor attached (floor.bpf.c: an empty program on
- * sys_exit) into *ret_s.  Returns 0, or 1 when there is no floor
- * to measure (built without BPF, or it cannot be attached: *ret_s is 0).
+ * sys_exit, or with per_syscall one on each watched syscall's
+ * sys_exit_<name>) into *ret_s.  Returns 0, or 1 when there is no floor to
+ * measure (built without BPF, or it cannot be attached: *ret_s is 0).
  */
-static int run_floor(const struct workload *w, long n, double *ret_s)
+static int run_floor_as(const struct workload *w, long n, bool per_syscall, double *ret_s)
 {
 	*ret_s = 0;
 #ifdef VIGIL_HAVE_BPF
-	struct floor_bpf *fl = floor_bpf__open_and_load();
-	int rc;
+	struct floor_bpf *fl = floor_bpf__open();
+	struct bpf_link *links[EXIT_SYSCALLS] = {0};
+	int rc = 1;
 
-	if (fl == NULL || floor_bpf__attach(fl) != 0) {
-		floor_bpf__destroy(fl);
+	if (fl == NULL)
 		return 1;
+	bpf_program__set_autoattach(fl->progs.floor_exit, !per_syscall);
+	if (floor_bpf__load(fl) != 0 || floor_bpf__attach(fl) != 0)
+		goto out;
+	for (size_t i = 0; per_syscall && i < EXIT_SYSCALLS; i++) {
+		char tp[64];
+		snprintf(tp, sizeof(tp), "sys_exit_%s", exit_syscalls[i]);
+		/* A syscall this kernel does not have (NULL: not attached) is left out. */
+		links[i] = bpf_program__attach_tracepoint(fl->progs.floor_exit_one, "syscalls", tp);
 	}
 	rc = run_workload(w, n, ret_s);
+out:
+	for (size_t i = 0; i < EXIT_SYSCALLS; i++)
+		bpf_link__destroy(links[i]);
 	floor_bpf__destroy(fl);
 	return rc;
 #else
 	(void)w;
 	(void)n;
+	(void)per_syscall;
 	return 1;
 #endif
+}
+
+static int run_floor(const struct workload *w, long n, double *ret_s)
+{
+	return run_floor_as(w, n, false, ret_s);
 }
 
 /*
@@ -834,18 +1180,25 @@ static int bench_workload(const struct workload *w, const struct opts *o, json_t
 {
 	long n = o->quick ? w->count / 10 : w->count;
 	int r = o->rounds, rc, nfloor = 0;
+	double fl2[MAX_ROUNDS] = {0}, f2ratio[MAX_ROUNDS];
+	int nfloor2 = 0;
 	double wo[MAX_ROUNDS], wi[MAX_ROUNDS], fl[MAX_ROUNDS], ratio[MAX_ROUNDS],
 	    fratio[MAX_ROUNDS], tmp[MAX_ROUNDS], with_total = 0, t, m_wo, m_wi, m_ratio,
 						 m_floor = 0, evs, kns = 0;
 	unsigned long long events = 0;
 	long long lost;
 	json_t *stats = NULL;
+	double target = g_console ? w->console_target : w->target;
 
 	fprintf(stderr, "capture_bench: %s: %d rounds of %ld without, floor, with\n", w->name, r,
 		n);
+	g_cost = (struct pipeline_cost){0};
 	rc = run_workload(w, n / 10 + 1, &t); /* warm-up: page cache, dentries, TCP state */
 	for (int i = 0; !rc && i < r; i++) {
 		if (i % 2 == 0 && (rc = run_floor(w, n, &fl[i])) < 0)
+			break;
+		if (i % 2 == 0 && g_per_syscall_floor &&
+		    (rc = run_floor_as(w, n, true, &fl2[i])) < 0)
 			break;
 		if (i % 2 == 0 && (rc = run_workload(w, n, &wo[i])) != 0)
 			break;
@@ -853,14 +1206,21 @@ static int bench_workload(const struct workload *w, const struct opts *o, json_t
 			json_decref(stats);
 			return -2;
 		}
-		rc = run_workload(w, n, &wi[i]);
-		json_t *one = defender_stop(&g_def);
-		stats_add(&stats, one);
+		json_t *one = NULL;
+		if (g_console)
+			rc = console_run(w, n, &wi[i], &one);
+		else
+			rc = run_workload(w, n, &wi[i]);
+		json_t *own = defender_stop(&g_def);
+		stats_add(&stats, own != NULL ? own : one);
+		json_decref(own);
 		json_decref(one);
 		events += g_def.events;
 		with_total += wi[i];
 		if (!rc && i % 2 == 1 && (rc = run_workload(w, n, &wo[i])) == 0)
 			rc = run_floor(w, n, &fl[i]);
+		if (!rc && i % 2 == 1 && g_per_syscall_floor)
+			rc = run_floor_as(w, n, true, &fl2[i]);
 		rc = rc > 0 ? 0 : rc;
 	}
 	if (rc) {
@@ -874,6 +1234,8 @@ static int bench_workload(const struct workload *w, const struct opts *o, json_t
 		ratio[i] = wi[i] / wo[i];
 		if (fl[i] > 0)
 			fratio[nfloor++] = fl[i] / wo[i];
+		if (fl2[i] > 0)
+			f2ratio[nfloor2++] = fl2[i] / wo[i];
 	}
 	m_wo = median(wo, r, tmp);
 	m_wi = median(wi, r, tmp);
@@ -882,7 +1244,10 @@ static int bench_workload(const struct workload *w, const struct opts *o, json_t
 		m_floor = median(fratio, nfloor, tmp);
 	evs = (double)events / with_total;
 	fprintf(g_out, "%-10s without %.2f s  with %.2f s  ratio %.3f (target <= %.2f)  %s\n",
-		w->name, m_wo, m_wi, m_ratio, w->target, m_ratio <= w->target ? "PASS" : "FAIL");
+		w->name, m_wo, m_wi, m_ratio, target,
+		target <= 0	    ? "(no target)"
+		: m_ratio <= target ? "PASS"
+				    : "FAIL");
 	if (nfloor > 0)
 		fprintf(g_out,
 			"            floor (an empty program on sys_exit) %.3f; the defender"
@@ -891,6 +1256,11 @@ static int bench_workload(const struct workload *w, const struct opts *o, json_t
 	else
 		fprintf(g_out, "            floor not measured (no BPF in this build, or it could"
 			       " not be attached)\n");
+	if (nfloor2 > 0)
+		fprintf(g_out,
+			"            floor with an empty program on each watched syscall's"
+			" sys_exit_<name> instead: %.3f\n",
+			median(f2ratio, nfloor2, tmp));
 	fprintf(g_out, "            pairs:");
 	for (int i = 0; i < r; i++)
 		fprintf(g_out, " %.3f", ratio[i]);
@@ -906,22 +1276,43 @@ static int bench_workload(const struct workload *w, const struct opts *o, json_t
 			" (%.2f us)\n",
 			100.0 * kns / (m_wo * 1e9 / (double)n), m_wo * 1e6 / (double)n);
 #endif
+	if (g_console) {
+		events = g_cost.events;
+		evs = (double)events / with_total;
+		fprintf(
+		    g_out,
+		    "            CPU per event until the console had it, over each one's idle"
+		    " rate: defender %.2f us (target <= 3), console %.2f us, PostgreSQL %.2f us;"
+		    " the defender idle %.1f ms/s; its peak RSS %.1f MiB\n",
+		    g_cost.defender_s * 1e6 / (double)(events ? events : 1),
+		    g_cost.console_s * 1e6 / (double)(events ? events : 1),
+		    g_cost.pg_s * 1e6 / (double)(events ? events : 1),
+		    g_cost.idle_defender_s * 1e3 / o->rounds, g_cost.hwm_kb / 1024.0);
+	}
 	fprintf(g_out, "            delivered %llu events, %.0f ev/s over the with-runs\n", events,
 		evs);
 	print_stats(stats);
 	lost = stats_lost(stats);
-	json_array_append_new(
-	    rows,
-	    json_pack(
-		"{s:s, s:I, s:o, s:o, s:o, s:o, s:f, s:f, s:f, s:f, s:b, s:I, s:f, s:o, s:o*, s:o}",
-		"name", w->name, "iterations", (json_int_t)n, "without_s", json_doubles(wo, r),
-		"with_s", json_doubles(wi, r), "floor_s",
-		nfloor > 0 ? json_doubles(fl, r) : json_null(), "floor_ratio",
-		nfloor > 0 ? json_real(m_floor) : json_null(), "without_median_s", m_wo,
-		"with_median_s", m_wi, "ratio", m_ratio, "target", w->target, "pass",
-		m_ratio <= w->target, "events", (json_int_t)events, "events_per_s", evs, "lost",
-		json_lost(lost), "stats", stats, "kernel_ns_per_iteration",
-		kns > 0 ? json_real(kns) : json_null()));
+	json_t *row = json_pack(
+	    "{s:s, s:I, s:o, s:o, s:o, s:o, s:f, s:f, s:f, s:f, s:b, s:I, s:f, s:o, s:o*, s:o}",
+	    "name", w->name, "iterations", (json_int_t)n, "without_s", json_doubles(wo, r),
+	    "with_s", json_doubles(wi, r), "floor_s",
+	    nfloor > 0 ? json_doubles(fl, r) : json_null(), "floor_ratio",
+	    nfloor > 0 ? json_real(m_floor) : json_null(), "without_median_s", m_wo,
+	    "with_median_s", m_wi, "ratio", m_ratio, "target", target, "pass", m_ratio <= target,
+	    "events", (json_int_t)events, "events_per_s", evs, "lost", json_lost(lost), "stats",
+	    stats, "kernel_ns_per_iteration", kns > 0 ? json_real(kns) : json_null());
+	if (g_console && row != NULL)
+		json_object_set_new(
+		    row, "pipeline",
+		    json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "defender_cpu_s", g_cost.defender_s,
+			      "console_cpu_s", g_cost.console_s, "postgres_cpu_s", g_cost.pg_s,
+			      "defender_us_per_event",
+			      g_cost.defender_s * 1e6 / (double)(events ? events : 1),
+			      "console_us_per_event",
+			      g_cost.console_s * 1e6 / (double)(events ? events : 1),
+			      "defender_peak_rss_mib", g_cost.hwm_kb / 1024.0));
+	json_array_append_new(rows, row);
 	return 0;
 }
 
@@ -1170,14 +1561,19 @@ static int usage(FILE *f, int rc)
 		   "                   ./build/defender/vigil-defender)\n"
 		   "  --rounds N       paired rounds per workload, 1..99 (default 11)\n"
 		   "  --only LIST      run only these parts, comma-separated: exec, open,\n"
-		   "                   open-write, connect, rate, memory (default all)\n"
+		   "                   open-write, connect, getppid, rate, memory (default all)\n"
 		   "  --quick          loops a tenth as long, rate test 1 s: for development\n"
 		   "  --json           one JSON object on stdout; the table goes to stderr\n"
 		   "  --defender-arg A one more argument for the defender (e.g. --no-open-copy)\n"
 		   "  --rules100       the defender enforces a 100-rule set (deviations prevented\n"
 		   "                   for one service: every exec held) while it captures\n"
 		   "  --rules100-lists the same set with that service's deviations alerted only:\n"
-		   "                   what deny lists alone cost\n");
+		   "                   what deny lists alone cost\n"
+		   "  --console        the defender as the quick start runs it, connected to a\n"
+		   "                   console and its PostgreSQL on this machine, learning on;\n"
+		   "                   adds CPU per event of all three (no rate test)\n"
+		   "  --per-syscall-floor  also the floor of an empty program on each watched\n"
+		   "                   syscall's sys_exit_<name> tracepoint\n");
 	return rc;
 }
 
@@ -1192,6 +1588,8 @@ int main(int argc, char **argv)
 					      {"defender-arg", required_argument, NULL, 'a'},
 					      {"rules100", no_argument, NULL, 'R'},
 					      {"rules100-lists", no_argument, NULL, 'L'},
+					      {"console", no_argument, NULL, 'C'},
+					      {"per-syscall-floor", no_argument, NULL, 'P'},
 					      {0}};
 	static char defpath[4096];
 	struct opts o = {.rounds = 11};
@@ -1218,6 +1616,10 @@ int main(int argc, char **argv)
 			defender_arg = optarg;
 		else if (c == 'R' || c == 'L')
 			rules100 = c == 'R' ? 1 : 2;
+		else if (c == 'C')
+			g_console = true;
+		else if (c == 'P')
+			g_per_syscall_floor = true;
 		else if (c != 'r')
 			return usage(stderr, 2);
 	}
@@ -1243,6 +1645,18 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	atexit(cleanup);
+	if (g_console) {
+		/* The harness finds the console next to the defender: BUILD/defender/... */
+		static char build[4096];
+		snprintf(build, sizeof(build), "%s", o.defender);
+		for (int up = 0; up < 2 && strrchr(build, '/'); up++)
+			*strrchr(build, '/') = '\0';
+		if (bd == NULL && setenv("VIGIL_BUILD_DIR", build, 1) < 0)
+			return 1;
+		fprintf(stderr, "capture_bench: starting a console with its PostgreSQL\n");
+		console_setup();
+		atexit(console_remove); /* runs first: after cleanup() is registered */
+	}
 	if (rules100) {
 		char path[4096];
 
@@ -1271,15 +1685,17 @@ int main(int argc, char **argv)
 		if (wanted(&o, workloads[i].name) &&
 		    (c = bench_workload(&workloads[i], &o, rows)) < rc)
 			rc = c;
-	if (rc > -2 && wanted(&o, "rate") && (c = bench_rate(&o, &rate)) < rc)
+	/* The rate test counts the generators' events in the JSON lines: not with --console. */
+	if (rc > -2 && !g_console && wanted(&o, "rate") && (c = bench_rate(&o, &rate)) < rc)
 		rc = c;
 	if (rc > -2 && wanted(&o, "memory") && (c = bench_memory(&o, &mem)) < rc)
 		rc = c;
 	if (rc == -2)
 		fprintf(stderr, "capture_bench: stopped: the defender could not be started\n");
-	top = json_pack("{s:s, s:s, s:b, s:i, s:o, s:o*, s:o*, s:b}", "bench", "capture",
-			"defender", o.defender, "quick", o.quick, "rounds", o.rounds, "workloads",
-			rows, "rate", rate, "memory", mem, "complete", rc == 0);
+	top = json_pack("{s:s, s:s, s:b, s:b, s:i, s:o, s:o*, s:o*, s:b}", "bench", "capture",
+			"defender", o.defender, "console", g_console, "quick", o.quick, "rounds",
+			o.rounds, "workloads", rows, "rate", rate, "memory", mem, "complete",
+			rc == 0);
 	if (o.json && top && (s = json_dumps(top, JSON_COMPACT))) {
 		printf("%s\n", s);
 		free(s);

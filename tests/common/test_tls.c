@@ -30,7 +30,9 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/http/http.h>
 
+#include "fsutil.h"
 #include "pki.h"
+#include "pki_enroll.h"
 #include "tls.h"
 
 static char dir[256], other[256];
@@ -251,6 +253,50 @@ Test(tls, unverified_peer_has_no_identity)
 			   sizeof(cn)));
 	cr_expect_str_eq(cn, "<error -13>"); /* -EACCES */
 	server_stop(&s);
+}
+
+/* The peer check of the link (tls_config_set_peer_check): refuses host-3 only, and notes what it
+ * saw. */
+static char seen_serial[TLS_SERIAL_HEX_MAX + 1];
+
+static bool refuse_host3(const char *cn, const char *serial, void *arg)
+{
+	(void)arg;
+	if (strcmp(cn, "host-3") == 0)
+		snprintf(seen_serial, sizeof(seen_serial), "%s", serial);
+	return strcmp(cn, "host-3") == 0;
+}
+
+Test(tls, a_peer_check_refuses_a_certificate_in_the_handshake_and_serials_are_reported)
+{
+	struct pki_cert_info info;
+	struct server s;
+	nng_tls_config *client;
+	vigil_err err = {0};
+	char cn[80], ca[512], *pem;
+	size_t len;
+
+	mk(dir, "host-3", PKI_CLIENT, NULL, NULL);
+	server_start(&s, NNG_TLS_AUTH_MODE_REQUIRED);
+	cr_assert_eq(tls_config_set_peer_check(s.tls, refuse_host3, NULL, &err), 0, "%s", err.msg);
+	cr_expect_not(exchange(&s, path(dir, "host-3.crt"), path(dir, "host-3.key"), "127.0.0.1",
+			       cn, sizeof(cn)),
+		      "a refused certificate got through");
+	/* The check saw host-3's serial as the certificate has it. */
+	cr_assert_eq(fs_read_file(path(dir, "host-3.crt"), 65536, &pem, &len, &err), 0);
+	cr_assert_eq(pki_cert_info(pem, len, &info, &err), 0, "%s", err.msg);
+	free(pem);
+	cr_expect_str_eq(seen_serial, info.serial);
+	expect_server_answers(&s);
+	server_stop(&s);
+	/* A client has nobody to check (path()'s buffers rotate: the CA's is copied). */
+	snprintf(ca, sizeof(ca), "%s", path(dir, "ca.crt"));
+	const struct tls_files cf = {.ca = ca};
+	cr_assert_eq(tls_config_new(NNG_TLS_MODE_CLIENT, NNG_TLS_AUTH_MODE_REQUIRED, &cf, NULL,
+				    &client, &err),
+		     0, "%s", err.msg);
+	cr_expect_eq(tls_config_set_peer_check(client, refuse_host3, NULL, &err), -EINVAL);
+	nng_tls_config_free(client);
 }
 
 Test(tls, config_errors_name_the_file)

@@ -12,6 +12,7 @@
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -28,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "harness.h"
 #include "pg/pgembed.h"
 
@@ -165,6 +167,55 @@ static void use_console_db(void)
 		 "host=%s/postgres/run port=5432 dbname=vigil user=vigil", con.state);
 }
 
+/*
+ * The barrier before "no late duplicate", "no hole", "the count stays":
+ * everything the defender captured until now is in the database (or
+ * counted as lost), as its heartbeats prove (h_wait_delivered).  conninfo
+ * names the database the test reads, a console's private one or --db.
+ */
+static void wait_delivered(void)
+{
+	h_wait_delivered_dsn(conninfo, "host-a", h_wall_ms(), 60000);
+}
+
+/*
+ * The spool under dir/defender-state holds file path's event: the
+ * generator's last file is spooled, and every file before it (one process
+ * creating them in order, read from the ring in order, spooled in order).
+ * Spooled batches are not compressed; each event carries its JSON, path and
+ * all.  Fails the test after timeout_ms.
+ */
+static void wait_spooled(const char *path, int timeout_ms)
+{
+	char spool[H_PATH];
+
+	snprintf(spool, sizeof(spool), "%s/defender-state/spool", dir);
+	for (long long until = h_now_ms() + timeout_ms; h_now_ms() < until; h_sleep_ms(100)) {
+		DIR *d = opendir(spool);
+		struct dirent *e;
+		bool found = false;
+
+		while (d != NULL && !found && (e = readdir(d)) != NULL) {
+			char seg[2 * H_PATH];
+
+			if (strncmp(e->d_name, "seg-", 4) != 0)
+				continue;
+			snprintf(seg, sizeof(seg), "%s/%s", spool, e->d_name);
+			char *text = NULL;
+			size_t len = 0;
+			vigil_err err = {0};
+			if (fs_read_file(seg, 64 * 1024 * 1024, &text, &len, &err) == 0)
+				found = memmem(text, len, path, strlen(path)) != NULL;
+			free(text);
+		}
+		if (d != NULL)
+			closedir(d);
+		if (found)
+			return;
+	}
+	cr_assert_fail("%s is not in the spool (%s) after %d ms", path, spool, timeout_ms);
+}
+
 static long long events_for_load(void)
 {
 	char sql[1024];
@@ -183,7 +234,8 @@ static void expect_exactly_once(int n)
 
 	while (h_now_ms() < until && (got = events_for_load()) < n)
 		h_sleep_ms(250);
-	h_sleep_ms(1500); /* a late duplicate would show up now */
+	/* The generator has finished: a duplicate of any of its files would be stored by now. */
+	wait_delivered();
 	got = events_for_load();
 	if (got != n) {
 		char log[H_PATH];
@@ -246,7 +298,7 @@ Test(delivery, a_defender_whose_state_was_wiped_is_a_new_stream_not_duplicates)
 	gen_pid = start_generator(100, 400, 100);
 	wait_generator();
 	cr_expect_eq(wait_events(400), 400, "every file, before and after the reset");
-	h_sleep_ms(1500); /* a late duplicate would show up now */
+	wait_delivered(); /* a late duplicate would be stored by now */
 	cr_expect_eq(events_for_load(), 400, "exactly once");
 	snprintf(sql, sizeof(sql),
 		 "SELECT count(DISTINCT body->>'path') FROM events WHERE type = 'file' AND"
@@ -302,6 +354,9 @@ Test(delivery, an_exec_storm_with_long_arguments_is_delivered_whole)
 	for (long long until = h_now_ms() + 60000; h_now_ms() < until; h_sleep_ms(500))
 		if ((got = db_value(conninfo, sql)) >= 2000)
 			break;
+	/* The session has ended: a resent batch or a hole would show by now. */
+	wait_delivered();
+	got = db_value(conninfo, sql);
 	cr_expect_eq(got, 2000, "every exec of the storm is stored once");
 	cr_expect_gt(db_value(conninfo, "SELECT count(*) FROM activity WHERE host_id = 'host-a'"
 					" AND summary LIKE '%vigil-storm%'"),
@@ -311,6 +366,23 @@ Test(delivery, an_exec_storm_with_long_arguments_is_delivered_whole)
 	cr_expect_eq(db_value(conninfo, "SELECT max(seq) - count(*) FROM batches"
 					" WHERE host_id = 'host-a'"),
 		     0, "batches without a hole");
+	/*
+	 * After the console's first reply said it takes them, batches travel
+	 * compressed (the counters come with the next heartbeat, every 500 ms).
+	 */
+	long long lz4 = 0, packed = 0, sent = 0;
+	for (long long until = h_now_ms() + 5000; h_now_ms() < until && lz4 <= 0; h_sleep_ms(200)) {
+		lz4 = db_value(conninfo, "SELECT (capture->'delivery'->>'batches_lz4')::bigint"
+					 " FROM hosts WHERE host_id = 'host-a'");
+		packed = db_value(conninfo, "SELECT (capture->'delivery'->>'batch_bytes')::bigint"
+					    " FROM hosts WHERE host_id = 'host-a'");
+		sent =
+		    db_value(conninfo, "SELECT (capture->'delivery'->>'batch_bytes_sent')::bigint"
+				       " FROM hosts WHERE host_id = 'host-a'");
+	}
+	cr_expect_gt(lz4, 0, "batches were sent compressed");
+	cr_expect_lt(sent * 3, packed, "at under a third of their size (%lld of %lld bytes)", sent,
+		     packed);
 	char log[H_PATH];
 	snprintf(log, sizeof(log), "%s/defender.log", dir);
 	char *text = h_slurp(log);
@@ -326,9 +398,9 @@ Test(delivery, console_killed_for_a_while_loses_nothing)
 	use_console_db();
 	defender_pid = start_defender(con.listen, NULL);
 	gen_pid = start_generator(0, 300, 100);
-	h_sleep_ms(1000);
+	h_sleep_ms(1000); /* pacing, not a barrier: the kill comes while the load runs */
 	h_console_kill(&con, SIGKILL);
-	h_sleep_ms(outage_s() * 1000);
+	h_sleep_ms(outage_s() * 1000); /* the outage itself, not a barrier */
 	h_console_restart(&con, &pki, NULL);
 	wait_generator();
 	expect_exactly_once(300);
@@ -357,10 +429,10 @@ Test(delivery, postgres_stopped_for_a_while_loses_nothing)
 	h_console_start(&con, dir, &pki, extra);
 	defender_pid = start_defender(con.listen, NULL);
 	gen_pid = start_generator(0, 300, 100);
-	h_sleep_ms(1000);
+	h_sleep_ms(1000); /* pacing, not a barrier: the stop comes while the load runs */
 	pgembed_stop(ext_pg);
 	ext_pg = NULL;
-	h_sleep_ms(outage_s() * 1000);
+	h_sleep_ms(outage_s() * 1000); /* the outage itself, not a barrier */
 	ext_pg = pgembed_start(pgdir, 60000, &err);
 	cr_assert_not_null(ext_pg, "%s", err.msg);
 	wait_generator();
@@ -378,7 +450,10 @@ Test(delivery, defender_killed_with_unacknowledged_batches_loses_nothing)
 	cr_assert_eq(kill(con.pid, SIGSTOP), 0);
 	gen_pid = start_generator(0, 200, 200);
 	wait_generator();
-	h_sleep_ms(1500); /* in the spool now */
+	/* Killed only once the load is in the spool, unacknowledged: its last file is. */
+	char last[H_PATH];
+	snprintf(last, sizeof(last), "%s/f-%06d", loaddir, 199);
+	wait_spooled(last, 20000);
 	h_stop(defender_pid, SIGKILL, 5000);
 	defender_pid = start_defender(con.listen, NULL);
 	cr_assert_eq(kill(con.pid, SIGCONT), 0);
@@ -399,9 +474,9 @@ Test(delivery, defender_killed_while_events_happen_loses_nothing)
 	use_console_db();
 	defender_pid = start_defender(con.listen, NULL);
 	gen_pid = start_generator(0, 600, 100); /* 6 s of load */
-	h_sleep_ms(2000);
+	h_sleep_ms(2000); /* pacing, not a barrier: the kill comes while the load runs */
 	h_stop(defender_pid, SIGKILL, 5000);
-	h_sleep_ms(2000);
+	h_sleep_ms(2000); /* the time without a defender, not a barrier */
 	defender_pid = start_defender(con.listen, NULL);
 
 	/* A second defender on the same pins is refused, and the first captures on. */
@@ -593,23 +668,30 @@ Test(delivery, network_path_cut_for_a_while_loses_nothing)
 	snprintf(url, sizeof(url), "tls+tcp://127.0.0.1:%d", px.port);
 	defender_pid = start_defender(url, NULL);
 	gen_pid = start_generator(0, 300, 100);
-	h_sleep_ms(1000);
+	h_sleep_ms(1000); /* pacing, not a barrier: the cut comes while the load runs */
 	atomic_store(&px.cut, true);
 	/* The issue gives no length for this cut; 5 s spans several redial attempts. */
-	h_sleep_ms((outage_s() < 5 ? outage_s() : 5) * 1000);
+	h_sleep_ms((outage_s() < 5 ? outage_s() : 5) * 1000); /* the cut itself, not a barrier */
 	atomic_store(&px.cut, false);
 	long accepted_at_heal = atomic_load(&px.accepted);
-	/* After the cut heals, the defender must be back within a few redial periods. */
+	long long healed = h_wall_ms();
+	/*
+	 * After the cut heals, the defender must be back within a few redial
+	 * periods: the console stores a heartbeat (or hello) after the heal.
+	 */
+	char sql[256];
 	bool back = false;
-	h_sleep_ms(1000);
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM hosts WHERE host_id = 'host-a'"
+		 " AND last_seen > to_timestamp(%lld / 1000.0)",
+		 healed);
 	for (long long until = h_now_ms() + 40000; h_now_ms() < until && !back; h_sleep_ms(250))
-		back = db_value(conninfo, "SELECT count(*) FROM hosts WHERE host_id = 'host-a'"
-					  " AND last_seen > now() - interval '1 second'") == 1;
+		back = db_value(conninfo, sql) == 1;
 	if (!back) {
 		char cmd[256];
 		long loops = atomic_load(&px.loops);
 
-		h_sleep_ms(1000);
+		h_sleep_ms(1000); /* a measurement (the forwarder's loops in 1 s), not a barrier */
 		fprintf(stderr,
 			"cut did not heal: forwarder loops %ld -> %ld in 1 s, pairs %d, "
 			"accepted %ld (at heal %ld), accept refused as full %ld, "
@@ -639,6 +721,12 @@ Test(delivery, spool_too_small_reports_a_gap_with_the_right_count)
 	defender_pid = start_defender(url, "spool_max_kb = 128");
 	gen_pid = start_generator(0, 1500, 500);
 	wait_generator();
+	/*
+	 * Pacing, not a barrier: the console comes after the load, which has
+	 * overflowed the spool by then (600 KB of events into 128 KiB); the
+	 * account below holds whenever it comes.  (Not wait_spooled: the host's
+	 * other batches may push the load's last one out of so small a spool.)
+	 */
 	h_sleep_ms(1000);
 	/* Now a console on that port. */
 	memset(&con, 0, sizeof(con));
@@ -657,7 +745,7 @@ Test(delivery, spool_too_small_reports_a_gap_with_the_right_count)
 					  " 'delivery_gap'")) <= 0)
 		h_sleep_ms(250);
 	cr_assert_gt(gaps, 0, "no gap audit; defender log:\n%s", "(see test dir)");
-	h_sleep_ms(3000); /* the rest of the spool drains */
+	wait_delivered(); /* the rest of the spool drains */
 	long long lost = db_value(conninfo, "SELECT sum((detail->>'count')::bigint) FROM audits"
 					    " WHERE kind = 'delivery_gap'");
 	long long stored = db_value(conninfo, "SELECT count(*) FROM batches");
@@ -689,7 +777,7 @@ Test(delivery, fails_over_between_consoles_sharing_a_database)
 	snprintf(cfg_extra, sizeof(cfg_extra), "console = %s", b.listen);
 	defender_pid = start_defender(con.listen, cfg_extra);
 	gen_pid = start_generator(0, 300, 100);
-	h_sleep_ms(1000);
+	h_sleep_ms(1000); /* pacing, not a barrier: the kill comes while the load runs */
 	h_console_kill(&con, SIGKILL); /* the first console is gone for good */
 	wait_generator();
 	expect_exactly_once(300);

@@ -578,6 +578,19 @@ static int listener_on(uint16_t *port)
 	return tcp_listener(port);
 }
 
+/* Accept and drop what waits on listener fd; returns how many connections there were. */
+static unsigned accept_all(int fd)
+{
+	unsigned n = 0;
+	int c;
+
+	while ((c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		close(c);
+		n++;
+	}
+	return n;
+}
+
 /* The state of host-a's model of service, "" when there is none yet. */
 static void model_state(const char *service, char *out, size_t len)
 {
@@ -632,9 +645,14 @@ Test(enforce, a_units_network_deviation_from_its_model_is_prevented_in_the_kerne
 	svc = unit_svc = h_start_testsvc(svcdir, ports, svclog, cg);
 	char service[128];
 	snprintf(service, sizeof(service), "unit:vigil-nettest-%d.service", (int)getpid());
-	/* Learn its routine (a connect to its peer), until the model is active. */
+	/*
+	 * Learn its routine (a connect to its peer, its last act), until the
+	 * model is active; the peer listener's queue is emptied as it goes.
+	 */
+	cr_assert_eq(fcntl(lpeer, F_SETFL, fcntl(lpeer, F_GETFL) | O_NONBLOCK), 0);
 	for (long long until = h_now_ms() + 40000;; h_sleep_ms(300)) {
 		cr_assert_eq(kill(svc, SIGUSR1), 0);
+		accept_all(lpeer);
 		model_state(service, state, sizeof(state));
 		if (strcmp(state, "active") == 0)
 			break;
@@ -648,11 +666,31 @@ Test(enforce, a_units_network_deviation_from_its_model_is_prevented_in_the_kerne
 	    " \"network\": {\"deviation\": \"prevent\"}}",
 	    (int)getpid());
 	wait_enforced(add_rule(rule, NULL), 5000);
-	/* The rule's placement follows the model: give the rescan its 2 s. */
-	h_sleep_ms(2500);
-	/* Its routine still works: the peer is in its model. */
+	/*
+	 * The rule's placement follows the model (at once, or at a rescan every
+	 * 2 s): wait until the host says the model's network entries are in the
+	 * kernel (a service without an active model gets none).
+	 */
+	long long entries = 0;
+	for (long long until = h_now_ms() + 15000; h_now_ms() < until && entries <= 0;
+	     h_sleep_ms(100))
+		entries = h_db_count(&con, "SELECT coalesce((capture->'enforce'->>'net_entries')"
+					   "::bigint, 0) FROM hosts WHERE host_id = 'host-a'");
+	cr_assert_gt(entries, 0, "the model's network entries were never placed; defender log:\n%s",
+		     h_slurp(defender_log()));
+	/*
+	 * Its routine still works: the peer is in its model.  The routine ends
+	 * with its connect to the peer: once that arrives (allowed, not
+	 * refused), the service must still live.  The learning's routines were
+	 * asked seconds ago: what they left in the queue goes first.
+	 */
+	accept_all(lpeer);
 	cr_assert_eq(kill(svc, SIGUSR1), 0);
-	h_sleep_ms(500);
+	bool connected = false;
+	for (long long until = h_now_ms() + 15000; h_now_ms() < until && !connected; h_sleep_ms(20))
+		connected = accept_all(lpeer) > 0;
+	cr_assert(connected, "the routine's connect to its peer did not arrive; testsvc log:\n%s",
+		  h_slurp(svclog));
 	cr_assert_eq(kill(svc, 0), 0, "the service died doing its routine");
 	/*
 	 * Its misbehaviour: its listening port is ephemeral like the one it
@@ -669,7 +707,11 @@ Test(enforce, a_units_network_deviation_from_its_model_is_prevented_in_the_kerne
 		;
 	char *text = h_slurp(log);
 	cr_assert(strstr(text, want) != NULL, "testsvc log:\n%s", text);
-	/* (A connect of its routine may be cut short by the test's signals: EINTR, not a refusal.)
+	/*
+	 * (A connect of its routine may be cut short by the test's signals:
+	 * EINTR, not a refusal.)  Not a race: the service runs the routines
+	 * asked before the misbehaviour first and logs as it goes, so their
+	 * lines are all in the log once the misbehaviour's is.
 	 */
 	snprintf(want, sizeof(want), "connect to %d: Operation not permitted", peer);
 	cr_assert(strstr(text, want) == NULL, "its known peer was refused too:\n%s", text);

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -37,6 +38,11 @@ static struct h_pki pki;
 static struct h_console con;
 static pid_t defender_pid, load_pid;
 static int frozen_fd = -1;
+/* Connections the frozen listener took (never answered), and whether each sent anything. */
+#define FROZEN_MAX 16
+static int frozen_conns[FROZEN_MAX];
+static bool frozen_sent[FROZEN_MAX];
+static size_t nfrozen;
 
 static void setup(void)
 {
@@ -63,6 +69,8 @@ static void teardown(void)
 	}
 	if (frozen_fd >= 0)
 		close(frozen_fd);
+	for (size_t i = 0; i < nfrozen; i++)
+		close(frozen_conns[i]);
 	if (!getenv("VIGIL_KEEP_TEST_DIRS"))
 		h_rmrf(dir);
 }
@@ -166,7 +174,10 @@ static void expect_clean_stop(long long ms, const char *what)
 	cr_log_info("%s: stopped in %lld ms", what, ms);
 }
 
-/* A TCP listener on 127.0.0.1 that accepts (the kernel does) and never answers. */
+/*
+ * A TCP listener on 127.0.0.1 that accepts and never answers (frozen_take
+ * accepts what the kernel has accepted, to see what arrives).
+ */
 static int frozen_listener(int *ret_port)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -177,8 +188,88 @@ static int frozen_listener(int *ret_port)
 	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	cr_assert_eq(listen(fd, 64), 0);
 	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	cr_assert_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
 	*ret_port = ntohs(a.sin_port);
 	return fd;
+}
+
+/*
+ * Take what reached the frozen listener: accept its connections (and keep
+ * them, unanswered: to the peer nothing changes), read what each sent.
+ * Returns how many connections have sent something: a TLS client hello,
+ * the first thing a client sends.
+ */
+static size_t frozen_take(void)
+{
+	char buf[4096];
+	size_t spoke = 0;
+	int c;
+
+	while (nfrozen < FROZEN_MAX && (c = accept4(frozen_fd, NULL, NULL, SOCK_CLOEXEC)) >= 0)
+		frozen_conns[nfrozen++] = c;
+	for (size_t i = 0; i < nfrozen; i++) {
+		if (recv(frozen_conns[i], buf, sizeof(buf), MSG_DONTWAIT) > 0)
+			frozen_sent[i] = true;
+		spoke += frozen_sent[i];
+	}
+	return spoke;
+}
+
+/*
+ * Whether a connection to 127.0.0.1:port holds bytes its (stopped) owner has
+ * not read: a request that waits on it.  From /proc/net/tcp, the local
+ * end's receive queue.
+ */
+static bool unread_at(int port)
+{
+	FILE *f = fopen("/proc/net/tcp", "re");
+	char line[512];
+	bool found = false;
+
+	while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL) {
+		unsigned lport, st;
+		unsigned long txq, rxq;
+
+		/* sl local_address rem_address st tx_queue:rx_queue ... */
+		if (sscanf(line, " %*d: %*8x:%x %*8x:%*x %x %lx:%lx", &lport, &st, &txq, &rxq) ==
+			4 &&
+		    (int)lport == port && st == 1 /* ESTABLISHED */ && rxq > 0)
+			found = true;
+	}
+	if (f != NULL)
+		fclose(f);
+	return found;
+}
+
+/* Whether every thread of pid is stopped (SIGSTOP): it reads nothing any more. */
+static bool all_stopped(pid_t pid)
+{
+	char path[64];
+	DIR *d;
+	struct dirent *e;
+	bool stopped = true;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if ((d = opendir(path)) == NULL)
+		return false;
+	while (stopped && (e = readdir(d)) != NULL) {
+		char stat[128], line[512];
+		const char *paren;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(stat, sizeof(stat), "/proc/%d/task/%s/stat", (int)pid, e->d_name);
+		FILE *f = fopen(stat, "re");
+		if (f == NULL)
+			continue; /* the thread ended */
+		if (fgets(line, sizeof(line), f) != NULL && (paren = strrchr(line, ')')) != NULL)
+			stopped = paren[2] == 'T' || paren[2] == 't';
+		fclose(f);
+		n++;
+	}
+	closedir(d);
+	return stopped && n > 0;
 }
 
 Test(hostile, sigterm_stops_the_defender_while_its_console_is_frozen_mid_handshake)
@@ -189,8 +280,20 @@ Test(hostile, sigterm_stops_the_defender_while_its_console_is_frozen_mid_handsha
 	frozen_fd = frozen_listener(&port);
 	snprintf(url, sizeof(url), "tls+tcp://127.0.0.1:%d", port);
 	defender_pid = start_defender_at(url);
-	/* Its first hello waits on a handshake the peer never answers; then its diagnosis does. */
-	h_sleep_ms(6000);
+	/*
+	 * Its first hello waits on a handshake the peer never answers (nng gives
+	 * it 10 s); after 5 s without an answer its diagnosis dials a connection
+	 * of its own and waits on that handshake too (3 s).  The stop comes
+	 * then: once a second connection has sent its client hello.
+	 */
+	bool diagnosing = false;
+	for (long long until = h_now_ms() + 15000; h_now_ms() < until && !diagnosing;
+	     h_sleep_ms(20))
+		diagnosing = frozen_take() >= 2;
+	cr_assert(diagnosing,
+		  "the defender's diagnosis never reached the frozen console (%zu"
+		  " connection(s) spoke)",
+		  frozen_take());
 	expect_clean_stop(sigterm_ms(), "frozen mid-handshake");
 }
 
@@ -200,9 +303,17 @@ Test(hostile, sigterm_stops_the_defender_while_its_console_is_frozen_mid_batch)
 	defender_pid = start_defender_at(con.listen);
 	cr_assert(wait_log("registered with the console", 0, 20000), "positive control");
 	load_pid = start_load();
-	h_sleep_ms(1500);
+	h_sleep_ms(1500); /* pacing, not a barrier: the load keeps batches going */
 	cr_assert_eq(kill(con.pid, SIGSTOP), 0);
-	h_sleep_ms(3000); /* batches and a heartbeat now wait on the frozen console */
+	/*
+	 * Requests now wait on the frozen console: once all its threads are
+	 * stopped, its end of the link holds bytes it does not read (batches
+	 * leave every 250 ms with the load, a heartbeat every 500 ms).
+	 */
+	bool waiting = false;
+	for (long long until = h_now_ms() + 10000; h_now_ms() < until && !waiting; h_sleep_ms(20))
+		waiting = all_stopped(con.pid) && unread_at(con.link_port);
+	cr_assert(waiting, "nothing waits on the frozen console");
 	expect_clean_stop(sigterm_ms(), "frozen mid-batch");
 }
 
@@ -212,9 +323,12 @@ Test(hostile, sigterm_stops_the_defender_after_its_console_was_killed_mid_batch)
 	defender_pid = start_defender_at(con.listen);
 	cr_assert(wait_log("registered with the console", 0, 20000), "positive control");
 	load_pid = start_load();
-	h_sleep_ms(1500);
+	h_sleep_ms(1500); /* pacing, not a barrier: the load keeps batches going */
+	int lost = log_count("lost connection to console");
 	h_console_kill(&con, SIGKILL);
-	h_sleep_ms(2000);
+	/* Stopped once it knows: its requests wait for a console it redials. */
+	cr_assert(wait_log("lost connection to console", lost, 10000),
+		  "the defender did not notice its console was killed");
 	expect_clean_stop(sigterm_ms(), "killed mid-batch");
 }
 
@@ -250,9 +364,9 @@ Test(hostile, a_storm_leaves_the_defender_connected_again_within_its_backoff_cei
 	/* The storm: 400 unverified peers, and the console killed and restarted three times. */
 	cr_assert_eq(pthread_create(&peers, NULL, storm_peers, &con.link_port), 0);
 	for (int i = 0; i < 3; i++) {
-		h_sleep_ms(700);
+		h_sleep_ms(700); /* pacing the storm, not a barrier */
 		h_console_kill(&con, SIGKILL);
-		h_sleep_ms(300);
+		h_sleep_ms(300); /* pacing the storm, not a barrier */
 		h_console_restart(&con, &pki, NULL);
 	}
 	pthread_join(peers, NULL);
@@ -277,9 +391,11 @@ Test(hostile, a_storm_leaves_the_defender_connected_again_within_its_backoff_cei
 		     " the storm's end",
 		     BACKOFF_CEILING_MS + 2500);
 	cr_log_info("the last console heard from the defender %lld ms after the storm", took);
-	/* And it stays up: still heard from two heartbeats later, shown as connected. */
-	h_sleep_ms(2000);
-	long long later = h_db_count(&con, sql);
+	/* And it stays up: heard from again within 2 s (4 heartbeats), shown as connected. */
+	long long later = seen;
+	for (long long until = h_now_ms() + 2000; h_now_ms() < until && later <= seen;
+	     h_sleep_ms(100))
+		later = h_db_count(&con, sql);
 	cr_expect_gt(later, seen, "heartbeats stopped after the storm");
 	json_t *host = h_api_host(&con, &pki, "host-a");
 	cr_assert_not_null(host);
@@ -441,6 +557,8 @@ static struct fake_console {
 	uint64_t max_seq;
 	struct fake_gap gaps[FAKE_GAPS_MAX];
 	size_t ngaps;
+	char marker[H_PATH]; /* a path to look for in the batches ("": none) */
+	uint64_t marker_seq; /* the first batch that held it */
 } fake = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void fake_reply(nng_socket s, uint64_t seq, Vigil__Reply__Status status, const char *why)
@@ -472,6 +590,12 @@ static void *fake_main(void *arg)
 			continue;
 		Vigil__Envelope *env =
 		    vigil__envelope__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+		/* Batches come uncompressed: this console never said it takes lz4. */
+		pthread_mutex_lock(&fake.lock);
+		bool marked =
+		    fake.marker[0] != '\0' && memmem(nng_msg_body(m), nng_msg_len(m), fake.marker,
+						     strlen(fake.marker)) != NULL;
+		pthread_mutex_unlock(&fake.lock);
 		nng_msg_free(m);
 		if (env == NULL) {
 			fake_reply(fake.sock, 0, VIGIL__REPLY__STATUS__REFUSED, "malformed");
@@ -481,6 +605,8 @@ static void *fake_main(void *arg)
 		const char *why = "";
 		pthread_mutex_lock(&fake.lock);
 		if (env->body_case == VIGIL__ENVELOPE__BODY_BATCH && env->seq != 0) {
+			if (marked && fake.marker_seq == 0)
+				fake.marker_seq = env->seq;
 			if (env->seq <= FAKE_SEQ_MAX)
 				fake.sent[env->seq]++;
 			if (env->seq > fake.max_seq)
@@ -571,10 +697,27 @@ Test(hostile, a_batch_the_console_refuses_is_not_resent_and_is_reported_as_a_gap
 	load_pid = 0;
 	/*
 	 * The host's other processes keep the defender sending: take the
-	 * batches refused by now (the last of the load's went within 250 ms)
-	 * and wait for their gap reports.
+	 * batches refused by now and wait for their gap reports.  Every batch
+	 * of the load's is among them once a marker made after the load ended
+	 * has arrived: the defender reads the ring in order and numbers its
+	 * batches in that order.
 	 */
-	h_sleep_ms(1000);
+	char marker[H_PATH];
+	snprintf(marker, sizeof(marker), "%s/marker", loaddir);
+	pthread_mutex_lock(&fake.lock);
+	snprintf(fake.marker, sizeof(fake.marker), "%s", marker);
+	pthread_mutex_unlock(&fake.lock);
+	int mfd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	cr_assert_geq(mfd, 0, "%s: %s", marker, strerror(errno));
+	close(mfd);
+	uint64_t marker_seq = 0;
+	for (long long until = h_now_ms() + 20000; h_now_ms() < until && marker_seq == 0;
+	     h_sleep_ms(50)) {
+		pthread_mutex_lock(&fake.lock);
+		marker_seq = fake.marker_seq;
+		pthread_mutex_unlock(&fake.lock);
+	}
+	cr_assert_gt(marker_seq, 0, "the marker made after the load never reached the console");
 	pthread_mutex_lock(&fake.lock);
 	uint64_t upto = fake.max_seq, covered = 0;
 	pthread_mutex_unlock(&fake.lock);

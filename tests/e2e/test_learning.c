@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -41,6 +42,18 @@ static struct h_pki pki;
 static struct h_console con;
 static pid_t defender_pid, svc_pid;
 static int peer_fds[2] = {-1, -1};
+/*
+ * What the service was asked to do (SIGUSR1: a routine, SIGUSR2: a
+ * misbehaviour) and what the test saw it finish: a routine's last act is a
+ * connect to the listener peer_fds[0]; a misbehaviour's is reading the
+ * credentials file (watched by inotify_fd for the close of a read); the
+ * client connections we make end when the service has accepted them (each
+ * kept until the end its close sends).
+ */
+#define CLIENTS_MAX 32
+static unsigned routines_asked, attacks_asked, peer_calls[2], creds_reads;
+static int client_fds[CLIENTS_MAX], inotify_fd = -1;
+static size_t nclients;
 
 static void setup(void)
 {
@@ -62,6 +75,10 @@ static void teardown(void)
 	for (int i = 0; i < 2; i++)
 		if (peer_fds[i] >= 0)
 			close(peer_fds[i]);
+	for (size_t i = 0; i < nclients; i++)
+		close(client_fds[i]);
+	if (inotify_fd >= 0)
+		close(inotify_fd);
 	if (home_dir[0] != '\0')
 		h_rmrf(home_dir);
 	if (other_state_dir[0] != '\0')
@@ -132,6 +149,26 @@ static void make_read_targets(void)
 	make_file(sub, "credentials", "[default]\naws_secret_access_key = x\n", creds);
 	snprintf(reads, sizeof(reads), "%s:%s:%s", home, state, creds);
 	cr_assert_eq(setenv("VIGIL_TESTSVC_READS", reads, 1), 0);
+	/* The last of them is the last act of a misbehaviour: its end is seen (service_settle). */
+	inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	cr_assert_geq(inotify_fd, 0, "inotify: %s", strerror(errno));
+	cr_assert_geq(inotify_add_watch(inotify_fd, creds, IN_CLOSE_NOWRITE), 0, "%s: %s", creds,
+		      strerror(errno));
+}
+
+/* Count the reads of the credentials file that have ended (inotify_fd). */
+static void count_creds_reads(void)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+
+	while ((n = read(inotify_fd, buf, sizeof(buf))) > 0)
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *e = (const struct inotify_event *)p;
+
+			creds_reads += (e->mask & IN_CLOSE_NOWRITE) != 0;
+			p += sizeof(*e) + e->len;
+		}
 }
 
 /* vigil-testsvc on svcdir, under init with no terminal (h_start_testsvc). */
@@ -144,40 +181,121 @@ static pid_t start_service(int listen_port, int peer_port, int new_listen, int n
 	return h_start_testsvc(svcdir, ports, log, NULL);
 }
 
+/*
+ * Close the client connections the service has accepted and closed (it
+ * reads nothing); with wait, wait at most until `until` for all of them.
+ */
+static void clients_done(bool wait, long long until)
+{
+	do {
+		size_t k = 0;
+
+		for (size_t i = 0; i < nclients; i++) {
+			char b;
+
+			if (recv(client_fds[i], &b, 1, MSG_DONTWAIT) == 0)
+				close(client_fds[i]); /* the end: the service took it */
+			else
+				client_fds[k++] = client_fds[i];
+		}
+		nclients = k;
+		if (nclients == 0 || !wait)
+			return;
+		h_sleep_ms(20);
+	} while (h_now_ms() < until);
+	cr_assert_fail("the service did not accept %zu client connection(s)", nclients);
+}
+
 /* Connect to the service a few times: it accepts from a new client port each time. */
 static void be_clients(int port, int n)
 {
 	for (int i = 0; i < n; i++) {
 		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0, "%s",
 			     strerror(errno));
-		close(fd);
+		clients_done(nclients == CLIENTS_MAX, h_now_ms() + 20000);
+		client_fds[nclients++] = fd;
 	}
 }
 
-/* Accept and drop what the service's connects left in our listeners' queues. */
+/* Accept and drop what the service's connects left in our listeners' queues, counting them. */
 static void drain_peers(void)
 {
 	for (int i = 0; i < 2; i++) {
 		int fl = fcntl(peer_fds[i], F_GETFL), c;
 
 		fcntl(peer_fds[i], F_SETFL, fl | O_NONBLOCK);
-		while ((c = accept(peer_fds[i], NULL, NULL)) >= 0)
+		while ((c = accept(peer_fds[i], NULL, NULL)) >= 0) {
 			close(c);
+			peer_calls[i]++;
+		}
 	}
+	clients_done(false, 0);
 }
 
 static void routine(int listen_port, int times)
 {
 	for (int i = 0; i < times; i++) {
 		cr_assert_eq(kill(svc_pid, SIGUSR1), 0);
+		routines_asked++;
 		be_clients(listen_port, 2);
+		/* Pacing, not a barrier: one signal at a time (two at once would make one). */
 		h_sleep_ms(150);
 		drain_peers();
 	}
+}
+
+/* Make the service misbehave (once per call: two at once would make one). */
+static void attack(void)
+{
+	cr_assert_eq(kill(svc_pid, SIGUSR2), 0);
+	attacks_asked++;
+}
+
+/*
+ * A barrier on the service, not a sleep: returns once it has finished all
+ * it was asked (each routine's connect to our peer listener, each
+ * misbehaviour's read of the credentials, each client connection of ours
+ * accepted), so that everything it did is reported by the kernel already.
+ * Sends it nothing: a signal would cut short what it is doing.
+ */
+static void service_settle(void)
+{
+	long long until = h_now_ms() + 20000;
+
+	for (;; h_sleep_ms(20)) {
+		drain_peers();
+		count_creds_reads();
+		if (peer_calls[0] >= routines_asked && creds_reads >= attacks_asked)
+			break;
+		cr_assert_lt(h_now_ms(), until,
+			     "the service finished %u of %u routines, %u of %u misbehaviours",
+			     peer_calls[0], routines_asked, creds_reads, attacks_asked);
+	}
+	clients_done(true, until);
+}
+
+/*
+ * The barrier for "nothing was audited", not a sleep: a marker (h_wait_marker).
+ * Why it comes after what it vouches for: service_settle has seen the
+ * service finish everything it was asked, so the kernel reported all of it
+ * before our marker's open; the defender turns the ring's events (and their
+ * deviations) into batches in that order, and h_wait_marker returns once
+ * every batch up to the marker's is stored.  A deviation of the service's
+ * is an audit by then.  The marker is our file, not the service's: its
+ * model does not change.
+ */
+static void service_marker(void)
+{
+	static int n;
+	char path[H_PATH];
+
+	service_settle();
+	snprintf(path, sizeof(path), "%s/h-mark-%d", dir, ++n);
+	h_wait_marker(&con, HOST, path, 30000);
 }
 
 /* The model of the service whose name contains needle, from GET /api/v1/models; NULL if none. */
@@ -386,15 +504,15 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 
 	/* The routine again, with new file names and client ports: nothing to report. */
 	routine(listen_port, 3);
-	h_sleep_ms(3000);
+	service_marker();
 	cr_assert_eq(audits_of(service, ""), 0, "the routine of an active model is not audited");
 
 	/* Nine kinds of misbehaviour: exactly nine audits, each of its kind (three reads). */
-	cr_assert_eq(kill(svc_pid, SIGUSR2), 0);
+	attack();
 	for (long long until = h_now_ms() + 20000; h_now_ms() < until && audits_of(service, "") < 9;
 	     h_sleep_ms(200))
 		drain_peers();
-	h_sleep_ms(2000);
+	service_marker(); /* a tenth would be stored by now */
 	static const char *const kinds[] = {"new_program", "new_write", "sensitive_read",
 					    "new_listen",  "new_peer",	"rewritten_argument"};
 	for (size_t i = 0; i < 6; i++)
@@ -452,9 +570,11 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 	h_stop(defender_pid, SIGTERM, 10000);
 	start_defender();
 	routine(listen_port, 2);
-	cr_assert_eq(kill(svc_pid, SIGUSR2), 0);
-	h_sleep_ms(4000);
-	drain_peers();
+	attack();
+	for (long long until = h_now_ms() + 20000;
+	     h_now_ms() < until && audits_of(service, "rewritten_argument") < 2; h_sleep_ms(200))
+		drain_peers();
+	service_marker(); /* any other audit would be stored by now */
 	m = find_model("vigil-testsvc");
 	cr_assert_not_null(m);
 	cr_assert_str_eq(json_string_value(json_object_get(m, "state")), "active",
@@ -478,7 +598,7 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 	     h_sleep_ms(200))
 		;
 	cr_assert_eq(h_db_count(&con, q), 1, "a file of another shape in the folded directory");
-	h_sleep_ms(1000);
+	service_marker(); /* anything else would be stored by now */
 	cr_assert_eq(audits_of(service, ""), 11, "and nothing else");
 
 	/*
@@ -508,7 +628,7 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 		cr_assert_lt(h_now_ms(), until, "the defender did not take the rule");
 	}
 	long long t0 = (long long)time(NULL) * 1000; /* the wall clock, as events are stored */
-	cr_assert_eq(kill(svc_pid, SIGUSR2), 0);
+	attack();
 	routine(listen_port, 1);
 	snprintf(sql, sizeof(sql),
 		 "SELECT count(*) FROM audits WHERE host_id = '" HOST "' AND service = '%s'"
@@ -517,6 +637,8 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 	for (long long until = h_now_ms() + 15000; h_now_ms() < until && h_db_count(&con, sql) < 1;
 	     h_sleep_ms(200))
 		drain_peers();
+	/* A second prevention, or the shell's exec, would be stored by now. */
+	service_marker();
 	cr_assert_eq(h_db_count(&con, sql), 1, "one prevented shell, nothing else prevented");
 	snprintf(sql, sizeof(sql),
 		 "SELECT count(*) FROM events WHERE host_id = '" HOST "' AND type = 'exec'"
@@ -552,7 +674,7 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 		cr_assert_lt(h_now_ms(), until, "the accepted %s never reached the model",
 			     accepted);
 	t0 = (long long)time(NULL) * 1000;
-	cr_assert_eq(kill(svc_pid, SIGUSR2), 0);
+	attack();
 	routine(listen_port, 1);
 	snprintf(sql, sizeof(sql),
 		 "SELECT count(*) FROM events WHERE host_id = '" HOST "' AND type = 'exec'"
@@ -562,6 +684,7 @@ Test(learning, a_service_is_learned_then_only_its_misbehaviour_is_audited)
 	     h_sleep_ms(200))
 		drain_peers();
 	cr_assert_geq(h_db_count(&con, sql), 1, "the accepted shell runs under the same rule");
+	service_marker(); /* a prevention of it would be stored by now */
 	snprintf(sql, sizeof(sql),
 		 "SELECT count(*) FROM audits WHERE host_id = '" HOST "' AND service = '%s'"
 		 " AND kind = 'new_program' AND effect = 'prevent'",
@@ -600,6 +723,7 @@ Test(learning, an_interactive_session_is_logged_in_full_and_not_modelled)
 	snprintf(commands, sizeof(commands), "/usr/bin/touch %s/%s\n/bin/echo %s\nexit\n", dir,
 		 marker, marker);
 	pid_t sh = h_pty_session(commands, 20000);
+	long long session_end = h_wall_ms(); /* the shell has exited */
 
 	for (long long until = h_now_ms() + 20000;
 	     h_now_ms() < until && !(saw_command && saw_write); h_sleep_ms(250)) {
@@ -664,8 +788,11 @@ Test(learning, an_interactive_session_is_logged_in_full_and_not_modelled)
 		      json_integer_value(json_object_get(row, "commands")));
 	json_decref(body);
 	body = NULL;
-	/* Let the defender send whatever it would have learned, then look for it. */
-	h_sleep_ms(3000);
+	/*
+	 * Whatever the defender would have learned from the session is stored by
+	 * now: model changes leave it every 2 s, deviations at once.
+	 */
+	h_wait_delivered(&con, HOST, session_end + 2000, 30000);
 	snprintf(q, sizeof(q),
 		 "SELECT count(*) FROM model_entries WHERE pattern LIKE '%%vigil-marker-%%'");
 	cr_assert_eq(h_db_count(&con, q), 0, "an interactive session creates no model entry");

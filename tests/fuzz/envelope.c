@@ -128,7 +128,7 @@ static void check_decoded(const Vigil__Batch *pb, const struct batch_decode *w)
 	}
 }
 
-static void fuzz_batch(const Vigil__Envelope *env)
+static void fuzz_batch(const Vigil__Envelope *env, const Vigil__Batch *batch)
 {
 	struct ingest_problems p = {0};
 	struct ingest_result res;
@@ -138,14 +138,14 @@ static void fuzz_batch(const Vigil__Envelope *env)
 	size_t n = 0, m = 0;
 	int rc;
 
-	rc = batch_decode_pb(env->batch, &w, &why);
+	rc = batch_decode_pb(batch, &w, &why);
 	if (rc < 0) {
 		if (why == NULL)
 			fuzz_fail("batch_decode_pb failed (%d) without saying why", rc);
 		return;
 	}
 	w.b.incarnation = env->incarnation;
-	check_decoded(env->batch, &w);
+	check_decoded(batch, &w);
 
 	/* The checks and encoders store_ingest runs inside its transaction. */
 	for (size_t i = 0; i < w.b.nevents; i++)
@@ -214,8 +214,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_heartbeat(env);
 		break;
 	case VIGIL__ENVELOPE__BODY_BATCH:
-		fuzz_batch(env);
+		fuzz_batch(env, env->batch);
 		break;
+	case VIGIL__ENVELOPE__BODY_BATCH_LZ4: {
+		/* Whatever the bytes, it decompresses within batch_size or says why not. */
+		const char *why;
+		Vigil__Batch *b = batch_decode_lz4(env, &why);
+		if (b != NULL) {
+			fuzz_batch(env, b);
+			vigil__batch__free_unpacked(b, NULL);
+		} else if (why == NULL && env->batch_size <= LISTENER_MSG_MAX) {
+			fuzz_fail("batch_decode_lz4 failed without saying why");
+		}
+		break;
+	}
 	default:
 		break;
 	}

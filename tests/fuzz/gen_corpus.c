@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "deliver/batch_frame.h"
 #include "deliver/spool.h"
 #include "events.h"
 #include "fsutil.h"
@@ -184,6 +185,16 @@ static void gen_envelopes(void)
 	env.batch = &batch;
 	put_envelope("batch", &env);
 	put_frame("with_models", 7, 77, &batch);
+	{ /* the same batch compressed, as a defender sends it to a console that takes that */
+		size_t n = vigil__batch__get_packed_size(&batch), len;
+		uint8_t *packed = malloc(n);
+		vigil__batch__pack(&batch, packed);
+		uint8_t *lz4 = batch_frame_envelope_lz4(77, 7, packed, n, &len);
+		if (lz4 != NULL)
+			put("envelope", "batch_lz4", lz4, len);
+		free(lz4);
+		free(packed);
+	}
 
 	gaps_only.n_gaps = 1;
 	gaps_only.gaps = gaps;

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "crc32c.h"
 #include "deliver/spool.h"
 #include "fuzz_util.h"
 
@@ -69,10 +70,10 @@ static void fix_frames(uint8_t *b, size_t len)
 		uint64_t plen = get_le(h + 4, 4);
 
 		put_le(h, FRAME_MAGIC, 4);
-		put_le(h + 16, spool_crc32c(0, h, 16), 4);
+		put_le(h + 16, crc32c(0, h, 16), 4);
 		if (plen > len - off - HDR)
 			break; /* a torn tail: header only */
-		put_le(h + 20, spool_crc32c(spool_crc32c(0, h, 16), h + HDR, plen), 4);
+		put_le(h + 20, crc32c(crc32c(0, h, 16), h + HDR, plen), 4);
 		off += HDR + plen;
 	}
 }
@@ -174,7 +175,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		off += len;
 		if (tag == 0) {
 			if ((flags & 1) && len >= 4)
-				put_le(b + len - 4, spool_crc32c(0, b, len - 4), 4);
+				put_le(b + len - 4, crc32c(0, b, len - 4), 4);
 			snprintf(name, sizeof(name), "state");
 		} else if (tag == 255) {
 			snprintf(name, sizeof(name), "seg-1.log");

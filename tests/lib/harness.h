@@ -62,6 +62,8 @@ json_t *h_load_result(const char *path, const char *log);
 
 long long h_now_ms(void);
 void h_sleep_ms(int ms);
+/* The wall clock (CLOCK_REALTIME) in ms: what the console's timestamps (its now()) compare to. */
+long long h_wall_ms(void);
 
 /* PKI fixture: a CA, the console's certificate, and one for host "host-a". */
 struct h_pki {
@@ -194,5 +196,61 @@ pid_t h_start_testsvc(const char *workdir, const int ports[4], const char *log, 
  * Returns the shell's pid (reaped).
  */
 pid_t h_pty_session(const char *commands, int timeout_ms);
+
+/*
+ * A barrier on delivery, not a sleep: returns once everything host_id's
+ * defender captured before since_wall_ms (h_wall_ms) is in the console's
+ * database, or was counted as lost (dropped from its spool, refused by the
+ * console), as its heartbeats prove; fails the test after timeout_ms with
+ * the counters it saw.  After it, "no late duplicate", "no audit" and "the
+ * count stays" can be asserted at once.
+ *
+ * How: the console stores each heartbeat's counters in hosts.capture and
+ * its time in hosts.last_seen.  The defender sends a heartbeat only after
+ * the previous one was answered, so one stored after another that was
+ * stored at since_wall_ms + H_DELIVERY_SETTLE_MS or later holds counters
+ * taken after that moment, when an event from before since_wall_ms is
+ * spooled (read within the capture poll's 200 ms, batched within 250 ms at
+ * ticks at most 200 ms apart: 650 ms; the rest is slack for a loaded
+ * runner).  Its delivery.batches_spooled (S) marks the batches that hold
+ * such events.  The spool releases batches in order (spool_pending counts
+ * from the oldest unacknowledged one), so once a heartbeat shows
+ *   spool_pending + (lost since) <= batches_spooled - S
+ * none of the first S batches can still be waiting; on a quiet host that
+ * is the first such heartbeat with spool_pending = 0 (batches_acked =
+ * batches_spooled).  A busy host (other processes keep spooling) passes as
+ * soon as the console has caught up with S, without ever being idle.
+ *
+ * Model changes leave the defender every 2 s at most: to wait for those of
+ * activity before T, pass T + 2000.  A defender that says hello again while
+ * this waits (a reconnect) moves last_seen without new counters: call it
+ * while the link is up.
+ */
+#define H_DELIVERY_SETTLE_MS 1000
+void h_wait_delivered(const struct h_console *c, const char *host_id, long long since_wall_ms,
+		      int timeout_ms);
+/* As h_wait_delivered, for a console on another database (its --db conninfo). */
+void h_wait_delivered_dsn(const char *conninfo, const char *host_id, long long since_wall_ms,
+			  int timeout_ms);
+
+/*
+ * A marker through the pipeline, not a sleep: create the new file path (an
+ * absolute path; this process opens it O_CREAT|O_EXCL), wait until host_id's
+ * event for it is stored, then until every batch of its stream up to the one
+ * that holds it is stored or reported lost (batches may commit out of
+ * order).  Fails the test after timeout_ms.
+ *
+ * The defender reads the kernel's ring in order and turns each event into
+ * its deviations before the next, into batches numbered in that order.  So
+ * whatever the kernel reported before this open (an act the test saw
+ * finish before calling this, by any process) has been through the
+ * defender, and a deviation it raised is stored as an audit.  Not model
+ * changes (sent every 2 s, see h_wait_delivered).  Audits of the enforcer's
+ * own decisions (fanotify, the network guard) are queued beside the ring
+ * and join the batch being built at the capture loop's next pass (at most
+ * 200 ms): in practice long before a marker made after the act was seen.
+ */
+void h_wait_marker(const struct h_console *c, const char *host_id, const char *path,
+		   int timeout_ms);
 
 #endif

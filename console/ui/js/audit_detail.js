@@ -39,6 +39,8 @@ export function ruleFromAudit(a) {
   const rule = { enabled: true, comment: `From audit #${a.id}: ${a.summary}`.slice(0, 4000) };
   const scope = { hosts: [a.host_id] };
   if (a.service) scope.services = [a.service];
+  // In a container: every container of its image, as its model covers them.
+  if (a.container && a.container.image) scope.images = [a.container.image];
   rule.scope = scope;
   const entry = list ? entryOf(a, list) : '';
   const base = entry ? entry.split('/').filter(Boolean).pop() || entry : a.kind;
@@ -48,6 +50,16 @@ export function ruleFromAudit(a) {
     if (list && entry) rule[sectionKey].deny[list] = [entry];
   }
   return rule;
+}
+
+// The container the process ran in: its name and image as its runtime recorded them.
+function containerFacts(c) {
+  if (!c) return null;
+  const id = String(c.id || '').slice(0, 12);
+  return h('span', { class: 'container', title: `container ${c.id || ''}` },
+    c.name ? h('strong', null, c.name) : h('span', { class: 'muted' }, id || '(name unknown)'),
+    c.image ? ['  image ', h('span', { class: 'pattern' }, c.image)] : h('span', { class: 'muted' }, '  image unknown'),
+    c.runtime ? h('span', { class: 'muted' }, `  (${c.runtime}${c.name ? ', ' + id : ''})`) : null);
 }
 
 function chainList(chain) {
@@ -95,6 +107,7 @@ export async function render(view, [id]) {
         ['When', time(a.ts, { rel: true })],
         ['Host', h('a', { href: '#/hosts/' + encodeURIComponent(a.host_id) }, a.host_id)],
         ['Service', a.service || h('span', { class: 'muted' }, 'none (not a service)')],
+        a.container ? ['Container', containerFacts(a.container)] : null,
         ['Executable', a.exe],
         ['What', d.object !== undefined ? h('span', { class: 'pattern' }, String(d.object)) : null],
         d.raw !== undefined && d.raw !== d.object ? ['As seen', h('span', { class: 'pattern' }, String(d.raw))] : null,

@@ -14,7 +14,7 @@ export const KINDS = [
 ];
 
 // The filters the API takes, as they appear in the page's hash (#/audits?host=web-1).
-const FILTERS = ['host', 'service', 'kind', 'severity', 'effect', 'rule', 'since', 'until'];
+const FILTERS = ['host', 'service', 'image', 'kind', 'severity', 'effect', 'rule', 'since', 'until'];
 
 function select(name, label, options, value) {
   const s = h('select', { name, id: `f-${name}` }, h('option', { value: '' }, 'any'), options.map((o) => h('option', { value: o }, o)));
@@ -32,6 +32,7 @@ function filterForm(params) {
   const form = h('form', { class: 'filters card', id: 'audit-filters' },
     input('host', 'Host', params.get('host')),
     input('service', 'Service', params.get('service')),
+    input('image', 'Container image', params.get('image')),
     select('kind', 'Kind', KINDS, params.get('kind')),
     select('severity', 'Severity', ['high', 'medium', 'low'], params.get('severity')),
     select('effect', 'Effect', ['alert', 'prevent', 'block'], params.get('effect')),
@@ -53,6 +54,16 @@ function filterForm(params) {
   return form;
 }
 
+// The service, and the container the process ran in (its name links to its image's audits).
+function serviceCell(a) {
+  const svc = a.service || h('span', { class: 'muted' }, '–');
+  const c = a.container;
+  if (!c) return svc;
+  const label = c.name || String(c.id || '').slice(0, 12);
+  return [svc, h('div', { class: 'muted', title: c.image ? `image ${c.image}` : 'image unknown' },
+    'in ', c.image ? h('a', { href: '#/audits' + query({ image: c.image }) }, label) : label)];
+}
+
 export const COLUMNS = [
   { title: 'Time', class: 'nowrap', cell: (a) => time(a.ts) },
   { title: 'Host', class: 'nowrap', cell: (a) => h('a', { href: '#/hosts/' + encodeURIComponent(a.host_id) }, a.host_id) },
@@ -60,7 +71,7 @@ export const COLUMNS = [
   { title: 'Kind', class: 'nowrap opt', cell: (a) => a.kind },
   { title: 'Effect', cell: (a) => effectBadge(a.effect) },
   { title: 'Rule', class: 'opt', cell: (a) => a.rule || h('span', { class: 'muted' }, '–') },
-  { title: 'Service', class: 'wrap opt', cell: (a) => a.service || h('span', { class: 'muted' }, '–') },
+  { title: 'Service', class: 'wrap opt', cell: serviceCell },
   { title: 'What happened', class: 'wrap', cell: (a) => h('a', { href: `#/audits/${a.id}`, class: 'audit-link' }, a.summary) },
 ];
 

@@ -120,12 +120,26 @@ function captureSection(x) {
     h('div', { class: 'grid2' }, counters('Drops', c.drops), counters('Delivered', c.delivered), counters('Delivery', c.delivery), counters('Learning', c.learn)));
 }
 
+// A container image's service is named "container:<image>" (docs/learning.md); a container
+// whose image was not known is "container:/its/leader", and a name too long is cut and
+// hashed ("...#<hex>"): neither names an image.
+export function containerImageOf(service) {
+  if (typeof service !== 'string' || !service.startsWith('container:')) return null;
+  const image = service.slice('container:'.length);
+  return image && !image.startsWith('/') && !/#[0-9a-f]{16}$/.test(image) ? image : null;
+}
+
+function serviceCell(m) {
+  const link = h('a', { href: `#/models/${m.id}` }, m.service);
+  return m.service.startsWith('container:') ? [badge('container', 'plain'), ' ', link] : link;
+}
+
 function servicesSection(models, reload) {
   return section('Services',
     h('p', { class: 'hint' }, 'One model per service: what it normally does, learned on the host. Open one to read it.'),
     table(
       [
-        { title: 'Service', class: 'wrap', cell: (m) => h('a', { href: `#/models/${m.id}` }, m.service) },
+        { title: 'Service', class: 'wrap', cell: serviceCell },
         { title: 'State', class: 'nowrap', cell: (m) => [modelState(m), m.relearn_pending ? [' ', badge('relearn pending', 'info')] : null] },
         { title: 'Learning', class: 'nowrap', cell: timeLeft },
         { title: 'Entries', class: 'num', cell: (m) => num(m.entries) },

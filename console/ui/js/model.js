@@ -2,7 +2,7 @@
 // reads, listens on and talks to, with the generalized parts marked.
 import { api, canWrite } from './core.js';
 import { h, time, num, section, facts, table } from './dom.js';
-import { modelState, timeLeft, relearnButton } from './host.js';
+import { modelState, timeLeft, relearnButton, containerImageOf } from './host.js';
 
 // The model's kinds in reading order, each with its heading.
 const KINDS = [
@@ -95,12 +95,19 @@ function exeSection(sec) {
 export async function render(view, [id]) {
   const m = await api('GET', `/api/v1/models/${encodeURIComponent(id)}`, { signal: view.signal });
   const sections = m.sections || [];
+  // Every container of one image on the host shares this model; its audits name each container.
+  const image = containerImageOf(m.service);
+  const imageFact = image
+    ? ['Container image', [h('span', { class: 'pattern' }, image), '  ',
+      h('a', { href: '#/audits?' + new URLSearchParams({ host: m.host, image }) }, 'its audits')]]
+    : m.service.startsWith('container:') ? ['Container image', h('span', { class: 'muted' }, 'not known: named by its leader\'s executable')] : null;
   view.root.append(
     h('div', { class: 'crumbs' }, h('a', { href: '#/fleet' }, 'Fleet'), ' / ', h('a', { href: '#/hosts/' + encodeURIComponent(m.host) }, m.host), ' / model'),
     h('div', { class: 'page-head' }, h('h1', null, m.service), modelState(m), h('span', { class: 'spacer' }), canWrite() ? relearnButton(m) : null),
     section('State',
       facts([
         ['Host', h('a', { href: '#/hosts/' + encodeURIComponent(m.host) }, m.host)],
+        imageFact,
         ['State', modelState(m)],
         m.state === 'learning' ? ['Time left to learn', timeLeft(m)] : ['Active since', time(m.active_since)],
         ['Learning since', time(m.learning_since)],

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "rules/rule.h"
+#include "rules/rule_values.h"
 #include "rules/rule_set.h"
 
 /* A rule using every field, as an operator might write it. */
@@ -264,6 +265,60 @@ Test(rule, bad_globs_are_refused)
 	     "scope.images[0]", "has a space"},
 	    {R("\"processes\":{},\"scope\":{\"services\":[\"a]\"]}"), "no-shells",
 	     "scope.services[0]", "without its '['"},
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		expect_refused(&t[i]);
+}
+
+/* Containers' images are normalized as Docker does: a glob is kept in the same form. */
+Test(rule, image_globs_are_kept_as_full_image_names)
+{
+	static const char *const cases[][2] = {
+	    {"nginx", "docker.io/library/nginx:latest"},
+	    {"nginx:*", "docker.io/library/nginx:*"},
+	    {"bitnami/redis", "docker.io/bitnami/redis:latest"},
+	    {"docker.io/nginx:1.25", "docker.io/library/nginx:1.25"},
+	    {"index.docker.io/library/nginx:1", "docker.io/library/nginx:1"},
+	    {"docker.io/*", "docker.io/*"},
+	    {"docker.io/library/*", "docker.io/library/*"},
+	    {"quay.io/app/*", "quay.io/app/*"},
+	    {"localhost/vigil-test-*-b:*", "localhost/vigil-test-*-b:*"},
+	    {"localhost:5000/app", "localhost:5000/app:latest"},
+	    {"*", "*"},
+	    {"*/nginx:*", "*/nginx:*"},
+	    {"registry.k8s.io/pause@sha256:*", "registry.k8s.io/pause@sha256:*"},
+	};
+	char json[512], again[512];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rule r;
+		struct rule_error err;
+
+		snprintf(json, sizeof(json), R("\"processes\":{},\"scope\":{\"images\":[\"%s\"]}"),
+			 cases[i][0]);
+		cr_assert_eq(rule_parse(json, strlen(json), &r, &err), 0, "%s: %s", json,
+			     err.reason);
+		cr_expect_str_eq(r.scope.images.v[0], cases[i][1]);
+		/* The canonical form is a fixed point. */
+		cr_expect(rule_image_glob_normalize(cases[i][1], again, sizeof(again)));
+		cr_expect_str_eq(again, cases[i][1]);
+		rule_fini(&r);
+	}
+}
+
+Test(rule, image_globs_that_could_never_match_are_refused)
+{
+	static const struct refusal t[] = {
+	    {R("\"processes\":{},\"scope\":{\"images\":[\"ngïnx\"]}"), "no-shells",
+	     "scope.images[0]", "a character no image name has"},
+	    {R("\"processes\":{},\"scope\":{\"images\":[\"nginx;1\"]}"), "no-shells",
+	     "scope.images[0]", "a character no image name has"},
+	    {R("\"processes\":{},\"scope\":{\"images\":[\"nginx:[1\"]}"), "no-shells",
+	     "scope.images[0]", "unbalanced '['"},
+	    /* The same image twice, written two ways. */
+	    {R("\"processes\":{},\"scope\":{\"images\":[\"nginx\","
+	       "\"docker.io/library/nginx:latest\"]}"),
+	     "no-shells", "scope.images[1]", "is also entry [0]"},
 	};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
 		expect_refused(&t[i]);

@@ -131,6 +131,27 @@ Test(rule_match, the_first_enabled_rule_with_the_section_whose_scope_matches_dec
 		rule_fini(&set[i]);
 }
 
+/* A rule for an image, written as operators do, decides for that image's containers only. */
+Test(rule_match, an_image_scope_decides_for_that_images_containers_only)
+{
+	struct rule set[1];
+	struct rule_subject web = {"container:docker.io/library/nginx:1.25",
+				   "docker.io/library/nginx:1.25"};
+	struct rule_subject db = {"container:docker.io/library/postgres:15",
+				  "docker.io/library/postgres:15"};
+	struct rule_subject shell = {NULL, "docker.io/library/nginx:1.25"};
+	struct rule_subject host = {"unit:nginx.service", NULL};
+
+	set[0] = parse("{\"name\": \"web\", \"scope\": {\"images\": [\"nginx:*\"]},"
+		       " \"processes\": {\"deviation\": \"prevent\"}}");
+	cr_assert_not_null(rule_decider(set, 1, RULE_CAT_PROCESSES, &web));
+	cr_assert_null(rule_decider(set, 1, RULE_CAT_PROCESSES, &db), "another image");
+	cr_assert_not_null(rule_decider(set, 1, RULE_CAT_PROCESSES, &shell),
+			   "a person's shell in such a container is in scope too");
+	cr_assert_null(rule_decider(set, 1, RULE_CAT_PROCESSES, &host), "not in a container");
+	rule_fini(&set[0]);
+}
+
 Test(rule_match, files_are_read_and_written_separately)
 {
 	struct rule r = parse("{\"name\": \"f\", \"files\": {\"deny\": {\"effect\": \"block\","

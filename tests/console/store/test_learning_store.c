@@ -676,6 +676,85 @@ Test(learning_store, a_bad_rules_field_leaves_its_deviation_out_and_the_rest_in)
 	    " deviation[6].effect is not alert, prevent, block or empty");
 }
 
+#define CID "ac4d34bdcef49b4b6f0f9c8092a290e11a240855750c08bcfc14c42d48438e70"
+
+/* A deviation in a container: its container stored with it, listed and filtered by image. */
+Test(learning_store, a_deviations_container_is_stored_and_listed)
+{
+	struct store_deviation dev[5], bad[6];
+	struct ingest_result r;
+	json_t *a, *c;
+
+	rules_batch(dev);
+	dev[3].service = "container:localhost/app:1";
+	dev[3].container_id = CID;
+	dev[3].container_name = "web-1";
+	dev[3].container_image = "localhost/app:1";
+	dev[3].container_runtime = "podman";
+	/* Known by id only: its runtime's state was not found. */
+	dev[4].container_id = CID;
+	for (int i = 0; i < 6; i++)
+		bad[i] = dev[3];
+	bad[0].container_id = "AC4D";
+	bad[1].container_name = "web 1";
+	bad[2].container_image = "localhost/\xc3\xa9:1";
+	bad[3].container_runtime = "lxc";
+	bad[4].container_id = "";
+	bad[5].container_image =
+	    "localhost/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:1";
+	struct store_deviation all[11] = {dev[0], dev[1], dev[2], dev[3], dev[4], bad[0],
+					  bad[1], bad[2], bad[3], bad[4], bad[5]};
+
+	r = ingest("host-a", 1, &(struct ingest_batch){.deviations = all, .ndeviations = 11});
+	cr_expect_eq(r.deviations, 5);
+	cr_expect_eq(r.malformed, 6);
+	cr_expect_str_eq(
+	    q1("SELECT string_agg(p->>'field' || ' ' || (p->>'why'), '; ')"
+	       " FROM audits, jsonb_array_elements(detail->'problems') p"
+	       " WHERE kind = 'malformed_input'"),
+	    "deviation[5].container_id is not 64 lowercase hex digits;"
+	    " deviation[6].container_name is not printable ASCII without spaces;"
+	    " deviation[7].container_image is not printable ASCII without spaces;"
+	    " deviation[8].container_runtime is not docker, podman, containerd, cri-o or empty;"
+	    " deviation[9].container_id is missing: the container has a name;"
+	    " deviation[10].container_image is longer than 255 bytes");
+	cr_expect_str_eq(q1("SELECT string_agg(coalesce(container_name, '-') || '|' ||"
+			    " coalesce(container_image, '-') || '|' || coalesce(container_runtime,"
+			    " '-') || '|' || coalesce(left(container_id, 4), '-'), ';' ORDER BY id)"
+			    " FROM audits WHERE kind <> 'malformed_input'"),
+			 "-|-|-|-;-|-|-|-;-|-|-|-;web-1|localhost/app:1|podman|ac4d;-|-|-|ac4d");
+
+	a = audits(&(struct audit_filter){.image = "localhost/app:1"});
+	cr_assert_eq(json_array_size(a), 1);
+	c = json_object_get(json_array_get(a, 0), "container");
+	cr_expect_str_eq(jtext(c, "id"), CID);
+	cr_expect_str_eq(jtext(c, "name"), "web-1");
+	cr_expect_str_eq(jtext(c, "image"), "localhost/app:1");
+	cr_expect_str_eq(jtext(c, "runtime"), "podman");
+	cr_expect_str_eq(jtext(json_array_get(a, 0), "service"), "container:localhost/app:1");
+	json_decref(a);
+	a = audits(&(struct audit_filter){.container = "web-1"});
+	cr_expect_eq(json_array_size(a), 1);
+	json_decref(a);
+	a = audits(&(struct audit_filter){.kind = "denied_read"});
+	cr_assert_eq(json_array_size(a), 1);
+	c = json_object_get(json_array_get(a, 0), "container");
+	cr_expect_str_eq(jtext(c, "id"), CID);
+	cr_expect_str_eq(jtext(c, "name"), "<null>", "not known: null, never \"\"");
+	cr_expect_str_eq(jtext(c, "image"), "<null>");
+	json_decref(a);
+	a = audits(&(struct audit_filter){.kind = "new_write"});
+	cr_expect(json_is_null(json_object_get(json_array_get(a, 0), "container")),
+		  "outside containers: null");
+	json_decref(a);
+	a = audits(&(struct audit_filter){.image = "localhost/other:1"});
+	cr_expect_eq(json_array_size(a), 0);
+	json_decref(a);
+}
+
 Test(learning_store, event_refused_by_the_database_takes_its_activity_with_it)
 {
 	const struct store_event ev[2] = {

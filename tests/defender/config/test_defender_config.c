@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <string.h>
 
 #include "config/defender_config.h"
@@ -114,4 +116,43 @@ Test(defender_config, names_what_is_wrong)
 	fails(BASE "heartbeat_interval_ms = 10\n", "from 100 to 600000");
 	fails(BASE "heartbeat_interval_ms = 1s\n", "must be an integer");
 	fails(BASE "log_level = loud\n", "log_level must be");
+}
+
+Test(defender_config, metrics_listen_is_off_unless_given_and_an_address_literal)
+{
+	const char *v4 = BASE "metrics_listen = 127.0.0.1:9464\n";
+	const char *v6 = BASE "metrics_listen = [::1]:9465\n";
+	struct defender_config cfg;
+	vigil_err err = {0};
+
+	cr_assert_eq(defender_config_parse(BASE, strlen(BASE), "d.conf", &cfg, &err), 0);
+	cr_expect_null(cfg.metrics_listen, "no metrics port unless asked for");
+	defender_config_fini(&cfg);
+
+	cr_assert_eq(defender_config_parse(v4, strlen(v4), "d.conf", &cfg, &err), 0, "%s", err.msg);
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)&cfg.metrics_addr;
+	cr_expect_str_eq(cfg.metrics_listen, "127.0.0.1:9464");
+	cr_expect_eq(sin->sin_family, AF_INET);
+	cr_expect_eq(ntohs(sin->sin_port), 9464);
+	cr_expect_eq(ntohl(sin->sin_addr.s_addr), INADDR_LOOPBACK);
+	cr_expect_eq(cfg.metrics_addr_len, sizeof(*sin));
+	defender_config_fini(&cfg);
+
+	cr_assert_eq(defender_config_parse(v6, strlen(v6), "d.conf", &cfg, &err), 0, "%s", err.msg);
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&cfg.metrics_addr;
+	cr_expect_eq(sin6->sin6_family, AF_INET6);
+	cr_expect_eq(ntohs(sin6->sin6_port), 9465);
+	cr_expect(IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr));
+	defender_config_fini(&cfg);
+
+	fails(BASE "metrics_listen = localhost:9464\n", "d.conf:5: metrics_listen must be");
+	fails(BASE "metrics_listen = 127.0.0.1\n", "metrics_listen must be");
+	fails(BASE "metrics_listen = 127.0.0.1:0\n", "metrics_listen must be");
+	fails(BASE "metrics_listen = 127.0.0.1:65536\n", "metrics_listen must be");
+	fails(BASE "metrics_listen = 127.0.0.1:94x\n", "metrics_listen must be");
+	fails(BASE "metrics_listen = ::1:9464\n", "metrics_listen must be");
+	fails(BASE "metrics_listen = [::1]9464\n", "metrics_listen must be");
+	fails(BASE "metrics_listen = [127.0.0.1]:9464\n", "metrics_listen must be");
+	fails(BASE "metrics_listen = 127.0.0.1:1\nmetrics_listen = 127.0.0.1:2\n",
+	      "'metrics_listen' given twice");
 }

@@ -274,3 +274,48 @@ Test(event_json, a_prerendered_description_writes_the_same_line)
 	/* Too large for its buffer: not rendered, so written field by field. */
 	cr_expect_eq(event_json_enrich_render(&en, frag, 16, &en.json_lossy), 0);
 }
+
+/* A process in a container: its id, and its name, image and runtime when they are known. */
+Test(event_json, a_containers_name_and_image_are_written_when_known)
+{
+	char rec[1024], out[8192];
+	size_t len = make_file(rec, sizeof(rec), "x.txt", NULL, "/srv");
+	struct event ev;
+	struct event_enrich en = {
+	    .cls = "service",
+	    .service = "container:localhost/app:1",
+	    .class_reason = "container web (podman, image localhost/app:1)",
+	    .exe = "/bin/busybox",
+	    .container_id = "ac4d34bdcef49b4b6f0f9c8092a290e11a240855750c08bcfc14c42d48438e70",
+	    .container_name = "web",
+	    .container_image = "localhost/app:1",
+	    .container_runtime = "podman",
+	};
+	struct json_writer w;
+	json_t *doc;
+
+	cr_assert_eq(event_decode(rec, len, &ev), 0);
+	json_writer_init(&w, out, sizeof(out));
+	event_json_write(&w, &ev, &en, 0);
+	cr_assert_not(w.overflow);
+	doc = json_loadb(out, w.len, 0, NULL);
+	cr_assert_not_null(doc, "%.*s", (int)w.len, out);
+	cr_expect_str_eq(json_string_value(json_object_get(doc, "container_name")), "web");
+	cr_expect_str_eq(json_string_value(json_object_get(doc, "container_image")),
+			 "localhost/app:1");
+	cr_expect_str_eq(json_string_value(json_object_get(doc, "container_runtime")), "podman");
+	cr_expect_str_eq(json_string_value(json_object_get(doc, "service")),
+			 "container:localhost/app:1");
+	json_decref(doc);
+	/* Not known (yet): the id alone, no empty fields. */
+	en.container_name = en.container_image = en.container_runtime = NULL;
+	json_writer_init(&w, out, sizeof(out));
+	event_json_write(&w, &ev, &en, 0);
+	doc = json_loadb(out, w.len, 0, NULL);
+	cr_assert_not_null(doc);
+	cr_expect_not_null(json_object_get(doc, "container_id"));
+	cr_expect_null(json_object_get(doc, "container_name"));
+	cr_expect_null(json_object_get(doc, "container_image"));
+	cr_expect_null(json_object_get(doc, "container_runtime"));
+	json_decref(doc);
+}

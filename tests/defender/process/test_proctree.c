@@ -1136,6 +1136,41 @@ Test(proctree, exec_cgroup_from_proc_then_cache)
 	free(root);
 }
 
+/*
+ * A hybrid host (cgroup v1 hierarchies beside v2) reads /proc at every
+ * exec; a short command in a container ("podman exec web true") is gone by
+ * then.  Its v2 id, seen naming the container's v2 path, still places it
+ * in the container, not in the runtime's cgroup its parent runs in.
+ */
+Test(proctree, hybrid_exec_of_a_gone_process_takes_its_cgroup_by_id)
+{
+	char *root = make_tmpdir();
+	struct proctree *pt = tree_at(root, 0);
+	struct proctree_exec ev = {.pid = 400, .ppid = 1, .start_ns = 1, .cgroup_id = 1317};
+
+	fake_str(root, 400, "cgroup",
+		 "4:memory:/libpod_parent/libpod-" ID64 "\n0::/libpod_parent/libpod-" ID64 "\n");
+	cr_assert_eq(proctree_on_exec(pt, &ev), 0);
+	cr_expect_str_eq(proctree_peek(pt, 400)->container_id, ID64);
+	/* The runtime that starts the command, outside the container. */
+	fake_str(root, 500, "cgroup", "4:memory:/libpod_parent/conmon\n0::/libpod_parent/conmon\n");
+	ev = (struct proctree_exec){.pid = 500, .ppid = 1, .start_ns = 2, .cgroup_id = 900};
+	cr_assert_eq(proctree_on_exec(pt, &ev), 0);
+	cr_expect_null(proctree_peek(pt, 500)->container_id);
+	/* Its child execs in the container and is gone before /proc is read. */
+	ev = (struct proctree_exec){.pid = 501, .ppid = 500, .start_ns = 3, .cgroup_id = 1317};
+	cr_assert_eq(proctree_on_exec(pt, &ev), 0);
+	cr_expect_str_eq(proctree_peek(pt, 501)->cgroup, "/libpod_parent/libpod-" ID64);
+	cr_expect_str_eq(proctree_peek(pt, 501)->container_id, ID64);
+	/* An id never seen: the parent's path stays the best guess. */
+	ev = (struct proctree_exec){.pid = 502, .ppid = 500, .start_ns = 4, .cgroup_id = 4242};
+	cr_assert_eq(proctree_on_exec(pt, &ev), 0);
+	cr_expect_str_eq(proctree_peek(pt, 502)->cgroup, "/libpod_parent/conmon");
+	proctree_free(pt);
+	rm_tree(root);
+	free(root);
+}
+
 Test(proctree, user_names_cached_and_numeric_when_unknown)
 {
 	struct proctree *pt = proctree_new(NULL);
