@@ -13,7 +13,8 @@
 #include <nng/nng.h>
 
 #include "log.h"
-#include "store/revoke_listen.h"
+#include "store/enroll_store.h"
+#include "store/pg_listen.h"
 #include "store/store.h"
 #include "strmap.h"
 #include "tls.h"
@@ -183,7 +184,7 @@ struct revocation {
 	pthread_mutex_t track_lock; /* tracked */
 	struct tracker tracked;
 	struct store *st;
-	struct revoke_listen *listen;
+	struct pg_listen *listen;
 	pthread_t thread;
 	bool started;
 	atomic_bool stop;
@@ -336,7 +337,7 @@ static void *revocation_main(void *arg)
 
 	while (!atomic_load(&r->stop)) {
 		vigil_err err = {0};
-		int rc = revoke_listen_wait(r->listen, REVOCATION_WAIT_MS, &err);
+		int rc = pg_listen_wait(r->listen, REVOCATION_WAIT_MS, NULL, &err);
 		uint64_t now = mono_ms();
 		bool due = now - last_read >= REVOCATION_POLL_MS;
 
@@ -351,14 +352,14 @@ static void *revocation_main(void *arg)
 				nanosleep(&ts, NULL);
 				continue;
 			}
-		} else if (rc == REVOKE_LISTEN_CONNECTED && down) {
+		} else if (rc == PG_LISTEN_CONNECTED && down) {
 			log_info("revocations: listening for revocations again");
 			down = false;
 		}
-		if (rc != REVOKE_LISTEN_NOTIFIED && rc != REVOKE_LISTEN_CONNECTED && !due)
+		if (rc != PG_LISTEN_NOTIFIED && rc != PG_LISTEN_CONNECTED && !due)
 			continue;
 		verr_clear(&err);
-		rc = reload(r, rc == REVOKE_LISTEN_NOTIFIED ? now : 0,
+		rc = reload(r, rc == PG_LISTEN_NOTIFIED ? now : 0,
 			    now - last_sweep >= REVOCATION_SWEEP_MS, &err);
 		if (rc < 0 && !failing)
 			log_warn("revocations: cannot read the revoked hosts (the set held stays in"
@@ -388,7 +389,7 @@ static void revocation_free(struct revocation *r)
 	revoked_set_free(r->set);
 	free(r->tracked.slots);
 	store_close(r->st);
-	revoke_listen_free(r->listen);
+	pg_listen_free(r->listen);
 	pthread_rwlock_destroy(&r->set_lock);
 	pthread_mutex_destroy(&r->track_lock);
 	free(r);
@@ -426,7 +427,8 @@ int revocation_start(struct revocation *r, const char *dsn, vigil_err *err)
 	/* Connections made before the set was read are looked at now. */
 	if ((rc = reload(r, 0, true, err)) < 0)
 		return rc;
-	if ((r->listen = revoke_listen_new(dsn)) == NULL)
+	if ((r->listen = pg_listen_new(dsn, ENROLL_REVOKE_CHANNEL, "vigil-console-revoked",
+				       "revocations")) == NULL)
 		return verr_set(err, -ENOMEM, "out of memory");
 	if ((rc = pthread_create(&r->thread, NULL, revocation_main, r)) != 0)
 		return verr_set(err, -rc, "cannot start the revocation thread: %s", strerror(rc));

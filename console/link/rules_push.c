@@ -15,7 +15,7 @@
 #include "log.h"
 #include "rules/rule.h"
 #include "store/host_rules.h"
-#include "store/rules_listen.h"
+#include "store/pg_listen.h"
 #include "store/rules_store.h"
 
 /* How long one wait on the LISTEN connection lasts: a stop is seen within it. */
@@ -37,7 +37,7 @@ struct rules_push {
 	struct rules_snapshot *cur;
 	atomic_int_fast64_t version;
 	struct store *st; /* the thread's, for reading the set */
-	struct rules_listen *listen;
+	struct pg_listen *listen;
 	pthread_t thread;
 	bool started;
 	atomic_bool stop;
@@ -161,7 +161,7 @@ static void *push_main(void *arg)
 	while (!atomic_load(&rp->stop)) {
 		vigil_err err = {0};
 		int64_t announced = 0, have;
-		int ev = rules_listen_wait(rp->listen, RULES_PUSH_WAIT_MS, &announced, &err);
+		int ev = pg_listen_wait(rp->listen, RULES_PUSH_WAIT_MS, &announced, &err);
 
 		if (ev < 0) {
 			if (!down)
@@ -173,14 +173,14 @@ static void *push_main(void *arg)
 			nap(rp, RULES_PUSH_RETRY_MS);
 			continue;
 		}
-		if (ev == RULES_LISTEN_CONNECTED) {
+		if (ev == PG_LISTEN_CONNECTED) {
 			if (down)
 				log_info("rules: listening for rule changes again");
 			down = false;
 			reload_due = true; /* what was announced meanwhile is lost */
 		}
 		have = atomic_load(&rp->version);
-		if (ev == RULES_LISTEN_NOTIFIED && (announced == 0 || announced > have))
+		if (ev == PG_LISTEN_NOTIFIED && (announced == 0 || announced > have))
 			reload_due = true;
 		if (!reload_due && mono_ms() - last_check >= RULES_PUSH_CHECK_MS) {
 			int64_t v = have;
@@ -220,7 +220,8 @@ struct rules_push *rules_push_start(const char *dsn, vigil_err *err)
 	pthread_mutex_init(&rp->lock, NULL);
 	atomic_init(&rp->stop, false);
 	/* LISTEN before the first read: a change in between is then announced, not missed. */
-	if ((rp->listen = rules_listen_new(dsn)) == NULL) {
+	if ((rp->listen = pg_listen_new(dsn, RULES_NOTIFY_CHANNEL, "vigil-console-rules",
+					"rule changes")) == NULL) {
 		verr_set(err, -ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -282,7 +283,7 @@ void rules_push_stop(struct rules_push *rp)
 	atomic_store(&rp->stop, true);
 	if (rp->started)
 		pthread_join(rp->thread, NULL);
-	rules_listen_free(rp->listen);
+	pg_listen_free(rp->listen);
 	store_close(rp->st);
 	snapshot_put(rp->cur);
 	pthread_mutex_destroy(&rp->lock);

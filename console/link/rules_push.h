@@ -7,7 +7,7 @@
  *
  * rules_push_start reads the current version and its rules from the
  * database, then starts a thread that LISTENs on vigil_rules on a libpq
- * connection of its own (store/rules_listen.h).  Every console on the
+ * connection of its own (store/pg_listen.h).  Every console on the
  * database hears every change, whichever console made it; on a
  * notification of a version newer than the one held, the thread reads the
  * rule set again (store_rules_list: the version and its rules in one

@@ -25,7 +25,7 @@
  * marked revoked, and the name is listed in host_revocations, so that
  * certificates the console never recorded (issued by hand) are refused
  * too.  Every revocation is announced with NOTIFY on ENROLL_REVOKE_CHANNEL
- * when it commits (store/revoke_listen.h).
+ * when it commits (store/pg_listen.h).
  *
  * Locking: every function takes the store's lock; any thread may call.
  * Errors as store.h, and those each function names.
