@@ -31,6 +31,7 @@
 #include <mbedtls/sha256.h>
 
 #include "api/api_priv.h"
+#include "api/throttle.h"
 #include "log.h"
 #include "tls.h"
 #include "utf8.h"
@@ -69,25 +70,17 @@
 /* A throttle key: "u:" and a user name, or "a:" and an address. */
 #define TH_KEY_MAX (2 + TLS_ADDR_TEXT + 8)
 
-struct throttle_entry {
-	char key[TH_KEY_MAX];
-	int64_t first; /* monotonic s: the window's first failure */
-	int64_t last;  /* ... the last failure (eviction takes the oldest) */
-	unsigned fails;
-	bool used;
-};
+_Static_assert(TH_KEY_MAX <= THROTTLE_KEY_MAX, "a throttle key is kept whole");
 
 struct api_auth {
 	int session_hours;
-	sem_t hashing;		    /* API_AUTH_HASHING slots */
-	char dummy[USER_HASH_MAX];  /* verified for unknown names: same time as a known one */
-	pthread_mutex_t lock;	    /* guards everything below */
-	uint64_t th_evicted;	    /* entries dropped for room */
-	uint64_t th_refused;	    /* sign-ins answered 429 */
-	int64_t log_minute;	    /* monotonic s the current log minute began */
-	unsigned log_lines;	    /* sign-in lines logged in it */
-	uint64_t log_suppressed;    /* ... and not logged, since the last one */
-	struct throttle_entry th[]; /* API_AUTH_THROTTLE_MAX */
+	sem_t hashing;		   /* API_AUTH_HASHING slots */
+	char dummy[USER_HASH_MAX]; /* verified for unknown names: same time as a known one */
+	struct throttle *th;	   /* failed sign-ins per name and per address */
+	pthread_mutex_t lock;	   /* guards everything below */
+	int64_t log_minute;	   /* monotonic s the current log minute began */
+	unsigned log_lines;	   /* sign-in lines logged in it */
+	uint64_t log_suppressed;   /* ... and not logged, since the last one */
 };
 
 static int64_t now_s(void)
@@ -256,73 +249,7 @@ static void signin_log(struct api_auth *a, enum log_level level, const char *fmt
 
 /* ---- the throttle of failed sign-ins ---- */
 
-/* key's entry, or NULL.  Caller holds the lock. */
-static struct throttle_entry *th_find(struct api_auth *a, const char *key)
-{
-	for (size_t i = 0; i < API_AUTH_THROTTLE_MAX; i++)
-		if (a->th[i].used && strcmp(a->th[i].key, key) == 0)
-			return &a->th[i];
-	return NULL;
-}
-
-/* A slot for key: a free one, else the one that failed least recently.  Caller holds the lock. */
-static struct throttle_entry *th_take(struct api_auth *a, const char *key, int64_t now)
-{
-	struct throttle_entry *e = NULL;
-
-	for (size_t i = 0; i < API_AUTH_THROTTLE_MAX && (e == NULL || e->used); i++)
-		if (e == NULL || !a->th[i].used || a->th[i].last < e->last)
-			e = &a->th[i];
-	if (e->used) {
-		a->th_evicted++;
-		if (a->th_evicted == 1 || a->th_evicted % 1000 == 0)
-			log_warn("sign-in throttle: %d names and addresses are remembered; the"
-				 " oldest dropped for room (%" PRIu64 " so far)",
-				 API_AUTH_THROTTLE_MAX, a->th_evicted);
-	}
-	*e = (struct throttle_entry){.first = now, .last = now, .used = true};
-	snprintf(e->key, sizeof(e->key), "%s", key);
-	return e;
-}
-
-/*
- * Before verifying a sign-in of keys[0..n): 0 when none is over
- * API_AUTH_FAILS_MAX in its window, and then each is charged one failure at
- * once (so that sign-ins running at the same time cannot pass the limit
- * together; th_done refunds it on success); else the seconds until the last
- * of them leaves its window, nothing charged.
- */
-static int64_t th_begin(struct api_auth *a, const char *const *keys, int n)
-{
-	int64_t now = now_s(), wait = 0;
-	struct throttle_entry *e;
-
-	pthread_mutex_lock(&a->lock);
-	for (int i = 0; i < n; i++) {
-		if ((e = th_find(a, keys[i])) == NULL)
-			continue;
-		if (now - e->first >= API_AUTH_WINDOW_S)
-			e->used = false;
-		else if (e->fails >= API_AUTH_FAILS_MAX &&
-			 e->first + API_AUTH_WINDOW_S - now > wait)
-			wait = e->first + API_AUTH_WINDOW_S - now;
-	}
-	if (wait > 0) {
-		a->th_refused++;
-		pthread_mutex_unlock(&a->lock);
-		return wait;
-	}
-	for (int i = 0; i < n; i++) {
-		if ((e = th_find(a, keys[i])) == NULL)
-			e = th_take(a, keys[i], now);
-		e->fails++;
-		e->last = now;
-	}
-	pthread_mutex_unlock(&a->lock);
-	return 0;
-}
-
-/* How a sign-in that th_begin let through ended. */
+/* How a sign-in that throttle_begin let through ended. */
 enum th_outcome {
 	TH_FAILED,    /* wrong credentials: the charge stays */
 	TH_UNDECIDED, /* the database, no hashing slot: the charge is refunded */
@@ -330,24 +257,18 @@ enum th_outcome {
 			 password); the address's stay */
 };
 
-/* After th_begin let keys[0..n) through; keys[0] is the user name's when user_key. */
+/* After throttle_begin let keys[0..n) through; keys[0] is the user name's when user_key. */
 static void th_done(struct api_auth *a, const char *const *keys, int n, bool user_key,
 		    enum th_outcome how)
 {
-	struct throttle_entry *e;
-
 	if (how == TH_FAILED)
 		return;
-	pthread_mutex_lock(&a->lock);
 	for (int i = 0; i < n; i++) {
-		if ((e = th_find(a, keys[i])) == NULL)
-			continue;
 		if (i == 0 && user_key && how == TH_SUCCEEDED)
-			e->used = false;
-		else if (e->fails > 0)
-			e->fails--;
+			throttle_forget(a->th, keys[i]);
+		else
+			throttle_refund(a->th, keys[i]);
 	}
-	pthread_mutex_unlock(&a->lock);
 }
 
 /* ---- passwords ---- */
@@ -422,8 +343,10 @@ struct api_auth *api_auth_new(int session_hours, vigil_err *err)
 		errno = EINVAL;
 		return NULL;
 	}
-	a = calloc(1, sizeof(*a) + API_AUTH_THROTTLE_MAX * sizeof(a->th[0]));
-	if (a == NULL) {
+	a = calloc(1, sizeof(*a));
+	if (a == NULL || (a->th = throttle_new(API_AUTH_THROTTLE_MAX, API_AUTH_FAILS_MAX,
+					       API_AUTH_WINDOW_S, "sign-in throttle")) == NULL) {
+		free(a);
 		verr_set(err, -ENOMEM, "out of memory");
 		errno = ENOMEM;
 		return NULL;
@@ -433,6 +356,7 @@ struct api_auth *api_auth_new(int session_hours, vigil_err *err)
 	/* The dummy: a hash of a random password nobody knows, with the same parameters. */
 	if (random_hex(pw) < 0 || hash_now(pw, strlen(pw), a->dummy) < 0) {
 		verr_set(err, -EIO, "cannot hash a password with argon2id (out of memory?)");
+		throttle_free(a->th);
 		free(a);
 		errno = EIO;
 		return NULL;
@@ -444,13 +368,17 @@ struct api_auth *api_auth_new(int session_hours, vigil_err *err)
 
 void api_auth_free(struct api_auth *a)
 {
+	uint64_t refused, evicted;
+
 	if (a == NULL)
 		return;
-	if (a->th_refused > 0 || a->th_evicted > 0 || a->log_suppressed > 0)
+	throttle_counts(a->th, &refused, &evicted);
+	if (refused > 0 || evicted > 0 || a->log_suppressed > 0)
 		log_info("sign-ins: %" PRIu64 " refused by the throttle (429), %" PRIu64
 			 " throttle entries dropped for room, %" PRIu64
 			 " sign-in line(s) not logged",
-			 a->th_refused, a->th_evicted, a->log_suppressed);
+			 refused, evicted, a->log_suppressed);
+	throttle_free(a->th);
 	sem_destroy(&a->hashing);
 	pthread_mutex_destroy(&a->lock);
 	free(a);
@@ -732,7 +660,7 @@ static void sign_in(nng_aio *aio)
 	else
 		snprintf(who, sizeof(who), "a name that is no user name");
 
-	if ((wait = th_begin(a, kp, nkeys)) > 0) {
+	if ((wait = throttle_begin(a->th, kp, nkeys, now_s())) > 0) {
 		char after[24], msg[200];
 		const char *extra[] = {"Retry-After", after, NULL};
 

@@ -34,6 +34,7 @@
 
 #include "api/api_priv.h"
 #include "api/enroll_request.h"
+#include "api/throttle.h"
 #include "log.h"
 #include "pki.h"
 #include "pki_enroll.h"
@@ -50,20 +51,11 @@
 	"enrollment is not set up on this console (vigil-console --enroll-ca-dir DIR, the"         \
 	" directory of the CA's ca.crt and ca.key)"
 
-struct th_entry {
-	char key[TLS_ADDR_TEXT];
-	int64_t first, last; /* monotonic s: the window's first failure, the last */
-	unsigned fails;
-	bool used;
-};
-
 struct api_enroll {
 	struct pki_signer *signer; /* NULL: not set up */
 	int64_t cert_secs;
 	int link_port;
-	pthread_mutex_t lock; /* the throttle */
-	uint64_t th_refused, th_evicted;
-	struct th_entry th[ENROLL_THROTTLE_MAX];
+	struct throttle *th; /* failed enrollments per source address */
 };
 
 static int64_t now_s(void)
@@ -88,7 +80,10 @@ struct api_enroll *api_enroll_new(struct pki_signer *signer, int64_t cert_secs, 
 		errno = EINVAL;
 		return NULL;
 	}
-	if ((e = calloc(1, sizeof(*e))) == NULL) {
+	if ((e = calloc(1, sizeof(*e))) == NULL ||
+	    (e->th = throttle_new(ENROLL_THROTTLE_MAX, ENROLL_FAILS_MAX, ENROLL_WINDOW_S,
+				  "enrollment throttle")) == NULL) {
+		free(e);
 		verr_set(err, -ENOMEM, "out of memory");
 		errno = ENOMEM;
 		return NULL;
@@ -96,86 +91,23 @@ struct api_enroll *api_enroll_new(struct pki_signer *signer, int64_t cert_secs, 
 	e->signer = signer;
 	e->cert_secs = cert_secs;
 	e->link_port = link_port;
-	pthread_mutex_init(&e->lock, NULL);
 	return e;
 }
 
 void api_enroll_free(struct api_enroll *e)
 {
+	uint64_t refused, evicted;
+
 	if (e == NULL)
 		return;
-	if (e->th_refused > 0 || e->th_evicted > 0)
+	throttle_counts(e->th, &refused, &evicted);
+	if (refused > 0 || evicted > 0)
 		log_info("enrollment: %" PRIu64
 			 " request(s) refused by the throttle (429), %" PRIu64
 			 " throttle entries dropped for room",
-			 e->th_refused, e->th_evicted);
-	pthread_mutex_destroy(&e->lock);
+			 refused, evicted);
+	throttle_free(e->th);
 	free(e);
-}
-
-/* ---- the throttle of failed enrollments, per source address ---- */
-
-static struct th_entry *th_find(struct api_enroll *e, const char *key)
-{
-	for (size_t i = 0; i < ENROLL_THROTTLE_MAX; i++)
-		if (e->th[i].used && strcmp(e->th[i].key, key) == 0)
-			return &e->th[i];
-	return NULL;
-}
-
-/* A slot for key: a free one, else the one that failed least recently.  Lock held. */
-static struct th_entry *th_take(struct api_enroll *e, const char *key, int64_t now)
-{
-	struct th_entry *t = NULL;
-
-	for (size_t i = 0; i < ENROLL_THROTTLE_MAX && (t == NULL || t->used); i++)
-		if (t == NULL || !e->th[i].used || e->th[i].last < t->last)
-			t = &e->th[i];
-	if (t->used)
-		e->th_evicted++;
-	*t = (struct th_entry){.first = now, .last = now, .used = true};
-	snprintf(t->key, sizeof(t->key), "%s", key);
-	return t;
-}
-
-/*
- * Before handling an enrollment from key: 0 when the address is under
- * ENROLL_FAILS_MAX in its window, and then it is charged one failure at
- * once (so that requests at the same time cannot pass the limit together;
- * th_refund gives it back when the request did not fail); else the seconds
- * until its window has passed, nothing charged.
- */
-static int64_t th_begin(struct api_enroll *e, const char *key)
-{
-	int64_t now = now_s(), wait = 0;
-	struct th_entry *t;
-
-	pthread_mutex_lock(&e->lock);
-	if ((t = th_find(e, key)) != NULL && now - t->first >= ENROLL_WINDOW_S)
-		t->used = false;
-	else if (t != NULL && t->fails >= ENROLL_FAILS_MAX)
-		wait = t->first + ENROLL_WINDOW_S - now;
-	if (wait > 0) {
-		e->th_refused++;
-		pthread_mutex_unlock(&e->lock);
-		return wait;
-	}
-	if (t == NULL || !t->used)
-		t = th_take(e, key, now);
-	t->fails++;
-	t->last = now;
-	pthread_mutex_unlock(&e->lock);
-	return 0;
-}
-
-static void th_refund(struct api_enroll *e, const char *key)
-{
-	struct th_entry *t;
-
-	pthread_mutex_lock(&e->lock);
-	if ((t = th_find(e, key)) != NULL && t->fails > 0)
-		t->fails--;
-	pthread_mutex_unlock(&e->lock);
 }
 
 /* ---- helpers ---- */
@@ -549,7 +481,9 @@ void api_handle_enroll(nng_aio *aio)
 		return;
 	}
 	api_peer_addr(aio, addr, key);
-	if ((wait = th_begin(e, key)) > 0) {
+	const char *keys[] = {key};
+
+	if ((wait = throttle_begin(e->th, keys, 1, now_s())) > 0) {
 		char after[24], msg[160];
 		const char *extra[] = {"Retry-After", after, NULL};
 
@@ -566,7 +500,7 @@ void api_handle_enroll(nng_aio *aio)
 		return;
 	}
 	if (enroll(aio, e, addr))
-		th_refund(e, key);
+		throttle_refund(e->th, key);
 }
 
 /* ---- /api/v1/revocations ---- */
