@@ -559,9 +559,20 @@ static struct fake_console {
 	size_t ngaps;
 	char marker[H_PATH]; /* a path to look for in the batches ("": none) */
 	uint64_t marker_seq; /* the first batch that held it */
+	/*
+	 * The downgrade test: the console says it takes compressed batches
+	 * (lz4_said) and takes every batch; once old is set it answers as a
+	 * console from before compression: the flag gone, a compressed batch
+	 * refused as an unknown kind, an uncompressed one taken.
+	 */
+	bool lz4_said, old;
+	unsigned lz4_taken;			/* compressed batches taken while not old */
+	unsigned lz4_refused[FAKE_SEQ_MAX + 1]; /* per seq: compressed, refused while old */
+	unsigned raw_taken[FAKE_SEQ_MAX + 1];	/* per seq: uncompressed, taken while old */
 } fake = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static void fake_reply(nng_socket s, uint64_t seq, Vigil__Reply__Status status, const char *why)
+static void fake_reply(nng_socket s, uint64_t seq, Vigil__Reply__Status status, const char *why,
+		       bool lz4)
 {
 	Vigil__Reply r = VIGIL__REPLY__INIT;
 	nng_msg *m;
@@ -570,6 +581,7 @@ static void fake_reply(nng_socket s, uint64_t seq, Vigil__Reply__Status status, 
 	r.status = status;
 	r.error = (char *)why;
 	r.heartbeat_interval_ms = 500;
+	r.batch_lz4 = lz4;
 	if (nng_msg_alloc(&m, vigil__reply__get_packed_size(&r)) != 0)
 		return;
 	vigil__reply__pack(&r, nng_msg_body(m));
@@ -598,13 +610,33 @@ static void *fake_main(void *arg)
 		pthread_mutex_unlock(&fake.lock);
 		nng_msg_free(m);
 		if (env == NULL) {
-			fake_reply(fake.sock, 0, VIGIL__REPLY__STATUS__REFUSED, "malformed");
+			fake_reply(fake.sock, 0, VIGIL__REPLY__STATUS__REFUSED, "malformed", false);
 			continue;
 		}
 		Vigil__Reply__Status status = VIGIL__REPLY__STATUS__OK;
 		const char *why = "";
 		pthread_mutex_lock(&fake.lock);
-		if (env->body_case == VIGIL__ENVELOPE__BODY_BATCH && env->seq != 0) {
+		bool says_lz4 = fake.lz4_said && !fake.old;
+		uint64_t s = env->seq <= FAKE_SEQ_MAX ? env->seq : 0;
+		if (fake.lz4_said) { /* the downgrade test */
+			/* Only an uncompressed batch the old console took counts as the marker's.
+			 */
+			if (marked && fake.marker_seq == 0 && fake.old &&
+			    env->body_case == VIGIL__ENVELOPE__BODY_BATCH)
+				fake.marker_seq = env->seq;
+			if (env->body_case == VIGIL__ENVELOPE__BODY_BATCH_LZ4 && !fake.old) {
+				fake.lz4_taken++;
+			} else if (env->body_case == VIGIL__ENVELOPE__BODY_BATCH_LZ4) {
+				fake.lz4_refused[s]++;
+				status = VIGIL__REPLY__STATUS__REFUSED;
+				why = "unknown message kind";
+			} else if (env->body_case == VIGIL__ENVELOPE__BODY_BATCH && fake.old) {
+				fake.raw_taken[s]++;
+				for (size_t i = 0;
+				     i < env->batch->n_gaps && fake.ngaps < FAKE_GAPS_MAX; i++)
+					fake.ngaps++;
+			}
+		} else if (env->body_case == VIGIL__ENVELOPE__BODY_BATCH && env->seq != 0) {
 			if (marked && fake.marker_seq == 0)
 				fake.marker_seq = env->seq;
 			if (env->seq <= FAKE_SEQ_MAX)
@@ -623,7 +655,7 @@ static void *fake_main(void *arg)
 			}
 		}
 		pthread_mutex_unlock(&fake.lock);
-		fake_reply(fake.sock, env->seq, status, why);
+		fake_reply(fake.sock, env->seq, status, why, says_lz4);
 		vigil__envelope__free_unpacked(env, NULL);
 	}
 	return NULL;
@@ -756,4 +788,75 @@ Test(hostile, a_batch_the_console_refuses_is_not_resent_and_is_reported_as_a_gap
 	cr_expect(reasons_ok, "a gap's reason is not oversize");
 	cr_expect_gt(log_count("refused batch"), 0, "the defender logged the refusal");
 	fake_stop();
+}
+
+/*
+ * A console replaced by one from before compression while the defender
+ * sends it compressed batches: the old console refuses them as an unknown
+ * kind, and the defender must send each again uncompressed, not drop it.
+ */
+Test(hostile, a_console_from_before_compression_gets_the_batches_uncompressed_not_lost)
+{
+	char url[128], marker[H_PATH];
+
+	pthread_mutex_lock(&fake.lock);
+	fake.lz4_said = true;
+	pthread_mutex_unlock(&fake.lock);
+	fake_start(url);
+	defender_pid = start_defender_at(url);
+	load_pid = start_load();
+	unsigned taken = 0;
+	for (long long until = h_now_ms() + 20000; h_now_ms() < until && taken == 0;
+	     h_sleep_ms(50)) {
+		pthread_mutex_lock(&fake.lock);
+		taken = fake.lz4_taken;
+		pthread_mutex_unlock(&fake.lock);
+	}
+	cr_assert_gt(taken, 0, "positive control: the defender sent compressed batches");
+
+	/* The downgrade; then a marker, which only an uncompressed batch shows in plain text. */
+	pthread_mutex_lock(&fake.lock);
+	fake.old = true;
+	snprintf(marker, sizeof(marker), "%s/marker-old-console", loaddir);
+	snprintf(fake.marker, sizeof(fake.marker), "%s", marker);
+	pthread_mutex_unlock(&fake.lock);
+	int mfd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	cr_assert_geq(mfd, 0, "%s: %s", marker, strerror(errno));
+	close(mfd);
+	uint64_t marker_seq = 0;
+	for (long long until = h_now_ms() + 20000; h_now_ms() < until && marker_seq == 0;
+	     h_sleep_ms(50)) {
+		pthread_mutex_lock(&fake.lock);
+		marker_seq = fake.marker_seq;
+		pthread_mutex_unlock(&fake.lock);
+	}
+	cr_assert_gt(marker_seq, 0, "the marker never reached the old console uncompressed");
+	h_stop(load_pid, SIGKILL, 2000);
+	load_pid = 0;
+
+	unsigned refused = 0, resent = 0;
+	pthread_mutex_lock(&fake.lock);
+	for (uint64_t s = 1; s <= FAKE_SEQ_MAX; s++) {
+		if (fake.lz4_refused[s] == 0)
+			continue;
+		refused++;
+		resent += fake.raw_taken[s] > 0;
+		cr_expect_gt(fake.raw_taken[s], 0,
+			     "batch %llu, refused compressed, never came uncompressed",
+			     (unsigned long long)s);
+	}
+	size_t ngaps = fake.ngaps;
+	pthread_mutex_unlock(&fake.lock);
+	cr_expect_gt(refused, 0,
+		     "the old console refused compressed batches (the downgrade"
+		     " happened with batches in flight)");
+	cr_expect_eq(ngaps, 0, "a gap was reported: a refused batch was dropped");
+	cr_expect_gt(log_count("sent again as it is"), 0, "the defender said why it resent");
+	cr_log_info("%u batch(es) refused compressed by the old console, %u sent again whole",
+		    refused, resent);
+	expect_clean_stop(sigterm_ms(), "after the downgrade");
+	fake_stop();
+	pthread_mutex_lock(&fake.lock);
+	fake.lz4_said = fake.old = false;
+	pthread_mutex_unlock(&fake.lock);
 }
