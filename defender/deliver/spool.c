@@ -207,7 +207,14 @@ static void gap_add(struct spool *sp, uint64_t first, uint64_t last, uint64_t co
 	    ((g->reason == why && g->last_seq + 1 == first) || sp->ngaps == SPOOL_GAPS_MAX)) {
 		g->first_seq = first < g->first_seq ? first : g->first_seq;
 		g->last_seq = max64(g->last_seq, last);
-		g->count += count;
+		/*
+		 * This spool never reports a seq twice, but a state file it did not
+		 * write (CRC intact) may claim seqs that recovery then finds missing:
+		 * a merged gap still cannot have lost more records than its range holds.
+		 */
+		g->count = g->count + count < g->last_seq - g->first_seq + 1
+			       ? g->count + count
+			       : g->last_seq - g->first_seq + 1;
 		return;
 	}
 	sp->gaps[sp->ngaps++] = (struct spool_gap){first, last, count, why};
@@ -289,7 +296,8 @@ static int state_load(struct spool *sp, vigil_err *err)
 	sp->lost_hw = get_le(b + 40, 8);
 	sp->incarnation = version == 1 ? 0 : get_le(b + 48, 8);
 	/* 0 stays 0: a spool from before incarnations keeps numbering its one stream. */
-	if (sp->incarnation > INT64_MAX || sp->next_seq == 0 || sp->next_seq >= SEQ_LIMIT ||
+	/* next_seq == SEQ_LIMIT: a segment held the last seq there is; appends then refuse. */
+	if (sp->incarnation > INT64_MAX || sp->next_seq == 0 || sp->next_seq > SEQ_LIMIT ||
 	    max64(max64(sp->acked, sp->dropped_through), sp->lost_hw) >= sp->next_seq)
 		goto bad;
 	for (size_t i = 0; i < ngaps; i++) {

@@ -786,6 +786,53 @@ Test(spool, a_damaged_state_file_is_refused)
 	cr_expect_eq(err.code, -EINVAL);
 }
 
+static void put_le(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/*
+ * A segment (written by hand: counting to 2^62 takes too long) whose record
+ * has the last seq there is: the spool opens, says so when asked for one more,
+ * and what it wrote on the way out opens again.  Found by the spool fuzz target.
+ */
+Test(spool, a_spool_out_of_sequence_numbers_opens_and_refuses_appends)
+{
+	const uint64_t last = (UINT64_C(1) << 62) - 1;
+	uint8_t frame[HDR + 5] = {0};
+	struct spool_stats st;
+	struct spool_record r;
+	vigil_err err = {0};
+	struct spool *sp;
+	char path[256];
+	uint64_t seq;
+	FILE *f;
+
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	put_le(frame, 0x31525356u, 4); /* "VSR1" */
+	put_le(frame + 4, 5, 4);
+	put_le(frame + 8, last, 8);
+	put_le(frame + 16, crc32c(0, frame, 16), 4);
+	memcpy(frame + HDR, "batch", 5);
+	put_le(frame + 20, crc32c(crc32c(0, frame, 16), frame + HDR, 5), 4);
+	snprintf(path, sizeof(path), "%s/seg-%020" PRIu64 ".log", dir, last);
+	cr_assert_not_null(f = fopen(path, "wb"));
+	cr_assert_eq(fwrite(frame, 1, sizeof(frame), f), sizeof(frame));
+	fclose(f);
+
+	for (int round = 0; round < 2; round++) {
+		sp = open_ok(4 * MiB);
+		spool_stats(sp, &st);
+		cr_expect_eq(st.next_seq, last + 1);
+		cr_expect_eq(spool_next(sp, 0, &r, &err), 0, "%s", err.msg);
+		cr_expect_eq(r.seq, last);
+		cr_expect_eq(spool_append(sp, "more", 4, &seq, &err), -EOVERFLOW);
+		cr_expect(strstr(err.msg, "ran out of sequence numbers") != NULL, "%s", err.msg);
+		spool_close(sp);
+	}
+}
+
 /* Mostly small batches, every 16th large enough that a kill may land inside its write. */
 static size_t kill_len(uint64_t seq)
 {
