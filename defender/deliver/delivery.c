@@ -23,14 +23,6 @@
  */
 #define BATCH_WIRE_MAX (VIGIL_MSG_MAX - BATCH_FRAME_ENVELOPE_OVERHEAD - 64)
 
-struct pending_event {
-	Vigil__Event pb;
-	Vigil__Activity act; /* strings owned by act_strings */
-	char comm[EV_COMM_LEN + 1];
-	char *json;
-	char *act_strings;
-};
-
 /* A batch a sender has taken from the spool and not yet seen acknowledged. */
 struct in_flight {
 	uint64_t seq;
@@ -85,19 +77,20 @@ struct delivery {
 	 */
 	uint64_t batch_ring_end, ring_safe;
 
-	struct pending_event *batch;
-	size_t nbatch;
-	size_t batch_bytes;	/* the batch's packed size: events and extras, exactly */
+	/*
+	 * The batch being built, packed as it grows: each event, deviation and
+	 * model change is appended as a Batch field (tag + length + message) when
+	 * it is added, so a flush spools these bytes as they are.  Repeated
+	 * fields may come in any order; a console reads each in the order sent.
+	 * The buffer is kept between batches (a batch is up to a few MiB, which
+	 * malloc would map and unmap again each time, faulting every page in).
+	 */
+	uint8_t *packed;
+	size_t packed_len, packed_cap;
+	size_t nbatch;		/* events in it */
 	size_t batch_max_bytes; /* flush before this: a batch must fit the spool many times over */
 	uint64_t batch_started_ms;
 	char *line; /* JSON scratch, capture thread */
-	/*
-	 * Deviations and model deltas, packed as Batch fields (tag + length +
-	 * message): repeated fields may follow the events in any order, so they
-	 * are appended to the packed batch as they are.
-	 */
-	uint8_t *extra;
-	size_t extra_len, extra_cap;
 
 	struct delivery_stats st;
 };
@@ -109,47 +102,19 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Pack the current batch (with any gaps the spool owes) and append it.  Caller holds lock. */
+/* Spool the batch built so far.  Caller holds lock. */
 static void flush_locked(struct delivery *dl)
 {
-	Vigil__Batch b = VIGIL__BATCH__INIT;
-	Vigil__Event **evp = NULL;
-	size_t len;
-	uint8_t *buf = NULL;
 	vigil_err err = {0};
-	int rc;
 
 	/*
 	 * Gaps do not travel in spooled batches: a batch can itself be dropped,
 	 * and the news of a loss must not be lost with it.  The sender sends
 	 * them on their own (send_gaps) and forgets them only when acknowledged.
 	 */
-	if (dl->nbatch == 0 && dl->extra_len == 0)
+	if (dl->packed_len == 0)
 		return;
-	if (dl->nbatch > 0 && (evp = malloc(dl->nbatch * sizeof(*evp))) == NULL)
-		goto fail;
-	for (size_t i = 0; i < dl->nbatch; i++)
-		evp[i] = &dl->batch[i].pb;
-	b.n_events = dl->nbatch;
-	b.events = evp;
-	len = vigil__batch__get_packed_size(&b);
-	if (len + dl->extra_len != dl->batch_bytes || len + dl->extra_len > BATCH_WIRE_MAX) {
-		/* The accounting above is exact; a batch a console refuses must never be spooled.
-		 */
-		dl->st.append_errors++;
-		log_error(
-		    "a batch of %zu events packs to %zu bytes, not the %zu counted: not spooled",
-		    dl->nbatch, len + dl->extra_len, dl->batch_bytes);
-		goto out;
-	}
-	if ((buf = malloc(len + dl->extra_len + 1)) == NULL)
-		goto fail;
-	vigil__batch__pack(&b, buf);
-	if (dl->extra_len > 0)
-		memcpy(buf + len, dl->extra, dl->extra_len);
-	len += dl->extra_len;
-	rc = spool_append(dl->sp, buf, len, NULL, &err);
-	if (rc < 0) {
+	if (spool_append(dl->sp, dl->packed, dl->packed_len, NULL, &err) < 0) {
 		/* Counted and reported in heartbeats; the events are lost here, visibly. */
 		dl->st.append_errors++;
 		log_error("cannot spool a batch of %zu events: %s", dl->nbatch, err.msg);
@@ -157,20 +122,14 @@ static void flush_locked(struct delivery *dl)
 		dl->st.batches_spooled++;
 		pthread_cond_broadcast(&dl->changed);
 	}
-	goto out;
-fail:
-	dl->st.append_errors++;
-	log_error("out of memory packing a batch of %zu events", dl->nbatch);
-out:
-	free(buf);
-	free(evp);
-	for (size_t i = 0; i < dl->nbatch; i++) {
-		free(dl->batch[i].json);
-		free(dl->batch[i].act_strings);
+	/* Given back once batches become much smaller (a burst is over). */
+	if (dl->packed_cap > 256 * 1024 && dl->packed_cap / 4 > dl->packed_len) {
+		free(dl->packed);
+		dl->packed = NULL;
+		dl->packed_cap = 0;
 	}
 	dl->nbatch = 0;
-	dl->batch_bytes = 0;
-	dl->extra_len = 0;
+	dl->packed_len = 0;
 	if (dl->batch_ring_end > dl->ring_safe)
 		dl->ring_safe = dl->batch_ring_end;
 }
@@ -183,99 +142,116 @@ static size_t field_bytes(size_t len)
 	return 1 + batch_frame_varint(v, len) + len;
 }
 
+/* The packed batch can hold need bytes: 0 or -ENOMEM.  Caller holds lock. */
+static int packed_reserve(struct delivery *dl, size_t need)
+{
+	size_t cap = dl->packed_cap ? dl->packed_cap : 64 * 1024;
+	uint8_t *p;
+
+	if (need <= dl->packed_cap)
+		return 0;
+	while (cap < need)
+		cap *= 2;
+	if ((p = realloc(dl->packed, cap)) == NULL)
+		return -ENOMEM;
+	dl->packed = p;
+	dl->packed_cap = cap;
+	return 0;
+}
+
+/* Start a length-delimited Batch field of len bytes at the end of the batch; returns where its
+ * value goes.  Room was made (make_room_locked).  Caller holds lock. */
+static uint8_t *field_start(struct delivery *dl, uint32_t field, size_t len)
+{
+	uint8_t *p = dl->packed + dl->packed_len;
+	size_t h = 0;
+
+	if (dl->packed_len == 0)
+		dl->batch_started_ms = mono_ms();
+	p[h++] = (uint8_t)((field << 3) | 2);
+	h += batch_frame_varint(p + h, len);
+	dl->packed_len += h + len;
+	return p + h;
+}
+
 /*
  * Make room for an item of `bytes` in the batch being built: flush first when
  * it would not fit beside what is there.  An item too large for any batch a
- * console accepts is refused (-E2BIG): it could never be delivered.  Caller
- * holds lock.
+ * console accepts is refused (-E2BIG): it could never be delivered; -ENOMEM
+ * when the batch cannot grow.  Caller holds lock.
  */
 static int make_room_locked(struct delivery *dl, size_t bytes)
 {
 	if (bytes > BATCH_WIRE_MAX)
 		return -E2BIG;
-	if ((dl->nbatch > 0 || dl->extra_len > 0) &&
-	    (dl->batch_bytes + bytes > dl->batch_max_bytes ||
-	     dl->nbatch >= (size_t)dl->opts.batch_max_events))
+	if (dl->packed_len > 0 && (dl->packed_len + bytes > dl->batch_max_bytes ||
+				   dl->nbatch >= (size_t)dl->opts.batch_max_events))
 		flush_locked(dl);
-	return 0;
+	return packed_reserve(dl, dl->packed_len + bytes);
 }
 
-/* Copy act's strings into one block pe owns, and attach it to pe's event. */
-static int attach_activity(struct pending_event *pe, const Vigil__Activity *act)
+/* A refused item, counted and said; caller holds lock, which this releases. */
+static void refuse_unlock(struct delivery *dl, int rc, size_t bytes, const char *what)
 {
-	size_t lu = strlen(act->user), lt = strlen(act->tty), ls = strlen(act->summary);
-	char *p = malloc(lu + lt + ls + 3);
-
-	if (p == NULL)
-		return -ENOMEM;
-	pe->act_strings = p;
-	vigil__activity__init(&pe->act);
-	pe->act.session = act->session;
-	pe->act.user = memcpy(p, act->user, lu + 1);
-	pe->act.tty = memcpy(p + lu + 1, act->tty, lt + 1);
-	pe->act.summary = memcpy(p + lu + lt + 2, act->summary, ls + 1);
-	pe->pb.activity = &pe->act;
-	return 0;
+	if (rc == -E2BIG)
+		dl->st.oversize++;
+	else
+		dl->st.append_errors++;
+	pthread_mutex_unlock(&dl->lock);
+	if (rc == -E2BIG)
+		log_error("%s of %zu bytes is larger than a console accepts: not sent (counted as"
+			  " delivery.oversize)",
+			  what, bytes);
+	else
+		log_error("out of memory queueing %s of %zu bytes (counted as"
+			  " delivery.append_errors)",
+			  what, bytes);
 }
 
 void delivery_add(struct delivery *dl, const struct event *ev, const struct event_enrich *en,
 		  const Vigil__Activity *act, int64_t clock_offset_ns, uint64_t ring_end)
 {
-	Vigil__Event probe = VIGIL__EVENT__INIT;
-	struct pending_event *pe;
+	Vigil__Event pb = VIGIL__EVENT__INIT;
 	struct json_writer w;
 	char comm[EV_COMM_LEN + 1];
-	size_t bytes;
+	size_t len, bytes, at;
+	int rc;
 
 	json_writer_init(&w, dl->line, LINE_MAX_BYTES);
 	event_json_write(&w, ev, en, clock_offset_ns);
 	if (w.overflow)
 		return;
-	/* Its exact packed size, before it joins a batch: the batch must fit a console. */
 	memcpy(comm, ev->hdr->comm, EV_COMM_LEN);
 	comm[EV_COMM_LEN] = '\0';
-	probe.type = ev->hdr->type;
+	pb.type = ev->hdr->type;
 	int64_t wall_ns = event_wall_ns(ev->hdr->ts_ns, clock_offset_ns);
-	probe.ts_ns = wall_ns > 0 ? (uint64_t)wall_ns : 0;
-	probe.pid = ev->hdr->pid;
-	probe.ppid = ev->hdr->ppid;
-	probe.uid = ev->hdr->uid;
-	probe.comm = comm;
-	probe.json = dl->line;
-	probe.activity = (Vigil__Activity *)act;
-	bytes = field_bytes(vigil__event__get_packed_size(&probe));
+	pb.ts_ns = wall_ns > 0 ? (uint64_t)wall_ns : 0;
+	pb.pid = ev->hdr->pid;
+	pb.ppid = ev->hdr->ppid;
+	pb.uid = ev->hdr->uid;
+	pb.comm = comm;
+	pb.json = dl->line;
+	pb.activity = (Vigil__Activity *)act;
+	/* Its exact packed size, before it joins a batch: the batch must fit a console. */
+	len = vigil__event__get_packed_size(&pb);
+	bytes = field_bytes(len);
 	pthread_mutex_lock(&dl->lock);
-	if (make_room_locked(dl, bytes) < 0) {
-		dl->st.oversize++;
-		pthread_mutex_unlock(&dl->lock);
-		log_error(
-		    "an event of %zu bytes is larger than a console accepts: not sent (counted"
-		    " as delivery.oversize)",
-		    bytes);
+	if ((rc = make_room_locked(dl, bytes)) < 0) {
+		refuse_unlock(dl, rc, bytes, "an event");
 		return;
 	}
-	if (dl->nbatch == 0 && dl->extra_len == 0)
-		dl->batch_started_ms = mono_ms();
-	pe = &dl->batch[dl->nbatch];
-	pe->pb = probe;
-	pe->act_strings = NULL;
-	pe->json = strdup(dl->line);
-	if (pe->json == NULL || (act != NULL && attach_activity(pe, act) < 0)) {
-		free(pe->json);
+	at = dl->packed_len;
+	if (vigil__event__pack(&pb, field_start(dl, 1, len)) != len) {
+		dl->packed_len = at; /* cannot happen: the size was taken from the same message */
 		dl->st.append_errors++;
 		pthread_mutex_unlock(&dl->lock);
+		log_error("an event packed to another size than it said: not sent");
 		return;
 	}
-	if (act == NULL)
-		pe->pb.activity = NULL;
-	memcpy(pe->comm, comm, sizeof(pe->comm));
-	pe->pb.comm = pe->comm;
-	pe->pb.json = pe->json;
 	/* After any flush above: that batch did not hold this event. */
 	if (ring_end > dl->batch_ring_end)
 		dl->batch_ring_end = ring_end;
 	dl->nbatch++;
-	dl->batch_bytes += bytes;
 	dl->st.events_added++;
 	pthread_mutex_unlock(&dl->lock);
 }
@@ -287,44 +263,15 @@ void delivery_add(struct delivery *dl, const struct event *ev, const struct even
  */
 static void add_extra(struct delivery *dl, uint32_t field, const ProtobufCMessage *msg)
 {
-	size_t len = protobuf_c_message_get_packed_size(msg), need;
-	uint8_t hdr[16];
-	size_t h = 0;
+	size_t len = protobuf_c_message_get_packed_size(msg), bytes = field_bytes(len);
+	int rc;
 
-	hdr[h++] = (uint8_t)((field << 3) | 2);
-	h += batch_frame_varint(hdr + h, len);
 	pthread_mutex_lock(&dl->lock);
-	if (make_room_locked(dl, h + len) < 0) {
-		dl->st.oversize++;
-		pthread_mutex_unlock(&dl->lock);
-		log_error(
-		    "a deviation or model change of %zu bytes is larger than a console accepts:"
-		    " not sent (counted as delivery.oversize)",
-		    h + len);
+	if ((rc = make_room_locked(dl, bytes)) < 0) {
+		refuse_unlock(dl, rc, bytes, "a deviation or model change");
 		return;
 	}
-	need = dl->extra_len + h + len;
-	if (need > dl->extra_cap) {
-		size_t cap = dl->extra_cap ? dl->extra_cap : 4096;
-		uint8_t *p;
-
-		while (cap < need)
-			cap *= 2;
-		if ((p = realloc(dl->extra, cap)) == NULL) {
-			dl->st.append_errors++;
-			pthread_mutex_unlock(&dl->lock);
-			log_error("out of memory queueing a deviation or model change");
-			return;
-		}
-		dl->extra = p;
-		dl->extra_cap = cap;
-	}
-	if (dl->nbatch == 0 && dl->extra_len == 0)
-		dl->batch_started_ms = mono_ms();
-	memcpy(dl->extra + dl->extra_len, hdr, h);
-	protobuf_c_message_pack(msg, dl->extra + dl->extra_len + h);
-	dl->extra_len = need;
-	dl->batch_bytes += h + len;
+	protobuf_c_message_pack(msg, field_start(dl, field, len));
 	pthread_mutex_unlock(&dl->lock);
 }
 
@@ -341,11 +288,10 @@ void delivery_add_model_delta(struct delivery *dl, const Vigil__ModelDelta *d)
 void delivery_tick(struct delivery *dl, uint64_t ring_pos)
 {
 	pthread_mutex_lock(&dl->lock);
-	if ((dl->nbatch > 0 || dl->extra_len > 0) &&
-	    mono_ms() - dl->batch_started_ms >= (uint64_t)dl->opts.batch_ms)
+	if (dl->packed_len > 0 && mono_ms() - dl->batch_started_ms >= (uint64_t)dl->opts.batch_ms)
 		flush_locked(dl);
 	/* Nothing waiting: whatever was read up to here needed no spooling. */
-	if (dl->nbatch == 0 && dl->extra_len == 0 && ring_pos > dl->ring_safe)
+	if (dl->packed_len == 0 && ring_pos > dl->ring_safe)
 		dl->ring_safe = ring_pos;
 	pthread_mutex_unlock(&dl->lock);
 }
@@ -848,9 +794,8 @@ struct delivery *delivery_start(const struct delivery_opts *opts, struct uplink 
 				  : (size_t)BATCH_WIRE_MAX;
 	pthread_mutex_init(&dl->lock, NULL);
 	pthread_cond_init(&dl->changed, NULL);
-	dl->batch = calloc((size_t)dl->opts.batch_max_events, sizeof(*dl->batch));
 	dl->line = malloc(LINE_MAX_BYTES);
-	if (dl->batch == NULL || dl->line == NULL) {
+	if (dl->line == NULL) {
 		verr_set(err, -ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -877,9 +822,8 @@ struct delivery *delivery_start(const struct delivery_opts *opts, struct uplink 
 fail:
 	stop_senders(dl);
 	spool_close(dl->sp);
-	free(dl->batch);
 	free(dl->line);
-	free(dl->extra);
+	free(dl->packed);
 	pthread_mutex_destroy(&dl->lock);
 	pthread_cond_destroy(&dl->changed);
 	free(dl);
@@ -908,9 +852,8 @@ void delivery_stop(struct delivery *dl)
 	pthread_mutex_unlock(&dl->lock);
 	stop_senders(dl);
 	spool_close(dl->sp);
-	free(dl->batch);
 	free(dl->line);
-	free(dl->extra);
+	free(dl->packed);
 	pthread_mutex_destroy(&dl->lock);
 	pthread_cond_destroy(&dl->changed);
 	free(dl);
