@@ -26,8 +26,6 @@
 
 #include "harness.h"
 
-#define PYTHON "/usr/bin/python3" /* Debian's: the one python3-prometheus-client is for */
-
 static char dir[H_PATH];
 static struct h_pki pki;
 static struct h_console con;
@@ -210,33 +208,6 @@ static char *scrape(int port)
 	return buf;
 }
 
-/* The exposition as python3-prometheus-client's parser reads it: {name: [{labels, value, type}]} */
-static json_t *prom_parse(const char *text)
-{
-	static const char script[] =
-	    "import json, sys\n"
-	    "from prometheus_client.parser import text_string_to_metric_families\n"
-	    "out = {}\n"
-	    "for fam in text_string_to_metric_families(open(sys.argv[1]).read()):\n"
-	    "    for s in fam.samples:\n"
-	    "        out.setdefault(s.name, []).append({'labels': s.labels, 'value': s.value,\n"
-	    "                                           'type': fam.type})\n"
-	    "json.dump(out, open(sys.argv[2], 'w'))\n";
-	char py[H_PATH], in[H_PATH], out[H_PATH], log[H_PATH];
-
-	if (system(PYTHON " -c 'import prometheus_client' 2>/dev/null") != 0)
-		cr_skip_test("python3-prometheus-client is not installed (deploy/install-deps.sh)");
-	h_write_file(dir, "prom.py", script, py);
-	h_write_file(dir, "metrics.txt", text, in);
-	snprintf(out, sizeof(out), "%s/metrics.json", dir);
-	snprintf(log, sizeof(log), "%s/prom.log", dir);
-	unlink(out);
-	char *argv[] = {PYTHON, py, in, out, NULL};
-	cr_assert_eq(h_run(log, 30000, argv), 0, "the Prometheus parser refused the text:\n%s\n%s",
-		     h_slurp(log), text);
-	return h_load_result(out, log);
-}
-
 /* The value of name{label=value} (label NULL: the first sample); -1 when absent. */
 static double sample(json_t *m, const char *name, const char *label, const char *value,
 		     const char **ret_type)
@@ -275,7 +246,7 @@ Test(defender_metrics, the_port_is_scraped_as_prometheus_text_and_counts_program
 	start_defender(extra, true);
 
 	text = scrape(port);
-	m = prom_parse(text);
+	m = h_prom_parse(dir, text);
 	free(text);
 	double execs0 = sample(m, "vigil_defender_events_total", "type", "exec", &type);
 	cr_assert_geq(execs0, 0, "events by type are there:\n%s", json_dumps(m, 0));
@@ -304,7 +275,7 @@ Test(defender_metrics, the_port_is_scraped_as_prometheus_text_and_counts_program
 	double execs1 = -1, acked = -1, execs_seen1 = -1;
 	for (long long until = h_now_ms() + 20000; h_now_ms() < until; h_sleep_ms(250)) {
 		text = scrape(port);
-		m = prom_parse(text);
+		m = h_prom_parse(dir, text);
 		free(text);
 		execs1 = sample(m, "vigil_defender_events_total", "type", "exec", NULL);
 		execs_seen1 = sample(m, "vigil_defender_execs_total", NULL, NULL, NULL);

@@ -25,6 +25,9 @@
 #include "pki.h"
 #include "tls.h"
 
+/* Debian's python3: the one python3-prometheus-client is packaged for. */
+#define H_PROM_PYTHON "/usr/bin/python3"
+
 long long h_now_ms(void)
 {
 	struct timespec ts;
@@ -211,6 +214,32 @@ json_t *h_load_result(const char *path, const char *log)
 		cr_assert_fail("no result in %s (%s); the script said:\n%s", path, jerr.text, text);
 	}
 	return doc;
+}
+
+json_t *h_prom_parse(const char *dir, const char *text)
+{
+	static const char script[] =
+	    "import json, sys\n"
+	    "from prometheus_client.parser import text_string_to_metric_families\n"
+	    "out = {}\n"
+	    "for fam in text_string_to_metric_families(open(sys.argv[1]).read()):\n"
+	    "    for s in fam.samples:\n"
+	    "        out.setdefault(s.name, []).append({'labels': s.labels, 'value': s.value,\n"
+	    "                                           'type': fam.type})\n"
+	    "json.dump(out, open(sys.argv[2], 'w'))\n";
+	char py[H_PATH], in[H_PATH], out[H_PATH], log[H_PATH];
+
+	if (system(H_PROM_PYTHON " -c 'import prometheus_client' 2>/dev/null") != 0)
+		cr_skip_test("python3-prometheus-client is not installed (deploy/install-deps.sh)");
+	h_write_file(dir, "prom.py", script, py);
+	h_write_file(dir, "metrics.txt", text, in);
+	snprintf(out, sizeof(out), "%s/metrics.json", dir);
+	snprintf(log, sizeof(log), "%s/prom.log", dir);
+	unlink(out);
+	char *argv[] = {H_PROM_PYTHON, py, in, out, NULL};
+	cr_assert_eq(h_run(log, 30000, argv), 0, "the Prometheus parser refused the text:\n%s\n%s",
+		     h_slurp(log), text);
+	return h_load_result(out, log);
 }
 
 void h_pki_make(const char *dir, struct h_pki *pki)

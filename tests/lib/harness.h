@@ -60,6 +60,15 @@ void h_write_file(const char *dir, const char *name, const char *text, char out[
  */
 json_t *h_load_result(const char *path, const char *log);
 
+/*
+ * The samples of a Prometheus text exposition as python3-prometheus-client's
+ * parser reads it, run in dir (its files prom.py, metrics.txt, metrics.json
+ * and prom.log are left there): {name: [{labels, value, type}]}, caller
+ * decrefs.  Skips the test when the parser is not installed, fails it when
+ * the parser refuses the text.
+ */
+json_t *h_prom_parse(const char *dir, const char *text);
+
 long long h_now_ms(void);
 void h_sleep_ms(int ms);
 /* The wall clock (CLOCK_REALTIME) in ms: what the console's timestamps (its now()) compare to. */

@@ -2,6 +2,7 @@
 #include "pgfixture.h"
 
 #include <criterion/criterion.h>
+#include <criterion/hooks.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -60,6 +61,18 @@ void pgfix_remove(void)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", test_root);
 	if (system(cmd) != 0)
 		fprintf(stderr, "cannot remove %s\n", test_root);
+}
+
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+	(void)set;
+	pgfix_create(pgfix_state_name);
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+	(void)stats;
+	pgfix_remove();
 }
 
 void pgfix_need(void)

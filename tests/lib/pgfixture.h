@@ -6,15 +6,16 @@
 
 /*
  * One PostgreSQL test cluster per test binary, shared by its tests in turn.
- * Criterion hooks must live in each binary, so each calls these:
- *
- *   ReportHook(PRE_ALL)(struct criterion_test_set *s) { (void)s; pgfix_create("state"); }
- *   ReportHook(POST_ALL)(struct criterion_global_stats *s) { (void)s; pgfix_remove(); }
- *
- * and a test's setup calls pgfix_state() before it starts the cluster.
+ * This module's criterion hooks create it (pgfix_create) before the first
+ * test and remove it (pgfix_remove) after the last: they are linked into
+ * every binary that calls into this module, as every user of the cluster does.
+ * A test's setup calls pgfix_state() before it starts the cluster.
  * Results travel in the environment (VIGIL_TEST_PG_*) because criterion
  * runs each test in its own process.
  */
+
+/* The name of the state directory in the cluster's /tmp directory: each test binary defines it. */
+extern const char pgfix_state_name[];
 
 /* Create the cluster (initdb) under a new /tmp directory, in state_name below it. */
 void pgfix_create(const char *state_name);

@@ -9,7 +9,6 @@
  * renewal of a revoked certificate, or too soon, is refused.
  */
 #include <criterion/criterion.h>
-#include <criterion/hooks.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -25,44 +24,11 @@
 #include "pgfixture.h"
 #include "store/enroll_store.h"
 #include "store/store.h"
+#include "storefixture.h"
 
-ReportHook(PRE_ALL)(struct criterion_test_set *set)
-{
-	(void)set;
-	pgfix_create("state");
-}
+const char pgfix_state_name[] = "state";
 
-ReportHook(POST_ALL)(struct criterion_global_stats *stats)
-{
-	(void)stats;
-	pgfix_remove();
-}
-
-static struct {
-	int lock_fd;
-	struct pgembed *pg;
-	struct store *st;
-	PGconn *sql;
-} fx = {.lock_fd = -1};
-
-static void setup(void)
-{
-	vigil_err err = {0};
-
-	pgfix_db_open(&fx.lock_fd, &fx.pg, &fx.sql);
-	fx.st = store_open(pgembed_dsn(fx.pg), &err);
-	cr_assert_not_null(fx.st, "store_open: %s", err.msg);
-	cr_assert_eq(store_migrate(fx.st, NULL, &err), 0, "%s", err.msg);
-}
-
-static void teardown(void)
-{
-	store_close(fx.st);
-	fx.st = NULL;
-	pgfix_db_close(&fx.lock_fd, &fx.pg, &fx.sql);
-}
-
-TestSuite(enroll_store, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(enroll_store, .init = storefix_setup, .fini = storefix_teardown, .timeout = 120);
 
 #define HASH_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 

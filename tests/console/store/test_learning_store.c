@@ -6,7 +6,6 @@
  * migrates; a lock file serializes tests that share the cluster.
  */
 #include <criterion/criterion.h>
-#include <criterion/hooks.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,63 +24,18 @@
 #include "store/host_commands.h"
 #include "store/ingest.h"
 #include "store/learning_queries.h"
-#include "pg/pgembed.h"
 #include "pgfixture.h"
 #include "store/store.h"
+#include "storefixture.h"
 
 /* 2024-11-28T13:20:00Z and an hour later, in ms and ns. */
 #define T0_MS 1732800000000ull
 #define T1_MS 1732803600000ull
 #define T0_NS (T0_MS * 1000000ull)
 
-ReportHook(PRE_ALL)(struct criterion_test_set *set)
-{
-	(void)set;
-	pgfix_create("state");
-}
+const char pgfix_state_name[] = "state";
 
-ReportHook(POST_ALL)(struct criterion_global_stats *stats)
-{
-	(void)stats;
-	pgfix_remove();
-}
-
-static struct {
-	int lock_fd;
-	struct pgembed *pg;
-	struct store *st;
-	PGconn *sql; /* a plain connection for checks behind the store's back */
-} fx = {.lock_fd = -1};
-
-static void setup(void)
-{
-	vigil_err err = {0};
-
-	pgfix_db_open(&fx.lock_fd, &fx.pg, &fx.sql);
-	fx.st = store_open(pgembed_dsn(fx.pg), &err);
-	cr_assert_not_null(fx.st, "store_open: %s", err.msg);
-	cr_assert_eq(store_migrate(fx.st, NULL, &err), 0, "%s", err.msg);
-}
-
-static void teardown(void)
-{
-	store_close(fx.st);
-	fx.st = NULL;
-	pgfix_db_close(&fx.lock_fd, &fx.pg, &fx.sql);
-}
-
-TestSuite(learning_store, .init = setup, .fini = teardown, .timeout = 60);
-
-/* The one value of a one-row, one-column query, as text ("<null>" for NULL); static buffer. */
-static const char *q1(const char *sql)
-{
-	return pgfix_q1(fx.sql, sql);
-}
-
-static long long qn(const char *sql)
-{
-	return atoll(q1(sql));
-}
+TestSuite(learning_store, .init = storefix_setup, .fini = storefix_teardown, .timeout = 60);
 
 static struct ingest_result ingest(const char *host, uint64_t seq, const struct ingest_batch *b)
 {
@@ -198,46 +152,47 @@ Test(learning_store, batch_lands_in_every_table_with_its_values)
 	cr_expect_eq(r.malformed, 0);
 
 	/* Activity: one row per interactive event, oldest first by id. */
-	cr_expect_eq(qn("SELECT count(*) FROM activity"), 2);
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM activity"), 2);
 	cr_expect_str_eq(
-	    q1("SELECT concat_ws('|', host_id, to_char(ts AT TIME ZONE 'UTC',"
-	       " 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), session, username, tty, pid, type,"
-	       " summary, body->'argv'->>1) FROM activity ORDER BY id LIMIT 1"),
+	    storefix_q1("SELECT concat_ws('|', host_id, to_char(ts AT TIME ZONE 'UTC',"
+			" 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), session, username, tty, pid, type,"
+			" summary, body->'argv'->>1) FROM activity ORDER BY id LIMIT 1"),
 	    "host-a|2024-11-28T13:20:00.123456|4242|alice|pts/0|5000|exec|ls -la /etc|-la");
-	cr_expect_str_eq(q1("SELECT type || ' ' || summary FROM activity ORDER BY id DESC LIMIT 1"),
-			 "file cat /etc/passwd (read)");
+	cr_expect_str_eq(
+	    storefix_q1("SELECT type || ' ' || summary FROM activity ORDER BY id DESC LIMIT 1"),
+	    "file cat /etc/passwd (read)");
 
 	/* Deviations: audits with the model's service and executable. */
 	cr_expect_str_eq(
-	    q1("SELECT concat_ws('|', host_id, kind, severity, service, exe, summary,"
-	       " to_char(ts AT TIME ZONE 'UTC', 'HH24:MI:SS.US')) FROM audits"
-	       " WHERE kind = 'new_program'"),
+	    storefix_q1("SELECT concat_ws('|', host_id, kind, severity, service, exe, summary,"
+			" to_char(ts AT TIME ZONE 'UTC', 'HH24:MI:SS.US')) FROM audits"
+			" WHERE kind = 'new_program'"),
 	    "host-a|new_program|high|exe:/usr/sbin/foo|/usr/sbin/foo|exe:/usr/sbin/foo:"
 	    " /usr/sbin/foo started /bin/sh, not in its model|13:20:00.000999");
-	cr_expect_str_eq(q1("SELECT detail::text FROM audits WHERE kind = 'new_program'"),
+	cr_expect_str_eq(storefix_q1("SELECT detail::text FROM audits WHERE kind = 'new_program'"),
 			 "{\"ts\": \"2024-11-28T13:20:00.000999000Z\", \"pid\": 900, \"raw\":"
 			 " \"/bin/sh\", \"chain\": [{\"exe\": \"/usr/sbin/foo\", \"pid\": 900,"
 			 " \"comm\": \"foo\"}, {\"exe\": \"/sbin/init\", \"pid\": 1, \"comm\":"
 			 " \"init\"}], \"object\": \"/bin/sh\", \"expected\": \"/bin/true\"}");
-	cr_expect_str_eq(q1("SELECT summary || '|' || (detail->>'expected') FROM audits"
-			    " WHERE kind = 'new_write'"),
+	cr_expect_str_eq(storefix_q1("SELECT summary || '|' || (detail->>'expected') FROM audits"
+				     " WHERE kind = 'new_write'"),
 			 "exe:/usr/sbin/foo: /usr/sbin/foo wrote /etc/shadow, not in its model|");
 
 	/* The model and its entries, by value. */
-	cr_expect_str_eq(q1("SELECT concat_ws('|', host_id, service, state,"
-			    " (extract(epoch FROM learning_since) * 1000)::bigint,"
-			    " coalesce(active_since::text, 'null'), learn_drops, note,"
-			    " updated_at IS NOT NULL) FROM models"),
+	cr_expect_str_eq(storefix_q1("SELECT concat_ws('|', host_id, service, state,"
+				     " (extract(epoch FROM learning_since) * 1000)::bigint,"
+				     " coalesce(active_since::text, 'null'), learn_drops, note,"
+				     " updated_at IS NOT NULL) FROM models"),
 			 "host-a|exe:/usr/sbin/foo|learning|1732800000000|null|2|held back: 2"
 			 " events lost while learning|t");
-	cr_expect_str_eq(q1("SELECT string_agg(concat_ws(',', exe, kind, pattern,"
-			    " (extract(epoch FROM first_seen) * 1000)::bigint,"
-			    " (extract(epoch FROM last_seen) * 1000)::bigint, count), ';'"
-			    " ORDER BY kind) FROM model_entries"),
+	cr_expect_str_eq(storefix_q1("SELECT string_agg(concat_ws(',', exe, kind, pattern,"
+				     " (extract(epoch FROM first_seen) * 1000)::bigint,"
+				     " (extract(epoch FROM last_seen) * 1000)::bigint, count), ';'"
+				     " ORDER BY kind) FROM model_entries"),
 			 "/usr/sbin/foo,listen,tcp:8080,1732800000010,1732800000010,1;"
 			 "/usr/sbin/foo,program,/bin/true,1732800000000,1732800005000,3;"
 			 "/usr/sbin/foo,write,/var/lib/foo/*.tmp,1732800000000,1732800001000,7");
-	cr_expect_eq(qn("SELECT count(*) FROM audits WHERE kind LIKE 'malformed%'"), 0);
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM audits WHERE kind LIKE 'malformed%'"), 0);
 }
 
 /*
@@ -288,29 +243,31 @@ Test(learning_store, a_read_model_and_its_deviations_are_stored_and_accepted)
 
 	cr_expect_eq(r.malformed, 0);
 	cr_expect_eq(r.entries, 2);
-	cr_expect_str_eq(q1("SELECT string_agg(kind || ' ' || pattern, ';' ORDER BY pattern)"
-			    " FROM model_entries"),
-			 "read /etc/foo/foo.conf;read /var/lib/foo/cache/c-*.tmp");
-	cr_expect_str_eq(q1("SELECT concat_ws('|', kind, severity, effect, summary) FROM audits"),
-			 "new_read|high|alert|exe:/usr/sbin/foo: /usr/sbin/foo read"
-			 " /home/alice/.aws/credentials, not in its model");
-	cr_assert_eq(store_audit_accept(fx.st, qn("SELECT id FROM audits"), &acc, &err), 0, "%s",
-		     err.msg);
+	cr_expect_str_eq(
+	    storefix_q1("SELECT string_agg(kind || ' ' || pattern, ';' ORDER BY pattern)"
+			" FROM model_entries"),
+	    "read /etc/foo/foo.conf;read /var/lib/foo/cache/c-*.tmp");
+	cr_expect_str_eq(
+	    storefix_q1("SELECT concat_ws('|', kind, severity, effect, summary) FROM audits"),
+	    "new_read|high|alert|exe:/usr/sbin/foo: /usr/sbin/foo read"
+	    " /home/alice/.aws/credentials, not in its model");
+	cr_assert_eq(store_audit_accept(fx.st, storefix_qn("SELECT id FROM audits"), &acc, &err), 0,
+		     "%s", err.msg);
 	cr_expect_str_eq(json_string_value(json_object_get(acc, "kind")), "read");
 	cr_expect_str_eq(json_string_value(json_object_get(acc, "pattern")),
 			 "/home/alice/.aws/credentials");
 	json_decref(acc);
-	cr_expect_str_eq(q1("SELECT entry_kind || ' ' || pattern FROM commands"),
+	cr_expect_str_eq(storefix_q1("SELECT entry_kind || ' ' || pattern FROM commands"),
 			 "read /home/alice/.aws/credentials");
 }
 
 /* Row counts and the model's update time, to compare before and after a resend. */
 static const char *fingerprint(void)
 {
-	return q1("SELECT concat_ws('|', (SELECT count(*) FROM events),"
-		  " (SELECT count(*) FROM activity), (SELECT count(*) FROM audits),"
-		  " (SELECT count(*) FROM models), (SELECT string_agg(count::text, ','"
-		  " ORDER BY kind) FROM model_entries), (SELECT updated_at FROM models))");
+	return storefix_q1("SELECT concat_ws('|', (SELECT count(*) FROM events),"
+			   " (SELECT count(*) FROM activity), (SELECT count(*) FROM audits),"
+			   " (SELECT count(*) FROM models), (SELECT string_agg(count::text, ','"
+			   " ORDER BY kind) FROM model_entries), (SELECT updated_at FROM models))");
 }
 
 Test(learning_store, resent_batch_changes_nothing)
@@ -394,25 +351,27 @@ Test(learning_store, later_deltas_remove_update_and_reset_entries)
 	r = ingest("host-a", 2, &(struct ingest_batch){.deltas = &promote, .ndeltas = 1});
 	cr_expect_eq(r.deltas, 1);
 	cr_expect_eq(r.malformed, 0);
-	cr_expect_str_eq(q1("SELECT string_agg(concat_ws(',', kind, pattern, count,"
-			    " (extract(epoch FROM last_seen) * 1000)::bigint), ';'"
-			    " ORDER BY kind, pattern) FROM model_entries"),
+	cr_expect_str_eq(storefix_q1("SELECT string_agg(concat_ws(',', kind, pattern, count,"
+				     " (extract(epoch FROM last_seen) * 1000)::bigint), ';'"
+				     " ORDER BY kind, pattern) FROM model_entries"),
 			 "listen,tcp:8080,1,1732800000010;program,/bin/true,5,1732803600000;"
 			 "write,/var/lib/foo/*,9,1732803600000");
 	cr_expect_str_eq(
-	    q1("SELECT state || '|' || (extract(epoch FROM active_since) * 1000)::bigint"
-	       " || '|' || learn_drops || '|' || note FROM models"),
+	    storefix_q1("SELECT state || '|' || (extract(epoch FROM active_since) * 1000)::bigint"
+			" || '|' || learn_drops || '|' || note FROM models"),
 	    "active|1732803600000|0|");
 
 	r = ingest("host-a", 3, &(struct ingest_batch){.deltas = &relearn, .ndeltas = 1});
 	cr_expect_eq(r.entries, 1);
-	cr_expect_str_eq(q1("SELECT string_agg(kind || ',' || pattern || ',' || count, ';')"
-			    " FROM model_entries"),
-			 "program,/bin/sh,1");
-	cr_expect_str_eq(q1("SELECT state || '|' || coalesce(active_since::text, 'null') || '|' ||"
-			    " (extract(epoch FROM learning_since) * 1000)::bigint FROM models"),
-			 "learning|null|1732803600000");
-	cr_expect_eq(qn("SELECT count(*) FROM models"), 1, "a delta made a second model");
+	cr_expect_str_eq(
+	    storefix_q1("SELECT string_agg(kind || ',' || pattern || ',' || count, ';')"
+			" FROM model_entries"),
+	    "program,/bin/sh,1");
+	cr_expect_str_eq(
+	    storefix_q1("SELECT state || '|' || coalesce(active_since::text, 'null') || '|' ||"
+			" (extract(epoch FROM learning_since) * 1000)::bigint FROM models"),
+	    "learning|null|1732803600000");
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM models"), 1, "a delta made a second model");
 }
 
 Test(learning_store, malformed_items_are_left_out_and_audited_once)
@@ -476,20 +435,21 @@ Test(learning_store, malformed_items_are_left_out_and_audited_once)
 	/* 5 deviations, 2 deltas, 1 entry, 1 activity. */
 	cr_expect_eq(r.malformed, 9);
 
-	cr_expect_eq(qn("SELECT count(*) FROM events"), 1);
-	cr_expect_eq(qn("SELECT count(*) FROM activity"), 0);
-	cr_expect_eq(qn("SELECT count(*) FROM audits WHERE kind = 'new_listen'"), 1);
-	cr_expect_str_eq(q1("SELECT string_agg(kind || ',' || pattern, ';') FROM model_entries"),
-			 "listen,tcp:80");
-	cr_expect_eq(qn("SELECT count(*) FROM audits WHERE kind = 'malformed_input'"), 1);
-	cr_expect_str_eq(q1("SELECT severity || '|' || summary FROM audits"
-			    " WHERE kind = 'malformed_input'"),
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM events"), 1);
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM activity"), 0);
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM audits WHERE kind = 'new_listen'"), 1);
+	cr_expect_str_eq(
+	    storefix_q1("SELECT string_agg(kind || ',' || pattern, ';') FROM model_entries"),
+	    "listen,tcp:80");
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM audits WHERE kind = 'malformed_input'"), 1);
+	cr_expect_str_eq(storefix_q1("SELECT severity || '|' || summary FROM audits"
+				     " WHERE kind = 'malformed_input'"),
 			 "medium|9 malformed item(s) in batch 1 were left out; first:"
 			 " event[0].activity.user is not valid UTF-8");
-	cr_expect_str_eq(q1("SELECT detail->>'seq' || '|' || (detail->>'count') || '|' ||"
-			    " string_agg(p->>'field' || ' ' || (p->>'why'), '; ')"
-			    " FROM audits, jsonb_array_elements(detail->'problems') p"
-			    " WHERE kind = 'malformed_input' GROUP BY detail"),
+	cr_expect_str_eq(storefix_q1("SELECT detail->>'seq' || '|' || (detail->>'count') || '|' ||"
+				     " string_agg(p->>'field' || ' ' || (p->>'why'), '; ')"
+				     " FROM audits, jsonb_array_elements(detail->'problems') p"
+				     " WHERE kind = 'malformed_input' GROUP BY detail"),
 			 "1|9|event[0].activity.user is not valid UTF-8; deviation[0].kind is not"
 			 " new_program, new_write, sensitive_read, new_listen, new_peer,"
 			 " new_client, new_read, rewritten_argument, denied_program, denied_read,"
@@ -575,8 +535,9 @@ Test(learning_store, a_rules_decision_is_stored_with_its_rule_effect_and_why)
 	cr_expect_eq(r.deviations, 5);
 	cr_expect_eq(r.malformed, 0);
 	cr_expect_str_eq(
-	    q1("SELECT string_agg(concat_ws('|', kind, coalesce(service, '<null>'),"
-	       " coalesce(rule, '<null>'), effect, summary), E'\\n' ORDER BY id) FROM audits"),
+	    storefix_q1(
+		"SELECT string_agg(concat_ws('|', kind, coalesce(service, '<null>'),"
+		" coalesce(rule, '<null>'), effect, summary), E'\\n' ORDER BY id) FROM audits"),
 	    "denied_program|nginx.service|web-no-shells|prevent|nginx.service: /usr/sbin/nginx"
 	    " was prevented from starting /bin/sh (rule \"web-no-shells\")\n"
 	    "denied_connect|<null>|no-egress|alert|/usr/bin/nc connected to 10.0.0.9:4444,"
@@ -588,9 +549,10 @@ Test(learning_store, a_rules_decision_is_stored_with_its_rule_effect_and_why)
 	    "denied_read|nginx.service|keys|block|nginx.service: /usr/sbin/nginx was killed for"
 	    " reading /etc/ssh/ssh_host_ed25519_key (rule \"keys\")");
 	/* wanted and why in the detail, only when said. */
-	cr_expect_str_eq(q1("SELECT string_agg(coalesce(detail->>'wanted', '-') || '|' ||"
-			    " coalesce(detail->>'why', '-'), ';' ORDER BY id) FROM audits"),
-			 "-|/bin/*sh;prevent|cgroup-sock: no cgroup v2 on this host;-|-;-|-;-|-");
+	cr_expect_str_eq(
+	    storefix_q1("SELECT string_agg(coalesce(detail->>'wanted', '-') || '|' ||"
+			" coalesce(detail->>'why', '-'), ';' ORDER BY id) FROM audits"),
+	    "-|/bin/*sh;prevent|cgroup-sock: no cgroup v2 on this host;-|-;-|-;-|-");
 
 	/* The list: every field, and the filters. */
 	store_batch_refused(fx.st, "host-a", 0, 9, "too large", &err);
@@ -662,12 +624,12 @@ Test(learning_store, a_bad_rules_field_leaves_its_deviation_out_and_the_rest_in)
 	cr_expect_eq(r.deviations, 1);
 	cr_expect_eq(r.malformed, 7);
 	cr_expect_str_eq(
-	    q1("SELECT kind || '|' || rule FROM audits WHERE kind <> 'malformed_input'"),
+	    storefix_q1("SELECT kind || '|' || rule FROM audits WHERE kind <> 'malformed_input'"),
 	    "denied_connect|no-egress");
 	cr_expect_str_eq(
-	    q1("SELECT string_agg(p->>'field' || ' ' || (p->>'why'), '; ')"
-	       " FROM audits, jsonb_array_elements(detail->'problems') p"
-	       " WHERE kind = 'malformed_input'"),
+	    storefix_q1("SELECT string_agg(p->>'field' || ' ' || (p->>'why'), '; ')"
+			" FROM audits, jsonb_array_elements(detail->'problems') p"
+			" WHERE kind = 'malformed_input'"),
 	    "deviation[0].effect is not alert, prevent, block or empty;"
 	    " deviation[1].wanted is not alert, prevent, block or empty;"
 	    " deviation[2].why is longer than 4096 bytes; deviation[3].rule is not valid UTF-8;"
@@ -712,20 +674,21 @@ Test(learning_store, a_deviations_container_is_stored_and_listed)
 	cr_expect_eq(r.deviations, 5);
 	cr_expect_eq(r.malformed, 6);
 	cr_expect_str_eq(
-	    q1("SELECT string_agg(p->>'field' || ' ' || (p->>'why'), '; ')"
-	       " FROM audits, jsonb_array_elements(detail->'problems') p"
-	       " WHERE kind = 'malformed_input'"),
+	    storefix_q1("SELECT string_agg(p->>'field' || ' ' || (p->>'why'), '; ')"
+			" FROM audits, jsonb_array_elements(detail->'problems') p"
+			" WHERE kind = 'malformed_input'"),
 	    "deviation[5].container_id is not 64 lowercase hex digits;"
 	    " deviation[6].container_name is not printable ASCII without spaces;"
 	    " deviation[7].container_image is not printable ASCII without spaces;"
 	    " deviation[8].container_runtime is not docker, podman, containerd, cri-o or empty;"
 	    " deviation[9].container_id is missing: the container has a name;"
 	    " deviation[10].container_image is longer than 255 bytes");
-	cr_expect_str_eq(q1("SELECT string_agg(coalesce(container_name, '-') || '|' ||"
-			    " coalesce(container_image, '-') || '|' || coalesce(container_runtime,"
-			    " '-') || '|' || coalesce(left(container_id, 4), '-'), ';' ORDER BY id)"
-			    " FROM audits WHERE kind <> 'malformed_input'"),
-			 "-|-|-|-;-|-|-|-;-|-|-|-;web-1|localhost/app:1|podman|ac4d;-|-|-|ac4d");
+	cr_expect_str_eq(
+	    storefix_q1("SELECT string_agg(coalesce(container_name, '-') || '|' ||"
+			" coalesce(container_image, '-') || '|' || coalesce(container_runtime,"
+			" '-') || '|' || coalesce(left(container_id, 4), '-'), ';' ORDER BY id)"
+			" FROM audits WHERE kind <> 'malformed_input'"),
+	    "-|-|-|-;-|-|-|-;-|-|-|-;web-1|localhost/app:1|podman|ac4d;-|-|-|ac4d");
 
 	a = audits(&(struct audit_filter){.image = "localhost/app:1"});
 	cr_assert_eq(json_array_size(a), 1);
@@ -777,10 +740,10 @@ Test(learning_store, event_refused_by_the_database_takes_its_activity_with_it)
 	cr_expect_eq(r.stored, 1);
 	cr_expect_eq(r.refused, 1);
 	cr_expect_eq(r.activity, 1);
-	cr_expect_str_eq(q1("SELECT string_agg(summary, ';') FROM activity"),
+	cr_expect_str_eq(storefix_q1("SELECT string_agg(summary, ';') FROM activity"),
 			 "cat /etc/passwd (read)");
-	cr_expect_eq(qn("SELECT count(*) FROM audits WHERE kind = 'malformed_events'"
-			" AND (detail->>'count')::int = 1"),
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM audits WHERE kind = 'malformed_events'"
+				 " AND (detail->>'count')::int = 1"),
 		     1);
 }
 
@@ -804,13 +767,16 @@ Test(learning_store, learning_data_the_database_refuses_does_not_cost_the_events
 	cr_expect_eq(r.activity + r.deviations + r.deltas + r.entries, 0);
 	/* 2 activities, 2 deviations, 1 delta: left out together, in one line. */
 	cr_expect_eq(r.malformed, 5);
-	cr_expect_eq(qn("SELECT count(*) FROM events"), 3);
-	cr_expect_eq(qn("SELECT count(*) FROM activity") + qn("SELECT count(*) FROM models"), 0);
-	cr_expect_str_eq(q1("SELECT (detail->>'count') || '|' || (detail->'problems'->0->>'field')"
-			    " || '|' || jsonb_array_length(detail->'problems') FROM audits"
-			    " WHERE kind = 'malformed_input'"),
-			 "5|batch|1");
-	cr_expect(strstr(q1("SELECT summary FROM audits WHERE kind = 'malformed_input'"),
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM events"), 3);
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM activity") +
+			 storefix_qn("SELECT count(*) FROM models"),
+		     0);
+	cr_expect_str_eq(
+	    storefix_q1("SELECT (detail->>'count') || '|' || (detail->'problems'->0->>'field')"
+			" || '|' || jsonb_array_length(detail->'problems') FROM audits"
+			" WHERE kind = 'malformed_input'"),
+	    "5|batch|1");
+	cr_expect(strstr(storefix_q1("SELECT summary FROM audits WHERE kind = 'malformed_input'"),
 			 "the database refused the batch's learning data") != NULL);
 }
 
@@ -824,7 +790,7 @@ static int64_t model_for(const char *host, const char *service, uint64_t seq)
 
 	ingest(host, seq, &(struct ingest_batch){.deltas = &d, .ndeltas = 1});
 	/* Each call here makes a new model: the newest id is its. */
-	return qn("SELECT max(id) FROM models");
+	return storefix_qn("SELECT max(id) FROM models");
 }
 
 static int64_t relearn(int64_t model, bool want_pending)
@@ -878,13 +844,14 @@ Test(learning_store, commands_are_pending_per_host_until_acknowledged)
 	/* A host cannot acknowledge another's command (nor one that does not exist). */
 	uint64_t foreign[] = {cb, 123456789, UINT64_MAX};
 	cr_expect_eq(sync_cmds("host-a", foreign, 3, out), 1);
-	cr_expect_eq(qn("SELECT count(*) FROM commands WHERE acked_at IS NULL"), 2);
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM commands WHERE acked_at IS NULL"), 2);
 	/* Done: acknowledged, and not in this very reply any more. */
 	cr_expect_eq(sync_cmds("host-a", &ca, 1, out), 0);
 	cr_expect_eq(sync_cmds("host-a", &ca, 1, out), 0, "acknowledging twice is harmless");
-	cr_expect_str_eq(q1("SELECT string_agg(host_id || '=' || (acked_at IS NOT NULL), ','"
-			    " ORDER BY host_id) FROM commands"),
-			 "host-a=true,host-b=false");
+	cr_expect_str_eq(
+	    storefix_q1("SELECT string_agg(host_id || '=' || (acked_at IS NOT NULL), ','"
+			" ORDER BY host_id) FROM commands"),
+	    "host-a=true,host-b=false");
 	cr_assert_eq(sync_cmds("host-b", NULL, 0, out), 1);
 	cr_expect_eq(out[0].id, cb);
 	/* After the relearn was carried out, a new request is a new command. */
@@ -905,8 +872,9 @@ Test(learning_store, commands_come_oldest_first_at_most_16)
 		snprintf(service, sizeof(service), "svc-%02d", i);
 		ingest("host-a", (uint64_t)i + 1,
 		       &(struct ingest_batch){.deltas = &d, .ndeltas = 1});
-		cr_assert_eq(store_model_relearn(fx.st, qn("SELECT max(id) FROM models"), &r, &err),
-			     0, "%s", err.msg);
+		cr_assert_eq(
+		    store_model_relearn(fx.st, storefix_qn("SELECT max(id) FROM models"), &r, &err),
+		    0, "%s", err.msg);
 		if (i == 0)
 			first = json_integer_value(json_object_get(r, "command_id"));
 		json_decref(r);
@@ -939,8 +907,8 @@ Test(learning_store, model_get_sorts_sections_and_entries_bytewise)
 	char *text;
 
 	ingest("host-a", 1, &(struct ingest_batch){.deltas = &d, .ndeltas = 1});
-	cr_assert_eq(store_model_get(fx.st, qn("SELECT id FROM models"), &m, &err), 0, "%s",
-		     err.msg);
+	cr_assert_eq(store_model_get(fx.st, storefix_qn("SELECT id FROM models"), &m, &err), 0,
+		     "%s", err.msg);
 	json_object_del(m, "updated_at");
 	json_object_del(m, "id");
 	text = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS);
@@ -985,14 +953,17 @@ Test(learning_store, events_keep_every_value_through_copy)
 	cr_expect_eq(r.stored, 2);
 	cr_expect_eq(r.refused, 0);
 	cr_expect_str_eq(
-	    q1("SELECT string_agg(concat_ws('|', host_id, seq, idx, type,"
-	       " to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), pid, ppid, uid),"
-	       " ';' ORDER BY idx) FROM events"),
+	    storefix_q1(
+		"SELECT string_agg(concat_ws('|', host_id, seq, idx, type,"
+		" to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), pid, ppid, uid),"
+		" ';' ORDER BY idx) FROM events"),
 	    "host-a|7|0|exec|2024-11-28 13:20:00.123456|2147483647|0|4294967294;"
 	    "host-a|7|1|unknown|1970-01-01 00:00:00.000001|1|1|0");
-	cr_expect_str_eq(q1("SELECT comm FROM events WHERE idx = 0"), "a\tb\\c\nd \xc3\xbc");
-	cr_expect_str_eq(q1("SELECT body::text FROM events WHERE idx = 0"), body);
-	cr_expect_str_eq(q1("SELECT body->>'path' FROM events WHERE idx = 0"), "/tmp/a\\b\tc");
+	cr_expect_str_eq(storefix_q1("SELECT comm FROM events WHERE idx = 0"),
+			 "a\tb\\c\nd \xc3\xbc");
+	cr_expect_str_eq(storefix_q1("SELECT body::text FROM events WHERE idx = 0"), body);
+	cr_expect_str_eq(storefix_q1("SELECT body->>'path' FROM events WHERE idx = 0"),
+			 "/tmp/a\\b\tc");
 }
 
 Test(learning_store, events_the_columns_cannot_hold_are_left_out_and_audited)
@@ -1010,12 +981,14 @@ Test(learning_store, events_the_columns_cannot_hold_are_left_out_and_audited)
 	r = ingest("host-a", 1, &(struct ingest_batch){.events = ev, .nevents = 6});
 	cr_expect_eq(r.stored, 2);
 	cr_expect_eq(r.refused, 4);
-	cr_expect_str_eq(q1("SELECT string_agg(idx || ':' || pid, ',' ORDER BY idx) FROM events"),
-			 "0:1,5:6");
-	cr_expect_eq(qn("SELECT count(*) FROM audits WHERE kind = 'malformed_events'"
-			" AND (detail->>'count')::int = 4"),
+	cr_expect_str_eq(
+	    storefix_q1("SELECT string_agg(idx || ':' || pid, ',' ORDER BY idx) FROM events"),
+	    "0:1,5:6");
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM audits WHERE kind = 'malformed_events'"
+				 " AND (detail->>'count')::int = 4"),
 		     1);
-	cr_expect_eq(qn("SELECT n_events FROM batches WHERE host_id = 'host-a' AND seq = 1"), 2);
+	cr_expect_eq(
+	    storefix_qn("SELECT n_events FROM batches WHERE host_id = 'host-a' AND seq = 1"), 2);
 }
 
 /* One event batch of host's delivery stream incarnation, numbered seq. */
@@ -1041,25 +1014,26 @@ Test(learning_store, a_new_delivery_stream_is_stored_beside_the_old_and_its_rese
 	cr_expect_eq(r.new_stream, 1);
 	cr_expect_eq(ingest_stream("host-a", 77, 2).new_stream, 0);
 	cr_expect_eq(ingest_stream("host-a", 77, 1).duplicate, 1);
-	cr_expect_eq(qn("SELECT count(*) FROM events WHERE host_id = 'host-a'"), 7);
-	cr_expect_eq(qn("SELECT count(*) FROM audits WHERE kind = 'defender_reset'"), 1);
-	cr_expect_str_eq(q1("SELECT concat_ws('|', severity, detail->>'incarnation',"
-			    " detail->>'old_incarnation', detail->>'old_last_seq',"
-			    " detail->>'old_batches_stored', detail->>'old_batches_missing')"
-			    " FROM audits WHERE kind = 'defender_reset'"),
-			 "high|77|0|5|5|0");
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM events WHERE host_id = 'host-a'"), 7);
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM audits WHERE kind = 'defender_reset'"), 1);
+	cr_expect_str_eq(
+	    storefix_q1("SELECT concat_ws('|', severity, detail->>'incarnation',"
+			" detail->>'old_incarnation', detail->>'old_last_seq',"
+			" detail->>'old_batches_stored', detail->>'old_batches_missing')"
+			" FROM audits WHERE kind = 'defender_reset'"),
+	    "high|77|0|5|5|0");
 	/* Another host's first stream is no reset; an old stream's late batch is stored too. */
 	cr_expect_eq(ingest_stream("host-b", 77, 1).new_stream, 0);
 	r = ingest_stream("host-a", 0, 9);
 	cr_expect_eq(r.stored, 1, "a batch is never discarded unstored");
 	cr_expect_eq(r.new_stream, 0);
-	cr_expect_eq(qn("SELECT count(*) FROM audits WHERE kind = 'defender_reset'"), 1);
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM audits WHERE kind = 'defender_reset'"), 1);
 	/* A third stream reports what the second delivered: seqs 1 and 2, none missing. */
 	ingest_stream("host-a", 78, 1);
-	cr_expect_str_eq(q1("SELECT concat_ws('|', detail->>'old_incarnation',"
-			    " detail->>'old_last_seq', detail->>'old_batches_missing')"
-			    " FROM audits WHERE kind = 'defender_reset' AND"
-			    " detail->>'incarnation' = '78'"),
+	cr_expect_str_eq(storefix_q1("SELECT concat_ws('|', detail->>'old_incarnation',"
+				     " detail->>'old_last_seq', detail->>'old_batches_missing')"
+				     " FROM audits WHERE kind = 'defender_reset' AND"
+				     " detail->>'incarnation' = '78'"),
 			 "77|2|0");
 }
 
@@ -1071,5 +1045,5 @@ Test(learning_store, a_stream_id_past_int64_is_refused)
 
 	cr_expect_eq(store_ingest(fx.st, "host-a", 1, &b, &res, &err), -EINVAL);
 	cr_expect(strstr(err.msg, "stream") != NULL, "%s", err.msg);
-	cr_expect_eq(qn("SELECT count(*) FROM batches"), 0);
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM batches"), 0);
 }

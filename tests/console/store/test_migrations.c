@@ -2,26 +2,23 @@
 /*
  * Versioned migrations against a real PostgreSQL.
  *
- * The harness is the one in test_store.c (kept in step by hand until a shared
- * tests/lib helper exists): initdb once per program in PRE_ALL, each test
- * starts its own server on that data directory with an empty schema public.
+ * The fixture is storefixture.h's, as in test_store.c: initdb once per
+ * program in PRE_ALL, each test starts its own server on that data directory
+ * with an empty schema public.
  */
 #include <criterion/criterion.h>
-#include <criterion/hooks.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,115 +29,18 @@
 #include "pg/pgembed.h"
 #include "pgfixture.h"
 #include "store/store.h"
-
-extern char **environ;
+#include "storefixture.h"
 
 /* Set by the PRE_ALL hook for the test processes (criterion re-executes them). */
 #define START_MS 20000
 
-static int run_cmd(char *const argv[])
-{
-	pid_t pid;
-	int status;
-
-	if (posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ) != 0)
-		return -1;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static void rm_rf(const char *path)
-{
-	char *const argv[] = {"rm", "-rf", (char *)path, NULL};
-
-	run_cmd(argv);
-}
-
-ReportHook(PRE_ALL)(struct criterion_test_set *set)
-{
-	(void)set;
-	/* A quote and a backslash in the path: quoting must hold all the way to initdb. */
-	pgfix_create("it's a \\state dir");
-}
-
-ReportHook(POST_ALL)(struct criterion_global_stats *stats)
-{
-	(void)stats;
-	pgfix_remove();
-}
-
-/* The per-test fixture. */
-static struct {
-	int lock_fd;
-	char dir[128]; /* a scratch directory, removed by teardown */
-	struct pgembed *pg;
-	struct store *st;
-	PGconn *sql; /* a plain connection for checks behind the store's back */
-} fx = {.lock_fd = -1};
+/* A quote and a backslash in the path: quoting must hold all the way to initdb. */
+const char pgfix_state_name[] = "it's a \\state dir";
 
 /* The shared state directory, once this test holds the cluster's lock. */
 static const char *shared_state(void)
 {
 	return pgfix_state(&fx.lock_fd);
-}
-
-static PGconn *sql_connect(void)
-{
-	PGconn *c = PQconnectdb(pgembed_dsn(fx.pg));
-
-	cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
-	return c;
-}
-
-static void cluster_start(void)
-{
-	vigil_err err = {0};
-
-	fx.pg = pgembed_start(shared_state(), START_MS, &err);
-	cr_assert_not_null(fx.pg, "pgembed_start: %s", err.msg);
-}
-
-/* Start the shared cluster with an empty database vigil (no schema). */
-static void cluster_setup(void)
-{
-	PGresult *res;
-
-	cluster_start();
-	fx.sql = sql_connect();
-	res = PQexec(fx.sql, "SET client_min_messages = warning;"
-			     "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public");
-	cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
-	PQclear(res);
-}
-
-static void teardown(void)
-{
-	store_close(fx.st);
-	fx.st = NULL;
-	if (fx.sql != NULL)
-		PQfinish(fx.sql);
-	fx.sql = NULL;
-	pgembed_stop(fx.pg);
-	fx.pg = NULL;
-	if (fx.dir[0] != '\0')
-		rm_rf(fx.dir);
-	fx.dir[0] = '\0';
-	if (fx.lock_fd >= 0)
-		close(fx.lock_fd);
-	fx.lock_fd = -1;
-}
-
-/* Run a parameterized statement on fx.sql; the result must be cleared. */
-static PGresult *sql_exec(const char *sql, int n, const char *const *params)
-{
-	PGresult *res = PQexecParams(fx.sql, sql, n, NULL, params, NULL, NULL, 0);
-	ExecStatusType s = PQresultStatus(res);
-
-	cr_assert(s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK, "%s: %s", sql,
-		  PQresultErrorMessage(res));
-	return res;
 }
 
 /*
@@ -162,7 +62,7 @@ static char *schema_dump(void)
 
 	cr_assert_not_null(out);
 	for (size_t q = 0; q < sizeof(queries) / sizeof(queries[0]); q++) {
-		PGresult *res = sql_exec(queries[q], 0, NULL);
+		PGresult *res = storefix_exec(queries[q], 0, NULL);
 
 		for (int r = 0; r < PQntuples(res); r++) {
 			for (int c = 0; c < PQnfields(res); c++)
@@ -176,7 +76,7 @@ static char *schema_dump(void)
 	return buf;
 }
 
-TestSuite(migrations, .init = cluster_setup, .fini = teardown, .timeout = 60);
+TestSuite(migrations, .init = storefix_setup_empty, .fini = storefix_teardown, .timeout = 60);
 
 Test(migrations, compiled_in_versions_are_contiguous)
 {
@@ -229,9 +129,9 @@ Test(migrations, applied_once_then_nothing_changes)
 	after = schema_dump();
 	cr_expect_str_eq(after, before);
 
-	res = sql_exec("SELECT version, name, applied_at IS NOT NULL FROM schema_migrations"
-		       " ORDER BY version",
-		       0, NULL);
+	res = storefix_exec("SELECT version, name, applied_at IS NOT NULL FROM schema_migrations"
+			    " ORDER BY version",
+			    0, NULL);
 	cr_assert_eq(PQntuples(res), (int)n);
 	for (int i = 0; i < (int)n; i++) {
 		cr_expect_eq(atoi(PQgetvalue(res, i, 0)), ms[i].version);
@@ -276,11 +176,11 @@ Test(migrations, hosts_table_has_the_documented_shape)
 	fx.st = store_open(pgembed_dsn(fx.pg), &err);
 	cr_assert_not_null(fx.st, "%s", err.msg);
 	cr_assert_eq(store_migrate(fx.st, NULL, &err), 0, "%s", err.msg);
-	res = sql_exec("SELECT column_name, data_type, is_nullable,"
-		       " coalesce(column_default, '<none>') FROM information_schema.columns"
-		       " WHERE table_schema = 'public' AND table_name = 'hosts'"
-		       " ORDER BY ordinal_position",
-		       0, NULL);
+	res = storefix_exec("SELECT column_name, data_type, is_nullable,"
+			    " coalesce(column_default, '<none>') FROM information_schema.columns"
+			    " WHERE table_schema = 'public' AND table_name = 'hosts'"
+			    " ORDER BY ordinal_position",
+			    0, NULL);
 	cr_assert_eq(PQntuples(res), (int)(sizeof(want) / sizeof(want[0])));
 	for (int i = 0; i < PQntuples(res); i++) {
 		snprintf(row, sizeof(row), "%s|%s|%s|%s", PQgetvalue(res, i, 0),
@@ -289,14 +189,14 @@ Test(migrations, hosts_table_has_the_documented_shape)
 	}
 	PQclear(res);
 
-	res = sql_exec("SELECT indexdef FROM pg_indexes WHERE schemaname = 'public'"
-		       " AND tablename = 'hosts' AND indexdef LIKE '%(connected, last_seen)'",
-		       0, NULL);
+	res = storefix_exec("SELECT indexdef FROM pg_indexes WHERE schemaname = 'public'"
+			    " AND tablename = 'hosts' AND indexdef LIKE '%(connected, last_seen)'",
+			    0, NULL);
 	cr_expect_eq(PQntuples(res), 1, "no index on hosts (connected, last_seen)");
 	PQclear(res);
-	res = sql_exec("SELECT 1 FROM pg_indexes WHERE schemaname = 'public'"
-		       " AND tablename = 'hosts' AND indexdef LIKE '%UNIQUE%(host_id)'",
-		       0, NULL);
+	res = storefix_exec("SELECT 1 FROM pg_indexes WHERE schemaname = 'public'"
+			    " AND tablename = 'hosts' AND indexdef LIKE '%UNIQUE%(host_id)'",
+			    0, NULL);
 	cr_expect_eq(PQntuples(res), 1, "host_id is not the primary key");
 	PQclear(res);
 }
@@ -316,7 +216,7 @@ Test(migrations, rule_effects_backfill_the_deviations_stored_before)
 
 	ms = migrations_get(&n);
 	cr_assert_geq(n, 10);
-	PQclear(sql_exec(migrations_bootstrap_sql, 0, NULL));
+	PQclear(storefix_exec(migrations_bootstrap_sql, 0, NULL));
 	for (size_t i = 0; i < 9; i++) {
 		char v[16];
 		const char *params[2] = {v, ms[i].name};
@@ -326,29 +226,29 @@ Test(migrations, rule_effects_backfill_the_deviations_stored_before)
 			     ms[i].version, PQresultErrorMessage(res));
 		PQclear(res);
 		snprintf(v, sizeof(v), "%d", ms[i].version);
-		PQclear(sql_exec("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
-				 params));
+		PQclear(storefix_exec(
+		    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2, params));
 	}
-	PQclear(sql_exec("INSERT INTO audits (host_id, kind, severity, summary, service, exe)"
-			 " VALUES ('h', 'new_program', 'high', 'a', 'svc', '/x'),"
-			 " ('h', 'rewritten_argument', 'high', 'b', 'svc', '/x'),"
-			 " ('h', 'delivery_gap', 'high', 'c', NULL, NULL)",
-			 0, NULL));
+	PQclear(storefix_exec("INSERT INTO audits (host_id, kind, severity, summary, service, exe)"
+			      " VALUES ('h', 'new_program', 'high', 'a', 'svc', '/x'),"
+			      " ('h', 'rewritten_argument', 'high', 'b', 'svc', '/x'),"
+			      " ('h', 'delivery_gap', 'high', 'c', NULL, NULL)",
+			      0, NULL));
 	fx.st = store_open(pgembed_dsn(fx.pg), &err);
 	cr_assert_not_null(fx.st, "%s", err.msg);
 	cr_assert_eq(store_migrate(fx.st, &applied, &err), 0, "%s", err.msg);
 	cr_expect_eq(applied, (int)n - 9);
-	res = sql_exec("SELECT string_agg(kind || '=' || coalesce(effect, 'null') || '/' ||"
-		       " coalesce(rule, 'null'), ',' ORDER BY id) FROM audits",
-		       0, NULL);
+	res = storefix_exec("SELECT string_agg(kind || '=' || coalesce(effect, 'null') || '/' ||"
+			    " coalesce(rule, 'null'), ',' ORDER BY id) FROM audits",
+			    0, NULL);
 	cr_expect_str_eq(
 	    PQgetvalue(res, 0, 0),
 	    "new_program=alert/null,rewritten_argument=alert/null,delivery_gap=null/null");
 	PQclear(res);
-	res = sql_exec("SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes"
-		       " WHERE tablename = 'audits' AND indexname IN ('audits_rule_id_idx',"
-		       " 'audits_effect_id_idx')",
-		       0, NULL);
+	res = storefix_exec("SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes"
+			    " WHERE tablename = 'audits' AND indexname IN ('audits_rule_id_idx',"
+			    " 'audits_effect_id_idx')",
+			    0, NULL);
 	cr_expect_str_eq(PQgetvalue(res, 0, 0), "audits_effect_id_idx,audits_rule_id_idx");
 	PQclear(res);
 	/* Only the three effects: anything else is a bug the database refuses too. */
@@ -360,7 +260,7 @@ Test(migrations, rule_effects_backfill_the_deviations_stored_before)
 /* One text of sql's single value (a new string). */
 static char *sql_text(const char *sql)
 {
-	PGresult *res = sql_exec(sql, 0, NULL);
+	PGresult *res = storefix_exec(sql, 0, NULL);
 	char *v = strdup(PQgetvalue(res, 0, 0));
 
 	PQclear(res);
@@ -386,8 +286,8 @@ Test(migrations, events_stored_before_13_are_kept_and_read_through_the_view)
 
 	ms = migrations_get(&n);
 	cr_assert_geq(n, 13);
-	PQclear(sql_exec("SET TimeZone = 'UTC'", 0, NULL));
-	PQclear(sql_exec(migrations_bootstrap_sql, 0, NULL));
+	PQclear(storefix_exec("SET TimeZone = 'UTC'", 0, NULL));
+	PQclear(storefix_exec(migrations_bootstrap_sql, 0, NULL));
 	for (size_t i = 0; i < 12; i++) {
 		char v[16];
 		const char *params[2] = {v, ms[i].name};
@@ -397,15 +297,16 @@ Test(migrations, events_stored_before_13_are_kept_and_read_through_the_view)
 			     ms[i].version, PQresultErrorMessage(res));
 		PQclear(res);
 		snprintf(v, sizeof(v), "%d", ms[i].version);
-		PQclear(sql_exec("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
-				 params));
+		PQclear(storefix_exec(
+		    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2, params));
 	}
-	PQclear(sql_exec("INSERT INTO events (host_id, seq, idx, type, ts, pid, ppid, uid, comm,"
-			 " body) VALUES ('h', 1, 0, 'exec', '2026-11-01 10:00:00+00', 10, 1, 0,"
-			 " 'sh', '{\"a\": 1}'), ('h', 1, 1, 'file', '2026-11-01 10:00:01+00', 10,"
-			 " 1, 0, 'sh', '{\"path\":\"/x\"}'), ('g', 7, 0, 'net',"
-			 " '2026-11-02 00:00:00+00', 11, 1, 1000, 'curl', '{}')",
-			 0, NULL));
+	PQclear(
+	    storefix_exec("INSERT INTO events (host_id, seq, idx, type, ts, pid, ppid, uid, comm,"
+			  " body) VALUES ('h', 1, 0, 'exec', '2026-11-01 10:00:00+00', 10, 1, 0,"
+			  " 'sh', '{\"a\": 1}'), ('h', 1, 1, 'file', '2026-11-01 10:00:01+00', 10,"
+			  " 1, 0, 'sh', '{\"path\":\"/x\"}'), ('g', 7, 0, 'net',"
+			  " '2026-11-02 00:00:00+00', 11, 1, 1000, 'curl', '{}')",
+			  0, NULL));
 	char *before = sql_text(rows);
 
 	fx.st = store_open(pgembed_dsn(fx.pg), &err);
@@ -415,21 +316,22 @@ Test(migrations, events_stored_before_13_are_kept_and_read_through_the_view)
 	char *after = sql_text(rows);
 	cr_expect_str_eq(after, before, "the events read otherwise after migration 13");
 	free(after);
-	res = sql_exec("SELECT (SELECT count(*) FROM events_legacy),"
-		       " (SELECT relkind FROM pg_class WHERE relname = 'event_chunks'),"
-		       " (SELECT count(*) FROM pg_inherits WHERE inhparent ="
-		       " 'event_chunks'::regclass)",
-		       0, NULL);
+	res = storefix_exec("SELECT (SELECT count(*) FROM events_legacy),"
+			    " (SELECT relkind FROM pg_class WHERE relname = 'event_chunks'),"
+			    " (SELECT count(*) FROM pg_inherits WHERE inhparent ="
+			    " 'event_chunks'::regclass)",
+			    0, NULL);
 	cr_expect_str_eq(PQgetvalue(res, 0, 0), "3");
 	cr_expect_str_eq(PQgetvalue(res, 0, 1), "p", "event_chunks is not partitioned");
 	cr_expect_str_eq(PQgetvalue(res, 0, 2), "1", "only the default partition at first");
 	PQclear(res);
 
 	/* Inserted through the view: a chunk of one event, read back like the others. */
-	PQclear(sql_exec("INSERT INTO events (host_id, seq, idx, type, ts, pid, ppid, uid, comm,"
-			 " body) VALUES ('h', 2, 0, 'exit', '2026-12-01 00:00:00+00', 12, 1, 0,"
-			 " 'sh', '{\"exit_code\": 0}')",
-			 0, NULL));
+	PQclear(
+	    storefix_exec("INSERT INTO events (host_id, seq, idx, type, ts, pid, ppid, uid, comm,"
+			  " body) VALUES ('h', 2, 0, 'exit', '2026-12-01 00:00:00+00', 12, 1, 0,"
+			  " 'sh', '{\"exit_code\": 0}')",
+			  0, NULL));
 	cr_expect_str_eq(sql_text("SELECT count(*) || '/' || sum(n) FROM event_chunks"), "1/1");
 	after = sql_text(rows);
 	cr_expect(strstr(after, "h|2|0|exit|2026-12-01 00:00:00+00|12|1|0|sh|{\"exit_code\": 0}") !=
@@ -488,7 +390,7 @@ Test(migrations, concurrent_consoles_apply_each_version_once)
 		total += r[i].applied;
 	}
 	cr_expect_eq(total, (int)n);
-	res = sql_exec("SELECT count(*) FROM schema_migrations", 0, NULL);
+	res = storefix_exec("SELECT count(*) FROM schema_migrations", 0, NULL);
 	cr_expect_eq(atoi(PQgetvalue(res, 0, 0)), (int)n);
 	PQclear(res);
 }
@@ -504,18 +406,18 @@ Test(migrations, failed_migration_rolls_back)
 	PGresult *res;
 	int applied = -1, rc;
 
-	PQclear(sql_exec("CREATE TABLE hosts (squatter int)", 0, NULL));
+	PQclear(storefix_exec("CREATE TABLE hosts (squatter int)", 0, NULL));
 	fx.st = store_open(pgembed_dsn(fx.pg), &err);
 	cr_assert_not_null(fx.st, "%s", err.msg);
 	rc = store_migrate(fx.st, &applied, &err);
 	cr_expect_lt(rc, 0);
 	cr_expect_eq(applied, -1);
 	cr_expect_not_null(strstr(err.msg, "migration 1 (hosts)"), "%s", err.msg);
-	res = sql_exec("SELECT count(*) FROM schema_migrations", 0, NULL);
+	res = storefix_exec("SELECT count(*) FROM schema_migrations", 0, NULL);
 	cr_expect_str_eq(PQgetvalue(res, 0, 0), "0");
 	PQclear(res);
-	res = sql_exec("SELECT 1 FROM pg_indexes WHERE indexname = 'hosts_connected_last_seen_idx'",
-		       0, NULL);
+	res = storefix_exec(
+	    "SELECT 1 FROM pg_indexes WHERE indexname = 'hosts_connected_last_seen_idx'", 0, NULL);
 	cr_expect_eq(PQntuples(res), 0);
 	PQclear(res);
 
@@ -524,7 +426,7 @@ Test(migrations, failed_migration_rolls_back)
 	cr_expect_eq(rc, -EIO, "%d: %s", rc, err.msg);
 	cr_expect_null(strstr(err.msg, "aborted"), "%s", err.msg);
 
-	PQclear(sql_exec("DROP TABLE hosts", 0, NULL));
+	PQclear(storefix_exec("DROP TABLE hosts", 0, NULL));
 	cr_assert_eq(store_migrate(fx.st, &applied, &err), 0, "%s", err.msg);
 	cr_expect_eq(applied, store_schema_version_latest());
 	cr_assert_eq(store_hosts_list(fx.st, &hosts, &err), 0, "%s", err.msg);

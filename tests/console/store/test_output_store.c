@@ -7,7 +7,6 @@
  * output_dropped audit.  Same fixture as test_rules_store.c.
  */
 #include <criterion/criterion.h>
-#include <criterion/hooks.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -22,44 +21,11 @@
 #include "store/audit_queries.h"
 #include "store/output_store.h"
 #include "store/store.h"
+#include "storefixture.h"
 
-ReportHook(PRE_ALL)(struct criterion_test_set *set)
-{
-	(void)set;
-	pgfix_create("state");
-}
+const char pgfix_state_name[] = "state";
 
-ReportHook(POST_ALL)(struct criterion_global_stats *stats)
-{
-	(void)stats;
-	pgfix_remove();
-}
-
-static struct {
-	int lock_fd;
-	struct pgembed *pg;
-	struct store *st;
-	PGconn *sql; /* a plain connection for checks behind the store's back */
-} fx = {.lock_fd = -1};
-
-static void setup(void)
-{
-	vigil_err err = {0};
-
-	pgfix_db_open(&fx.lock_fd, &fx.pg, &fx.sql);
-	fx.st = store_open(pgembed_dsn(fx.pg), &err);
-	cr_assert_not_null(fx.st, "store_open: %s", err.msg);
-	cr_assert_eq(store_migrate(fx.st, NULL, &err), 0, "%s", err.msg);
-}
-
-static void teardown(void)
-{
-	store_close(fx.st);
-	fx.st = NULL;
-	pgfix_db_close(&fx.lock_fd, &fx.pg, &fx.sql);
-}
-
-TestSuite(output_store, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(output_store, .init = storefix_setup, .fini = storefix_teardown, .timeout = 120);
 
 static void sql_on(PGconn *c, const char *sql)
 {
@@ -68,11 +34,6 @@ static void sql_on(PGconn *c, const char *sql)
 	cr_assert(PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK,
 		  "%s: %s", sql, PQerrorMessage(c));
 	PQclear(res);
-}
-
-static long long qn(const char *sql)
-{
-	return atoll(pgfix_q1(fx.sql, sql));
 }
 
 /* Insert an audit on c; returns its id. */
@@ -155,7 +116,7 @@ Test(output_store, a_new_sink_starts_now_and_one_console_holds_it)
 	cr_expect_eq(output_store_claim(fx.st, "siem", "syslog", "b:/s", &pos2, &err), -EBUSY);
 	cr_expect(strstr(err.msg, "a:/s") != NULL, "%s", err.msg);
 	cr_assert_eq(output_store_save(fx.st, "siem", "a:/s", last, 1, 0, &err), 0, "%s", err.msg);
-	cr_expect_eq(qn("SELECT delivered FROM output_cursors WHERE sink = 'siem'"), 1);
+	cr_expect_eq(storefix_qn("SELECT delivered FROM output_cursors WHERE sink = 'siem'"), 1);
 	/* The same console after a restart takes it back at once. */
 	cr_assert_eq(output_store_claim(fx.st, "siem", "syslog", "a:/s", &pos2, &err), 0, "%s",
 		     err.msg);
@@ -209,19 +170,21 @@ Test(output_store, a_skip_moves_the_cursor_and_audits_it_in_one_transaction)
 	snprintf(d.why, sizeof(d.why), "a test");
 	cr_assert_eq(output_store_drop(fx.st, "hook", "webhook", "a:/s", to, 0, &d, &err), 0, "%s",
 		     err.msg);
-	cr_expect_eq(qn("SELECT last_id FROM output_cursors WHERE sink = 'hook'"), first + 3);
-	cr_expect_eq(qn("SELECT dropped FROM output_cursors WHERE sink = 'hook'"), 4);
-	cr_expect_eq(qn("SELECT count(*) FROM audits WHERE kind = 'output_dropped' AND host_id = ''"
+	cr_expect_eq(storefix_qn("SELECT last_id FROM output_cursors WHERE sink = 'hook'"),
+		     first + 3);
+	cr_expect_eq(storefix_qn("SELECT dropped FROM output_cursors WHERE sink = 'hook'"), 4);
+	cr_expect_eq(
+	    storefix_qn("SELECT count(*) FROM audits WHERE kind = 'output_dropped' AND host_id = ''"
 			" AND detail->>'sink' = 'hook' AND detail->>'reason' = 'backlog'"
 			" AND (detail->>'count')::int = 4"),
-		     1);
+	    1);
 	/* What is left: the other 6, then the report. */
 	cr_assert_eq(after(to, ids, 64, NULL), 7);
 	cr_expect_eq(ids[0], first + 4);
-	cr_expect_eq(ids[6], qn("SELECT id FROM audits WHERE kind = 'output_dropped'"));
+	cr_expect_eq(ids[6], storefix_qn("SELECT id FROM audits WHERE kind = 'output_dropped'"));
 	/* Another owner's drop changes nothing. */
 	cr_expect_eq(output_store_drop(fx.st, "hook", "webhook", "b:/s", to, 0, &d, &err), -EBUSY);
-	cr_expect_eq(qn("SELECT count(*) FROM audits WHERE kind = 'output_dropped'"), 1);
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM audits WHERE kind = 'output_dropped'"), 1);
 }
 
 /* The order is the transactions' numbers, not their text: 999 before 1000. */

@@ -6,7 +6,6 @@
  * file serializes tests that share the cluster.
  */
 #include <criterion/criterion.h>
-#include <criterion/hooks.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -25,55 +24,11 @@
 #include "rules/rule.h"
 #include "store/rules_store.h"
 #include "store/store.h"
+#include "storefixture.h"
 
-ReportHook(PRE_ALL)(struct criterion_test_set *set)
-{
-	(void)set;
-	pgfix_create("state");
-}
+const char pgfix_state_name[] = "state";
 
-ReportHook(POST_ALL)(struct criterion_global_stats *stats)
-{
-	(void)stats;
-	pgfix_remove();
-}
-
-static struct {
-	int lock_fd;
-	struct pgembed *pg;
-	struct store *st;
-	PGconn *sql; /* a plain connection for checks behind the store's back */
-} fx = {.lock_fd = -1};
-
-static void setup(void)
-{
-	vigil_err err = {0};
-
-	pgfix_db_open(&fx.lock_fd, &fx.pg, &fx.sql);
-	fx.st = store_open(pgembed_dsn(fx.pg), &err);
-	cr_assert_not_null(fx.st, "store_open: %s", err.msg);
-	cr_assert_eq(store_migrate(fx.st, NULL, &err), 0, "%s", err.msg);
-}
-
-static void teardown(void)
-{
-	store_close(fx.st);
-	fx.st = NULL;
-	pgfix_db_close(&fx.lock_fd, &fx.pg, &fx.sql);
-}
-
-TestSuite(rules_store, .init = setup, .fini = teardown, .timeout = 120);
-
-/* The one value of a one-row, one-column query, as text ("<null>" for NULL); static buffer. */
-static const char *q1(const char *sql)
-{
-	return pgfix_q1(fx.sql, sql);
-}
-
-static long long qn(const char *sql)
-{
-	return atoll(q1(sql));
-}
+TestSuite(rules_store, .init = storefix_setup, .fini = storefix_teardown, .timeout = 120);
 
 static void sql_ok(const char *sql)
 {
@@ -189,9 +144,9 @@ Test(rules_store, every_change_makes_the_next_version_with_the_whole_set)
 	cr_expect_eq(v, 6);
 
 	/* Versions are dense and each holds the set as it was then. */
-	cr_expect_eq(qn("SELECT count(*) FROM rule_versions"), 6);
-	cr_expect_eq(qn("SELECT max(version) - min(version) + 1 FROM rule_versions"), 6);
-	cr_expect_eq(qn("SELECT version FROM rule_set"), 6);
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM rule_versions"), 6);
+	cr_expect_eq(storefix_qn("SELECT max(version) - min(version) + 1 FROM rule_versions"), 6);
+	cr_expect_eq(storefix_qn("SELECT version FROM rule_set"), 6);
 	cr_expect_str_eq(snapshot_order(1), "a");
 	cr_expect_str_eq(snapshot_order(2), "a,b");
 	cr_expect_str_eq(snapshot_order(3), "c,a,b");
@@ -268,7 +223,7 @@ Test(rules_store, a_change_that_changes_nothing_makes_no_version)
 	    0, "%s", err.msg);
 	cr_expect(out.unchanged);
 	rules_outcome_fini(&out);
-	cr_expect_eq(qn("SELECT count(*) FROM rule_versions"), 2);
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM rule_versions"), 2);
 }
 
 Test(rules_store, refused_changes_change_nothing)
@@ -307,8 +262,8 @@ Test(rules_store, refused_changes_change_nothing)
 	}
 	/* The connection is usable after every refusal, and nothing moved. */
 	cr_expect_str_eq(order(NULL), "a,b");
-	cr_expect_eq(qn("SELECT count(*) FROM rule_versions"), 2);
-	cr_expect_eq(qn("SELECT version FROM rule_set"), 2);
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM rule_versions"), 2);
+	cr_expect_eq(storefix_qn("SELECT version FROM rule_set"), 2);
 }
 
 Test(rules_store, an_expected_version_that_moved_on_is_a_conflict)
@@ -351,7 +306,7 @@ Test(rules_store, a_repeated_request_id_replays_instead_of_changing_again)
 	cr_expect_eq(out.version, 1);
 	cr_expect_eq(json_integer_value(json_object_get(out.rule, "id")), id);
 	rules_outcome_fini(&out);
-	cr_expect_eq(qn("SELECT count(*) FROM rules"), 1);
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM rules"), 1);
 	/* The same id for another kind of change is refused. */
 	cr_expect_eq(store_rule_delete(fx.st, id, &w, &out, &err), -EALREADY);
 	/* A delete replays with the rule as it was. */
@@ -362,7 +317,7 @@ Test(rules_store, a_repeated_request_id_replays_instead_of_changing_again)
 	cr_expect(out.replayed);
 	cr_expect_str_eq(json_string_value(json_object_get(out.rule, "name")), "a");
 	rules_outcome_fini(&out);
-	cr_expect_eq(qn("SELECT count(*) FROM rule_versions"), 2);
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM rule_versions"), 2);
 }
 
 /* Wait up to ms for a notification on c; its payload (static) or NULL. */
@@ -477,21 +432,26 @@ Test(rules_store, concurrent_changes_from_many_consoles_serialize)
 	}
 	order(&v);
 	cr_expect_eq(v, 60);
-	cr_expect_eq(qn("SELECT count(*) FROM rules"), 60);
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM rules"), 60);
 	/* Dense versions, each snapshot one rule larger than the one before, positions dense. */
-	cr_expect_eq(qn("SELECT count(*) FROM rule_versions"), 60);
-	cr_expect_eq(qn("SELECT count(*) FROM rule_versions WHERE rules_count = version"), 60);
-	cr_expect_eq(qn("SELECT count(*) FROM rule_versions WHERE jsonb_array_length(snapshot)"
-			" = version"),
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM rule_versions"), 60);
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM rule_versions WHERE rules_count = version"),
 		     60);
 	cr_expect_eq(
-	    qn("SELECT count(DISTINCT position) FROM rules WHERE position BETWEEN 1 AND 60"), 60);
+	    storefix_qn("SELECT count(*) FROM rule_versions WHERE jsonb_array_length(snapshot)"
+			" = version"),
+	    60);
+	cr_expect_eq(
+	    storefix_qn(
+		"SELECT count(DISTINCT position) FROM rules WHERE position BETWEEN 1 AND 60"),
+	    60);
 	/* Each version's snapshot is the previous one plus the rule it added. */
-	cr_expect_eq(qn("SELECT count(*) FROM rule_versions v JOIN rule_versions p"
+	cr_expect_eq(
+	    storefix_qn("SELECT count(*) FROM rule_versions v JOIN rule_versions p"
 			" ON p.version = v.version - 1 WHERE (SELECT count(*) FROM"
 			" jsonb_array_elements(v.snapshot) e WHERE e->>'name' NOT IN"
 			" (SELECT f->>'name' FROM jsonb_array_elements(p.snapshot) f)) <> 1"),
-		     0);
+	    0);
 }
 
 /* Two consoles edit on the same expected version: exactly one wins. */
@@ -561,9 +521,9 @@ Test(rules_store, an_import_replaces_the_set_in_one_version_keeping_ids_by_name)
 	rules_outcome_fini(&out);
 	cr_expect_str_eq(order(&v), "new,b,a");
 	cr_expect_eq(v, 4);
-	cr_expect_eq(qn("SELECT id FROM rules WHERE name = 'a'"), a, "a kept its id");
-	cr_expect_eq(qn("SELECT count(*) FROM rule_versions"), 4);
-	cr_expect_str_eq(q1("SELECT change FROM rule_versions WHERE version = 4"),
+	cr_expect_eq(storefix_qn("SELECT id FROM rules WHERE name = 'a'"), a, "a kept its id");
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM rule_versions"), 4);
+	cr_expect_str_eq(storefix_q1("SELECT change FROM rule_versions WHERE version = 4"),
 			 "imported 3 rules: 1 added, 2 changed, 1 removed");
 	cr_expect_str_eq(snapshot_order(4), "new,b,a");
 	/* The last part again: its result, not a second import. */
@@ -581,7 +541,7 @@ Test(rules_store, an_import_replaces_the_set_in_one_version_keeping_ids_by_name)
 	cr_expect(out.unchanged);
 	cr_expect_eq(out.version, 4);
 	rules_outcome_fini(&out);
-	cr_expect_eq(qn("SELECT count(*) FROM rule_versions"), 4);
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM rule_versions"), 4);
 
 	/* An empty set empties the rule set. */
 	cr_assert_eq(import("import-0000000000000003", 1, true, "[]", -1, &out, &err), 0, "%s",
@@ -614,7 +574,7 @@ Test(rules_store, a_bad_import_changes_nothing)
 	rules_outcome_fini(&out);
 	cr_expect_eq(import("import-unknown-00001", 2, true, "[]", -1, &out, &err), -ENOENT);
 	cr_expect_str_eq(order(NULL), "a");
-	cr_expect_eq(qn("SELECT count(*) FROM rule_versions"), 1);
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM rule_versions"), 1);
 
 	/* At most RULES_IMPORTS_MAX in progress at once; expired ones do not count. */
 	for (int i = 0; i < RULES_IMPORTS_MAX - 1; i++) {
@@ -628,7 +588,8 @@ Test(rules_store, a_bad_import_changes_nothing)
 	       " WHERE key = 'import-busy-00000000'");
 	cr_expect_eq(import("import-one-too-many1", 1, false, "[]", -1, &out, &err), 0, "%s",
 		     err.msg);
-	cr_expect_eq(qn("SELECT count(*) FROM rule_imports WHERE key = 'import-busy-00000000'"), 0);
+	cr_expect_eq(
+	    storefix_qn("SELECT count(*) FROM rule_imports WHERE key = 'import-busy-00000000'"), 0);
 }
 
 Test(rules_store, limits_hold_and_old_snapshots_are_dropped)
@@ -642,9 +603,11 @@ Test(rules_store, limits_hold_and_old_snapshots_are_dropped)
 	       " SELECT g, 'test', 'add', 'filler', 0, '[]' FROM generate_series(1, 1000) g");
 	sql_ok("UPDATE rule_set SET version = 1000");
 	a = add("a", 0);
-	cr_expect_eq(qn("SELECT version FROM rule_set"), 1001);
-	cr_expect_str_eq(q1("SELECT snapshot IS NULL FROM rule_versions WHERE version = 1"), "t");
-	cr_expect_str_eq(q1("SELECT snapshot IS NULL FROM rule_versions WHERE version = 2"), "f");
+	cr_expect_eq(storefix_qn("SELECT version FROM rule_set"), 1001);
+	cr_expect_str_eq(
+	    storefix_q1("SELECT snapshot IS NULL FROM rule_versions WHERE version = 1"), "t");
+	cr_expect_str_eq(
+	    storefix_q1("SELECT snapshot IS NULL FROM rule_versions WHERE version = 2"), "f");
 	{
 		json_t *doc;
 
@@ -666,6 +629,6 @@ Test(rules_store, limits_hold_and_old_snapshots_are_dropped)
 	       " 'comment', repeat('x', 45000)), g + 1 FROM generate_series(1, 190) g");
 	cr_expect_eq(store_rule_move(fx.st, a, 2, &anyone, &out, &err), -E2BIG);
 	cr_expect(strstr(err.msg, "bytes of JSON") != NULL, "%s", err.msg);
-	cr_expect_eq(qn("SELECT version FROM rule_set"), 1001);
-	cr_expect_eq(qn("SELECT position FROM rules WHERE name = 'a'"), 1);
+	cr_expect_eq(storefix_qn("SELECT version FROM rule_set"), 1001);
+	cr_expect_eq(storefix_qn("SELECT position FROM rules WHERE name = 'a'"), 1);
 }

@@ -12,7 +12,6 @@
  * test was tried: ~1300 files take 1.5 s to copy here.
  */
 #include <criterion/criterion.h>
-#include <criterion/hooks.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +40,7 @@
 #include "pgfixture.h"
 #include "store/host_rules.h"
 #include "store/store.h"
+#include "storefixture.h"
 
 extern char **environ;
 
@@ -79,27 +79,11 @@ static void make_tmpdir(char *buf, size_t size)
 	cr_assert_eq(chmod(buf, 0711), 0);
 }
 
-ReportHook(PRE_ALL)(struct criterion_test_set *set)
-{
-	(void)set;
-	/* A quote and a backslash in the path: quoting must hold all the way to initdb. */
-	pgfix_create("it's a \\state dir");
-}
+/* A quote and a backslash in the path: quoting must hold all the way to initdb. */
+const char pgfix_state_name[] = "it's a \\state dir";
 
-ReportHook(POST_ALL)(struct criterion_global_stats *stats)
-{
-	(void)stats;
-	pgfix_remove();
-}
-
-/* The per-test fixture. */
-static struct {
-	int lock_fd;
-	char dir[128]; /* a scratch directory, removed by teardown */
-	struct pgembed *pg;
-	struct store *st;
-	PGconn *sql; /* a plain connection for checks behind the store's back */
-} fx = {.lock_fd = -1};
+/* A test's scratch directory (besides what fx holds), removed by teardown. */
+static char scratch_dir[128];
 
 /* The shared state directory, once this test holds the cluster's lock. */
 static const char *shared_state(void)
@@ -115,64 +99,12 @@ static PGconn *sql_connect(void)
 	return c;
 }
 
-static void cluster_start(void)
-{
-	vigil_err err = {0};
-
-	fx.pg = pgembed_start(shared_state(), START_MS, &err);
-	cr_assert_not_null(fx.pg, "pgembed_start: %s", err.msg);
-}
-
-/* Start the shared cluster with an empty database vigil (no schema). */
-static void cluster_setup(void)
-{
-	PGresult *res;
-
-	cluster_start();
-	fx.sql = sql_connect();
-	res = PQexec(fx.sql, "SET client_min_messages = warning;"
-			     "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public");
-	cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
-	PQclear(res);
-}
-
-static void store_setup(void)
-{
-	vigil_err err = {0};
-	int applied = -1;
-
-	cluster_setup();
-	fx.st = store_open(pgembed_dsn(fx.pg), &err);
-	cr_assert_not_null(fx.st, "store_open: %s", err.msg);
-	cr_assert_eq(store_migrate(fx.st, &applied, &err), 0, "%s", err.msg);
-}
-
 static void teardown(void)
 {
-	store_close(fx.st);
-	fx.st = NULL;
-	if (fx.sql != NULL)
-		PQfinish(fx.sql);
-	fx.sql = NULL;
-	pgembed_stop(fx.pg);
-	fx.pg = NULL;
-	if (fx.dir[0] != '\0')
-		rm_rf(fx.dir);
-	fx.dir[0] = '\0';
-	if (fx.lock_fd >= 0)
-		close(fx.lock_fd);
-	fx.lock_fd = -1;
-}
-
-/* Run a parameterized statement on fx.sql; the result must be cleared. */
-static PGresult *sql_exec(const char *sql, int n, const char *const *params)
-{
-	PGresult *res = PQexecParams(fx.sql, sql, n, NULL, params, NULL, NULL, 0);
-	ExecStatusType s = PQresultStatus(res);
-
-	cr_assert(s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK, "%s: %s", sql,
-		  PQresultErrorMessage(res));
-	return res;
+	storefix_teardown();
+	if (scratch_dir[0] != '\0')
+		rm_rf(scratch_dir);
+	scratch_dir[0] = '\0';
 }
 
 static void sleep_ms(int ms)
@@ -259,7 +191,7 @@ static double age_s(const char *ts)
 	return difftime(time(NULL), timegm(&tm));
 }
 
-TestSuite(store, .init = store_setup, .fini = teardown, .timeout = 60);
+TestSuite(store, .init = storefix_setup, .fini = teardown, .timeout = 60);
 
 Test(store, hello_inserts_host_with_labels)
 {
@@ -397,9 +329,9 @@ Test(store, mark_stale_timeout_is_in_milliseconds)
 	int n = -1;
 
 	cr_assert_eq(store_host_hello(fx.st, &h, &err), 0, "%s", err.msg);
-	PQclear(sql_exec("UPDATE hosts SET last_seen = now() - interval '30 seconds'"
-			 " WHERE host_id = $1",
-			 1, params));
+	PQclear(storefix_exec("UPDATE hosts SET last_seen = now() - interval '30 seconds'"
+			      " WHERE host_id = $1",
+			      1, params));
 	cr_assert_eq(store_hosts_mark_stale(fx.st, 60000, &n, &err), 0, "%s", err.msg);
 	cr_expect_eq(n, 0, "a host seen 30 s ago is not stale after 60000 ms");
 	cr_assert_eq(store_hosts_mark_stale(fx.st, 10000, &n, &err), 0, "%s", err.msg);
@@ -672,7 +604,7 @@ static void stat_file(const char *dir, const char *name, struct stat *st)
 	cr_assert_eq(stat(path, st), 0, "stat %s: %s", path, strerror(errno));
 }
 
-Test(pgembed, second_start_reuses_the_data_directory, .init = cluster_setup)
+Test(pgembed, second_start_reuses_the_data_directory, .init = storefix_setup_empty)
 {
 	struct stat log_before, log_after, ver;
 	vigil_err err = {0};
@@ -681,8 +613,8 @@ Test(pgembed, second_start_reuses_the_data_directory, .init = cluster_setup)
 	stat_file(shared_state(), "initdb.log", &log_before);
 	stat_file(shared_state(), "data/PG_VERSION", &ver);
 	cr_expect_gt(log_before.st_size, 0);
-	PQclear(sql_exec("CREATE TABLE kept (v text)", 0, NULL));
-	PQclear(sql_exec("INSERT INTO kept VALUES ('still here')", 0, NULL));
+	PQclear(storefix_exec("CREATE TABLE kept (v text)", 0, NULL));
+	PQclear(storefix_exec("INSERT INTO kept VALUES ('still here')", 0, NULL));
 	PQfinish(fx.sql);
 	fx.sql = NULL;
 	pgembed_stop(fx.pg);
@@ -695,7 +627,7 @@ Test(pgembed, second_start_reuses_the_data_directory, .init = cluster_setup)
 	cr_expect_eq(log_after.st_mtim.tv_sec, log_before.st_mtim.tv_sec, "initdb ran again");
 	cr_expect_eq(log_after.st_mtim.tv_nsec, log_before.st_mtim.tv_nsec, "initdb ran again");
 	fx.sql = sql_connect();
-	res = sql_exec("SELECT v FROM kept", 0, NULL);
+	res = storefix_exec("SELECT v FROM kept", 0, NULL);
 	cr_assert_eq(PQntuples(res), 1);
 	cr_expect_str_eq(PQgetvalue(res, 0, 0), "still here");
 	PQclear(res);
@@ -725,9 +657,9 @@ Test(pgembed, missing_binaries_fail_cleanly)
 {
 	vigil_err err = {0};
 
-	make_tmpdir(fx.dir, sizeof(fx.dir));
+	make_tmpdir(scratch_dir, sizeof(scratch_dir));
 	setenv("VIGIL_PG_BINDIR", "/nonexistent/pg/bin", 1);
-	cr_expect_null(pgembed_start(fx.dir, START_MS, &err));
+	cr_expect_null(pgembed_start(scratch_dir, START_MS, &err));
 	unsetenv("VIGIL_PG_BINDIR");
 	cr_expect_lt(err.code, 0);
 	cr_expect_not_null(strstr(err.msg, "/nonexistent/pg/bin/postgres"), "%s", err.msg);
@@ -740,16 +672,16 @@ Test(pgembed, unsearchable_state_dir_is_explained)
 	if (geteuid() != 0)
 		cr_skip_test("needs root (the server runs as user postgres only under root)");
 	pgfix_need();
-	make_tmpdir(fx.dir, sizeof(fx.dir));
-	cr_assert_eq(chmod(fx.dir, 0700), 0);
+	make_tmpdir(scratch_dir, sizeof(scratch_dir));
+	cr_assert_eq(chmod(scratch_dir, 0700), 0);
 	errno = 0;
-	cr_expect_null(pgembed_start(fx.dir, START_MS, &err));
+	cr_expect_null(pgembed_start(scratch_dir, START_MS, &err));
 	cr_expect_eq(errno, EACCES);
 	cr_expect_not_null(strstr(err.msg, "searchable"), "%s", err.msg);
-	cr_expect_not_null(strstr(err.msg, fx.dir), "%s", err.msg);
+	cr_expect_not_null(strstr(err.msg, scratch_dir), "%s", err.msg);
 }
 
-Test(pgembed, dsn_quotes_the_state_directory, .init = cluster_setup)
+Test(pgembed, dsn_quotes_the_state_directory, .init = storefix_setup_empty)
 {
 	const char *dsn = pgembed_dsn(fx.pg);
 	vigil_err err = {0};
@@ -835,7 +767,7 @@ Test(pgembed, waits_for_the_server_of_a_killed_console)
 	fx.pg = pgembed_start(state, START_MS, &err);
 	cr_assert_not_null(fx.pg, "%s", err.msg);
 	fx.sql = sql_connect();
-	PQclear(sql_exec("SELECT 1", 0, NULL));
+	PQclear(storefix_exec("SELECT 1", 0, NULL));
 }
 
 /* Whether OS user name can open a session on dsn (tried in a child that becomes that user). */
@@ -864,7 +796,7 @@ static bool connects_as(const char *name, const char *dsn)
  * OS user: not the distribution's shared postgres user (whatever else runs
  * as it), not any other local user, and never by trust.
  */
-Test(pgembed, only_the_consoles_own_user_may_connect, .init = cluster_setup)
+Test(pgembed, only_the_consoles_own_user_may_connect, .init = storefix_setup_empty)
 {
 	char path[PATH_MAX];
 	struct stat st;
@@ -971,7 +903,7 @@ Test(store, host_rules_record_what_a_defender_holds_and_refusals)
 /* The count of rows of sql (one integer) on the plain connection. */
 static long long sql_count(const char *sql)
 {
-	PGresult *res = sql_exec(sql, 0, NULL);
+	PGresult *res = storefix_exec(sql, 0, NULL);
 	long long n = atoll(PQgetvalue(res, 0, 0));
 
 	PQclear(res);
@@ -1115,10 +1047,11 @@ Test(store, host_rules_keep_what_a_host_can_enforce_and_leave_out_what_breaks_th
 	cr_expect_str_eq(jstr(json_array_get(json_object_get(r, "shortfalls"), 0), "rule"),
 			 "web-no-shells");
 	json_decref(r);
-	PGresult *res = sql_exec("SELECT string_agg(p->>'field' || ' ' || (p->>'why'), '; ')"
-				 " FROM audits, jsonb_array_elements(detail->'problems') p"
-				 " WHERE kind = 'malformed_input' AND (detail->>'count')::int = 8",
-				 0, NULL);
+	PGresult *res =
+	    storefix_exec("SELECT string_agg(p->>'field' || ' ' || (p->>'why'), '; ')"
+			  " FROM audits, jsonb_array_elements(detail->'problems') p"
+			  " WHERE kind = 'malformed_input' AND (detail->>'count')::int = 8",
+			  0, NULL);
 	cr_expect_str_eq(PQgetvalue(res, 0, 0),
 			 "backends[1].name is missing or empty; backends[2].detail is not valid"
 			 " UTF-8; shortfalls[1].wanted is not alert, prevent or block;"
