@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "api/api_priv.h"
-#include "log.h"
 #include "rules/rule.h"
 #include "store/audit_queries.h"
 #include "store/host_commands.h"
@@ -107,70 +106,42 @@ static void audits_summary(nng_aio *aio)
 
 static void audit_get(nng_aio *aio, int64_t id)
 {
-	static const char *const known[] = {NULL};
-	json_t *audit = NULL;
-	vigil_err err = {0};
-	struct api_query q;
-	int rc;
+	json_t *audit;
 
-	if (!api_read_query(aio, known, &q))
-		return;
-	rc = store_audit_get(api_store(aio), id, &audit, &err);
-	if (rc == -ENOENT) {
-		api_respond_error(aio, 404, "no such audit");
-		return;
-	}
-	if (rc < 0) {
-		api_respond_store_error(aio, rc, "GET " AUDITS_PATH "/{id}", err.msg);
-		return;
-	}
-	api_respond_json(aio, 200, audit);
+	if (api_item_fetch(aio, id, store_audit_get, "no such audit", "GET " AUDITS_PATH "/{id}",
+			   &audit))
+		api_respond_json(aio, 200, audit);
 }
 
 static void audit_accept(nng_aio *aio, int64_t id)
 {
-	static const char *const known[] = {NULL};
-	json_t *cmd = NULL;
-	vigil_err err = {0};
-	struct api_query q;
-	int rc;
+	json_t *cmd;
 
-	if (!api_read_query(aio, known, &q))
+	/* -EPERM (409): an audit no model entry can come from. */
+	if (!api_item_fetch(aio, id, store_audit_accept, "no such audit",
+			    "POST " AUDITS_PATH "/{id}/accept", &cmd))
 		return;
-	rc = store_audit_accept(api_store(aio), id, &cmd, &err);
-	if (rc == -ENOENT) {
-		api_respond_error(aio, 404, "no such audit");
-		return;
-	}
-	if (rc == -EPERM) {
-		api_respond_error(aio, 409, err.msg);
-		return;
-	}
-	if (rc < 0) {
-		api_respond_store_error(aio, rc, "POST " AUDITS_PATH "/{id}/accept", err.msg);
-		return;
-	}
-	log_info("audit %" PRId64 " accepted into the model of %s on %s as command %lld%s", id,
-		 json_string_value(json_object_get(cmd, "service")),
-		 json_string_value(json_object_get(cmd, "host")),
-		 (long long)json_integer_value(json_object_get(cmd, "command_id")),
-		 json_is_true(json_object_get(cmd, "already_pending")) ? " (already pending)" : "");
-	/* 202: queued; the defender takes it with its next heartbeat. */
-	api_respond_json(aio, 202, cmd);
+	api_respond_queued(aio, cmd, "audit %" PRId64 " accepted into the model of %s on %s", id,
+			   json_string_value(json_object_get(cmd, "service")),
+			   json_string_value(json_object_get(cmd, "host")));
 }
+
+static const struct api_item_route audit_routes[] = {
+    {"", .get = audit_get, .allow = "GET, HEAD", .refused = "use GET on " AUDITS_PATH "/{id}"},
+    {"/accept", .post = audit_accept, .allow = "POST",
+     .refused = "use POST on " AUDITS_PATH "/{id}/accept"},
+    {0},
+};
 
 void api_handle_audits(nng_aio *aio)
 {
-	const char *method = nng_http_req_get_method(nng_aio_get_input(aio, 0));
 	char buf[256];
-	const char *rest = api_subpath(aio, AUDITS_PATH, buf, sizeof(buf)), *slash;
-	bool get = api_method_get(aio);
-	int64_t id;
+	const char *rest = api_subpath(aio, AUDITS_PATH, buf, sizeof(buf));
 
 	if (rest == NULL)
 		return;
 	if (rest[0] == '\0' || strcmp(rest, "/") == 0 || strcmp(rest, "/summary") == 0) {
-		if (!get)
+		if (!api_method_get(aio))
 			api_respond_not_allowed(aio, "GET, HEAD", "use GET on this endpoint");
 		else if (strcmp(rest, "/summary") == 0)
 			audits_summary(aio);
@@ -178,25 +149,5 @@ void api_handle_audits(nng_aio *aio)
 			audits_list(aio);
 		return;
 	}
-	rest++; /* past '/' */
-	slash = strchr(rest, '/');
-	if (!api_query_parse_id(rest, slash != NULL ? (size_t)(slash - rest) : strlen(rest), &id)) {
-		api_respond_error(aio, 400, "audit id must be a positive integer");
-		return;
-	}
-	if (slash == NULL || strcmp(slash, "/") == 0) {
-		if (get)
-			audit_get(aio, id);
-		else
-			api_respond_not_allowed(aio, "GET, HEAD",
-						"use GET on " AUDITS_PATH "/{id}");
-	} else if (strcmp(slash, "/accept") == 0) {
-		if (strcmp(method, "POST") == 0)
-			audit_accept(aio, id);
-		else
-			api_respond_not_allowed(aio, "POST",
-						"use POST on " AUDITS_PATH "/{id}/accept");
-	} else {
-		api_respond_error(aio, 404, "no such API endpoint");
-	}
+	api_route_item(aio, rest + 1, "audit id must be a positive integer", audit_routes);
 }

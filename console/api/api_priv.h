@@ -4,7 +4,7 @@
 
 /*
  * What the API's modules (api.c, api_models.c, api_activity.c, api_rules.c,
- * api_auth.c) share.  A
+ * api_auth.c, api_item.c) share.  A
  * handler runs on one of the API's workers (api_pool.h), never on nng's
  * threads; it answers through the api_respond_* functions exactly once, and
  * they take ownership of the JSON given.
@@ -111,6 +111,58 @@ const char *api_subpath(nng_aio *aio, const char *prefix, char *buf, size_t len)
 
 /* Whether the request's method is GET or HEAD (HEAD: the GET's headers, no body). */
 bool api_method_get(nng_aio *aio);
+
+/* A handler of one item named by id in its path ({prefix}/{id}[/{action}]). */
+typedef void (*api_item_handler)(nng_aio *aio, int64_t id);
+
+/*
+ * One action on an item: its path past the id ("" for {prefix}/{id} itself,
+ * else "/accept", ...; NULL ends a table), its handler per method (NULL:
+ * not allowed there), and the 405 that answers the others.
+ */
+struct api_item_route {
+	const char *action;
+	api_item_handler get; /* GET and HEAD */
+	api_item_handler post, put, del;
+	const char *allow;   /* the 405's Allow header: "GET, HEAD" */
+	const char *refused; /* the 405's message: "use GET on /api/v1/models/{id}" */
+};
+
+/*
+ * For a tree handler, the paths that name an item: rest is what follows
+ * "{prefix}/" ("{id}" or "{id}/{action}"; "{id}/" is "{id}").  400
+ * {"error": bad_id} when the id is not a positive integer, 404 when no row
+ * of routes (ended by a row with action NULL) has the action, 405 when the
+ * row has no handler for the method; else the row's handler answers (api_item_handler).
+ */
+void api_route_item(nng_aio *aio, const char *rest, const char *bad_id,
+		    const struct api_item_route *routes);
+
+/*
+ * A store call for the item id: 0 with the item in *ret (the caller owns
+ * it), -ENOENT when there is none, -EPERM when the item refuses the
+ * action, or another store error; err says why.
+ */
+typedef int (*api_item_fn)(struct store *st, int64_t id, json_t **ret, vigil_err *err);
+
+/*
+ * In an item's handler that takes no query parameters: the item id through
+ * fn on the worker's store.  true with the item in *ret (the caller owns it
+ * and answers); false after answering: 400 for a query parameter, 404
+ * {"error": missing} (fn's message when missing is NULL) for -ENOENT, 409
+ * {"error": fn's message} for -EPERM, api_respond_store_error (what) for
+ * any other failure.
+ */
+bool api_item_fetch(nng_aio *aio, int64_t id, api_item_fn fn, const char *missing, const char *what,
+		    json_t **ret);
+
+/*
+ * 202 with cmd (consumed), a command queued for a defender as
+ * host_commands.h returns it, after logging "<fmt ...> as command N", with
+ * " (already pending)" when an equal command was queued already.
+ */
+void api_respond_queued(nng_aio *aio, json_t *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Handler of the audits endpoints (api_audits.c). */
 void api_handle_audits(nng_aio *aio);

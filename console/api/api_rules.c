@@ -763,23 +763,12 @@ static void versions_list(nng_aio *aio)
 
 static void version_get(nng_aio *aio, int64_t n)
 {
-	static const char *const known[] = {NULL};
-	json_t *doc = NULL, *v;
-	vigil_err err = {0};
-	struct api_query q;
-	int rc;
+	json_t *doc, *v;
 
-	if (!api_read_query(aio, known, &q))
+	/* 404 with the store's message, which names the version. */
+	if (!api_item_fetch(aio, n, store_rule_version_get, NULL, "GET " RULES_PATH "/versions/{n}",
+			    &doc))
 		return;
-	rc = store_rule_version_get(api_store(aio), n, &doc, &err);
-	if (rc == -ENOENT) {
-		api_respond_error(aio, 404, err.msg);
-		return;
-	}
-	if (rc < 0) {
-		api_respond_store_error(aio, rc, "GET " RULES_PATH "/versions/{n}", err.msg);
-		return;
-	}
 	if (json_is_object(v = json_object_get(doc, "before")))
 		json_object_set_new(doc, "before", canonical(json_incref(v)));
 	if (json_is_object(v = json_object_get(doc, "after")))
@@ -808,18 +797,24 @@ static void route_versions(nng_aio *aio, const char *rest)
 	version_get(aio, n);
 }
 
+static const struct api_item_route rule_routes[] = {
+    {"", .get = rule_get, .put = rule_put, .del = rule_delete, .allow = "GET, HEAD, PUT, DELETE",
+     .refused = "use GET, PUT or DELETE on " RULES_PATH "/{id}"},
+    {"/move", .post = rule_move, .allow = "POST",
+     .refused = "use POST on " RULES_PATH "/{id}/move"},
+    {0},
+};
+
 void api_handle_rules(nng_aio *aio)
 {
 	const char *method = nng_http_req_get_method(nng_aio_get_input(aio, 0));
 	char buf[256];
-	const char *rest = api_subpath(aio, RULES_PATH, buf, sizeof(buf)), *slash;
-	bool get = api_method_get(aio);
-	int64_t id;
+	const char *rest = api_subpath(aio, RULES_PATH, buf, sizeof(buf));
 
 	if (rest == NULL)
 		return;
 	if (rest[0] == '\0' || strcmp(rest, "/") == 0) {
-		if (get)
+		if (api_method_get(aio))
 			rules_list(aio);
 		else if (strcmp(method, "POST") == 0)
 			rule_add(aio);
@@ -851,28 +846,5 @@ void api_handle_rules(nng_aio *aio)
 			api_respond_not_allowed(aio, "POST", "use POST on " RULES_PATH "/rehearse");
 		return;
 	}
-	slash = strchr(rest, '/');
-	if (!api_query_parse_id(rest, slash != NULL ? (size_t)(slash - rest) : strlen(rest), &id)) {
-		api_respond_error(aio, 400, "a rule id must be a positive integer");
-		return;
-	}
-	if (slash == NULL || strcmp(slash, "/") == 0) {
-		if (get)
-			rule_get(aio, id);
-		else if (strcmp(method, "PUT") == 0)
-			rule_put(aio, id);
-		else if (strcmp(method, "DELETE") == 0)
-			rule_delete(aio, id);
-		else
-			api_respond_not_allowed(aio, "GET, HEAD, PUT, DELETE",
-						"use GET, PUT or DELETE on " RULES_PATH "/{id}");
-	} else if (strcmp(slash, "/move") == 0) {
-		if (strcmp(method, "POST") == 0)
-			rule_move(aio, id);
-		else
-			api_respond_not_allowed(aio, "POST",
-						"use POST on " RULES_PATH "/{id}/move");
-	} else {
-		api_respond_error(aio, 404, "no such API endpoint");
-	}
+	api_route_item(aio, rest, "a rule id must be a positive integer", rule_routes);
 }

@@ -60,19 +60,6 @@ static json_t *token_json(const PGresult *res, int row)
 			 "state", PQgetvalue(res, row, 10));
 }
 
-/* The one token a statement returned into *ret; -ENOENT when none.  Clears res. */
-static int one_token(PGresult *res, const char *id, json_t **ret, vigil_err *err)
-{
-	int rc = 0;
-
-	if (PQntuples(res) == 0)
-		rc = verr_set(err, -ENOENT, "no join token '%s'", id);
-	else if ((*ret = token_json(res, 0)) == NULL)
-		rc = verr_set(err, -ENOMEM, "out of memory");
-	PQclear(res);
-	return rc;
-}
-
 int store_join_token_create(struct store *st, const struct store_join_token_new *t,
 			    json_t **ret_token, vigil_err *err)
 {
@@ -98,47 +85,24 @@ int store_join_token_create(struct store *st, const struct store_join_token_new 
 	if (t->expires_s <= 0)
 		return verr_set(err, -EINVAL, "a join token must expire in the future");
 	snprintf(secs, sizeof(secs), "%" PRId64, t->expires_s);
-	pthread_mutex_lock(&st->lock);
-	rc = store_exec(st, "creating a join token", sql, 7, params, PGRES_TUPLES_OK, true, &res,
-			err);
-	pthread_mutex_unlock(&st->lock);
+	rc = store_query(st, "creating a join token", sql, 7, params, &res, err);
 	if (rc < 0)
 		return rc;
 	if (PQntuples(res) == 0) {
 		PQclear(res);
 		return verr_set(err, -EEXIST, "join token id %s is taken; make another", t->id);
 	}
-	return one_token(res, t->id, ret_token, err);
+	return store_one_row_json(res, token_json, ret_token, err, "no join token '%s'", t->id);
 }
 
 int store_join_tokens_list(struct store *st, json_t **ret_tokens, vigil_err *err)
 {
 	static const char sql[] = "SELECT " TOKEN_COLS " FROM join_tokens"
 				  " ORDER BY created_at DESC, id LIMIT 1000";
-	PGresult *res = NULL;
-	json_t *arr, *t;
-	int rc;
 
 	_Static_assert(JOIN_TOKENS_LIST_MAX == 1000, "the LIMIT above");
-	pthread_mutex_lock(&st->lock);
-	rc = store_exec(st, "listing join tokens", sql, 0, NULL, PGRES_TUPLES_OK, true, &res, err);
-	pthread_mutex_unlock(&st->lock);
-	if (rc < 0)
-		return rc;
-	if ((arr = json_array()) == NULL) {
-		PQclear(res);
-		return verr_set(err, -ENOMEM, "out of memory");
-	}
-	for (int i = 0; i < PQntuples(res); i++) {
-		if ((t = token_json(res, i)) == NULL || json_array_append_new(arr, t) != 0) {
-			PQclear(res);
-			json_decref(arr);
-			return verr_set(err, -ENOMEM, "out of memory");
-		}
-	}
-	PQclear(res);
-	*ret_tokens = arr;
-	return 0;
+	return store_rows_json(st, "listing join tokens", sql, 0, NULL, token_json, ret_tokens,
+			       err);
 }
 
 int store_join_token_revoke(struct store *st, const char *id, json_t **ret_token, vigil_err *err)
@@ -149,13 +113,10 @@ int store_join_token_revoke(struct store *st, const char *id, json_t **ret_token
 	PGresult *res = NULL;
 	int rc;
 
-	pthread_mutex_lock(&st->lock);
-	rc = store_exec(st, "revoking a join token", sql, 1, params, PGRES_TUPLES_OK, true, &res,
-			err);
-	pthread_mutex_unlock(&st->lock);
+	rc = store_query(st, "revoking a join token", sql, 1, params, &res, err);
 	if (rc < 0)
 		return rc;
-	return one_token(res, id, ret_token, err);
+	return store_one_row_json(res, token_json, ret_token, err, "no join token '%s'", id);
 }
 
 int store_join_token_get(struct store *st, const char *id, struct store_join_token *ret,
@@ -169,10 +130,7 @@ int store_join_token_get(struct store *st, const char *id, struct store_join_tok
 	int rc;
 
 	memset(ret, 0, sizeof(*ret));
-	pthread_mutex_lock(&st->lock);
-	rc = store_exec(st, "reading a join token", sql, 1, params, PGRES_TUPLES_OK, true, &res,
-			err);
-	pthread_mutex_unlock(&st->lock);
+	rc = store_query(st, "reading a join token", sql, 1, params, &res, err);
 	if (rc < 0)
 		return rc;
 	if (PQntuples(res) == 0) {
@@ -388,9 +346,7 @@ int store_host_revoke(struct store *st, const char *host_id, const char *actor,
 	PGresult *res = NULL;
 	int rc;
 
-	pthread_mutex_lock(&st->lock);
-	rc = store_exec(st, "revoking a host", sql, 2, params, PGRES_TUPLES_OK, true, &res, err);
-	pthread_mutex_unlock(&st->lock);
+	rc = store_query(st, "revoking a host", sql, 2, params, &res, err);
 	if (rc < 0)
 		return rc;
 	if (PQntuples(res) == 0) {
@@ -410,6 +366,14 @@ int store_host_revoke(struct store *st, const char *host_id, const char *actor,
 	return 0;
 }
 
+/* Row row of a revocations listing as a new object; NULL when out of memory. */
+static json_t *revocation_json(const PGresult *res, int row)
+{
+	return json_pack("{s:s,s:o,s:s,s:I}", "host", PQgetvalue(res, row, 0), "revoked_at",
+			 store_json_text(res, row, 1), "revoked_by", PQgetvalue(res, row, 2),
+			 "certificates", (json_int_t)strtoll(PQgetvalue(res, row, 3), NULL, 10));
+}
+
 int store_revocations_list(struct store *st, json_t **ret_list, vigil_err *err)
 {
 	static const char sql[] = "SELECT r.host_id, " TS_UTC(
@@ -418,33 +382,9 @@ int store_revocations_list(struct store *st, json_t **ret_list, vigil_err *err)
 			    " AND c.revoked_at IS NULL AND c.not_after > now())"
 			    " FROM host_revocations r ORDER BY r.revoked_at DESC, r.host_id LIMIT "
 			    "10000";
-	PGresult *res = NULL;
-	json_t *arr, *o;
-	int rc;
 
-	pthread_mutex_lock(&st->lock);
-	rc =
-	    store_exec(st, "listing revoked hosts", sql, 0, NULL, PGRES_TUPLES_OK, true, &res, err);
-	pthread_mutex_unlock(&st->lock);
-	if (rc < 0)
-		return rc;
-	if ((arr = json_array()) == NULL) {
-		PQclear(res);
-		return verr_set(err, -ENOMEM, "out of memory");
-	}
-	for (int i = 0; i < PQntuples(res); i++) {
-		o = json_pack("{s:s,s:o,s:s,s:I}", "host", PQgetvalue(res, i, 0), "revoked_at",
-			      store_json_text(res, i, 1), "revoked_by", PQgetvalue(res, i, 2),
-			      "certificates", (json_int_t)strtoll(PQgetvalue(res, i, 3), NULL, 10));
-		if (o == NULL || json_array_append_new(arr, o) != 0) {
-			PQclear(res);
-			json_decref(arr);
-			return verr_set(err, -ENOMEM, "out of memory");
-		}
-	}
-	PQclear(res);
-	*ret_list = arr;
-	return 0;
+	return store_rows_json(st, "listing revoked hosts", sql, 0, NULL, revocation_json, ret_list,
+			       err);
 }
 
 void store_revoked_free(struct store_revoked *v, size_t n)
@@ -495,10 +435,7 @@ int store_revoked_load(struct store *st, struct store_revoked **ret, size_t *ret
 	size_t n;
 	int rc;
 
-	pthread_mutex_lock(&st->lock);
-	rc =
-	    store_exec(st, "reading revoked hosts", sql, 0, NULL, PGRES_TUPLES_OK, true, &res, err);
-	pthread_mutex_unlock(&st->lock);
+	rc = store_query(st, "reading revoked hosts", sql, 0, NULL, &res, err);
 	if (rc < 0)
 		return rc;
 	n = (size_t)PQntuples(res);

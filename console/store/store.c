@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +140,17 @@ int store_cmd(struct store *st, const char *what, const char *sql, int nparams,
 
 	rc = store_exec(st, what, sql, nparams, params, PGRES_COMMAND_OK, retry, &res, err);
 	PQclear(res);
+	return rc;
+}
+
+int store_query(struct store *st, const char *what, const char *sql, int nparams,
+		const char *const *params, PGresult **ret_res, vigil_err *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&st->lock);
+	rc = store_exec(st, what, sql, nparams, params, PGRES_TUPLES_OK, true, ret_res, err);
+	pthread_mutex_unlock(&st->lock);
 	return rc;
 }
 
@@ -289,4 +301,52 @@ int store_set_statement_timeout(struct store *st, int ms, vigil_err *err)
 json_t *store_json_text(const PGresult *res, int row, int col)
 {
 	return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
+}
+
+int store_rows_json(struct store *st, const char *what, const char *sql, int nparams,
+		    const char *const *params, store_row_fn row_fn, json_t **ret_rows,
+		    vigil_err *err)
+{
+	PGresult *res = NULL;
+	json_t *arr, *o;
+	int rc;
+
+	if ((rc = store_query(st, what, sql, nparams, params, &res, err)) < 0)
+		return rc;
+	if ((arr = json_array()) == NULL) {
+		PQclear(res);
+		return verr_set(err, -ENOMEM, "out of memory");
+	}
+	for (int i = 0; i < PQntuples(res); i++) {
+		if ((o = row_fn(res, i)) == NULL || json_array_append_new(arr, o) != 0) {
+			PQclear(res);
+			json_decref(arr);
+			return verr_set(err, -ENOMEM, "out of memory");
+		}
+	}
+	PQclear(res);
+	*ret_rows = arr;
+	return 0;
+}
+
+int store_one_row_json(PGresult *res, store_row_fn row_fn, json_t **ret, vigil_err *err,
+		       const char *missing_fmt, ...)
+{
+	char missing[sizeof(err->msg)];
+	va_list ap;
+	json_t *o;
+
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		va_start(ap, missing_fmt);
+		vsnprintf(missing, sizeof(missing), missing_fmt, ap);
+		va_end(ap);
+		return verr_set(err, -ENOENT, "%s", missing);
+	}
+	o = row_fn(res, 0);
+	PQclear(res);
+	if (o == NULL)
+		return verr_set(err, -ENOMEM, "out of memory");
+	*ret = o;
+	return 0;
 }

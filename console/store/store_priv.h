@@ -58,9 +58,38 @@ int store_exec(struct store *st, const char *what, const char *sql, int nparams,
 int store_cmd(struct store *st, const char *what, const char *sql, int nparams,
 	      const char *const *params, bool retry, vigil_err *err);
 
+/*
+ * One statement on its own (autocommit) that returns rows: store_exec with
+ * the retry, under the lock, which it takes and releases.  The caller
+ * PQclear's *ret_res, set only on success.
+ */
+int store_query(struct store *st, const char *what, const char *sql, int nparams,
+		const char *const *params, PGresult **ret_res, vigil_err *err);
+
 /* Column col of row as a new JSON string, or JSON null when it is NULL (NULL when out of memory).
  */
 json_t *store_json_text(const PGresult *res, int row, int col);
+
+/* Row row of res as a new JSON value; NULL when out of memory. */
+typedef json_t *(*store_row_fn)(const PGresult *res, int row);
+
+/*
+ * Under the lock: a parameterized read (retried once on a lost
+ * connection), each row of its result through row_fn into a new array.
+ * *ret_rows (caller json_decref's) is set only on success; -ENOMEM ("out of
+ * memory") or store_exec's error otherwise.
+ */
+int store_rows_json(struct store *st, const char *what, const char *sql, int nparams,
+		    const char *const *params, store_row_fn row_fn, json_t **ret_rows,
+		    vigil_err *err);
+
+/*
+ * The one row a statement returned (its first): res (cleared here) through
+ * row_fn into *ret (caller json_decref's), set only on success.  -ENOENT
+ * with err from missing_fmt when res has no row, -ENOMEM ("out of memory").
+ */
+int store_one_row_json(PGresult *res, store_row_fn row_fn, json_t **ret, vigil_err *err,
+		       const char *missing_fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /*
  * Make s valid UTF-8 in place: drop a character cut off at its end (by a

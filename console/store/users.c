@@ -40,45 +40,11 @@ static json_t *user_json(const PGresult *res, int row)
 			 store_json_text(res, row, 4));
 }
 
-/* The one user a statement returned into *ret_user; -ENOENT when none. */
-static int one_user(PGresult *res, const char *name, json_t **ret_user, vigil_err *err)
-{
-	int rc = 0;
-
-	if (PQntuples(res) == 0)
-		rc = verr_set(err, -ENOENT, "no user '%s'", name);
-	else if ((*ret_user = user_json(res, 0)) == NULL)
-		rc = verr_set(err, -ENOMEM, "out of memory");
-	PQclear(res);
-	return rc;
-}
-
 int store_users_list(struct store *st, json_t **ret_users, vigil_err *err)
 {
 	static const char sql[] = "SELECT " USER_COLS " FROM users ORDER BY name";
-	PGresult *res = NULL;
-	json_t *arr, *u;
-	int rc;
 
-	pthread_mutex_lock(&st->lock);
-	rc = store_exec(st, "listing users", sql, 0, NULL, PGRES_TUPLES_OK, true, &res, err);
-	pthread_mutex_unlock(&st->lock);
-	if (rc < 0)
-		return rc;
-	if ((arr = json_array()) == NULL) {
-		PQclear(res);
-		return verr_set(err, -ENOMEM, "out of memory");
-	}
-	for (int i = 0; i < PQntuples(res); i++) {
-		if ((u = user_json(res, i)) == NULL || json_array_append_new(arr, u) != 0) {
-			PQclear(res);
-			json_decref(arr);
-			return verr_set(err, -ENOMEM, "out of memory");
-		}
-	}
-	PQclear(res);
-	*ret_users = arr;
-	return 0;
+	return store_rows_json(st, "listing users", sql, 0, NULL, user_json, ret_users, err);
 }
 
 int store_user_add(struct store *st, const char *name, const char *hash, const char *role,
@@ -99,16 +65,14 @@ int store_user_add(struct store *st, const char *name, const char *hash, const c
 	PGresult *res = NULL;
 	int rc;
 
-	pthread_mutex_lock(&st->lock);
-	rc = store_exec(st, "adding a user", sql, 3, params, PGRES_TUPLES_OK, true, &res, err);
-	pthread_mutex_unlock(&st->lock);
+	rc = store_query(st, "adding a user", sql, 3, params, &res, err);
 	if (rc < 0)
 		return rc;
 	if (PQntuples(res) == 0) {
 		PQclear(res);
 		return verr_set(err, -EEXIST, "there is a user '%s' already", name);
 	}
-	return one_user(res, name, ret_user, err);
+	return store_one_row_json(res, user_json, ret_user, err, "no user '%s'", name);
 }
 
 int store_user_credentials(struct store *st, const char *name, char *hash, char *role,
@@ -119,9 +83,7 @@ int store_user_credentials(struct store *st, const char *name, char *hash, char 
 	PGresult *res = NULL;
 	int rc;
 
-	pthread_mutex_lock(&st->lock);
-	rc = store_exec(st, "reading a user", sql, 1, params, PGRES_TUPLES_OK, true, &res, err);
-	pthread_mutex_unlock(&st->lock);
+	rc = store_query(st, "reading a user", sql, 1, params, &res, err);
 	if (rc < 0)
 		return rc;
 	if (PQntuples(res) == 0) {
@@ -158,12 +120,10 @@ int store_user_update(struct store *st, const char *name, const char *hash, cons
 	PGresult *res = NULL;
 	int rc;
 
-	pthread_mutex_lock(&st->lock);
-	rc = store_exec(st, "changing a user", sql, 3, params, PGRES_TUPLES_OK, true, &res, err);
-	pthread_mutex_unlock(&st->lock);
+	rc = store_query(st, "changing a user", sql, 3, params, &res, err);
 	if (rc < 0)
 		return rc;
-	return one_user(res, name, ret_user, err);
+	return store_one_row_json(res, user_json, ret_user, err, "no user '%s'", name);
 }
 
 int store_user_delete(struct store *st, const char *name, vigil_err *err)
@@ -174,9 +134,7 @@ int store_user_delete(struct store *st, const char *name, vigil_err *err)
 	PGresult *res = NULL;
 	int rc;
 
-	pthread_mutex_lock(&st->lock);
-	rc = store_exec(st, "deleting a user", sql, 1, params, PGRES_TUPLES_OK, true, &res, err);
-	pthread_mutex_unlock(&st->lock);
+	rc = store_query(st, "deleting a user", sql, 1, params, &res, err);
 	if (rc < 0)
 		return rc;
 	if (PQntuples(res) == 0)
@@ -258,9 +216,7 @@ int store_session_get(struct store *st, const char *key_hash, struct store_sessi
 	PGresult *res = NULL;
 	int rc;
 
-	pthread_mutex_lock(&st->lock);
-	rc = store_exec(st, "reading a session", sql, 1, params, PGRES_TUPLES_OK, true, &res, err);
-	pthread_mutex_unlock(&st->lock);
+	rc = store_query(st, "reading a session", sql, 1, params, &res, err);
 	if (rc < 0)
 		return rc;
 	if (PQntuples(res) == 0)
