@@ -655,11 +655,46 @@ static void console_remove(void)
 		h_rmrf(g_cdir);
 }
 
-/* CPU seconds of pid (its threads; with reaped children when children is set), -1 if gone. */
+/*
+ * CPU seconds of pid's live threads, from the scheduler's own count in
+ * nanoseconds (/proc/PID/task/TID/schedstat): /proc/PID/stat counts in clock
+ * ticks of 10 ms, and a defender spends 100-200 ms on a loop, so ticks made
+ * its CPU per event vary by half from one run to the next.  -1 if gone.
+ */
+static double threads_cpu_s(pid_t pid)
+{
+	char path[64], line[128];
+	unsigned long long ns, sum = 0;
+	struct dirent *e;
+	DIR *d;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if ((d = opendir(path)) == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/schedstat", (int)pid, e->d_name);
+		if ((f = fopen(path, "re")) == NULL)
+			continue; /* the thread ended meanwhile */
+		if (fgets(line, sizeof(line), f) != NULL && sscanf(line, "%llu", &ns) == 1)
+			sum += ns;
+		fclose(f);
+	}
+	closedir(d);
+	return (double)sum / 1e9;
+}
+
+/*
+ * CPU seconds of pid (its live threads; with the ticks of its reaped
+ * children when children is set), -1 if gone.
+ */
 static double cpu_s(pid_t pid, bool children)
 {
 	char path[64], buf[1024], *p;
-	unsigned long long ut, st, cut, cst;
+	unsigned long long cut, cst;
+	double threads;
 	FILE *f;
 	int n;
 
@@ -670,10 +705,11 @@ static double cpu_s(pid_t pid, bool children)
 	fclose(f);
 	/* After the command, which may hold spaces and parentheses: the last ')'. */
 	if (!n || (p = strrchr(buf, ')')) == NULL ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &ut,
-		   &st, &cut, &cst) != 4)
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %llu %llu", &cut,
+		   &cst) != 2 ||
+	    (threads = threads_cpu_s(pid)) < 0)
 		return -1;
-	return (double)(ut + st + (children ? cut + cst : 0)) / (double)sysconf(_SC_CLK_TCK);
+	return threads + (children ? (double)(cut + cst) / (double)sysconf(_SC_CLK_TCK) : 0);
 }
 
 static pid_t ppid_of(pid_t pid)
