@@ -78,9 +78,9 @@ static int audits_summary(struct ctl *c, int argc, char **argv)
 
 int ctl_cmd_audits(struct ctl *c, int argc, char **argv)
 {
-	static const char *const params[] = {"host",   "kind",	    "service", "rule",
-					     "effect", "severity",  "since",   "until",
-					     "limit",  "before-id", NULL};
+	static const char *const params[] = {
+	    "host",	 "kind",  "service", "rule",  "effect",	   "severity", "image",
+	    "container", "since", "until",   "limit", "before-id", NULL};
 	char path[4096] = "/api/v1/audits";
 	bool json_out;
 	json_t *doc, *audits, *a;
@@ -99,15 +99,18 @@ int ctl_cmd_audits(struct ctl *c, int argc, char **argv)
 		json_decref(doc);
 		return 0;
 	}
-	/* EFFECT and RULE are "-" for audits that are not deviations, RULE when no rule decided. */
-	printf("%-8s %-20s %-20s %-16s %-8s %-7s %-16s %s\n", "ID", "TIME", "HOST", "KIND",
-	       "SEVERITY", "EFFECT", "RULE", "SUMMARY");
+	/*
+	 * EFFECT and RULE are "-" for audits that are not deviations, RULE when no
+	 * rule decided; IMAGE is the container's image, "-" outside containers.
+	 */
+	printf("%-8s %-20s %-20s %-16s %-8s %-7s %-16s %-24s %s\n", "ID", "TIME", "HOST", "KIND",
+	       "SEVERITY", "EFFECT", "RULE", "IMAGE", "SUMMARY");
 	json_array_foreach(audits, i, a)
 	{
-		printf("%-8lld %-.19sZ %-20s %-16s %-8s %-7s %-16s %s\n", int_field(a, "id"),
+		printf("%-8lld %-.19sZ %-20s %-16s %-8s %-7s %-16s %-24s %s\n", int_field(a, "id"),
 		       ctl_str(a, "ts"), ctl_str(a, "host_id"), ctl_str(a, "kind"),
 		       ctl_str(a, "severity"), ctl_str(a, "effect"), ctl_str(a, "rule"),
-		       ctl_str(a, "summary"));
+		       ctl_str(json_object_get(a, "container"), "image"), ctl_str(a, "summary"));
 	}
 	printf("%zu audit(s)\n", json_array_size(audits));
 	json_decref(doc);

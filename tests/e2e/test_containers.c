@@ -524,6 +524,19 @@ Test(containers, models_by_image_audits_with_the_container_and_rules_by_image)
 	json_array_foreach(json_object_get(body, "audits"), i, a) cr_expect_str_eq(
 	    str(json_object_get(a, "container"), "image"), image_b, "only image B's audits");
 	json_decref(body);
+	/* vigilctl's image column and filter. */
+	char out[H_PATH], *text;
+	snprintf(out, sizeof(out), "%s/vigilctl.out", dir);
+	cr_expect_eq(
+	    h_vigilctl(&con, &pki,
+		       (const char *const[]){"audits", "--host", HOST, "--image", image_b, NULL},
+		       out),
+	    0, "%s", h_slurp(out));
+	text = h_slurp(out);
+	cr_expect(text != NULL && strstr(text, "IMAGE") != NULL && strstr(text, image_b) != NULL &&
+		      strstr(text, image_a) == NULL,
+		  "%s", text);
+	free(text);
 	const char *const cols[] = {ctr_a1, image_a, NULL};
 	cr_expect_eq(
 	    db_count("SELECT count(*) FROM audits WHERE kind = 'new_program'"

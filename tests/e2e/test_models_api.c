@@ -714,14 +714,15 @@ Test(models_api, audits_carry_the_rules_decision_and_filter_by_rule_and_effect)
 
 	/* vigilctl: the columns, the filters, the JSON. */
 	text = vigilctl(0, (const char *const[]){"audits", NULL});
-	cr_expect(strstr(text, "KIND             SEVERITY EFFECT  RULE             SUMMARY") !=
-		      NULL,
+	cr_expect(strstr(text, "KIND             SEVERITY EFFECT  RULE             IMAGE           "
+			       "         SUMMARY") != NULL,
 		  "%s", text);
-	cr_expect(strstr(text, "denied_program   high     prevent web-no-shells    nginx.service:"
-			       " /usr/sbin/nginx was prevented from starting /bin/sh") != NULL,
+	cr_expect(strstr(text, "denied_program   high     prevent web-no-shells    -               "
+			       "         nginx.service: /usr/sbin/nginx was prevented from starting"
+			       " /bin/sh") != NULL,
 		  "%s", text);
-	cr_expect(strstr(text, "malformed_input  medium   -       -                1 malformed") !=
-		      NULL,
+	cr_expect(strstr(text, "malformed_input  medium   -       -                -               "
+			       "         1 malformed") != NULL,
 		  "%s", text);
 	free(text);
 	text = vigilctl(
