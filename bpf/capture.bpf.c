@@ -203,6 +203,9 @@ static __always_inline bool watched(long nr)
 	}
 }
 
+/* __X32_SYSCALL_BIT (arch/x86/include/uapi/asm/unistd.h). */
+#define X32_SYSCALL_BIT 0x40000000L
+
 /* The x86_64 number of a watched ia32 syscall, or 0. */
 static __always_inline long native_nr(long nr32)
 {
@@ -1269,8 +1272,19 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	struct task_struct *task;
 	struct stash *st;
 	long nr = regs->orig_ax;
+	__u32 x32 = 0;
 	int rc;
 
+	/*
+	 * x32: the x86_64 number with __X32_SYSCALL_BIT.  The watched calls
+	 * share the x86_64 table there (x32's own entries are 512 and up), and
+	 * their pointers are 32-bit values in 64-bit registers.  Kernels without
+	 * the x32 ABI answer such a number with ENOSYS: reported all the same.
+	 */
+	if (nr & X32_SYSCALL_BIT) {
+		nr &= ~X32_SYSCALL_BIT;
+		x32 = EVF_X32;
+	}
 	/*
 	 * Every syscall on the host comes through here: rule out by number the
 	 * ones that are watched neither as x86_64 nor as ia32 syscalls first.
@@ -1278,7 +1292,7 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	if (!watched(nr) && native_nr(nr) == 0)
 		return 0;
 	task = bpf_get_current_task_btf();
-	if (task->thread_info.status & TS_COMPAT) {
+	if (!x32 && (task->thread_info.status & TS_COMPAT)) {
 		/* The per-syscall tracepoints do not fire for ia32 calls: nothing was copied. */
 		if (!compat_args(regs, nr, &a))
 			return 0;
@@ -1286,6 +1300,8 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	} else {
 		if (!watched(nr))
 			return 0;
+		/* The per-syscall enter tracepoints skip x32 calls too: nothing was copied. */
+		a.flags = x32;
 		a.nr = nr;
 		a.args[0] = regs->di;
 		a.args[1] = regs->si;

@@ -53,6 +53,8 @@ enum ev_flag {
 	EVF_RACED = 1 << 8,
 	/* A rule refused the call (the result is -EPERM): see ev_net.verdict. */
 	EVF_DENIED = 1 << 9,
+	/* An x32 syscall: a 64-bit process's, numbered with __X32_SYSCALL_BIT. */
+	EVF_X32 = 1 << 10,
 };
 
 struct ev_hdr {

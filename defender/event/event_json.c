@@ -100,6 +100,10 @@ static void put_flags_list(struct json_writer *w, const struct ev_hdr *h)
 		/* An ia32 syscall: a 32-bit program, or int 0x80 from a 64-bit one. */
 		json_writer_key(w, "syscall_abi");
 		json_writer_cstr(w, "ia32");
+	} else if (h->flags & EVF_X32) {
+		/* An x32 syscall: a 64-bit process's, with __X32_SYSCALL_BIT in its number. */
+		json_writer_key(w, "syscall_abi");
+		json_writer_cstr(w, "x32");
 	}
 	for (int gap = 0; gap < 2; gap++) {
 		bool any = false;
