@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Protobuf batches to the store's structs: pointers into the message, bounded arrays. */
 #include "link/batch_decode.h"
+#include "link/pb_arena.h"
 
 #include <errno.h>
 #include <lz4.h>
@@ -175,7 +176,8 @@ int batch_decode_pb(const Vigil__Batch *pb, struct batch_decode *w, const char *
 	return 0;
 }
 
-Vigil__Batch *batch_decode_lz4(const Vigil__Envelope *env, const char **ret_why)
+Vigil__Batch *batch_decode_lz4(const Vigil__Envelope *env, struct pb_arena *arena,
+			       const char **ret_why)
 {
 	Vigil__Batch *b;
 	char *raw;
@@ -190,18 +192,21 @@ Vigil__Batch *batch_decode_lz4(const Vigil__Envelope *env, const char **ret_why)
 		*ret_why = "compressed batch: empty";
 		return NULL;
 	}
-	if ((raw = malloc(env->batch_size)) == NULL)
+	raw = arena != NULL ? pb_arena_alloc(arena, env->batch_size) : malloc(env->batch_size);
+	if (raw == NULL)
 		return NULL;
 	/* _safe: never writes past batch_size nor reads past the input, whatever it holds. */
 	n = LZ4_decompress_safe((const char *)env->batch_lz4.data, raw, (int)env->batch_lz4.len,
 				(int)env->batch_size);
 	if (n < 0 || (uint32_t)n != env->batch_size) {
-		free(raw);
+		if (arena == NULL)
+			free(raw);
 		*ret_why = "compressed batch: does not decompress to its batch_size";
 		return NULL;
 	}
-	b = vigil__batch__unpack(NULL, (size_t)n, (const uint8_t *)raw);
-	free(raw);
+	b = vigil__batch__unpack(pb_arena_allocator(arena), (size_t)n, (const uint8_t *)raw);
+	if (arena == NULL)
+		free(raw);
 	if (b == NULL)
 		*ret_why = "compressed batch: malformed once decompressed";
 	return b;

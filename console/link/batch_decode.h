@@ -36,11 +36,14 @@ int batch_decode_pb(const Vigil__Batch *pb, struct batch_decode *w, const char *
  * The Batch an Envelope carries compressed (batch_lz4): decompressed to
  * exactly env->batch_size bytes, which may not exceed VIGIL_MSG_MAX (what an
  * uncompressed batch may be, so a small message cannot make the console
- * hold more), and unpacked.  Free it with vigil__batch__free_unpacked.
+ * hold more), and unpacked.  From arena when it is not NULL (given back
+ * with it), else from malloc (free it with vigil__batch__free_unpacked).
  * NULL with *ret_why set when it is malformed (refuse it), NULL with
  * *ret_why NULL when out of memory.
  */
-Vigil__Batch *batch_decode_lz4(const Vigil__Envelope *env, const char **ret_why);
+struct pb_arena;
+Vigil__Batch *batch_decode_lz4(const Vigil__Envelope *env, struct pb_arena *arena,
+			       const char **ret_why);
 
 /* Free what batch_decode_pb allocated (not the message).  Accepts a zeroed w. */
 void batch_decode_free(struct batch_decode *w);

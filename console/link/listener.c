@@ -25,6 +25,7 @@
 #include "utf8.h"
 #include "vigil.pb-c.h"
 #include "link/batch_decode.h"
+#include "link/pb_arena.h"
 #include "link/conn_limit.h"
 #include "link/envelope_peek.h"
 #include "link/renew.h"
@@ -72,6 +73,13 @@ static __thread struct store *worker_store;
  * the next heartbeats say the same again.
  */
 static __thread struct store *worker_soft_store;
+/*
+ * The worker's request memory: what it unpacks, given back once the request
+ * is answered (pb_arena.h); NULL (malloc, each piece freed) when it could
+ * not be made.  Keeps up to 8 MiB: a batch of 2,000 events unpacks to 2-3.
+ */
+static __thread struct pb_arena *worker_arena;
+#define WORKER_ARENA_KEEP (8u << 20)
 
 static uint64_t mono_ms(void)
 {
@@ -817,7 +825,7 @@ static nng_msg *handle_batch_lz4(struct listener *l, const char *host_id,
 				 const Vigil__Envelope *env)
 {
 	const char *why;
-	Vigil__Batch *b = batch_decode_lz4(env, &why);
+	Vigil__Batch *b = batch_decode_lz4(env, worker_arena, &why);
 	nng_msg *rep;
 
 	if (b == NULL) {
@@ -829,7 +837,8 @@ static nng_msg *handle_batch_lz4(struct listener *l, const char *host_id,
 				 why != NULL ? why : "out of memory", l->heartbeat_interval_ms);
 	}
 	rep = handle_batch(l, host_id, env, b);
-	vigil__batch__free_unpacked(b, NULL);
+	if (worker_arena == NULL)
+		vigil__batch__free_unpacked(b, NULL);
 	return rep;
 }
 
@@ -905,7 +914,8 @@ static nng_msg *handle(struct listener *l, nng_msg *req, struct watch_hold *hold
 	conn_limit_touch(l->conns, (uint32_t)nng_pipe_id(nng_msg_get_pipe(req)), mono_ms());
 	if (nng_msg_len(req) > LISTENER_MSG_MAX)
 		return handle_oversize(l, host_id, req);
-	env = vigil__envelope__unpack(NULL, nng_msg_len(req), nng_msg_body(req));
+	env = vigil__envelope__unpack(pb_arena_allocator(worker_arena), nng_msg_len(req),
+				      nng_msg_body(req));
 	if (env == NULL) {
 		log_warn("malformed message from host %s refused", host_id);
 		return reply_msg(0, VIGIL__REPLY__STATUS__REFUSED, "malformed message",
@@ -938,7 +948,8 @@ static nng_msg *handle(struct listener *l, nng_msg *req, struct watch_hold *hold
 		rep = reply_msg(env->seq, VIGIL__REPLY__STATUS__REFUSED, "unknown message kind",
 				l->heartbeat_interval_ms);
 	}
-	vigil__envelope__free_unpacked(env, NULL);
+	if (worker_arena == NULL)
+		vigil__envelope__free_unpacked(env, NULL);
 	return rep;
 }
 
@@ -957,9 +968,13 @@ static void *worker_main(void *arg)
 	free(arg);
 	worker_store = wa.st;
 	worker_soft_store = wa.soft;
+	if ((worker_arena = pb_arena_new(WORKER_ARENA_KEEP)) == NULL)
+		log_warn("listener worker: no memory for its request arena; unpacking with malloc");
 
 	if (nng_ctx_open(&ctx, l->sock) != 0 || nng_aio_alloc(&aio, NULL, NULL) != 0) {
 		log_error("listener worker cannot start: out of memory");
+		pb_arena_free(worker_arena);
+		worker_arena = NULL;
 		return NULL;
 	}
 	for (;;) {
@@ -978,6 +993,8 @@ static void *worker_main(void *arg)
 		req = nng_aio_get_msg(aio);
 		rep = handle(l, req, &hold);
 		nng_msg_free(req);
+		if (worker_arena != NULL)
+			pb_arena_reset(worker_arena); /* nothing of the request is used past here */
 		if (rep == NULL && hold.host_id[0] != '\0') {
 			/* Parked: the context is the watch's now; this worker takes a new one. */
 			if (watchers_park(l->watch, ctx, &hold) == 0) {
@@ -1004,6 +1021,8 @@ static void *worker_main(void *arg)
 	}
 	nng_aio_free(aio);
 	nng_ctx_close(ctx);
+	pb_arena_free(worker_arena);
+	worker_arena = NULL;
 	return NULL;
 }
 

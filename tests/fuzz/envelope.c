@@ -219,7 +219,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case VIGIL__ENVELOPE__BODY_BATCH_LZ4: {
 		/* Whatever the bytes, it decompresses within batch_size or says why not. */
 		const char *why;
-		Vigil__Batch *b = batch_decode_lz4(env, &why);
+		Vigil__Batch *b = batch_decode_lz4(env, NULL, &why);
 		if (b != NULL) {
 			fuzz_batch(env, b);
 			vigil__batch__free_unpacked(b, NULL);

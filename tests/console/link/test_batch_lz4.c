@@ -64,7 +64,7 @@ Test(batch_lz4, what_the_defender_compresses_the_console_reads_back_the_same)
 	cr_expect_eq(env->incarnation, 77);
 	cr_expect_eq(env->batch_size, len);
 
-	Vigil__Batch *b = batch_decode_lz4(env, &why);
+	Vigil__Batch *b = batch_decode_lz4(env, NULL, &why);
 	cr_assert_not_null(b, "decoded: %s", why ? why : "out of memory");
 	cr_assert_eq(b->n_events, NEV);
 	size_t again = vigil__batch__get_packed_size(b);
@@ -103,7 +103,7 @@ static const char *decode(const void *data, size_t clen, uint32_t size)
 	env.batch_lz4.data = (uint8_t *)data;
 	env.batch_lz4.len = clen;
 	env.batch_size = size;
-	Vigil__Batch *b = batch_decode_lz4(&env, &why);
+	Vigil__Batch *b = batch_decode_lz4(&env, NULL, &why);
 	if (b != NULL) {
 		vigil__batch__free_unpacked(b, NULL);
 		return NULL;
