@@ -9,6 +9,27 @@
 #define ALIGN	  alignof(max_align_t)
 #define BLOCK_MIN (64u * 1024)
 
+/*
+ * Under AddressSanitizer, what is not handed out is poisoned: a read or
+ * write past one allocation into the next, or into the free rest of a
+ * block, is caught as it would be between two mallocs.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define ARENA_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ARENA_ASAN 1
+#endif
+#endif
+#ifdef ARENA_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n)   ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 struct block {
 	struct block *next; /* older blocks of this request */
 	size_t size, used;  /* bytes in data */
@@ -30,6 +51,7 @@ static struct block *block_new(size_t size)
 	b->next = NULL;
 	b->size = size;
 	b->used = 0;
+	POISON(b->data, size);
 	return b;
 }
 
@@ -54,6 +76,7 @@ void *pb_arena_alloc(struct pb_arena *a, size_t size)
 		a->held += n->size;
 	}
 	p = b->data + b->used;
+	UNPOISON(p, size); /* the padding up to need stays poisoned */
 	b->used += need;
 	a->wanted += need;
 	return p;
@@ -90,6 +113,7 @@ static void free_blocks(struct block *b)
 {
 	while (b != NULL) {
 		struct block *next = b->next;
+		UNPOISON(b->data, b->size);
 		free(b);
 		b = next;
 	}
@@ -104,6 +128,7 @@ void pb_arena_reset(struct pb_arena *a)
 		return;
 	if (a->head->next == NULL && a->head->size <= a->keep) {
 		a->head->used = 0; /* the usual case: one block was enough */
+		POISON(a->head->data, a->head->size);
 		return;
 	}
 	/* Several blocks, or one over the limit: next time one block of what this took. */

@@ -24,6 +24,7 @@
 #include "fuzz_util.h"
 #include "link/batch_decode.h"
 #include "link/envelope_peek.h"
+#include "link/pb_arena.h"
 #include "link/listener.h"
 #include "store/host_commands.h"
 #include "store/ingest.h"
@@ -36,6 +37,7 @@
 #define LABELS_MAX 32	    /* listener.c */
 
 static struct store offline = {.lock = PTHREAD_MUTEX_INITIALIZER, .conn = NULL};
+static struct pb_arena *arena; /* as a listener worker's, reset after each input */
 
 /* An offline store call may fail only: 0 means a statement "ran" without a database. */
 static void expect_failure(int rc, const char *what)
@@ -183,7 +185,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	Vigil__Envelope *env;
+	Vigil__Envelope *env, *aenv;
 
 	struct envelope_head head;
 	int peeked;
@@ -193,8 +195,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The refusal path reads these without protobuf-c: it must never read out of bounds. */
 	peeked = envelope_peek(data, size, &head);
 	env = vigil__envelope__unpack(NULL, size, data);
-	if (env == NULL)
+	/* The listener unpacks into its worker's arena: it must take exactly what malloc does. */
+	if (arena == NULL && (arena = pb_arena_new(8u << 20)) == NULL)
+		fuzz_fail("no memory for the arena");
+	aenv = vigil__envelope__unpack(pb_arena_allocator(arena), size, data);
+	if ((env == NULL) != (aenv == NULL))
+		fuzz_fail("protobuf-c %s the envelope with malloc, %s it in the arena",
+			  env ? "took" : "refused", aenv ? "took" : "refused");
+	if (env == NULL) {
+		pb_arena_reset(arena);
 		return 0;
+	}
 	/* What protobuf-c accepts, the peek reads the same way (later fields win in both). */
 	if (peeked != 0 || head.seq != env->seq || head.incarnation != env->incarnation ||
 	    head.body_case != (int)env->body_case) {
@@ -217,20 +228,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_batch(env, env->batch);
 		break;
 	case VIGIL__ENVELOPE__BODY_BATCH_LZ4: {
-		/* Whatever the bytes, it decompresses within batch_size or says why not. */
+		/*
+		 * Whatever the bytes, it decompresses within batch_size or says why
+		 * not; as the listener does it, into the arena.
+		 */
 		const char *why;
-		Vigil__Batch *b = batch_decode_lz4(env, NULL, &why);
-		if (b != NULL) {
+		Vigil__Batch *b = batch_decode_lz4(aenv, arena, &why);
+		if (b != NULL)
 			fuzz_batch(env, b);
-			vigil__batch__free_unpacked(b, NULL);
-		} else if (why == NULL && env->batch_size <= LISTENER_MSG_MAX) {
+		else if (why == NULL && env->batch_size <= LISTENER_MSG_MAX)
 			fuzz_fail("batch_decode_lz4 failed without saying why");
-		}
 		break;
 	}
 	default:
 		break;
 	}
 	vigil__envelope__free_unpacked(env, NULL);
+	pb_arena_reset(arena);
 	return 0;
 }

@@ -62,6 +62,36 @@ Test(pb_arena, a_reset_keeps_one_block_of_what_the_request_took)
 	pb_arena_free(a);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+#ifdef TEST_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+Test(pb_arena, under_asan_what_is_not_handed_out_is_poisoned)
+{
+#ifndef TEST_ASAN
+	cr_skip_test("built without AddressSanitizer");
+#else
+	struct pb_arena *a = pb_arena_new(1u << 20);
+	char *p = pb_arena_alloc(a, 10), *q = pb_arena_alloc(a, 100);
+
+	cr_assert(p != NULL && q != NULL);
+	cr_expect(!__asan_address_is_poisoned(p) && !__asan_address_is_poisoned(p + 9));
+	cr_expect(__asan_address_is_poisoned(p + 10), "one past an allocation is caught");
+	cr_expect(!__asan_address_is_poisoned(q + 99));
+	cr_expect(__asan_address_is_poisoned(q + 100), "and into the free rest of the block");
+	pb_arena_reset(a);
+	cr_expect(__asan_address_is_poisoned(p), "after a reset, all of it");
+	pb_arena_free(a);
+#endif
+}
+
 Test(pb_arena, past_its_limit_it_keeps_nothing)
 {
 	struct pb_arena *a = pb_arena_new(1u << 20);
