@@ -180,19 +180,28 @@ static void *reader_main(void *arg)
 
 struct sample {
 	long rss_kib, fds, threads;
+	long anon_kib, file_kib, shmem_kib; /* what the RSS is made of (/proc/PID/status) */
 };
+
+/* The number after key in /proc/PID/status text, 0 when absent. */
+static long status_field(const char *text, const char *key)
+{
+	const char *p = strstr(text, key);
+	return p != NULL ? atol(p + strlen(key)) : 0;
+}
 
 static struct sample sample_of(pid_t pid)
 {
 	struct sample s = {0};
-	char path[64], *text, *p;
+	char path[64], *text;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	text = h_slurp(path);
-	if ((p = strstr(text, "VmRSS:")) != NULL)
-		s.rss_kib = atol(p + 6);
-	if ((p = strstr(text, "Threads:")) != NULL)
-		s.threads = atol(p + 8);
+	s.rss_kib = status_field(text, "VmRSS:");
+	s.anon_kib = status_field(text, "RssAnon:");
+	s.file_kib = status_field(text, "RssFile:");
+	s.shmem_kib = status_field(text, "RssShmem:");
+	s.threads = status_field(text, "Threads:");
 	free(text);
 	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
 	char cmd[128];
@@ -204,6 +213,33 @@ static struct sample sample_of(pid_t pid)
 		pclose(f);
 	}
 	return s;
+}
+
+/* A counter of the defender's last heartbeat as the console has it, -1 when not known. */
+static long long host_counter(json_t *host, const char *group, const char *key)
+{
+	json_t *v = json_object_get(json_object_get(json_object_get(host, "capture"), group), key);
+	return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+}
+
+/*
+ * Once a minute: the defender's RSS and what it is made of, beside the
+ * sizes of its bounded tables (models, process tree), so that growth can be
+ * laid at the door of what grew.
+ */
+static void print_defender_sample(long long since_start_ms)
+{
+	struct sample s = sample_of(defender_pid);
+	json_t *host = h_api_host(&con, &pki, "host-a");
+
+	printf("soak: %lld s: defender RSS %ld KiB (anon %ld, file %ld, shmem %ld), models %lld"
+	       " entries in %lld, processes %lld, spool %lld bytes\n",
+	       since_start_ms / 1000, s.rss_kib, s.anon_kib, s.file_kib, s.shmem_kib,
+	       host_counter(host, "learn", "entries"), host_counter(host, "learn", "models"),
+	       host_counter(host, "process", "entries"),
+	       host_counter(host, "delivery", "spool_bytes"));
+	fflush(stdout);
+	json_decref(host);
 }
 
 /* The console's PostgreSQL server (its postmaster), or 0. */
@@ -315,12 +351,16 @@ int main(int argc, char **argv)
 	warm_end = h_now_ms();
 	struct sample def0 = sample_of(defender_pid), con0 = sample_of(con.pid);
 
-	for (long long next_restart = start + restart_every * 1000LL,
+	for (long long next_restart = start + restart_every * 1000LL, next_sample = h_now_ms(),
 		       end = start + minutes * 60000LL;
 	     h_now_ms() < end;) {
 		char probe[64];
 		long long t = h_now_ms();
 
+		if (t >= next_sample) {
+			print_defender_sample(t - start);
+			next_sample += 60000;
+		}
 		if (t >= next_restart) {
 			if (restarts % 2 == 0) {
 				h_console_kill(&con, SIGTERM);
