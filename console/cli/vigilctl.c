@@ -207,6 +207,53 @@ const char *ctl_str(json_t *o, const char *k)
 	return json_is_string(v) ? ctl_term(json_string_value(v)) : "-";
 }
 
+int ctl_request(struct ctl *c, const char *who, const char *method, const char *path,
+		const char *body, const char *list_cmd, json_t **ret)
+{
+	vigil_err err = {0};
+	char *text = NULL;
+	json_t *doc;
+	const char *f;
+	int status = 0, rc;
+
+	*ret = NULL;
+	if (ctl_load_token(c) < 0)
+		return CTL_EXIT_REFUSED;
+	rc = apiclient_request(c->api, method, path, body, NULL, c->token, c->ca, &status, &text,
+			       &err);
+	if (rc == -EPROTO && strcmp(method, "GET") != 0) {
+		if (list_cmd != NULL)
+			fprintf(stderr,
+				"vigilctl %s: %s: the change may have been made; see '%s' before"
+				" trying again\n",
+				who, err.msg, list_cmd);
+		else
+			fprintf(stderr,
+				"vigilctl %s: %s: the change may have been made; list before trying"
+				" again\n",
+				who, err.msg);
+		return CTL_EXIT_UNREACHED;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "vigilctl %s: %s\n", who, err.msg);
+		return CTL_EXIT_UNREACHED;
+	}
+	doc = json_loads(text, 0, NULL);
+	free(text);
+	if (status >= 200 && status <= 299 && doc != NULL) {
+		*ret = doc;
+		return CTL_EXIT_OK;
+	}
+	f = json_string_value(json_object_get(doc, "field"));
+	fprintf(stderr, "vigilctl %s: %s%s answered %d: %s%s%s%s\n", who, c->api, path, status,
+		json_is_string(json_object_get(doc, "error")) ? ctl_str(doc, "error")
+							      : "(no detail)",
+		f != NULL && *f != '\0' ? " (field " : "",
+		f != NULL && *f != '\0' ? ctl_term(f) : "", f != NULL && *f != '\0' ? ")" : "");
+	json_decref(doc);
+	return CTL_EXIT_REFUSED;
+}
+
 /* Labels as "k=v,k=v" into buf. */
 static void labels_text(json_t *labels, char *buf, size_t len)
 {

@@ -53,6 +53,16 @@ json_t *ctl_get_json(struct ctl *c, const char *path);
  */
 json_t *ctl_post_json(struct ctl *c, const char *path, const char *if_lost);
 
+/*
+ * method path with body (JSON, may be NULL) through the API, sent once; the
+ * 2xx answer's JSON into *ret (caller decrefs).  Else the exit code, after
+ * printing "vigilctl <who>: ..." with the API's error and field.  When a
+ * change was sent and its answer lost, says to look before trying again:
+ * with list_cmd ("vigilctl users list") when not NULL.
+ */
+int ctl_request(struct ctl *c, const char *who, const char *method, const char *path,
+		const char *body, const char *list_cmd, json_t **ret);
+
 /* o[k] when it is a string (made safe for a terminal, as ctl_term), else "-". */
 const char *ctl_str(json_t *o, const char *k);
 

@@ -69,47 +69,6 @@ static int usage_error(const char *cmd, const char *fmt, ...)
 	return CTL_EXIT_USAGE;
 }
 
-/*
- * method path with body (or NULL) through the API; *ret the 2xx answer's
- * JSON (caller decrefs).  Returns the exit code, after printing what failed.
- */
-static int send(struct ctl *c, const char *cmd, const char *method, const char *path,
-		const char *body, json_t **ret)
-{
-	vigil_err err = {0};
-	char *text = NULL;
-	json_t *doc, *e;
-	int status = 0, rc;
-
-	*ret = NULL;
-	if (ctl_load_token(c) < 0)
-		return CTL_EXIT_REFUSED;
-	rc = apiclient_request(c->api, method, path, body, NULL, c->token, c->ca, &status, &text,
-			       &err);
-	if (rc == -EPROTO && strcmp(method, "GET") != 0) {
-		fprintf(stderr,
-			"vigilctl %s: %s: the change may have been made; list before trying"
-			" again\n",
-			cmd, err.msg);
-		return CTL_EXIT_UNREACHED;
-	}
-	if (rc < 0) {
-		fprintf(stderr, "vigilctl %s: %s\n", cmd, err.msg);
-		return CTL_EXIT_UNREACHED;
-	}
-	doc = json_loads(text, 0, NULL);
-	free(text);
-	if (status >= 200 && status <= 299 && doc != NULL) {
-		*ret = doc;
-		return CTL_EXIT_OK;
-	}
-	e = json_object_get(doc, "error");
-	fprintf(stderr, "vigilctl %s: %s%s answered %d: %s\n", cmd, c->api, path, status,
-		json_is_string(e) ? ctl_term(json_string_value(e)) : "(no detail)");
-	json_decref(doc);
-	return CTL_EXIT_REFUSED;
-}
-
 static void print_json(json_t *v)
 {
 	json_dumpf(v, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
@@ -225,7 +184,7 @@ static int token_create(struct ctl *c, int argc, char **argv)
 		rc = CTL_EXIT_REFUSED;
 		goto out;
 	}
-	rc = send(c, cmd, "POST", TOKENS_PATH, body, &ans);
+	rc = ctl_request(c, cmd, "POST", TOKENS_PATH, body, NULL, &ans);
 	free(body);
 	if (rc != CTL_EXIT_OK)
 		goto out;
@@ -265,7 +224,8 @@ static int tokens_list(struct ctl *c, int argc, char **argv)
 					   ctl_term(argv[k]));
 		json_out = true;
 	}
-	if ((rc = send(c, "enroll token list", "GET", TOKENS_PATH, NULL, &ans)) != CTL_EXIT_OK)
+	if ((rc = ctl_request(c, "enroll token list", "GET", TOKENS_PATH, NULL, NULL, &ans)) !=
+	    CTL_EXIT_OK)
 		return rc;
 	list = json_object_get(ans, "tokens");
 	if (json_out) {
@@ -303,7 +263,8 @@ static int token_revoke(struct ctl *c, int argc, char **argv)
 		    "'%s' is not a token ID (16 hex digits; the part before the '.')",
 		    ctl_term(argv[1]));
 	snprintf(path, sizeof(path), TOKENS_PATH "/%s", argv[1]);
-	if ((rc = send(c, "enroll token revoke", "DELETE", path, NULL, &ans)) != CTL_EXIT_OK)
+	if ((rc = ctl_request(c, "enroll token revoke", "DELETE", path, NULL, NULL, &ans)) !=
+	    CTL_EXIT_OK)
 		return rc;
 	printf("join token %s revoked\n", argv[1]);
 	json_decref(ans);
@@ -357,7 +318,7 @@ static int host_revoke(struct ctl *c, int argc, char **argv)
 		return CTL_EXIT_REFUSED;
 	}
 	json_decref(req);
-	rc = send(c, "hosts revoke", "POST", REVOCATIONS_PATH, body, &ans);
+	rc = ctl_request(c, "hosts revoke", "POST", REVOCATIONS_PATH, body, NULL, &ans);
 	free(body);
 	if (rc != CTL_EXIT_OK)
 		return rc;
@@ -386,7 +347,8 @@ static int revocations_list(struct ctl *c, int argc, char **argv)
 					   ctl_term(argv[k]));
 		json_out = true;
 	}
-	if ((rc = send(c, "hosts revocations", "GET", REVOCATIONS_PATH, NULL, &ans)) != CTL_EXIT_OK)
+	if ((rc = ctl_request(c, "hosts revocations", "GET", REVOCATIONS_PATH, NULL, NULL, &ans)) !=
+	    CTL_EXIT_OK)
 		return rc;
 	list = json_object_get(ans, "revocations");
 	if (json_out) {

@@ -242,43 +242,10 @@ static long read_password(const char *cmd, const char *name, const char *file, c
 static int call(struct ctl *c, const char *cmd, const char *method, const char *path,
 		const char *body, json_t **ret)
 {
-	vigil_err err = {0};
-	char *text = NULL;
-	json_t *doc, *e, *f;
-	int status = 0, rc;
+	char who[64];
 
-	*ret = NULL;
-	if (ctl_load_token(c) < 0)
-		return CTL_EXIT_REFUSED;
-	rc = apiclient_request(c->api, method, path, body, NULL, c->token, c->ca, &status, &text,
-			       &err);
-	if (rc == -EPROTO && strcmp(method, "GET") != 0) {
-		fprintf(stderr,
-			"vigilctl users %s: %s: the change may have been made; see 'vigilctl users"
-			" list' before trying again\n",
-			cmd, err.msg);
-		return CTL_EXIT_UNREACHED;
-	}
-	if (rc < 0) {
-		fprintf(stderr, "vigilctl users %s: %s\n", cmd, err.msg);
-		return CTL_EXIT_UNREACHED;
-	}
-	doc = json_loads(text, 0, NULL);
-	free(text);
-	if (status >= 200 && status <= 299 && doc != NULL) {
-		*ret = doc;
-		return CTL_EXIT_OK;
-	}
-	e = json_object_get(doc, "error");
-	f = json_object_get(doc, "field");
-	fprintf(stderr, "vigilctl users %s: %s%s answered %d: %s%s%s%s\n", cmd, c->api, path,
-		status, json_is_string(e) ? ctl_term(json_string_value(e)) : "(no detail)",
-		json_is_string(f) && json_string_length(f) > 0 ? " (field " : "",
-		json_is_string(f) && json_string_length(f) > 0 ? ctl_term(json_string_value(f))
-							       : "",
-		json_is_string(f) && json_string_length(f) > 0 ? ")" : "");
-	json_decref(doc);
-	return CTL_EXIT_REFUSED;
+	snprintf(who, sizeof(who), "users %s", cmd);
+	return ctl_request(c, who, method, path, body, "vigilctl users list", ret);
 }
 
 /* A time field to the second ("2026-12-05T10:00:00Z"), or "-". */
