@@ -262,6 +262,15 @@ void api_respond_store_error(nng_aio *aio, int rc, const char *what, const char 
 	api_respond_error(aio, 503, "database unavailable; retry");
 }
 
+bool api_store_done(nng_aio *aio, int rc, const char *missing, const char *what, const char *msg)
+{
+	if (rc == -ENOENT)
+		api_respond_error(aio, 404, missing != NULL ? missing : msg);
+	else if (rc < 0)
+		api_respond_store_error(aio, rc, what, msg);
+	return rc >= 0;
+}
+
 struct api *api_of(nng_aio *aio)
 {
 	struct api_route *r = nng_http_handler_get_data(nng_aio_get_input(aio, 1));

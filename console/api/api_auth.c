@@ -886,14 +886,8 @@ static void user_put(nng_aio *aio, const char *name)
 	    (pw != NULL && !new_hash(aio, pw, pwlen, hash)))
 		goto out;
 	rc = store_user_update(api_store(aio), name, pw != NULL ? hash : NULL, role, &user, &err);
-	if (rc == -ENOENT) {
-		api_respond_error(aio, 404, err.msg);
+	if (!api_store_done(aio, rc, NULL, "PUT " USERS_PATH "/{name}", err.msg))
 		goto out;
-	}
-	if (rc < 0) {
-		api_respond_store_error(aio, rc, "PUT " USERS_PATH "/{name}", err.msg);
-		goto out;
-	}
 	log_info("users: %s set %s%s%s of user %s%s", actor(aio, by, sizeof(by)),
 		 pw != NULL ? "the password" : "", pw != NULL && role != NULL ? " and " : "",
 		 role != NULL ? "the role" : "", name,
@@ -911,14 +905,8 @@ static void user_delete(nng_aio *aio, const char *name)
 	int rc;
 
 	rc = store_user_delete(api_store(aio), name, &err);
-	if (rc == -ENOENT) {
-		api_respond_error(aio, 404, err.msg);
+	if (!api_store_done(aio, rc, NULL, "DELETE " USERS_PATH "/{name}", err.msg))
 		return;
-	}
-	if (rc < 0) {
-		api_respond_store_error(aio, rc, "DELETE " USERS_PATH "/{name}", err.msg);
-		return;
-	}
 	log_info("users: %s deleted user %s and its sessions", actor(aio, by, sizeof(by)), name);
 	api_respond_json(aio, 200, json_pack("{s:s}", "deleted", name));
 }

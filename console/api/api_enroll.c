@@ -264,14 +264,8 @@ static void token_revoke(nng_aio *aio, const char *id)
 	int rc;
 
 	rc = store_join_token_revoke(api_store(aio), id, &token, &err);
-	if (rc == -ENOENT) {
-		api_respond_error(aio, 404, "no such join token");
+	if (!api_store_done(aio, rc, "no such join token", "DELETE " TOKENS_PATH "/{id}", err.msg))
 		return;
-	}
-	if (rc < 0) {
-		api_respond_store_error(aio, rc, "DELETE " TOKENS_PATH "/{id}", err.msg);
-		return;
-	}
 	log_info("enrollment: %s revoked join token %s", actor(aio, by, sizeof(by)), id);
 	api_respond_json(aio, 200, json_pack("{s:o}", "token", token));
 }

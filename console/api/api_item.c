@@ -60,18 +60,12 @@ bool api_item_fetch(nng_aio *aio, int64_t id, api_item_fn fn, const char *missin
 	if (!api_read_query(aio, known, &q))
 		return false;
 	rc = fn(api_store(aio), id, &item, &err);
-	if (rc == -ENOENT) {
-		api_respond_error(aio, 404, missing != NULL ? missing : err.msg);
-		return false;
-	}
 	if (rc == -EPERM) {
 		api_respond_error(aio, 409, err.msg);
 		return false;
 	}
-	if (rc < 0) {
-		api_respond_store_error(aio, rc, what, err.msg);
+	if (!api_store_done(aio, rc, missing, what, err.msg))
 		return false;
-	}
 	*ret = item;
 	return true;
 }

@@ -75,6 +75,13 @@ void api_respond_bad_param(nng_aio *aio, const struct api_query *q);
 void api_respond_store_error(nng_aio *aio, int rc, const char *what, const char *msg);
 
 /*
+ * After a store call that returned rc with message msg: true when it
+ * succeeded; else answered (404 with missing, or msg when missing is NULL,
+ * for -ENOENT; api_respond_store_error with what otherwise) and false.
+ */
+bool api_store_done(nng_aio *aio, int rc, const char *missing, const char *what, const char *msg);
+
+/*
  * The checks a handler starts with.  Each returns false when it has answered
  * (the handler then returns at once), true to go on.
  *   api_auth:  401 without the right bearer token or a live session's cookie;

@@ -371,14 +371,8 @@ static void rule_get(nng_aio *aio, int64_t id)
 	if (!api_read_query(aio, known, &q))
 		return;
 	rc = store_rule_get(api_store(aio), id, &rule, &version, &err);
-	if (rc == -ENOENT) {
-		api_respond_error(aio, 404, err.msg);
+	if (!api_store_done(aio, rc, NULL, "GET " RULES_PATH "/{id}", err.msg))
 		return;
-	}
-	if (rc < 0) {
-		api_respond_store_error(aio, rc, "GET " RULES_PATH "/{id}", err.msg);
-		return;
-	}
 	api_respond_json(
 	    aio, 200,
 	    json_pack("{s:I,s:o}", "version", (json_int_t)version, "rule", canonical(rule)));
