@@ -29,7 +29,8 @@ struct pipeline {
 	int64_t clock_offset;		/* CLOCK_BOOTTIME → wall clock, ns */
 	atomic_uint_fast64_t malformed; /* records that did not decode */
 	atomic_bool stop;
-	uint64_t swept_ns; /* when the last sweep's checks were counted (boottime) */
+	uint64_t swept_ns;		 /* when the last sweep's checks were counted (boottime) */
+	uint64_t losses, losses_read_ms; /* kernel_losses: the last read, and when (wall ms) */
 	pthread_t thread;
 	bool running;
 	/* The tree's counters, for other threads: refreshed every poll (under stats_lock). */
@@ -178,13 +179,20 @@ static int on_record(const struct ev_hdr *rec, size_t len, void *ctx)
 	return 0;
 }
 
-/* The kernel's losses so far (truncations are delivered, so they are not losses). */
-static uint64_t capture_losses(struct capture *cap)
-{
-	struct capture_counters c;
+/*
+ * The kernel's losses, for the learner's promotions (once a second): read
+ * once a second, not every poll.  Each read is a bpf() call per counter, and
+ * a busy host polls hundreds of times a second.
+ */
+#define LOSSES_EVERY_MS 1000
 
-	capture_read_counters(cap, &c);
-	return c.drops[DROP_RINGBUF_FULL] + c.drops[DROP_SCRATCH];
+static uint64_t kernel_losses(struct pipeline *p, uint64_t now_ms)
+{
+	if (p->losses_read_ms == 0 || now_ms - p->losses_read_ms >= LOSSES_EVERY_MS) {
+		p->losses = capture_losses(p->cap);
+		p->losses_read_ms = now_ms;
+	}
+	return p->losses;
 }
 
 /* The models' upkeep: the console's relearns and accepted entries, promotion, deltas. */
@@ -203,23 +211,32 @@ static void learn_upkeep(struct pipeline *p)
 		model_command_run(p, cmd[i], now);
 		free(cmd[i]);
 	}
-	learner_tick(p->learn, now, capture_losses(p->cap));
+	learner_tick(p->learn, now, kernel_losses(p, now));
 }
 
 /*
  * Exits lost to ring drops would leave dead entries filling the table, so
- * the tree is checked against /proc, SWEEP_CHECKS_PER_S entries a second
- * (a 10,000-process host in under a minute).  By time, not per poll: a busy
+ * the tree is checked against /proc, each entry about once every
+ * SWEEP_PASS_S, at most SWEEP_CHECKS_PER_S entries a second (a
+ * 10,000-process host in under a minute).  By time, not per poll: a busy
  * host polls thousands of times a second, and each check opens a /proc file.
+ * A small host's tree (a few hundred processes) is checked a few times a
+ * second, not 200: an idle defender's largest cost was this loop.
  */
 #define SWEEP_CHECKS_PER_S 200
+#define SWEEP_PASS_S	   30
 
 static void sweep(struct pipeline *p, uint64_t now_ns)
 {
-	uint64_t due = (now_ns - p->swept_ns) * SWEEP_CHECKS_PER_S / 1000000000ull;
+	uint64_t rate = p->tree_stats.live / SWEEP_PASS_S, due;
 
-	if (p->swept_ns == 0 || due > SWEEP_CHECKS_PER_S)
-		due = SWEEP_CHECKS_PER_S;
+	if (rate < 1)
+		rate = 1;
+	if (rate > SWEEP_CHECKS_PER_S)
+		rate = SWEEP_CHECKS_PER_S;
+	due = (now_ns - p->swept_ns) * rate / 1000000000ull;
+	if (p->swept_ns == 0 || due > rate)
+		due = rate;
 	if (due == 0)
 		return;
 	proctree_sweep(p->pt, now_ns, (size_t)due);

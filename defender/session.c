@@ -43,6 +43,14 @@ struct session {
 	volatile sig_atomic_t *stop;
 	uint64_t watch_seq;
 	pthread_mutex_t rules_lock; /* rule sets are taken one at a time, from either thread */
+	/*
+	 * Naps wait on wake (CLOCK_MONOTONIC) and end early on session_abort or
+	 * a rule set to report: an idle defender wakes once a heartbeat, not
+	 * every few milliseconds to look at a flag.
+	 */
+	pthread_mutex_t wake_lock;
+	pthread_cond_t wake;
+	bool aborted; /* under wake_lock */
 };
 
 /* How long a watch may be held, and then some: the console answers within 25 s. */
@@ -55,15 +63,35 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Sleep ms, waking early when a stop is requested. */
-static void nap(int ms, volatile sig_atomic_t *stop)
+/*
+ * Sleep ms, waking early when the session is aborted, a stop is requested
+ * or (report set) a rule set waits to be reported.
+ */
+static void nap(struct session *s, int ms, bool report)
 {
-	uint64_t until = now_ms() + (uint64_t)ms;
+	struct timespec until;
 
-	while (!*stop && now_ms() < until) {
-		struct timespec ts = {0, 50 * 1000 * 1000};
-		nanosleep(&ts, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
 	}
+	pthread_mutex_lock(&s->wake_lock);
+	while (!s->aborted && !*s->stop && !(report && atomic_load(&s->report_now)) &&
+	       pthread_cond_timedwait(&s->wake, &s->wake_lock, &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&s->wake_lock);
+}
+
+/* A rule set was taken or refused: the main loop reports it now. */
+static void report_soon(struct session *s)
+{
+	pthread_mutex_lock(&s->wake_lock);
+	atomic_store(&s->report_now, true);
+	pthread_cond_broadcast(&s->wake);
+	pthread_mutex_unlock(&s->wake_lock);
 }
 
 /* What the defender holds of the rule set, for a hello or heartbeat (borrows s). */
@@ -115,12 +143,12 @@ static void take_rules(struct session *s, const Vigil__RuleSet *set)
 			log_warn("rules: rule set version %llu is enforced but not cached (%s): a"
 				 " restart before the next version starts from the previous file",
 				 (unsigned long long)set->version, why);
-		s->report_now = true;
+		report_soon(s);
 		break;
 	case RULEBOOK_REFUSED:
 		log_warn("rules: refused rule set version %llu: %s",
 			 (unsigned long long)set->version, why);
-		s->report_now = true;
+		report_soon(s);
 		break;
 	default:
 		break;
@@ -402,8 +430,8 @@ static void *watch_main(void *arg)
 		if (rc == -ECANCELED)
 			break;
 		if (rc < 0) {
-			nap(interval < 1000 ? interval : 1000,
-			    s->stop); /* the heartbeat says why */
+			nap(s, interval < 1000 ? interval : 1000,
+			    false); /* the heartbeat says why */
 			continue;
 		}
 		if (reply->status == VIGIL__REPLY__STATUS__OK) {
@@ -417,10 +445,11 @@ static void *watch_main(void *arg)
 				 " arrive with heartbeats",
 				 reply->error[0] ? reply->error : "no reason given");
 		/* Not registered yet (the hello is under way), or busy: try again soon. */
-		nap(reply->status == VIGIL__REPLY__STATUS__REFUSED ? 60000
+		nap(s,
+		    reply->status == VIGIL__REPLY__STATUS__REFUSED ? 60000
 		    : interval < 1000				   ? interval
 								   : 1000,
-		    s->stop);
+		    false);
 		vigil__reply__free_unpacked(reply, NULL);
 	}
 	return NULL;
@@ -429,6 +458,7 @@ static void *watch_main(void *arg)
 struct session *session_new(const struct session_parts *parts, vigil_err *err)
 {
 	struct session *s = calloc(1, sizeof(*s));
+	pthread_condattr_t ca;
 
 	if (s == NULL) {
 		verr_set(err, -ENOMEM, "session: out of memory");
@@ -437,9 +467,13 @@ struct session *session_new(const struct session_parts *parts, vigil_err *err)
 	s->parts = *parts;
 	s->host = *parts->host;
 	pthread_mutex_init(&s->rules_lock, NULL);
+	pthread_mutex_init(&s->wake_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->wake, &ca);
+	pthread_condattr_destroy(&ca);
 	if ((s->chan = uplink_chan_open(parts->up, err)) == NULL) {
-		pthread_mutex_destroy(&s->rules_lock);
-		free(s);
+		session_free(s);
 		return NULL;
 	}
 	if (parts->rules != NULL) {
@@ -515,7 +549,7 @@ void session_run(struct session *s, volatile sig_atomic_t *stop)
 		}
 		if (rc == 0 && atomic_exchange(&s->report_now, false))
 			continue; /* tell the console what we hold now */
-		nap(s->parts.cfg->heartbeat_interval_ms, stop);
+		nap(s, s->parts.cfg->heartbeat_interval_ms, true);
 	}
 	if (s->watcher_up) {
 		uplink_chan_abort(s->watch_chan);
@@ -526,6 +560,10 @@ void session_run(struct session *s, volatile sig_atomic_t *stop)
 
 void session_abort(struct session *s)
 {
+	pthread_mutex_lock(&s->wake_lock);
+	s->aborted = true;
+	pthread_cond_broadcast(&s->wake);
+	pthread_mutex_unlock(&s->wake_lock);
 	uplink_chan_abort(s->chan);
 	if (s->watch_chan != NULL)
 		uplink_chan_abort(s->watch_chan);
@@ -539,5 +577,7 @@ void session_free(struct session *s)
 	if (s->watch_chan != NULL)
 		uplink_chan_close(s->watch_chan);
 	pthread_mutex_destroy(&s->rules_lock);
+	pthread_mutex_destroy(&s->wake_lock);
+	pthread_cond_destroy(&s->wake);
 	free(s);
 }

@@ -664,6 +664,16 @@ void capture_read_counters(struct capture *cap, struct capture_counters *out)
 	out->user_malformed = cap->user_malformed;
 }
 
+uint64_t capture_losses(const struct capture *cap)
+{
+	uint64_t drops[DROP_SCRATCH + 1];
+
+	_Static_assert(DROP_RINGBUF_FULL < DROP_SCRATCH,
+		       "losses are the drops map's first entries");
+	sum_map(cap, cap->skel->maps.drops, drops, DROP_SCRATCH + 1);
+	return drops[DROP_RINGBUF_FULL] + drops[DROP_SCRATCH];
+}
+
 uint64_t capture_exec_count(const struct capture *cap)
 {
 	uint64_t sum = 0;
@@ -748,6 +758,12 @@ bool capture_took_over(const struct capture *cap)
 {
 	(void)cap;
 	return false;
+}
+
+uint64_t capture_losses(const struct capture *cap)
+{
+	(void)cap;
+	return 0;
 }
 
 uint64_t capture_exec_count(const struct capture *cap)

@@ -88,6 +88,12 @@ bool capture_took_over(const struct capture *cap);
 
 void capture_read_counters(struct capture *cap, struct capture_counters *out);
 
+/*
+ * Events the kernel lost so far (ring full, no scratch buffer): the drops
+ * map's two loss entries only, a lookup each, for callers that poll.
+ */
+uint64_t capture_losses(const struct capture *cap);
+
 /* Sum of execs counted on all CPUs (the defender's own are not counted). */
 uint64_t capture_exec_count(const struct capture *cap);
 

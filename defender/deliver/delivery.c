@@ -23,6 +23,9 @@
  */
 #define BATCH_WIRE_MAX (VIGIL_MSG_MAX - BATCH_FRAME_ENVELOPE_OVERHEAD - 64)
 
+/* The longest a sender with nothing to send sleeps without being woken. */
+#define IDLE_WAIT_MS 2000
+
 /* A batch a sender has taken from the spool and not yet seen acknowledged. */
 struct in_flight {
 	uint64_t seq;
@@ -529,7 +532,13 @@ static int take_next(struct delivery *dl, struct outgoing *out)
 	}
 	rc = spool_next(dl->sp, dl->taken_through, &rec, &err);
 	if (rc == -ENOENT) {
-		wait_changed(dl, 200);
+		/*
+		 * Nothing to send: a spooled batch (flush_locked) or a stop wakes
+		 * this; the timeout only bounds a wakeup missed by a bug.  Four
+		 * idle senders polling every 200 ms were a fifth of an idle
+		 * defender's CPU.
+		 */
+		wait_changed(dl, IDLE_WAIT_MS);
 		return -EAGAIN;
 	}
 	if (rc == 0 && (out->msg = batch_frame_envelope(spool_incarnation(dl->sp), rec.seq,

@@ -48,6 +48,13 @@ struct fanguard {
 	size_t nbatch;
 	uint64_t batch_ms; /* when it was read */
 	bool busy;
+	/*
+	 * The watchdog ticks only while batches come: after a second without
+	 * one it waits on held (watchdog_idle set) until take_batch or
+	 * fanguard_stop wakes it, so an idle guard costs no wakeups.
+	 */
+	pthread_cond_t held;
+	bool watchdog_idle, stopping;
 
 	atomic_uint_fast64_t requests, allowed, denied, killed, own, fail_opens, errors;
 	uint64_t marks, mark_errors;
@@ -177,6 +184,10 @@ static void take_batch(struct fanguard *g, const char *buf, ssize_t len)
 	}
 	g->batch_ms = mono_ms();
 	g->busy = g->nbatch > 0;
+	if (g->busy && g->watchdog_idle) {
+		g->watchdog_idle = false;
+		pthread_cond_signal(&g->held);
+	}
 }
 
 static void *listener_main(void *arg)
@@ -237,20 +248,34 @@ static void drain_allowing(struct fanguard *g)
 	}
 }
 
+/* How long the watchdog keeps ticking after the last batch before it waits for the next. */
+#define WATCHDOG_IDLE_MS 1000
+
 static void *watchdog_main(void *arg)
 {
 	struct fanguard *g = arg;
 	int tick = g->answer_ms / 4 > 0 ? (int)(g->answer_ms / 4) : 1;
 
-	for (;;) {
-		struct pollfd p = {.fd = g->stop_fd, .events = POLLIN};
+	pthread_mutex_lock(&g->lock);
+	while (!g->stopping) {
 		struct fan_request late[BATCH_MAX];
+		struct timespec until;
 		size_t nlate = 0;
 		bool stuck;
 
-		if (poll(&p, 1, tick) > 0)
+		if (!g->busy && mono_ms() - g->batch_ms > WATCHDOG_IDLE_MS) {
+			g->watchdog_idle = true;
+			while (g->watchdog_idle && !g->stopping)
+				pthread_cond_wait(&g->held, &g->lock);
+			continue;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += (long)tick * 1000000L;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&g->held, &g->lock, &until);
+		if (g->stopping)
 			break;
-		pthread_mutex_lock(&g->lock);
 		stuck = g->busy && mono_ms() - g->batch_ms > g->answer_ms;
 		for (size_t i = 0; stuck && i < g->nbatch; i++) {
 			if (g->batch[i].answered)
@@ -265,7 +290,9 @@ static void *watchdog_main(void *arg)
 			g->fail_open(&late[i], g->ctx);
 		if (stuck)
 			drain_allowing(g);
+		pthread_mutex_lock(&g->lock);
 	}
+	pthread_mutex_unlock(&g->lock);
 	return NULL;
 }
 
@@ -273,6 +300,7 @@ struct fanguard *fanguard_start(fanguard_decide_fn decide, fanguard_fail_open_fn
 				void *ctx, unsigned answer_ms, vigil_err *err)
 {
 	struct fanguard *g = calloc(1, sizeof(*g));
+	pthread_condattr_t ca;
 
 	if (g == NULL) {
 		verr_set(err, -ENOMEM, "out of memory");
@@ -286,6 +314,10 @@ struct fanguard *fanguard_start(fanguard_decide_fn decide, fanguard_fail_open_fn
 	g->stop_fd = -1;
 	g->fan = -1;
 	pthread_mutex_init(&g->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&g->held, &ca);
+	pthread_condattr_destroy(&ca);
 	if ((g->fan = fan_open()) < 0) {
 		verr_set(err, -errno, "fanotify_init: %s", strerror(errno));
 		goto fail;
@@ -389,6 +421,10 @@ void fanguard_stop(struct fanguard *g)
 		return;
 	if (g->stop_fd >= 0 && write(g->stop_fd, &one, sizeof(one)) < 0)
 		g->errors++;
+	pthread_mutex_lock(&g->lock);
+	g->stopping = true;
+	pthread_cond_broadcast(&g->held);
+	pthread_mutex_unlock(&g->lock);
 	if (g->listener_up)
 		pthread_join(g->listener, NULL);
 	if (g->watchdog_up)
@@ -398,6 +434,7 @@ void fanguard_stop(struct fanguard *g)
 	if (g->stop_fd >= 0)
 		close(g->stop_fd);
 	pthread_mutex_destroy(&g->lock);
+	pthread_cond_destroy(&g->held);
 	free(g->cur);
 	free(g);
 }

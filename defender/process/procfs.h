@@ -43,6 +43,8 @@ struct procfs {
 	uint32_t args_max;
 	/* v1 cgroup hierarchies seen: cgroup ids do not name every path (read-only to callers) */
 	bool cg_hybrid;
+	/* root is the kernel's /proc of this pid namespace: kill(pid, 0) says who is gone */
+	bool live_root;
 	uint64_t *bytes; /* the owner's heap counter (see memacct.h), not owned */
 };
 

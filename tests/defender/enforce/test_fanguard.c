@@ -191,3 +191,28 @@ Test(fanguard, a_decision_past_the_bound_is_allowed_counted_and_reported)
 	cr_assert_geq(atomic_load(&fail_opens), 1);
 	fanguard_stop(g);
 }
+
+/*
+ * The watchdog sleeps once no batch has come for a second; the next held
+ * call must wake it, or a slow decision would hold the caller for as long as
+ * the decision takes.
+ */
+Test(fanguard, a_late_decision_after_an_idle_spell_is_still_allowed_within_the_bound)
+{
+	struct fanguard_mark m = {.kind = FG_MARK_CHILDREN, .open = true};
+	char *slow = file("slow.txt"), *ok = file("ok.txt");
+	struct timespec t0, t1, idle = {1, 500 * 1000000L};
+	struct fanguard *g;
+	long ms;
+
+	snprintf(m.path, sizeof(m.path), "%s", dir);
+	g = start(200, &m, 1);
+	cr_assert_eq(child_open(ok, NULL), 0);
+	nanosleep(&idle, NULL); /* longer than the watchdog keeps ticking after a batch */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(child_open(slow, NULL), 0, "the late decision was not allowed");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	cr_assert_lt(ms, 1500, "the open waited %ld ms for a 200 ms bound", ms);
+	fanguard_stop(g);
+}

@@ -17,6 +17,7 @@
 
 #include "process/enrich.h"
 #include "process/proctree.h"
+#include "process/procfs.h"
 
 #define ID64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 #define ID63 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde"
@@ -530,6 +531,64 @@ Test(proctree, thread_ids_are_not_loaded_as_processes)
 	pthread_cancel(th);
 	pthread_join(th, NULL);
 	proctree_free(pt);
+}
+
+/*
+ * On the kernel's /proc a pid that is gone is answered without a path walk
+ * (kill(pid, 0)); a zombie still opens, and a stand-in root is read as it is.
+ */
+Test(proctree, procfs_open_pid_tells_live_zombie_and_reaped_apart)
+{
+	char root[] = "/tmp/vigil-procfs-XXXXXX", sub[64];
+	uint64_t bytes = 0;
+	struct procfs pf;
+	int fd, pipefd[2];
+	pid_t pid;
+
+	cr_assert_eq(pipe(pipefd), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		char c;
+
+		close(pipefd[1]);
+		(void)!read(pipefd[0], &c, 1); /* until the parent closes its end */
+		_exit(0);
+	}
+	close(pipefd[0]);
+	cr_assert_eq(procfs_init(&pf, "/proc", 64, &bytes), 0);
+	cr_assert(pf.live_root);
+	fd = procfs_open_pid(&pf, (uint32_t)pid);
+	cr_assert_geq(fd, 0, "a live child: %s", strerror(-fd));
+	close(fd);
+	close(pipefd[1]); /* the child exits; not reaped yet: a zombie */
+	for (int i = 0; i < 500; i++) {
+		siginfo_t si = {0};
+
+		if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+		    si.si_pid == pid)
+			break;
+		usleep(2000);
+	}
+	fd = procfs_open_pid(&pf, (uint32_t)pid);
+	cr_assert_geq(fd, 0, "a zombie is still there to read: %s", strerror(-fd));
+	close(fd);
+	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	cr_assert_eq(procfs_open_pid(&pf, (uint32_t)pid), -ENOENT);
+	procfs_fini(&pf);
+
+	/* A stand-in root: its entries are what counts, not the kernel's processes. */
+	cr_assert_not_null(mkdtemp(root));
+	snprintf(sub, sizeof(sub), "%s/%d", root, (int)pid);
+	cr_assert_eq(mkdir(sub, 0700), 0);
+	cr_assert_eq(procfs_init(&pf, root, 64, &bytes), 0);
+	cr_assert_not(pf.live_root);
+	fd = procfs_open_pid(&pf, (uint32_t)pid);
+	cr_assert_geq(fd, 0, "the stand-in entry of a reaped pid: %s", strerror(-fd));
+	close(fd);
+	procfs_fini(&pf);
+	rmdir(sub);
+	rmdir(root);
 }
 
 /* ---- events --------------------------------------------------------------- */
