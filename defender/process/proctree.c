@@ -463,6 +463,17 @@ static int exec_cgroup(struct proctree *pt, const struct proctree_exec *ev,
 	const struct cgcache_slot *c;
 	int dfd, kind = -ENOENT;
 
+	/*
+	 * The cache holds only ids whose path was picked from the v2 line
+	 * (kind 2): on a hybrid host that is a path below the v2 root, which the
+	 * pick takes over any v1 line, so the id names the path there too.  An
+	 * id seen only with the v2 root (the v1 lines decide) is never cached.
+	 */
+	if (pt->proc.cg_hybrid && ev->cgroup_id != 0 &&
+	    (c = cgcache_get(&pt->cgroups, ev->cgroup_id)) != NULL) {
+		take_cgroup(e, c->path, c->cid);
+		return 0;
+	}
 	if (!pt->proc.cg_hybrid && ev->cgroup_id != 0) {
 		if (old != NULL && old->cgroup != NULL && old->cgroup_id == ev->cgroup_id) {
 			take_cgroup(e, old->cgroup, old->container_id);

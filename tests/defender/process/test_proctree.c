@@ -1230,6 +1230,41 @@ Test(proctree, hybrid_exec_of_a_gone_process_takes_its_cgroup_by_id)
 	free(root);
 }
 
+/*
+ * On a hybrid host an id once seen naming a path below the v2 root names it
+ * for every process: /proc is not read again for it (here the stand-in /proc
+ * says otherwise, which a real one cannot).  An id seen only with the v2 root
+ * is not cached: the v1 lines decide, so /proc is read every time.
+ */
+Test(proctree, hybrid_exec_of_a_known_v2_cgroup_does_not_read_proc)
+{
+	char *root = make_tmpdir();
+	struct proctree *pt = tree_at(root, 0);
+	struct proctree_exec ev = {.pid = 600, .ppid = 1, .start_ns = 1, .cgroup_id = 55};
+
+	fake_str(root, 600, "cgroup",
+		 "9:name=systemd:/system.slice/web.service\n0::/system.slice/web.service\n");
+	cr_assert_eq(proctree_on_exec(pt, &ev), 0);
+	cr_expect_str_eq(proctree_peek(pt, 600)->cgroup, "/system.slice/web.service");
+	fake_str(root, 601, "cgroup", "9:name=systemd:/elsewhere\n0::/elsewhere\n");
+	ev = (struct proctree_exec){.pid = 601, .ppid = 1, .start_ns = 2, .cgroup_id = 55};
+	cr_assert_eq(proctree_on_exec(pt, &ev), 0);
+	cr_expect_str_eq(proctree_peek(pt, 601)->cgroup, "/system.slice/web.service");
+
+	/* The v2 root: each process's v1 line is read. */
+	fake_str(root, 602, "cgroup", "4:memory:/job-a\n0::/\n");
+	ev = (struct proctree_exec){.pid = 602, .ppid = 1, .start_ns = 3, .cgroup_id = 1};
+	cr_assert_eq(proctree_on_exec(pt, &ev), 0);
+	cr_expect_str_eq(proctree_peek(pt, 602)->cgroup, "/job-a");
+	fake_str(root, 603, "cgroup", "4:memory:/job-b\n0::/\n");
+	ev = (struct proctree_exec){.pid = 603, .ppid = 1, .start_ns = 4, .cgroup_id = 1};
+	cr_assert_eq(proctree_on_exec(pt, &ev), 0);
+	cr_expect_str_eq(proctree_peek(pt, 603)->cgroup, "/job-b");
+	proctree_free(pt);
+	rm_tree(root);
+	free(root);
+}
+
 Test(proctree, user_names_cached_and_numeric_when_unknown)
 {
 	struct proctree *pt = proctree_new(NULL);
