@@ -249,11 +249,11 @@ static void run_commands(struct session *s, const Vigil__Reply *reply)
 
 /*
  * The heartbeat's counters, one term per group below: capture (delivered,
- * drops, filtered, user), delivery 12, learn 14, process 4 + containers 4,
+ * drops, filtered, user), delivery 13, learn 14, process 4 + containers 4,
  * enforce 10.  A counter past the end is not sent, and says so once in the
  * log: keep the terms in step with the calls.
  */
-#define COUNTERS_MAX (EV_TYPE_MAX + DROP_REASON_MAX + FILTER_REASON_MAX + 1 + 12 + 14 + 4 + 4 + 10)
+#define COUNTERS_MAX (EV_TYPE_MAX + DROP_REASON_MAX + FILTER_REASON_MAX + 1 + 13 + 14 + 4 + 4 + 10)
 
 struct counters {
 	Vigil__Counter c[COUNTERS_MAX];
@@ -299,6 +299,7 @@ static void counters_fill(const struct session *s, struct counters *k)
 	if (s->parts.dl != NULL) {
 		delivery_stats(s->parts.dl, &ds);
 		counter_add(k, "delivery", "batches_spooled", ds.batches_spooled);
+		counter_add(k, "delivery", "batches_spooled_lz4", ds.batches_spooled_lz4);
 		counter_add(k, "delivery", "batches_acked", ds.batches_acked);
 		counter_add(k, "delivery", "batches_refused", ds.batches_refused);
 		counter_add(k, "delivery", "resends", ds.resends);

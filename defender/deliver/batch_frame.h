@@ -39,6 +39,64 @@ uint8_t *batch_frame_envelope_lz4(uint64_t incarnation, uint64_t seq, const void
 				  size_t *ret_len);
 
 /*
+ * Envelope{seq, incarnation, batch_size = raw_len, batch_lz4 = 7} around a
+ * block compressed already (a spooled one): malloc'ed, NULL when out of
+ * memory.
+ */
+uint8_t *batch_frame_envelope_lz4_block(uint64_t incarnation, uint64_t seq, const uint8_t *block,
+					size_t block_len, size_t raw_len, size_t *ret_len);
+
+/*
+ * A batch as the defender spools it: the packed Batch as it is, or, once the
+ * console takes compressed batches, compressed before it is written (the
+ * spool then writes, checksums and reads back a twentieth of the bytes, and
+ * the sender sends the block as it is):
+ *   0x00 'L' flags 0x00, u32 little-endian length of the packed Batch, one
+ *   LZ4 block.
+ * No packed Batch starts with 0x00 (that would be field 0), so the two never
+ * mix up, and spools written before compression read as they always did.
+ * flags: BATCH_SPOOL_MODELS, the batch carries model deltas (it is a barrier:
+ * known without decompressing).
+ */
+#define BATCH_SPOOL_LZ4_HEADER 8
+#define BATCH_SPOOL_MODELS     0x01
+
+/* Room batch_spool_compress needs for a packed Batch of len bytes. */
+size_t batch_spool_lz4_bound(size_t len);
+
+/*
+ * Compress a packed Batch of len bytes (1..LZ4_MAX_INPUT_SIZE) into out (cap
+ * bytes, at least batch_spool_lz4_bound(len)) with its header; models says it
+ * carries model deltas.  Returns the spooled length, or 0 when compressing
+ * would not make it smaller (spool it as it is).
+ */
+size_t batch_spool_compress(const uint8_t *packed, size_t len, bool models, uint8_t *out,
+			    size_t cap);
+
+/* What a spooled record holds (borrowing its bytes). */
+struct batch_spooled {
+	bool compressed;
+	bool models;	     /* compressed: from the header; else not looked at */
+	size_t raw_len;	     /* the packed Batch's length */
+	const uint8_t *data; /* compressed: the LZ4 block; else the packed Batch */
+	size_t data_len;
+};
+
+/*
+ * Read a spooled record's framing.  false when it claims to be compressed
+ * but its header is not one this defender writes (unknown flags, a length of
+ * 0 or past SPOOL-sized batches, no block).
+ */
+bool batch_spool_parse(const uint8_t *p, size_t len, struct batch_spooled *out);
+
+/*
+ * The packed Batch of a compressed spooled record into *ret (malloc'ed,
+ * raw_len bytes): 0, -ENOMEM, or -EBADMSG when the block does not
+ * decompress to exactly raw_len bytes.
+ */
+int batch_spool_inflate(const struct batch_spooled *sb, uint8_t **ret);
+
+/*
  * Whether a packed Batch of len bytes carries model deltas (field 4): such a
  * batch must reach the console in order.  true as well for bytes it cannot
  * read (the safe answer).

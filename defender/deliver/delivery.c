@@ -15,7 +15,8 @@
 #include "vigil.pb-c.h"
 #include "wire_limits.h"
 
-#define LINE_MAX_BYTES (EV_RECORD_MAX * 3)
+#define LINE_MAX_BYTES	   (EV_RECORD_MAX * 3)
+#define BATCH_FIELD_MODELS 4 /* Batch.models */
 
 /*
  * The largest packed Batch a console accepts, once framed in its Envelope and
@@ -90,6 +91,10 @@ struct delivery {
 	 */
 	uint8_t *packed;
 	size_t packed_len, packed_cap;
+	bool batch_models; /* it holds model deltas: a barrier (batch_frame.h) */
+	/* The batch compressed for the spool (batch_spool_compress), kept like packed. */
+	uint8_t *spooled;
+	size_t spooled_cap;
 	size_t nbatch;		/* events in it */
 	size_t batch_max_bytes; /* flush before this: a batch must fit the spool many times over */
 	uint64_t batch_started_ms;
@@ -105,10 +110,40 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/*
+ * The batch as it goes into the spool: compressed once the console takes
+ * compressed batches (batch_frame.h), else as packed.  Caller holds lock.
+ */
+static const uint8_t *spooled_form(struct delivery *dl, size_t *ret_len)
+{
+	size_t need = batch_spool_lz4_bound(dl->packed_len), n;
+
+	*ret_len = dl->packed_len;
+	if (!atomic_load(&dl->console_lz4) || need == 0)
+		return dl->packed;
+	if (need > dl->spooled_cap) {
+		uint8_t *p = realloc(dl->spooled, need);
+
+		if (p == NULL)
+			return dl->packed; /* as it is: larger, but nothing lost */
+		dl->spooled = p;
+		dl->spooled_cap = need;
+	}
+	n = batch_spool_compress(dl->packed, dl->packed_len, dl->batch_models, dl->spooled,
+				 dl->spooled_cap);
+	if (n == 0)
+		return dl->packed;
+	dl->st.batches_spooled_lz4++;
+	*ret_len = n;
+	return dl->spooled;
+}
+
 /* Spool the batch built so far.  Caller holds lock. */
 static void flush_locked(struct delivery *dl)
 {
 	vigil_err err = {0};
+	const uint8_t *rec;
+	size_t len;
 
 	/*
 	 * Gaps do not travel in spooled batches: a batch can itself be dropped,
@@ -117,7 +152,8 @@ static void flush_locked(struct delivery *dl)
 	 */
 	if (dl->packed_len == 0)
 		return;
-	if (spool_append(dl->sp, dl->packed, dl->packed_len, NULL, &err) < 0) {
+	rec = spooled_form(dl, &len);
+	if (spool_append(dl->sp, rec, len, NULL, &err) < 0) {
 		/* Counted and reported in heartbeats; the events are lost here, visibly. */
 		dl->st.append_errors++;
 		log_error("cannot spool a batch of %zu events: %s", dl->nbatch, err.msg);
@@ -130,9 +166,13 @@ static void flush_locked(struct delivery *dl)
 		free(dl->packed);
 		dl->packed = NULL;
 		dl->packed_cap = 0;
+		free(dl->spooled);
+		dl->spooled = NULL;
+		dl->spooled_cap = 0;
 	}
 	dl->nbatch = 0;
 	dl->packed_len = 0;
+	dl->batch_models = false;
 	if (dl->batch_ring_end > dl->ring_safe)
 		dl->ring_safe = dl->batch_ring_end;
 }
@@ -275,6 +315,8 @@ static void add_extra(struct delivery *dl, uint32_t field, const ProtobufCMessag
 		return;
 	}
 	protobuf_c_message_pack(msg, field_start(dl, field, len));
+	if (field == BATCH_FIELD_MODELS)
+		dl->batch_models = true; /* after any flush above: this batch holds it */
 	pthread_mutex_unlock(&dl->lock);
 }
 
@@ -285,7 +327,7 @@ void delivery_add_deviation(struct delivery *dl, const Vigil__Deviation *d)
 
 void delivery_add_model_delta(struct delivery *dl, const Vigil__ModelDelta *d)
 {
-	add_extra(dl, 4, &d->base);
+	add_extra(dl, BATCH_FIELD_MODELS, &d->base);
 }
 
 void delivery_tick(struct delivery *dl, uint64_t ring_pos)
@@ -489,8 +531,12 @@ static void batch_refused(struct delivery *dl, uint64_t seq)
 			  (unsigned long long)seq, err.msg);
 }
 
-/* A batch on its way: its Envelope as spooled, and the same compressed for a console that
- * takes that (NULL: not compressed). */
+/*
+ * A batch on its way: its Envelope uncompressed, and the same compressed for
+ * a console that takes that (NULL: not compressed).  A batch spooled
+ * compressed has only the compressed one until a console wants the other
+ * (outgoing_inflate).
+ */
 struct outgoing {
 	uint64_t seq, incarnation;
 	uint8_t *msg; /* Envelope{seq, incarnation, batch}, malloc'ed */
@@ -498,6 +544,7 @@ struct outgoing {
 	size_t batch_len; /* the packed Batch at the end of msg */
 	uint8_t *lz4;	  /* Envelope{seq, incarnation, batch_size, batch_lz4}, or NULL */
 	size_t lz4_len;
+	size_t block_len; /* spooled compressed: the LZ4 block ending lz4 (msg built on demand) */
 };
 
 /*
@@ -507,20 +554,38 @@ struct outgoing {
  */
 static void compress_outgoing(struct delivery *dl, struct outgoing *o)
 {
-	if (!atomic_load(&dl->console_lz4))
-		return;
+	if (o->lz4 != NULL || !atomic_load(&dl->console_lz4))
+		return; /* spooled compressed, or a console that does not take it */
 	o->lz4 = batch_frame_envelope_lz4(o->incarnation, o->seq, o->msg + o->len - o->batch_len,
 					  o->batch_len, &o->lz4_len);
 }
 
 /*
- * Take the next batch into the window: its Envelope, uncompressed, in *out.
+ * Batch seq is never to be sent: drop it from the spool as a gap of reason
+ * (reported like any loss) and pass over it.  Caller holds lock.
+ */
+static int take_none(struct delivery *dl, uint64_t seq, enum spool_gap_reason reason)
+{
+	vigil_err err = {0};
+
+	if (spool_discard(dl->sp, seq, reason, &err) < 0)
+		log_error("cannot record the dropped batch in the spool: %s", err.msg);
+	dl->taken_through = seq;
+	dl->window[dl->nwindow++] = (struct in_flight){.seq = seq, .dropped = true};
+	window_done(dl, seq);
+	return -EAGAIN;
+}
+
+/*
+ * Take the next batch into the window: its Envelope in *out, compressed when
+ * it was spooled compressed (msg built on demand, outgoing_inflate).
  * Returns 0, -EAGAIN when there is nothing to take now (after waiting a
  * little), or -EIO when the spool cannot be read.  Caller holds lock; it is
  * released while waiting for the batches before a barrier.
  */
 static int take_next(struct delivery *dl, struct outgoing *out)
 {
+	struct batch_spooled sb;
 	struct spool_record rec;
 	vigil_err err = {0};
 	bool barrier;
@@ -541,36 +606,46 @@ static int take_next(struct delivery *dl, struct outgoing *out)
 		wait_changed(dl, IDLE_WAIT_MS);
 		return -EAGAIN;
 	}
-	if (rc == 0 && (out->msg = batch_frame_envelope(spool_incarnation(dl->sp), rec.seq,
-							rec.payload, rec.len, &out->len)) == NULL)
-		rc = verr_set(&err, -ENOMEM, "out of memory");
 	if (rc < 0) {
 		log_error("cannot read the spool: %s", err.msg);
 		return -EIO;
 	}
-	if (rec.len > BATCH_WIRE_MAX) {
+	if (!batch_spool_parse(rec.payload, rec.len, &sb)) {
+		/* Only a damaged disk or a hand-edited file: both checksums held. */
+		log_error("spooled batch %llu is framed in no way this defender writes: dropped"
+			  " and reported as lost",
+			  (unsigned long long)rec.seq);
+		return take_none(dl, rec.seq, SPOOL_GAP_LOST);
+	}
+	if (sb.raw_len > BATCH_WIRE_MAX) {
 		/*
 		 * Spooled by a defender that packed past the console's limit: the
 		 * console would cut the connection at every attempt, forever.
 		 * Dropped, and reported as a gap like any other lost batch.
 		 */
-		free(out->msg);
-		out->msg = NULL;
 		log_error("spooled batch %llu is %zu bytes, more than a console accepts (%d):"
 			  " dropped and reported as lost",
-			  (unsigned long long)rec.seq, rec.len, BATCH_WIRE_MAX);
-		if (spool_discard(dl->sp, rec.seq, SPOOL_GAP_OVERSIZE, &err) < 0)
-			log_error("cannot record the dropped batch in the spool: %s", err.msg);
+			  (unsigned long long)rec.seq, sb.raw_len, BATCH_WIRE_MAX);
 		dl->st.oversize++;
-		dl->taken_through = rec.seq;
-		dl->window[dl->nwindow++] = (struct in_flight){.seq = rec.seq, .dropped = true};
-		window_done(dl, rec.seq);
-		return -EAGAIN;
+		return take_none(dl, rec.seq, SPOOL_GAP_OVERSIZE);
 	}
-	barrier = batch_frame_has_models(rec.payload, rec.len);
 	out->seq = rec.seq;
 	out->incarnation = spool_incarnation(dl->sp);
-	out->batch_len = rec.len;
+	out->batch_len = sb.raw_len;
+	if (sb.compressed) {
+		out->lz4 = batch_frame_envelope_lz4_block(out->incarnation, rec.seq, sb.data,
+							  sb.data_len, sb.raw_len, &out->lz4_len);
+		out->block_len = sb.data_len;
+		barrier = sb.models;
+	} else {
+		out->msg = batch_frame_envelope(out->incarnation, rec.seq, rec.payload, rec.len,
+						&out->len);
+		barrier = batch_frame_has_models(rec.payload, rec.len);
+	}
+	if (out->msg == NULL && out->lz4 == NULL) {
+		log_error("cannot read the spool: out of memory");
+		return -EIO;
+	}
 	dl->taken_through = rec.seq;
 	dl->window[dl->nwindow++] = (struct in_flight){.seq = rec.seq};
 	if (barrier) {
@@ -608,6 +683,27 @@ static void window_done(struct delivery *dl, uint64_t seq)
 }
 
 /*
+ * The uncompressed Envelope of a batch spooled compressed, for a console that
+ * does not take compressed ones: 0, -ENOMEM, or -EBADMSG when the block does
+ * not decompress to the length its header gives.
+ */
+static int outgoing_inflate(struct outgoing *o)
+{
+	struct batch_spooled sb = {.compressed = true,
+				   .raw_len = o->batch_len,
+				   .data = o->lz4 + o->lz4_len - o->block_len,
+				   .data_len = o->block_len};
+	uint8_t *batch;
+	int rc;
+
+	if ((rc = batch_spool_inflate(&sb, &batch)) < 0)
+		return rc;
+	o->msg = batch_frame_envelope(o->incarnation, o->seq, batch, o->batch_len, &o->len);
+	free(batch);
+	return o->msg != NULL ? 0 : -ENOMEM;
+}
+
+/*
  * Send one batch until the console takes it (or refuses it for good, or the
  * defender stops): returns the console's final status, or RETRY on stop.
  */
@@ -639,6 +735,16 @@ static Vigil__Reply__Status send_batch(struct delivery *dl, struct uplink_chan *
 				 " sent again as it is",
 				 (unsigned long long)seq);
 			vigil__reply__free_unpacked(reply, NULL);
+			if (o->msg == NULL && (rc = outgoing_inflate(o)) < 0) {
+				if (rc == -EBADMSG) {
+					log_error("spooled batch %llu does not decompress: dropped"
+						  " and reported as lost",
+						  (unsigned long long)seq);
+					return VIGIL__REPLY__STATUS__REFUSED;
+				}
+				nap(dl, 1000); /* out of memory: the compressed one again */
+				continue;
+			}
 			free(o->lz4);
 			o->lz4 = NULL;
 			continue;
@@ -833,6 +939,7 @@ fail:
 	spool_close(dl->sp);
 	free(dl->line);
 	free(dl->packed);
+	free(dl->spooled);
 	pthread_mutex_destroy(&dl->lock);
 	pthread_cond_destroy(&dl->changed);
 	free(dl);
@@ -863,6 +970,7 @@ void delivery_stop(struct delivery *dl)
 	spool_close(dl->sp);
 	free(dl->line);
 	free(dl->packed);
+	free(dl->spooled);
 	pthread_mutex_destroy(&dl->lock);
 	pthread_cond_destroy(&dl->changed);
 	free(dl);

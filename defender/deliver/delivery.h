@@ -48,6 +48,7 @@ struct delivery_opts {
 struct delivery_stats {
 	uint64_t events_added;
 	uint64_t batches_spooled;
+	uint64_t batches_spooled_lz4; /* of those, compressed before they were written */
 	uint64_t batches_acked;
 	uint64_t batches_refused; /* the console refused them for good: counted, logged */
 	uint64_t resends;

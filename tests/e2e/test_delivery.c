@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "deliver/batch_frame.h"
 #include "fsutil.h"
 #include "harness.h"
 #include "pg/pgembed.h"
@@ -179,11 +180,46 @@ static void wait_delivered(void)
 }
 
 /*
+ * Whether the spool segment's bytes (len) hold needle in a record: frames
+ * as defender/deliver/spool.h lays them out, each record's batch
+ * decompressed when it was spooled compressed (batch_frame.h).
+ */
+static bool segment_holds(const uint8_t *seg, size_t len, const char *needle)
+{
+	size_t at = 0, nlen = strlen(needle);
+
+	while (len - at >= 24 && memcmp(seg + at, "VSR1", 4) == 0) {
+		uint32_t plen;
+		struct batch_spooled sb;
+		uint8_t *batch = NULL;
+		bool found;
+
+		memcpy(&plen, seg + at + 4, 4);
+		if (plen > len - at - 24)
+			break;
+		if (!batch_spool_parse(seg + at + 24, plen, &sb))
+			break;
+		if (sb.compressed) {
+			if (batch_spool_inflate(&sb, &batch) < 0)
+				break;
+			found = memmem(batch, sb.raw_len, needle, nlen) != NULL;
+			free(batch);
+		} else {
+			found = memmem(sb.data, sb.data_len, needle, nlen) != NULL;
+		}
+		if (found)
+			return true;
+		at += 24 + plen;
+	}
+	return false;
+}
+
+/*
  * The spool under dir/defender-state holds file path's event: the
  * generator's last file is spooled, and every file before it (one process
  * creating them in order, read from the ring in order, spooled in order).
- * Spooled batches are not compressed; each event carries its JSON, path and
- * all.  Fails the test after timeout_ms.
+ * Each event carries its JSON, path and all.  Fails the test after
+ * timeout_ms.
  */
 static void wait_spooled(const char *path, int timeout_ms)
 {
@@ -205,7 +241,7 @@ static void wait_spooled(const char *path, int timeout_ms)
 			size_t len = 0;
 			vigil_err err = {0};
 			if (fs_read_file(seg, 64 * 1024 * 1024, &text, &len, &err) == 0)
-				found = memmem(text, len, path, strlen(path)) != NULL;
+				found = segment_holds((const uint8_t *)text, len, path);
 			free(text);
 		}
 		if (d != NULL)

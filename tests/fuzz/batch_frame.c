@@ -7,8 +7,14 @@
  *   - batch_frame_has_models is true whenever protobuf-c finds model deltas
  *     (false would let an ordered batch overtake another);
  *   - batch_frame_envelope's bytes unpack exactly when the Batch does, to the
- *     seq and incarnation given and to the same Batch (packed again, equal).
+ *     seq and incarnation given and to the same Batch (packed again, equal);
+ *   - read as a spooled record (batch_spool_parse), a compressed one
+ *     decompresses to exactly the length its header gives or is refused, and
+ *     any bytes compressed for the spool read back the same, barrier and all;
+ *     the compressed envelope from a spooled block equals the one compressed
+ *     at send time.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +46,58 @@ static uint8_t *repack(const Vigil__Batch *m, size_t *ret_len)
 	return b;
 }
 
+/* The input as a spooled record, and the input compressed for the spool and read back. */
+static void spooled(const uint8_t *data, size_t size, bool has, uint64_t inc, uint64_t seq)
+{
+	struct batch_spooled sb;
+	uint8_t *back = NULL, *spool, *a, *b;
+	size_t n, cap, alen = 0, blen = 0;
+	int rc;
+
+	if (batch_spool_parse(data, size, &sb)) {
+		if (!sb.compressed &&
+		    (sb.data != data || sb.data_len != size || sb.raw_len != size))
+			fuzz_fail("batch_spool_parse: an uncompressed record not taken as it is");
+		if (sb.compressed) {
+			if (sb.data_len + BATCH_SPOOL_LZ4_HEADER != size)
+				fuzz_fail(
+				    "batch_spool_parse: the block is not the rest of the record");
+			rc = batch_spool_inflate(&sb, &back);
+			if (rc == 0 && back == NULL)
+				fuzz_fail("batch_spool_inflate: 0 without a batch");
+			if (rc != 0 && rc != -EBADMSG && rc != -ENOMEM)
+				fuzz_fail("batch_spool_inflate: %d", rc);
+			free(back);
+			back = NULL;
+		}
+	} else if (size == 0 || data[0] != 0x00) {
+		fuzz_fail("batch_spool_parse: refused an uncompressed record");
+	}
+
+	cap = batch_spool_lz4_bound(size);
+	if (size == 0 || cap == 0 || (spool = malloc(cap)) == NULL)
+		return;
+	n = batch_spool_compress(data, size, has, spool, cap);
+	if (n > 0) {
+		if (n >= size)
+			fuzz_fail("batch_spool_compress: %zu bytes for %zu", n, size);
+		if (!batch_spool_parse(spool, n, &sb) || !sb.compressed || sb.models != has ||
+		    sb.raw_len != size)
+			fuzz_fail("batch_spool_parse: refused or misread what was compressed");
+		if (batch_spool_inflate(&sb, &back) != 0 || memcmp(back, data, size) != 0)
+			fuzz_fail("batch_spool_inflate: not the bytes compressed");
+		a = batch_frame_envelope_lz4(inc, seq, data, size, &alen);
+		b = batch_frame_envelope_lz4_block(inc, seq, sb.data, sb.data_len, sb.raw_len,
+						   &blen);
+		if (a != NULL && b != NULL && (alen != blen || memcmp(a, b, alen) != 0))
+			fuzz_fail("a spooled block's envelope differs from one compressed to send");
+		free(a);
+		free(b);
+		free(back);
+	}
+	free(spool);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	Vigil__Batch *direct;
@@ -57,6 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size -= 16;
 
 	has = batch_frame_has_models(data, size);
+	spooled(data, size, has, inc, seq);
 	direct = vigil__batch__unpack(NULL, size, data);
 	if (direct != NULL && direct->n_models > 0 && !has)
 		fuzz_fail("batch_frame_has_models: false for a batch with %zu model deltas",

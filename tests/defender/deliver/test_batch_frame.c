@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,4 +126,136 @@ Test(batchwire, varint_round_numbers)
 	cr_expect_eq(p[1], 0x02);
 	cr_expect_eq(batch_frame_varint(p, UINT64_MAX), 10);
 	cr_expect_eq(p[9], 0x01);
+}
+
+/* ---- batches spooled compressed ------------------------------------------------------ */
+
+/* A packed Batch of 4 events repeated k times: JSON that repeats, as a real batch's does. */
+static uint8_t *repetitive(size_t k, bool with_models, size_t *len)
+{
+	size_t one;
+	uint8_t *b = packed_batch(4, with_models, &one), *out = malloc(one * k);
+
+	for (size_t i = 0; i < k; i++)
+		memcpy(out + i * one, b, one); /* repeated fields concatenate into one Batch */
+	free(b);
+	*len = one * k;
+	return out;
+}
+
+Test(batchwire, a_batch_spooled_compressed_reads_back_whole_with_its_barrier)
+{
+	for (int models = 0; models <= 1; models++) {
+		size_t len, cap, n;
+		uint8_t *batch = repetitive(200, models, &len), *back = NULL;
+		struct batch_spooled sb;
+
+		cap = batch_spool_lz4_bound(len);
+		uint8_t *spooled = malloc(cap);
+		n = batch_spool_compress(batch, len, models, spooled, cap);
+		cr_assert_gt(n, 0);
+		cr_assert_lt(n, len / 5, "%zu bytes spooled for %zu", n, len);
+		cr_assert_eq(spooled[0], 0x00, "no packed Batch starts so");
+		cr_assert(batch_spool_parse(spooled, n, &sb));
+		cr_assert(sb.compressed);
+		cr_assert_eq(sb.models, (bool)models);
+		cr_assert_eq(sb.raw_len, len);
+		/* The barrier the header says is the one the batch holds. */
+		cr_assert_eq(batch_frame_has_models(batch, len), (bool)models);
+		cr_assert_eq(batch_spool_inflate(&sb, &back), 0);
+		cr_assert_arr_eq(back, batch, len);
+		free(back);
+		free(spooled);
+		free(batch);
+	}
+}
+
+Test(batchwire, a_spooled_block_goes_on_the_wire_as_one_compressed_when_sent)
+{
+	size_t len, n, a_len, b_len;
+	uint8_t *batch = repetitive(100, false, &len);
+	uint8_t *spooled = malloc(batch_spool_lz4_bound(len)), *a, *b;
+	struct batch_spooled sb;
+
+	n = batch_spool_compress(batch, len, false, spooled, batch_spool_lz4_bound(len));
+	cr_assert(batch_spool_parse(spooled, n, &sb));
+	a = batch_frame_envelope_lz4(7, 42, batch, len, &a_len);
+	b = batch_frame_envelope_lz4_block(7, 42, sb.data, sb.data_len, sb.raw_len, &b_len);
+	cr_assert_not_null(a);
+	cr_assert_not_null(b);
+	cr_assert_eq(a_len, b_len);
+	cr_assert_arr_eq(a, b, a_len, "the console reads both the same way");
+	free(a);
+	free(b);
+	free(spooled);
+	free(batch);
+}
+
+Test(batchwire, spools_written_before_compression_read_as_they_are)
+{
+	size_t len;
+	uint8_t *batch = packed_batch(3, true, &len);
+	struct batch_spooled sb;
+
+	cr_assert(batch_spool_parse(batch, len, &sb));
+	cr_assert_not(sb.compressed);
+	cr_assert_eq(sb.raw_len, len);
+	cr_assert_eq(sb.data, batch);
+	free(batch);
+}
+
+Test(batchwire, a_batch_that_does_not_shrink_is_spooled_as_it_is)
+{
+	uint8_t noise[512], out[1024];
+
+	uint64_t x = 88172645463325252ull; /* xorshift64: bytes LZ4 finds nothing in */
+
+	for (size_t i = 0; i < sizeof(noise); i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		noise[i] = (uint8_t)(x >> 24);
+	}
+	noise[0] = 0x0a; /* a packed Batch's first key */
+	cr_assert_eq(batch_spool_compress(noise, sizeof(noise), false, out, sizeof(out)), 0);
+	cr_assert_eq(batch_spool_compress(noise, sizeof(noise), false, out, 16), 0,
+		     "too little room is refused, not overrun");
+}
+
+Test(batchwire, damaged_compressed_framing_is_refused_not_decoded)
+{
+	size_t len, n;
+	uint8_t *batch = repetitive(50, false, &len), *back = NULL;
+	uint8_t *spooled = malloc(batch_spool_lz4_bound(len));
+	struct batch_spooled sb;
+
+	n = batch_spool_compress(batch, len, false, spooled, batch_spool_lz4_bound(len));
+	cr_assert_gt(n, 0);
+	/* Header: too short, wrong magic, unknown flag, reserved byte set, no length. */
+	cr_assert_not(batch_spool_parse(spooled, BATCH_SPOOL_LZ4_HEADER, &sb));
+	spooled[1] = 'X';
+	cr_assert_not(batch_spool_parse(spooled, n, &sb));
+	spooled[1] = 'L';
+	spooled[2] = 0x80;
+	cr_assert_not(batch_spool_parse(spooled, n, &sb));
+	spooled[2] = 0;
+	spooled[3] = 1;
+	cr_assert_not(batch_spool_parse(spooled, n, &sb));
+	spooled[3] = 0;
+	uint8_t saved[4];
+	memcpy(saved, spooled + 4, 4);
+	memset(spooled + 4, 0, 4);
+	cr_assert_not(batch_spool_parse(spooled, n, &sb));
+	memset(spooled + 4, 0xff, 4);
+	cr_assert_not(batch_spool_parse(spooled, n, &sb), "past what LZ4 takes");
+	/* A length the block does not decompress to, either way. */
+	memcpy(spooled + 4, saved, 4);
+	spooled[4] ^= 1;
+	cr_assert(batch_spool_parse(spooled, n, &sb));
+	cr_assert_eq(batch_spool_inflate(&sb, &back), -EBADMSG);
+	cr_assert_null(back);
+	/* A block cut short. */
+	memcpy(spooled + 4, saved, 4);
+	cr_assert(batch_spool_parse(spooled, n - 3, &sb));
+	cr_assert_eq(batch_spool_inflate(&sb, &back), -EBADMSG);
+	free(spooled);
+	free(batch);
 }
