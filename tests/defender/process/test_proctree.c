@@ -1196,6 +1196,23 @@ Test(proctree, exec_cgroup_from_proc_then_cache)
 }
 
 /*
+ * Process pid (parent ppid, started at start) execs in cgroup id; cgroup is
+ * what its stand-in /proc/pid/cgroup says, NULL for a process gone before
+ * /proc is read.  Returns its entry.
+ */
+static const struct proc_entry *exec_in(struct proctree *pt, const char *root, uint32_t pid,
+					uint32_t ppid, uint64_t start, uint64_t id,
+					const char *cgroup)
+{
+	struct proctree_exec ev = {.pid = pid, .ppid = ppid, .start_ns = start, .cgroup_id = id};
+
+	if (cgroup != NULL)
+		fake_str(root, pid, "cgroup", cgroup);
+	cr_assert_eq(proctree_on_exec(pt, &ev), 0);
+	return proctree_peek(pt, pid);
+}
+
+/*
  * A hybrid host (cgroup v1 hierarchies beside v2) reads /proc at every
  * exec; a short command in a container ("podman exec web true") is gone by
  * then.  Its v2 id, seen naming the container's v2 path, still places it
@@ -1205,26 +1222,22 @@ Test(proctree, hybrid_exec_of_a_gone_process_takes_its_cgroup_by_id)
 {
 	char *root = make_tmpdir();
 	struct proctree *pt = tree_at(root, 0);
-	struct proctree_exec ev = {.pid = 400, .ppid = 1, .start_ns = 1, .cgroup_id = 1317};
+	const struct proc_entry *e;
 
-	fake_str(root, 400, "cgroup",
-		 "4:memory:/libpod_parent/libpod-" ID64 "\n0::/libpod_parent/libpod-" ID64 "\n");
-	cr_assert_eq(proctree_on_exec(pt, &ev), 0);
-	cr_expect_str_eq(proctree_peek(pt, 400)->container_id, ID64);
+	e = exec_in(pt, root, 400, 1, 1, 1317,
+		    "4:memory:/libpod_parent/libpod-" ID64 "\n0::/libpod_parent/libpod-" ID64 "\n");
+	cr_expect_str_eq(e->container_id, ID64);
 	/* The runtime that starts the command, outside the container. */
-	fake_str(root, 500, "cgroup", "4:memory:/libpod_parent/conmon\n0::/libpod_parent/conmon\n");
-	ev = (struct proctree_exec){.pid = 500, .ppid = 1, .start_ns = 2, .cgroup_id = 900};
-	cr_assert_eq(proctree_on_exec(pt, &ev), 0);
-	cr_expect_null(proctree_peek(pt, 500)->container_id);
+	e = exec_in(pt, root, 500, 1, 2, 900,
+		    "4:memory:/libpod_parent/conmon\n0::/libpod_parent/conmon\n");
+	cr_expect_null(e->container_id);
 	/* Its child execs in the container and is gone before /proc is read. */
-	ev = (struct proctree_exec){.pid = 501, .ppid = 500, .start_ns = 3, .cgroup_id = 1317};
-	cr_assert_eq(proctree_on_exec(pt, &ev), 0);
-	cr_expect_str_eq(proctree_peek(pt, 501)->cgroup, "/libpod_parent/libpod-" ID64);
-	cr_expect_str_eq(proctree_peek(pt, 501)->container_id, ID64);
+	e = exec_in(pt, root, 501, 500, 3, 1317, NULL);
+	cr_expect_str_eq(e->cgroup, "/libpod_parent/libpod-" ID64);
+	cr_expect_str_eq(e->container_id, ID64);
 	/* An id never seen: the parent's path stays the best guess. */
-	ev = (struct proctree_exec){.pid = 502, .ppid = 500, .start_ns = 4, .cgroup_id = 4242};
-	cr_assert_eq(proctree_on_exec(pt, &ev), 0);
-	cr_expect_str_eq(proctree_peek(pt, 502)->cgroup, "/libpod_parent/conmon");
+	e = exec_in(pt, root, 502, 500, 4, 4242, NULL);
+	cr_expect_str_eq(e->cgroup, "/libpod_parent/conmon");
 	proctree_free(pt);
 	rm_tree(root);
 	free(root);
@@ -1240,26 +1253,20 @@ Test(proctree, hybrid_exec_of_a_known_v2_cgroup_does_not_read_proc)
 {
 	char *root = make_tmpdir();
 	struct proctree *pt = tree_at(root, 0);
-	struct proctree_exec ev = {.pid = 600, .ppid = 1, .start_ns = 1, .cgroup_id = 55};
 
-	fake_str(root, 600, "cgroup",
-		 "9:name=systemd:/system.slice/web.service\n0::/system.slice/web.service\n");
-	cr_assert_eq(proctree_on_exec(pt, &ev), 0);
-	cr_expect_str_eq(proctree_peek(pt, 600)->cgroup, "/system.slice/web.service");
-	fake_str(root, 601, "cgroup", "9:name=systemd:/elsewhere\n0::/elsewhere\n");
-	ev = (struct proctree_exec){.pid = 601, .ppid = 1, .start_ns = 2, .cgroup_id = 55};
-	cr_assert_eq(proctree_on_exec(pt, &ev), 0);
-	cr_expect_str_eq(proctree_peek(pt, 601)->cgroup, "/system.slice/web.service");
-
+	cr_expect_str_eq(exec_in(pt, root, 600, 1, 1, 55,
+				 "9:name=systemd:/system.slice/web.service\n"
+				 "0::/system.slice/web.service\n")
+			     ->cgroup,
+			 "/system.slice/web.service");
+	cr_expect_str_eq(
+	    exec_in(pt, root, 601, 1, 2, 55, "9:name=systemd:/elsewhere\n0::/elsewhere\n")->cgroup,
+	    "/system.slice/web.service");
 	/* The v2 root: each process's v1 line is read. */
-	fake_str(root, 602, "cgroup", "4:memory:/job-a\n0::/\n");
-	ev = (struct proctree_exec){.pid = 602, .ppid = 1, .start_ns = 3, .cgroup_id = 1};
-	cr_assert_eq(proctree_on_exec(pt, &ev), 0);
-	cr_expect_str_eq(proctree_peek(pt, 602)->cgroup, "/job-a");
-	fake_str(root, 603, "cgroup", "4:memory:/job-b\n0::/\n");
-	ev = (struct proctree_exec){.pid = 603, .ppid = 1, .start_ns = 4, .cgroup_id = 1};
-	cr_assert_eq(proctree_on_exec(pt, &ev), 0);
-	cr_expect_str_eq(proctree_peek(pt, 603)->cgroup, "/job-b");
+	cr_expect_str_eq(exec_in(pt, root, 602, 1, 3, 1, "4:memory:/job-a\n0::/\n")->cgroup,
+			 "/job-a");
+	cr_expect_str_eq(exec_in(pt, root, 603, 1, 4, 1, "4:memory:/job-b\n0::/\n")->cgroup,
+			 "/job-b");
 	proctree_free(pt);
 	rm_tree(root);
 	free(root);
