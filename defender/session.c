@@ -550,7 +550,12 @@ void session_run(struct session *s, volatile sig_atomic_t *stop)
 		}
 		if (rc == 0 && atomic_exchange(&s->report_now, false))
 			continue; /* tell the console what we hold now */
-		nap(s, s->parts.cfg->heartbeat_interval_ms, true);
+		/*
+		 * A rule set to report cuts the nap short only after a heartbeat
+		 * that worked: after one that failed, the flag stays set until
+		 * one works, and waking on it would retry in a tight loop.
+		 */
+		nap(s, s->parts.cfg->heartbeat_interval_ms, rc == 0);
 	}
 	if (s->watcher_up) {
 		uplink_chan_abort(s->watch_chan);
