@@ -451,10 +451,11 @@ static void take_cgroup(struct proc_entry *dst, const char *path, const char *ci
 
 /*
  * The cgroup path for an exec'ing process.  On cgroup v2 hosts the id names
- * the cgroup, so a known id (own entry, cache, parent) avoids reading /proc.
+ * the cgroup, so a known id (cache, own entry, parent) avoids reading /proc.
  * On hybrid hosts the path that matters is often a v1 one the id does not
- * name (a container moved in v1 only), so /proc is always read there.  When
- * the process is already gone, the old path is the best guess.
+ * name (a container moved in v1 only), so /proc is read there unless the id
+ * is cached (a path below the v2 root).  When the process is already gone,
+ * the old path is the best guess.
  */
 static int exec_cgroup(struct proctree *pt, const struct proctree_exec *ev,
 		       const struct proc_entry *old, struct proc_entry *e)
@@ -465,22 +466,20 @@ static int exec_cgroup(struct proctree *pt, const struct proctree_exec *ev,
 
 	/*
 	 * The cache holds only ids whose path was picked from the v2 line
-	 * (kind 2): on a hybrid host that is a path below the v2 root, which the
-	 * pick takes over any v1 line, so the id names the path there too.  An
-	 * id seen only with the v2 root (the v1 lines decide) is never cached.
+	 * (kind 2).  On a pure v2 host an id names one path; on a hybrid host
+	 * that is a path below the v2 root, which the pick takes over any v1
+	 * line, so the id names the path there too, also for a process already
+	 * gone ("podman exec web true") whose parent, the runtime, sits outside
+	 * the container.  An id seen only with the v2 root (the v1 lines
+	 * decide) is never cached.
 	 */
-	if (pt->proc.cg_hybrid && ev->cgroup_id != 0 &&
-	    (c = cgcache_get(&pt->cgroups, ev->cgroup_id)) != NULL) {
+	if (ev->cgroup_id != 0 && (c = cgcache_get(&pt->cgroups, ev->cgroup_id)) != NULL) {
 		take_cgroup(e, c->path, c->cid);
 		return 0;
 	}
 	if (!pt->proc.cg_hybrid && ev->cgroup_id != 0) {
 		if (old != NULL && old->cgroup != NULL && old->cgroup_id == ev->cgroup_id) {
 			take_cgroup(e, old->cgroup, old->container_id);
-			return 0;
-		}
-		if ((c = cgcache_get(&pt->cgroups, ev->cgroup_id)) != NULL) {
-			take_cgroup(e, c->path, c->cid);
 			return 0;
 		}
 		if (parent != NULL && parent->cgroup != NULL &&
@@ -506,16 +505,8 @@ static int exec_cgroup(struct proctree *pt, const struct proctree_exec *ev,
 			    ev->cgroup_id;
 		return 0;
 	}
-	/*
-	 * Gone before it could be read (a short command: "podman exec web
-	 * true").  Its cgroup v2 id, once seen naming a v2 path, still names
-	 * it on a hybrid host; the parent (the runtime, outside the container)
-	 * would not.
-	 */
-	if (pt->proc.cg_hybrid && ev->cgroup_id != 0 &&
-	    (c = cgcache_get(&pt->cgroups, ev->cgroup_id)) != NULL)
-		take_cgroup(e, c->path, c->cid);
-	else if (old != NULL && old->cgroup != NULL)
+	/* Gone before it could be read, its id not cached: the best guesses. */
+	if (old != NULL && old->cgroup != NULL)
 		take_cgroup(e, old->cgroup, old->container_id);
 	else if (parent != NULL && parent->cgroup != NULL)
 		take_cgroup(e, parent->cgroup, parent->container_id);
