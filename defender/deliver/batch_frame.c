@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FIELD_MODELS 4 /* Batch.models */
-
 size_t batch_frame_varint(uint8_t *p, uint64_t v)
 {
 	size_t n = 0;
@@ -195,7 +193,7 @@ bool batch_frame_has_models(const uint8_t *p, size_t len)
 	while (i < len) {
 		uint64_t key, v;
 
-		if (!read_varint(p, len, &i, &key) || key >> 3 == FIELD_MODELS)
+		if (!read_varint(p, len, &i, &key) || key >> 3 == BATCH_FIELD_MODELS)
 			return true;
 		/* A Batch holds only messages (length-delimited); a varint is tolerated. */
 		if ((key & 7) != 0 && (key & 7) != 2)

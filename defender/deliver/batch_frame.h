@@ -12,6 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Batch.models: the field that makes a batch a barrier (batch_frame_has_models). */
+#define BATCH_FIELD_MODELS 4
+
 /* Longest varint: 10 bytes for a uint64. */
 #define BATCH_FRAME_VARINT_MAX 10
 

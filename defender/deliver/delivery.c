@@ -15,8 +15,7 @@
 #include "vigil.pb-c.h"
 #include "wire_limits.h"
 
-#define LINE_MAX_BYTES	   (EV_RECORD_MAX * 3)
-#define BATCH_FIELD_MODELS 4 /* Batch.models */
+#define LINE_MAX_BYTES (EV_RECORD_MAX * 3)
 
 /*
  * The largest packed Batch a console accepts, once framed in its Envelope and
