@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 deploy/install-deps.sh
 tests/ui/install.sh # Chromium and playwright-core, for the web UI's browser test
 tests/deploy/k8s/install.sh # the Kubernetes manifests' offline checker (npm, pinned)
+tests/e2e/install-docker.sh # Docker, for the container tests' Docker case
 
 builddir=build-asan
 if [ ! -f "$builddir/build.ninja" ]; then

@@ -36,6 +36,8 @@
 #define LEARN_WINDOW_S 8
 #define PODMAN	       "/usr/bin/podman"
 #define BUSYBOX	       "/bin/busybox"
+#define DOCKERD	       "/usr/sbin/dockerd" /* Debian's docker.io (tests/e2e/install-docker.sh) */
+#define DOCKER	       "/usr/bin/docker"
 
 static char dir[H_PATH];
 static struct h_pki pki;
@@ -46,8 +48,15 @@ static pid_t defender_pid;
 static char image_a[128], image_b[128];
 static char ctr_a1[64], ctr_a2[64], ctr_b1[64], ctr_b2[64];
 static bool images_made, containers_made;
+/*
+ * Docker: the host's own daemon when one answers on its usual socket, else
+ * one started here for the test (dockerd_pid) with no network set-up.
+ */
+static char docker_host[H_PATH + 16], docker_image[128], ctr_d1[64], ctr_d2[64];
+static pid_t dockerd_pid;
+static bool docker_image_made, docker_containers_made;
 /* What this host's podman needs to run a container (see probe_run). */
-static const char *run_extra[8];
+static const char *run_extra[8]; /* NULL after the last (start_container) */
 static size_t nrun_extra;
 
 /* Run argv (NULL-terminated) with its output in dir/name.log; its exit code. */
@@ -67,8 +76,23 @@ static char *log_of(const char *name)
 	return h_slurp(log);
 }
 
+static void docker_teardown(void)
+{
+	if (docker_containers_made) {
+		char *const rm[] = {DOCKER, "-H", docker_host, "rm", "-f", ctr_d1, ctr_d2, NULL};
+		run("docker-rm", 60000, rm);
+	}
+	if (docker_image_made) {
+		char *const rmi[] = {DOCKER, "-H", docker_host, "rmi", "-f", docker_image, NULL};
+		run("docker-rmi", 60000, rmi);
+	}
+	if (dockerd_pid > 0)
+		h_stop(dockerd_pid, SIGTERM, 30000);
+}
+
 static void teardown(void)
 {
+	docker_teardown();
 	if (containers_made) {
 		char *const rm[] = {PODMAN, "rm",   "-f",   "-i",   "-t", "0",
 				    ctr_a1, ctr_a2, ctr_b1, ctr_b2, NULL};
@@ -222,37 +246,53 @@ static void ctl_dir(const char *name, char out[H_PATH])
 	snprintf(out, H_PATH, "%s/ctl-%s", dir, name);
 }
 
-static void start_container(const char *name, const char *image, const char *word)
+/*
+ * Run a container of image named name, detached, with its service loop; cli
+ * is the runtime's command line before "run" (podman, or docker -H SOCKET),
+ * extra (NULL-terminated) more options for it.
+ */
+static void start_container_with(const char *const *cli, const char *const *extra, const char *name,
+				 const char *image, const char *word)
 {
 	char ctl[H_PATH], vol[H_PATH + 16], env[64], *argv[40];
+	bool podman = strcmp(cli[0], PODMAN) == 0;
 	size_t n = 0;
 
 	ctl_dir(name, ctl);
 	cr_assert_eq(mkdir(ctl, 0755), 0);
 	snprintf(vol, sizeof(vol), "%s:/ctl", ctl);
 	snprintf(env, sizeof(env), "WORD=%s", word);
-	argv[n++] = PODMAN;
+	while (*cli != NULL)
+		argv[n++] = (char *)*cli++;
 	argv[n++] = "run";
 	argv[n++] = "-d";
 	argv[n++] = "--name";
 	argv[n++] = (char *)name;
 	argv[n++] = "--network=none";
-	argv[n++] = "--pull=never";
+	if (podman)
+		argv[n++] = "--pull=never";
 	argv[n++] = "-e";
 	argv[n++] = env;
 	argv[n++] = "-v";
 	argv[n++] = vol;
-	for (size_t i = 0; i < nrun_extra; i++)
-		argv[n++] = (char *)run_extra[i];
+	while (*extra != NULL)
+		argv[n++] = (char *)*extra++;
 	argv[n++] = (char *)image;
 	argv[n++] = BUSYBOX;
 	argv[n++] = "sh";
 	argv[n++] = "-c";
 	argv[n++] = SERVICE_LOOP;
 	argv[n] = NULL;
-	containers_made = true;
-	cr_assert_eq(run("podman-run", 120000, argv), 0, "podman run %s: %s", name,
-		     log_of("podman-run"));
+	if (podman)
+		containers_made = true;
+	cr_assert_eq(run("container-run", 120000, argv), 0, "%s run %s: %s", argv[0], name,
+		     log_of("container-run"));
+}
+
+static void start_container(const char *name, const char *image, const char *word)
+{
+	run_extra[nrun_extra] = NULL;
+	start_container_with((const char *const[]){PODMAN, NULL}, run_extra, name, image, word);
 }
 
 /* Wait until dir/ctl-<name>/<file> exists (the container's service is that far). */
@@ -616,4 +656,167 @@ Test(containers, an_exec_with_a_terminal_into_a_container_is_an_interactive_sess
 			      " '%' || $1 || '%'",
 			      m),
 		     0, "nor learned");
+}
+
+/* Whether the Docker daemon at docker_host answers. */
+static bool docker_answers(void)
+{
+	char *const version[] = {DOCKER, "-H", docker_host, "version", NULL};
+
+	return run("docker-version", 10000, version) == 0;
+}
+
+/*
+ * A Docker daemon to run containers on: the host's own when it answers,
+ * else one started here with Docker's usual data root (the defender reads
+ * the state there) and no bridge, iptables or masquerade rules: the test's
+ * containers have no network.  Skips, saying why, without Docker.
+ */
+static void docker_start(void)
+{
+	char sock[H_PATH + 16], exec_root[H_PATH], pidfile[H_PATH], log[H_PATH];
+
+	if (access(DOCKERD, X_OK) != 0 || access(DOCKER, X_OK) != 0)
+		cr_skip_test("Docker is not installed (tests/e2e/install-docker.sh installs "
+			     "Debian's docker.io)");
+	snprintf(docker_host, sizeof(docker_host), "unix:///run/docker.sock");
+	if (docker_answers())
+		return;
+	snprintf(sock, sizeof(sock), "unix://%s/docker.sock", dir);
+	snprintf(exec_root, sizeof(exec_root), "%s/dx", dir);
+	snprintf(pidfile, sizeof(pidfile), "%s/dockerd.pid", dir);
+	snprintf(log, sizeof(log), "%s/dockerd.log", dir);
+	char *const argv[] = {DOCKERD,
+			      "--host",
+			      sock,
+			      "--exec-root",
+			      exec_root,
+			      "--pidfile",
+			      pidfile,
+			      "--bridge=none",
+			      "--iptables=false",
+			      "--ip6tables=false",
+			      "--ip-masq=false",
+			      NULL};
+	snprintf(docker_host, sizeof(docker_host), "%s", sock);
+	dockerd_pid = h_spawn(log, argv);
+	for (long long until = h_now_ms() + 60000; !docker_answers(); h_sleep_ms(200)) {
+		int status;
+
+		cr_assert(!h_exited(dockerd_pid, &status), "dockerd exited: %s", h_slurp(log));
+		cr_assert_lt(h_now_ms(), until, "dockerd did not answer within 60 s: %s",
+			     h_slurp(log));
+	}
+}
+
+/*
+ * Docker, the most common runtime: two containers of one image imported
+ * into Docker share the model Docker's own name for the image keys
+ * ("docker.io/library/<name>", as Docker itself writes an unqualified name),
+ * and a shell started inside one is audited with Docker's container name,
+ * the image and runtime "docker" (read from config.v2.json).
+ */
+Test(containers, docker_containers_share_their_images_model_and_a_shell_is_audited_with_them)
+{
+	char tar[H_PATH], service[192], image_ref[160];
+
+	docker_start();
+	snprintf(docker_image, sizeof(docker_image), "vigil-test-%d-d:1", (int)getpid());
+	snprintf(image_ref, sizeof(image_ref), "docker.io/library/%s", docker_image);
+	snprintf(service, sizeof(service), "container:%s", image_ref);
+	snprintf(ctr_d1, sizeof(ctr_d1), "vigil-test-%d-d1", (int)getpid());
+	snprintf(ctr_d2, sizeof(ctr_d2), "vigil-test-%d-d2", (int)getpid());
+	snprintf(tar, sizeof(tar), "%s/rootfs.tar", dir);
+	char *const imp[] = {DOCKER,   "-H",	     docker_host,
+			     "import", "--change",   "CMD [\"/bin/busybox\", \"true\"]",
+			     tar,      docker_image, NULL};
+	docker_image_made = true;
+	cr_assert_eq(run("docker-import", 120000, imp), 0, "%s", log_of("docker-import"));
+
+	start_defender();
+	const char *const cli[] = {DOCKER, "-H", docker_host, NULL};
+	docker_containers_made = true;
+	const char *const none[] = {NULL};
+	start_container_with(cli, none, ctr_d1, docker_image, "five");
+	start_container_with(cli, none, ctr_d2, docker_image, "six");
+	wait_ctl_file(ctr_d1, "five-up", 30000);
+	wait_ctl_file(ctr_d2, "six-up", 30000);
+	long long model = wait_active(service, (LEARN_WINDOW_S + 30) * 1000);
+	json_t *ms = models_named(service);
+	cr_assert_eq(json_array_size(ms), 1, "one model for the image");
+	json_decref(ms);
+	cr_assert(model_has(model, "write", "/ctl/five-up"), "d1 taught the image's model");
+	cr_assert(model_has(model, "write", "/ctl/six-up"), "d2 taught the same model");
+	const char *const five_up[] = {"/ctl/five-up", NULL};
+	cr_assert_eq(db_count("SELECT count(DISTINCT model_id) FROM model_entries"
+			      " WHERE pattern = $1",
+			      five_up),
+		     1, "no other model (containerd's shim) learned what the container did");
+
+	touch_ctl_file(ctr_d1, "go");
+	json_t *a = wait_audit("new_program", ctr_d1, 30000);
+	json_t *c = json_object_get(a, "container");
+	cr_assert(json_is_object(c), "the audit names the container: %s", json_dumps(a, 0));
+	cr_expect_str_eq(str(c, "name"), ctr_d1);
+	cr_expect_str_eq(str(c, "image"), image_ref);
+	cr_expect_str_eq(str(c, "runtime"), "docker");
+	cr_expect_eq(strlen(str(c, "id")), 64u);
+	cr_expect_str_eq(str(a, "service"), service);
+	cr_expect_str_eq(str(json_object_get(a, "detail"), "object"), "/bin/sh");
+	json_decref(a);
+	wait_ctl_file(ctr_d1, "shell-ran", 15000);
+}
+
+/*
+ * podman under one OCI runtime: the container's programs are known by its
+ * name and image, whichever runtime (runc, crun) made its cgroup.  Skips,
+ * saying why, where the runtime cannot start a container on this host (crun
+ * refuses a hybrid cgroup v1/v2 tree).
+ */
+static void known_under_runtime(const char *runtime)
+{
+	char *log, *probe[16];
+	size_t n = 0;
+	const char *const extra[] = {"--runtime", runtime,	     "--ulimit", "nofile=1024:1024",
+				     "--ulimit",  "nproc=1024:1024", NULL};
+
+	probe[n++] = PODMAN;
+	probe[n++] = "run";
+	probe[n++] = "--rm";
+	probe[n++] = "--network=none";
+	probe[n++] = "--pull=never";
+	for (size_t i = 0; extra[i] != NULL; i++)
+		probe[n++] = (char *)extra[i];
+	probe[n++] = image_a;
+	probe[n++] = BUSYBOX;
+	probe[n++] = "true";
+	probe[n] = NULL;
+	if (run("runtime-probe", 120000, probe) != 0) {
+		log = log_of("runtime-probe");
+		cr_skip_test("podman --runtime %s cannot start a container on this host: %s",
+			     runtime, log != NULL ? log : "(no output)");
+	}
+	start_defender();
+	start_container_with((const char *const[]){PODMAN, NULL}, extra, ctr_a1, image_a, "rt");
+	wait_ctl_file(ctr_a1, "rt-up", 30000);
+	const char *const params[] = {ctr_a1, image_a, NULL};
+	static const char sql[] = "SELECT count(*) FROM events WHERE type = 'exec'"
+				  " AND body->>'container_name' = $1"
+				  " AND body->>'container_image' = $2"
+				  " AND body->>'container_runtime' = 'podman'"
+				  " AND body->>'service' = 'container:' || $2";
+	for (long long until = h_now_ms() + 30000; db_count(sql, params) < 1; h_sleep_ms(250))
+		cr_assert_lt(h_now_ms(), until,
+			     "no exec of container %s (runtime %s) with its name and image", ctr_a1,
+			     runtime);
+}
+
+Test(containers, a_container_under_runc_is_known_by_name_and_image)
+{
+	known_under_runtime("runc");
+}
+
+Test(containers, a_container_under_crun_is_known_by_name_and_image)
+{
+	known_under_runtime("crun");
 }
