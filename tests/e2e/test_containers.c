@@ -463,6 +463,44 @@ static void add_rule(const char *rule)
 	}
 }
 
+/*
+ * The web UI's model page of model id, in Chromium (tests/ui/model_image.mjs):
+ * it names image and links to that image's audits on the host.
+ */
+static void model_page_names_the_image(long long id, const char *image)
+{
+	char script[H_PATH], out[H_PATH], url[160], model[32], profile[H_PATH];
+	const char *src = getenv("VIGIL_SOURCE_DIR");
+	json_t *doc = NULL;
+	int rc;
+
+	h_need_browser();
+	cr_assert_eq(
+	    h_api_request(&con, &pki, "POST", "/api/v1/users",
+			  "{\"name\": \"ctr-reader\", \"password\": \"read only but long\","
+			  " \"role\": \"read\"}",
+			  NULL, con.token, &doc),
+	    201, "%s", doc != NULL ? json_dumps(doc, 0) : "");
+	json_decref(doc);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d", con.api_port);
+	snprintf(model, sizeof(model), "%lld", id);
+	snprintf(profile, sizeof(profile), "%s/browser", dir);
+	cr_assert_eq(mkdir(profile, 0700), 0);
+	setenv("VIGIL_UI_URL", url, 1);
+	setenv("VIGIL_UI_CERT", pki.console_cert, 1);
+	setenv("VIGIL_UI_TMP", profile, 1);
+	setenv("VIGIL_UI_USER", "ctr-reader", 1);
+	setenv("VIGIL_UI_PASSWORD", "read only but long", 1);
+	setenv("VIGIL_UI_HOST", HOST, 1);
+	setenv("VIGIL_UI_MODEL", model, 1);
+	setenv("VIGIL_UI_IMAGE", image, 1);
+	snprintf(script, sizeof(script), "%s/tests/ui/model_image.mjs", src);
+	snprintf(out, sizeof(out), "%s/model_image.log", dir);
+	char *argv[] = {"/usr/bin/env", "node", script, NULL};
+	rc = h_run(out, 120000, argv);
+	cr_assert_eq(rc, 0, "the model page of %s (exit %d):\n%s", image, rc, h_slurp(out));
+}
+
 Test(containers, models_by_image_audits_with_the_container_and_rules_by_image)
 {
 	char service_a[160], service_b[160], rule[512], pattern[64];
@@ -593,6 +631,7 @@ Test(containers, models_by_image_audits_with_the_container_and_rules_by_image)
 		      1);
 	snprintf(pattern, sizeof(pattern), "%s", "/bin/sh");
 	cr_expect(!model_has(model_a, "program", pattern), "a deviation is not learned");
+	model_page_names_the_image(model_a, image_a);
 
 	/*
 	 * Rehearsal reads the image of each act: a rule for image A, first,

@@ -52,25 +52,6 @@ static bool have_fanotify_perm(void)
 	return ok;
 }
 
-/* The browser test's tools: a failure when missing (the test command installs them). */
-static void need_browser(void)
-{
-	const char *src = getenv("VIGIL_SOURCE_DIR");
-	char mod[H_PATH];
-
-	cr_assert_not_null(src, "VIGIL_SOURCE_DIR is not set (meson test sets it)");
-	snprintf(mod, sizeof(mod), "%s/tests/ui/node_modules/playwright-core/package.json", src);
-	if (access("/usr/bin/chromium", X_OK) != 0)
-		cr_assert_fail("/usr/bin/chromium is missing: run tests/ui/install.sh (tests/run.sh"
-			       " does)");
-	if (system("command -v node >/dev/null 2>&1") != 0)
-		cr_assert_fail("node is missing: run tests/ui/install.sh (tests/run.sh does)");
-	if (access(mod, R_OK) != 0)
-		cr_assert_fail("%s is missing: run tests/ui/install.sh, or npm ci --prefix"
-			       " tests/ui (tests/run.sh does)",
-			       mod);
-}
-
 static void setup(void)
 {
 	if (geteuid() != 0)
@@ -78,7 +59,7 @@ static void setup(void)
 	if (!have_fanotify_perm())
 		cr_skip_test("this kernel has no fanotify permission events: no rule can prevent"
 			     " the program the test forbids");
-	need_browser();
+	h_need_browser();
 	h_tmpdir(dir);
 	h_pki_make(dir, &pki);
 	h_console_start(&con, dir, &pki, NULL);

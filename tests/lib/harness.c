@@ -901,3 +901,21 @@ void h_wait_marker(const struct h_console *c, const char *host_id, const char *p
 	fprintf(stderr, "harness: marker %s through after %lld ms (batch %lld)\n", path,
 		h_now_ms() - start, seq);
 }
+
+void h_need_browser(void)
+{
+	const char *src = getenv("VIGIL_SOURCE_DIR");
+	char mod[H_PATH];
+
+	cr_assert_not_null(src, "VIGIL_SOURCE_DIR is not set (meson test sets it)");
+	snprintf(mod, sizeof(mod), "%s/tests/ui/node_modules/playwright-core/package.json", src);
+	if (access("/usr/bin/chromium", X_OK) != 0)
+		cr_assert_fail("/usr/bin/chromium is missing: run tests/ui/install.sh (tests/run.sh"
+			       " does)");
+	if (system("command -v node >/dev/null 2>&1") != 0)
+		cr_assert_fail("node is missing: run tests/ui/install.sh (tests/run.sh does)");
+	if (access(mod, R_OK) != 0)
+		cr_assert_fail("%s is missing: run tests/ui/install.sh, or npm ci --prefix"
+			       " tests/ui (tests/run.sh does)",
+			       mod);
+}

@@ -199,6 +199,13 @@ Vigil__Reply *h_link_try_request(struct h_link *l, const Vigil__Envelope *env, i
 pid_t h_start_testsvc(const char *workdir, const int ports[4], const char *log, const char *cgroup);
 
 /*
+ * The browser tests' tools (Chromium, node, tests/ui/node_modules): the
+ * test fails, naming what is missing, when one is (tests/ui/install.sh,
+ * which the test command runs, installs them).
+ */
+void h_need_browser(void);
+
+/*
  * Run commands in "sh -i" on a new pseudo-terminal (its controlling
  * terminal, so the defender sees an interactive session), keep the terminal
  * drained, and wait at most timeout_ms for the shell to exit (then kill it).
