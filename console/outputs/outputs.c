@@ -415,6 +415,8 @@ static void bounds(struct worker *w)
 			db_failed(w, err.msg);
 			return;
 		}
+		/* count stopped at the bound: what the skip leaves is measured from over. */
+		w->backlog = over;
 		if (output_store_skip_range(w->st, w->sent, over - c->max_backlog / 2, -1, &to, &d,
 					    &err) < 0) {
 			db_failed(w, err.msg);

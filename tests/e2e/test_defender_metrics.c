@@ -3,11 +3,12 @@
  * The daemons as a service manager and a scraper see them, end to end: a
  * real console (private PostgreSQL) and a real defender (real BPF capture),
  * each told $NOTIFY_SOCKET, a datagram socket this test reads as systemd
- * would: READY=1 comes when the console's API answers and when the
- * defender captures, STOPPING=1 when a stop begins.  The defender's
- * metrics port (metrics_listen) is scraped and read by a real Prometheus
- * parser (python3-prometheus-client), and its exec counter follows the
- * programs this test runs.
+ * would: READY=1 comes once the console's API answers and its link port
+ * accepts, and once the defender captures (checked the moment it arrives),
+ * STOPPING=1 when a stop begins.  The defender's metrics port
+ * (metrics_listen) is scraped and read by a real Prometheus parser
+ * (python3-prometheus-client), and its exec counter follows the programs
+ * this test runs.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -144,43 +145,6 @@ static void start_defender(const char *extra, bool wait_registered)
 		cr_assert_fail("the defender did not register:\n%s", h_slurp(log));
 }
 
-Test(defender_metrics, ready_is_sent_when_each_daemon_serves_and_stopping_when_it_stops)
-{
-	char msg[1024], log[H_PATH];
-	json_t *body = NULL;
-
-	notify_listen();
-	h_console_start(&con, dir, &pki, NULL);
-	/*
-	 * h_console_start returned once the API answered; READY=1 must have
-	 * come by then or just after, and nothing before migrations.
-	 */
-	notify_expect(con.pid, "READY=1", msg, sizeof(msg), 10000);
-	cr_expect(strstr(msg, "STATUS=defenders on ") != NULL, "%s", msg);
-	cr_expect_eq(h_api_get(&con, &pki, "/api/v1/status", con.token, &body), 200,
-		     "ready, and the API answers");
-	json_decref(body);
-
-	start_defender(NULL, false);
-	notify_expect(defender_pid, "READY=1", msg, sizeof(msg), 30000);
-	snprintf(log, sizeof(log), "%s/defender.log", dir);
-	char *t = h_slurp(log);
-	cr_expect(strstr(msg, "STATUS=capturing; 1 console(s)") != NULL, "%s\n%s", msg, t);
-	cr_expect(strstr(t, "BPF loaded") != NULL, "READY=1 only once capture is attached:\n%s", t);
-	free(t);
-
-	cr_assert_eq(kill(defender_pid, SIGTERM), 0);
-	notify_expect(defender_pid, "STOPPING=1", msg, sizeof(msg), 5000);
-	int st = h_stop(defender_pid, SIGTERM, 10000);
-	defender_pid = 0;
-	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the defender ended cleanly");
-
-	cr_assert_eq(kill(con.pid, SIGTERM), 0);
-	notify_expect(con.pid, "STOPPING=1", msg, sizeof(msg), 10000);
-	h_console_kill(&con, SIGTERM);
-	con.pid = 0;
-}
-
 /* GET /metrics on 127.0.0.1:port with curl-free plain sockets; returns the body (caller frees). */
 static char *scrape(int port)
 {
@@ -229,6 +193,113 @@ static double sample(json_t *m, const char *name, const char *label, const char 
 		}
 	}
 	return -1;
+}
+
+/* Whether a TCP connection to 127.0.0.1:port is accepted now (one attempt). */
+static bool port_accepts(int port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/*
+ * vigil-console on a new state directory as h_console_start starts it, but
+ * without waiting for its API: READY=1 is the only signal this test takes.
+ */
+static void console_spawn_unwaited(void)
+{
+	memset(&con, 0, sizeof(con));
+	snprintf(con.state, sizeof(con.state), "%s/console", dir);
+	snprintf(con.log, sizeof(con.log), "%s/console.log", dir);
+	con.link_port = h_free_port();
+	con.api_port = h_free_port();
+	snprintf(con.listen, sizeof(con.listen), "tls+tcp://127.0.0.1:%d", con.link_port);
+	snprintf(con.api, sizeof(con.api), "https://127.0.0.1:%d", con.api_port);
+	char *argv[] = {(char *)h_bin("vigil-console"),
+			"--state-dir",
+			con.state,
+			"--listen",
+			con.listen,
+			"--api",
+			con.api,
+			"--ca",
+			pki.ca,
+			"--cert",
+			pki.console_cert,
+			"--key",
+			pki.console_key,
+			NULL};
+	con.pid = h_spawn(con.log, argv);
+}
+
+/*
+ * READY=1 is checked at the moment it arrives, each check made once with no
+ * wait before it: a READY=1 sent before the daemon serves fails here.
+ * Console: its API answers (authorized) and its link port accepts.
+ * Defender: its metrics port answers with capture loaded, and a file it
+ * opens just after READY=1 reaches the console as an event (capture was
+ * attached by then, or the open would be missed).
+ */
+Test(defender_metrics, ready_is_sent_when_each_daemon_serves_and_stopping_when_it_stops)
+{
+	char msg[1024], log[H_PATH], extra[128], marker[H_PATH];
+	json_t *body = NULL;
+	int mport = h_free_port();
+
+	notify_listen();
+	console_spawn_unwaited();
+	/* A first start: initdb and every migration come before READY=1. */
+	notify_expect(con.pid, "READY=1", msg, sizeof(msg), 60000);
+	{
+		char path[H_PATH], *tok;
+
+		snprintf(path, sizeof(path), "%s/api-token", con.state);
+		tok = h_slurp(path);
+		snprintf(con.token, sizeof(con.token), "%.*s", (int)strcspn(tok, "\n"), tok);
+		free(tok);
+	}
+	int status = h_api_get(&con, &pki, "/api/v1/hosts", con.token, &body);
+	bool link = port_accepts(con.link_port);
+	cr_expect_eq(status, 200, "READY=1, and GET /api/v1/hosts answered %d:\n%s", status,
+		     h_slurp(con.log));
+	cr_expect(link, "READY=1, and the link port %d refuses connections", con.link_port);
+	cr_expect(strstr(msg, "STATUS=defenders on ") != NULL, "%s", msg);
+	json_decref(body);
+
+	snprintf(extra, sizeof(extra), "metrics_listen = 127.0.0.1:%d", mport);
+	start_defender(extra, false);
+	notify_expect(defender_pid, "READY=1", msg, sizeof(msg), 30000);
+	char *text = scrape(mport); /* one attempt: it fails the test if the port is not served */
+	json_t *m = h_prom_parse(dir, text);
+	free(text);
+	cr_expect_eq(sample(m, "vigil_defender_capture_loaded", NULL, NULL, NULL), 1,
+		     "READY=1 before capture was loaded");
+	json_decref(m);
+	snprintf(marker, sizeof(marker), "%s/ready-marker", dir);
+	h_wait_marker(&con, "host-a", marker, 30000);
+	snprintf(log, sizeof(log), "%s/defender.log", dir);
+	char *t = h_slurp(log);
+	cr_expect(strstr(msg, "STATUS=capturing; 1 console(s)") != NULL, "%s\n%s", msg, t);
+	cr_expect(strstr(t, "BPF loaded") != NULL, "READY=1 only once capture is attached:\n%s", t);
+	free(t);
+
+	cr_assert_eq(kill(defender_pid, SIGTERM), 0);
+	notify_expect(defender_pid, "STOPPING=1", msg, sizeof(msg), 5000);
+	int st = h_stop(defender_pid, SIGTERM, 10000);
+	defender_pid = 0;
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the defender ended cleanly");
+
+	cr_assert_eq(kill(con.pid, SIGTERM), 0);
+	notify_expect(con.pid, "STOPPING=1", msg, sizeof(msg), 10000);
+	h_console_kill(&con, SIGTERM);
+	con.pid = 0;
 }
 
 Test(defender_metrics, the_port_is_scraped_as_prometheus_text_and_counts_programs)

@@ -718,6 +718,58 @@ Test(outputs, webhook_refusal_is_audited_and_the_cursor_moves_on)
 	json_decref(audits);
 }
 
+/*
+ * Without Retry-After a failing receiver is tried again after 1 s, 2 s, 4 s,
+ * ... (doubling up to 60 s), each wait drawn between half and all of it
+ * (outputs.c, failed(); docs/outputs.md, "Delivery").  Three 500s, then
+ * 200: the gaps between the attempts must fall in [0.5, 1], [1, 2] and
+ * [2, 4] s (plus the time an attempt takes), and not all at the top of
+ * their window, which is where waits without jitter would put them (drawn
+ * waits all land in the top 2% less than once in 10,000 runs).  The 60 s
+ * ceiling takes seven failures (over 30 s of waiting) to reach: not here.
+ */
+Test(outputs, webhook_backoff_without_retry_after_doubles_with_jitter)
+{
+	char log[H_PATH], conf[1024];
+	int port = h_free_port();
+	const double slack = 0.5; /* an attempt's own time on a loaded runner, at most */
+
+	start_webhook(port, false, "/w=500,500,500", log);
+	snprintf(conf, sizeof(conf), "output = hook webhook http://127.0.0.1:%d/w\n", port);
+	start_console(conf);
+	send_many(1, "new_program", "high", "backoff");
+	json_t *ok = hook_wait_ok(log, "/w", 1, 15000);
+	cr_assert_eq(json_array_size(ok), 1, "not delivered after three 500s:\n%s",
+		     h_slurp(con.log));
+	json_decref(ok);
+	json_t *all = hook_requests(log, "/w");
+	cr_assert_eq(json_array_size(all), 4, "%zu attempts for three 500s and a 200",
+		     json_array_size(all));
+	bool all_at_top = true;
+	for (size_t i = 1; i < 4; i++) {
+		json_t *prev = json_array_get(all, i - 1), *r = json_array_get(all, i);
+		double gap = json_real_value(json_object_get(r, "t")) -
+			     json_real_value(json_object_get(prev, "t"));
+		double full = (double)(1u << (i - 1)); /* 1, 2, 4 s */
+
+		cr_expect_eq(json_integer_value(json_object_get(prev, "status")), 500);
+		cr_expect_str_eq(jstr(r, "id"), jstr(prev, "id"), "attempt %zu is of another audit",
+				 i + 1);
+		cr_expect_geq(gap, full / 2, "attempt %zu: %.3f s after the last, under %.1f s",
+			      i + 1, gap, full / 2);
+		cr_expect_leq(gap, full + slack, "attempt %zu: %.3f s after the last, over %.1f s",
+			      i + 1, gap, full);
+		cr_log_info("backoff: gap %zu %.3f s, in [%.1f, %.1f]", i, gap, full / 2, full);
+		if ((gap - full / 2) / (full / 2) < 0.98)
+			all_at_top = false;
+	}
+	cr_expect(!all_at_top, "every wait was the whole of its window: no jitter");
+	cr_expect_eq(json_integer_value(json_object_get(json_array_get(all, 3), "status")), 200);
+	json_decref(all);
+	/* Server errors are failures to retry, never drops. */
+	cr_expect_eq(db_count("SELECT count(*) FROM audits WHERE kind = 'output_dropped'"), 0);
+}
+
 /* ---- JSON lines ---- */
 
 Test(outputs, jsonl_survives_rotation_without_losing_a_line)
@@ -777,6 +829,51 @@ Test(outputs, jsonl_survives_rotation_without_losing_a_line)
 	json_decref(audits);
 }
 
+/* ---- metrics, read as a scraper does ---- */
+
+/* GET /metrics as text. */
+static int get_metrics(const char *token, char **ret_body)
+{
+	vigil_err err = {0};
+	int status = 0;
+
+	cr_assert_eq(apiclient_get(con.api, "/metrics", token, pki.ca, &status, ret_body, &err), 0,
+		     "%s", err.msg);
+	return status;
+}
+
+/* The value of name{labels} (labels: k, v, ..., NULL must all match); -1 when absent. */
+static double sample(json_t *m, const char *name, const char *const *labels)
+{
+	json_t *s;
+	size_t i;
+
+	json_array_foreach(json_object_get(m, name), i, s)
+	{
+		json_t *l = json_object_get(s, "labels");
+		bool match = true;
+
+		for (int k = 0; labels != NULL && labels[k] != NULL; k += 2)
+			if (strcmp(jstr(l, labels[k]), labels[k + 1]) != 0)
+				match = false;
+		if (match)
+			return json_number_value(json_object_get(s, "value"));
+	}
+	return -1;
+}
+
+/* GET /metrics with the console's token, parsed (caller decrefs). */
+static json_t *scrape(void)
+{
+	char *body = NULL;
+	json_t *m;
+
+	cr_assert_eq(get_metrics(con.token, &body), 200);
+	m = h_prom_parse(dir, body);
+	free(body);
+	return m;
+}
+
 /* ---- restart, bounds, a stuck receiver ---- */
 
 Test(outputs, restart_while_the_sink_is_down_delivers_everything_once)
@@ -829,6 +926,28 @@ Test(outputs, backlog_over_its_bound_is_skipped_and_audited)
 	cr_assert_eq(
 	    wait_count("SELECT count(*) FROM audits WHERE kind = 'output_dropped'", 1, 20000), 1,
 	    "no output_dropped:\n%s", h_slurp(con.log));
+	/*
+	 * What a scraper sees while the sink is down, within 2 s of the skip
+	 * (the next measure of the backlog is 5 s away): the 110 dropped, the
+	 * 50 left (51 with the output_dropped audit, once measured again).
+	 */
+	const char *const hook[] = {"sink", "hook", "kind", "webhook", NULL};
+	json_t *m = NULL;
+	for (long long until = h_now_ms() + 2000; h_now_ms() < until; h_sleep_ms(100)) {
+		json_decref(m);
+		m = scrape();
+		if (sample(m, "vigil_output_backlog", hook) > 0)
+			break;
+	}
+	cr_expect_eq(sample(m, "vigil_output_dropped_total", hook), 110);
+	cr_expect(sample(m, "vigil_output_backlog", hook) == 50 ||
+		      sample(m, "vigil_output_backlog", hook) == 51,
+		  "backlog %.0f while the sink is down, 50 (or 51) expected",
+		  sample(m, "vigil_output_backlog", hook));
+	cr_expect_eq(sample(m, "vigil_output_up", hook), 0);
+	cr_expect_gt(sample(m, "vigil_output_failures_total", hook), 0);
+	cr_expect_eq(sample(m, "vigil_output_delivered_total", hook), 0);
+	json_decref(m);
 	json_t *drops = api_audits("output_dropped");
 	json_t *detail = json_object_get(json_array_get(drops, 0), "detail");
 	json_t *audits = api_audits("new_program");
@@ -850,6 +969,65 @@ Test(outputs, backlog_over_its_bound_is_skipped_and_audited)
 	cr_expect(strstr(jstr(json_array_get(ok, 50), "body"), "output_dropped") != NULL);
 	json_decref(ok);
 	json_decref(audits);
+	json_decref(drops);
+}
+
+/*
+ * max_age counts from when the console stored an audit (audits.stored_at),
+ * and 1m is its least value: the test ages its first audits in the
+ * database instead of waiting a minute.  The sink is down (nothing
+ * listens), so they wait; at the next look at its bounds (every 5 s) the
+ * ones older than max_age are skipped, the fresh ones after them kept,
+ * and an output_dropped audit says which and why.
+ */
+Test(outputs, audits_older_than_max_age_are_skipped_and_audited)
+{
+	char conf[1024], sql[256];
+	int port = h_free_port();
+
+	snprintf(conf, sizeof(conf), "output = hook webhook http://127.0.0.1:%d/a max_age=1m\n",
+		 port);
+	start_console(conf);
+	send_many(5, "new_program", "high", "old");
+	json_t *old = api_audits("new_program");
+	cr_assert_eq(json_array_size(old), 5);
+	long long first = json_integer_value(json_object_get(json_array_get(old, 0), "id"));
+	long long last = json_integer_value(json_object_get(json_array_get(old, 4), "id"));
+	json_decref(old);
+	snprintf(sql, sizeof(sql),
+		 "UPDATE audits SET stored_at = now() - interval '2 minutes'"
+		 " WHERE id BETWEEN %lld AND %lld",
+		 first, last);
+	PGconn *db = h_db(&con);
+	PGresult *res = PQexec(db, sql);
+	cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(db));
+	cr_assert_str_eq(PQcmdTuples(res), "5");
+	PQclear(res);
+	PQfinish(db);
+	send_many(3, "new_write", "medium", "fresh");
+
+	cr_assert_eq(
+	    wait_count("SELECT count(*) FROM audits WHERE kind = 'output_dropped'", 1, 15000), 1,
+	    "no output_dropped:\n%s", h_slurp(con.log));
+	json_t *drops = api_audits("output_dropped");
+	json_t *d = json_array_get(drops, 0), *detail = json_object_get(d, "detail");
+	cr_expect_str_eq(jstr(d, "severity"), "high");
+	cr_expect_str_eq(jstr(d, "host_id"), "");
+	cr_expect_str_eq(jstr(detail, "sink"), "hook");
+	cr_expect_str_eq(jstr(detail, "sink_kind"), "webhook");
+	cr_expect_str_eq(jstr(detail, "reason"), "age");
+	cr_expect_eq(json_integer_value(json_object_get(detail, "count")), 5,
+		     "skipped %lld: the aged 5 only, not the fresh 3",
+		     (long long)json_integer_value(json_object_get(detail, "count")));
+	cr_expect_eq(json_integer_value(json_object_get(detail, "first_id")), first);
+	cr_expect_eq(json_integer_value(json_object_get(detail, "last_id")), last);
+	cr_expect(strstr(jstr(detail, "why"), "longer than its max_age of 60 s") != NULL, "%s",
+		  jstr(detail, "why"));
+	cr_expect(log_has("skipped 5 audit(s)", 1000), "no log line:\n%s", h_slurp(con.log));
+	/* The position passed the aged ones only: the fresh ones still wait for the receiver. */
+	cr_expect_eq(db_count("SELECT last_id FROM output_cursors WHERE sink = 'hook'"), last);
+	cr_expect_eq(db_count("SELECT dropped FROM output_cursors WHERE sink = 'hook'"), 5);
+	cr_expect_eq(db_count("SELECT delivered FROM output_cursors WHERE sink = 'hook'"), 0);
 	json_decref(drops);
 }
 
@@ -907,38 +1085,11 @@ Test(outputs, a_receiver_that_never_reads_does_not_slow_ingestion)
 
 /* ---- metrics ---- */
 
-/* GET /metrics as text. */
-static int get_metrics(const char *token, char **ret_body)
-{
-	vigil_err err = {0};
-	int status = 0;
-
-	cr_assert_eq(apiclient_get(con.api, "/metrics", token, pki.ca, &status, ret_body, &err), 0,
-		     "%s", err.msg);
-	return status;
-}
-
-/* The value of name{labels} (labels: k, v, ..., NULL must all match); -1 when absent. */
-static double sample(json_t *m, const char *name, const char *const *labels)
-{
-	json_t *s;
-	size_t i;
-
-	json_array_foreach(json_object_get(m, name), i, s)
-	{
-		json_t *l = json_object_get(s, "labels");
-		bool match = true;
-
-		for (int k = 0; labels != NULL && labels[k] != NULL; k += 2)
-			if (strcmp(jstr(l, labels[k]), labels[k + 1]) != 0)
-				match = false;
-		if (match)
-			return json_number_value(json_object_get(s, "value"));
-	}
-	return -1;
-}
-
-static void heartbeat_with_drops(void)
+/*
+ * A heartbeat with drops and spool counters, and when rules is not NULL the
+ * rule set the host says it holds (an acknowledgement of that version).
+ */
+static void heartbeat_with_drops(const Vigil__RulesState *rules)
 {
 	Vigil__Envelope env = VIGIL__ENVELOPE__INIT;
 	Vigil__Heartbeat hb = VIGIL__HEARTBEAT__INIT;
@@ -956,23 +1107,85 @@ static void heartbeat_with_drops(void)
 	c[3].value = 4096;
 	hb.n_counters = 4;
 	hb.counters = cp;
+	hb.rules = (Vigil__RulesState *)rules;
 	env.body_case = VIGIL__ENVELOPE__BODY_HEARTBEAT;
 	env.heartbeat = &hb;
 	vigil__reply__free_unpacked(send_ok(&env), NULL);
+}
+
+/* One batch of n file events (no deviations), as a defender spools them. */
+static void send_events(int n)
+{
+	Vigil__Envelope env = VIGIL__ENVELOPE__INIT;
+	Vigil__Batch b = VIGIL__BATCH__INIT;
+	Vigil__Event *evs = calloc((size_t)n, sizeof(*evs));
+	Vigil__Event **evp = calloc((size_t)n, sizeof(*evp));
+	char(*json)[256] = calloc((size_t)n, sizeof(*json));
+	struct timespec now;
+
+	cr_assert(evs != NULL && evp != NULL && json != NULL);
+	clock_gettime(CLOCK_REALTIME, &now);
+	for (int i = 0; i < n; i++) {
+		vigil__event__init(&evs[i]);
+		evs[i].type = 4;
+		evs[i].ts_ns =
+		    (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec + (uint64_t)i;
+		evs[i].pid = 801;
+		evs[i].ppid = 1;
+		evs[i].uid = 33;
+		evs[i].comm = "nginx";
+		snprintf(json[i], sizeof(json[i]),
+			 "{\"type\":\"file\",\"pid\":801,\"op\":\"open\",\"path\":\"/srv/ev-%d\","
+			 "\"write\":false,\"result\":3,\"exe\":\"/usr/sbin/nginx\"}",
+			 i);
+		evs[i].json = json[i];
+		evp[i] = &evs[i];
+	}
+	b.n_events = (size_t)n;
+	b.events = evp;
+	env.seq = ++seq;
+	env.body_case = VIGIL__ENVELOPE__BODY_BATCH;
+	env.batch = &b;
+	vigil__reply__free_unpacked(send_ok(&env), NULL);
+	free(evs);
+	free(evp);
+	free(json);
 }
 
 Test(outputs, metrics_need_the_token_and_parse_as_prometheus_text)
 {
 	char conf[1024], file[H_PATH];
 	char *body = NULL;
-	json_t *m = NULL;
+	json_t *m = NULL, *doc = NULL;
+	const int nevents = 7;
+	const char *const connected[] = {"state", "connected", NULL};
+	const char *const disconnected[] = {"state", "disconnected", NULL};
 
 	snprintf(file, sizeof(file), "%s/m.jsonl", dir);
 	snprintf(conf, sizeof(conf), "output = archive jsonl %s\n", file);
 	start_console(conf);
+	/* Before anything is sent: the counts to compare with, and no rule set to lag behind. */
+	m = scrape();
+	double events0 = sample(m, "vigil_events_ingested_total", NULL);
+	cr_assert_geq(events0, 0, "no vigil_events_ingested_total");
+	cr_expect_eq(sample(m, "vigil_rules_version", NULL), 0);
+	cr_expect_eq(sample(m, "vigil_hosts_rules_lagging", connected), 0);
+	json_decref(m);
+	m = NULL;
+
 	send_many(3, "new_program", "high", "m");
 	send_many(2, "new_write", "medium", "m");
-	heartbeat_with_drops();
+	send_events(nevents);
+	heartbeat_with_drops(NULL);
+	/* A new rule set (version 1) that the host, which reported no rule set, does not hold. */
+	int status = h_api_request(&con, &pki, "POST", "/api/v1/rules",
+				   "{\"name\":\"m-rule\",\"scope\":{\"hosts\":[\"host-*\"]},"
+				   "\"files\":{}}",
+				   NULL, con.token, &doc);
+	cr_assert_eq(status, 201, "POST /api/v1/rules: %d", status);
+	long long version = json_integer_value(json_object_get(doc, "version"));
+	json_decref(doc);
+	cr_assert_gt(version, 0);
 
 	cr_expect_eq(get_metrics(NULL, &body), 401);
 	free(body);
@@ -997,10 +1210,8 @@ Test(outputs, metrics_need_the_token_and_parse_as_prometheus_text)
 		h_sleep_ms(500);
 	}
 	fprintf(stderr, "outputs: GET /metrics answered in %lld ms at best (one host)\n", best);
-	cr_expect_eq(sample(m, "vigil_hosts", (const char *const[]){"state", "connected", NULL}),
-		     1);
-	cr_expect_eq(sample(m, "vigil_hosts", (const char *const[]){"state", "disconnected", NULL}),
-		     0);
+	cr_expect_eq(sample(m, "vigil_hosts", connected), 1);
+	cr_expect_eq(sample(m, "vigil_hosts", disconnected), 0);
 	cr_expect_eq(sample(m, "vigil_audits_total",
 			    (const char *const[]){"kind", "new_program", "severity", "high", NULL}),
 		     3);
@@ -1027,13 +1238,31 @@ Test(outputs, metrics_need_the_token_and_parse_as_prometheus_text)
 		     1);
 	cr_expect_eq(
 	    sample(m, "vigil_output_active", (const char *const[]){"sink", "archive", NULL}), 1);
-	cr_expect_eq(sample(m, "vigil_rules_version", NULL), 0);
 	cr_expect_eq(sample(m, "vigil_batches_ingested_total",
 			    (const char *const[]){"result", "stored", NULL}),
-		     2);
+		     3);
 	cr_expect_eq(sample(m, "vigil_link_connections", NULL), 1);
 	cr_expect_eq(sample(m, "vigil_database_up", NULL), 1);
-	cr_expect_geq(sample(m, "vigil_events_ingested_total", NULL), 0);
+	/* Each event of the batch, once: deviations are audits, not events. */
+	cr_expect_eq(sample(m, "vigil_events_ingested_total", NULL) - events0, nevents,
+		     "vigil_events_ingested_total went from %.0f to %.0f for %d events", events0,
+		     sample(m, "vigil_events_ingested_total", NULL), nevents);
+	/* The host holds no rule set (none reported): one connected host lags behind. */
+	cr_expect_eq(sample(m, "vigil_rules_version", NULL), (double)version);
+	cr_expect_eq(sample(m, "vigil_hosts_rules_lagging", connected), 1);
+	cr_expect_eq(sample(m, "vigil_hosts_rules_lagging", disconnected), 0);
+	json_decref(m);
+
+	/* It reports the new version (what a defender does once it applied it): no longer. */
+	Vigil__RulesState rs = VIGIL__RULES_STATE__INIT;
+	rs.version = (uint64_t)version;
+	rs.protocol = 1;
+	heartbeat_with_drops(&rs);
+	m = scrape();
+	cr_expect_eq(sample(m, "vigil_hosts_rules_lagging", connected), 0,
+		     "a host that acknowledged version %lld still counts as lagging", version);
+	cr_expect_eq(sample(m, "vigil_hosts_rules_lagging", disconnected), 0);
+	cr_expect_eq(sample(m, "vigil_rules_version", NULL), (double)version);
 	json_decref(m);
 }
 
