@@ -71,7 +71,14 @@ struct enforcer {
 	char fan_why[160];
 	bool net_ok, kill_ok;
 	char net_why[160];
-	atomic_uint_fast64_t cg_sig;	/* the unit cgroups the network table was placed for */
+	atomic_uint_fast64_t cg_sig; /* the cgroups the network table was placed for */
+	/*
+	 * Containers' images, for their cgroups' network policies: read from
+	 * the runtimes' state by the threads that place them (never the
+	 * fanotify listener), one at a time.
+	 */
+	pthread_mutex_t net_ctrs_lock;
+	struct container_cache net_ctrs;
 	atomic_uint_fast64_t learn_gen; /* the models' generation it was compiled from */
 	uint32_t net_gen;
 
@@ -514,8 +521,30 @@ static uint64_t cgroups_signature(const struct netplan_cgroup *cgs, size_t n)
 			h = (h ^ b[k]) * 1099511628211ull;
 		for (const char *c = cgs[i].service; *c != '\0'; c++)
 			h = (h ^ (unsigned char)*c) * 1099511628211ull;
+		for (const char *c = cgs[i].image; *c != '\0'; c++)
+			h = (h ^ (unsigned char)*c) * 1099511628211ull;
 	}
 	return h ^ n;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The units' and containers' cgroups under g's cgroup v2 mount, containers named by image. */
+static size_t scan_cgroups(struct enforcer *e, const struct capture_guard *g,
+			   struct netplan_cgroup *cgs)
+{
+	size_t n = netplan_scan_cgroups(g->cgroup2, cgs, CGROUPS_SCAN_MAX);
+
+	pthread_mutex_lock(&e->net_ctrs_lock);
+	n = netplan_name_containers(cgs, n, &e->net_ctrs, mono_ms());
+	pthread_mutex_unlock(&e->net_ctrs_lock);
+	return n;
 }
 
 static void plan_network(struct enforcer *e, struct enforce_state *s,
@@ -539,7 +568,7 @@ static void plan_network(struct enforcer *e, struct enforce_state *s,
 					      "no cgroup socket programs: %s", e->net_why);
 		return;
 	}
-	ncg = netplan_scan_cgroups(g.cgroup2, cgs, CGROUPS_SCAN_MAX);
+	ncg = scan_cgroups(e, &g, cgs);
 	atomic_store(&e->cg_sig, cgroups_signature(cgs, ncg));
 	netplan_build(s->canon, s->n, cgs, ncg, model_patterns, e, s->net, &s->sf);
 	if (netplan_load(&g, s->net, prev != NULL ? prev->net : NULL, ++e->net_gen, &err) < 0) {
@@ -630,11 +659,11 @@ static void *rescan_main(void *arg)
 
 		for (size_t i = 0; s != NULL && i < s->n && !service_scoped; i++)
 			service_scoped =
-			    s->canon[i].network.present && s->canon[i].scope.services.n > 0;
-		/* Units that started or stopped since: place their cgroups again. */
+			    s->canon[i].network.present &&
+			    (s->canon[i].scope.services.n > 0 || s->canon[i].scope.images.n > 0);
+		/* Units and containers that started or stopped since: place their cgroups again. */
 		if (service_scoped && capture_guard(e->opts.cap, &g, why, sizeof(why)))
-			due = cgroups_signature(
-				  cgs, netplan_scan_cgroups(g.cgroup2, cgs, CGROUPS_SCAN_MAX)) !=
+			due = cgroups_signature(cgs, scan_cgroups(e, &g, cgs)) !=
 			      atomic_load(&e->cg_sig);
 		/* A model that became active (or relearns) since: compile its network again. */
 		for (size_t i = 0; s != NULL && i < s->n && !due; i++)
@@ -786,14 +815,6 @@ static bool is_script(const struct fan_request *rq)
 	char magic[2];
 
 	return rq->fd >= 0 && pread(rq->fd, magic, 2, 0) == 2 && magic[0] == '#' && magic[1] == '!';
-}
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static enum fan_answer answer_for(enum rule_effect effect, struct fan_request *rq,
@@ -1290,9 +1311,13 @@ struct enforcer *enforcer_start(const struct enforcer_opts *opts, vigil_err *err
 	struct capture_guard g;
 
 	if (e == NULL || (e->audits = calloc(ENFORCE_AUDITS_MAX, sizeof(*e->audits))) == NULL ||
-	    subject_reader_init(&e->reader) < 0) {
-		if (e != NULL)
+	    subject_reader_init(&e->reader) < 0 ||
+	    container_cache_init(&e->net_ctrs, NULL, 0, 0, NULL) < 0) {
+		if (e != NULL) {
+			subject_reader_fini(&e->reader);
+			container_cache_fini(&e->net_ctrs);
 			free(e->audits);
+		}
 		free(e);
 		verr_set(err, -ENOMEM, "out of memory");
 		return NULL;
@@ -1305,6 +1330,7 @@ struct enforcer *enforcer_start(const struct enforcer_opts *opts, vigil_err *err
 	pthread_mutex_init(&e->learner_lock, NULL);
 	pthread_mutex_init(&e->apply_lock, NULL);
 	pthread_mutex_init(&e->audit_lock, NULL);
+	pthread_mutex_init(&e->net_ctrs_lock, NULL);
 	/* The kernel kills from sys_exit, which is capture's: with capture, it is there. */
 	e->net_ok = capture_guard(opts->cap, &g, e->net_why, sizeof(e->net_why));
 	e->kill_ok = opts->cap != NULL && e->net_ok;
@@ -1351,6 +1377,8 @@ void enforcer_stop(struct enforcer *e)
 	pthread_mutex_destroy(&e->learner_lock);
 	pthread_mutex_destroy(&e->apply_lock);
 	pthread_mutex_destroy(&e->audit_lock);
+	pthread_mutex_destroy(&e->net_ctrs_lock);
+	container_cache_fini(&e->net_ctrs);
 	free(e->audits);
 	free(e);
 }

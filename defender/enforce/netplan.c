@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #include <bpf/bpf.h>
 
+#include "process/proctree.h"
 #include "rules/rule_match.h"
 
 static uint8_t guard_proto(enum rule_proto p)
@@ -301,10 +303,6 @@ static void network_shortfalls(const struct rule *r, struct shortfalls *sf)
 				      "services named by executable (%.64s) have no cgroup of"
 				      " their own: their network is alerted",
 				      r->scope.services.v[i]);
-	if (r->scope.images.n > 0)
-		shortfall_add(sf, r->name, "network", net->deny_effect, RULE_EFFECT_ALERT,
-			      "network rules scoped to container images are alerted: the"
-			      " kernel's tables place processes by unit cgroup, not by image");
 }
 
 void netplan_build(const struct rule *set, size_t n, const struct netplan_cgroup *cgs, size_t ncg,
@@ -324,7 +322,8 @@ void netplan_build(const struct rule *set, size_t n, const struct netplan_cgroup
 		out->npolicies = 1;
 	}
 	for (size_t i = 0; i < ncg && out->ncgroups < GUARD_NET_CGROUPS; i++) {
-		struct rule_subject s = {cgs[i].service, NULL};
+		struct rule_subject s = {cgs[i].service,
+					 cgs[i].image[0] != '\0' ? cgs[i].image : NULL};
 		const struct rule *r = rule_decider(set, n, RULE_CAT_NETWORK, &s);
 		bool by_model =
 		    r != NULL && r->network.deviation >= RULE_EFFECT_PREVENT && model != NULL;
@@ -401,9 +400,19 @@ int netplan_load(const struct capture_guard *g, struct netplan *p, const struct 
 	return 0;
 }
 
-static void scan(int dfd, int depth, struct netplan_cgroup *out, size_t max, size_t *n)
+/* Whether name, the last part of the cgroup path path, is a container's own: its id in cid. */
+static bool container_cgroup(const char *path, const char *name,
+			     char cid[PROCTREE_CONTAINER_ID_LEN + 1])
+{
+	return proctree_container_id(path, cid) > 0 && strstr(name, cid) != NULL;
+}
+
+/* path: dfd's path under the root ("" at the root), to tell containers' cgroups by. */
+static void scan(int dfd, int depth, char path[PATH_MAX], struct netplan_cgroup *out, size_t max,
+		 size_t *n)
 {
 	DIR *d = fdopendir(dfd);
+	size_t plen = strlen(path);
 	struct dirent *de;
 
 	if (d == NULL) {
@@ -415,30 +424,68 @@ static void scan(int dfd, int depth, struct netplan_cgroup *out, size_t max, siz
 		struct stat st;
 		int sub;
 
-		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+		if (de->d_type != DT_DIR || de->d_name[0] == '.' || plen + 1 + len >= PATH_MAX)
 			continue;
-		if (len > 8 && strcmp(de->d_name + len - 8, ".service") == 0 &&
-		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    len + 6 < sizeof(out[*n].service)) {
-			out[*n].id = st.st_ino; /* a cgroup v2 directory's inode is its id */
-			snprintf(out[*n].service, sizeof(out[*n].service), "unit:%.150s",
-				 de->d_name);
-			(*n)++;
+		path[plen] = '/';
+		memcpy(path + plen + 1, de->d_name, len + 1);
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			struct netplan_cgroup *cg = &out[*n];
+
+			/* A cgroup v2 directory's inode is its id. */
+			if (len > 8 && strcmp(de->d_name + len - 8, ".service") == 0 &&
+			    len + 6 < sizeof(cg->service)) {
+				memset(cg, 0, sizeof(*cg));
+				cg->id = st.st_ino;
+				snprintf(cg->service, sizeof(cg->service), "unit:%.150s",
+					 de->d_name);
+				(*n)++;
+			} else if (container_cgroup(path, de->d_name, cg->container_id)) {
+				cg->id = st.st_ino;
+				cg->service[0] = cg->image[0] = '\0';
+				(*n)++;
+			}
 		}
 		if (depth < GUARD_CGROUP_DEPTH &&
 		    (sub = openat(dirfd(d), de->d_name,
 				  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) >= 0)
-			scan(sub, depth + 1, out, max, n);
+			scan(sub, depth + 1, path, out, max, n);
+		path[plen] = '\0';
 	}
 	closedir(d);
 }
 
 size_t netplan_scan_cgroups(const char *root, struct netplan_cgroup *out, size_t max)
 {
+	char path[PATH_MAX] = "";
 	size_t n = 0;
 	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd >= 0)
-		scan(fd, 1, out, max, &n);
+		scan(fd, 1, path, out, max, &n);
 	return n;
+}
+
+size_t netplan_name_containers(struct netplan_cgroup *cgs, size_t n, struct container_cache *ctrs,
+			       uint64_t now_ms)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct netplan_cgroup *cg = &cgs[i];
+
+		if (cg->container_id[0] != '\0') {
+			const struct container_meta *m =
+			    container_cache_get(ctrs, cg->container_id, NULL, now_ms);
+
+			if (m == NULL || m->image[0] == '\0' ||
+			    (size_t)snprintf(cg->service, sizeof(cg->service), "container:%s",
+					     m->image) >= sizeof(cg->service))
+				continue;
+			snprintf(cg->image, sizeof(cg->image), "%s", m->image);
+		}
+		if (kept != i)
+			cgs[kept] = *cg;
+		kept++;
+	}
+	return kept;
 }

@@ -31,14 +31,21 @@
 #include "enforce/shortfall.h"
 #include "error.h"
 #include "events.h"
+#include "process/container_cache.h"
 #include "rules/rule.h"
 
 #define NETPLAN_ENTRIES_MAX (GUARD_NET_ENTRIES / 2)
 
-/* A cgroup with a unit of its own: "unit:<name>" as the models name services. */
+/*
+ * A cgroup with a service of its own: a unit ("unit:<name>", as the models
+ * name services), or a container ("container:<image>", image its image).
+ */
 struct netplan_cgroup {
 	uint64_t id;
 	char service[160];
+	char image[CONTAINER_IMAGE_MAX + 1]; /* a container's; "" for a unit */
+	/* a container's id (netplan_scan_cgroups), until netplan_name_containers names it */
+	char container_id[CONTAINER_ID_LEN + 1];
 };
 
 /* Where an entry came from, to name it in an audit. */
@@ -94,9 +101,20 @@ int netplan_load(const struct capture_guard *g, struct netplan *p, const struct 
 		 uint32_t gen, vigil_err *err);
 
 /*
- * The unit cgroups under root (the cgroup v2 mount), at most max of them,
- * depth at most GUARD_CGROUP_DEPTH.  Returns how many.
+ * The unit and container cgroups under root (the cgroup v2 mount), at most
+ * max of them, depth at most GUARD_CGROUP_DEPTH.  A container's comes with
+ * its container_id and no service yet.  Returns how many.
  */
 size_t netplan_scan_cgroups(const char *root, struct netplan_cgroup *out, size_t max);
+
+/*
+ * Name the containers among cgs (n of them) by their images, as ctrs knows
+ * them at now_ms: "container:<image>", the service their models have.  A
+ * container whose image is not known (yet: looked up again on a later scan)
+ * is left out, its processes decided by the host's rule.  Returns how many
+ * cgroups are left, in order.
+ */
+size_t netplan_name_containers(struct netplan_cgroup *cgs, size_t n, struct container_cache *ctrs,
+			       uint64_t now_ms);
 
 #endif

@@ -859,3 +859,77 @@ Test(containers, a_container_under_crun_is_known_by_name_and_image)
 {
 	known_under_runtime("crun");
 }
+
+/* `nc 127.0.0.1 port` run inside container name: what it said (a new string). */
+static char *nc_in(const char *name, int port)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), BUSYBOX " nc 127.0.0.1 %d </dev/null", port);
+	char *const argv[] = {PODMAN, "exec", (char *)name, BUSYBOX, "sh", "-c", cmd, NULL};
+	run("nc", 60000, argv);
+	return log_of("nc");
+}
+
+/*
+ * A network rule scoped to image B refuses, in the kernel, the connects of
+ * B's containers (EPERM: "Operation not permitted") and audits them under
+ * the rule with the container; A's containers, at the same moment, reach
+ * the port and are refused only by its emptiness (no listener in their
+ * network namespace: "Connection refused").  A container of B started after
+ * the rule is placed at the enforcer's next scan of the cgroups (2 s).
+ */
+Test(containers, a_network_rule_for_one_image_refuses_its_containers_connects_only)
+{
+	char rule[512], *said;
+	int port = 9;
+
+	start_defender();
+	start_container(ctr_a1, image_a, "na");
+	start_container(ctr_b1, image_b, "nb");
+	wait_ctl_file(ctr_a1, "na-up", 30000);
+	wait_ctl_file(ctr_b1, "nb-up", 30000);
+	said = nc_in(ctr_b1, port);
+	cr_assert(said != NULL && strstr(said, "Connection refused") != NULL,
+		  "before the rule B's connect is refused by the empty port: %s", said);
+	free(said);
+
+	snprintf(rule, sizeof(rule),
+		 "{\"name\": \"vigil-test-net-b\", \"scope\": {\"images\":"
+		 " [\"localhost/vigil-test-%d-b:*\"]}, \"network\": {\"deny\": {\"effect\":"
+		 " \"prevent\", \"connect\": [\"127.0.0.1:%d\"]}}}",
+		 (int)getpid(), port);
+	add_rule(rule);
+	said = nc_in(ctr_b1, port);
+	cr_expect(said != NULL && strstr(said, "Operation not permitted") != NULL,
+		  "B's connect is refused by the rule: %s", said);
+	free(said);
+	said = nc_in(ctr_a1, port);
+	cr_expect(said != NULL && strstr(said, "Connection refused") != NULL,
+		  "A's connect goes out: %s", said);
+	free(said);
+	json_t *a = wait_audit("denied_connect", ctr_b1, 15000);
+	cr_expect_str_eq(str(a, "rule"), "vigil-test-net-b", "%s", json_dumps(a, 0));
+	cr_expect_str_eq(str(a, "effect"), "prevent", "%s", json_dumps(a, 0));
+	cr_expect_str_eq(str(json_object_get(a, "container"), "image"), image_b, "%s",
+			 json_dumps(a, 0));
+	json_decref(a);
+
+	/* A container of B started since: placed within the scan's 2 s (and a margin). */
+	start_container(ctr_b2, image_b, "nb2");
+	wait_ctl_file(ctr_b2, "nb2-up", 30000);
+	long long started = h_now_ms();
+	for (;;) {
+		said = nc_in(ctr_b2, port);
+		bool refused = said != NULL && strstr(said, "Operation not permitted") != NULL;
+
+		cr_assert(refused || (said != NULL && strstr(said, "Connection refused") != NULL),
+			  "%s", said);
+		free(said);
+		if (refused)
+			break;
+		cr_assert_lt(h_now_ms() - started, 4000,
+			     "a container of B started after the rule was not placed in 4 s");
+		h_sleep_ms(100);
+	}
+}

@@ -6,8 +6,14 @@
  */
 #include <criterion/criterion.h>
 
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "enforce/netplan.h"
 #include "rules/rule.h"
@@ -100,11 +106,11 @@ Test(netplan, what_the_kernel_cannot_place_is_a_shortfall)
 
 	memset(&sf, 0, sizeof(sf));
 	netplan_build(set, 2, NULL, 0, NULL, NULL, &plan, &sf);
-	cr_assert_eq(sf.n, 3, "deviation, exe scope, image scope: %zu", sf.n);
+	cr_assert_eq(sf.n, 2, "deviation, exe scope; an image's containers are placed: %zu", sf.n);
 	cr_assert_str_eq(sf.v[0].rule, "by-exe");
 	cr_assert_eq(sf.v[0].wanted, RULE_EFFECT_PREVENT);
 	cr_assert_eq(sf.v[0].applied, RULE_EFFECT_ALERT);
-	cr_assert_str_eq(sf.v[2].rule, "by-image");
+	cr_assert_str_eq(sf.v[1].rule, "by-exe");
 	rule_fini(&set[0]);
 	rule_fini(&set[1]);
 }
@@ -174,4 +180,111 @@ Test(netplan, a_unit_whose_rule_prevents_network_deviations_gets_its_model_and_a
 	/* No active model: the rule's lists alone (none here), an empty policy. */
 	cr_assert_eq(plan.count[plan.cgroups[1].policy], 0);
 	rule_fini(&set[0]);
+}
+
+/* ---- containers' cgroups ---- */
+
+#define ID_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define ID_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+/* mkdir -p root/rel; its inode (a cgroup v2 directory's inode is its id). */
+static uint64_t mkdirs(const char *root, const char *rel)
+{
+	char path[512];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", root, rel);
+	for (char *s = path + strlen(root) + 1;; s++) {
+		bool last = (s = strchr(s, '/')) == NULL;
+
+		if (!last)
+			*s = '\0';
+		cr_assert(mkdir(path, 0755) == 0 || errno == EEXIST, "%s", path);
+		if (last)
+			break;
+		*s = '/';
+	}
+	cr_assert_eq(stat(path, &st), 0);
+	return st.st_ino;
+}
+
+Test(netplan, containers_cgroups_are_found_named_by_image_and_placed_by_image_rules)
+{
+	char root[] = "/tmp/vigil-netplan-XXXXXX", cg[64], path[512];
+	struct netplan_cgroup cgs[8];
+	struct container_cache ctrs;
+	FILE *f;
+
+	cr_assert_not_null(mkdtemp(root));
+	snprintf(cg, sizeof(cg), "%s/cg", root);
+	cr_assert_eq(mkdir(cg, 0755), 0);
+	uint64_t cron = mkdirs(cg, "system.slice/cron.service");
+	uint64_t a = mkdirs(cg, "docker/" ID_A);
+	mkdirs(cg, "docker/" ID_A "/inner"); /* inside the container: not its own */
+	mkdirs(cg, "machine.slice/libpod-" ID_B ".scope");
+	mkdirs(cg, "machine.slice/libpod-conmon-" ID_B ".scope"); /* the monitor's */
+	/* Docker's record of A, under a state root of the test's own. */
+	mkdirs(root, "var/lib/docker/containers/" ID_A);
+	snprintf(path, sizeof(path), "%s/var/lib/docker/containers/" ID_A "/config.v2.json", root);
+	cr_assert_not_null(f = fopen(path, "w"));
+	fputs("{\"ID\":\"" ID_A "\",\"Name\":\"/web\",\"Config\":{\"Image\":\"nginx:1.25\"}}", f);
+	fclose(f);
+
+	size_t n = netplan_scan_cgroups(cg, cgs, 8);
+	cr_assert_eq(n, 3, "the unit and the two containers, not their insides or monitors: %zu",
+		     n);
+	size_t containers = 0;
+	for (size_t i = 0; i < n; i++)
+		if (cgs[i].container_id[0] != '\0') {
+			containers++;
+			cr_assert(strcmp(cgs[i].container_id, ID_A) == 0 ||
+				      strcmp(cgs[i].container_id, ID_B) == 0,
+				  "%s", cgs[i].container_id);
+		}
+	cr_assert_eq(containers, 2);
+
+	/* B's runtime recorded nothing here: left out, decided as the host's. */
+	cr_assert_eq(container_cache_init(&ctrs, root, 0, 0, NULL), 0);
+	n = netplan_name_containers(cgs, n, &ctrs, 1000);
+	cr_assert_eq(n, 2, "%zu", n);
+	bool saw_cron = false, saw_a = false;
+	for (size_t i = 0; i < n; i++) {
+		if (cgs[i].id == cron) {
+			saw_cron = true;
+			cr_assert_str_eq(cgs[i].service, "unit:cron.service");
+			cr_assert_str_eq(cgs[i].image, "");
+		} else {
+			saw_a = true;
+			cr_assert_eq(cgs[i].id, a);
+			cr_assert_str_eq(cgs[i].service, "container:docker.io/library/nginx:1.25");
+			cr_assert_str_eq(cgs[i].image, "docker.io/library/nginx:1.25");
+		}
+	}
+	cr_assert(saw_cron && saw_a);
+
+	/* A rule for nginx's image places A's cgroup under its policy, and nothing else. */
+	struct rule set[1] = {
+	    parse("{\"name\": \"nginx-no-smtp\", \"scope\": {\"images\": [\"nginx:*\"]},"
+		  " \"network\": {\"deny\": {\"effect\": \"prevent\", \"connect\": "
+		  "[\"0.0.0.0/0:25\"]}}}")};
+	memset(&sf, 0, sizeof(sf));
+	netplan_build(set, 1, cgs, n, NULL, NULL, &plan, &sf);
+	cr_assert_eq(sf.n, 0, "nothing left to alert only: %zu", sf.n);
+	cr_assert_eq(plan.ncgroups, 1);
+	cr_assert_eq(plan.cgroups[0].id, a);
+	cr_assert_eq(plan.cgroups[0].policy, 1);
+	cr_assert_eq(plan.count[1], 1);
+	cr_assert_eq(plan.entries[plan.first[1]].port_lo, 25);
+	cr_assert_eq(plan.count[0], 0, "the host's own policy is untouched");
+	rule_fini(&set[0]);
+	container_cache_fini(&ctrs);
+	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
