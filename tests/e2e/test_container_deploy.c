@@ -168,18 +168,6 @@ static char *container_logs(const char *name)
 	return log_of("logs");
 }
 
-/* The certificate in the file at path (fails the test when there is none). */
-static struct pki_cert_info cert_file(const char *path)
-{
-	struct pki_cert_info info;
-	vigil_err err = {0};
-	char *pem = h_slurp(path);
-
-	cr_assert_eq(pki_cert_info(pem, strlen(pem), &info, &err), 0, "%s: %s", path, err.msg);
-	free(pem);
-	return info;
-}
-
 /* How many times needle is in text. */
 static int count_in(const char *text, const char *needle)
 {
@@ -324,7 +312,7 @@ Test(container_deploy, the_defender_image_enrolls_with_a_join_token_and_captures
 	/* Its key was made in the host's directory, and its certificate is the console's record. */
 	cr_assert_eq(stat(key, &st), 0, "no key in the state directory on the host");
 	cr_expect_eq(st.st_mode & 0777, 0600, "key mode %o", st.st_mode & 0777);
-	first = cert_file(cert);
+	first = h_cert_file(cert);
 	cr_expect_str_eq(first.cn, NODE);
 	snprintf(sql, sizeof(sql),
 		 "SELECT count(*) FROM host_certs WHERE host_id = '" NODE "' AND serial = '%s'"
@@ -394,7 +382,7 @@ Test(container_deploy, the_defender_image_enrolls_with_a_join_token_and_captures
 	/* The renewal lands in the host's directory, before the first certificate expires. */
 	do {
 		h_sleep_ms(250);
-		now = cert_file(cert);
+		now = h_cert_file(cert);
 	} while (strcmp(now.serial, first.serial) == 0 && h_wall_ms() < first.not_after * 1000LL);
 	cr_assert_str_neq(now.serial, first.serial, "no renewal in %s before expiry:\n%s", cert,
 			  container_logs(DEFENDER_CT));
@@ -433,7 +421,7 @@ Test(container_deploy, the_defender_image_enrolls_with_a_join_token_and_captures
 	logs = wait_log_count("registered with the console", 0);
 	cr_expect(strstr(logs, "already enrolled") != NULL, "%s", logs);
 	free(logs);
-	cr_expect_str_neq(cert_file(cert).serial, first.serial, "the renewed identity");
+	cr_expect_str_neq(h_cert_file(cert).serial, first.serial, "the renewed identity");
 	snprintf(sql, sizeof(sql),
 		 "SELECT count(*) FROM host_certs WHERE host_id = '" NODE "' AND via = 'enroll'");
 	cr_expect_eq(h_db_count(&con, sql), 1, "enrolled once");

@@ -441,6 +441,18 @@ static const char *str(const json_t *o, const char *key)
 	return s != NULL ? s : "(null)";
 }
 
+/* Audit a names its container: name, image, runtime and a full id. */
+static void expect_container(json_t *a, const char *name, const char *image, const char *runtime)
+{
+	json_t *c = json_object_get(a, "container");
+
+	cr_assert(json_is_object(c), "the audit names the container: %s", json_dumps(a, 0));
+	cr_expect_str_eq(str(c, "name"), name);
+	cr_expect_str_eq(str(c, "image"), image);
+	cr_expect_str_eq(str(c, "runtime"), runtime);
+	cr_expect_eq(strlen(str(c, "id")), 64u);
+}
+
 /* Put a rule in; wait until the defender enforces its version. */
 static void add_rule(const char *rule)
 {
@@ -552,12 +564,7 @@ Test(containers, models_by_image_audits_with_the_container_and_rules_by_image)
 
 	/* A's shell: a deviation of image A's model, audited with its container, no rule. */
 	json_t *a = wait_audit("new_program", ctr_a1, 30000);
-	json_t *c = json_object_get(a, "container");
-	cr_assert(json_is_object(c), "the audit names the container: %s", json_dumps(a, 0));
-	cr_expect_str_eq(str(c, "name"), ctr_a1);
-	cr_expect_str_eq(str(c, "image"), image_a);
-	cr_expect_str_eq(str(c, "runtime"), "podman");
-	cr_expect_eq(strlen(str(c, "id")), 64u);
+	expect_container(a, ctr_a1, image_a, "podman");
 	cr_expect_str_eq(str(a, "service"), service_a);
 	cr_expect_str_eq(str(a, "exe"), "/bin/busybox", "the section: the service's program");
 	cr_expect_str_eq(str(json_object_get(a, "detail"), "object"), "/bin/sh");
@@ -570,9 +577,7 @@ Test(containers, models_by_image_audits_with_the_container_and_rules_by_image)
 
 	/* B's shell: refused before it ran, under the rule, audited with its container. */
 	a = wait_audit("new_program", ctr_b1, 30000);
-	c = json_object_get(a, "container");
-	cr_assert(json_is_object(c), "%s", json_dumps(a, 0));
-	cr_expect_str_eq(str(c, "image"), image_b);
+	expect_container(a, ctr_b1, image_b, "podman");
 	cr_expect_str_eq(str(a, "service"), service_b);
 	cr_expect_str_eq(str(a, "rule"), "vigil-test-img-b", "%s", json_dumps(a, 0));
 	cr_expect_str_eq(str(a, "effect"), "prevent", "%s", json_dumps(a, 0));
@@ -794,12 +799,7 @@ Test(containers, docker_containers_share_their_images_model_and_a_shell_is_audit
 
 	touch_ctl_file(ctr_d1, "go");
 	json_t *a = wait_audit("new_program", ctr_d1, 30000);
-	json_t *c = json_object_get(a, "container");
-	cr_assert(json_is_object(c), "the audit names the container: %s", json_dumps(a, 0));
-	cr_expect_str_eq(str(c, "name"), ctr_d1);
-	cr_expect_str_eq(str(c, "image"), image_ref);
-	cr_expect_str_eq(str(c, "runtime"), "docker");
-	cr_expect_eq(strlen(str(c, "id")), 64u);
+	expect_container(a, ctr_d1, image_ref, "docker");
 	cr_expect_str_eq(str(a, "service"), service);
 	cr_expect_str_eq(str(json_object_get(a, "detail"), "object"), "/bin/sh");
 	json_decref(a);

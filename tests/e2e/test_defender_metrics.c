@@ -210,36 +210,6 @@ static bool port_accepts(int port)
 }
 
 /*
- * vigil-console on a new state directory as h_console_start starts it, but
- * without waiting for its API: READY=1 is the only signal this test takes.
- */
-static void console_spawn_unwaited(void)
-{
-	memset(&con, 0, sizeof(con));
-	snprintf(con.state, sizeof(con.state), "%s/console", dir);
-	snprintf(con.log, sizeof(con.log), "%s/console.log", dir);
-	con.link_port = h_free_port();
-	con.api_port = h_free_port();
-	snprintf(con.listen, sizeof(con.listen), "tls+tcp://127.0.0.1:%d", con.link_port);
-	snprintf(con.api, sizeof(con.api), "https://127.0.0.1:%d", con.api_port);
-	char *argv[] = {(char *)h_bin("vigil-console"),
-			"--state-dir",
-			con.state,
-			"--listen",
-			con.listen,
-			"--api",
-			con.api,
-			"--ca",
-			pki.ca,
-			"--cert",
-			pki.console_cert,
-			"--key",
-			pki.console_key,
-			NULL};
-	con.pid = h_spawn(con.log, argv);
-}
-
-/*
  * READY=1 is checked at the moment it arrives, each check made once with no
  * wait before it: a READY=1 sent before the daemon serves fails here.
  * Console: its API answers (authorized) and its link port accepts.
@@ -254,7 +224,7 @@ Test(defender_metrics, ready_is_sent_when_each_daemon_serves_and_stopping_when_i
 	int mport = h_free_port();
 
 	notify_listen();
-	console_spawn_unwaited();
+	h_console_spawn(&con, dir, &pki, NULL);
 	/* A first start: initdb and every migration come before READY=1. */
 	notify_expect(con.pid, "READY=1", msg, sizeof(msg), 60000);
 	{

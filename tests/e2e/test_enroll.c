@@ -252,18 +252,6 @@ static json_t *wait_connected(const char *host_id, bool want, int timeout_ms)
 	return NULL;
 }
 
-/* What the certificate file at path says now (fails the test when unreadable). */
-static struct pki_cert_info cert_file(const char *path)
-{
-	struct pki_cert_info info;
-	vigil_err err = {0};
-	char *pem = h_slurp(path);
-
-	cr_assert_eq(pki_cert_info(pem, strlen(pem), &info, &err), 0, "%s: %s", path, err.msg);
-	free(pem);
-	return info;
-}
-
 /* ---- tests ---- */
 
 Test(enroll, a_good_token_enrolls_the_host_which_connects_with_its_own_key)
@@ -293,7 +281,7 @@ Test(enroll, a_good_token_enrolls_the_host_which_connects_with_its_own_key)
 	snprintf(cert, sizeof(cert), "%s/ident/host.crt", dir);
 	cr_assert_eq(stat(key, &st), 0);
 	cr_expect_eq(st.st_mode & 0777, 0600, "key mode %o", st.st_mode & 0777);
-	info = cert_file(cert);
+	info = h_cert_file(cert);
 	cr_expect_str_eq(info.cn, "enrolled-1");
 	snprintf(sql, sizeof(sql),
 		 "SELECT count(*) FROM host_certs WHERE host_id = 'enrolled-1' AND serial = '%s'"
@@ -330,7 +318,7 @@ Test(enroll, a_good_token_enrolls_the_host_which_connects_with_its_own_key)
 			  h_slurp(defender_log()));
 	}
 	cr_expect_not_null(strstr(h_slurp(defender_log()), "already enrolled"));
-	cr_expect_str_eq(cert_file(cert).serial, info.serial, "the same identity");
+	cr_expect_str_eq(h_cert_file(cert).serial, info.serial, "the same identity");
 	json_decref(tok);
 }
 
@@ -706,13 +694,13 @@ Test(enroll, renewal_before_expiry_keeps_the_host_connected_and_delivering)
 	cr_assert_not_null(h, "not connected; log:\n%s", h_slurp(defender_log()));
 	json_decref(h);
 	snprintf(cert, sizeof(cert), "%s/ident/host.crt", dir);
-	first = cert_file(cert);
+	first = h_cert_file(cert);
 	cr_expect_leq(first.not_after - first.not_before, 33, "a 30 s certificate");
 	/* A renewed certificate appears before the first one expires. */
 	until = (long long)first.not_after * 1000;
 	do {
 		h_sleep_ms(250);
-		now = cert_file(cert);
+		now = h_cert_file(cert);
 	} while (strcmp(now.serial, first.serial) == 0 && h_wall_ms() < until);
 	cr_assert_str_neq(now.serial, first.serial,
 			  "no renewal before the certificate expired; log:\n%s\nconsole:\n%s",

@@ -23,6 +23,7 @@
 #include "cli/apiclient.h"
 #include "fsutil.h"
 #include "pki.h"
+#include "pki_enroll.h"
 #include "tls.h"
 
 /* Debian's python3: the one python3-prometheus-client is packaged for. */
@@ -329,7 +330,7 @@ static void console_wait_ready(struct h_console *c, const struct h_pki *pki)
 	cr_assert_fail("vigil-console not ready after 60 s:\n%s", log);
 }
 
-void h_console_start(struct h_console *c, const char *dir, const struct h_pki *pki,
+void h_console_spawn(struct h_console *c, const char *dir, const struct h_pki *pki,
 		     const char *const *extra)
 {
 	memset(c, 0, sizeof(*c));
@@ -340,6 +341,12 @@ void h_console_start(struct h_console *c, const char *dir, const struct h_pki *p
 	snprintf(c->listen, sizeof(c->listen), "tls+tcp://127.0.0.1:%d", c->link_port);
 	snprintf(c->api, sizeof(c->api), "https://127.0.0.1:%d", c->api_port);
 	console_spawn(c, pki, extra);
+}
+
+void h_console_start(struct h_console *c, const char *dir, const struct h_pki *pki,
+		     const char *const *extra)
+{
+	h_console_spawn(c, dir, pki, extra);
 	console_wait_ready(c, pki);
 }
 
@@ -918,4 +925,16 @@ void h_need_browser(void)
 		cr_assert_fail("%s is missing: run tests/ui/install.sh, or npm ci --prefix"
 			       " tests/ui (tests/run.sh does)",
 			       mod);
+}
+
+struct pki_cert_info h_cert_file(const char *path)
+{
+	struct pki_cert_info info;
+	vigil_err err = {0};
+	char *pem = h_slurp(path);
+
+	cr_assert_not_null(pem, "%s cannot be read", path);
+	cr_assert_eq(pki_cert_info(pem, strlen(pem), &info, &err), 0, "%s: %s", path, err.msg);
+	free(pem);
+	return info;
 }

@@ -17,6 +17,7 @@
 #include <nng/nng.h>
 #include <nng/supplemental/tls/tls.h>
 
+#include "pki_enroll.h"
 #include "store/store.h"
 #include "vigil.pb-c.h"
 
@@ -87,6 +88,9 @@ void h_pki_make(const char *dir, struct h_pki *pki);
 void h_pki_issue_client(const struct h_pki *pki, const char *cn, time_t not_before,
 			time_t not_after, char cert[H_PATH], char key[H_PATH]);
 
+/* What the certificate file at path says (fails the test when it cannot be read). */
+struct pki_cert_info h_cert_file(const char *path);
+
 /* A console running with its private PostgreSQL under dir/console. */
 struct h_console {
 	char state[H_PATH];
@@ -103,6 +107,9 @@ struct h_console {
  * NULL), and wait until its API answers (fails the test after 60 s).
  */
 void h_console_start(struct h_console *c, const char *dir, const struct h_pki *pki,
+		     const char *const *extra);
+/* The same start without the wait (c->token is not read): a test that waits on its own signal. */
+void h_console_spawn(struct h_console *c, const char *dir, const struct h_pki *pki,
 		     const char *const *extra);
 /* Restart on the same state and ports. */
 void h_console_restart(struct h_console *c, const struct h_pki *pki, const char *const *extra);
