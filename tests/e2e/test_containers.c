@@ -176,7 +176,7 @@ static void probe_run(void)
 		if (run("podman-probe", 120000, argv) == 0)
 			return;
 	}
-	cr_skip_test("podman cannot run a container on this host: %s", log_of("podman-probe"));
+	H_SKIP(teardown, "podman cannot run a container on this host: %s", log_of("podman-probe"));
 }
 
 static void setup(void)
@@ -721,8 +721,8 @@ static void docker_start(void)
 	char sock[H_PATH + 16], exec_root[H_PATH], pidfile[H_PATH], log[H_PATH];
 
 	if (access(DOCKERD, X_OK) != 0 || access(DOCKER, X_OK) != 0)
-		cr_skip_test("Docker is not installed (tests/e2e/install-docker.sh installs "
-			     "Debian's docker.io)");
+		H_SKIP(teardown, "Docker is not installed (tests/e2e/install-docker.sh installs "
+				 "Debian's docker.io)");
 	snprintf(docker_host, sizeof(docker_host), "unix:///run/docker.sock");
 	if (docker_answers())
 		return;
@@ -832,8 +832,8 @@ static void known_under_runtime(const char *runtime)
 	probe[n] = NULL;
 	if (run("runtime-probe", 120000, probe) != 0) {
 		log = log_of("runtime-probe");
-		cr_skip_test("podman --runtime %s cannot start a container on this host: %s",
-			     runtime, log != NULL ? log : "(no output)");
+		H_SKIP(teardown, "podman --runtime %s cannot start a container on this host: %s",
+		       runtime, log != NULL ? log : "(no output)");
 	}
 	start_defender();
 	start_container_with((const char *const[]){PODMAN, NULL}, extra, ctr_a1, image_a, "rt");

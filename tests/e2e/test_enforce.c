@@ -174,7 +174,7 @@ static void need_backend(const char *name)
 			snprintf(why, sizeof(why), "%s is not available here: %s", name,
 				 json_string_value(json_object_get(b, "detail")));
 			json_decref(h);
-			cr_skip_test("%s", why);
+			H_SKIP(teardown, "%s", why);
 		}
 	}
 	json_decref(h);
@@ -617,7 +617,7 @@ Test(enforce, a_units_network_deviation_from_its_model_is_prevented_in_the_kerne
 	pid_t svc;
 
 	if (!cgroup2_root(root, sizeof(root)))
-		cr_skip_test("no cgroup v2 tree mounted");
+		H_SKIP(teardown, "no cgroup v2 tree mounted");
 	/* Ports the service will take: free them (they stay ours until it starts). */
 	close(lp);
 	close(nl);

@@ -289,8 +289,9 @@ static pid_t start_rsyslog(const char *name, int port, const char *cert, const c
 	char conf[4096], path[H_PATH], work[H_PATH], log[H_PATH], pidf[H_PATH], tls[1024] = "";
 
 	if (access(RSYSLOGD, X_OK) != 0)
-		cr_skip_test("rsyslogd is not installed (apt-get install rsyslog rsyslog-gnutls;"
-			     " deploy/install-deps.sh does)");
+		H_SKIP(teardown,
+		       "rsyslogd is not installed (apt-get install rsyslog rsyslog-gnutls;"
+		       " deploy/install-deps.sh does)");
 	snprintf(work, sizeof(work), "%s/%s-work", dir, name);
 	mkdir(work, 0700);
 	snprintf(out, H_PATH, "%s/%s.jsonl", dir, name);
@@ -298,8 +299,8 @@ static pid_t start_rsyslog(const char *name, int port, const char *cert, const c
 	snprintf(pidf, sizeof(pidf), "%s/%s.pid", dir, name);
 	if (cert != NULL) {
 		if (access("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so", R_OK) != 0)
-			cr_skip_test("rsyslog's gtls driver is not installed (apt-get install"
-				     " rsyslog-gnutls)");
+			H_SKIP(teardown, "rsyslog's gtls driver is not installed (apt-get install"
+					 " rsyslog-gnutls)");
 		snprintf(
 		    tls, sizeof(tls),
 		    "global(DefaultNetstreamDriverCAFile=\"%s\" "
@@ -526,7 +527,7 @@ static pid_t start_webhook(int port, bool tls, const char *plan, char log[H_PATH
 	char path[H_PATH], slog[H_PATH], portarg[16];
 
 	if (access(PYTHON, X_OK) != 0)
-		cr_skip_test("%s is not installed", PYTHON);
+		H_SKIP(teardown, "%s is not installed", PYTHON);
 	h_write_file(dir, "webhook.py", script, path);
 	snprintf(log, H_PATH, "%s/webhook-requests.jsonl", dir);
 	snprintf(slog, sizeof(slog), "%s/webhook.log", dir);

@@ -490,12 +490,13 @@ static void mount_state(int mib)
 	char opts[64];
 
 	if (geteuid() != 0)
-		cr_skip_test("a full disk needs a small filesystem: mounting a tmpfs needs root");
+		H_SKIP(teardown,
+		       "a full disk needs a small filesystem: mounting a tmpfs needs root");
 	snprintf(mnt, sizeof(mnt), "%s/console", dir);
 	cr_assert_eq(mkdir(mnt, 0755), 0);
 	snprintf(opts, sizeof(opts), "size=%dm,mode=0755", mib);
 	if (mount("tmpfs", mnt, "tmpfs", 0, opts) < 0)
-		cr_skip_test("cannot mount a tmpfs on %s: %s", mnt, strerror(errno));
+		H_SKIP(teardown, "cannot mount a tmpfs on %s: %s", mnt, strerror(errno));
 	mounted = true;
 }
 

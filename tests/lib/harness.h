@@ -206,6 +206,18 @@ Vigil__Reply *h_link_try_request(struct h_link *l, const Vigil__Envelope *env, i
 pid_t h_start_testsvc(const char *workdir, const int ports[4], const char *log, const char *cgroup);
 
 /*
+ * Skip the test once the suite's fixture has started something (a console,
+ * a defender, containers, a directory): criterion runs no .fini after a skip,
+ * in .init or in the test, so fini (the suite's own, safe to run on a partial
+ * fixture) runs here first.
+ */
+#define H_SKIP(fini, ...)                                                                          \
+	do {                                                                                       \
+		fini();                                                                            \
+		cr_skip_test(__VA_ARGS__);                                                         \
+	} while (0)
+
+/*
  * The browser tests' tools (Chromium, node, tests/ui/node_modules): the
  * test fails, naming what is missing, when one is (tests/ui/install.sh,
  * which the test command runs, installs them).

@@ -911,8 +911,8 @@ Test(capture, a_rename_reports_the_names_the_call_was_given)
 	int probe = uffd_open();
 
 	if (probe < 0)
-		cr_skip_test("userfaultfd is not available here (%s): the call cannot be held",
-			     strerror(errno));
+		H_SKIP(teardown, "userfaultfd is not available here (%s): the call cannot be held",
+		       strerror(errno));
 	close(probe);
 	snprintf(real, sizeof(real), "%s/real0", dir);
 	snprintf(decoy, sizeof(decoy), "%s/decoy", dir);
@@ -1080,7 +1080,7 @@ Test(capture, ia32_syscalls_are_decoded_not_missed)
 	char p[H_PATH];
 
 	if (why != NULL)
-		cr_skip_test("%s", why);
+		H_SKIP(teardown, "%s", why);
 	start_defender(NULL);
 	pid_t c = in_child(do_ia32, dir);
 	stop_defender();
@@ -1248,9 +1248,10 @@ Test(capture, ipv4_ipv6_udp_and_unix_socket_operations)
 		int e = errno;
 		if (ps >= 0)
 			close(ps);
-		cr_skip_test("no IPv6 loopback on this host (%s): the IPv6 connect and accept"
-			     " cannot be made",
-			     strerror(e));
+		H_SKIP(teardown,
+		       "no IPv6 loopback on this host (%s): the IPv6 connect and accept"
+		       " cannot be made",
+		       strerror(e));
 	}
 	close(ps);
 	snprintf(info, sizeof(info), "%s/net", dir);
