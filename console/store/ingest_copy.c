@@ -7,8 +7,9 @@
  * Events go binary because they are the console's bulk: PostgreSQL then
  * reads each field by its length instead of scanning every byte of the
  * line for escapes, and takes integers and times as they are instead of
- * parsing text.  The json bodies and the text fields are still checked by
- * PostgreSQL (UTF-8, JSON syntax) exactly as in text format.  They go as
+ * parsing text.  The text fields are still checked by PostgreSQL (UTF-8)
+ * exactly as in text format; the bodies, text since migration 17, are
+ * checked here as PostgreSQL's json would (common/json_check.h).  They go as
  * chunks (migration 13): one event_chunks row per batch and UTC day, each
  * column an array of the events' values, which PostgreSQL compresses.
  */
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "json_check.h"
 #include "store/store_priv.h"
 
 static const char *const type_names[] = {"unknown", "exec", "fork", "exit", "file", "net"};
@@ -168,7 +170,6 @@ static const char copy_bin_header[] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
 #define OID_INT8	20
 #define OID_INT4	23
 #define OID_TEXT	25
-#define OID_JSON	114
 #define OID_TIMESTAMPTZ 1184
 
 static void cb_i16(struct copybuf *b, int16_t v)
@@ -315,7 +316,7 @@ static void cb_chunk_row(struct copybuf *b, const char *host_id, uint64_t seq,
 		cb_field_text(b, comm != NULL ? comm : "");
 	}
 	cb_array_end(b, at);
-	at = cb_array_begin(b, OID_JSON, n);
+	at = cb_array_begin(b, OID_TEXT, n);
 	for (size_t i = 0; i < n; i++) {
 		const char *json = events[slots[i].idx].json;
 
@@ -351,6 +352,14 @@ int ingest_copy_events(struct store *st, const char *host_id, uint64_t seq,
 			    "storing events: event %zu: pid %u or ppid %u is out of range", i,
 			    events[i].pid, events[i].ppid);
 		}
+		/* Stored as text: the check PostgreSQL's json would have made (migration 17). */
+		if (events[i].json != NULL &&
+		    !json_check_object(events[i].json, strlen(events[i].json))) {
+			free(slots);
+			return verr_set(err, -EINVAL,
+					"storing events: event %zu: its body is not a JSON object",
+					i);
+		}
 		slots[kept].day = event_day(&events[i]);
 		slots[kept++].idx = i;
 	}
@@ -367,7 +376,7 @@ int ingest_copy_events(struct store *st, const char *host_id, uint64_t seq,
 	return copy_run(
 	    st,
 	    "COPY event_chunks (host_id, seq, ts_first, ts_last, n, e_idx, e_type, e_ts,"
-	    " e_pid, e_ppid, e_uid, e_comm, e_body) FROM STDIN (FORMAT binary)",
+	    " e_pid, e_ppid, e_uid, e_comm, e_text) FROM STDIN (FORMAT binary)",
 	    &b, "storing events", err);
 }
 

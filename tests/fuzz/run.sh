@@ -36,7 +36,7 @@ case "${1:-}" in
 *) seconds=$1 ;;
 esac
 
-targets=(envelope batch_frame event api_query kvconf defender_config model_file spool rule output_conf container_state enroll_request)
+targets=(envelope batch_frame event api_query kvconf defender_config model_file spool rule output_conf container_state enroll_request json_check)
 if [ -n "${FUZZ_TARGETS:-}" ]; then
 	read -r -a targets <<<"$FUZZ_TARGETS"
 fi

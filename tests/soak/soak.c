@@ -281,10 +281,11 @@ static long long stored_with(const char *like, long long t0)
 	char sql[1024];
 
 	snprintf(sql, sizeof(sql),
-		 "SELECT count(DISTINCT substring(e.body::text FROM '%s[0-9]+'))"
-		 " FROM event_chunks c, unnest(c.e_type, c.e_comm, c.e_body) AS e(type, comm, body)"
+		 "SELECT count(DISTINCT substring(e.body FROM '%s[0-9]+'))"
+		 " FROM event_chunks c, unnest(c.e_type, c.e_comm, COALESCE(c.e_text,"
+		 " c.e_body::text[])) AS e(type, comm, body)"
 		 " WHERE c.ts_last >= to_timestamp(%lld) AND e.type = 'exec' AND e.comm = 'true'"
-		 " AND e.body::text LIKE '%%%s%%'",
+		 " AND e.body LIKE '%%%s%%'",
 		 like, t0, like);
 	return db_try(sql);
 }

@@ -747,6 +747,40 @@ Test(learning_store, event_refused_by_the_database_takes_its_activity_with_it)
 		     1);
 }
 
+/*
+ * Bodies are stored as text (migration 17) after the console's check: what
+ * PostgreSQL's json would refuse (a lone surrogate) or could not read back
+ * (\u0000), and what is no object, is left out and audited; the rest reads
+ * back through the view as json.
+ */
+Test(learning_store, bodies_are_checked_as_json_and_stored_as_text)
+{
+	const struct store_event ev[4] = {
+	    {.type = 1, .ts_ns = T0_NS, .pid = 10, .comm = "a", .json = "{\"a\":\"\\ud800\"}"},
+	    {.type = 1, .ts_ns = T0_NS, .pid = 11, .comm = "b", .json = "{\"a\":\"\\u0000\"}"},
+	    {.type = 1, .ts_ns = T0_NS, .pid = 12, .comm = "c", .json = "[1]"},
+	    {.type = 4,
+	     .ts_ns = T0_NS,
+	     .pid = 13,
+	     .comm = "d",
+	     .json = "{\"path\":\"/x\",\"e\":\"\\u00e9\\ud83d\\ude00\"}"},
+	};
+	struct ingest_result r;
+
+	r = ingest("host-a", 1, &(struct ingest_batch){.events = ev, .nevents = 4});
+	cr_expect_eq(r.stored, 1);
+	cr_expect_eq(r.refused, 3);
+	cr_expect_eq(storefix_qn("SELECT count(*) FROM audits WHERE kind = 'malformed_events'"
+				 " AND (detail->>'count')::int = 3"),
+		     1);
+	cr_expect_str_eq(storefix_q1("SELECT body->>'path' || ' ' || (body->>'e') || ' ' ||"
+				     " pg_typeof(body) FROM events"),
+			 "/x \u00e9\U0001F600 json");
+	cr_expect_str_eq(storefix_q1("SELECT (e_text IS NOT NULL AND e_body IS NULL)::text"
+				     " FROM event_chunks"),
+			 "true", "written as text");
+}
+
 Test(learning_store, learning_data_the_database_refuses_does_not_cost_the_events)
 {
 	struct store_event ev[3];

@@ -350,6 +350,59 @@ Test(migrations, events_stored_before_13_are_kept_and_read_through_the_view)
 	free(after);
 }
 
+/* Chunks written before 17 keep json bodies, those after hold text: the view reads both alike. */
+Test(migrations, event_bodies_before_and_after_17_read_alike_through_the_view)
+{
+	static const char rows[] =
+	    "SELECT string_agg(concat_ws('|', seq, idx, type, body->>'k', pg_typeof(body)), ','"
+	    " ORDER BY seq, idx) FROM events";
+	const struct migration *ms;
+	vigil_err err = {0};
+	PGresult *res;
+	size_t n;
+	int applied = -1;
+
+	ms = migrations_get(&n);
+	cr_assert_geq(n, 17);
+	PQclear(storefix_exec(migrations_bootstrap_sql, 0, NULL));
+	for (size_t i = 0; i < 16; i++) {
+		char v[16];
+		const char *params[2] = {v, ms[i].name};
+
+		res = PQexec(fx.sql, ms[i].sql);
+		cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "migration %d: %s",
+			     ms[i].version, PQresultErrorMessage(res));
+		PQclear(res);
+		snprintf(v, sizeof(v), "%d", ms[i].version);
+		PQclear(storefix_exec(
+		    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2, params));
+	}
+	PQclear(storefix_exec("INSERT INTO event_chunks (host_id, seq, ts_first, ts_last, n, e_idx,"
+			      " e_type, e_ts, e_pid, e_ppid, e_uid, e_comm, e_body) VALUES ('h', 1,"
+			      " '2026-11-01', '2026-11-01', 2, '{0,1}', '{exec,file}',"
+			      " '{2026-11-01,2026-11-01}', '{1,2}', '{0,1}', '{0,0}', '{a,b}',"
+			      " ARRAY['{\"k\": \"old0\"}', '{\"k\": \"old1\"}']::json[])",
+			      0, NULL));
+	fx.st = store_open(pgembed_dsn(fx.pg), &err);
+	cr_assert_not_null(fx.st, "%s", err.msg);
+	cr_assert_eq(store_migrate(fx.st, &applied, &err), 0, "%s", err.msg);
+	cr_expect_eq(applied, (int)n - 16);
+	PQclear(storefix_exec("INSERT INTO event_chunks (host_id, seq, ts_first, ts_last, n, e_idx,"
+			      " e_type, e_ts, e_pid, e_ppid, e_uid, e_comm, e_text) VALUES ('h', 2,"
+			      " '2026-11-01', '2026-11-01', 2, '{0,1}', '{exec,file}',"
+			      " '{2026-11-01,2026-11-01}', '{1,2}', '{0,1}', '{0,0}', '{a,b}',"
+			      " ARRAY['{\"k\": \"new0\"}', '{\"k\": \"new1\"}'])",
+			      0, NULL));
+	char *got = sql_text(rows);
+	cr_expect_str_eq(
+	    got, "1|0|exec|old0|json,1|1|file|old1|json,2|0|exec|new0|json,2|1|file|new1|json");
+	free(got);
+	/* A query that reads no body never casts one: a chunk's other columns stand alone. */
+	got = sql_text("SELECT count(*) FROM events WHERE type = 'exec'");
+	cr_expect_str_eq(got, "2");
+	free(got);
+}
+
 struct racer {
 	const char *dsn;
 	int rc;
