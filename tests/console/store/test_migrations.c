@@ -201,6 +201,24 @@ Test(migrations, hosts_table_has_the_documented_shape)
 	PQclear(res);
 }
 
+/* The first k compiled-in migrations applied and recorded by hand, as a console of then would. */
+static void apply_first(const struct migration *ms, size_t k)
+{
+	PQclear(storefix_exec(migrations_bootstrap_sql, 0, NULL));
+	for (size_t i = 0; i < k; i++) {
+		char v[16];
+		const char *params[2] = {v, ms[i].name};
+		PGresult *res = PQexec(fx.sql, ms[i].sql);
+
+		cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "migration %d: %s",
+			     ms[i].version, PQresultErrorMessage(res));
+		PQclear(res);
+		snprintf(v, sizeof(v), "%d", ms[i].version);
+		PQclear(storefix_exec(
+		    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2, params));
+	}
+}
+
 /*
  * Migration 10 on a database that holds audits: the deviations stored
  * before were all alerted (effect backfilled), other audits get no effect,
@@ -216,19 +234,7 @@ Test(migrations, rule_effects_backfill_the_deviations_stored_before)
 
 	ms = migrations_get(&n);
 	cr_assert_geq(n, 10);
-	PQclear(storefix_exec(migrations_bootstrap_sql, 0, NULL));
-	for (size_t i = 0; i < 9; i++) {
-		char v[16];
-		const char *params[2] = {v, ms[i].name};
-
-		res = PQexec(fx.sql, ms[i].sql);
-		cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "migration %d: %s",
-			     ms[i].version, PQresultErrorMessage(res));
-		PQclear(res);
-		snprintf(v, sizeof(v), "%d", ms[i].version);
-		PQclear(storefix_exec(
-		    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2, params));
-	}
+	apply_first(ms, 9);
 	PQclear(storefix_exec("INSERT INTO audits (host_id, kind, severity, summary, service, exe)"
 			      " VALUES ('h', 'new_program', 'high', 'a', 'svc', '/x'),"
 			      " ('h', 'rewritten_argument', 'high', 'b', 'svc', '/x'),"
@@ -287,19 +293,7 @@ Test(migrations, events_stored_before_13_are_kept_and_read_through_the_view)
 	ms = migrations_get(&n);
 	cr_assert_geq(n, 13);
 	PQclear(storefix_exec("SET TimeZone = 'UTC'", 0, NULL));
-	PQclear(storefix_exec(migrations_bootstrap_sql, 0, NULL));
-	for (size_t i = 0; i < 12; i++) {
-		char v[16];
-		const char *params[2] = {v, ms[i].name};
-
-		res = PQexec(fx.sql, ms[i].sql);
-		cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "migration %d: %s",
-			     ms[i].version, PQresultErrorMessage(res));
-		PQclear(res);
-		snprintf(v, sizeof(v), "%d", ms[i].version);
-		PQclear(storefix_exec(
-		    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2, params));
-	}
+	apply_first(ms, 12);
 	PQclear(
 	    storefix_exec("INSERT INTO events (host_id, seq, idx, type, ts, pid, ppid, uid, comm,"
 			  " body) VALUES ('h', 1, 0, 'exec', '2026-11-01 10:00:00+00', 10, 1, 0,"
@@ -358,25 +352,12 @@ Test(migrations, event_bodies_before_and_after_17_read_alike_through_the_view)
 	    " ORDER BY seq, idx) FROM events";
 	const struct migration *ms;
 	vigil_err err = {0};
-	PGresult *res;
 	size_t n;
 	int applied = -1;
 
 	ms = migrations_get(&n);
 	cr_assert_geq(n, 17);
-	PQclear(storefix_exec(migrations_bootstrap_sql, 0, NULL));
-	for (size_t i = 0; i < 16; i++) {
-		char v[16];
-		const char *params[2] = {v, ms[i].name};
-
-		res = PQexec(fx.sql, ms[i].sql);
-		cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "migration %d: %s",
-			     ms[i].version, PQresultErrorMessage(res));
-		PQclear(res);
-		snprintf(v, sizeof(v), "%d", ms[i].version);
-		PQclear(storefix_exec(
-		    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2, params));
-	}
+	apply_first(ms, 16);
 	PQclear(storefix_exec("INSERT INTO event_chunks (host_id, seq, ts_first, ts_last, n, e_idx,"
 			      " e_type, e_ts, e_pid, e_ppid, e_uid, e_comm, e_body) VALUES ('h', 1,"
 			      " '2026-11-01', '2026-11-01', 2, '{0,1}', '{exec,file}',"
