@@ -16,6 +16,7 @@
 
 #include <bpf/bpf.h>
 
+#include "process/classify.h"
 #include "process/proctree.h"
 #include "rules/rule_match.h"
 
@@ -428,22 +429,22 @@ static void scan(int dfd, int depth, char path[PATH_MAX], struct netplan_cgroup 
 			continue;
 		path[plen] = '/';
 		memcpy(path + plen + 1, de->d_name, len + 1);
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-			struct netplan_cgroup *cg = &out[*n];
+		struct netplan_cgroup *cg = &out[*n];
+		bool unit = len > 8 && strcmp(de->d_name + len - 8, ".service") == 0 &&
+			    len + 6 < sizeof(cg->service);
 
-			/* A cgroup v2 directory's inode is its id. */
-			if (len > 8 && strcmp(de->d_name + len - 8, ".service") == 0 &&
-			    len + 6 < sizeof(cg->service)) {
+		/* A cgroup v2 directory's inode is its id: looked up for the kept ones only. */
+		if ((unit || container_cgroup(path, de->d_name, cg->container_id)) &&
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			if (unit) {
 				memset(cg, 0, sizeof(*cg));
-				cg->id = st.st_ino;
 				snprintf(cg->service, sizeof(cg->service), "unit:%.150s",
 					 de->d_name);
-				(*n)++;
-			} else if (container_cgroup(path, de->d_name, cg->container_id)) {
-				cg->id = st.st_ino;
+			} else {
 				cg->service[0] = cg->image[0] = '\0';
-				(*n)++;
 			}
+			cg->id = st.st_ino;
+			(*n)++;
 		}
 		if (depth < GUARD_CGROUP_DEPTH &&
 		    (sub = openat(dirfd(d), de->d_name,
@@ -477,10 +478,10 @@ size_t netplan_name_containers(struct netplan_cgroup *cgs, size_t n, struct cont
 			const struct container_meta *m =
 			    container_cache_get(ctrs, cg->container_id, NULL, now_ms);
 
-			if (m == NULL || m->image[0] == '\0' ||
-			    (size_t)snprintf(cg->service, sizeof(cg->service), "container:%s",
-					     m->image) >= sizeof(cg->service))
+			if (m == NULL || m->image[0] == '\0')
 				continue;
+			/* The name its processes' models have, a long image's included. */
+			classify_container_service(m->image, cg->service);
 			snprintf(cg->image, sizeof(cg->image), "%s", m->image);
 		}
 		if (kept != i)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "enforce/netplan.h"
+#include "process/classify.h"
 #include "rules/rule.h"
 
 static struct netplan plan;
@@ -285,6 +286,34 @@ Test(netplan, containers_cgroups_are_found_named_by_image_and_placed_by_image_ru
 	cr_assert_eq(plan.entries[plan.first[1]].port_lo, 25);
 	cr_assert_eq(plan.count[0], 0, "the host's own policy is untouched");
 	rule_fini(&set[0]);
+	container_cache_fini(&ctrs);
+	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A long image gets the name its processes' models have (classify_container_service), not none. */
+Test(netplan, a_container_of_a_long_image_is_named_as_its_models_are)
+{
+	char root[] = "/tmp/vigil-netplan-XXXXXX", path[512], image[256], text[1024], want[160];
+	struct netplan_cgroup cgs[1] = {{.id = 7, .container_id = ID_A}};
+	struct container_cache ctrs;
+	FILE *f;
+
+	cr_assert_not_null(mkdtemp(root));
+	mkdirs(root, "var/lib/docker/containers/" ID_A);
+	memset(image, 'x', 200);
+	memcpy(image, "localhost/", 10);
+	snprintf(image + 200, sizeof(image) - 200, ":1");
+	snprintf(path, sizeof(path), "%s/var/lib/docker/containers/" ID_A "/config.v2.json", root);
+	snprintf(text, sizeof(text),
+		 "{\"ID\":\"" ID_A "\",\"Name\":\"/long\",\"Config\":{\"Image\":\"%s\"}}", image);
+	cr_assert_not_null(f = fopen(path, "w"));
+	fputs(text, f);
+	fclose(f);
+	cr_assert_eq(container_cache_init(&ctrs, root, 0, 0, NULL), 0);
+	cr_assert_eq(netplan_name_containers(cgs, 1, &ctrs, 1000), 1, "placed, not left out");
+	classify_container_service(image, want);
+	cr_assert_str_eq(cgs[0].service, want);
+	cr_assert_str_eq(cgs[0].image, image);
 	container_cache_fini(&ctrs);
 	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
